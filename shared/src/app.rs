@@ -1,0 +1,569 @@
+//! `App`: the use cases every entry point calls (the local runner, the HTTP API, the Lambda
+//! handlers). Validation happens before anything is stored; a refused request changes nothing.
+
+use crate::clock::Clock;
+use crate::domain::mapping::MappingInput;
+use crate::domain::*;
+use crate::error::ValidationError;
+use crate::pendo::{PendoApi, PendoError};
+use crate::queue::Queue;
+use crate::store::{ActivityOf, Store, StoreError};
+use crate::sync::engine::{self, ProcessError, Processed};
+use crate::sync::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use crate::sync::plan::{self, DEFAULT_LOOKBACK_DAYS};
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The ports the core runs on, built once per process or container.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub pendo: Arc<dyn PendoApi>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The key check failed: the message says why (bad key, wrong region, read-only).
+    #[error("{0}")]
+    Connection(String),
+    #[error("Pendo: {0}")]
+    Pendo(#[from] PendoError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+/// A settings change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsUpdate {
+    pub days_to_sync: Option<i64>,
+    /// `""` clears the timezone.
+    pub timezone: Option<String>,
+    pub field_mappings: Option<FieldMappingsInput>,
+    pub auto_detect_end_users: Option<bool>,
+}
+
+/// System metrics of an end user or a company.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemMetrics {
+    pub last_seen: Option<NaiveDate>,
+    pub last_active: Option<NaiveDate>,
+    pub users_active_last_7_days: Option<u64>,
+}
+
+pub struct App {
+    pub ports: Ports,
+    pub lookback_days: u32,
+}
+
+impl App {
+    pub fn new(ports: Ports) -> Self {
+        Self {
+            ports,
+            lookback_days: DEFAULT_LOOKBACK_DAYS,
+        }
+    }
+
+    pub async fn integration(&self, t: &TenantId) -> Result<Integration, AppError> {
+        self.ports
+            .store
+            .get_integration(t)
+            .await?
+            .ok_or_else(|| AppError::NotFound("integration".into()))
+    }
+
+    /// Reads, changes and writes the integration, retrying a lost optimistic write.
+    async fn update_integration<F>(
+        &self,
+        t: &TenantId,
+        create: bool,
+        mut f: F,
+    ) -> Result<Integration, AppError>
+    where
+        F: FnMut(&mut Integration) -> Result<(), AppError>,
+    {
+        for _ in 0..5 {
+            let mut i = match self.ports.store.get_integration(t).await? {
+                Some(i) => i,
+                None if create => Integration::new(t.clone()),
+                None => return Err(AppError::NotFound("integration".into())),
+            };
+            f(&mut i)?;
+            match self.ports.store.put_integration(&i).await {
+                Ok(v) => {
+                    i.version = v;
+                    return Ok(i);
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict(
+            "the integration changed concurrently; try again".into(),
+        ))
+    }
+
+    /// Verifies the key against Pendo, then stores key and domain. Nothing is stored when the
+    /// check fails.
+    pub async fn connect(
+        &self,
+        t: &TenantId,
+        key: &str,
+        domain: &str,
+    ) -> Result<Integration, AppError> {
+        let conn = Connection {
+            domain: PendoDomain::parse(domain)?,
+            key: IntegrationKey::parse(key)?,
+        };
+        match self.ports.pendo.verify(&conn).await {
+            Ok(check) if check.valid && check.write_access => {}
+            Ok(check) if check.valid => {
+                return Err(AppError::Connection(
+                    "this integration key is read-only: Pendo's aggregation API needs a key created with \"Allow Write Access\"".into(),
+                ))
+            }
+            Ok(_) | Err(PendoError::Unauthorized { .. }) => {
+                return Err(AppError::Connection(self.explain_refused_key(&conn).await))
+            }
+            Err(e) => return Err(AppError::Connection(format!("could not verify the key: {e}"))),
+        }
+        self.update_integration(t, true, |i| {
+            let first = i.connection.is_none();
+            i.connection = Some(conn.clone());
+            i.status = ConnectionStatus::Active;
+            if first {
+                i.settings.field_mappings = FieldMappings::default();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A refused key: tell a wrong region apart from a bad key by trying the other domains.
+    async fn explain_refused_key(&self, conn: &Connection) -> String {
+        for other in PendoDomain::ALL.into_iter().filter(|d| *d != conn.domain) {
+            let probe = Connection {
+                domain: other,
+                key: conn.key.clone(),
+            };
+            if let Ok(c) = self.ports.pendo.verify(&probe).await {
+                if c.valid {
+                    return format!(
+                        "this key belongs to another region: it works on {}, not on {}",
+                        other.host(),
+                        conn.domain.host()
+                    );
+                }
+            }
+        }
+        format!("Pendo refused this integration key on {}: check that it is copied whole and not revoked", conn.domain.host())
+    }
+
+    pub async fn disconnect(&self, t: &TenantId) -> Result<Integration, AppError> {
+        self.update_integration(t, false, |i| {
+            i.connection = None;
+            i.status = ConnectionStatus::NotConnected;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn update_settings(
+        &self,
+        t: &TenantId,
+        u: &SettingsUpdate,
+        role: Role,
+    ) -> Result<Integration, AppError> {
+        let days = u.days_to_sync.map(DaysToSync::new).transpose()?;
+        if days.is_some() && role != Role::Admin {
+            return Err(AppError::Forbidden(
+                "only an admin may change days to sync".into(),
+            ));
+        }
+        let tz = match u.timezone.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(z) => Some(Some(Timezone::parse(z)?)),
+        };
+        self.update_integration(t, false, |i| {
+            let before = i.settings.clone();
+            if let Some(d) = days {
+                i.settings.days_to_sync = d;
+            }
+            if let Some(z) = tz {
+                i.settings.timezone = z;
+            }
+            if let Some(f) = &u.field_mappings {
+                i.settings.field_mappings = f.apply(&i.settings.field_mappings)?;
+            }
+            if let Some(a) = u.auto_detect_end_users {
+                i.settings.auto_detect_end_users = a;
+            }
+            if i.settings != before {
+                i.resync_required = true;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn upsert_app(
+        &self,
+        t: &TenantId,
+        app_id: &str,
+        prefix: &str,
+    ) -> Result<Integration, AppError> {
+        self.update_integration(t, false, |i| {
+            let before = i.apps.clone();
+            i.apps.upsert(app_id, prefix).map_err(apps_error)?;
+            i.resync_required |= i.apps != before;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_app(&self, t: &TenantId, app_id: &str) -> Result<Integration, AppError> {
+        self.update_integration(t, false, |i| {
+            i.apps.remove(app_id).map_err(apps_error)?;
+            i.resync_required = true;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn upsert_segment(
+        &self,
+        t: &TenantId,
+        id: &str,
+        name: &str,
+    ) -> Result<Integration, AppError> {
+        let seg = Segment::parse(id, name)?;
+        self.update_integration(t, false, |i| {
+            match i.segments.iter_mut().find(|s| s.id == seg.id) {
+                Some(s) => s.name = seg.name.clone(),
+                None => i.segments.push(seg.clone()),
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remove_segment(&self, t: &TenantId, id: &str) -> Result<Integration, AppError> {
+        let users: Vec<MappingId> = self
+            .ports
+            .store
+            .list_mappings(t)
+            .await?
+            .into_iter()
+            .filter(|m| m.segment_id.as_deref() == Some(id))
+            .map(|m| m.id)
+            .collect();
+        if let Some(m) = users.first() {
+            return Err(AppError::Conflict(format!(
+                "segment {id} is used by mapping {m}"
+            )));
+        }
+        self.update_integration(t, false, |i| {
+            let before = i.segments.len();
+            i.segments.retain(|s| s.id != id);
+            if i.segments.len() == before {
+                return Err(AppError::NotFound(format!("segment {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn create_mapping(
+        &self,
+        t: &TenantId,
+        input: &MappingInput,
+    ) -> Result<Mapping, AppError> {
+        let i = self.integration(t).await?;
+        let existing = self.ports.store.list_mappings(t).await?;
+        let m = input.validate(&i, MappingId::random(), &existing, self.ports.clock.now())?;
+        self.ports
+            .store
+            .reset_mapping_state(t, &m.id, i.generation)
+            .await?;
+        self.ports.store.put_mapping(&m).await?;
+        Ok(m)
+    }
+
+    /// Edits a mapping in place; it is marked "rebuild required" until `rebuild_mapping`.
+    pub async fn update_mapping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        input: &MappingInput,
+    ) -> Result<Mapping, AppError> {
+        let i = self.integration(t).await?;
+        let old = self.mapping(t, id).await?;
+        let existing = self.ports.store.list_mappings(t).await?;
+        let mut m = input.validate(&i, id.clone(), &existing, self.ports.clock.now())?;
+        m.created_at = old.created_at;
+        m.rebuild_required = old.rebuild_required
+            || m.source != old.source
+            || m.target != old.target
+            || m.metric_name != old.metric_name
+            || m.multi_app != old.multi_app
+            || m.segment_id != old.segment_id
+            || m.passive != old.passive;
+        self.ports.store.put_mapping(&m).await?;
+        Ok(m)
+    }
+
+    pub async fn mapping(&self, t: &TenantId, id: &MappingId) -> Result<Mapping, AppError> {
+        self.ports
+            .store
+            .get_mapping(t, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("mapping {id}")))
+    }
+
+    pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
+        if self.ports.store.delete_mapping(t, id).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("mapping {id}")))
+        }
+    }
+
+    /// Sync now: fetch what is missing since the mapping's last synced day. Deletes nothing.
+    pub async fn sync_now(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
+        let i = self.active_integration(t).await?;
+        let m = self.mapping(t, id).await?;
+        let kind = RunKind::SyncNow {
+            mapping_id: m.id.clone(),
+        };
+        self.start_run(&i, &[m], kind, false).await
+    }
+
+    /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
+    pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
+        let i = self.active_integration(t).await?;
+        let mut m = self.mapping(t, id).await?;
+        self.ports.store.delete_mapping_data(t, id).await?;
+        self.ports
+            .store
+            .reset_mapping_state(t, id, i.generation)
+            .await?;
+        m.rebuild_required = false;
+        self.ports.store.put_mapping(&m).await?;
+        self.start_run(
+            &i,
+            &[m.clone()],
+            RunKind::SyncNow { mapping_id: m.id },
+            true,
+        )
+        .await
+    }
+
+    async fn active_integration(&self, t: &TenantId) -> Result<Integration, AppError> {
+        let i = self.integration(t).await?;
+        if !i.is_active() {
+            return Err(AppError::Conflict(
+                "the Pendo integration is not connected".into(),
+            ));
+        }
+        Ok(i)
+    }
+
+    /// Plans a run over `mappings` from their cursors and queues its chunks.
+    async fn start_run(
+        &self,
+        i: &Integration,
+        mappings: &[Mapping],
+        kind: RunKind,
+        from_scratch: bool,
+    ) -> Result<RunId, AppError> {
+        let store = &self.ports.store;
+        let now = self.ports.clock.now();
+        let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
+        let mut run = SyncRun {
+            tenant: i.tenant.clone(),
+            id: RunId::random(),
+            kind,
+            generation: i.generation,
+            started_at: now,
+            planned: true,
+            chunks: Vec::new(),
+        };
+        let mut messages = Vec::new();
+        for m in mappings.iter().filter(|m| m.enabled) {
+            let state = store.get_mapping_state(&i.tenant, &m.id).await?;
+            let cursor = match state {
+                Some(s) if s.generation == i.generation && !from_scratch => s.last_synced_day,
+                Some(s) if s.generation == i.generation => None,
+                _ => {
+                    store
+                        .reset_mapping_state(&i.tenant, &m.id, i.generation)
+                        .await?;
+                    None
+                }
+            };
+            if let Some(w) = plan::plan_window(
+                cursor,
+                last,
+                i.settings.days_to_sync.get(),
+                self.lookback_days,
+            ) {
+                engine::plan_mapping(m, w, &mut run, &mut messages);
+            }
+        }
+        store.put_run(&run).await?;
+        self.ports.queue.send_fetch(&messages).await?;
+        Ok(run.id)
+    }
+
+    /// Re-sync all: bump the generation (older values become invisible at once), then let the
+    /// resync worker purge, reset and fan out.
+    pub async fn resync_all(&self, t: &TenantId) -> Result<RunId, AppError> {
+        self.active_integration(t).await?;
+        let i = self
+            .update_integration(t, false, |i| {
+                i.generation += 1;
+                i.resync_required = false;
+                Ok(())
+            })
+            .await?;
+        let run = SyncRun {
+            tenant: t.clone(),
+            id: RunId::random(),
+            kind: RunKind::ResyncAll,
+            generation: i.generation,
+            started_at: self.ports.clock.now(),
+            planned: false,
+            chunks: Vec::new(),
+        };
+        self.ports.store.put_run(&run).await?;
+        let msg = ResyncMessage {
+            v: MESSAGE_VERSION,
+            tenant: t.clone(),
+            run_id: run.id.clone(),
+            generation: i.generation,
+        };
+        self.ports.queue.send_resync(&msg).await?;
+        Ok(run.id)
+    }
+
+    /// The daily schedule: one run per active tenant over its enabled mappings.
+    pub async fn run_schedule(&self) -> Result<Vec<RunId>, AppError> {
+        let mut runs = Vec::new();
+        for t in self.ports.store.list_tenants().await? {
+            let Some(i) = self.ports.store.get_integration(&t).await? else {
+                continue;
+            };
+            if !i.is_active() {
+                continue;
+            }
+            let mappings = self.ports.store.list_mappings(&t).await?;
+            runs.push(self.start_run(&i, &mappings, RunKind::Daily, false).await?);
+        }
+        Ok(runs)
+    }
+
+    /// Processes one queue message body. `final_attempt`: the queue will not redeliver it.
+    pub async fn process_message(
+        &self,
+        body: &str,
+        final_attempt: bool,
+    ) -> Result<Processed, ProcessError> {
+        match QueueMessage::decode(body) {
+            Err(e) => Err(ProcessError::Permanent(e.to_string())),
+            Ok(QueueMessage::Fetch(m)) => {
+                engine::process_fetch(&self.ports, &m, final_attempt).await
+            }
+            Ok(QueueMessage::Resync(m)) => engine::process_resync(&self.ports, &m).await,
+        }
+    }
+
+    pub async fn run(&self, t: &TenantId, id: &RunId) -> Result<SyncRun, AppError> {
+        self.ports
+            .store
+            .get_run(t, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("run {id}")))
+    }
+
+    /// Last seen / last active of an end user (non-passive activity only), or a company's users
+    /// active in the 7 days ending on the last complete day.
+    pub async fn system_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<SystemMetrics, AppError> {
+        let i = self.integration(t).await?;
+        let last = crate::time::last_complete_day(
+            self.ports.clock.now(),
+            i.settings.timezone.map(|z| z.0),
+        );
+        let store = &self.ports.store;
+        match object.kind {
+            Target::EndUser => {
+                let acts = store
+                    .recent_activity(
+                        t,
+                        &ActivityOf::EndUser(object.id.clone()),
+                        last - Duration::days(400),
+                        100_000,
+                    )
+                    .await?;
+                let active = acts.iter().filter(|a| !a.passive);
+                Ok(SystemMetrics {
+                    last_seen: active.clone().map(|a| a.day).max(),
+                    last_active: active.filter(|a| a.minutes > 0.0).map(|a| a.day).max(),
+                    users_active_last_7_days: None,
+                })
+            }
+            Target::Company => {
+                let from = last - Duration::days(6);
+                let acts = store
+                    .recent_activity(t, &ActivityOf::Company(object.id.clone()), from, 1_000_000)
+                    .await?;
+                let users: std::collections::BTreeSet<&str> = acts
+                    .iter()
+                    .filter(|a| !a.passive && a.day <= last)
+                    .map(|a| a.end_user_id.as_str())
+                    .collect();
+                Ok(SystemMetrics {
+                    users_active_last_7_days: Some(users.len() as u64),
+                    ..Default::default()
+                })
+            }
+            _ => Ok(SystemMetrics::default()),
+        }
+    }
+}
+
+fn apps_error(e: AppsError) -> AppError {
+    match e {
+        AppsError::Invalid(v) => AppError::Validation(v),
+        AppsError::Permanent(id) => {
+            AppError::Conflict(format!("app {id} is a permanent row and cannot be deleted"))
+        }
+        AppsError::NotFound(id) => AppError::NotFound(format!("app {id}")),
+    }
+}

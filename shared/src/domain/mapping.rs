@@ -1,0 +1,387 @@
+//! Metric mappings: one Pendo source turned into one metric (or one per app, or one per
+//! column), with its target object and toggles; and the per-mapping sync state (cursor).
+
+use super::ids::{MappingId, RunId, TenantId};
+use super::integration::Integration;
+use crate::error::ValidationError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The object a mapping's values land on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    Company,
+    EndUser,
+    Asset,
+    Project,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Company => "company",
+            Self::EndUser => "endUser",
+            Self::Asset => "asset",
+            Self::Project => "project",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Company, Self::EndUser, Self::Asset, Self::Project]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// PES components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PesComponent {
+    Score,
+    Adoption,
+    Stickiness,
+    Growth,
+}
+
+/// A mapped column or output field and the metric it feeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldMetric {
+    pub field: String,
+    pub metric: String,
+}
+
+/// What a mapping reads from Pendo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum MappingKind {
+    /// `featureEvents` for one feature, all apps. `minutesMetric` adds `numMinutes` as a second
+    /// metric.
+    #[serde(rename_all = "camelCase")]
+    Feature {
+        feature_id: String,
+        minutes_metric: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Page {
+        page_id: String,
+        minutes_metric: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Report {
+        report_id: String,
+        columns: Vec<FieldMetric>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Aggregation {
+        pipeline: serde_json::Value,
+        fields: Vec<FieldMetric>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Pes {
+        app_id: i64,
+        components: Vec<PesComponent>,
+    },
+}
+
+impl MappingKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Feature { .. } => "feature",
+            Self::Page { .. } => "page",
+            Self::Report { .. } => "report",
+            Self::Aggregation { .. } => "aggregation",
+            Self::Pes { .. } => "pes",
+        }
+    }
+    /// Event kinds are fetched in chunks of up to 7 days; the others one day a call.
+    pub fn max_chunk_days(&self) -> u32 {
+        match self {
+            Self::Feature { .. } | Self::Page { .. } => 7,
+            _ => 1,
+        }
+    }
+}
+
+/// A mapping as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mapping {
+    pub tenant: TenantId,
+    pub id: MappingId,
+    pub source: MappingKind,
+    pub target: Target,
+    pub metric_name: String,
+    pub passive: bool,
+    pub multi_app: bool,
+    pub auto_create_users: bool,
+    pub segment_id: Option<String>,
+    pub enabled: bool,
+    /// Set by an edit: the mapping's values must be purged and re-fetched.
+    pub rebuild_required: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A mapping as a user creates or replaces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MappingInput {
+    pub source: MappingKind,
+    pub target: Target,
+    pub metric_name: String,
+    #[serde(default)]
+    pub passive: bool,
+    #[serde(default)]
+    pub multi_app: bool,
+    #[serde(default)]
+    pub auto_create_users: bool,
+    #[serde(default)]
+    pub segment_id: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn check_metric_name(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > 120 || s.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must be 1 to 120 characters, without control characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+impl MappingInput {
+    /// Validates the input against the integration (segments, field mappings) and builds the
+    /// mapping. `existing` is the other mappings of the tenant (metric names must be unique per
+    /// target, so two mappings never write the same value).
+    pub fn validate(
+        &self,
+        integration: &Integration,
+        id: MappingId,
+        existing: &[Mapping],
+        now: DateTime<Utc>,
+    ) -> Result<Mapping, ValidationError> {
+        let metric_name = check_metric_name("metricName", &self.metric_name)?;
+        let source = match &self.source {
+            MappingKind::Feature {
+                feature_id,
+                minutes_metric,
+            } => MappingKind::Feature {
+                feature_id: crate::domain::ids::check_id("featureId", feature_id)?,
+                minutes_metric: minutes_metric
+                    .as_deref()
+                    .map(|m| check_metric_name("minutesMetric", m))
+                    .transpose()?,
+            },
+            MappingKind::Page {
+                page_id,
+                minutes_metric,
+            } => MappingKind::Page {
+                page_id: crate::domain::ids::check_id("pageId", page_id)?,
+                minutes_metric: minutes_metric
+                    .as_deref()
+                    .map(|m| check_metric_name("minutesMetric", m))
+                    .transpose()?,
+            },
+            other => {
+                return Err(ValidationError::new(
+                    "source.kind",
+                    format!(
+                        "{} mappings are not available in this version",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        let fm = &integration.settings.field_mappings;
+        match self.target {
+            Target::Asset if fm.asset_id.is_none() => {
+                return Err(ValidationError::new(
+                    "target",
+                    "map the asset id field in the settings before targeting assets",
+                ))
+            }
+            Target::Project if fm.project_id.is_none() => {
+                return Err(ValidationError::new(
+                    "target",
+                    "map the project id field in the settings before targeting projects",
+                ))
+            }
+            _ => {}
+        }
+        let segment_id = match self.segment_id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => {
+                if !integration.segments.iter().any(|seg| seg.id == s) {
+                    return Err(ValidationError::new(
+                        "segmentId",
+                        "is not in the segments table; add it there first",
+                    ));
+                }
+                Some(s.to_string())
+            }
+        };
+        if let Some(minutes) = match &source {
+            MappingKind::Feature { minutes_metric, .. }
+            | MappingKind::Page { minutes_metric, .. } => minutes_metric.as_deref(),
+            _ => None,
+        } {
+            if minutes == metric_name {
+                return Err(ValidationError::new(
+                    "minutesMetric",
+                    "must differ from metricName",
+                ));
+            }
+        }
+        let names = metric_names(&source, &metric_name);
+        for other in existing
+            .iter()
+            .filter(|m| m.id != id && m.target == self.target)
+        {
+            let taken = metric_names(&other.source, &other.metric_name);
+            if let Some(dup) = names.iter().find(|n| taken.contains(n)) {
+                return Err(ValidationError::new(
+                    "metricName",
+                    format!(
+                        "metric '{dup}' on this target is already fed by mapping {}",
+                        other.id
+                    ),
+                ));
+            }
+        }
+        Ok(Mapping {
+            tenant: integration.tenant.clone(),
+            id,
+            source,
+            target: self.target,
+            metric_name,
+            passive: self.passive,
+            multi_app: self.multi_app,
+            auto_create_users: self.auto_create_users,
+            segment_id,
+            enabled: self.enabled,
+            rebuild_required: false,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// Base metric names a mapping writes (before any multi-app prefix).
+pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
+    let mut v = vec![metric_name.to_string()];
+    match kind {
+        MappingKind::Feature {
+            minutes_metric: Some(m),
+            ..
+        }
+        | MappingKind::Page {
+            minutes_metric: Some(m),
+            ..
+        } => v.push(m.clone()),
+        MappingKind::Report { columns: f, .. } | MappingKind::Aggregation { fields: f, .. } => {
+            v = f.iter().map(|c| c.metric.clone()).collect()
+        }
+        _ => {}
+    }
+    v
+}
+
+/// Outcome of the last run of a mapping, shown in its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// The sync state of one mapping: its cursor for the generation it was reset for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingState {
+    pub generation: u64,
+    /// Last local day whose values are complete; `None` before the first sync.
+    pub last_synced_day: Option<NaiveDate>,
+    pub last_run: Option<RunId>,
+    pub last_error: Option<LastError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::apps::Segment;
+
+    fn integration() -> Integration {
+        let mut i = Integration::new(TenantId::parse("t").unwrap());
+        i.segments.push(Segment::parse("seg1", "Paid").unwrap());
+        i
+    }
+
+    fn input(json: serde_json::Value) -> Result<MappingInput, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    #[test]
+    fn feature_mapping_validates() {
+        let i = integration();
+        let now = Utc::now();
+        let m = input(serde_json::json!({"source":{"kind":"feature","featureId":"f1",
+            "minutesMetric":"Minutes"},"target":"company","metricName":"Clicks","segmentId":"seg1"}))
+        .unwrap()
+        .validate(&i, MappingId::parse("m1").unwrap(), &[], now)
+        .unwrap();
+        assert_eq!(m.segment_id.as_deref(), Some("seg1"));
+        assert!(m.enabled);
+        let unknown_segment = input(serde_json::json!({"source":{"kind":"page","pageId":"p"},
+            "target":"company","metricName":"Views","segmentId":"nope"}))
+        .unwrap()
+        .validate(&i, MappingId::parse("m2").unwrap(), &[], now)
+        .unwrap_err();
+        assert_eq!(unknown_segment.field, "segmentId");
+        let dup = input(serde_json::json!({"source":{"kind":"page","pageId":"p"},
+            "target":"company","metricName":"Minutes"}))
+        .unwrap()
+        .validate(&i, MappingId::parse("m3").unwrap(), &[m], now)
+        .unwrap_err();
+        assert_eq!(dup.field, "metricName");
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_fields_are_rejected() {
+        assert!(input(
+            serde_json::json!({"source":{"kind":"feature","featureId":"f"},
+            "target":"company","metricName":"x","bogus":1})
+        )
+        .is_err());
+        assert!(input(
+            serde_json::json!({"source":{"kind":"feature","featureId":"f","x":1},
+            "target":"company","metricName":"x"})
+        )
+        .is_err());
+        assert!(input(
+            serde_json::json!({"source":{"kind":"feature"},"target":"company",
+            "metricName":"x"})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn asset_target_needs_asset_field() {
+        let i = integration();
+        let e = input(
+            serde_json::json!({"source":{"kind":"feature","featureId":"f"},
+            "target":"asset","metricName":"x"}),
+        )
+        .unwrap()
+        .validate(&i, MappingId::parse("m").unwrap(), &[], Utc::now())
+        .unwrap_err();
+        assert_eq!(e.field, "target");
+    }
+}

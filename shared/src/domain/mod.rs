@@ -1,0 +1,21 @@
+//! Domain types and their validation. Pure data: no I/O here.
+
+pub mod apps;
+pub mod directory;
+pub mod ids;
+pub mod integration;
+pub mod mapping;
+pub mod metric;
+
+pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
+pub use directory::{DirectoryObject, EndUser, EndUserInput};
+pub use ids::{MappingId, RunId, TenantId};
+pub use integration::{
+    Connection, ConnectionStatus, DaysToSync, FieldMappings, FieldMappingsInput, FieldRecord,
+    FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,
+};
+pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
+pub use metric::{
+    Activity, ChunkRecord, ChunkStats, ChunkStatus, ExportRow, MetricValue, ObjectRef, RunKind,
+    SyncRun,
+};

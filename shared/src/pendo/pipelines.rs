@@ -1,0 +1,165 @@
+//! Aggregation requests per mapping kind (pure). Every request asks only for the columns the
+//! transform reads, under fixed names, so the row shape is the same whatever the field mappings.
+
+use crate::domain::{FieldMappings, FieldRecord, FieldRef};
+use crate::sync::plan::Window;
+use chrono_tz::Tz;
+use serde_json::{json, Map, Value};
+
+/// Output column names of an event pipeline.
+pub mod col {
+    pub const DAY: &str = "day";
+    pub const APP: &str = "appId";
+    pub const EVENTS: &str = "numEvents";
+    pub const MINUTES: &str = "numMinutes";
+    pub const COMPANY: &str = "company";
+    pub const END_USER: &str = "endUser";
+    pub const ASSET: &str = "asset";
+    pub const PROJECT: &str = "project";
+    pub const EMAIL: &str = "email";
+    pub const NAME: &str = "name";
+    pub const SURNAME: &str = "surname";
+}
+
+/// Which event source a Feature or Page mapping reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    Feature,
+    Page,
+}
+
+fn expr(f: &FieldRef) -> String {
+    match f.record {
+        FieldRecord::Row => f.path.clone(),
+        FieldRecord::Visitor => format!("visitor.{}", f.path),
+        FieldRecord::Account => format!("account.{}", f.path),
+    }
+}
+
+/// `featureEvents`/`pageEvents` for one id, all apps, the window's local days (optionally one
+/// segment), grouped by visitor, account, app and day; visitor/account metadata attached only
+/// when a mapped field needs it.
+pub fn event_request(
+    source: EventSource,
+    object_id: &str,
+    window: Window,
+    tz: Option<Tz>,
+    segment: Option<&str>,
+    fields: &FieldMappings,
+    request_id: &str,
+) -> Value {
+    let (source_name, id_param) = match source {
+        EventSource::Feature => ("featureEvents", "featureId"),
+        EventSource::Page => ("pageEvents", "pageId"),
+    };
+    let mut src = Map::new();
+    src.insert(
+        source_name.into(),
+        json!({ id_param: object_id, "appId": "expandAppIds(\"*\")" }),
+    );
+    src.insert(
+        "timeSeries".into(),
+        json!({
+            "period": "dayRange",
+            "first": crate::time::anchor_ms(window.from, tz),
+            "count": window.days(),
+        }),
+    );
+    let mut pipeline = vec![json!({ "source": Value::Object(src) })];
+    if let Some(seg) = segment {
+        pipeline.push(json!({ "segment": { "id": seg } }));
+    }
+    pipeline.push(json!({ "group": {
+        "group": ["visitorId", "accountId", "appId", "day"],
+        "fields": [ { col::EVENTS: { "sum": "numEvents" } }, { col::MINUTES: { "sum": "numMinutes" } } ],
+    }}));
+    let mapped: Vec<(&str, &FieldRef)> = [
+        (col::COMPANY, Some(&fields.company_id)),
+        (col::END_USER, fields.end_user_id.as_ref()),
+        (col::ASSET, fields.asset_id.as_ref()),
+        (col::PROJECT, fields.project_id.as_ref()),
+        (col::EMAIL, fields.email.as_ref()),
+        (col::NAME, fields.name.as_ref()),
+        (col::SURNAME, fields.surname.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(c, f)| f.map(|f| (c, f)))
+    .collect();
+    if mapped.iter().any(|(_, f)| f.record == FieldRecord::Visitor) {
+        pipeline.push(json!({ "bulkExpand": { "visitor": { "visitor": "visitorId" } } }));
+    }
+    if mapped.iter().any(|(_, f)| f.record == FieldRecord::Account) {
+        pipeline.push(json!({ "bulkExpand": { "account": { "account": "accountId" } } }));
+    }
+    let mut select = Map::new();
+    for c in [col::DAY, col::APP, col::EVENTS, col::MINUTES] {
+        select.insert(c.into(), Value::String(c.into()));
+    }
+    for (c, f) in mapped {
+        select.insert(c.into(), Value::String(expr(f)));
+    }
+    pipeline.push(json!({ "select": Value::Object(select) }));
+    json!({
+        "response": { "mimeType": "application/json" },
+        "request": { "name": "pendo-sync", "requestId": request_id, "pipeline": pipeline },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FieldMappings, FieldMappingsInput};
+    use chrono::NaiveDate;
+
+    #[test]
+    fn feature_request_with_metadata_and_segment() {
+        let fm = FieldMappingsInput {
+            email: Some("metadata.agent.email".into()),
+            asset_id: Some("metadata.custom.assetid".into()),
+            ..Default::default()
+        }
+        .apply(&FieldMappings::default())
+        .unwrap();
+        let w = Window {
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 11, 7).unwrap(),
+        };
+        let r = event_request(EventSource::Feature, "f1", w, None, Some("seg"), &fm, "rq");
+        let p = &r["request"]["pipeline"];
+        assert_eq!(p[0]["source"]["featureEvents"]["featureId"], "f1");
+        assert_eq!(
+            p[0]["source"]["featureEvents"]["appId"],
+            "expandAppIds(\"*\")"
+        );
+        assert_eq!(p[0]["source"]["timeSeries"]["count"], 7);
+        assert_eq!(p[0]["source"]["timeSeries"]["first"], 1_793_534_400_000i64);
+        assert_eq!(p[1]["segment"]["id"], "seg");
+        assert_eq!(p[3]["bulkExpand"]["visitor"]["visitor"], "visitorId");
+        assert_eq!(p[4]["bulkExpand"]["account"]["account"], "accountId");
+        assert_eq!(p[5]["select"]["email"], "visitor.agent.email");
+        assert_eq!(p[5]["select"]["asset"], "account.custom.assetid");
+        assert_eq!(p[5]["select"]["company"], "accountId");
+        assert_eq!(p[5]["select"]["endUser"], "visitorId");
+        assert!(p[5]["select"].get("name").is_none());
+    }
+
+    #[test]
+    fn no_expansion_without_metadata_fields() {
+        let w = Window {
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        };
+        let r = event_request(
+            EventSource::Page,
+            "p",
+            w,
+            None,
+            None,
+            &FieldMappings::default(),
+            "rq",
+        );
+        let p = r["request"]["pipeline"].as_array().unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0]["source"]["pageEvents"]["pageId"], "p");
+    }
+}

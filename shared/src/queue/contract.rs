@@ -1,0 +1,45 @@
+//! The queue contract: what every adapter must do with what it is sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::Queue;
+use crate::domain::{MappingId, RunId, TenantId};
+use crate::sync::messages::{FetchMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use chrono::NaiveDate;
+
+/// Sends 23 fetch messages (more than one SQS batch of 10) and a resync; `drain` returns every
+/// body received. Each message MUST arrive exactly as sent (order is not promised).
+pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<String>) {
+    let t = TenantId::parse("t").unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let fetches: Vec<FetchMessage> = (0..23)
+        .map(|i| FetchMessage {
+            v: MESSAGE_VERSION,
+            tenant: t.clone(),
+            mapping_id: MappingId::parse("m").unwrap(),
+            run_id: RunId::parse("r").unwrap(),
+            chunk_index: i,
+            generation: 1,
+            from: day,
+            to: day,
+        })
+        .collect();
+    q.send_fetch(&fetches).await.unwrap();
+    let resync = ResyncMessage {
+        v: MESSAGE_VERSION,
+        tenant: t,
+        run_id: RunId::parse("r").unwrap(),
+        generation: 2,
+    };
+    q.send_resync(&resync).await.unwrap();
+    let mut got: Vec<QueueMessage> = drain()
+        .iter()
+        .map(|b| QueueMessage::decode(b).unwrap())
+        .collect();
+    got.sort_by_key(|m| match m {
+        QueueMessage::Fetch(f) => f.chunk_index,
+        QueueMessage::Resync(_) => usize::MAX,
+    });
+    let mut want: Vec<QueueMessage> = fetches.into_iter().map(QueueMessage::Fetch).collect();
+    want.push(QueueMessage::Resync(resync));
+    assert_eq!(got, want);
+}

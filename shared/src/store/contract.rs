@@ -1,0 +1,426 @@
+//! The store contract: one suite every adapter runs (embedded now; DynamoDB later). Each test
+//! is one sentence of the port's `# Errors`/behaviour docs made executable.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::{ActivityOf, Store, StoreError};
+use crate::domain::mapping::LastError;
+use crate::domain::*;
+use crate::sync::plan::Window;
+use chrono::{NaiveDate, TimeZone, Utc};
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+fn tenant(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap_or_else(|_| unreachable!())
+}
+
+fn value(obj: &str, metric: &str, day: &str, v: f64) -> MetricValue {
+    MetricValue {
+        object: ObjectRef {
+            kind: Target::Company,
+            id: obj.into(),
+        },
+        metric: metric.into(),
+        app: String::new(),
+        day: d(day),
+        value: v,
+    }
+}
+
+async fn integration(s: &dyn Store, t: &TenantId) -> Integration {
+    let i = Integration::new(t.clone());
+    assert_eq!(s.put_integration(&i).await.ok(), Some(1));
+    s.get_integration(t).await.ok().flatten().unwrap_or(i)
+}
+
+/// Runs every contract test against `store` (which must start empty).
+pub async fn run_all(store: &dyn Store) {
+    integration_writes_are_optimistic(store).await;
+    cursor_only_moves_forward_within_its_generation(store).await;
+    replace_chunk_replaces_exactly_the_window(store).await;
+    stale_generations_write_nothing_and_are_purged(store).await;
+    end_users_are_created_once_and_never_overwritten(store).await;
+    tenants_never_see_each_other(store).await;
+    runs_record_chunk_outcomes(store).await;
+}
+
+pub async fn integration_writes_are_optimistic(s: &dyn Store) {
+    let t = tenant("c-opt");
+    let i = integration(s, &t).await;
+    assert_eq!(i.version, 1);
+    // A writer holding version 0 loses.
+    let stale = Integration {
+        version: 0,
+        ..i.clone()
+    };
+    assert!(matches!(
+        s.put_integration(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.put_integration(&i).await.ok(), Some(2));
+    assert!(s.list_tenants().await.unwrap_or_default().contains(&t));
+}
+
+pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
+    let t = tenant("c-cursor");
+    let m = MappingId::parse("m1").unwrap_or_else(|_| unreachable!());
+    let run = RunId::parse("r1").unwrap_or_else(|_| unreachable!());
+    s.reset_mapping_state(&t, &m, 1).await.ok();
+    assert!(s
+        .advance_cursor(&t, &m, 1, d("2026-11-10"), &run)
+        .await
+        .is_ok());
+    assert!(s
+        .advance_cursor(&t, &m, 1, d("2026-11-05"), &run)
+        .await
+        .is_ok());
+    let st = s.get_mapping_state(&t, &m).await.ok().flatten();
+    assert_eq!(
+        st.as_ref().and_then(|x| x.last_synced_day),
+        Some(d("2026-11-10"))
+    );
+    assert!(matches!(
+        s.advance_cursor(&t, &m, 2, d("2026-11-12"), &run).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.set_mapping_error(
+        &t,
+        &m,
+        Some(LastError {
+            at: Utc::now(),
+            message: "boom".into(),
+        }),
+    )
+    .await
+    .ok();
+    let st = s.get_mapping_state(&t, &m).await.ok().flatten();
+    assert_eq!(
+        st.and_then(|x| x.last_error).map(|e| e.message),
+        Some("boom".to_string())
+    );
+    s.reset_mapping_state(&t, &m, 2).await.ok();
+    let st = s.get_mapping_state(&t, &m).await.ok().flatten();
+    assert_eq!(
+        st.map(|x| (x.generation, x.last_synced_day)),
+        Some((2, None))
+    );
+}
+
+pub async fn replace_chunk_replaces_exactly_the_window(s: &dyn Store) {
+    let t = tenant("c-replace");
+    let i = integration(s, &t).await;
+    let m = MappingId::parse("m1").unwrap_or_else(|_| unreachable!());
+    let w = Window {
+        from: d("2026-11-01"),
+        to: d("2026-11-03"),
+    };
+    let first = [
+        value("acme", "Clicks", "2026-11-01", 1.0),
+        value("acme", "Clicks", "2026-11-02", 2.0),
+    ];
+    s.replace_chunk(&t, i.generation, &m, w, &first, &[])
+        .await
+        .ok();
+    s.replace_chunk(&t, i.generation, &m, w, &first, &[])
+        .await
+        .ok();
+    let obj = ObjectRef {
+        kind: Target::Company,
+        id: "acme".into(),
+    };
+    let series = s
+        .read_series(&t, &obj, "Clicks", d("2026-10-01"), d("2026-12-01"))
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        series.iter().map(|p| p.value).collect::<Vec<_>>(),
+        vec![1.0, 2.0],
+        "twice = once"
+    );
+    // Re-running the window with one day gone leaves that day empty; outside the window untouched.
+    let outside = Window {
+        from: d("2026-11-04"),
+        to: d("2026-11-04"),
+    };
+    s.replace_chunk(
+        &t,
+        i.generation,
+        &m,
+        outside,
+        &[value("acme", "Clicks", "2026-11-04", 4.0)],
+        &[],
+    )
+    .await
+    .ok();
+    s.replace_chunk(
+        &t,
+        i.generation,
+        &m,
+        w,
+        &[value("acme", "Clicks", "2026-11-02", 5.0)],
+        &[],
+    )
+    .await
+    .ok();
+    let series = s
+        .read_series(&t, &obj, "Clicks", d("2026-10-01"), d("2026-12-01"))
+        .await
+        .unwrap_or_default();
+    let got: Vec<(NaiveDate, f64)> = series.iter().map(|p| (p.day, p.value)).collect();
+    assert_eq!(got, vec![(d("2026-11-02"), 5.0), (d("2026-11-04"), 4.0)]);
+    let metrics = s.list_metrics(&t, &obj).await.unwrap_or_default();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(s.delete_mapping_data(&t, &m).await.ok(), Some(2));
+}
+
+pub async fn stale_generations_write_nothing_and_are_purged(s: &dyn Store) {
+    let t = tenant("c-gen");
+    let mut i = integration(s, &t).await;
+    let m = MappingId::parse("m1").unwrap_or_else(|_| unreachable!());
+    let w = Window {
+        from: d("2026-11-01"),
+        to: d("2026-11-01"),
+    };
+    s.replace_chunk(
+        &t,
+        1,
+        &m,
+        w,
+        &[value("acme", "Clicks", "2026-11-01", 1.0)],
+        &[],
+    )
+    .await
+    .ok();
+    i.generation = 2;
+    s.put_integration(&i).await.ok();
+    // Old values are invisible once the generation moves on, and a late old write fails.
+    assert!(s.export(Some(&t)).await.unwrap_or_default().is_empty());
+    assert!(matches!(
+        s.replace_chunk(
+            &t,
+            1,
+            &m,
+            w,
+            &[value("acme", "Clicks", "2026-11-01", 9.0)],
+            &[]
+        )
+        .await,
+        Err(StoreError::StaleGeneration(1))
+    ));
+    assert_eq!(s.purge_below_generation(&t, 2).await.ok(), Some(1));
+    s.replace_chunk(
+        &t,
+        2,
+        &m,
+        w,
+        &[value("acme", "Clicks", "2026-11-01", 3.0)],
+        &[],
+    )
+    .await
+    .ok();
+    let rows = s.export(Some(&t)).await.unwrap_or_default();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].value, 3.0);
+}
+
+pub async fn end_users_are_created_once_and_never_overwritten(s: &dyn Store) {
+    let t = tenant("c-users");
+    let input = EndUserInput {
+        company_id: "acme".into(),
+        external_id: Some("v1".into()),
+        email: Some("ann@acme.io".into()),
+        name: Some("Ann".into()),
+        surname: None,
+    };
+    let (u1, created1) = s
+        .create_end_user_if_absent(&t, &input)
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    let (u2, created2) = s
+        .create_end_user_if_absent(&t, &input)
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert!(created1 && !created2);
+    assert_eq!(u1.id, u2.id);
+    // Matched by email within the company too.
+    let by_email = EndUserInput {
+        external_id: None,
+        ..input.clone()
+    };
+    let (u3, created3) = s
+        .create_end_user_if_absent(&t, &by_email)
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert!(!created3);
+    assert_eq!(u3.id, u1.id);
+    // Same external id in another company is another user.
+    let other = EndUserInput {
+        company_id: "globex".into(),
+        email: None,
+        ..input.clone()
+    };
+    let (u4, created4) = s
+        .create_end_user_if_absent(&t, &other)
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert!(created4);
+    assert_ne!(u4.id, u1.id);
+    s.fill_end_user(
+        &t,
+        &u1.id,
+        Some("other@acme.io"),
+        Some("Bob"),
+        Some("Smith"),
+    )
+    .await
+    .ok();
+    let users = s.list_end_users(&t).await.unwrap_or_default();
+    let ann = users.iter().find(|u| u.id == u1.id).cloned();
+    assert_eq!(
+        ann.as_ref().and_then(|u| u.name.clone()).as_deref(),
+        Some("Ann")
+    );
+    assert_eq!(
+        ann.as_ref().and_then(|u| u.email.clone()).as_deref(),
+        Some("ann@acme.io")
+    );
+    assert_eq!(ann.and_then(|u| u.surname).as_deref(), Some("Smith"));
+    assert_eq!(users.len(), 2);
+}
+
+pub async fn tenants_never_see_each_other(s: &dyn Store) {
+    let a = tenant("c-iso-a");
+    let b = tenant("c-iso-b");
+    let ia = integration(s, &a).await;
+    let _ib = integration(s, &b).await;
+    let m = MappingId::parse("shared-id").unwrap_or_else(|_| unreachable!());
+    let w = Window {
+        from: d("2026-11-01"),
+        to: d("2026-11-01"),
+    };
+    let act = Activity {
+        end_user_id: "u".into(),
+        company_id: "acme".into(),
+        mapping_id: m.clone(),
+        label: "Clicks".into(),
+        day: d("2026-11-01"),
+        events: 2.0,
+        minutes: 1.0,
+        passive: false,
+    };
+    s.replace_chunk(
+        &a,
+        ia.generation,
+        &m,
+        w,
+        &[value("acme", "Clicks", "2026-11-01", 1.0)],
+        &[act],
+    )
+    .await
+    .ok();
+    s.upsert_objects(
+        &a,
+        Target::Company,
+        &[DirectoryObject {
+            external_id: "acme".into(),
+            name: None,
+            company_id: None,
+        }],
+    )
+    .await
+    .ok();
+    let obj = ObjectRef {
+        kind: Target::Company,
+        id: "acme".into(),
+    };
+    assert!(s
+        .read_series(&b, &obj, "Clicks", d("2026-01-01"), d("2027-01-01"))
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    assert!(s
+        .list_metrics(&b, &obj)
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    assert!(s.export(Some(&b)).await.unwrap_or_default().is_empty());
+    assert!(s
+        .list_objects(&b, Target::Company)
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    assert!(s
+        .recent_activity(&b, &ActivityOf::Company("acme".into()), d("2026-01-01"), 10)
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    assert_eq!(
+        s.recent_activity(&a, &ActivityOf::Company("acme".into()), d("2026-01-01"), 10)
+            .await
+            .unwrap_or_default()
+            .len(),
+        1
+    );
+    assert_eq!(s.export(Some(&a)).await.unwrap_or_default().len(), 2);
+    // Deleting b's mapping of the same id leaves a's data.
+    s.delete_mapping_data(&b, &m).await.ok();
+    assert_eq!(s.export(Some(&a)).await.unwrap_or_default().len(), 2);
+}
+
+pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
+    let t = tenant("c-runs");
+    let m = MappingId::parse("m1").unwrap_or_else(|_| unreachable!());
+    let run = SyncRun {
+        tenant: t.clone(),
+        id: RunId::parse("r1").unwrap_or_else(|_| unreachable!()),
+        kind: RunKind::Daily,
+        generation: 1,
+        started_at: Utc
+            .with_ymd_and_hms(2026, 11, 20, 0, 0, 0)
+            .single()
+            .unwrap_or_default(),
+        planned: true,
+        chunks: vec![ChunkRecord {
+            mapping_id: m,
+            from: d("2026-11-01"),
+            to: d("2026-11-07"),
+            status: ChunkStatus::Pending,
+            stats: ChunkStats::default(),
+            attempts: 0,
+            error: None,
+        }],
+    };
+    s.put_run(&run).await.ok();
+    let stats = ChunkStats {
+        rows_read: 5,
+        ..Default::default()
+    };
+    let r = s
+        .update_chunk(&t, &run.id, 0, ChunkStatus::Done, &stats, None)
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert!(r.is_finished());
+    // A redelivered chunk that fails afterwards does not undo "done".
+    let r = s
+        .update_chunk(
+            &t,
+            &run.id,
+            0,
+            ChunkStatus::Failed,
+            &ChunkStats::default(),
+            Some("x".into()),
+        )
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(r.chunks[0].status, ChunkStatus::Done);
+    assert_eq!(r.chunks[0].attempts, 2);
+    assert_eq!(r.totals().rows_read, 5);
+    assert!(matches!(
+        s.update_chunk(&t, &run.id, 9, ChunkStatus::Done, &stats, None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.list_runs(&t, 10).await.unwrap_or_default().len(), 1);
+}

@@ -1,0 +1,526 @@
+//! Directory, metric values and activity on SQLite. Values and activity carry the generation
+//! they were written for; reads only see the integration's current generation.
+
+use super::{corrupt, parse_day, StoreError};
+use crate::domain::{
+    Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, MetricValue, ObjectRef,
+    Target, TenantId,
+};
+use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use crate::sync::plan::Window;
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const CURRENT_GEN: &str = "(SELECT generation FROM integrations WHERE tenant = ?1)";
+
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+pub(super) fn upsert_objects(
+    c: &mut Connection,
+    t: &TenantId,
+    kind: Target,
+    objects: &[DirectoryObject],
+) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(tenant, kind, external_id) DO UPDATE SET name=excluded.name, company_id=excluded.company_id",
+        )?;
+        for o in objects {
+            st.execute(params![
+                t.as_str(),
+                kind.as_str(),
+                o.external_id,
+                o.name,
+                o.company_id
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn list_objects(
+    c: &mut Connection,
+    t: &TenantId,
+    kind: Target,
+) -> Result<Vec<DirectoryObject>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT external_id, name, company_id FROM objects WHERE tenant=?1 AND kind=?2 ORDER BY external_id",
+    )?;
+    let rows = st.query_map(params![t.as_str(), kind.as_str()], |r| {
+        Ok(DirectoryObject {
+            external_id: r.get(0)?,
+            name: r.get(1)?,
+            company_id: r.get(2)?,
+        })
+    })?;
+    rows.map(|r| r.map_err(StoreError::from)).collect()
+}
+
+fn end_user(r: &Row<'_>) -> rusqlite::Result<EndUser> {
+    Ok(EndUser {
+        id: r.get(0)?,
+        company_id: r.get(1)?,
+        external_id: r.get(2)?,
+        email: r.get(3)?,
+        name: r.get(4)?,
+        surname: r.get(5)?,
+    })
+}
+
+const USER_COLS: &str = "id, company_id, external_id, email, name, surname";
+
+pub(super) fn list_end_users(c: &mut Connection, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 ORDER BY id"
+    ))?;
+    let rows = st.query_map([t.as_str()], end_user)?;
+    rows.map(|r| r.map_err(StoreError::from)).collect()
+}
+
+fn find_user(
+    c: &Connection,
+    t: &TenantId,
+    u: &EndUserInput,
+) -> Result<Option<EndUser>, StoreError> {
+    if let Some(ext) = &u.external_id {
+        let found = c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM end_users WHERE tenant=?1 AND company_id=?2 AND external_id=?3"),
+                params![t.as_str(), u.company_id, ext],
+                end_user,
+            )
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    if let Some(email) = &u.email {
+        return Ok(c
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM end_users WHERE tenant=?1 AND company_id=?2 AND email=?3"),
+                params![t.as_str(), u.company_id, email],
+                end_user,
+            )
+            .optional()?);
+    }
+    Ok(None)
+}
+
+/// The service's id of an end user: stable for the same company and identity, so two workers
+/// creating the same user pick the same id.
+fn user_id(u: &EndUserInput) -> String {
+    let ident = u
+        .external_id
+        .as_deref()
+        .map(|e| format!("x:{e}"))
+        .unwrap_or_else(|| format!("e:{}", u.email.as_deref().unwrap_or_default()));
+    format!("{}|{}", u.company_id, ident)
+}
+
+pub(super) fn create_end_user_if_absent(
+    c: &mut Connection,
+    t: &TenantId,
+    u: &EndUserInput,
+) -> Result<(EndUser, bool), StoreError> {
+    let tx = c.transaction()?;
+    if let Some(found) = find_user(&tx, t, u)? {
+        return Ok((found, false));
+    }
+    let user = EndUser {
+        id: user_id(u),
+        company_id: u.company_id.clone(),
+        external_id: u.external_id.clone(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        surname: u.surname.clone(),
+    };
+    tx.execute(
+        "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
+    )?;
+    tx.commit()?;
+    Ok((user, true))
+}
+
+pub(super) fn upsert_end_user(
+    c: &mut Connection,
+    t: &TenantId,
+    u: &EndUserInput,
+) -> Result<EndUser, StoreError> {
+    let tx = c.transaction()?;
+    let out = match find_user(&tx, t, u)? {
+        Some(mut found) => {
+            found.external_id = u.external_id.clone().or(found.external_id);
+            found.email = u.email.clone().or(found.email);
+            found.name = u.name.clone().or(found.name);
+            found.surname = u.surname.clone().or(found.surname);
+            tx.execute(
+                "UPDATE end_users SET external_id=?3, email=?4, name=?5, surname=?6 WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), found.id, found.external_id, found.email, found.name, found.surname],
+            )
+            .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
+            found
+        }
+        None => {
+            let user = EndUser {
+                id: user_id(u),
+                company_id: u.company_id.clone(),
+                external_id: u.external_id.clone(),
+                email: u.email.clone(),
+                name: u.name.clone(),
+                surname: u.surname.clone(),
+            };
+            tx.execute(
+                "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
+            )
+            .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
+            user
+        }
+    };
+    tx.commit()?;
+    Ok(out)
+}
+
+pub(super) fn fill_end_user(
+    c: &mut Connection,
+    t: &TenantId,
+    id: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    surname: Option<&str>,
+) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    for (col, v) in [("name", name), ("surname", surname)] {
+        if let Some(v) = v {
+            tx.execute(
+                &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
+                params![t.as_str(), id, v],
+            )?;
+        }
+    }
+    if let Some(e) = email {
+        // The email is unique within the company: a clash leaves the stored user as it is.
+        tx.execute(
+            "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
+            params![t.as_str(), id, e],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn replace_chunk(
+    c: &mut Connection,
+    t: &TenantId,
+    generation: u64,
+    mapping: &MappingId,
+    window: Window,
+    values: &[MetricValue],
+    activities: &[Activity],
+) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT generation FROM integrations WHERE tenant=?1",
+            [t.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if current != Some(generation as i64) {
+        return Err(StoreError::StaleGeneration(generation));
+    }
+    let (from, to) = (day(window.from), day(window.to));
+    let p = params![t.as_str(), mapping.as_str(), from, to];
+    tx.execute(
+        "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
+        p,
+    )?;
+    tx.execute(
+        "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
+        p,
+    )?;
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT OR REPLACE INTO metric_values (tenant, object_kind, object_id, metric, app, day, value, mapping_id, generation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for v in values {
+            st.execute(params![
+                t.as_str(),
+                v.object.kind.as_str(),
+                v.object.id,
+                v.metric,
+                v.app,
+                day(v.day),
+                v.value,
+                mapping.as_str(),
+                generation as i64
+            ])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for a in activities {
+            st.execute(params![
+                t.as_str(),
+                a.end_user_id,
+                mapping.as_str(),
+                day(a.day),
+                a.company_id,
+                a.label,
+                a.events,
+                a.minutes,
+                a.passive,
+                generation as i64
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn purge_below_generation(
+    c: &mut Connection,
+    t: &TenantId,
+    generation: u64,
+) -> Result<u64, StoreError> {
+    let tx = c.transaction()?;
+    let p = params![t.as_str(), generation as i64];
+    let n = tx.execute(
+        "DELETE FROM metric_values WHERE tenant=?1 AND generation < ?2",
+        p,
+    )? + tx.execute(
+        "DELETE FROM activities WHERE tenant=?1 AND generation < ?2",
+        p,
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+pub(super) fn delete_mapping_data(
+    c: &mut Connection,
+    t: &TenantId,
+    m: &MappingId,
+) -> Result<u64, StoreError> {
+    let tx = c.transaction()?;
+    let p = params![t.as_str(), m.as_str()];
+    let n = tx.execute(
+        "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2",
+        p,
+    )? + tx.execute(
+        "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
+        p,
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+pub(super) fn read_series(
+    c: &mut Connection,
+    t: &TenantId,
+    o: &ObjectRef,
+    metric: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<SeriesPoint>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT day, app, value FROM metric_values
+         WHERE tenant=?1 AND object_kind=?2 AND object_id=?3 AND metric=?4 AND day BETWEEN ?5 AND ?6
+           AND generation = {CURRENT_GEN}
+         ORDER BY day, app"
+    ))?;
+    let rows = st.query_map(
+        params![
+            t.as_str(),
+            o.kind.as_str(),
+            o.id,
+            metric,
+            day(from),
+            day(to)
+        ],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, f64>(2)?,
+            ))
+        },
+    )?;
+    rows.map(|r| {
+        let (d, app, value) = r?;
+        Ok(SeriesPoint {
+            day: parse_day(&d)?,
+            app,
+            value,
+        })
+    })
+    .collect()
+}
+
+pub(super) fn list_metrics(
+    c: &mut Connection,
+    t: &TenantId,
+    o: &ObjectRef,
+) -> Result<Vec<MetricInfo>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT DISTINCT metric, app FROM metric_values
+         WHERE tenant=?1 AND object_kind=?2 AND object_id=?3 AND generation = {CURRENT_GEN}
+         ORDER BY metric, app"
+    ))?;
+    let rows = st.query_map(params![t.as_str(), o.kind.as_str(), o.id], |r| {
+        Ok(MetricInfo {
+            metric: r.get(0)?,
+            app: r.get(1)?,
+        })
+    })?;
+    rows.map(|r| r.map_err(StoreError::from)).collect()
+}
+
+fn activity(
+    r: &Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String, f64, f64, bool)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+pub(super) fn recent_activity(
+    c: &mut Connection,
+    t: &TenantId,
+    of: &ActivityOf,
+    from: NaiveDate,
+    limit: usize,
+) -> Result<Vec<Activity>, StoreError> {
+    let (col, id) = match of {
+        ActivityOf::EndUser(id) => ("end_user_id", id),
+        ActivityOf::Company(id) => ("company_id", id),
+    };
+    let mut st = c.prepare_cached(&format!(
+        "SELECT end_user_id, company_id, mapping_id, day, label, events, minutes, passive FROM activities
+         WHERE tenant=?1 AND {col}=?2 AND day >= ?3 AND generation = {CURRENT_GEN}
+         ORDER BY day DESC, end_user_id, mapping_id LIMIT ?4"
+    ))?;
+    let rows = st.query_map(params![t.as_str(), id, day(from), limit as i64], activity)?;
+    rows.map(|r| {
+        let (end_user_id, company_id, m, d, label, events, minutes, passive) = r?;
+        Ok(Activity {
+            end_user_id,
+            company_id,
+            mapping_id: MappingId::parse(&m).map_err(corrupt)?,
+            label,
+            day: parse_day(&d)?,
+            events,
+            minutes,
+            passive,
+        })
+    })
+    .collect()
+}
+
+pub(super) fn export(
+    c: &mut Connection,
+    t: Option<&TenantId>,
+) -> Result<Vec<ExportRow>, StoreError> {
+    let tenant = t.map(|t| t.as_str().to_string());
+    let mut out = Vec::new();
+    {
+        let mut st = c.prepare_cached(
+            "SELECT v.tenant, v.object_kind, v.object_id, v.metric, v.app, v.day, v.value FROM metric_values v
+             JOIN integrations i ON i.tenant = v.tenant AND i.generation = v.generation
+             WHERE (?1 IS NULL OR v.tenant = ?1)",
+        )?;
+        let rows = st.query_map(params![tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, f64>(6)?,
+            ))
+        })?;
+        for r in rows {
+            let (tenant, kind, id, metric, app, d, value) = r?;
+            out.push(ExportRow {
+                tenant,
+                record: "value".into(),
+                object_type: kind,
+                object_id: id,
+                metric,
+                app,
+                day: parse_day(&d)?,
+                value,
+            });
+        }
+    }
+    {
+        let mut st = c.prepare_cached(
+            "SELECT a.tenant, a.end_user_id, a.mapping_id, a.day, a.events, a.passive FROM activities a
+             JOIN integrations i ON i.tenant = a.tenant AND i.generation = a.generation
+             WHERE (?1 IS NULL OR a.tenant = ?1)",
+        )?;
+        let rows = st.query_map(params![tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })?;
+        for r in rows {
+            let (tenant, user, mapping, d, events, passive) = r?;
+            out.push(ExportRow {
+                tenant,
+                record: if passive {
+                    "activity:passive".into()
+                } else {
+                    "activity".into()
+                },
+                object_type: Target::EndUser.as_str().into(),
+                object_id: user,
+                metric: mapping,
+                app: String::new(),
+                day: parse_day(&d)?,
+                value: events,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        (
+            &a.tenant,
+            &a.record,
+            &a.object_type,
+            &a.object_id,
+            &a.metric,
+            &a.app,
+            a.day,
+        )
+            .cmp(&(
+                &b.tenant,
+                &b.record,
+                &b.object_type,
+                &b.object_id,
+                &b.metric,
+                &b.app,
+                b.day,
+            ))
+    });
+    Ok(out)
+}

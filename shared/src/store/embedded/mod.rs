@@ -1,0 +1,500 @@
+//! `EmbeddedStore`: the store port on one SQLite file (WAL, transactional, survives restarts).
+//! Configuration operations are here; values, activity and the directory are in `data.rs`.
+//! Every statement is scoped by tenant.
+
+mod data;
+
+use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
+use crate::domain::mapping::LastError;
+use crate::domain::{
+    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
+    TenantId,
+};
+use crate::sync::plan::Window;
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(corrupt)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) `DIR/pendo-sync.sqlite`.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Self::open(&dir.join("pendo-sync.sqlite"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(include_str!("schema.sql"))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection. SQLite calls are short; the lock serialises writers the way
+    /// SQLite would anyway.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        f(&mut guard)
+    }
+}
+
+fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT generation, last_synced_day, last_run, last_error FROM mapping_state WHERE tenant=?1 AND id=?2",
+            params![t, id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((generation, day, run, err)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(MappingState {
+        generation: generation as u64,
+        last_synced_day: day.as_deref().map(parse_day).transpose()?,
+        last_run: run
+            .as_deref()
+            .map(RunId::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        last_error: err.as_deref().map(from_json::<LastError>).transpose()?,
+    }))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError> {
+        self.with(|c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM integrations WHERE tenant=?1",
+                    [t.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.as_deref().map(from_json).transpose()
+        })
+    }
+
+    async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let body = to_json(&stored)?;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let current: Option<i64> = tx
+                .query_row("SELECT version FROM integrations WHERE tenant=?1", [i.tenant.as_str()], |r| r.get(0))
+                .optional()?;
+            if current.unwrap_or(0) as u64 != i.version {
+                return Err(StoreError::Conflict(format!(
+                    "integration version is {}, expected {}",
+                    current.unwrap_or(0),
+                    i.version
+                )));
+            }
+            tx.execute(
+                "INSERT INTO integrations (tenant, version, generation, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(tenant) DO UPDATE SET version=excluded.version, generation=excluded.generation, body=excluded.body",
+                params![i.tenant.as_str(), stored.version as i64, stored.generation as i64, body],
+            )?;
+            tx.commit()?;
+            Ok(stored.version)
+        })
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT tenant FROM integrations ORDER BY tenant")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| {
+                r.map_err(StoreError::from)
+                    .and_then(|s| TenantId::parse(&s).map_err(corrupt))
+            })
+            .collect()
+        })
+    }
+
+    async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError> {
+        let body = to_json(m)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO mappings (tenant, id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(tenant, id) DO UPDATE SET body=excluded.body",
+                params![m.tenant.as_str(), m.id.as_str(), body],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn get_mapping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<Mapping>, StoreError> {
+        self.with(|c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM mappings WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.as_deref().map(from_json).transpose()
+        })
+    }
+
+    async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT body FROM mappings WHERE tenant=?1")?;
+            let rows = st.query_map([t.as_str()], |r| r.get::<_, String>(0))?;
+            let mut out: Vec<Mapping> = rows
+                .map(|r| r.map_err(StoreError::from).and_then(|s| from_json(&s)))
+                .collect::<Result<_, _>>()?;
+            out.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            Ok(out)
+        })
+    }
+
+    async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let p = params![t.as_str(), id.as_str()];
+            let n = tx.execute("DELETE FROM mappings WHERE tenant=?1 AND id=?2", p)?;
+            tx.execute("DELETE FROM mapping_state WHERE tenant=?1 AND id=?2", p)?;
+            tx.execute(
+                "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2",
+                p,
+            )?;
+            tx.execute(
+                "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
+                p,
+            )?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn get_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<MappingState>, StoreError> {
+        self.with(|c| read_state(c, t.as_str(), id.as_str()))
+    }
+
+    async fn reset_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO mapping_state (tenant, id, generation, last_synced_day, last_run, last_error)
+                 VALUES (?1, ?2, ?3, NULL, NULL, NULL)
+                 ON CONFLICT(tenant, id) DO UPDATE SET generation=excluded.generation, last_synced_day=NULL",
+                params![t.as_str(), id.as_str(), generation as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn advance_cursor(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        to: NaiveDate,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        let day = to.format("%Y-%m-%d").to_string();
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE mapping_state SET
+                    last_synced_day = CASE WHEN last_synced_day IS NULL OR last_synced_day < ?4 THEN ?4 ELSE last_synced_day END,
+                    last_run = ?5, last_error = NULL
+                 WHERE tenant=?1 AND id=?2 AND generation=?3",
+                params![t.as_str(), id.as_str(), generation as i64, day, run.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("mapping {id} is not at generation {generation}")));
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_mapping_error(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        error: Option<LastError>,
+    ) -> Result<(), StoreError> {
+        let e = error.as_ref().map(to_json).transpose()?;
+        self.with(|c| {
+            c.execute(
+                "UPDATE mapping_state SET last_error=?3 WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), id.as_str(), e],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let body = to_json(run)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (tenant, id, started_at, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(tenant, id) DO UPDATE SET body=excluded.body",
+                params![
+                    run.tenant.as_str(),
+                    run.id.as_str(),
+                    run.started_at.to_rfc3339(),
+                    body
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+        self.with(|c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM runs WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.as_deref().map(from_json).transpose()
+        })
+    }
+
+    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT body FROM runs WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows =
+                st.query_map(params![t.as_str(), limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|s| from_json(&s)))
+                .collect()
+        })
+    }
+
+    async fn update_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        status: ChunkStatus,
+        stats: &ChunkStats,
+        error: Option<String>,
+    ) -> Result<SyncRun, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let body: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM runs WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), run.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut r: SyncRun =
+                from_json(&body.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?)?;
+            let chunk = r
+                .chunks
+                .get_mut(index)
+                .ok_or_else(|| StoreError::NotFound(format!("chunk {index} of run {run}")))?;
+            chunk.attempts += 1;
+            // A chunk already done stays done (a redelivered message re-did the same work).
+            if chunk.status != ChunkStatus::Done {
+                chunk.status = status;
+                chunk.stats = stats.clone();
+                chunk.error = error;
+            }
+            tx.execute(
+                "UPDATE runs SET body=?3 WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), run.as_str(), to_json(&r)?],
+            )?;
+            tx.commit()?;
+            Ok(r)
+        })
+    }
+
+    async fn upsert_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError> {
+        self.with(|c| data::upsert_objects(c, t, kind, objects))
+    }
+    async fn list_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError> {
+        self.with(|c| data::list_objects(c, t, kind))
+    }
+    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+        self.with(|c| data::list_end_users(c, t))
+    }
+    async fn create_end_user_if_absent(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
+        self.with(|c| data::create_end_user_if_absent(c, t, u))
+    }
+    async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
+        self.with(|c| data::upsert_end_user(c, t, u))
+    }
+    async fn fill_end_user(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| data::fill_end_user(c, t, id, email, name, surname))
+    }
+    async fn replace_chunk(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        values: &[MetricValue],
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
+        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, values, activities))
+    }
+    async fn purge_below_generation(
+        &self,
+        t: &TenantId,
+        generation: u64,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| data::purge_below_generation(c, t, generation))
+    }
+    async fn delete_mapping_data(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| data::delete_mapping_data(c, t, mapping))
+    }
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        self.with(|c| data::read_series(c, t, object, metric, from, to))
+    }
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError> {
+        self.with(|c| data::list_metrics(c, t, object))
+    }
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.with(|c| data::recent_activity(c, t, of, from, limit))
+    }
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
+        self.with(|c| data::export(c, t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn embedded_store_passes_the_store_contract() {
+        let store = super::EmbeddedStore::in_memory().unwrap();
+        crate::store::contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = crate::domain::TenantId::parse("t1").unwrap();
+        {
+            let s = super::EmbeddedStore::open_dir(dir.path()).unwrap();
+            crate::store::Store::put_integration(&s, &crate::domain::Integration::new(t.clone()))
+                .await
+                .unwrap();
+        }
+        let s = super::EmbeddedStore::open_dir(dir.path()).unwrap();
+        let i = crate::store::Store::get_integration(&s, &t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.version, 1);
+    }
+}

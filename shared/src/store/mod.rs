@@ -1,0 +1,222 @@
+//! The store port: configuration (integrations, mappings, cursors, runs), the directory, metric
+//! values and activity. Every method takes the tenant first; no read crosses tenants.
+//! Adapters: `embedded` (SQLite file). The contract every adapter must pass is `contract.rs`.
+
+#[cfg(any(test, feature = "testing"))]
+pub mod contract;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+
+use crate::domain::mapping::LastError;
+use crate::domain::{
+    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
+    TenantId,
+};
+use crate::sync::plan::Window;
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the stored version/generation/cursor is not the expected one.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A write for a generation that is no longer the integration's current one.
+    #[error("stale generation {0}")]
+    StaleGeneration(u64),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that does not decode (a bug or a manual edit), never user input.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Whose activity to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityOf {
+    EndUser(String),
+    Company(String),
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SeriesPoint {
+    pub day: NaiveDate,
+    pub app: String,
+    pub value: f64,
+}
+
+/// A metric present on an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct MetricInfo {
+    pub metric: String,
+    pub app: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// # Errors
+    /// `Unavailable`, `Corrupt`.
+    async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError>;
+
+    /// Writes with optimistic concurrency: the stored version MUST equal `i.version` (0 = must
+    /// not exist yet); the stored copy gets `i.version + 1`, which is returned.
+    ///
+    /// # Errors
+    /// `Conflict` when the stored version differs.
+    async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError>;
+
+    /// Tenants with an integration (the scheduler filters active ones).
+    async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+
+    async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError>;
+    async fn get_mapping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<Mapping>, StoreError>;
+    async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError>;
+    /// Deletes the mapping, its state, values and activity. Returns whether it existed.
+    async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError>;
+
+    async fn get_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<MappingState>, StoreError>;
+    /// Sets the cursor to "never synced" for `generation`.
+    async fn reset_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+    ) -> Result<(), StoreError>;
+    /// Moves the cursor to `max(cursor, to)`.
+    ///
+    /// # Errors
+    /// `Conflict` if the state is not for `generation` (a re-sync reset it meanwhile).
+    async fn advance_cursor(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        to: NaiveDate,
+        run: &RunId,
+    ) -> Result<(), StoreError>;
+    async fn set_mapping_error(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        error: Option<LastError>,
+    ) -> Result<(), StoreError>;
+
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
+    /// Newest first.
+    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+    /// Records one chunk's outcome (attempts counted) and returns the updated run.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run or chunk index.
+    async fn update_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        status: ChunkStatus,
+        stats: &ChunkStats,
+        error: Option<String>,
+    ) -> Result<SyncRun, StoreError>;
+
+    /// Upserts companies, assets or projects by external id (idempotent).
+    async fn upsert_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError>;
+    async fn list_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError>;
+    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError>;
+    /// Creates the end user unless one exists with the same (company, external id) or
+    /// (company, email); returns the stored user and whether it was created. Two concurrent
+    /// calls for the same user MUST leave exactly one.
+    async fn create_end_user_if_absent(
+        &self,
+        t: &TenantId,
+        user: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError>;
+    /// Upserts directory end users (matched by external id, else email, within the company);
+    /// given fields replace stored ones (the directory owner's write).
+    async fn upsert_end_user(
+        &self,
+        t: &TenantId,
+        user: &EndUserInput,
+    ) -> Result<EndUser, StoreError>;
+    /// Fills only the fields that are empty on the stored user; never overwrites.
+    async fn fill_end_user(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically replaces every value and activity that `mapping` wrote on the window's days
+    /// with the given ones (a day absent from the new set ends up with no value).
+    ///
+    /// # Errors
+    /// `StaleGeneration` if the tenant's integration is not at `generation` (nothing written).
+    async fn replace_chunk(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        values: &[MetricValue],
+        activities: &[Activity],
+    ) -> Result<(), StoreError>;
+    /// Deletes values and activity of generations below `generation`; returns how many.
+    async fn purge_below_generation(
+        &self,
+        t: &TenantId,
+        generation: u64,
+    ) -> Result<u64, StoreError>;
+    /// Deletes every value and activity a mapping wrote.
+    async fn delete_mapping_data(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+    ) -> Result<u64, StoreError>;
+
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError>;
+    /// Activity on or after `from`, newest first, at most `limit` records.
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError>;
+    /// Every value and activity record of a tenant (all tenants when `None`), sorted.
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError>;
+}

@@ -1,0 +1,241 @@
+//! Identity resolution against the directory (DESIGN §2), as pure lookups on a snapshot loaded
+//! once per chunk: end users matched on email first, then on external id, always within the
+//! company; created only when all four conditions hold; never guessed.
+
+use crate::domain::{DirectoryObject, EndUser};
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+struct CompanyUsers {
+    by_email: HashMap<String, u32>,
+    by_ext: HashMap<String, u32>,
+}
+
+/// A snapshot of a tenant's directory, indexed for the hot path.
+#[derive(Debug, Default)]
+pub struct Directory {
+    ids: [Vec<String>; 3],
+    companies: HashMap<String, u32>,
+    assets: HashMap<String, u32>,
+    projects: HashMap<String, u32>,
+    users: Vec<EndUser>,
+    by_company: HashMap<String, CompanyUsers>,
+}
+
+/// What the row's end user resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMatch {
+    Existing(u32),
+    /// Not in the directory, and all creation conditions hold.
+    Create,
+    Unresolvable,
+}
+
+/// The rules of a mapping for end users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityRules {
+    /// The email field is mapped (email matching is tried first).
+    pub email_mapped: bool,
+    /// The global auto-detect setting AND the mapping's "Auto-create users?".
+    pub may_create: bool,
+}
+
+impl Directory {
+    pub fn new(
+        companies: Vec<DirectoryObject>,
+        assets: Vec<DirectoryObject>,
+        projects: Vec<DirectoryObject>,
+        users: Vec<EndUser>,
+    ) -> Self {
+        let ids = |v: &[DirectoryObject]| -> Vec<String> {
+            v.iter().map(|o| o.external_id.clone()).collect()
+        };
+        let index = |v: Vec<DirectoryObject>| -> HashMap<String, u32> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, o)| (o.external_id, i as u32))
+                .collect()
+        };
+        let all_ids = [ids(&companies), ids(&assets), ids(&projects)];
+        let mut by_company: HashMap<String, CompanyUsers> = HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            let cu = by_company.entry(u.company_id.clone()).or_default();
+            if let Some(e) = &u.email {
+                cu.by_email.insert(e.to_lowercase(), i as u32);
+            }
+            if let Some(x) = &u.external_id {
+                cu.by_ext.insert(x.clone(), i as u32);
+            }
+        }
+        Self {
+            ids: all_ids,
+            companies: index(companies),
+            assets: index(assets),
+            projects: index(projects),
+            users,
+            by_company,
+        }
+    }
+
+    /// The external id of a company, asset or project by its index.
+    pub fn object_id(&self, kind: crate::domain::Target, idx: u32) -> Option<&str> {
+        let list = match kind {
+            crate::domain::Target::Company => &self.ids[0],
+            crate::domain::Target::Asset => &self.ids[1],
+            crate::domain::Target::Project => &self.ids[2],
+            crate::domain::Target::EndUser => return self.user(idx).map(|u| u.id.as_str()),
+        };
+        list.get(idx as usize).map(String::as_str)
+    }
+
+    pub fn company(&self, id: &str) -> Option<u32> {
+        self.companies.get(id).copied()
+    }
+    pub fn asset(&self, id: &str) -> Option<u32> {
+        self.assets.get(id).copied()
+    }
+    pub fn project(&self, id: &str) -> Option<u32> {
+        self.projects.get(id).copied()
+    }
+    pub fn user(&self, idx: u32) -> Option<&EndUser> {
+        self.users.get(idx as usize)
+    }
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Resolves a row's end user. `email` must already be lower-cased.
+    pub fn match_user(
+        &self,
+        rules: IdentityRules,
+        company: Option<&str>,
+        external_id: Option<&str>,
+        email: Option<&str>,
+    ) -> UserMatch {
+        let Some(company) = company.filter(|c| !c.is_empty()) else {
+            return UserMatch::Unresolvable;
+        };
+        let email = email.filter(|e| rules.email_mapped && !e.is_empty());
+        let external_id = external_id.filter(|x| !x.is_empty());
+        if let Some(cu) = self.by_company.get(company) {
+            if let Some(i) = email.and_then(|e| cu.by_email.get(e)) {
+                return UserMatch::Existing(*i);
+            }
+            if let Some(i) = external_id.and_then(|x| cu.by_ext.get(x)) {
+                return UserMatch::Existing(*i);
+            }
+        }
+        if rules.may_create
+            && self.companies.contains_key(company)
+            && (external_id.is_some() || email.is_some())
+        {
+            UserMatch::Create
+        } else {
+            UserMatch::Unresolvable
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(id: &str) -> DirectoryObject {
+        DirectoryObject {
+            external_id: id.into(),
+            name: None,
+            company_id: None,
+        }
+    }
+
+    fn user(id: &str, company: &str, ext: Option<&str>, email: Option<&str>) -> EndUser {
+        EndUser {
+            id: id.into(),
+            company_id: company.into(),
+            external_id: ext.map(Into::into),
+            email: email.map(Into::into),
+            name: None,
+            surname: None,
+        }
+    }
+
+    fn dir() -> Directory {
+        Directory::new(
+            vec![obj("acme"), obj("globex")],
+            vec![],
+            vec![],
+            vec![
+                user("u0", "acme", Some("v1"), Some("ann@acme.io")),
+                user("u1", "acme", Some("v2"), None),
+                user("u2", "globex", Some("v1"), None),
+            ],
+        )
+    }
+
+    const WITH_EMAIL: IdentityRules = IdentityRules {
+        email_mapped: true,
+        may_create: false,
+    };
+
+    #[test]
+    fn email_first_then_external_id_within_the_company() {
+        let d = dir();
+        // Email points at u0 although the external id is u1's: email wins.
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v2"), Some("ann@acme.io")),
+            UserMatch::Existing(0)
+        );
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v2"), Some("x@acme.io")),
+            UserMatch::Existing(1)
+        );
+        // Without the email field mapped, the email is ignored.
+        let no_email = IdentityRules {
+            email_mapped: false,
+            may_create: false,
+        };
+        assert_eq!(
+            d.match_user(no_email, Some("acme"), Some("v2"), Some("ann@acme.io")),
+            UserMatch::Existing(1)
+        );
+        // Same external id, other company: that company's user.
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("globex"), Some("v1"), None),
+            UserMatch::Existing(2)
+        );
+        // No company: never matched.
+        assert_eq!(
+            d.match_user(WITH_EMAIL, None, Some("v1"), None),
+            UserMatch::Unresolvable
+        );
+    }
+
+    #[test]
+    fn creation_needs_every_condition() {
+        let d = dir();
+        let create = IdentityRules {
+            email_mapped: true,
+            may_create: true,
+        };
+        assert_eq!(
+            d.match_user(create, Some("acme"), Some("v9"), None),
+            UserMatch::Create
+        );
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v9"), None),
+            UserMatch::Unresolvable
+        );
+        assert_eq!(
+            d.match_user(create, Some("initech"), Some("v9"), None),
+            UserMatch::Unresolvable
+        );
+        assert_eq!(
+            d.match_user(create, None, Some("v9"), None),
+            UserMatch::Unresolvable
+        );
+        assert_eq!(
+            d.match_user(create, Some("acme"), None, None),
+            UserMatch::Unresolvable
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Planning: which local days a mapping must fetch now, cut into chunks (DESIGN §3). Pure.
+
+use chrono::{Duration, NaiveDate};
+
+/// Days re-fetched before the cursor on every daily run, because Pendo reprocesses recent data.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 3;
+
+/// A closed range of local days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Window {
+    pub fn days(&self) -> u32 {
+        crate::time::days_inclusive(self.from, self.to)
+    }
+    /// Splits in two halves (the first gets the extra day); `None` for a single day.
+    pub fn halves(&self) -> Option<(Window, Window)> {
+        let n = self.days();
+        if n < 2 {
+            return None;
+        }
+        let mid = self.from + Duration::days(i64::from(n.div_ceil(2)) - 1);
+        Some((
+            Window {
+                from: self.from,
+                to: mid,
+            },
+            Window {
+                from: mid + Duration::days(1),
+                to: self.to,
+            },
+        ))
+    }
+}
+
+/// The window of a sync.
+/// - First sync (no cursor) or a reset: `days_to_sync` days ending on the last complete day.
+/// - Otherwise: from the day after the cursor minus the look-back, up to the last complete day,
+///   never starting before the `days_to_sync` horizon.
+///
+/// `None` when there is nothing to fetch.
+pub fn plan_window(
+    cursor: Option<NaiveDate>,
+    last_complete: NaiveDate,
+    days_to_sync: u32,
+    lookback_days: u32,
+) -> Option<Window> {
+    let horizon = last_complete - Duration::days(i64::from(days_to_sync.max(1)) - 1);
+    let from = match cursor {
+        None => horizon,
+        Some(c) => (c + Duration::days(1) - Duration::days(i64::from(lookback_days))).max(horizon),
+    };
+    (from <= last_complete).then_some(Window {
+        from,
+        to: last_complete,
+    })
+}
+
+/// Cuts a window into consecutive chunks of at most `max_days` days.
+pub fn chunks(window: Window, max_days: u32) -> Vec<Window> {
+    let step = i64::from(max_days.max(1));
+    let mut out = Vec::new();
+    let mut from = window.from;
+    while from <= window.to {
+        let to = (from + Duration::days(step - 1)).min(window.to);
+        out.push(Window { from, to });
+        from = to + Duration::days(1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn first_sync_takes_days_to_sync() {
+        let w = plan_window(None, d("2026-11-19"), 90, 3).unwrap();
+        assert_eq!(
+            w,
+            Window {
+                from: d("2026-08-22"),
+                to: d("2026-11-19")
+            }
+        );
+        assert_eq!(w.days(), 90);
+    }
+
+    #[test]
+    fn daily_run_looks_back() {
+        let w = plan_window(Some(d("2026-11-18")), d("2026-11-19"), 90, 3).unwrap();
+        assert_eq!(
+            w,
+            Window {
+                from: d("2026-11-16"),
+                to: d("2026-11-19")
+            }
+        );
+        let w = plan_window(Some(d("2026-11-19")), d("2026-11-19"), 90, 0);
+        assert_eq!(w, None);
+        // A cursor far in the past never reaches beyond the horizon.
+        let w = plan_window(Some(d("2020-01-01")), d("2026-11-19"), 10, 3).unwrap();
+        assert_eq!(w.from, d("2026-11-10"));
+    }
+
+    #[test]
+    fn chunks_of_seven() {
+        let c = chunks(
+            Window {
+                from: d("2026-11-01"),
+                to: d("2026-11-16"),
+            },
+            7,
+        );
+        assert_eq!(
+            c,
+            vec![
+                Window {
+                    from: d("2026-11-01"),
+                    to: d("2026-11-07")
+                },
+                Window {
+                    from: d("2026-11-08"),
+                    to: d("2026-11-14")
+                },
+                Window {
+                    from: d("2026-11-15"),
+                    to: d("2026-11-16")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn halves() {
+        let w = Window {
+            from: d("2026-11-01"),
+            to: d("2026-11-07"),
+        };
+        let (a, b) = w.halves().unwrap();
+        assert_eq!((a.days(), b.days()), (4, 3));
+        assert_eq!(b.from, d("2026-11-05"));
+        assert!(Window {
+            from: d("2026-11-01"),
+            to: d("2026-11-01")
+        }
+        .halves()
+        .is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_tile_the_window(start in 0i64..3000, len in 1i64..400, max in 1u32..10) {
+            let from = d("2020-01-01") + Duration::days(start);
+            let w = Window { from, to: from + Duration::days(len - 1) };
+            let c = chunks(w, max);
+            prop_assert_eq!(c[0].from, w.from);
+            prop_assert_eq!(c[c.len() - 1].to, w.to);
+            for pair in c.windows(2) {
+                prop_assert_eq!(pair[0].to + Duration::days(1), pair[1].from);
+            }
+            prop_assert!(c.iter().all(|x| x.days() >= 1 && x.days() <= max));
+            prop_assert_eq!(c.iter().map(Window::days).sum::<u32>(), w.days());
+        }
+
+        #[test]
+        fn window_ends_on_last_complete_and_respects_horizon(
+            cur in proptest::option::of(0i64..500), dts in 1u32..366, lb in 0u32..10
+        ) {
+            let last = d("2026-11-19");
+            let cursor = cur.map(|c| last - Duration::days(c));
+            if let Some(w) = plan_window(cursor, last, dts, lb) {
+                prop_assert_eq!(w.to, last);
+                prop_assert!(w.days() <= dts);
+            }
+        }
+    }
+}

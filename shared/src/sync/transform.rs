@@ -1,0 +1,435 @@
+//! The hot path: Feature/Page event rows (raw JSON bytes) → per-object, per-day values and
+//! per-user activity, aggregated in memory keyed by small integers. No I/O here.
+
+use super::identity::{Directory, IdentityRules, UserMatch};
+use super::plan::Window;
+use crate::domain::apps::multi_app_metric_name;
+use crate::domain::EndUserInput;
+use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Target};
+use crate::pendo::RowSink;
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A scalar read as text: strings as they are, numbers and booleans formatted.
+#[derive(Debug, PartialEq)]
+pub struct Loose<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One row of an event pipeline (see `pendo::pipelines::col`).
+#[derive(Debug, Deserialize)]
+struct EventRow<'a> {
+    day: Option<i64>,
+    #[serde(rename = "appId")]
+    app_id: Option<i64>,
+    #[serde(rename = "numEvents", default)]
+    num_events: Option<f64>,
+    #[serde(rename = "numMinutes", default)]
+    num_minutes: Option<f64>,
+    #[serde(borrow, default)]
+    company: Option<Loose<'a>>,
+    #[serde(borrow, default, rename = "endUser")]
+    end_user: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    asset: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    project: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    email: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    surname: Option<Loose<'a>>,
+}
+
+/// What one Feature/Page mapping turns rows into.
+#[derive(Debug, Clone)]
+pub struct TransformSpec {
+    pub mapping_id: MappingId,
+    pub target: Target,
+    pub metric: String,
+    pub minutes_metric: Option<String>,
+    pub multi_app: bool,
+    pub passive: bool,
+    /// "Auto-create users?" of the mapping (also gates filling in emails).
+    pub auto_create: bool,
+    pub rules: IdentityRules,
+    pub tz: Option<Tz>,
+    pub window: Window,
+    pub apps: AppsTable,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingUser {
+    pub company_id: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub surname: Option<String>,
+}
+
+impl PendingUser {
+    pub fn input(&self) -> EndUserInput {
+        EndUserInput {
+            company_id: self.company_id.clone(),
+            external_id: self.external_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            surname: self.surname.clone(),
+        }
+    }
+}
+
+/// Fields to fill in on an existing end user (only where the stored field is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fill {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub surname: Option<String>,
+}
+
+/// Sums of one (object, app, day).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    events: f64,
+    minutes: f64,
+}
+
+/// The rows of one chunk, aggregated. Implements [`RowSink`] so rows stream straight in.
+pub struct ChunkAccumulator<'d> {
+    spec: TransformSpec,
+    dir: &'d Directory,
+    days: Vec<(i64, Option<NaiveDate>)>,
+    apps: Vec<(i64, u16)>,
+    app_slots: Vec<(String, String)>,
+    /// (object slot, app slot, day) → sums. Object slot: directory index, or for end users
+    /// the user slot (existing index, or `user_count + pending index`).
+    values: HashMap<(u32, u16, NaiveDate), Sums>,
+    activity: HashMap<(u32, NaiveDate), Sums>,
+    pending: Vec<PendingUser>,
+    pending_index: HashMap<(String, String), u32>,
+    fills: HashMap<u32, Fill>,
+    pub rows_read: u64,
+    pub rows_skipped: u64,
+}
+
+impl<'d> ChunkAccumulator<'d> {
+    pub fn new(spec: TransformSpec, dir: &'d Directory) -> Self {
+        Self {
+            spec,
+            dir,
+            days: Vec::new(),
+            apps: Vec::new(),
+            app_slots: Vec::new(),
+            values: HashMap::new(),
+            activity: HashMap::new(),
+            pending: Vec::new(),
+            pending_index: HashMap::new(),
+            fills: HashMap::new(),
+            rows_read: 0,
+            rows_skipped: 0,
+        }
+    }
+
+    fn local_day(&mut self, ms: i64) -> Option<NaiveDate> {
+        if let Some((_, d)) = self.days.iter().find(|(m, _)| *m == ms) {
+            return *d;
+        }
+        let d = crate::time::local_date_of_bucket(ms, self.spec.tz);
+        self.days.push((ms, d));
+        d
+    }
+
+    fn app_slot(&mut self, app: i64) -> u16 {
+        if let Some((_, s)) = self.apps.iter().find(|(a, _)| *a == app) {
+            return *s;
+        }
+        let key = if self.spec.multi_app {
+            let row = self.spec.apps.row_for(app);
+            (row.app_id, row.prefix)
+        } else {
+            (String::new(), String::new())
+        };
+        let slot = match self.app_slots.iter().position(|s| *s == key) {
+            Some(p) => p as u16,
+            None => {
+                self.app_slots.push(key);
+                (self.app_slots.len() - 1) as u16
+            }
+        };
+        self.apps.push((app, slot));
+        slot
+    }
+
+    fn user_slot(&mut self, row: &EventRow<'_>, email: Option<&str>) -> Option<u32> {
+        let company = row.company.as_ref().map(|c| c.0.as_ref());
+        let ext = row.end_user.as_ref().map(|c| c.0.as_ref());
+        match self.dir.match_user(self.spec.rules, company, ext, email) {
+            UserMatch::Existing(i) => {
+                self.note_fill(i, row, email);
+                Some(i)
+            }
+            UserMatch::Unresolvable => None,
+            UserMatch::Create => {
+                let company = company.unwrap_or_default().to_string();
+                let key = match (email, ext.filter(|x| !x.is_empty())) {
+                    (Some(e), _) if self.spec.rules.email_mapped && !e.is_empty() => {
+                        format!("e:{e}")
+                    }
+                    (_, Some(x)) => format!("x:{x}"),
+                    (Some(e), None) => format!("e:{e}"),
+                    (None, None) => return None,
+                };
+                let base = self.dir.user_count() as u32;
+                if let Some(p) = self.pending_index.get(&(company.clone(), key.clone())) {
+                    return Some(base + p);
+                }
+                let text = |v: &Option<Loose<'_>>| {
+                    v.as_ref()
+                        .map(|s| s.0.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                };
+                self.pending.push(PendingUser {
+                    company_id: company.clone(),
+                    external_id: ext.filter(|x| !x.is_empty()).map(str::to_string),
+                    email: email
+                        .filter(|_| self.spec.rules.email_mapped)
+                        .map(str::to_string),
+                    name: text(&row.name),
+                    surname: text(&row.surname),
+                });
+                let p = (self.pending.len() - 1) as u32;
+                self.pending_index.insert((company, key), p);
+                Some(base + p)
+            }
+        }
+    }
+
+    /// Remembers values to fill in on an existing user whose fields are empty.
+    fn note_fill(&mut self, i: u32, row: &EventRow<'_>, email: Option<&str>) {
+        let Some(u) = self.dir.user(i) else { return };
+        let empty = |f: &Option<String>| f.as_deref().is_none_or(str::is_empty);
+        let text = |v: &Option<Loose<'_>>| {
+            v.as_ref()
+                .map(|s| s.0.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let name = text(&row.name).filter(|_| empty(&u.name));
+        let surname = text(&row.surname).filter(|_| empty(&u.surname));
+        let email = email
+            .filter(|_| self.spec.auto_create && self.spec.rules.email_mapped && empty(&u.email))
+            .map(str::to_string);
+        if name.is_none() && surname.is_none() && email.is_none() {
+            return;
+        }
+        let f = self.fills.entry(i).or_insert_with(|| Fill {
+            user_id: u.id.clone(),
+            ..Fill::default()
+        });
+        f.name = f.name.take().or(name);
+        f.surname = f.surname.take().or(surname);
+        f.email = f.email.take().or(email);
+    }
+
+    fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
+        let row: EventRow<'_> =
+            serde_json::from_slice(raw).map_err(|e| format!("bad event row: {e}"))?;
+        self.rows_read += 1;
+        let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
+            self.rows_skipped += 1;
+            return Ok(());
+        };
+        if day < self.spec.window.from || day > self.spec.window.to {
+            self.rows_skipped += 1;
+            return Ok(());
+        }
+        let sums = Sums {
+            events: row.num_events.unwrap_or(0.0),
+            minutes: row.num_minutes.unwrap_or(0.0),
+        };
+        let email_owned;
+        let email = match row.email.as_ref().map(|e| e.0.trim()) {
+            Some(e) if e.bytes().any(|b| b.is_ascii_uppercase()) => {
+                email_owned = e.to_lowercase();
+                Some(email_owned.as_str())
+            }
+            other => other,
+        };
+        let user = self.user_slot(&row, email);
+        if let Some(u) = user {
+            let a = self.activity.entry((u, day)).or_default();
+            a.events += sums.events;
+            a.minutes += sums.minutes;
+        }
+        fn field<'r>(v: &'r Option<Loose<'_>>) -> Option<&'r str> {
+            v.as_ref().map(|s| s.0.as_ref())
+        }
+        let object = match self.spec.target {
+            Target::Company => field(&row.company).and_then(|c| self.dir.company(c)),
+            Target::Asset => field(&row.asset).and_then(|c| self.dir.asset(c)),
+            Target::Project => field(&row.project).and_then(|c| self.dir.project(c)),
+            Target::EndUser => user,
+        };
+        let Some(object) = object else {
+            self.rows_skipped += 1;
+            return Ok(());
+        };
+        let app = self.app_slot(row.app_id.unwrap_or(0));
+        let v = self.values.entry((object, app, day)).or_default();
+        v.events += sums.events;
+        v.minutes += sums.minutes;
+        Ok(())
+    }
+
+    /// End users to create before the values can be written.
+    pub fn pending_users(&self) -> &[PendingUser] {
+        &self.pending
+    }
+
+    /// Builds the values, activity records and fills. `created[i]` is the service id of
+    /// `pending_users()[i]`.
+    pub fn finish(self, created: &[String]) -> ChunkOutput {
+        let base = self.dir.user_count() as u32;
+        let user_id = |slot: u32| -> Option<(String, String)> {
+            if slot < base {
+                self.dir
+                    .user(slot)
+                    .map(|u| (u.id.clone(), u.company_id.clone()))
+            } else {
+                let p = (slot - base) as usize;
+                Some((
+                    created.get(p)?.clone(),
+                    self.pending.get(p)?.company_id.clone(),
+                ))
+            }
+        };
+        let mut values = Vec::with_capacity(self.values.len() * 2);
+        for ((obj, app, day), sums) in &self.values {
+            let id = match self.spec.target {
+                Target::EndUser => user_id(*obj).map(|(id, _)| id),
+                kind => self.dir.object_id(kind, *obj).map(str::to_string),
+            };
+            let Some(id) = id else { continue };
+            let (app_key, prefix) = self
+                .app_slots
+                .get(*app as usize)
+                .cloned()
+                .unwrap_or_default();
+            let name = |m: &str| {
+                if self.spec.multi_app {
+                    multi_app_metric_name(&prefix, m)
+                } else {
+                    m.to_string()
+                }
+            };
+            let object = ObjectRef {
+                kind: self.spec.target,
+                id,
+            };
+            values.push(MetricValue {
+                object: object.clone(),
+                metric: name(&self.spec.metric),
+                app: app_key.clone(),
+                day: *day,
+                value: sums.events,
+            });
+            if let Some(m) = &self.spec.minutes_metric {
+                values.push(MetricValue {
+                    object,
+                    metric: name(m),
+                    app: app_key,
+                    day: *day,
+                    value: sums.minutes,
+                });
+            }
+        }
+        let mut activities = Vec::with_capacity(self.activity.len());
+        for ((slot, day), sums) in &self.activity {
+            let Some((end_user_id, company_id)) = user_id(*slot) else {
+                continue;
+            };
+            activities.push(Activity {
+                end_user_id,
+                company_id,
+                mapping_id: self.spec.mapping_id.clone(),
+                label: self.spec.metric.clone(),
+                day: *day,
+                events: sums.events,
+                minutes: sums.minutes,
+                passive: self.spec.passive,
+            });
+        }
+        let mut fills: Vec<Fill> = self.fills.into_values().collect();
+        fills.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        ChunkOutput {
+            values,
+            activities,
+            fills,
+            rows_read: self.rows_read,
+            rows_skipped: self.rows_skipped,
+        }
+    }
+}
+
+/// The result of a chunk's transform.
+#[derive(Debug, Default)]
+pub struct ChunkOutput {
+    pub values: Vec<MetricValue>,
+    pub activities: Vec<Activity>,
+    pub fills: Vec<Fill>,
+    pub rows_read: u64,
+    pub rows_skipped: u64,
+}
+
+impl RowSink for ChunkAccumulator<'_> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+        self.add_row(raw)
+    }
+    fn reset(&mut self) {
+        self.values.clear();
+        self.activity.clear();
+        self.pending.clear();
+        self.pending_index.clear();
+        self.fills.clear();
+        self.rows_read = 0;
+        self.rows_skipped = 0;
+    }
+}
