@@ -20,6 +20,7 @@ pub mod queue;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod worker;
 
 pub use app::{App, AppError, Ports};
 pub use error::ValidationError;

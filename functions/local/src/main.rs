@@ -1,1 +1,104 @@
-fn main() {}
+//! `pendo-sync`: the local runner. One process hosts the stages: the use cases, a worker pool on
+//! an in-process queue, and the embedded store under a data folder.
+
+mod demo;
+mod runtime;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "pendo-sync",
+    version,
+    about = "Sync Pendo usage data into daily metrics"
+)]
+struct Cli {
+    /// Log as JSON lines (default: human-readable, warnings only unless RUST_LOG is set).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the Pendo simulator in-process, configure a demo tenant, re-sync and print a summary.
+    Demo {
+        #[arg(long, default_value = "./data/demo")]
+        data: PathBuf,
+        /// Simulator seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Days to sync.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+    /// Run the daily schedule once for every active tenant, drain the queue, exit.
+    Sync {
+        #[arg(long)]
+        data: PathBuf,
+        /// Pendo base URL override for every domain (a deployment setting, for the simulator).
+        #[arg(long, env = "PENDO_BASE_URL")]
+        pendo_base_url: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
+    /// Print every stored metric value and activity record, sorted, one per line.
+    Export {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+        format: Format,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log_json);
+    match cli.command {
+        Command::Demo { data, seed, days } => demo::run(&data, seed, days).await,
+        Command::Sync {
+            data,
+            pendo_base_url,
+            workers,
+        } => {
+            let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
+            let runs = rt
+                .app
+                .run_schedule()
+                .await
+                .context("planning the daily runs")?;
+            rt.drain(workers, true).await;
+            for r in runs {
+                println!("run {r} planned and drained");
+            }
+            Ok(())
+        }
+        Command::Export {
+            data,
+            format,
+            tenant,
+        } => {
+            let rt = runtime::Local::open(&data, None, None)?;
+            let tenant = tenant
+                .map(|t| pendo_sync::domain::TenantId::parse(&t))
+                .transpose()?;
+            let rows = rt.app.ports.store.export(tenant.as_ref()).await?;
+            let mut out = std::io::stdout().lock();
+            runtime::write_export(&mut out, &rows, matches!(format, Format::Csv))?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `pendo-sync demo`: the one-command tour. Starts the Pendo simulator in-process, configures a
+//! demo tenant (connect, settings, apps, segments, directory, four mappings), runs a Re-sync all
+//! through the real worker path, and prints what was synced.
+
+use crate::runtime::Local;
+use anyhow::Context;
+use chrono::Duration;
+use pendo_sim::{SimConfig, SimKey, Simulator};
+use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::{
+    DirectoryObject, EndUserInput, FieldMappingsInput, MappingKind, ObjectRef, Target, TenantId,
+};
+use std::path::Path;
+
+const KEY: &str = "demo-integration-key";
+
+pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
+    // Start from an empty store so the demo shows one clean re-sync.
+    let db = data.join("pendo-sync.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{}", db.display(), suffix);
+        if Path::new(&p).exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {p}"))?;
+        }
+    }
+    let mut config = SimConfig::small();
+    config.seed = seed;
+    config.now = chrono::Utc::now();
+    config.keys = vec![SimKey {
+        key: KEY.into(),
+        write_access: true,
+    }];
+    let sim = Simulator::new(config.clone());
+    let running = sim
+        .spawn("127.0.0.1:0")
+        .await
+        .context("starting the Pendo simulator")?;
+    let sub = sim.subscription();
+    println!(
+        "Pendo simulator on {} — seed {seed}, {} accounts, {} visitors, {} apps, timezone {}",
+        running.base_url(),
+        sub.accounts.len(),
+        sub.visitors.len(),
+        sub.apps.len(),
+        sub.timezone
+    );
+
+    let rt = Local::open(data, Some(&running.base_url()), None)?;
+    let app = &rt.app;
+    let t = TenantId::parse("demo")?;
+    let i = app.connect(&t, KEY, "app.pendo.io").await?;
+    println!(
+        "Connected tenant '{t}' to app.pendo.io with key {}",
+        i.connection.map(|c| c.key.masked()).unwrap_or_default()
+    );
+
+    app.update_settings(
+        &t,
+        &SettingsUpdate {
+            days_to_sync: Some(days),
+            timezone: Some(sub.timezone.name().to_string()),
+            field_mappings: Some(FieldMappingsInput {
+                email: Some("metadata.agent.email".into()),
+                name: Some("metadata.agent.firstname".into()),
+                surname: Some("metadata.agent.lastname".into()),
+                ..Default::default()
+            }),
+            auto_detect_end_users: Some(true),
+        },
+        Role::Admin,
+    )
+    .await?;
+    for a in &sub.apps {
+        app.upsert_app(&t, &a.id.to_string(), &a.name).await?;
+    }
+    app.upsert_app(&t, "unknown", "Other Apps").await?;
+    let segment = sub
+        .segments
+        .first()
+        .context("the simulator has no segment")?;
+    app.upsert_segment(&t, &segment.id, &segment.name).await?;
+
+    // The directory: all but the last two accounts, and every other identified visitor.
+    let companies: Vec<DirectoryObject> = sub.accounts[..sub.accounts.len().saturating_sub(2)]
+        .iter()
+        .map(|a| DirectoryObject {
+            external_id: a.id.clone(),
+            name: Some(a.name.clone()),
+            company_id: None,
+        })
+        .collect();
+    let store = &app.ports.store;
+    store
+        .upsert_objects(&t, Target::Company, &companies)
+        .await?;
+    let mut users = 0;
+    for v in sub.visitors.iter().filter(|v| !v.anonymous).step_by(2) {
+        let Some(acc) = v.account.and_then(|i| sub.accounts.get(i)) else {
+            continue;
+        };
+        store
+            .upsert_end_user(
+                &t,
+                &EndUserInput {
+                    company_id: acc.id.clone(),
+                    external_id: Some(v.id.clone()),
+                    email: None,
+                    name: None,
+                    surname: None,
+                },
+            )
+            .await?;
+        users += 1;
+    }
+    println!(
+        "Directory: {} companies, {users} end users",
+        companies.len()
+    );
+
+    let default_app = sub.apps.first().map(|a| a.id).unwrap_or(-323232);
+    let top_feature = |app_id: i64, skip: usize| {
+        let mut f: Vec<_> = sub.features.iter().filter(|f| f.app_id == app_id).collect();
+        f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+        f.get(skip).map(|f| (f.id.clone(), f.name.clone()))
+    };
+    let (f1, f1_name) = top_feature(default_app, 0).context("no feature in the default app")?;
+    let (f2, _) = top_feature(default_app, 1).unwrap_or((f1.clone(), String::new()));
+    let mut pages: Vec<_> = sub
+        .pages
+        .iter()
+        .filter(|p| p.app_id == default_app)
+        .collect();
+    pages.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+    let page = pages.first().context("no page in the default app")?;
+    let mapping = |source: MappingKind,
+                   target,
+                   name: &str,
+                   passive,
+                   multi_app,
+                   auto_create,
+                   segment: Option<&str>| MappingInput {
+        source,
+        target,
+        metric_name: name.into(),
+        passive,
+        multi_app,
+        auto_create_users: auto_create,
+        segment_id: segment.map(str::to_string),
+        enabled: true,
+    };
+    let inputs = [
+        mapping(
+            MappingKind::Feature {
+                feature_id: f1.clone(),
+                minutes_metric: Some("Feature minutes".into()),
+            },
+            Target::Company,
+            "Feature clicks",
+            false,
+            true,
+            false,
+            None,
+        ),
+        mapping(
+            MappingKind::Page {
+                page_id: page.id.clone(),
+                minutes_metric: None,
+            },
+            Target::Company,
+            "Page views",
+            true,
+            false,
+            false,
+            None,
+        ),
+        mapping(
+            MappingKind::Feature {
+                feature_id: f2,
+                minutes_metric: None,
+            },
+            Target::Company,
+            "Segment clicks",
+            false,
+            false,
+            false,
+            Some(&segment.id),
+        ),
+        mapping(
+            MappingKind::Feature {
+                feature_id: f1,
+                minutes_metric: None,
+            },
+            Target::EndUser,
+            "Clicks",
+            false,
+            false,
+            true,
+            None,
+        ),
+    ];
+    let mut mappings = Vec::new();
+    for input in &inputs {
+        let m = app.create_mapping(&t, input).await?;
+        println!(
+            "Mapping {:<14} {:<8} → {:<8} passive={} multi-app={} auto-create={} segment={}",
+            m.metric_name,
+            m.source.name(),
+            m.target.as_str(),
+            m.passive,
+            m.multi_app,
+            m.auto_create_users,
+            m.segment_id.as_deref().unwrap_or("-")
+        );
+        mappings.push(m);
+    }
+    println!(
+        "(feature '{f1_name}', page '{}', segment '{}')",
+        page.name, segment.name
+    );
+
+    println!("Re-sync all ({days} days) …");
+    let started = std::time::Instant::now();
+    let run_id = app.resync_all(&t).await?;
+    let stats = rt.drain(4, true).await;
+    let (done, retried, failed, _) = stats.snapshot();
+    let run = app.run(&t, &run_id).await?;
+    println!(
+        "Done in {:.1}s: {} chunks ({done} messages processed, {retried} retried, {failed} failed), {} Pendo rows read",
+        started.elapsed().as_secs_f64(),
+        run.chunks.len(),
+        run.totals().rows_read
+    );
+
+    println!(
+        "\n{:<16} {:>12} {:>10} {:>8} {:>8} {:>8}",
+        "mapping", "last synced", "rows read", "values", "created", "skipped"
+    );
+    for m in &mappings {
+        let st = store.get_mapping_state(&t, &m.id).await?;
+        let mut totals = pendo_sync::domain::ChunkStats::default();
+        for c in run.chunks.iter().filter(|c| c.mapping_id == m.id) {
+            totals.add(&c.stats);
+        }
+        println!(
+            "{:<16} {:>12} {:>10} {:>8} {:>8} {:>8}",
+            m.metric_name,
+            st.and_then(|s| s.last_synced_day)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            totals.rows_read,
+            totals.values_written,
+            totals.users_created,
+            totals.rows_skipped
+        );
+    }
+
+    let i = app.integration(&t).await?;
+    let last = pendo_sync::time::last_complete_day(
+        app.ports.clock.now(),
+        i.settings.timezone.map(|z| z.0),
+    );
+    let from = last - Duration::days(4);
+    println!("\nLast 5 days for three companies:");
+    print!("{:<12} {:<36}", "company", "metric");
+    let mut d = from;
+    while d <= last {
+        print!(" {:>6}", d.format("%m-%d"));
+        d += Duration::days(1);
+    }
+    println!();
+    for c in companies.iter().take(3) {
+        let obj = ObjectRef {
+            kind: Target::Company,
+            id: c.external_id.clone(),
+        };
+        for metric in store.list_metrics(&t, &obj).await? {
+            let series = store
+                .read_series(&t, &obj, &metric.metric, from, last)
+                .await?;
+            print!("{:<12} {:<36}", c.external_id, metric.metric);
+            let mut d = from;
+            while d <= last {
+                let v = series
+                    .iter()
+                    .find(|p| p.day == d && p.app == metric.app)
+                    .map(|p| p.value);
+                print!(
+                    " {:>6}",
+                    v.map(|v| v.to_string()).unwrap_or_else(|| "·".into())
+                );
+                d += Duration::days(1);
+            }
+            println!();
+        }
+        let sys = app.system_metrics(&t, &obj).await?;
+        println!(
+            "{:<12} {:<36} {}",
+            c.external_id,
+            "users active last 7 days",
+            sys.users_active_last_7_days.unwrap_or(0)
+        );
+    }
+    let rows = store.export(Some(&t)).await?;
+    println!(
+        "\n{} values and activity records stored in {}",
+        rows.len(),
+        db.display()
+    );
+    println!(
+        "Export them with: cargo run -p local --bin pendo-sync -- export --data {}",
+        data.display()
+    );
+    running.shutdown().await;
+    Ok(())
+}
