@@ -1,0 +1,181 @@
+//! Mutable simulator state behind the control API: clock, keys, faults, memory limit,
+//! request log and per-path call counters.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::SimKey;
+use crate::faults::{pick, FaultRule, FaultState};
+
+/// One logged `/api/` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestLogEntry {
+    /// Sequence number (from 1, reset by `DELETE /_sim/requests`).
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Request path (no query).
+    pub path: String,
+    /// FNV-1a 64-bit digest of the request body, 16 hex digits.
+    pub body_digest: String,
+    /// Response status.
+    pub status: u16,
+    /// Fault applied, if any (its kind, camelCase).
+    pub fault: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Control state shared by the server and the library API.
+#[derive(Debug)]
+pub struct Control {
+    now: RwLock<DateTime<Utc>>,
+    keys: RwLock<BTreeMap<String, bool>>,
+    faults: Mutex<Vec<FaultState>>,
+    memory_limit: Mutex<Option<u64>>,
+    log: Mutex<Vec<RequestLogEntry>>,
+    counters: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Control {
+    /// New state with an initial clock and keys.
+    pub fn new(now: DateTime<Utc>, keys: &[SimKey]) -> Self {
+        Control {
+            now: RwLock::new(now),
+            keys: RwLock::new(
+                keys.iter()
+                    .map(|k| (k.key.clone(), k.write_access))
+                    .collect(),
+            ),
+            faults: Mutex::new(Vec::new()),
+            memory_limit: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+            counters: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The simulated clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.now.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Set the simulated clock.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        *self.now.write().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
+    /// Add a fault rule (errors if the rule is inconsistent).
+    pub fn add_fault(&self, rule: FaultRule) -> Result<(), String> {
+        rule.validate()?;
+        lock(&self.faults).push(FaultState {
+            rule,
+            seen: 0,
+            fired: 0,
+        });
+        Ok(())
+    }
+
+    /// Remove all fault rules.
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// Current fault rules with counters.
+    pub fn faults(&self) -> Vec<FaultState> {
+        lock(&self.faults).clone()
+    }
+
+    /// Pick the fault for a call (updates rule counters).
+    pub fn pick_fault(&self, path: &str) -> Option<FaultRule> {
+        pick(&mut lock(&self.faults), path)
+    }
+
+    /// Answer 400 `Query exceeded memory limit` when an aggregation result exceeds `rows`.
+    pub fn set_memory_limit_rows(&self, rows: Option<u64>) {
+        *lock(&self.memory_limit) = rows;
+    }
+
+    /// The configured result-row limit.
+    pub fn memory_limit_rows(&self) -> Option<u64> {
+        *lock(&self.memory_limit)
+    }
+
+    /// Add or replace a key.
+    pub fn set_key(&self, key: &str, write_access: bool) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), write_access);
+    }
+
+    /// Revoke a key; true if it existed.
+    pub fn revoke_key(&self, key: &str) -> bool {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+            .is_some()
+    }
+
+    /// `Some(write_access)` for a known key.
+    pub fn key_access(&self, key: &str) -> Option<bool> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    /// Record an `/api/` call.
+    pub fn record(
+        &self,
+        method: &str,
+        path: &str,
+        digest: u64,
+        status: u16,
+        fault: Option<String>,
+    ) {
+        let mut log = lock(&self.log);
+        let seq = log.len() as u64 + 1;
+        log.push(RequestLogEntry {
+            seq,
+            method: method.to_string(),
+            path: path.to_string(),
+            body_digest: format!("{digest:016x}"),
+            status,
+            fault,
+        });
+    }
+
+    /// Count a call to a path.
+    pub fn count_call(&self, path: &str) {
+        *lock(&self.counters).entry(path.to_string()).or_insert(0) += 1;
+    }
+
+    /// The request log.
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        lock(&self.log).clone()
+    }
+
+    /// Calls made to exactly `path`.
+    pub fn calls(&self, path: &str) -> u64 {
+        lock(&self.counters).get(path).copied().unwrap_or(0)
+    }
+
+    /// Calls per path.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        lock(&self.counters).clone()
+    }
+
+    /// Clear the request log and counters.
+    pub fn reset_requests(&self) {
+        lock(&self.log).clear();
+        lock(&self.counters).clear();
+    }
+}

@@ -1,0 +1,107 @@
+//! `pendo-sim` binary: serve the simulated Pendo API.
+
+use clap::{Parser, ValueEnum};
+use pendo_sim::{SimConfig, SimKey, Simulator};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Preset {
+    Tiny,
+    Small,
+    Large,
+}
+
+/// Serve a deterministic simulated Pendo subscription.
+#[derive(Debug, Parser)]
+#[command(name = "pendo-sim", version)]
+struct Args {
+    /// Size preset (explicit flags override its values).
+    #[arg(long, value_enum, default_value = "small")]
+    preset: Preset,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: String,
+    /// Integration key with write access (repeatable).
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Read-only integration key (repeatable).
+    #[arg(long = "read-only-key")]
+    read_only_keys: Vec<String>,
+    /// PRNG seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of accounts.
+    #[arg(long)]
+    accounts: Option<u32>,
+    /// Number of visitors.
+    #[arg(long)]
+    visitors: Option<u32>,
+    /// History length in days.
+    #[arg(long)]
+    days: Option<u32>,
+    /// IANA time zone of the subscription.
+    #[arg(long, default_value = "America/New_York")]
+    timezone: String,
+    /// Initial clock (RFC 3339); default: the real current time.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+fn config(args: &Args) -> Result<SimConfig, String> {
+    let mut c = match args.preset {
+        Preset::Tiny => SimConfig::tiny(),
+        Preset::Small => SimConfig::small(),
+        Preset::Large => SimConfig::large(),
+    };
+    c.seed = args.seed.unwrap_or(c.seed);
+    c.accounts = args.accounts.unwrap_or(c.accounts);
+    c.visitors = args.visitors.unwrap_or(c.visitors);
+    c.days = args.days.unwrap_or(c.days);
+    c.timezone = args
+        .timezone
+        .parse()
+        .map_err(|e| format!("invalid --timezone: {e}"))?;
+    c.now = match &args.now {
+        Some(s) => pendo_sim::control_api::parse_instant(s)?,
+        None => chrono::Utc::now(),
+    };
+    let mut keys: Vec<SimKey> = args.keys.iter().map(|k| SimKey::write(k)).collect();
+    keys.extend(args.read_only_keys.iter().map(|k| SimKey::read_only(k)));
+    if !keys.is_empty() {
+        c.keys = keys;
+    }
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pendo-sim: {e}");
+            std::process::exit(2);
+        }
+    };
+    let key_names: Vec<String> = cfg.keys.iter().map(|k| k.key.clone()).collect();
+    let sim = Simulator::new(cfg);
+    let running = match sim.spawn(&args.listen).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pendo-sim: cannot listen on {}: {e}", args.listen);
+            std::process::exit(1);
+        }
+    };
+    println!("listening on {}", running.base_url());
+    let sub = sim.subscription();
+    eprintln!(
+        "pendo-sim: {} accounts, {} visitors, {}..={} ({}), keys: {}",
+        sub.accounts.len(),
+        sub.visitors.len(),
+        sub.first_date,
+        sub.last_date,
+        sub.timezone.name(),
+        key_names.join(", ")
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    running.shutdown().await;
+}

@@ -1,0 +1,209 @@
+//! The `/api/v1/*` surface: key checks, fault injection, request logging and the handlers.
+
+use std::collections::BTreeMap;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+
+use crate::faults::{cut_body, status_response, FaultKind};
+use crate::pipeline::{parse::parse_plan, plan_request};
+use crate::rng::fnv1a;
+use crate::stream::{error_response, json_value, stream_plan};
+use crate::{SimError, Simulator};
+
+/// Max accepted request body.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Whether the calling key has write access (inserted by the guard).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyAccess {
+    /// Write access flag.
+    pub write: bool,
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, Body::empty()).into_response()
+}
+
+fn fault_name(kind: FaultKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("cannot read body: {e}")).into_response()
+        }
+    };
+    let digest = fnv1a(&bytes);
+    let control = sim.control();
+    control.count_call(&path);
+    let fault = control.pick_fault(&path);
+    let resp = match fault.as_ref().and_then(status_response) {
+        Some(r) => r,
+        None => {
+            if let Some(f) = fault.as_ref().filter(|f| f.kind == FaultKind::Delay) {
+                let ms = f.delay_ms.unwrap_or(1000);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            let key = parts
+                .headers
+                .get("x-pendo-integration-key")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|k| control.key_access(k));
+            match key {
+                None => forbidden(),
+                Some(false) if path == "/api/v1/aggregation" && method == Method::POST => {
+                    forbidden()
+                }
+                Some(write) => {
+                    let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
+                    req.extensions_mut().insert(KeyAccess { write });
+                    let r = next.run(req).await;
+                    match fault.as_ref().map(|f| f.kind) {
+                        Some(k @ (FaultKind::DropMidBody | FaultKind::TruncateMidJson)) => {
+                            cut_body(r, k)
+                        }
+                        _ => r,
+                    }
+                }
+            }
+        }
+    };
+    control.record(
+        method.as_str(),
+        &path,
+        digest,
+        resp.status().as_u16(),
+        fault.map(|f| fault_name(f.kind)),
+    );
+    resp
+}
+
+async fn aggregation(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let json: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")).into_response()
+        }
+    };
+    let ctx = sim.eval_ctx();
+    match plan_request(&json, sim.subscription(), &ctx) {
+        Ok(plan) => stream_plan(sim, plan, ctx, true).await,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn reports(State(sim): State<Simulator>) -> Response {
+    json_value(&Value::Array(sim.subscription().reports.clone()))
+}
+
+async fn report_results(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let sub = sim.subscription();
+    let Some(pipeline) = sub
+        .report(&id)
+        .and_then(|r| r.pointer("/aggregation/pipeline"))
+        .and_then(Value::as_array)
+    else {
+        return error_response(&SimError::NotFound);
+    };
+    let ctx = sim.eval_ctx();
+    match parse_plan(pipeline, sub, &ctx, 0) {
+        Ok(plan) => stream_plan(sim.clone(), plan, ctx, false).await,
+        Err(e) => error_response(&SimError::BadRequest(e)),
+    }
+}
+
+fn all_apps(q: &BTreeMap<String, String>) -> bool {
+    q.get("expand").is_some_and(|v| v == "*")
+}
+
+async fn pages(
+    State(sim): State<Simulator>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let sub = sim.subscription();
+    let all = all_apps(&q);
+    let out: Vec<Value> = sub
+        .pages
+        .iter()
+        .filter(|p| all || p.app_id == crate::data::DEFAULT_APP_ID)
+        .map(|p| sub.page_json(p))
+        .collect();
+    json_value(&Value::Array(out))
+}
+
+async fn features(
+    State(sim): State<Simulator>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let sub = sim.subscription();
+    let all = all_apps(&q);
+    let out: Vec<Value> = sub
+        .features
+        .iter()
+        .filter(|f| all || f.app_id == crate::data::DEFAULT_APP_ID)
+        .map(|f| sub.feature_json(f))
+        .collect();
+    json_value(&Value::Array(out))
+}
+
+async fn segments(State(sim): State<Simulator>) -> Response {
+    let sub = sim.subscription();
+    json_value(&Value::Array(
+        sub.segments.iter().map(|s| sub.segment_json(s)).collect(),
+    ))
+}
+
+async fn segment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let sub = sim.subscription();
+    match sub.segment(&id) {
+        Some(s) => json_value(&sub.segment_json(s)),
+        None => error_response(&SimError::NotFound),
+    }
+}
+
+async fn schema(State(sim): State<Simulator>, Path(kind): Path<String>) -> Response {
+    match sim.subscription().metadata_schema(&kind) {
+        Some(v) => json_value(&v),
+        None => error_response(&SimError::NotFound),
+    }
+}
+
+async fn verify(Extension(access): Extension<KeyAccess>) -> Response {
+    json_value(&json!({ "valid": true, "writeAccess": access.write }))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+/// The `/api/` router (guarded).
+pub fn api_router(sim: Simulator) -> Router {
+    Router::new()
+        .route("/api/v1/aggregation", post(aggregation))
+        .route("/api/v1/report", get(reports))
+        .route("/api/v1/report/{id}/results.json", get(report_results))
+        .route("/api/v1/page", get(pages))
+        .route("/api/v1/feature", get(features))
+        .route("/api/v1/segment", get(segments))
+        .route("/api/v1/segment/{id}", get(segment))
+        .route("/api/v1/metadata/schema/{kind}", get(schema))
+        .route("/api/v1/token/verify", get(verify))
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .layer(middleware::from_fn_with_state(sim.clone(), guard))
+        .with_state(sim)
+}
