@@ -36,3 +36,10 @@ impl Clock for FixedClock {
         self.0.lock().map(|g| *g).unwrap_or_else(|_| Utc::now())
     }
 }
+
+impl FixedClock {
+    /// The time it is set to.
+    pub fn now_value(&self) -> DateTime<Utc> {
+        Clock::now(self)
+    }
+}

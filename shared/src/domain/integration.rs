@@ -356,24 +356,13 @@ impl FieldMappingsInput {
 }
 
 /// Settings of the configuration panel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     pub days_to_sync: DaysToSync,
     pub timezone: Option<Timezone>,
     pub field_mappings: FieldMappings,
     pub auto_detect_end_users: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            days_to_sync: DaysToSync::default(),
-            timezone: None,
-            field_mappings: FieldMappings::default(),
-            auto_detect_end_users: false,
-        }
-    }
 }
 
 /// Whether the stored key works.

@@ -383,9 +383,10 @@ pub(super) fn list_metrics(
     rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
-fn activity(
-    r: &Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, String, f64, f64, bool)> {
+/// An activity row as read: ids and day as text, to be parsed.
+type ActivityRow = (String, String, String, String, String, f64, f64, bool);
+
+fn activity(r: &Row<'_>) -> rusqlite::Result<ActivityRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,

@@ -1,0 +1,1 @@
+//! Scenario tests live in `tests/it`; this crate has no library code.

@@ -1,0 +1,283 @@
+//! `Stack`: a simulator on an ephemeral port, an embedded store, an in-process queue, a fixed
+//! clock and the app, plus typed helpers to configure a tenant and compute expectations.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use pendo_sim::{RunningSim, SimConfig, SimKey, Simulator};
+use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::clock::FixedClock;
+use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::*;
+use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
+use pendo_sync::pendo::retry::RetryPolicy;
+use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::store::embedded::EmbeddedStore;
+use pendo_sync::worker::{drain, DrainStats};
+use pendo_sync::{App, Ports};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+pub const KEY: &str = "scenario-key";
+pub const NY: Tz = chrono_tz::America::New_York;
+
+pub fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+pub struct Stack {
+    pub sim: Simulator,
+    pub running: RunningSim,
+    pub app: Arc<App>,
+    pub queue: InProcessQueue,
+    pub clock: FixedClock,
+    pub tenant: TenantId,
+}
+
+/// Small preset, "now" = 2026-11-05T15:00Z, so 20 days of history span the DST change of
+/// 2026-11-01 in New York.
+pub fn sim_config() -> SimConfig {
+    let mut c = SimConfig::small();
+    c.now = Utc.with_ymd_and_hms(2026, 11, 5, 15, 0, 0).unwrap();
+    c.keys = vec![SimKey {
+        key: KEY.into(),
+        write_access: true,
+    }];
+    c
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(sim_config()).await
+    }
+
+    pub async fn start_with(config: SimConfig) -> Stack {
+        let now = config.now;
+        let sim = Simulator::new(config);
+        let running = sim.spawn("127.0.0.1:0").await.unwrap();
+        let endpoints = PendoEndpoints {
+            all: Some(running.base_url()),
+            ..Default::default()
+        };
+        let pendo = HttpPendo::new(HttpPendoConfig {
+            endpoints,
+            retry: RetryPolicy::fast(),
+            ..HttpPendoConfig::default()
+        })
+        .unwrap();
+        let queue = InProcessQueue::new(5, StdDuration::from_millis(1));
+        let clock = FixedClock::new(now);
+        let ports = Ports {
+            store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+            queue: Arc::new(queue.clone()),
+            pendo: Arc::new(pendo),
+            clock: Arc::new(clock.clone()),
+        };
+        let app = Arc::new(App::new(ports));
+        let tenant = TenantId::parse("acme-cs").unwrap();
+        app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
+        Stack {
+            sim,
+            running,
+            app,
+            queue,
+            clock,
+            tenant,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now_value()
+    }
+
+    pub async fn settings(&self, u: SettingsUpdate) {
+        self.app
+            .update_settings(&self.tenant, &u, Role::Admin)
+            .await
+            .unwrap();
+    }
+
+    /// Companies = every simulator account except `skip`.
+    pub async fn add_companies(&self, skip: &[&str]) -> Vec<String> {
+        let ids: Vec<String> = self
+            .sim
+            .subscription()
+            .accounts
+            .iter()
+            .map(|a| a.id.clone())
+            .filter(|id| !skip.contains(&id.as_str()))
+            .collect();
+        let objs: Vec<DirectoryObject> = ids
+            .iter()
+            .map(|id| DirectoryObject {
+                external_id: id.clone(),
+                name: None,
+                company_id: None,
+            })
+            .collect();
+        self.app
+            .ports
+            .store
+            .upsert_objects(&self.tenant, Target::Company, &objs)
+            .await
+            .unwrap();
+        ids
+    }
+
+    pub async fn add_user(
+        &self,
+        company: &str,
+        ext: Option<&str>,
+        email: Option<&str>,
+        name: Option<&str>,
+    ) -> EndUser {
+        self.app
+            .ports
+            .store
+            .upsert_end_user(
+                &self.tenant,
+                &EndUserInput {
+                    company_id: company.into(),
+                    external_id: ext.map(Into::into),
+                    email: email.map(Into::into),
+                    name: name.map(Into::into),
+                    surname: None,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn mapping(
+        &self,
+        source: MappingKind,
+        target: Target,
+        name: &str,
+        f: impl FnOnce(&mut MappingInput),
+    ) -> Mapping {
+        let mut input = MappingInput {
+            source,
+            target,
+            metric_name: name.into(),
+            passive: false,
+            multi_app: false,
+            auto_create_users: false,
+            segment_id: None,
+            enabled: true,
+        };
+        f(&mut input);
+        self.app.create_mapping(&self.tenant, &input).await.unwrap()
+    }
+
+    pub async fn drain(&self) {
+        drain(
+            self.app.clone(),
+            self.queue.clone(),
+            5,
+            2,
+            Arc::new(DrainStats::default()),
+        )
+        .await;
+        assert!(
+            self.queue.dead_letters().is_empty(),
+            "dead letters: {:?}",
+            self.queue.dead_letters()
+        );
+    }
+
+    pub async fn resync(&self) {
+        self.app.resync_all(&self.tenant).await.unwrap();
+        self.drain().await;
+    }
+
+    pub async fn export(&self) -> Vec<ExportRow> {
+        self.app
+            .ports
+            .store
+            .export(Some(&self.tenant))
+            .await
+            .unwrap()
+    }
+
+    /// (object id, metric, app, day) → value of the stored values.
+    pub async fn values(&self) -> BTreeMap<(String, String, String, NaiveDate), f64> {
+        self.export()
+            .await
+            .into_iter()
+            .filter(|r| r.record == "value")
+            .map(|r| ((r.object_id, r.metric, r.app, r.day), r.value))
+            .collect()
+    }
+
+    /// The most popular feature of an app (deterministic).
+    pub fn feature(&self, app_id: i64) -> String {
+        let mut f: Vec<_> = self
+            .sim
+            .subscription()
+            .features
+            .iter()
+            .filter(|f| f.app_id == app_id)
+            .collect();
+        f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+        f[0].id.clone()
+    }
+
+    /// Runs a pipeline directly on the simulator (bypassing the product).
+    pub fn direct(&self, pipeline: Value) -> Vec<Value> {
+        self.sim.run_aggregation(&json!({"response": {"mimeType": "application/json"}, "request": {"pipeline": pipeline}})).unwrap()
+    }
+
+    /// Raw featureEvents rows of one feature, all apps, for local days `from..=to` in `tz`.
+    pub fn feature_rows(
+        &self,
+        feature: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        tz: Tz,
+        extra: Vec<Value>,
+    ) -> Vec<Value> {
+        let first = tz
+            .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .timestamp_millis();
+        let count = (to - from).num_days() + 1;
+        let mut p = vec![
+            json!({"source": {"featureEvents": {"featureId": feature, "appId": "expandAppIds(\"*\")"},
+            "timeSeries": {"period": "dayRange", "first": first, "count": count}}}),
+        ];
+        p.extend(extra);
+        self.direct(Value::Array(p))
+    }
+}
+
+/// The local date of a bucket, computed here with chrono-tz (not with the product's code).
+pub fn local_day(ms: i64, tz: Tz) -> NaiveDate {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .with_timezone(&tz)
+        .date_naive()
+}
+
+/// Sums `field` of rows by (key of `key_fn`, local day).
+pub fn sum_by<K: Ord>(
+    rows: &[Value],
+    tz: Tz,
+    field: &str,
+    key_fn: impl Fn(&Value) -> Option<K>,
+) -> BTreeMap<(K, NaiveDate), f64> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let Some(k) = key_fn(r) else { continue };
+        let day = local_day(r["day"].as_i64().unwrap(), tz);
+        *out.entry((k, day)).or_insert(0.0) += r[field].as_f64().unwrap_or(0.0);
+    }
+    out
+}
+
+pub fn days_back(last: NaiveDate, n: i64) -> NaiveDate {
+    last - Duration::days(n - 1)
+}

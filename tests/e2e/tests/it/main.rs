@@ -1,0 +1,6 @@
+//! One integration-test binary: whole flows of the core against the Pendo simulator, with
+//! exact expectations computed independently of the engine (direct pipelines over the
+//! simulator's data, converted with chrono-tz).
+
+mod helpers;
+mod scenarios;

@@ -1,0 +1,4 @@
+mod identity;
+mod multi_app;
+mod runs;
+mod time;

@@ -1,0 +1,115 @@
+//! Sync now deletes nothing; Re-sync all leaves exactly `days_to_sync` days; running a window
+//! twice changes nothing; a new day is added by the daily run.
+
+use crate::helpers::*;
+use chrono::Duration;
+use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::domain::{MappingKind, Target};
+
+async fn stack_with_mapping(days: i64) -> (Stack, pendo_sync::domain::Mapping) {
+    let s = Stack::start().await;
+    s.settings(SettingsUpdate {
+        days_to_sync: Some(days),
+        timezone: Some("America/New_York".into()),
+        ..Default::default()
+    })
+    .await;
+    s.add_companies(&[]).await;
+    let f = s.feature(-323232);
+    let m = s
+        .mapping(
+            MappingKind::Feature {
+                feature_id: f,
+                minutes_metric: Some("Minutes".into()),
+            },
+            Target::Company,
+            "Clicks",
+            |_| {},
+        )
+        .await;
+    (s, m)
+}
+
+#[tokio::test]
+async fn running_the_same_windows_again_changes_nothing() {
+    let (s, m) = stack_with_mapping(14).await;
+    s.resync().await;
+    let first = s.export().await;
+    assert!(!first.is_empty());
+    // Sync now, the daily schedule, and a rebuild of the same days: identical state.
+    s.app.sync_now(&s.tenant, &m.id).await.unwrap();
+    s.drain().await;
+    assert_eq!(s.export().await, first);
+    s.app.run_schedule().await.unwrap();
+    s.drain().await;
+    assert_eq!(s.export().await, first);
+    s.app.rebuild_mapping(&s.tenant, &m.id).await.unwrap();
+    s.drain().await;
+    assert_eq!(s.export().await, first);
+}
+
+#[tokio::test]
+async fn sync_now_deletes_nothing_and_adds_the_new_day() {
+    let (s, m) = stack_with_mapping(10).await;
+    s.resync().await;
+    let before = s.values().await;
+    // A day later (both clocks), Sync now adds Nov 5 and keeps every older value.
+    let later = s.now() + Duration::days(1);
+    s.clock.set(later);
+    s.sim.control().set_now(later);
+    s.app.sync_now(&s.tenant, &m.id).await.unwrap();
+    s.drain().await;
+    let after = s.values().await;
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k:?} lost or changed");
+    }
+    assert!(after.keys().any(|k| k.3 == d("2026-11-05")));
+    assert!(after.len() > before.len());
+    let st = s
+        .app
+        .ports
+        .store
+        .get_mapping_state(&s.tenant, &m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.last_synced_day, Some(d("2026-11-05")));
+}
+
+#[tokio::test]
+async fn resync_all_leaves_exactly_days_to_sync_days() {
+    let (s, _) = stack_with_mapping(20).await;
+    s.resync().await;
+    let days =
+        |v: &std::collections::BTreeMap<(String, String, String, chrono::NaiveDate), f64>| {
+            v.keys()
+                .map(|k| k.3)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+    assert_eq!(
+        days(&s.values().await).iter().next().copied(),
+        Some(d("2026-10-16"))
+    );
+    s.app
+        .update_settings(
+            &s.tenant,
+            &SettingsUpdate {
+                days_to_sync: Some(5),
+                ..Default::default()
+            },
+            Role::Admin,
+        )
+        .await
+        .unwrap();
+    assert!(s.app.integration(&s.tenant).await.unwrap().resync_required);
+    s.resync().await;
+    assert!(!s.app.integration(&s.tenant).await.unwrap().resync_required);
+    let got = days(&s.values().await);
+    let want: std::collections::BTreeSet<_> = (0..5)
+        .map(|i| d("2026-10-31") + Duration::days(i))
+        .collect();
+    assert_eq!(got, want);
+    // Nothing of the older generation is left anywhere in the store.
+    let rows = s.export().await;
+    assert!(rows.iter().all(|r| r.day >= d("2026-10-31")));
+}
