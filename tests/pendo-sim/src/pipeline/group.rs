@@ -2,7 +2,8 @@
 //! max, list, avg. Group holds one accumulator set per distinct key, never the input rows.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value};
 
@@ -62,6 +63,43 @@ impl PartialOrd for OrdValue {
 impl Ord for OrdValue {
     fn cmp(&self, o: &Self) -> Ordering {
         cmp_values(&self.0, &o.0)
+    }
+}
+
+/// Hash consistent with [`cmp_values`] equality (numbers by value).
+fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => {
+            1u8.hash(h);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            2u8.hash(h);
+            let f = n.as_f64().unwrap_or(0.0);
+            (if f == 0.0 { 0.0f64 } else { f }).to_bits().hash(h);
+        }
+        Value::String(s) => {
+            3u8.hash(h);
+            s.hash(h);
+        }
+        Value::Array(a) => {
+            4u8.hash(h);
+            a.len().hash(h);
+            for x in a {
+                hash_value(x, h);
+            }
+        }
+        Value::Object(_) => {
+            5u8.hash(h);
+            serde_json::to_string(v).unwrap_or_default().hash(h);
+        }
+    }
+}
+
+impl Hash for OrdValue {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_value(&self.0, h);
     }
 }
 
@@ -224,14 +262,15 @@ fn output(keys: &[Path], key: Vec<OrdValue>, aggs: &[(Path, Agg)], accs: Vec<Acc
     row
 }
 
-/// Group rows by key paths; output ordered by key.
+/// Group rows by key paths; output ordered by key (hash map for lookups, sorted once at the
+/// end, so output never depends on hash order).
 pub fn group<'a>(
     rows: Rows<'a>,
     keys: &'a [Path],
     aggs: &'a [(Path, Agg)],
     ctx: &'a EvalCtx,
 ) -> Rows<'a> {
-    let mut groups: BTreeMap<Vec<OrdValue>, Vec<Acc>> = BTreeMap::new();
+    let mut groups: HashMap<Vec<OrdValue>, Vec<Acc>> = HashMap::new();
     for row in rows {
         let key: Vec<OrdValue> = keys
             .iter()
@@ -242,8 +281,10 @@ pub fn group<'a>(
             acc.add(agg, &row, ctx);
         }
     }
+    let mut sorted: Vec<(Vec<OrdValue>, Vec<Acc>)> = groups.into_iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Box::new(
-        groups
+        sorted
             .into_iter()
             .map(move |(k, accs)| output(keys, k, aggs, accs)),
     )
