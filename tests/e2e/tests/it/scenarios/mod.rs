@@ -1,3 +1,4 @@
+mod faults;
 mod identity;
 mod multi_app;
 mod runs;
