@@ -96,9 +96,17 @@ async fn main() -> anyhow::Result<()> {
                 .map(|t| pendo_sync::domain::TenantId::parse(&t))
                 .transpose()?;
             let rows = rt.app.ports.store.export(tenant.as_ref()).await?;
-            let mut out = std::io::stdout().lock();
-            runtime::write_export(&mut out, &rows, matches!(format, Format::Csv))?;
-            Ok(())
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match runtime::write_export(&mut out, &rows, matches!(format, Format::Csv)) {
+                // `export | head` closes the pipe early: that is not an error.
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
         }
     }
 }

@@ -120,9 +120,10 @@ pub fn write_export(out: &mut impl Write, rows: &[ExportRow], csv: bool) -> anyh
         }
     } else {
         for r in rows {
-            serde_json::to_writer(&mut *out, r)?;
+            serde_json::to_writer(&mut *out, r).map_err(std::io::Error::from)?;
             writeln!(out)?;
         }
     }
+    out.flush()?;
     Ok(())
 }
