@@ -111,15 +111,31 @@ fn find_user(
     Ok(None)
 }
 
-/// The service's id of an end user: stable for the same company and identity, so two workers
-/// creating the same user pick the same id.
-fn user_id(u: &EndUserInput) -> String {
+/// A new end user from its input. Its service id is stable for the same company and identity,
+/// so two workers creating the same user pick the same id.
+fn new_user(u: &EndUserInput) -> EndUser {
     let ident = u
         .external_id
         .as_deref()
         .map(|e| format!("x:{e}"))
         .unwrap_or_else(|| format!("e:{}", u.email.as_deref().unwrap_or_default()));
-    format!("{}|{}", u.company_id, ident)
+    EndUser {
+        id: format!("{}|{}", u.company_id, ident),
+        company_id: u.company_id.clone(),
+        external_id: u.external_id.clone(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        surname: u.surname.clone(),
+    }
+}
+
+fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
+    )
+    .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
+    Ok(())
 }
 
 pub(super) fn create_end_user_if_absent(
@@ -131,18 +147,8 @@ pub(super) fn create_end_user_if_absent(
     if let Some(found) = find_user(&tx, t, u)? {
         return Ok((found, false));
     }
-    let user = EndUser {
-        id: user_id(u),
-        company_id: u.company_id.clone(),
-        external_id: u.external_id.clone(),
-        email: u.email.clone(),
-        name: u.name.clone(),
-        surname: u.surname.clone(),
-    };
-    tx.execute(
-        "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
-    )?;
+    let user = new_user(u);
+    insert_user(&tx, t, &user)?;
     tx.commit()?;
     Ok((user, true))
 }
@@ -167,19 +173,8 @@ pub(super) fn upsert_end_user(
             found
         }
         None => {
-            let user = EndUser {
-                id: user_id(u),
-                company_id: u.company_id.clone(),
-                external_id: u.external_id.clone(),
-                email: u.email.clone(),
-                name: u.name.clone(),
-                surname: u.surname.clone(),
-            };
-            tx.execute(
-                "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
-            )
-            .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
+            let user = new_user(u);
+            insert_user(&tx, t, &user)?;
             user
         }
     };

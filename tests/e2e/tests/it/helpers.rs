@@ -93,6 +93,16 @@ impl Stack {
         self.clock.now_value()
     }
 
+    /// Days to sync and the New York zone (the simulator's subscription zone).
+    pub async fn ny_days(&self, days: i64) {
+        self.settings(SettingsUpdate {
+            days_to_sync: Some(days),
+            timezone: Some("America/New_York".into()),
+            ..Default::default()
+        })
+        .await;
+    }
+
     pub async fn settings(&self, u: SettingsUpdate) {
         self.app
             .update_settings(&self.tenant, &u, Role::Admin)

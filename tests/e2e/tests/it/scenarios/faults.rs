@@ -3,16 +3,10 @@
 
 use crate::helpers::*;
 use pendo_sim::{FaultKind, FaultRule};
-use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{ConnectionStatus, MappingKind, Target};
 
 async fn scenario(s: &Stack) {
-    s.settings(SettingsUpdate {
-        days_to_sync: Some(21),
-        timezone: Some("America/New_York".into()),
-        ..Default::default()
-    })
-    .await;
+    s.ny_days(21).await;
     s.add_companies(&[]).await;
     for (i, app) in s.sim.subscription().app_ids().into_iter().enumerate() {
         let f = s.feature(app);

@@ -2,19 +2,13 @@
 //! an empty one; and segments.
 
 use crate::helpers::*;
-use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{MappingKind, Target};
 use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn multi_app_metrics_are_named_per_app_with_unknown_and_empty_prefixes() {
     let s = Stack::start().await;
-    s.settings(SettingsUpdate {
-        days_to_sync: Some(7),
-        timezone: Some("America/New_York".into()),
-        ..Default::default()
-    })
-    .await;
+    s.ny_days(7).await;
     let companies = s.add_companies(&[]).await;
     let apps = s.sim.subscription().app_ids();
     assert!(apps.len() >= 3);
@@ -74,12 +68,7 @@ async fn multi_app_metrics_are_named_per_app_with_unknown_and_empty_prefixes() {
 #[tokio::test]
 async fn a_segment_limits_values_to_its_members() {
     let s = Stack::start().await;
-    s.settings(SettingsUpdate {
-        days_to_sync: Some(7),
-        timezone: Some("America/New_York".into()),
-        ..Default::default()
-    })
-    .await;
+    s.ny_days(7).await;
     let companies = s.add_companies(&[]).await;
     let seg = s.sim.subscription().segments[0].clone();
     s.app

@@ -8,12 +8,7 @@ use pendo_sync::domain::{MappingKind, Target};
 #[tokio::test]
 async fn company_values_equal_a_direct_pipeline_across_the_dst_change() {
     let s = Stack::start().await;
-    s.settings(SettingsUpdate {
-        days_to_sync: Some(20),
-        timezone: Some("America/New_York".into()),
-        ..Default::default()
-    })
-    .await;
+    s.ny_days(20).await;
     let companies = s.add_companies(&[]).await;
     let f = s.feature(-323232);
     s.mapping(
