@@ -7,16 +7,28 @@ export AWS_EC2_METADATA_DISABLED = true
 export CARGO_TERM_COLOR ?= never
 
 DATA ?= ./data
+AWS_LOCAL_PORT ?= 4566
+export AWS_LOCAL_PORT
 
-.PHONY: demo test lint fmt build clean
+.PHONY: demo test lint fmt build clean aws-local-up aws-local-down
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
 	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo
 
-## Everything CI checks: formatting, lints, then every test of the workspace.
+## Everything CI checks: formatting, lints, then every test of the workspace, with a local
+## DynamoDB/SQS server (moto, installed into .venv) started first and always stopped after.
 test: lint
-	cargo test --workspace --all-targets
+	bash infra/local/aws-local.sh start
+	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
+	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
+
+## The local DynamoDB/SQS server alone (for `cargo test` by hand or `make dev`).
+aws-local-up:
+	bash infra/local/aws-local.sh start
+
+aws-local-down:
+	bash infra/local/aws-local.sh stop
 
 lint:
 	cargo fmt --all -- --check
@@ -30,4 +42,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA)
+	rm -rf $(DATA) .venv

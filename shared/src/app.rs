@@ -34,9 +34,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
-    /// The key check failed: the message says why (bad key, wrong region, read-only).
+    /// The key check failed; nothing was saved.
     #[error("{0}")]
-    Connection(String),
+    Connection(ConnectProblem),
     #[error("Pendo: {0}")]
     Pendo(#[from] PendoError),
     #[error("store: {0}")]
@@ -45,8 +45,35 @@ pub enum AppError {
     Queue(#[from] crate::queue::QueueError),
 }
 
+/// Why a key was not accepted, each with its own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectProblem {
+    #[error("Pendo refused this integration key on {domain}: check that it is copied whole and not revoked")]
+    KeyRejected { domain: &'static str },
+    #[error("this key belongs to another region: it works on {works_on}, not on {domain}")]
+    WrongRegion {
+        domain: &'static str,
+        works_on: &'static str,
+    },
+    #[error("this integration key is read-only: Pendo's aggregation API needs a key created with \"Allow Write Access\"")]
+    ReadOnly,
+    #[error("could not verify the key with Pendo: {0}")]
+    Unreachable(String),
+}
+
+impl ConnectProblem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::KeyRejected { .. } => "pendo_key_rejected",
+            Self::WrongRegion { .. } => "pendo_wrong_region",
+            Self::ReadOnly => "pendo_key_read_only",
+            Self::Unreachable(_) => "pendo_unreachable",
+        }
+    }
+}
+
 /// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     Admin,
@@ -54,7 +81,7 @@ pub enum Role {
 }
 
 /// A settings change; absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsUpdate {
     pub days_to_sync: Option<i64>,
@@ -65,7 +92,7 @@ pub struct SettingsUpdate {
 }
 
 /// System metrics of an end user or a company.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemMetrics {
     pub last_seen: Option<NaiveDate>,
@@ -139,15 +166,15 @@ impl App {
         };
         match self.ports.pendo.verify(&conn).await {
             Ok(check) if check.valid && check.write_access => {}
-            Ok(check) if check.valid => {
-                return Err(AppError::Connection(
-                    "this integration key is read-only: Pendo's aggregation API needs a key created with \"Allow Write Access\"".into(),
-                ))
-            }
+            Ok(check) if check.valid => return Err(AppError::Connection(ConnectProblem::ReadOnly)),
             Ok(_) | Err(PendoError::Unauthorized { .. }) => {
                 return Err(AppError::Connection(self.explain_refused_key(&conn).await))
             }
-            Err(e) => return Err(AppError::Connection(format!("could not verify the key: {e}"))),
+            Err(e) => {
+                return Err(AppError::Connection(ConnectProblem::Unreachable(
+                    e.to_string(),
+                )))
+            }
         }
         self.update_integration(t, true, |i| {
             let first = i.connection.is_none();
@@ -162,7 +189,7 @@ impl App {
     }
 
     /// A refused key: tell a wrong region apart from a bad key by trying the other domains.
-    async fn explain_refused_key(&self, conn: &Connection) -> String {
+    async fn explain_refused_key(&self, conn: &Connection) -> ConnectProblem {
         for other in PendoDomain::ALL.into_iter().filter(|d| *d != conn.domain) {
             let probe = Connection {
                 domain: other,
@@ -170,15 +197,16 @@ impl App {
             };
             if let Ok(c) = self.ports.pendo.verify(&probe).await {
                 if c.valid {
-                    return format!(
-                        "this key belongs to another region: it works on {}, not on {}",
-                        other.host(),
-                        conn.domain.host()
-                    );
+                    return ConnectProblem::WrongRegion {
+                        domain: conn.domain.host(),
+                        works_on: other.host(),
+                    };
                 }
             }
         }
-        format!("Pendo refused this integration key on {}: check that it is copied whole and not revoked", conn.domain.host())
+        ConnectProblem::KeyRejected {
+            domain: conn.domain.host(),
+        }
     }
 
     pub async fn disconnect(&self, t: &TenantId) -> Result<Integration, AppError> {

@@ -3,6 +3,7 @@
 
 mod demo;
 mod runtime;
+mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +46,21 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// Serve the configurator HTTP API, with a worker pool draining the queue in the background.
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// A file of `token:tenant:role` lines (role admin or member).
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Pendo base URL override for every domain (a deployment setting, for the simulator).
+        #[arg(long, env = "PENDO_BASE_URL")]
+        pendo_base_url: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// Print every stored metric value and activity record, sorted, one per line.
     Export {
         #[arg(long)]
@@ -69,6 +85,16 @@ async fn main() -> anyhow::Result<()> {
     runtime::init_logging(cli.log_json);
     match cli.command {
         Command::Demo { data, seed, days } => demo::run(&data, seed, days).await,
+        Command::Serve {
+            data,
+            listen,
+            tokens,
+            pendo_base_url,
+            workers,
+        } => {
+            let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
+            serve::run(rt, &listen, tokens.as_deref(), workers).await
+        }
         Command::Sync {
             data,
             pendo_base_url,

@@ -9,7 +9,7 @@ pub const DEFAULT_APP: &str = "-323232";
 /// The catch-all row every app id missing from the table goes to: a permanent row.
 pub const UNKNOWN_APP: &str = "unknown";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRow {
     /// A Pendo app id (an integer, as text) or `unknown`.
@@ -131,7 +131,7 @@ pub fn multi_app_metric_name(prefix: &str, name: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     pub id: String,

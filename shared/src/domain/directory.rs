@@ -6,7 +6,7 @@ use crate::error::ValidationError;
 use serde::{Deserialize, Serialize};
 
 /// A company, asset or project: an external id and a display name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectoryObject {
     pub external_id: String,
@@ -33,7 +33,7 @@ impl DirectoryObject {
 
 /// An end user. `id` is the service's own id; external id and email are each unique within the
 /// company.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndUser {
     pub id: String,
@@ -45,7 +45,7 @@ pub struct EndUser {
 }
 
 /// An end user as the directory API receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndUserInput {
     pub company_id: String,

@@ -288,7 +288,7 @@ fn row_field(name: &str) -> FieldRef {
 }
 
 /// The raw form of field mappings, as a user sends them: strings, `"-"` or empty for "none".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldMappingsInput {
     pub company_id: Option<String>,

@@ -8,7 +8,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The object a mapping's values land on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Target {
     Company,
@@ -34,7 +46,7 @@ impl Target {
 }
 
 /// PES components.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum PesComponent {
     Score,
@@ -44,7 +56,7 @@ pub enum PesComponent {
 }
 
 /// A mapped column or output field and the metric it feeds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldMetric {
     pub field: String,
@@ -52,7 +64,7 @@ pub struct FieldMetric {
 }
 
 /// What a mapping reads from Pendo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum MappingKind {
     /// `featureEvents` for one feature, all apps. `minutesMetric` adds `numMinutes` as a second
@@ -104,10 +116,12 @@ impl MappingKind {
 }
 
 /// A mapping as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Mapping {
+    #[schema(value_type = String)]
     pub tenant: TenantId,
+    #[schema(value_type = String)]
     pub id: MappingId,
     pub source: MappingKind,
     pub target: Target,
@@ -124,7 +138,7 @@ pub struct Mapping {
 }
 
 /// A mapping as a user creates or replaces it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingInput {
     pub source: MappingKind,
@@ -295,7 +309,7 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
 }
 
 /// Outcome of the last run of a mapping, shown in its status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     pub at: DateTime<Utc>,
@@ -303,12 +317,13 @@ pub struct LastError {
 }
 
 /// The sync state of one mapping: its cursor for the generation it was reset for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingState {
     pub generation: u64,
     /// Last local day whose values are complete; `None` before the first sync.
     pub last_synced_day: Option<NaiveDate>,
+    #[schema(value_type = Option<String>)]
     pub last_run: Option<RunId>,
     pub last_error: Option<LastError>,
 }

@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// An object a value lands on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub kind: Target,
@@ -16,7 +18,7 @@ pub struct ObjectRef {
 
 /// One daily value of one metric on one object. Keyed by (tenant, object, metric, app, day)
 /// and always written as a replace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricValue {
     pub object: ObjectRef,
@@ -28,11 +30,12 @@ pub struct MetricValue {
 }
 
 /// One end user's activity from one mapping on one local day.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
     pub end_user_id: String,
     pub company_id: String,
+    #[schema(value_type = String)]
     pub mapping_id: MappingId,
     /// The metric name of the mapping (what the activity is "about").
     pub label: String,
@@ -44,19 +47,20 @@ pub struct Activity {
 }
 
 /// What a run was started for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum RunKind {
     Daily,
     #[serde(rename_all = "camelCase")]
     SyncNow {
+        #[schema(value_type = String)]
         mapping_id: MappingId,
     },
     ResyncAll,
 }
 
 /// Per-chunk outcome, recorded by the worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ChunkStatus {
     Pending,
@@ -67,7 +71,7 @@ pub enum ChunkStatus {
 }
 
 /// The counters of one processed chunk.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkStats {
     pub rows_read: u64,
@@ -89,9 +93,10 @@ impl ChunkStats {
 }
 
 /// One chunk of a run, as stored for progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkRecord {
+    #[schema(value_type = String)]
     pub mapping_id: MappingId,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -102,10 +107,12 @@ pub struct ChunkRecord {
 }
 
 /// A sync run and its progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRun {
+    #[schema(value_type = String)]
     pub tenant: TenantId,
+    #[schema(value_type = String)]
     pub id: RunId,
     pub kind: RunKind,
     pub generation: u64,
@@ -129,7 +136,7 @@ impl SyncRun {
 }
 
 /// One line of `export`: every stored value and activity record, in a stable order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportRow {
     pub tenant: String,

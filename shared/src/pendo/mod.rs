@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod pipelines;
+pub mod reports;
 pub mod retry;
 pub mod rows;
 

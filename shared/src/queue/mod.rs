@@ -4,6 +4,8 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 pub mod in_process;
+#[cfg(feature = "aws")]
+pub mod sqs;
 
 use crate::sync::messages::{FetchMessage, ResyncMessage};
 use async_trait::async_trait;

@@ -1,9 +1,12 @@
 //! The store port: configuration (integrations, mappings, cursors, runs), the directory, metric
 //! values and activity. Every method takes the tenant first; no read crosses tenants.
-//! Adapters: `embedded` (SQLite file). The contract every adapter must pass is `contract.rs`.
+//! Adapters: `embedded` (SQLite file) and `dynamo` (DynamoDB). The contract every adapter must
+//! pass is `contract.rs`.
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
+#[cfg(feature = "aws")]
+pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
@@ -41,8 +44,27 @@ pub enum ActivityOf {
     Company(String),
 }
 
+/// A new end user from its input. Its service id is stable for the same company and identity
+/// (`company|x:externalId`, else `company|e:email`), so two workers creating the same user pick
+/// the same id, and every adapter gives the same ids.
+pub fn new_end_user(u: &EndUserInput) -> EndUser {
+    let ident = u
+        .external_id
+        .as_deref()
+        .map(|e| format!("x:{e}"))
+        .unwrap_or_else(|| format!("e:{}", u.email.as_deref().unwrap_or_default()));
+    EndUser {
+        id: format!("{}|{}", u.company_id, ident),
+        company_id: u.company_id.clone(),
+        external_id: u.external_id.clone(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        surname: u.surname.clone(),
+    }
+}
+
 /// One point of a series.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SeriesPoint {
     pub day: NaiveDate,
     pub app: String,
@@ -50,7 +72,17 @@ pub struct SeriesPoint {
 }
 
 /// A metric present on an object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct MetricInfo {
     pub metric: String,
     pub app: String,

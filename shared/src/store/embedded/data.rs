@@ -6,7 +6,7 @@ use crate::domain::{
     Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, MetricValue, ObjectRef,
     Target, TenantId,
 };
-use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use crate::store::{new_end_user, ActivityOf, MetricInfo, SeriesPoint};
 use crate::sync::plan::Window;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -111,24 +111,6 @@ fn find_user(
     Ok(None)
 }
 
-/// A new end user from its input. Its service id is stable for the same company and identity,
-/// so two workers creating the same user pick the same id.
-fn new_user(u: &EndUserInput) -> EndUser {
-    let ident = u
-        .external_id
-        .as_deref()
-        .map(|e| format!("x:{e}"))
-        .unwrap_or_else(|| format!("e:{}", u.email.as_deref().unwrap_or_default()));
-    EndUser {
-        id: format!("{}|{}", u.company_id, ident),
-        company_id: u.company_id.clone(),
-        external_id: u.external_id.clone(),
-        email: u.email.clone(),
-        name: u.name.clone(),
-        surname: u.surname.clone(),
-    }
-}
-
 fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -147,7 +129,7 @@ pub(super) fn create_end_user_if_absent(
     if let Some(found) = find_user(&tx, t, u)? {
         return Ok((found, false));
     }
-    let user = new_user(u);
+    let user = new_end_user(u);
     insert_user(&tx, t, &user)?;
     tx.commit()?;
     Ok((user, true))
@@ -173,7 +155,7 @@ pub(super) fn upsert_end_user(
             found
         }
         None => {
-            let user = new_user(u);
+            let user = new_end_user(u);
             insert_user(&tx, t, &user)?;
             user
         }

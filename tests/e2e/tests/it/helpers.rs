@@ -235,12 +235,6 @@ impl Stack {
         f[0].id.clone()
     }
 
-    /// Runs a pipeline directly on the simulator (bypassing the product).
-    pub fn direct(&self, pipeline: Value) -> Vec<Value> {
-        self.sim.run_aggregation(&json!({"response": {"mimeType": "application/json"}, "request": {"pipeline": pipeline}})).unwrap()
-    }
-
-    /// Raw featureEvents rows of one feature, all apps, for local days `from..=to` in `tz`.
     pub fn feature_rows(
         &self,
         feature: &str,
@@ -249,19 +243,33 @@ impl Stack {
         tz: Tz,
         extra: Vec<Value>,
     ) -> Vec<Value> {
-        let first = tz
-            .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap())
-            .earliest()
-            .unwrap()
-            .timestamp_millis();
-        let count = (to - from).num_days() + 1;
-        let mut p = vec![
-            json!({"source": {"featureEvents": {"featureId": feature, "appId": "expandAppIds(\"*\")"},
-            "timeSeries": {"period": "dayRange", "first": first, "count": count}}}),
-        ];
-        p.extend(extra);
-        self.direct(Value::Array(p))
+        feature_rows(&self.sim, feature, from, to, tz, extra)
     }
+}
+
+/// Raw featureEvents rows of one feature, all apps, for local days `from..=to` in `tz`, from a
+/// pipeline run directly on the simulator (bypassing the product).
+pub fn feature_rows(
+    sim: &Simulator,
+    feature: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+    extra: Vec<Value>,
+) -> Vec<Value> {
+    let first = tz
+        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .timestamp_millis();
+    let count = (to - from).num_days() + 1;
+    let mut p = vec![
+        json!({"source": {"featureEvents": {"featureId": feature, "appId": "expandAppIds(\"*\")"},
+        "timeSeries": {"period": "dayRange", "first": first, "count": count}}}),
+    ];
+    p.extend(extra);
+    let body = json!({"response": {"mimeType": "application/json"}, "request": {"pipeline": p}});
+    sim.run_aggregation(&body).unwrap()
 }
 
 /// The local date of a bucket, computed here with chrono-tz (not with the product's code).

@@ -2,5 +2,8 @@
 //! exact expectations computed independently of the engine (direct pipelines over the
 //! simulator's data, converted with chrono-tz).
 
+mod api;
+mod aws_local;
+mod handlers;
 mod helpers;
 mod scenarios;

@@ -1,0 +1,146 @@
+//! Who is calling: a tenant and a role, from `Authorization: Bearer <token>`. Locally, tokens come
+//! from a file or an env var and are kept only as SHA-256 hashes; on AWS the tenant and role come
+//! from the JWT authorizer's claims (another `Authenticator`). Tokens are never logged.
+
+use super::error::ApiError;
+use crate::app::Role;
+use crate::domain::TenantId;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub role: Role,
+}
+
+/// Maps a request's headers (and extensions) to a caller.
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, parts: &Parts) -> Option<Caller>;
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Bearer tokens known by their hashes.
+#[derive(Default)]
+pub struct TokenTable {
+    by_hash: HashMap<[u8; 32], Caller>,
+}
+
+impl std::fmt::Debug for TokenTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenTable({} tokens)", self.by_hash.len())
+    }
+}
+
+impl TokenTable {
+    pub fn insert(&mut self, token: &str, caller: Caller) {
+        self.by_hash.insert(hash(token), caller);
+    }
+
+    /// Parses lines or comma-separated entries `token:tenant:role` (role `admin` or `member`);
+    /// blank lines and `#` comments are skipped. Errors name the entry number, never the token.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut t = Self::default();
+        for (n, entry) in spec.split([',', '\n']).map(str::trim).enumerate() {
+            if entry.is_empty() || entry.starts_with('#') {
+                continue;
+            }
+            let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
+            let [token, tenant, role] = parts.as_slice() else {
+                return Err(format!("token entry {} is not token:tenant:role", n + 1));
+            };
+            if token.len() < 16 {
+                return Err(format!(
+                    "token entry {}: tokens must be at least 16 characters",
+                    n + 1
+                ));
+            }
+            let role = match *role {
+                "admin" => Role::Admin,
+                "member" => Role::Member,
+                _ => {
+                    return Err(format!(
+                        "token entry {}: role must be admin or member",
+                        n + 1
+                    ))
+                }
+            };
+            let tenant =
+                TenantId::parse(tenant).map_err(|e| format!("token entry {}: {e}", n + 1))?;
+            t.insert(token, Caller { tenant, role });
+        }
+        Ok(t)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
+
+impl Authenticator for TokenTable {
+    fn authenticate(&self, parts: &Parts) -> Option<Caller> {
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        self.by_hash.get(&hash(token.trim())).cloned()
+    }
+}
+
+/// The authenticator a router runs with.
+#[derive(Clone)]
+pub struct Auth(pub Arc<dyn Authenticator>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = parts
+            .extensions
+            .get::<Auth>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)?;
+        auth.0
+            .authenticate(parts)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_specs() {
+        let t = TokenTable::parse(
+            "# comment\nabcdefghijklmnop1:acme:admin, abcdefghijklmnop2:acme:member",
+        )
+        .unwrap();
+        assert!(!t.is_empty());
+        assert!(TokenTable::parse("short:acme:admin")
+            .unwrap_err()
+            .contains("16"));
+        assert!(TokenTable::parse("abcdefghijklmnop1:acme:root")
+            .unwrap_err()
+            .contains("role"));
+        assert!(TokenTable::parse("abcdefghijklmnop1:acme")
+            .unwrap_err()
+            .contains("entry 1"));
+        let err = TokenTable::parse("abcdefghijklmnop1::admin").unwrap_err();
+        assert!(
+            !err.contains("abcdefghijklmnop1"),
+            "the token never shows in errors"
+        );
+    }
+}

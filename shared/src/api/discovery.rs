@@ -1,0 +1,146 @@
+//! Discovery from Pendo: pages, features, segments, and reports classified as compatible or not.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::Shared;
+use crate::app::AppError;
+use crate::pendo::reports::{classify, ReportInfo};
+use crate::pendo::ObjectList;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A page, feature or segment as Pendo lists it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendoObject {
+    pub id: String,
+    pub name: String,
+    pub app_id: Option<i64>,
+    pub is_core_event: bool,
+}
+
+/// Reports: the compatible ones, and the refused ones with their reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportsView {
+    pub compatible: Vec<ReportInfo>,
+    pub rejected: Vec<ReportInfo>,
+}
+
+async fn list(app: &crate::App, caller: &Caller, what: ObjectList) -> Result<Vec<Value>, ApiError> {
+    let i = app.integration(&caller.tenant).await?;
+    let conn = i
+        .connection
+        .clone()
+        .filter(|_| i.is_active())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_connected",
+                "connect the Pendo integration first",
+            )
+        })?;
+    Ok(app
+        .ports
+        .pendo
+        .list(&conn, what)
+        .await
+        .map_err(AppError::from)?)
+}
+
+fn objects(v: Vec<Value>) -> Vec<PendoObject> {
+    let mut out: Vec<PendoObject> = v
+        .iter()
+        .filter_map(|o| {
+            Some(PendoObject {
+                id: o.get("id")?.as_str()?.to_string(),
+                name: o
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                app_id: o.get("appId").and_then(Value::as_i64),
+                is_core_event: o
+                    .get("isCoreEvent")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Pendo pages of every app.
+#[utoipa::path(get, path = "/v1/discovery/pages", tag = "discovery",
+    responses((status = 200, body = Vec<PendoObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn pages(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<PendoObject>>, ApiError> {
+    Ok(Json(objects(list(&app, &caller, ObjectList::Pages).await?)))
+}
+
+/// Pendo features of every app.
+#[utoipa::path(get, path = "/v1/discovery/features", tag = "discovery",
+    responses((status = 200, body = Vec<PendoObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn features(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<PendoObject>>, ApiError> {
+    Ok(Json(objects(
+        list(&app, &caller, ObjectList::Features).await?,
+    )))
+}
+
+/// Pendo segments.
+#[utoipa::path(get, path = "/v1/discovery/segments", tag = "discovery",
+    responses((status = 200, body = Vec<PendoObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn segments(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<PendoObject>>, ApiError> {
+    Ok(Json(objects(
+        list(&app, &caller, ObjectList::Segments).await?,
+    )))
+}
+
+/// Saved reports: compatible ones (with their numeric columns and any warning), and the refused
+/// ones with the reason.
+#[utoipa::path(get, path = "/v1/discovery/reports", tag = "discovery",
+    responses((status = 200, body = ReportsView), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn reports(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<ReportsView>, ApiError> {
+    let (compatible, rejected) = list(&app, &caller, ObjectList::Reports)
+        .await?
+        .iter()
+        .map(classify)
+        .partition(|r| r.compatible);
+    Ok(Json(ReportsView {
+        compatible,
+        rejected,
+    }))
+}
+
+/// One report's numeric columns (404 for an unknown or refused report).
+#[utoipa::path(get, path = "/v1/discovery/reports/{reportId}/columns", tag = "discovery",
+    params(("reportId" = String, Path)),
+    responses((status = 200, body = Vec<crate::pendo::reports::ReportColumn>), (status = 404, body = super::error::ErrorBody)))]
+pub async fn report_columns(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<crate::pendo::reports::ReportColumn>>, ApiError> {
+    let found = list(&app, &caller, ObjectList::Reports)
+        .await?
+        .iter()
+        .map(classify)
+        .find(|r| r.id == id && r.compatible)
+        .ok_or_else(|| ApiError::not_found(format!("compatible report {id}")))?;
+    Ok(Json(found.numeric_columns))
+}

@@ -1,0 +1,230 @@
+//! Mappings, Sync now, rebuild, Re-sync all, runs.
+
+use super::auth::Caller;
+use super::error::Q;
+use super::error::{ApiError, Body};
+use super::Shared;
+use crate::domain::mapping::MappingInput;
+use crate::domain::{ChunkStats, ChunkStatus, Mapping, MappingId, MappingState, RunId, SyncRun};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A mapping with its sync state (last synced day, last run, last error).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingView {
+    #[serde(flatten)]
+    pub mapping: Mapping,
+    pub state: Option<MappingState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub run_id: String,
+}
+
+/// A run with its progress.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: SyncRun,
+    pub finished: bool,
+    pub chunks_total: usize,
+    pub chunks_done: usize,
+    pub chunks_failed: usize,
+    pub totals: ChunkStats,
+}
+
+impl From<SyncRun> for RunView {
+    fn from(run: SyncRun) -> Self {
+        let count = |s: ChunkStatus| run.chunks.iter().filter(|c| c.status == s).count();
+        Self {
+            finished: run.is_finished(),
+            chunks_total: run.chunks.len(),
+            chunks_done: count(ChunkStatus::Done),
+            chunks_failed: count(ChunkStatus::Failed),
+            totals: run.totals(),
+            run,
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
+    MappingId::parse(raw).map_err(|_| ApiError::not_found(format!("mapping {raw}")))
+}
+
+async fn with_state(app: &crate::App, m: Mapping) -> Result<MappingView, ApiError> {
+    let state = app
+        .ports
+        .store
+        .get_mapping_state(&m.tenant, &m.id)
+        .await
+        .map_err(crate::app::AppError::from)?;
+    Ok(MappingView { mapping: m, state })
+}
+
+/// Every mapping of the tenant, with its state.
+#[utoipa::path(get, path = "/v1/mappings", tag = "mappings", responses((status = 200, body = Vec<MappingView>)))]
+pub async fn list(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<MappingView>> {
+    let ms = app
+        .ports
+        .store
+        .list_mappings(&caller.tenant)
+        .await
+        .map_err(crate::app::AppError::from)?;
+    let mut out = Vec::with_capacity(ms.len());
+    for m in ms {
+        out.push(with_state(&app, m).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Create a mapping.
+#[utoipa::path(post, path = "/v1/mappings", tag = "mappings", request_body = MappingInput,
+    responses((status = 201, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn create(
+    State(app): State<Shared>,
+    caller: Caller,
+    Body(input): Body<MappingInput>,
+) -> Result<(StatusCode, Json<MappingView>), ApiError> {
+    let m = app.create_mapping(&caller.tenant, &input).await?;
+    Ok((StatusCode::CREATED, Json(with_state(&app, m).await?)))
+}
+
+/// One mapping.
+#[utoipa::path(get, path = "/v1/mappings/{mappingId}", tag = "mappings",
+    params(("mappingId" = String, Path)), responses((status = 200, body = MappingView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<MappingView> {
+    let m = app.mapping(&caller.tenant, &mapping_id(&id)?).await?;
+    Ok(Json(with_state(&app, m).await?))
+}
+
+/// Replace a mapping in place; a change of what it fetches marks it "rebuild required".
+#[utoipa::path(put, path = "/v1/mappings/{mappingId}", tag = "mappings", request_body = MappingInput,
+    params(("mappingId" = String, Path)),
+    responses((status = 200, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn update(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(input): Body<MappingInput>,
+) -> ApiResult<MappingView> {
+    let m = app
+        .update_mapping(&caller.tenant, &mapping_id(&id)?, &input)
+        .await?;
+    Ok(Json(with_state(&app, m).await?))
+}
+
+/// Delete a mapping and every value it wrote.
+#[utoipa::path(delete, path = "/v1/mappings/{mappingId}", tag = "mappings",
+    params(("mappingId" = String, Path)), responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.delete_mapping(&caller.tenant, &mapping_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sync now: fetch what is missing since the last synced day. Deletes nothing.
+#[utoipa::path(post, path = "/v1/mappings/{mappingId}/sync", tag = "sync",
+    params(("mappingId" = String, Path)),
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn sync_now(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let run = app.sync_now(&caller.tenant, &mapping_id(&id)?).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id: run.to_string(),
+        }),
+    ))
+}
+
+/// Rebuild one mapping: purge its values and re-fetch `daysToSync` days.
+#[utoipa::path(post, path = "/v1/mappings/{mappingId}/rebuild", tag = "sync",
+    params(("mappingId" = String, Path)),
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn rebuild(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let run = app
+        .rebuild_mapping(&caller.tenant, &mapping_id(&id)?)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id: run.to_string(),
+        }),
+    ))
+}
+
+/// Re-sync all: delete every value the integration wrote and rebuild `daysToSync` days.
+#[utoipa::path(post, path = "/v1/resync", tag = "sync",
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn resync_all(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let run = app.resync_all(&caller.tenant).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            run_id: run.to_string(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// At most this many runs, newest first (default 20, at most 200).
+    pub limit: Option<usize>,
+}
+
+/// Recent runs, newest first, with progress.
+#[utoipa::path(get, path = "/v1/runs", tag = "sync", params(RunsQuery), responses((status = 200, body = Vec<RunView>)))]
+pub async fn runs(
+    State(app): State<Shared>,
+    caller: Caller,
+    Q(q): Q<RunsQuery>,
+) -> ApiResult<Vec<RunView>> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 200);
+    let runs = app
+        .ports
+        .store
+        .list_runs(&caller.tenant, limit)
+        .await
+        .map_err(crate::app::AppError::from)?;
+    Ok(Json(runs.into_iter().map(RunView::from).collect()))
+}
+
+/// One run with its progress and per-chunk outcome.
+#[utoipa::path(get, path = "/v1/runs/{runId}", tag = "sync", params(("runId" = String, Path)),
+    responses((status = 200, body = RunView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn run(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<RunView> {
+    let id = RunId::parse(&id).map_err(|_| ApiError::not_found(format!("run {id}")))?;
+    Ok(Json(app.run(&caller.tenant, &id).await?.into()))
+}

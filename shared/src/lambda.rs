@@ -1,0 +1,245 @@
+//! The Lambda handlers, exactly as each function's `main` calls them (so tests call them too):
+//! the EventBridge schedule, and the fetch and resync SQS batches with partial batch failures.
+//!
+//! SQS batches: each record is decoded and processed on its own (a poisoned body fails alone),
+//! with bounded concurrency. The retry-vs-give-up decision is the core's (`ProcessError`); here
+//! it only becomes the batch response:
+//! - `Ok(Done)`, `Ok(Superseded)` (an older generation, a deleted mapping): acknowledged;
+//! - `Err(Permanent)` (an undecodable body, a revoked key, a last attempt): acknowledged and
+//!   logged — redelivery cannot help, and the mapping already shows the error;
+//! - `Err(Retryable)`: the message id goes into `batchItemFailures`, so SQS redelivers it after
+//!   its visibility timeout and, after the queue's max receive count, moves it to the DLQ.
+//!
+//! `final_attempt` is `ApproximateReceiveCount >= max_receives` (the redrive policy's
+//! `maxReceiveCount`), so the core can record a last failure before SQS gives up.
+
+use crate::app::App;
+use crate::sync::engine::{ProcessError, Processed};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::StreamExt;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+/// How a function's SQS batches are processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// The queue's `maxReceiveCount`: the receive at which a message is on its last attempt.
+    pub max_receives: u32,
+    /// Records processed at once.
+    pub concurrency: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_receives: 5,
+            concurrency: 4,
+        }
+    }
+}
+
+/// What a failed scheduler invocation reports (CloudWatch shows `errorType`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Diagnostic {
+            error_type: e.kind.to_string(),
+            error_message: e.message,
+        }
+    }
+}
+
+impl From<ProcessError> for Diagnostic {
+    fn from(e: ProcessError) -> Self {
+        let kind = match e {
+            ProcessError::Retryable(_) => "Retryable",
+            ProcessError::Permanent(_) => "Permanent",
+        };
+        Diagnostic {
+            error_type: kind.to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// JSON logs, one object per line (what Lambda's JSON log format and CloudWatch Logs Insights
+/// read); level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`. No span or event
+/// carries the integration key.
+pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::{fmt, EnvFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    // A second init (tests) keeps the first subscriber.
+    let _ = fmt()
+        .json()
+        .with_target(false)
+        .with_env_filter(EnvFilter::new(level.to_lowercase()))
+        .try_init();
+}
+
+/// The scheduler's answer: the runs it planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleOutcome {
+    pub runs: Vec<String>,
+}
+
+/// The daily schedule: plans one run per active tenant. The event's payload is ignored (the
+/// core's clock says which day is complete). A failure fails the invocation, so EventBridge's
+/// retry policy runs it again (planning is idempotent: chunks rewrite the same values).
+///
+/// # Errors
+/// `HandlerError` when listing tenants, planning or sending fails.
+pub async fn handle_schedule(
+    app: &App,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<ScheduleOutcome, HandlerError> {
+    let span = tracing::info_span!(
+        "schedule",
+        event_id = event.payload.id.as_deref().unwrap_or("")
+    );
+    async {
+        match app.run_schedule().await {
+            Ok(runs) => {
+                tracing::info!(runs = runs.len(), "daily runs planned");
+                Ok(ScheduleOutcome {
+                    runs: runs.into_iter().map(|r| r.to_string()).collect(),
+                })
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, "the daily schedule failed");
+                Err(HandlerError {
+                    kind: "ScheduleFailed",
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The fetch function: one chunk per record.
+///
+/// # Errors
+/// Never: failures are reported per record in the response.
+pub async fn handle_fetch_batch(
+    app: &App,
+    config: BatchConfig,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, HandlerError> {
+    Ok(sqs_batch(app, config, event.payload).await)
+}
+
+/// The resync function: purge, reset and fan out per record.
+///
+/// # Errors
+/// Never: failures are reported per record in the response.
+pub async fn handle_resync_batch(
+    app: &App,
+    config: BatchConfig,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, HandlerError> {
+    Ok(sqs_batch(app, config, event.payload).await)
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Acknowledged,
+    Retry,
+}
+
+/// Processes every record on its own and returns the ids of those to redeliver.
+pub async fn sqs_batch(app: &App, config: BatchConfig, event: SqsEvent) -> SqsBatchResponse {
+    let outcomes: Vec<(Option<String>, RecordOutcome)> = futures_util::stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.clone();
+            (id, process_record(app, config, &record).await)
+        })
+        .buffer_unordered(config.concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, outcome) in outcomes {
+        if outcome == RecordOutcome::Retry {
+            match id {
+                Some(id) => response.add_failure(id),
+                None => tracing::error!("a failed record has no message id; it cannot be retried"),
+            }
+        }
+    }
+    response
+}
+
+/// The receive count SQS put on the record (1 on the first delivery).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+async fn process_record(app: &App, config: BatchConfig, record: &SqsMessage) -> RecordOutcome {
+    let id = record.message_id.as_deref().unwrap_or("");
+    let receives = receive_count(record);
+    let span = tracing::info_span!("message", message_id = id, receives);
+    async {
+        let Some(body) = record.body.as_deref() else {
+            tracing::error!("record without a body: dropped");
+            return RecordOutcome::Acknowledged;
+        };
+        let final_attempt = receives >= config.max_receives;
+        match app.process_message(body, final_attempt).await {
+            Ok(Processed::Done(_)) => RecordOutcome::Acknowledged,
+            Ok(Processed::Superseded) => {
+                tracing::info!("superseded message acknowledged");
+                RecordOutcome::Acknowledged
+            }
+            Err(ProcessError::Permanent(e)) => {
+                tracing::error!(error.message = %e, "message failed permanently: acknowledged");
+                RecordOutcome::Acknowledged
+            }
+            Err(ProcessError::Retryable(e)) => {
+                tracing::warn!(error.message = %e, final_attempt, "message failed: returned to the queue");
+                RecordOutcome::Retry
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_count_defaults_to_a_first_delivery() {
+        let mut m = SqsMessage::default();
+        assert_eq!(receive_count(&m), 1);
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "4".into());
+        assert_eq!(receive_count(&m), 4);
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "x".into());
+        assert_eq!(receive_count(&m), 1);
+    }
+
+    #[test]
+    fn errors_show_their_kind_in_cloudwatch() {
+        let d: Diagnostic = ProcessError::Retryable("pendo 503".into()).into();
+        assert_eq!(d.error_type, "Retryable");
+        assert!(d.error_message.contains("pendo 503"));
+    }
+}

@@ -1,0 +1,367 @@
+//! The directory on the data table: companies, assets and projects (upserted by external id),
+//! and end users with one lookup item per unique key ((company, external id), (company, email)),
+//! so that uniqueness is enforced by conditional writes in one transaction.
+
+use super::{
+    get_s, is_condition_failure, key, keys, opt_s, put_req, s, unavailable, DynamoStore, Item,
+};
+use crate::domain::{DirectoryObject, EndUser, EndUserInput, Target, TenantId};
+use crate::store::{new_end_user, StoreError};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use std::collections::BTreeMap;
+
+fn user_item(t: &TenantId, u: &EndUser) -> Item {
+    let mut i = key(keys::users_pk(t), keys::user_sk(&u.id));
+    i.insert("id".into(), s(u.id.clone()));
+    i.insert("company".into(), s(u.company_id.clone()));
+    for (name, v) in [
+        ("external_id", &u.external_id),
+        ("email", &u.email),
+        ("name", &u.name),
+        ("surname", &u.surname),
+    ] {
+        if let Some(v) = v {
+            i.insert(name.into(), s(v.clone()));
+        }
+    }
+    i
+}
+
+fn user_from(i: &Item) -> Result<EndUser, StoreError> {
+    Ok(EndUser {
+        id: get_s(i, "id")?.to_string(),
+        company_id: get_s(i, "company")?.to_string(),
+        external_id: opt_s(i, "external_id"),
+        email: opt_s(i, "email"),
+        name: opt_s(i, "name"),
+        surname: opt_s(i, "surname"),
+    })
+}
+
+/// A conditional put for a transaction.
+fn tx_put(table: &str, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn lookup_item(t: &TenantId, sk: String, user_id: &str) -> Item {
+    let mut i = key(keys::users_pk(t), sk);
+    i.insert("user_id".into(), s(user_id));
+    i
+}
+
+impl DynamoStore {
+    pub(super) async fn upsert_objects_impl(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError> {
+        // Last one wins, as with the embedded store; a batch must not hold one key twice.
+        let mut by_id = BTreeMap::new();
+        for o in objects {
+            let mut i = key(keys::objects_pk(t, kind), keys::object_sk(&o.external_id));
+            i.insert("external_id".into(), s(o.external_id.clone()));
+            if let Some(nm) = &o.name {
+                i.insert("name".into(), s(nm.clone()));
+            }
+            if let Some(c) = &o.company_id {
+                i.insert("company_id".into(), s(c.clone()));
+            }
+            by_id.insert(o.external_id.clone(), i);
+        }
+        let requests = by_id
+            .into_values()
+            .map(put_req)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(&self.tables.data, requests, "upsert objects")
+            .await
+    }
+
+    pub(super) async fn list_objects_impl(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError> {
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(keys::objects_pk(t, kind)));
+        let mut out = self
+            .query_all(q, "list objects")
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(DirectoryObject {
+                    external_id: get_s(i, "external_id")?.to_string(),
+                    name: opt_s(i, "name"),
+                    company_id: opt_s(i, "company_id"),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(out)
+    }
+
+    pub(super) async fn list_end_users_impl(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<EndUser>, StoreError> {
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p AND begins_with(sk, :u)")
+            .expression_attribute_values(":p", s(keys::users_pk(t)))
+            .expression_attribute_values(":u", s(keys::USER_PREFIX))
+            .consistent_read(true);
+        let mut out = self
+            .query_all(q, "list end users")
+            .await?
+            .iter()
+            .map(user_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn get_data_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.tables.data)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("read the directory", e))?
+            .item)
+    }
+
+    async fn get_user(&self, t: &TenantId, id: &str) -> Result<Option<EndUser>, StoreError> {
+        self.get_data_item(keys::users_pk(t), keys::user_sk(id))
+            .await?
+            .map(|i| user_from(&i))
+            .transpose()
+    }
+
+    /// The user a lookup item points at.
+    async fn via_lookup(&self, t: &TenantId, sk: String) -> Result<Option<EndUser>, StoreError> {
+        match self.get_data_item(keys::users_pk(t), sk).await? {
+            Some(l) => self.get_user(t, get_s(&l, "user_id")?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Matches on external id, then on email, within the company.
+    async fn find_user(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<Option<EndUser>, StoreError> {
+        if let Some(ext) = &u.external_id {
+            if let Some(found) = self
+                .via_lookup(t, keys::ext_lookup_sk(&u.company_id, ext))
+                .await?
+            {
+                return Ok(Some(found));
+            }
+        }
+        if let Some(email) = &u.email {
+            return self
+                .via_lookup(t, keys::email_lookup_sk(&u.company_id, email))
+                .await;
+        }
+        Ok(None)
+    }
+
+    /// One transaction: the user item and its lookup items, each only if absent. `Ok(false)`
+    /// when a condition failed (someone else holds one of the keys).
+    async fn insert_user(&self, t: &TenantId, user: &EndUser) -> Result<bool, StoreError> {
+        let table = &self.tables.data;
+        let absent = "attribute_not_exists(pk)";
+        let mut items = vec![tx_put(table, user_item(t, user), absent)?];
+        if let Some(ext) = &user.external_id {
+            let sk = keys::ext_lookup_sk(&user.company_id, ext);
+            items.push(tx_put(table, lookup_item(t, sk, &user.id), absent)?);
+        }
+        if let Some(email) = &user.email {
+            let sk = keys::email_lookup_sk(&user.company_id, email);
+            items.push(tx_put(table, lookup_item(t, sk, &user.id), absent)?);
+        }
+        self.transact(items, "create end user").await
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<bool, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(what, e)),
+        }
+    }
+
+    pub(super) async fn create_end_user_if_absent_impl(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
+        // A lost race is resolved by reading the winner's user.
+        for _ in 0..3 {
+            if let Some(found) = self.find_user(t, u).await? {
+                return Ok((found, false));
+            }
+            let user = new_end_user(u);
+            if self.insert_user(t, &user).await? {
+                return Ok((user, true));
+            }
+        }
+        Err(StoreError::Conflict(
+            "end user clashes with another (same id, external id or email in the company)".into(),
+        ))
+    }
+
+    pub(super) async fn upsert_end_user_impl(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<EndUser, StoreError> {
+        let clash = || StoreError::Conflict("end user clashes with another".into());
+        let Some(found) = self.find_user(t, u).await? else {
+            let user = new_end_user(u);
+            return if self.insert_user(t, &user).await? {
+                Ok(user)
+            } else {
+                Err(clash())
+            };
+        };
+        let merged = EndUser {
+            external_id: u.external_id.clone().or(found.external_id.clone()),
+            email: u.email.clone().or(found.email.clone()),
+            name: u.name.clone().or(found.name.clone()),
+            surname: u.surname.clone().or(found.surname.clone()),
+            ..found.clone()
+        };
+        let table = &self.tables.data;
+        let mut items = vec![tx_put(
+            table,
+            user_item(t, &merged),
+            "attribute_exists(pk)",
+        )?];
+        let c = &found.company_id;
+        let lookups = [
+            (
+                found
+                    .external_id
+                    .as_deref()
+                    .map(|e| keys::ext_lookup_sk(c, e)),
+                merged
+                    .external_id
+                    .as_deref()
+                    .map(|e| keys::ext_lookup_sk(c, e)),
+            ),
+            (
+                found.email.as_deref().map(|e| keys::email_lookup_sk(c, e)),
+                merged.email.as_deref().map(|e| keys::email_lookup_sk(c, e)),
+            ),
+        ];
+        for (old, new) in lookups {
+            if old == new {
+                continue;
+            }
+            if let Some(sk) = new {
+                items.push(tx_put(
+                    table,
+                    lookup_item(t, sk, &merged.id),
+                    "attribute_not_exists(pk)",
+                )?);
+            }
+            if let Some(sk) = old {
+                let del = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key(keys::users_pk(t), sk)))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(format!("building a delete: {e}")))?;
+                items.push(TransactWriteItem::builder().delete(del).build());
+            }
+        }
+        if self.transact(items, "update end user").await? {
+            Ok(merged)
+        } else {
+            Err(clash())
+        }
+    }
+
+    pub(super) async fn fill_end_user_impl(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let k = key(keys::users_pk(t), keys::user_sk(id));
+        let mut sets = Vec::new();
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.tables.data)
+            .set_key(Some(k.clone()))
+            .condition_expression("attribute_exists(pk)");
+        for (ph, attr, v) in [("n", "name", name), ("s", "surname", surname)] {
+            if let Some(v) = v {
+                sets.push(format!("#{ph} = if_not_exists(#{ph}, :{ph})"));
+                u = u
+                    .expression_attribute_names(format!("#{ph}"), attr)
+                    .expression_attribute_values(format!(":{ph}"), s(v));
+            }
+        }
+        if !sets.is_empty() {
+            match u
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => return Ok(()),
+                Err(e) => return Err(unavailable("fill end user", e)),
+            }
+        }
+        let Some(email) = email else { return Ok(()) };
+        let Some(user) = self.get_user(t, id).await? else {
+            return Ok(());
+        };
+        if user.email.is_some() {
+            return Ok(());
+        }
+        // The email is unique within the company: a clash leaves the stored user as it is.
+        let set_email = Update::builder()
+            .table_name(&self.tables.data)
+            .set_key(Some(k))
+            .update_expression("SET #e = :e")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#e)")
+            .expression_attribute_names("#e", "email")
+            .expression_attribute_values(":e", s(email))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
+        let lookup = lookup_item(t, keys::email_lookup_sk(&user.company_id, email), id);
+        let items = vec![
+            TransactWriteItem::builder().update(set_email).build(),
+            tx_put(&self.tables.data, lookup, "attribute_not_exists(pk)")?,
+        ];
+        self.transact(items, "fill end user email").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,576 @@
+//! `DynamoStore`: the store port on two DynamoDB tables (on-demand), through the AWS SDK.
+//!
+//! # Tables and keys (all encoding in `keys.rs`; `T` tenant, `G` generation, 20 digits)
+//!
+//! **Config table** (`pk`, `sk`; GSI `gsi1` on `gpk`, `gsk`, projection ALL):
+//!
+//! | item | pk | sk | gsi1 |
+//! |---|---|---|---|
+//! | integration | `T#t` | `INTEGRATION` | `TENANTS` / `t` (list tenants, no scan) |
+//! | mapping | `T#t` | `MAPPING#m` | – |
+//! | mapping state (cursor) | `T#t` | `STATE#m` | – |
+//! | run header | `T#t` | `RUN#r#H` | `RUNS#t` / `startedAt#r` (newest first) |
+//! | run chunk | `T#t` | `RUN#r#C#00000007` | – |
+//!
+//! **Data table** (`pk`, `sk`; GSI `gsi1` on `gpk`, `gsk`; GSI `gsi2` on `cpk`, `csk`; both ALL):
+//!
+//! | item | pk | sk | gsi1 (`T#t`, …) | gsi2 |
+//! |---|---|---|---|---|
+//! | value | `T#t#G#g#O#kind#obj` | `V#metric#day#app` | `m#g#day#V` | – |
+//! | activity | `T#t#G#g#U#user` | `A#day#m` | `m#g#day#A` | `T#t#G#g#C#company` / `day#user#m` |
+//! | company/asset/project | `T#t#D#kind` | `O#externalId` | – | – |
+//! | end user | `T#t#EU` | `U#id` | – | – |
+//! | unique (company, external id) | `T#t#EU` | `X#company#externalId` | – | – |
+//! | unique (company, email) | `T#t#EU` | `E#company#email` | – | – |
+//!
+//! Access patterns: a series = one Query on the object's partition with a day range; an
+//! object's metrics = one Query on that partition (distinct metric/app); a user's activity = one
+//! Query; a company's = one Query on gsi2; replace a mapping's window = one gsi1 range Query
+//! (`m#g#from` … `m#g#to$`); delete a mapping's data = gsi1 `begins_with(m#)`; purge older
+//! generations and export = one gsi1 Query over the tenant (filtered on `gen`), never a Scan.
+//!
+//! # Generations
+//! The generation is part of every value and activity key, so a late write of an old generation
+//! can never overwrite a current value; it lands in a partition no read looks at. Reads first
+//! read the integration's current generation (one strongly consistent GetItem) and query only
+//! that generation's partitions. `replace_chunk` is **check-then-write**: it refuses with
+//! `StaleGeneration` when the integration is not at the message's generation, writes, then
+//! checks again and deletes what it wrote if a re-sync bumped the generation meanwhile (so a
+//! worker racing a re-sync leaves nothing behind, except after a crash between the two, which
+//! the next re-sync's purge removes: the purge reads every older generation of the tenant).
+//! A chunk's replace is not one transaction (a chunk can hold thousands of values, a
+//! transaction 100 items): puts go first, then the deletes of the window's leftover keys; a
+//! crash in between is repaired by the message's redelivery, which redoes the whole replace.
+//! The leftover keys come from gsi1, which is eventually consistent: a value written less than
+//! about a second earlier by another worker for the same mapping and day can outlive one replace.
+//!
+//! # End users
+//! Created with one TransactWriteItems: the user item plus a lookup item per unique key
+//! ((company, external id), (company, email)), each `attribute_not_exists`. Of two concurrent
+//! creations one transaction is cancelled; the loser reads the winner's user. Lookups are read
+//! with strongly consistent GetItem.
+//!
+//! # Cost per value written (on-demand, items under 1 KB)
+//! A value costs 2 WCU: 1 for the item, 1 for its gsi1 entry. An activity record costs 3 WCU
+//! (item, gsi1, gsi2). Replacing a window whose values already exist costs the same per value
+//! (a replace is a put) plus 2 WCU per value that disappeared (delete + its gsi1 entry), and reads
+//! the window's gsi1 entries once (0.5 RCU per 4 KB). Batches are `BatchWriteItem` of 25.
+
+mod config;
+mod data;
+mod directory;
+pub mod keys;
+pub mod tables;
+
+use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
+use crate::domain::mapping::LastError;
+use crate::domain::{
+    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
+    TenantId,
+};
+use crate::sync::plan::Window;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use chrono::NaiveDate;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+pub use tables::ensure_tables;
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// AWS's limit of items per `BatchWriteItem` (moto accepts more; AWS does not).
+pub const MAX_BATCH_WRITE: usize = 25;
+/// Rounds of re-sending `UnprocessedItems` before giving up.
+const MAX_UNPROCESSED_ROUNDS: u32 = 8;
+
+/// Table names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoTables {
+    pub config: String,
+    pub data: String,
+}
+
+impl DynamoTables {
+    /// `{prefix}-config` and `{prefix}-data` (tests and local stacks).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            config: format!("{prefix}-config"),
+            data: format!("{prefix}-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: DynamoTables,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: DynamoTables) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn tables(&self) -> &DynamoTables {
+        &self.tables
+    }
+
+    /// Every page of a query.
+    async fn query_all(&self, q: QueryFluentBuilder, what: &str) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = q
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(what, e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Writes every request in batches of 25, re-sending unprocessed items.
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        write_in_batches(requests, MAX_UNPROCESSED_ROUNDS, |batch| async move {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(table, batch)
+                .send()
+                .await
+                .map_err(|e| unavailable(what, e))?;
+            Ok(out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default())
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+            other => other,
+        })
+    }
+
+    /// The integration's current generation (strongly consistent), if it exists.
+    async fn current_generation(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(keys::tenant_pk(t), keys::INTEGRATION_SK)))
+            .projection_expression("#g")
+            .expression_attribute_names("#g", "generation")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("read the integration's generation", e))?;
+        out.item.map(|i| get_n(&i, "generation")).transpose()
+    }
+}
+
+/// Sends `requests` through `send` in batches of at most [`MAX_BATCH_WRITE`]; what `send`
+/// returns as unprocessed goes back to the front of the line after a backoff.
+///
+/// # Errors
+/// `send`'s error, or `Unavailable` after `max_rounds` rounds in a row that left items unprocessed.
+pub(crate) async fn write_in_batches<T, F, Fut>(
+    requests: Vec<T>,
+    max_rounds: u32,
+    mut send: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut pending: VecDeque<T> = requests.into();
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        let n = pending.len().min(MAX_BATCH_WRITE);
+        let batch: Vec<T> = pending.drain(..n).collect();
+        let unprocessed = send(batch).await?;
+        if unprocessed.is_empty() {
+            rounds = 0;
+            continue;
+        }
+        rounds += 1;
+        if rounds > max_rounds {
+            return Err(StoreError::Unavailable(format!(
+                "{} items still unprocessed after {max_rounds} retries",
+                unprocessed.len() + pending.len()
+            )));
+        }
+        tokio::time::sleep(backoff(rounds)).await;
+        for r in unprocessed.into_iter().rev() {
+            pending.push_front(r);
+        }
+    }
+    Ok(())
+}
+
+/// 50 ms, 100 ms, … capped at 2 s.
+fn backoff(round: u32) -> Duration {
+    Duration::from_millis((50u64 << round.min(6)).min(2_000))
+}
+
+// ---- attribute helpers (the adapter's only conversions between items and domain types) ----
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn f(v: f64) -> Result<AttributeValue, StoreError> {
+    if !v.is_finite() {
+        return Err(StoreError::Corrupt(format!(
+            "value {v} is not a finite number"
+        )));
+    }
+    // DynamoDB numbers carry at most 38 significant digits: long decimal forms use an exponent.
+    let plain = v.to_string();
+    Ok(AttributeValue::N(if plain.len() <= 38 {
+        plain
+    } else {
+        format!("{v:e}")
+    }))
+}
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(k, _)| *k == "pk" || *k == "sk")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+fn put_req(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+fn delete_req(key: Item) -> Result<WriteRequest, StoreError> {
+    let del = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("building a delete: {e}")))?;
+    Ok(WriteRequest::builder().delete_request(del).build())
+}
+
+fn missing(name: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored item lacks attribute {name}"))
+}
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(missing(name)),
+    }
+}
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a number: {v}"))),
+        _ => Err(missing(name)),
+    }
+}
+fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        _ => Err(missing(name)),
+    }
+}
+fn get_day(item: &Item, name: &str) -> Result<NaiveDate, StoreError> {
+    let v = get_s(item, name)?;
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a day: {v}")))
+}
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+fn from_json<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, StoreError> {
+    serde_json::from_str(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An SDK error as `Unavailable`, with what was being done and the service's code and message.
+fn unavailable<E>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(e)))
+}
+
+/// Whether an SDK error is a failed condition (`ConditionalCheckFailedException`) or a
+/// transaction cancelled by one.
+fn is_condition_failure<E: ProvideErrorMetadata>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| {
+            c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
+        })
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError> {
+        self.get_integration_impl(t).await
+    }
+    async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError> {
+        self.put_integration_impl(i).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.list_tenants_impl().await
+    }
+    async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError> {
+        self.put_mapping_impl(m).await
+    }
+    async fn get_mapping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<Mapping>, StoreError> {
+        self.get_mapping_impl(t, id).await
+    }
+    async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError> {
+        self.list_mappings_impl(t).await
+    }
+    async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError> {
+        let existed = self.delete_mapping_impl(t, id).await?;
+        self.delete_mapping_data_impl(t, id).await?;
+        Ok(existed)
+    }
+    async fn get_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<MappingState>, StoreError> {
+        self.get_mapping_state_impl(t, id).await
+    }
+    async fn reset_mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        self.reset_mapping_state_impl(t, id, generation).await
+    }
+    async fn advance_cursor(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        to: NaiveDate,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        self.advance_cursor_impl(t, id, generation, to, run).await
+    }
+    async fn set_mapping_error(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        error: Option<LastError>,
+    ) -> Result<(), StoreError> {
+        self.set_mapping_error_impl(t, id, error).await
+    }
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        self.put_run_impl(run).await
+    }
+    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+        self.get_run_impl(t, id).await
+    }
+    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        self.list_runs_impl(t, limit).await
+    }
+    async fn update_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        status: ChunkStatus,
+        stats: &ChunkStats,
+        error: Option<String>,
+    ) -> Result<SyncRun, StoreError> {
+        self.update_chunk_impl(t, run, index, status, stats, error)
+            .await
+    }
+    async fn upsert_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError> {
+        self.upsert_objects_impl(t, kind, objects).await
+    }
+    async fn list_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError> {
+        self.list_objects_impl(t, kind).await
+    }
+    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+        self.list_end_users_impl(t).await
+    }
+    async fn create_end_user_if_absent(
+        &self,
+        t: &TenantId,
+        user: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
+        self.create_end_user_if_absent_impl(t, user).await
+    }
+    async fn upsert_end_user(
+        &self,
+        t: &TenantId,
+        user: &EndUserInput,
+    ) -> Result<EndUser, StoreError> {
+        self.upsert_end_user_impl(t, user).await
+    }
+    async fn fill_end_user(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.fill_end_user_impl(t, id, email, name, surname).await
+    }
+    async fn replace_chunk(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        values: &[MetricValue],
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
+        self.replace_chunk_impl(t, generation, mapping, window, values, activities)
+            .await
+    }
+    async fn purge_below_generation(
+        &self,
+        t: &TenantId,
+        generation: u64,
+    ) -> Result<u64, StoreError> {
+        self.purge_below_generation_impl(t, generation).await
+    }
+    async fn delete_mapping_data(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+    ) -> Result<u64, StoreError> {
+        self.delete_mapping_data_impl(t, mapping).await
+    }
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        self.read_series_impl(t, object, metric, from, to).await
+    }
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError> {
+        self.list_metrics_impl(t, object).await
+    }
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.recent_activity_impl(t, of, from, limit).await
+    }
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
+        self.export_impl(t).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn batches_never_exceed_25_and_unprocessed_items_are_resent() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(Mutex::new(0));
+        let items: Vec<u32> = (0..60).collect();
+        let (s2, sent2, calls2) = (sizes.clone(), sent.clone(), calls.clone());
+        write_in_batches(items, 3, move |batch: Vec<u32>| {
+            let (s2, sent2, calls2) = (s2.clone(), sent2.clone(), calls2.clone());
+            async move {
+                s2.lock().unwrap().push(batch.len());
+                let mut c = calls2.lock().unwrap();
+                *c += 1;
+                // The first call leaves its last 5 items unprocessed.
+                let (done, back) = if *c == 1 {
+                    batch.split_at(batch.len() - 5)
+                } else {
+                    batch.split_at(batch.len())
+                };
+                sent2.lock().unwrap().extend_from_slice(done);
+                Ok(back.to_vec())
+            }
+        })
+        .await
+        .unwrap();
+        let sizes = sizes.lock().unwrap().clone();
+        assert!(sizes.iter().all(|n| *n <= MAX_BATCH_WRITE), "{sizes:?}");
+        assert_eq!(sizes, vec![25, 25, 15]);
+        let mut got = sent.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, (0..60).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn items_that_stay_unprocessed_end_in_unavailable() {
+        let r = write_in_batches(vec![1, 2, 3], 2, |b: Vec<i32>| async move { Ok(b) }).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))));
+    }
+
+    #[test]
+    fn numbers_fit_dynamodb() {
+        let AttributeValue::N(v) = f(1.5).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(v, "1.5");
+        let AttributeValue::N(v) = f(1e100).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(v, "1e100");
+        assert_eq!(v.parse::<f64>().unwrap(), 1e100);
+        assert!(f(f64::NAN).is_err());
+    }
+}

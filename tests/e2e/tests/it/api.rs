@@ -1,0 +1,1031 @@
+//! The configurator HTTP API, through the real router (as `serve` and the Lambda run it),
+//! against the Pendo simulator: every route's success and failure paths, tenant isolation,
+//! masking, roles, size limits, unknown fields, and the OpenAPI document against the router.
+
+use crate::helpers::*;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use pendo_sim::{SimKey, Simulator};
+use pendo_sync::api::auth::{Caller, TokenTable};
+use pendo_sync::app::Role;
+use pendo_sync::clock::FixedClock;
+use pendo_sync::domain::TenantId;
+use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
+use pendo_sync::pendo::retry::RetryPolicy;
+use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::store::embedded::EmbeddedStore;
+use pendo_sync::{App, Ports};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const ADMIN_A: &str = "admin-token-a-0123456789";
+const MEMBER_A: &str = "member-token-a-0123456789";
+const ADMIN_B: &str = "admin-token-b-0123456789";
+
+struct Api {
+    router: Router,
+    app: Arc<App>,
+    queue: InProcessQueue,
+    sim: Simulator,
+    _running: Vec<pendo_sim::RunningSim>,
+}
+
+/// The US domain goes to one simulator (key KEY, plus a read-only key), the EU domain to
+/// another (key "eu-only-key-123").
+async fn api() -> Api {
+    let sim = Simulator::new(pendo_sim::SimConfig {
+        keys: vec![SimKey::write(KEY), SimKey::read_only("read-only-key-1")],
+        ..sim_config()
+    });
+    let eu = Simulator::new(pendo_sim::SimConfig {
+        keys: vec![SimKey::write("eu-only-key-123")],
+        ..sim_config()
+    });
+    let (us_run, eu_run) = (
+        sim.spawn("127.0.0.1:0").await.unwrap(),
+        eu.spawn("127.0.0.1:0").await.unwrap(),
+    );
+    let mut endpoints = PendoEndpoints {
+        all: Some("http://127.0.0.1:9".into()),
+        ..Default::default()
+    };
+    endpoints
+        .per_domain
+        .insert("app.pendo.io", us_run.base_url());
+    endpoints
+        .per_domain
+        .insert("app.eu.pendo.io", eu_run.base_url());
+    let pendo = HttpPendo::new(HttpPendoConfig {
+        endpoints,
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::fast()
+        },
+        ..HttpPendoConfig::default()
+    })
+    .unwrap();
+    let queue = InProcessQueue::new(5, std::time::Duration::from_millis(1));
+    let app = Arc::new(App::new(Ports {
+        store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+        queue: Arc::new(queue.clone()),
+        pendo: Arc::new(pendo),
+        clock: Arc::new(FixedClock::new(sim_config().now)),
+    }));
+    let mut tokens = TokenTable::default();
+    let t = |s: &str| TenantId::parse(s).unwrap();
+    tokens.insert(
+        ADMIN_A,
+        Caller {
+            tenant: t("tenant-a"),
+            role: Role::Admin,
+        },
+    );
+    tokens.insert(
+        MEMBER_A,
+        Caller {
+            tenant: t("tenant-a"),
+            role: Role::Member,
+        },
+    );
+    tokens.insert(
+        ADMIN_B,
+        Caller {
+            tenant: t("tenant-b"),
+            role: Role::Admin,
+        },
+    );
+    let router = pendo_sync::api::router(app.clone(), Arc::new(tokens));
+    Api {
+        router,
+        app,
+        queue,
+        sim,
+        _running: vec![us_run, eu_run],
+    }
+}
+
+impl Api {
+    async fn raw(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (s, text) = self
+            .raw(
+                Some(token),
+                method,
+                path,
+                body.map(|b| b.to_string().into_bytes()),
+            )
+            .await;
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn connect(&self, token: &str) {
+        let (s, _) = self
+            .call(
+                token,
+                Method::PUT,
+                "/v1/integration/connection",
+                Some(json!({"key": KEY, "domain": "app.pendo.io"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    async fn drain(&self) {
+        pendo_sync::worker::drain(
+            self.app.clone(),
+            self.queue.clone(),
+            5,
+            2,
+            Default::default(),
+        )
+        .await;
+    }
+
+    fn feature(&self) -> String {
+        let mut f: Vec<_> = self
+            .sim
+            .subscription()
+            .features
+            .iter()
+            .filter(|f| f.app_id == -323232)
+            .collect();
+        f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+        f[0].id.clone()
+    }
+}
+
+fn routes() -> Vec<(Method, String)> {
+    let (_, doc) = pendo_sync::api::documented();
+    let mut out = Vec::new();
+    for (path, item) in doc.paths.paths.iter() {
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (m, op) in [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ] {
+            if op.is_some() {
+                out.push((m, concrete.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_route_but_health_needs_a_token_and_the_openapi_document_matches_the_router() {
+    let a = api().await;
+    let routes = routes();
+    assert!(routes.len() >= 30, "{} routes documented", routes.len());
+    for (m, path) in &routes {
+        let (s, body) = a.raw(None, m.clone(), path, Some(b"{}".to_vec())).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {path}: {body}");
+        let (s, body) = a
+            .raw(
+                Some("not-a-token-at-all-xx"),
+                m.clone(),
+                path,
+                Some(b"{}".to_vec()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {path}: {body}");
+        // With a token every documented route exists on the router (never the fallback).
+        let (s, body) = a
+            .raw(Some(ADMIN_A), m.clone(), path, Some(b"{}".to_vec()))
+            .await;
+        assert!(
+            !body.contains("no_route") && !body.contains("method_not_allowed"),
+            "{m} {path}: {s} {body}"
+        );
+        assert!(
+            s.as_u16() < 500 || s == StatusCode::BAD_GATEWAY,
+            "{m} {path}: {s} {body}"
+        );
+    }
+    assert_eq!(
+        a.raw(None, Method::GET, "/health", None).await.0,
+        StatusCode::OK
+    );
+    let (s, doc) = a.call(ADMIN_A, Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+        Some(true)
+    );
+    assert_eq!(
+        doc["paths"].as_object().unwrap().len(),
+        pendo_sync::api::documented().1.paths.paths.len()
+    );
+    let (s, body) = a.call(ADMIN_A, Method::GET, "/v1/nope", None).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_route"))
+    );
+}
+
+#[tokio::test]
+async fn connecting_verifies_the_key_masks_it_and_saves_nothing_on_refusal() {
+    let a = api().await;
+    let cases = [
+        ("wrong-key-0123456", "app.pendo.io", "pendo_key_rejected"),
+        ("read-only-key-1", "app.pendo.io", "pendo_key_read_only"),
+        ("eu-only-key-123", "app.pendo.io", "pendo_wrong_region"),
+    ];
+    for (key, domain, code) in cases {
+        let (s, body) = a
+            .call(
+                ADMIN_A,
+                Method::PUT,
+                "/v1/integration/connection",
+                Some(json!({"key": key, "domain": domain})),
+            )
+            .await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{key}: {body}"
+        );
+        assert!(
+            !body.to_string().contains(key),
+            "the key never appears in a response"
+        );
+        let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+        assert_eq!(i["status"], "notConnected", "nothing saved after {code}");
+    }
+    let (s, body) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/integration/connection",
+            Some(json!({"key": KEY, "domain": "evil.example.com"})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("domain"))
+    );
+    let (s, body) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/integration/connection",
+            Some(json!({"key": "eu-only-key-123", "domain": "app.eu.pendo.io"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["keyMasked"], "…-123");
+    assert_eq!(body["domain"], "app.eu.pendo.io");
+    a.connect(ADMIN_A).await;
+    let (_, text) = a
+        .raw(Some(ADMIN_A), Method::GET, "/v1/integration", None)
+        .await;
+    assert!(
+        !text.contains(KEY) && text.contains("\"status\":\"active\""),
+        "{text}"
+    );
+    // Defaults populated on connection.
+    let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+    assert_eq!(i["fieldMappings"]["companyId"], "accountId");
+    assert_eq!(i["fieldMappings"]["endUserId"], "visitorId");
+    assert_eq!(i["daysToSync"], 90);
+    let (s, i) = a
+        .call(ADMIN_A, Method::DELETE, "/v1/integration/connection", None)
+        .await;
+    assert_eq!(
+        (s, i["status"].as_str(), i["keyMasked"].as_str()),
+        (StatusCode::OK, Some("notConnected"), None)
+    );
+}
+
+#[tokio::test]
+async fn settings_validate_roles_and_unknown_fields_and_change_nothing_when_refused() {
+    let a = api().await;
+    let (s, _) = a
+        .call(
+            ADMIN_A,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"daysToSync": 30})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "connect first");
+    a.connect(ADMIN_A).await;
+    let cases = [
+        (json!({"daysToSync": 0}), "daysToSync"),
+        (json!({"daysToSync": 366}), "daysToSync"),
+        (json!({"timezone": "Mars/Olympus"}), "timezone"),
+        (
+            json!({"fieldMappings": {"endUserId": "-"}}),
+            "fieldMappings.endUserId",
+        ),
+        (
+            json!({"fieldMappings": {"email": "agent.email"}}),
+            "fieldMappings.email",
+        ),
+        (
+            json!({"fieldMappings": {"bogus": "x"}}),
+            "fieldMappings.bogus",
+        ),
+        (json!({"color": "red"}), "color"),
+        (json!({"daysToSync": "ten"}), "daysToSync"),
+    ];
+    for (body, field) in cases {
+        let (s, e) = a
+            .call(
+                ADMIN_A,
+                Method::PATCH,
+                "/v1/integration/settings",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {e}"
+        );
+    }
+    let (s, e) = a
+        .raw(
+            Some(ADMIN_A),
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(b"{not json".to_vec()),
+        )
+        .await;
+    assert!(
+        s == StatusCode::BAD_REQUEST && e.contains("bad_json"),
+        "{e}"
+    );
+    let (s, e) = a
+        .call(
+            MEMBER_A,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"daysToSync": 30, "timezone": "Europe/Paris"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (
+            i["daysToSync"].as_u64(),
+            i["timezone"].as_str(),
+            i["resyncRequired"].as_bool()
+        ),
+        (Some(90), None, Some(false))
+    );
+    let (s, i) = a.call(MEMBER_A, Method::PATCH, "/v1/integration/settings", Some(json!({"timezone": "Europe/Paris", "fieldMappings": {"email": "metadata.agent.email", "endUserId": "-"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{i}");
+    assert_eq!(
+        (i["timezone"].as_str(), i["resyncRequired"].as_bool()),
+        (Some("Europe/Paris"), Some(true))
+    );
+    assert_eq!(
+        (
+            i["fieldMappings"]["email"].as_str(),
+            i["fieldMappings"]["endUserId"].as_str()
+        ),
+        (Some("visitor.metadata.agent.email"), Some("-"))
+    );
+    let (s, i) = a
+        .call(
+            ADMIN_A,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"daysToSync": 30})),
+        )
+        .await;
+    assert_eq!((s, i["daysToSync"].as_u64()), (StatusCode::OK, Some(30)));
+    let big = vec![b' '; pendo_sync::api::MAX_BODY_BYTES + 1];
+    let (s, e) = a
+        .raw(
+            Some(ADMIN_A),
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(big),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+}
+
+#[tokio::test]
+async fn apps_and_segments_tables() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    for id in ["-323232", "unknown"] {
+        let (s, e) = a
+            .call(ADMIN_A, Method::DELETE, &format!("/v1/apps/{id}"), None)
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{id}"
+        );
+    }
+    let (s, rows) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/apps/5629499534213120",
+            Some(json!({"prefix": "Mobile"})),
+        )
+        .await;
+    assert_eq!(
+        (s, rows.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(3))
+    );
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/apps/abc",
+            Some(json!({"prefix": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("appId"))
+    );
+    let (s, _) = a
+        .call(ADMIN_A, Method::DELETE, "/v1/apps/5629499534213120", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        a.call(ADMIN_A, Method::DELETE, "/v1/apps/42", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        i["resyncRequired"], true,
+        "an apps change requires a re-sync"
+    );
+    let (s, segs) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/segments/seg-pro",
+            Some(json!({"name": "Pro"})),
+        )
+        .await;
+    assert_eq!((s, segs[0]["name"].as_str()), (StatusCode::OK, Some("Pro")));
+    let (s, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": "p1"}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        a.call(ADMIN_A, Method::DELETE, "/v1/segments/seg-pro", None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, "/v1/segments", None)
+            .await
+            .1
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn mappings_sync_runs_and_metrics_end_to_end() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    a.call(
+        ADMIN_A,
+        Method::PATCH,
+        "/v1/integration/settings",
+        Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
+    )
+    .await;
+    let companies: Vec<Value> = a
+        .sim
+        .subscription()
+        .accounts
+        .iter()
+        .map(|c| json!({"externalId": c.id, "name": c.name}))
+        .collect();
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/directory/companies",
+            Some(json!({"items": companies})),
+        )
+        .await;
+    assert_eq!((s, r["accepted"].as_u64()), (StatusCode::OK, Some(20)));
+    let (_, features) = a
+        .call(ADMIN_A, Method::GET, "/v1/discovery/features", None)
+        .await;
+    let f = a.feature();
+    assert!(features
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"] == f.as_str()));
+    let bad = [
+        (
+            json!({"source": {"kind": "feature"}, "target": "company", "metricName": "x"}),
+            None,
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": ""}),
+            Some("metricName"),
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "target": "asset", "metricName": "x"}),
+            Some("target"),
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "x", "extra": 1}),
+            Some("extra"),
+        ),
+    ];
+    for (body, field) in bad {
+        let (s, e) = a
+            .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
+        if let Some(field) = field {
+            assert_eq!(e["error"]["field"].as_str(), Some(field), "{body}: {e}");
+        }
+    }
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, "/v1/mappings", None)
+            .await
+            .1
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "nothing stored"
+    );
+    let body = json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "Clicks"});
+    let (s, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    let (s, run) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    a.drain().await;
+    let run_id = run["runId"].as_str().unwrap();
+    let (s, r) = a
+        .call(ADMIN_A, Method::GET, &format!("/v1/runs/{run_id}"), None)
+        .await;
+    assert_eq!(
+        (s, r["finished"].as_bool(), r["chunksFailed"].as_u64()),
+        (StatusCode::OK, Some(true), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["chunksDone"], r["chunksTotal"]);
+    let (_, m) = a
+        .call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+        .await;
+    assert_eq!(m["state"]["lastSyncedDay"], "2026-11-04");
+    // The series equals a direct pipeline over the simulator's data.
+    let acct = &a.sim.subscription().accounts[0].id;
+    let rows = feature_rows(&a.sim, &f, d("2026-10-29"), d("2026-11-04"), NY, vec![]);
+    let want: Vec<Value> = sum_by(&rows, NY, "numEvents", |r| {
+        (r["accountId"].as_str() == Some(acct.as_str())).then_some(())
+    })
+    .into_iter()
+    .map(|((_, day), v)| json!({"day": day.to_string(), "app": "", "value": v}))
+    .collect();
+    let (s, series) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!(
+                "/v1/objects/company/{acct}/series?metric=Clicks&from=2026-10-01&to=2026-11-30"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(series, Value::Array(want));
+    let (_, metrics) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/objects/company/{acct}/metrics"),
+            None,
+        )
+        .await;
+    assert_eq!(metrics, json!([{"metric": "Clicks", "app": ""}]));
+    for (q, field) in [
+        ("metric=Clicks&from=2026-11-05&to=2026-11-01", "to"),
+        ("metric=Clicks&from=2020-01-01&to=2026-11-01", "to"),
+    ] {
+        let (s, e) = a
+            .call(
+                ADMIN_A,
+                Method::GET,
+                &format!("/v1/objects/company/{acct}/series?{q}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{q}"
+        );
+    }
+    let (s, _) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!(
+                "/v1/objects/company/{acct}/series?metric=Clicks&from=yesterday&to=2026-11-01"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, sys) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/objects/company/{acct}/system"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, sys["usersActiveLast7Days"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "no end users in the directory"
+    );
+    // Edit in place: rebuild required; rebuild; delete.
+    let (s, m) = a
+        .call(ADMIN_A, Method::PUT, &format!("/v1/mappings/{id}"), Some(json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "Clicks 2"})))
+        .await;
+    assert_eq!(
+        (s, m["rebuildRequired"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    assert_eq!(
+        a.call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/rebuild"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    a.drain().await;
+    let (_, metrics) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/objects/company/{acct}/metrics"),
+            None,
+        )
+        .await;
+    assert_eq!(metrics, json!([{"metric": "Clicks 2", "app": ""}]));
+    assert_eq!(
+        a.call(ADMIN_A, Method::POST, "/v1/resync", None).await.0,
+        StatusCode::ACCEPTED
+    );
+    a.drain().await;
+    let (_, runs) = a.call(ADMIN_A, Method::GET, "/v1/runs?limit=5", None).await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, "/v1/runs?limit=abc", None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        a.call(ADMIN_A, Method::DELETE, &format!("/v1/mappings/{id}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/objects/company/{acct}/metrics"),
+            None
+        )
+        .await
+        .1,
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn another_tenant_sees_and_changes_nothing() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    a.call(
+        ADMIN_A,
+        Method::PATCH,
+        "/v1/integration/settings",
+        Some(json!({"daysToSync": 3})),
+    )
+    .await;
+    let acct = a.sim.subscription().accounts[0].id.clone();
+    a.call(
+        ADMIN_A,
+        Method::PUT,
+        "/v1/directory/companies",
+        Some(json!({"items": [{"externalId": acct}]})),
+    )
+    .await;
+    let (_, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "feature", "featureId": a.feature()}, "target": "company", "metricName": "Clicks"})))
+        .await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let (_, run) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    a.drain().await;
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    // Tenant B: every read is empty or 404, every write on A's objects is 404.
+    for path in [format!("/v1/mappings/{id}"), format!("/v1/runs/{run_id}")] {
+        let (s, e) = a.call(ADMIN_B, Method::GET, &path, None).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    for (m, path) in [
+        (Method::POST, format!("/v1/mappings/{id}/sync")),
+        (Method::POST, format!("/v1/mappings/{id}/rebuild")),
+        (Method::DELETE, format!("/v1/mappings/{id}")),
+        (Method::DELETE, "/v1/apps/5629499534213120".to_string()),
+    ] {
+        let (s, _) = a.call(ADMIN_B, m.clone(), &path, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path}");
+    }
+    let body = json!({"source": {"kind": "feature", "featureId": "f"}, "target": "company", "metricName": "Clicks"});
+    assert_eq!(
+        a.call(
+            ADMIN_B,
+            Method::PUT,
+            &format!("/v1/mappings/{id}"),
+            Some(body)
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    for path in [
+        "/v1/mappings",
+        "/v1/runs",
+        "/v1/directory/companies",
+        "/v1/directory/end-users",
+    ] {
+        assert_eq!(
+            a.call(ADMIN_B, Method::GET, path, None).await.1,
+            json!([]),
+            "{path}"
+        );
+    }
+    for path in [
+        format!("/v1/objects/company/{acct}/metrics"),
+        format!("/v1/objects/company/{acct}/series?metric=Clicks&from=2026-01-01&to=2026-12-01"),
+        format!("/v1/objects/company/{acct}/activity"),
+    ] {
+        assert_eq!(
+            a.call(ADMIN_B, Method::GET, &path, None).await.1,
+            json!([]),
+            "{path}"
+        );
+    }
+    let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (ib["status"].as_str(), ib["tenant"].as_str()),
+        (Some("notConnected"), Some("tenant-b"))
+    );
+    assert_eq!(
+        a.call(ADMIN_B, Method::GET, "/v1/discovery/pages", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.call(ADMIN_B, Method::POST, "/v1/resync", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A's data is intact.
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, metrics) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/objects/company/{acct}/metrics"),
+            None,
+        )
+        .await;
+    assert_eq!(metrics.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn directory_batches_keep_valid_rows_and_report_the_others() {
+    let a = api().await;
+    let items = json!({"items": [
+        {"externalId": "c1", "name": "One"},
+        {"externalId": ""},
+        {"externalId": "c2", "color": "red"},
+        {"externalId": "a#b/c\nd"},
+        {"externalId": "c1", "name": "One again"},
+    ]});
+    let (s, r) = a
+        .call(ADMIN_A, Method::PUT, "/v1/directory/companies", Some(items))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["accepted"], 2);
+    let errors: Vec<(u64, Option<&str>)> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["field"].as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (1, Some("externalId")),
+            (2, Some("color")),
+            (3, Some("externalId"))
+        ]
+    );
+    let (_, list) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/companies", None)
+        .await;
+    assert_eq!(
+        list,
+        json!([{"externalId": "c1", "name": "One again", "companyId": null}])
+    );
+    let users = json!({"items": [
+        {"companyId": "c1", "externalId": "v1", "email": "Ann@X.io"},
+        {"companyId": "c1"},
+        {"companyId": "c1", "email": "not-an-email"},
+    ]});
+    let (_, r) = a
+        .call(ADMIN_A, Method::PUT, "/v1/directory/end-users", Some(users))
+        .await;
+    assert_eq!(r["accepted"], 1);
+    let (_, list) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/end-users", None)
+        .await;
+    assert_eq!(list[0]["email"], "ann@x.io");
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({"externalId": format!("c{i}")}))
+        .collect();
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/directory/companies",
+            Some(json!({"items": too_many})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("items"))
+    );
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, "/v1/directory/widgets", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn report_discovery_lists_compatible_reports_and_the_reasons_of_the_others() {
+    let a = api().await;
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, "/v1/discovery/reports", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    a.connect(ADMIN_A).await;
+    let (s, r) = a
+        .call(ADMIN_A, Method::GET, "/v1/discovery/reports", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let reasons: Vec<&str> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|x| x.contains("fixed date range")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|x| x.contains("no numeric column")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|x| x.contains("over 180 days")),
+        "{reasons:?}"
+    );
+    let compatible = r["compatible"].as_array().unwrap();
+    assert!(
+        compatible.iter().any(|x| x["warning"].is_string()),
+        "a 90-day report carries a warning"
+    );
+    let id = compatible[0]["id"].as_str().unwrap();
+    let (s, cols) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/discovery/reports/{id}/columns"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(cols
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| !c["field"].as_str().unwrap().contains("email")));
+    let rejected = r["rejected"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        a.call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/discovery/reports/{rejected}/columns"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,500 @@
+//! The AWS adapters against moto (DynamoDB and SQS over their real wire protocols, through the
+//! real SDK): the store and queue contracts, DynamoDB-specific races and encodings, and a
+//! Re-sync all through the Lambda handlers whose final export equals the embedded stack's.
+//!
+//! These tests need `AWS_ENDPOINT_URL` pointing at a local moto (`make test` starts one with
+//! `infra/local/aws-local.sh start`). Without it they FAIL, saying so: a green run never means
+//! "skipped". Each test uses its own table and queue name prefix, so they run in parallel on one
+//! server. Only loopback endpoints are accepted, with static dummy credentials (no env lookup,
+//! no instance metadata).
+
+use crate::helpers::{sim_config, Stack, KEY};
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use lambda_runtime::{Context, LambdaEvent};
+use pendo_sim::{RunningSim, Simulator};
+use pendo_sync::app::SettingsUpdate;
+use pendo_sync::clock::FixedClock;
+use pendo_sync::domain::*;
+use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
+use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
+use pendo_sync::pendo::retry::RetryPolicy;
+use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::sqs::SqsQueue;
+use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
+use pendo_sync::store::{contract, Store};
+use pendo_sync::{App, Ports};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The local endpoint, or a failure that says how to run these tests.
+fn endpoint() -> String {
+    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if ep.trim().is_empty() {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: the AWS-local tests need moto. Run them through \
+             `make test`, or start moto with `infra/local/aws-local.sh start` and set \
+             AWS_ENDPOINT_URL=http://127.0.0.1:4566"
+        );
+    }
+    let host = ep
+        .trim_start_matches("http://")
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    assert!(
+        ep.starts_with("http://") && ["127.0.0.1", "localhost"].contains(&host),
+        "AWS_ENDPOINT_URL={ep}: these tests only talk to a local server on 127.0.0.1"
+    );
+    ep
+}
+
+struct Aws {
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    prefix: String,
+}
+
+impl Aws {
+    async fn connect() -> Aws {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Aws {
+            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            prefix: format!("it-{}", &id[..12]),
+        }
+    }
+
+    async fn store(&self) -> DynamoStore {
+        let tables = DynamoTables::with_prefix(&self.prefix);
+        ensure_tables(&self.dynamo, &tables).await.unwrap();
+        DynamoStore::new(self.dynamo.clone(), tables)
+    }
+
+    async fn queue(&self) -> SqsQueue {
+        let mut urls = Vec::new();
+        for name in ["fetch", "resync"] {
+            let out = self
+                .sqs
+                .create_queue()
+                .queue_name(format!("{}-{name}", self.prefix))
+                .send()
+                .await
+                .unwrap();
+            urls.push(out.queue_url.unwrap());
+        }
+        SqsQueue::new(self.sqs.clone(), urls[0].clone(), urls[1].clone())
+    }
+
+    /// Up to 10 visible messages, with their receive counts.
+    async fn receive(&self, url: &str) -> Vec<Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    }
+
+    /// Every body on both queues, deleting what it reads.
+    async fn drain_bodies(&self, q: &SqsQueue) -> Vec<String> {
+        let mut out = Vec::new();
+        for url in [q.fetch_url(), q.resync_url()] {
+            loop {
+                let msgs = self.receive(url).await;
+                if msgs.is_empty() {
+                    break;
+                }
+                for m in msgs {
+                    self.delete(url, &m).await;
+                    out.push(m.body.unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    async fn delete(&self, url: &str, m: &Message) {
+        self.sqs
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(m.receipt_handle.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Received messages as the SQS event Lambda would deliver.
+fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
+    let records: Vec<serde_json::Value> = msgs
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            serde_json::json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {"ApproximateReceiveCount": count},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let ev: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+    LambdaEvent::new(ev, Context::default())
+}
+
+/// Feeds both queues to the handlers (as Lambda's event source would) until they are empty:
+/// acknowledged messages are deleted, failed ones made visible again at once.
+async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> usize {
+    let config = BatchConfig {
+        max_receives: 5,
+        concurrency: 4,
+    };
+    let mut handled = 0;
+    for _ in 0..500 {
+        let mut idle = true;
+        for (url, resync) in [(q.resync_url(), true), (q.fetch_url(), false)] {
+            let msgs = aws.receive(url).await;
+            if msgs.is_empty() {
+                continue;
+            }
+            idle = false;
+            handled += msgs.len();
+            let r = if resync {
+                handle_resync_batch(app, config, sqs_event(&msgs)).await
+            } else {
+                handle_fetch_batch(app, config, sqs_event(&msgs)).await
+            }
+            .unwrap();
+            let failed: HashSet<String> = r
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            for m in &msgs {
+                if failed.contains(m.message_id.as_deref().unwrap_or("")) {
+                    aws.sqs
+                        .change_message_visibility()
+                        .queue_url(url)
+                        .receipt_handle(m.receipt_handle.clone().unwrap())
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    aws.delete(url, m).await;
+                }
+            }
+        }
+        if idle {
+            return handled;
+        }
+    }
+    panic!("the queues did not drain");
+}
+
+#[tokio::test]
+async fn dynamo_store_passes_the_store_contract() {
+    let aws = Aws::connect().await;
+    let store = aws.store().await;
+    let started = Instant::now();
+    contract::run_all(&store).await;
+    eprintln!("store contract on moto: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_passes_the_queue_contract() {
+    let aws = Aws::connect().await;
+    let q = aws.queue().await;
+    let handle = tokio::runtime::Handle::current();
+    let (aws_ref, q_ref) = (&aws, &q);
+    pendo_sync::queue::contract::sends_arrive_intact(&q, || {
+        tokio::task::block_in_place(|| handle.block_on(aws_ref.drain_bodies(q_ref)))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_creations_of_one_end_user_leave_exactly_one() {
+    let aws = Aws::connect().await;
+    let store = Arc::new(aws.store().await);
+    let t = TenantId::parse("race").unwrap();
+    let input = EndUserInput {
+        company_id: "acme".into(),
+        external_id: Some("v#1".into()),
+        email: Some("ann@acme.io".into()),
+        name: None,
+        surname: None,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, t, input) = (store.clone(), t.clone(), input.clone());
+        tasks.spawn(async move { store.create_end_user_if_absent(&t, &input).await });
+    }
+    let mut created = 0;
+    let mut ids = HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (u, c) = r.unwrap().unwrap();
+        created += usize::from(c);
+        ids.insert(u.id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.list_end_users(&t).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
+    let aws = Aws::connect().await;
+    let store = aws.store().await;
+    let t = TenantId::parse("t#1").unwrap();
+    let i = Integration::new(t.clone());
+    store.put_integration(&i).await.unwrap();
+    let m = MappingId::parse("m/#1").unwrap();
+    let day0 = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let v = |obj: &str, metric: &str, app: &str, n: i64, x: f64| MetricValue {
+        object: ObjectRef {
+            kind: Target::Company,
+            id: obj.into(),
+        },
+        metric: metric.into(),
+        app: app.into(),
+        day: day0 + chrono::Duration::days(n),
+        value: x,
+    };
+    // 3 x 20 days = 60 values: three BatchWriteItem calls of at most 25.
+    let mut values = Vec::new();
+    for n in 0..20 {
+        values.push(v("a#b", "x", "", n, 1.0));
+        values.push(v("a", "x#2026-11-01", "", n, 2.0));
+        values.push(v("a", "x", "b#", n, 3.0));
+    }
+    let w = pendo_sync::sync::plan::Window {
+        from: day0,
+        to: day0 + chrono::Duration::days(19),
+    };
+    store
+        .replace_chunk(&t, 1, &m, w, &values, &[])
+        .await
+        .unwrap();
+    let to = day0 + chrono::Duration::days(30);
+    let series = |obj: &str, metric: &str| {
+        let o = ObjectRef {
+            kind: Target::Company,
+            id: obj.to_string(),
+        };
+        let (store, t, metric) = (&store, &t, metric.to_string());
+        async move { store.read_series(t, &o, &metric, day0, to).await.unwrap() }
+    };
+    let ab = series("a#b", "x").await;
+    assert_eq!(ab.len(), 20);
+    assert!(ab.iter().all(|p| p.value == 1.0));
+    let ax = series("a", "x").await;
+    assert_eq!(ax.len(), 20);
+    assert!(ax.iter().all(|p| p.value == 3.0 && p.app == "b#"));
+    assert_eq!(series("a", "x#2026-11-01").await.len(), 20);
+    assert_eq!(store.export(Some(&t)).await.unwrap().len(), 60);
+    assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 60);
+}
+
+/// The scenario both stacks run: New York days, companies, user fields with auto-detect, a
+/// company metric with minutes and an end-user metric that creates users (values + activity).
+async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
+    app.update_settings(
+        t,
+        &SettingsUpdate {
+            days_to_sync: Some(7),
+            timezone: Some("America/New_York".into()),
+            field_mappings: Some(FieldMappingsInput {
+                email: Some("metadata.agent.email".into()),
+                name: Some("metadata.agent.firstname".into()),
+                ..Default::default()
+            }),
+            auto_detect_end_users: Some(true),
+        },
+        pendo_sync::app::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let companies: Vec<DirectoryObject> = sim
+        .subscription()
+        .accounts
+        .iter()
+        .map(|a| DirectoryObject {
+            external_id: a.id.clone(),
+            name: None,
+            company_id: None,
+        })
+        .collect();
+    app.ports
+        .store
+        .upsert_objects(t, Target::Company, &companies)
+        .await
+        .unwrap();
+    let mut features: Vec<_> = sim
+        .subscription()
+        .features
+        .iter()
+        .filter(|f| f.app_id == -323232)
+        .collect();
+    features.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+    let mapping = |feature: &str, target, name: &str, minutes: Option<&str>| MappingInput {
+        source: MappingKind::Feature {
+            feature_id: feature.to_string(),
+            minutes_metric: minutes.map(Into::into),
+        },
+        target,
+        metric_name: name.into(),
+        passive: false,
+        multi_app: false,
+        auto_create_users: target == Target::EndUser,
+        segment_id: None,
+        enabled: true,
+    };
+    for input in [
+        mapping(&features[0].id, Target::Company, "Clicks", Some("Minutes")),
+        mapping(&features[1].id, Target::EndUser, "Feature uses", None),
+    ] {
+        app.create_mapping(t, &input).await.unwrap();
+    }
+}
+
+/// The export with mapping ids (random per stack) replaced by their metric names.
+async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
+    let names: BTreeMap<String, String> = app
+        .ports
+        .store
+        .list_mappings(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id.to_string(), m.metric_name))
+        .collect();
+    let mut rows = app.ports.store.export(Some(t)).await.unwrap();
+    for r in &mut rows {
+        if r.record.starts_with("activity") {
+            r.metric = names.get(&r.metric).cloned().unwrap_or_default();
+        }
+    }
+    rows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    rows
+}
+
+struct AwsStack {
+    app: App,
+    tenant: TenantId,
+    sim: Simulator,
+    _running: RunningSim,
+}
+
+async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
+    let config = sim_config();
+    let now = config.now;
+    let sim = Simulator::new(config);
+    let running = sim.spawn("127.0.0.1:0").await.unwrap();
+    let pendo = HttpPendo::new(HttpPendoConfig {
+        endpoints: PendoEndpoints {
+            all: Some(running.base_url()),
+            ..Default::default()
+        },
+        retry: RetryPolicy::fast(),
+        ..HttpPendoConfig::default()
+    })
+    .unwrap();
+    let queue = aws.queue().await;
+    let app = App::new(Ports {
+        store: Arc::new(aws.store().await),
+        queue: Arc::new(queue.clone()),
+        pendo: Arc::new(pendo),
+        clock: Arc::new(FixedClock::new(now)),
+    });
+    let tenant = TenantId::parse("acme-cs").unwrap();
+    app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
+    let stack = AwsStack {
+        app,
+        tenant,
+        sim,
+        _running: running,
+    };
+    (stack, queue)
+}
+
+/// Only the metric values of an export.
+fn values_only(rows: &[ExportRow]) -> Vec<ExportRow> {
+    rows.iter()
+        .filter(|r| r.record == "value")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedded_stack_does() {
+    // Arrange: the embedded stack (the reference) and the AWS stack (DynamoDB + SQS on moto,
+    // messages fed to the Lambda handlers), configured alike.
+    let local = Stack::start().await;
+    configure(&local.app, &local.tenant, &local.sim).await;
+    let aws = Aws::connect().await;
+    let (s, queue) = aws_stack(&aws).await;
+    configure(&s.app, &s.tenant, &s.sim).await;
+    // Act 1: a first Re-sync all. Its values are exact on both; its activity depends on which
+    // chunk ran first (the company metric only records activity for users that already exist,
+    // and the end-user metric creates them), so only values are compared here.
+    local.resync().await;
+    let started = Instant::now();
+    s.app.resync_all(&s.tenant).await.unwrap();
+    let handled = drain_through_handlers(&aws, &s.app, &queue).await;
+    let first = started.elapsed();
+    let want = comparable(&local.app, &local.tenant).await;
+    let got = comparable(&s.app, &s.tenant).await;
+    assert!(!values_only(&want).is_empty());
+    assert_eq!(values_only(&got), values_only(&want));
+    // Act 2: a second Re-sync all (every user exists now): purges the first generation and
+    // lands on exactly the embedded stack's export, values and activity.
+    local.resync().await;
+    let started = Instant::now();
+    s.app.resync_all(&s.tenant).await.unwrap();
+    drain_through_handlers(&aws, &s.app, &queue).await;
+    let second = started.elapsed();
+    let want = comparable(&local.app, &local.tenant).await;
+    let got = comparable(&s.app, &s.tenant).await;
+    assert!(
+        want.iter().any(|r| r.record == "activity"),
+        "the scenario writes activity"
+    );
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+    let local_users = local
+        .app
+        .ports
+        .store
+        .list_end_users(&local.tenant)
+        .await
+        .unwrap();
+    assert_eq!(users, local_users);
+    eprintln!(
+        "re-sync on moto: {handled} messages, {} rows; first {first:?}, second {second:?}",
+        want.len()
+    );
+}

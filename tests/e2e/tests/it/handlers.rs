@@ -1,0 +1,232 @@
+//! The Lambda handlers on hand-written event fixtures (`tests/fixtures/`), exactly as each
+//! function's `main` calls them, over the embedded store and the simulator (no AWS needed):
+//! partial batch failures, stale and poisoned messages, the last receive, the schedule.
+
+use crate::helpers::{d, sim_config, KEY};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use pendo_sim::{RunningSim, Simulator};
+use pendo_sync::clock::FixedClock;
+use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::*;
+use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, BatchConfig};
+use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
+use pendo_sync::pendo::retry::RetryPolicy;
+use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::store::embedded::EmbeddedStore;
+use pendo_sync::store::Store;
+use pendo_sync::{App, Ports};
+use std::sync::Arc;
+use std::time::Duration;
+
+const FETCH_BATCH: &str = include_str!("../../../fixtures/sqs-fetch-batch.json");
+const SCHEDULE: &str = include_str!("../../../fixtures/eventbridge-schedule.json");
+const UNREACHABLE_ID: &str = "5f2d7c1e-0002-4c55-9a4e-unreachable02";
+const CONFIG: BatchConfig = BatchConfig {
+    max_receives: 3,
+    concurrency: 4,
+};
+
+struct Fixture {
+    app: App,
+    store: Arc<EmbeddedStore>,
+    queue: InProcessQueue,
+    _sim: Simulator,
+    _running: RunningSim,
+}
+
+/// The most popular feature of app -323232 (as `Stack::feature`).
+fn top_feature(sim: &Simulator) -> String {
+    let mut f: Vec<_> = sim
+        .subscription()
+        .features
+        .iter()
+        .filter(|f| f.app_id == -323232)
+        .collect();
+    f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+    f[0].id.clone()
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The fixture's world: `acme-cs` on app.pendo.io (the simulator) at generation 3, and
+/// `globex-cs` on app.eu.pendo.io, which answers nowhere (every fetch fails, retryably). Both
+/// have the mapping `m-clicks` the fixture's bodies name.
+async fn fixture() -> Fixture {
+    let config = sim_config();
+    let now = config.now;
+    let sim = Simulator::new(config);
+    let running = sim.spawn("127.0.0.1:0").await.unwrap();
+    let mut endpoints = PendoEndpoints {
+        all: Some(running.base_url()),
+        ..Default::default()
+    };
+    endpoints.per_domain.insert(
+        PendoDomain::Eu.host(),
+        format!("http://127.0.0.1:{}", closed_port().await),
+    );
+    let pendo = HttpPendo::new(HttpPendoConfig {
+        endpoints,
+        retry: RetryPolicy::fast(),
+        ..HttpPendoConfig::default()
+    })
+    .unwrap();
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    let queue = InProcessQueue::new(5, Duration::from_millis(1));
+    let app = App::new(Ports {
+        store: store.clone(),
+        queue: Arc::new(queue.clone()),
+        pendo: Arc::new(pendo),
+        clock: Arc::new(FixedClock::new(now)),
+    });
+    let acme = TenantId::parse("acme-cs").unwrap();
+    app.connect(&acme, KEY, "app.pendo.io").await.unwrap();
+    let mut i = app.integration(&acme).await.unwrap();
+    i.generation = 3;
+    store.put_integration(&i).await.unwrap();
+    let globex = TenantId::parse("globex-cs").unwrap();
+    let mut g = Integration::new(globex.clone());
+    g.connection = Some(Connection {
+        domain: PendoDomain::Eu,
+        key: IntegrationKey::parse(KEY).unwrap(),
+    });
+    g.status = ConnectionStatus::Active;
+    store.put_integration(&g).await.unwrap();
+    let companies: Vec<DirectoryObject> = sim
+        .subscription()
+        .accounts
+        .iter()
+        .map(|a| DirectoryObject {
+            external_id: a.id.clone(),
+            name: None,
+            company_id: None,
+        })
+        .collect();
+    let feature = top_feature(&sim);
+    for t in [&acme, &globex] {
+        store
+            .upsert_objects(t, Target::Company, &companies)
+            .await
+            .unwrap();
+        let i = app.integration(t).await.unwrap();
+        let input = MappingInput {
+            source: MappingKind::Feature {
+                feature_id: feature.clone(),
+                minutes_metric: None,
+            },
+            target: Target::Company,
+            metric_name: "Clicks".into(),
+            passive: false,
+            multi_app: false,
+            auto_create_users: false,
+            segment_id: None,
+            enabled: true,
+        };
+        // What `App::create_mapping` does, with the fixed id the fixture names.
+        let m = input
+            .validate(&i, MappingId::parse("m-clicks").unwrap(), &[], now)
+            .unwrap();
+        store
+            .reset_mapping_state(t, &m.id, i.generation)
+            .await
+            .unwrap();
+        store.put_mapping(&m).await.unwrap();
+    }
+    Fixture {
+        app,
+        store,
+        queue,
+        _sim: sim,
+        _running: running,
+    }
+}
+
+fn event(json: &str) -> LambdaEvent<SqsEvent> {
+    LambdaEvent::new(serde_json::from_str(json).unwrap(), Context::default())
+}
+
+fn failed_ids(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_reports_only_the_failing_message_and_acknowledges_stale_and_poisoned_ones() {
+    // Arrange
+    let f = fixture().await;
+    let acme = TenantId::parse("acme-cs").unwrap();
+    let m = MappingId::parse("m-clicks").unwrap();
+    // Act
+    let r = handle_fetch_batch(&f.app, CONFIG, event(FETCH_BATCH))
+        .await
+        .unwrap();
+    // Assert: only the unreachable tenant's message goes back to the queue; the stale one
+    // (generation 2, the tenant is at 3) and the undecodable one are acknowledged.
+    assert_eq!(failed_ids(&r), vec![UNREACHABLE_ID.to_string()]);
+    let rows = f.store.export(Some(&acme)).await.unwrap();
+    assert!(!rows.is_empty(), "the good chunk wrote values");
+    assert!(rows
+        .iter()
+        .all(|r| r.day >= d("2026-10-29") && r.day <= d("2026-11-04")));
+    let st = f.store.get_mapping_state(&acme, &m).await.unwrap().unwrap();
+    assert_eq!(st.last_synced_day, Some(d("2026-11-04")));
+    assert_eq!(st.generation, 3);
+}
+
+#[tokio::test]
+async fn the_last_receive_of_a_failing_message_is_acknowledged_and_shown_on_the_mapping() {
+    let f = fixture().await;
+    let globex = TenantId::parse("globex-cs").unwrap();
+    let m = MappingId::parse("m-clicks").unwrap();
+    let mut ev = event(FETCH_BATCH);
+    for rec in &mut ev.payload.records {
+        rec.attributes.insert(
+            "ApproximateReceiveCount".into(),
+            CONFIG.max_receives.to_string(),
+        );
+    }
+    let r = handle_fetch_batch(&f.app, CONFIG, ev).await.unwrap();
+    assert!(failed_ids(&r).is_empty(), "{:?}", failed_ids(&r));
+    let st = f
+        .store
+        .get_mapping_state(&globex, &m)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(st.last_error.is_some());
+    assert_eq!(st.last_synced_day, None);
+}
+
+#[tokio::test]
+async fn the_same_batch_twice_leaves_the_same_state() {
+    let f = fixture().await;
+    let acme = TenantId::parse("acme-cs").unwrap();
+    handle_fetch_batch(&f.app, CONFIG, event(FETCH_BATCH))
+        .await
+        .unwrap();
+    let first = f.store.export(Some(&acme)).await.unwrap();
+    let r = handle_fetch_batch(&f.app, CONFIG, event(FETCH_BATCH))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&r), vec![UNREACHABLE_ID.to_string()]);
+    assert_eq!(f.store.export(Some(&acme)).await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn the_schedule_plans_a_run_for_each_active_tenant() {
+    let f = fixture().await;
+    let ev: EventBridgeEvent = serde_json::from_str(SCHEDULE).unwrap();
+    let out = handle_schedule(&f.app, LambdaEvent::new(ev, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(out.runs.len(), 2);
+    assert!(!f.queue.is_empty(), "fetch messages were queued");
+}
