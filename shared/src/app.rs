@@ -324,6 +324,32 @@ impl App {
         .await
     }
 
+    /// The checks of a mapping that need Pendo: a Report mapping's report must be a compatible
+    /// saved report whose numeric columns include the mapped ones.
+    async fn check_source_with_pendo(&self, i: &Integration, m: &Mapping) -> Result<(), AppError> {
+        let MappingKind::Report { report_id, columns } = &m.source else {
+            return Ok(());
+        };
+        let conn = i
+            .connection
+            .clone()
+            .filter(|_| i.is_active())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "source.reportId",
+                    "connect the Pendo integration before mapping a report",
+                )
+            })?;
+        let reports = self
+            .ports
+            .pendo
+            .list(&conn, crate::pendo::ObjectList::Reports)
+            .await?;
+        let report = crate::sync::report_source::find(&reports, report_id)?;
+        crate::sync::report_source::prepare(report, columns, m.target, &i.settings.field_mappings)?;
+        Ok(())
+    }
+
     pub async fn create_mapping(
         &self,
         t: &TenantId,
@@ -332,6 +358,7 @@ impl App {
         let i = self.integration(t).await?;
         let existing = self.ports.store.list_mappings(t).await?;
         let m = input.validate(&i, MappingId::random(), &existing, self.ports.clock.now())?;
+        self.check_source_with_pendo(&i, &m).await?;
         self.ports
             .store
             .reset_mapping_state(t, &m.id, i.generation)
@@ -351,6 +378,7 @@ impl App {
         let old = self.mapping(t, id).await?;
         let existing = self.ports.store.list_mappings(t).await?;
         let mut m = input.validate(&i, id.clone(), &existing, self.ports.clock.now())?;
+        self.check_source_with_pendo(&i, &m).await?;
         m.created_at = old.created_at;
         m.rebuild_required = old.rebuild_required
             || m.source != old.source

@@ -144,3 +144,23 @@ pub async fn report_columns(
         .ok_or_else(|| ApiError::not_found(format!("compatible report {id}")))?;
     Ok(Json(found.numeric_columns))
 }
+
+/// A custom aggregation pipeline to analyse (a bare array of stages, or the request envelope).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineBody {
+    #[schema(value_type = Object)]
+    pub pipeline: Value,
+}
+
+/// The numeric-looking output fields of a custom aggregation pipeline, which a mapping may map
+/// to metrics (400 naming the stage when the pipeline is refused). Does not call Pendo.
+#[utoipa::path(post, path = "/v1/discovery/aggregation-fields", tag = "discovery",
+    request_body = PipelineBody,
+    responses((status = 200, body = Vec<String>), (status = 400, body = super::error::ErrorBody)))]
+pub async fn aggregation_fields(
+    _caller: Caller,
+    super::error::Body(body): super::error::Body<PipelineBody>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    Ok(Json(crate::sync::custom::mappable_fields(&body.pipeline)?))
+}

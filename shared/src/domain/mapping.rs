@@ -171,6 +171,28 @@ fn check_metric_name(field: &str, raw: &str) -> Result<String, ValidationError> 
     Ok(s.to_string())
 }
 
+/// Trims the mapped fields and checks their metric names (unique within the mapping).
+fn check_field_metrics(
+    fields: &[FieldMetric],
+    list: &str,
+) -> Result<Vec<FieldMetric>, ValidationError> {
+    let mut out: Vec<FieldMetric> = Vec::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        let metric = check_metric_name(&format!("source.{list}[{i}].metric"), &f.metric)?;
+        if out.iter().any(|o| o.metric == metric) {
+            return Err(ValidationError::new(
+                format!("source.{list}[{i}].metric"),
+                "each mapped field needs its own metric name",
+            ));
+        }
+        out.push(FieldMetric {
+            field: f.field.trim().to_string(),
+            metric,
+        });
+    }
+    Ok(out)
+}
+
 impl MappingInput {
     /// Validates the input against the integration (segments, field mappings) and builds the
     /// mapping. `existing` is the other mappings of the tenant (metric names must be unique per
@@ -204,14 +226,72 @@ impl MappingInput {
                     .map(|m| check_metric_name("minutesMetric", m))
                     .transpose()?,
             },
-            other => {
-                return Err(ValidationError::new(
-                    "source.kind",
-                    format!(
-                        "{} mappings are not available in this version",
-                        other.name()
-                    ),
-                ))
+            MappingKind::Aggregation { pipeline, fields } => {
+                let stages = crate::sync::custom::validate_aggregation(
+                    pipeline,
+                    fields,
+                    self.target,
+                    &integration.settings.field_mappings,
+                )?;
+                MappingKind::Aggregation {
+                    pipeline: serde_json::Value::Array(stages),
+                    fields: check_field_metrics(fields, "fields")?,
+                }
+            }
+            MappingKind::Pes { app_id, components } => {
+                let fm = &integration.settings.field_mappings;
+                if self.target != Target::Company {
+                    return Err(ValidationError::new(
+                        "target",
+                        "PES mappings target companies only (PES is computed per Pendo account)",
+                    ));
+                }
+                if fm.company_id.record != crate::domain::FieldRecord::Row
+                    || fm.company_id.path != "accountId"
+                {
+                    return Err(ValidationError::new(
+                        "source.kind",
+                        "PES is computed per Pendo account: map the company id field to accountId (a row field) before adding a PES mapping",
+                    ));
+                }
+                if self.multi_app {
+                    return Err(ValidationError::new(
+                        "multiApp",
+                        "a PES mapping reads one app; multi-app does not apply",
+                    ));
+                }
+                if components.is_empty() {
+                    return Err(ValidationError::new(
+                        "source.components",
+                        "choose at least one PES component",
+                    ));
+                }
+                for (i, c) in components.iter().enumerate() {
+                    if components[..i].contains(c) {
+                        return Err(ValidationError::new(
+                            format!("source.components[{i}]"),
+                            "is listed twice",
+                        ));
+                    }
+                }
+                MappingKind::Pes {
+                    app_id: *app_id,
+                    components: components.clone(),
+                }
+            }
+            // The report itself (compatible, numeric columns, id fields) is checked against
+            // Pendo by `App` before this.
+            MappingKind::Report { report_id, columns } => {
+                if columns.is_empty() {
+                    return Err(ValidationError::new(
+                        "source.columns",
+                        "map at least one numeric column to a metric",
+                    ));
+                }
+                MappingKind::Report {
+                    report_id: crate::domain::ids::check_id("source.reportId", report_id)?,
+                    columns: check_field_metrics(columns, "columns")?,
+                }
             }
         };
         let fm = &integration.settings.field_mappings;
@@ -303,9 +383,25 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
         MappingKind::Report { columns: f, .. } | MappingKind::Aggregation { fields: f, .. } => {
             v = f.iter().map(|c| c.metric.clone()).collect()
         }
+        MappingKind::Pes { components, .. } => {
+            v = components
+                .iter()
+                .map(|c| pes_metric_name(metric_name, components.len(), *c))
+                .collect()
+        }
         _ => {}
     }
     v
+}
+
+/// The metric a PES component feeds: the mapping's metric name for a single component,
+/// `"{metricName} - {component}"` (PES, Adoption, Stickiness, Growth) for several.
+pub fn pes_metric_name(metric_name: &str, count: usize, c: PesComponent) -> String {
+    if count <= 1 {
+        metric_name.to_string()
+    } else {
+        format!("{metric_name} - {}", crate::sync::pes::label(c))
+    }
 }
 
 /// Outcome of the last run of a mapping, shown in its status.

@@ -105,6 +105,44 @@ pub fn event_request(
     })
 }
 
+/// The `timeSeries` of a per-day custom aggregation: the single local day `day`.
+pub fn day_time_series(day: chrono::NaiveDate, tz: Option<Tz>) -> Value {
+    json!({ "period": "dayRange", "first": crate::time::anchor_ms(day, tz), "count": 1 })
+}
+
+/// The `timeSeries` of a relative window of `days` local days ending on `day` (inclusive).
+/// Pendo's negative count means "the |count| periods ending just before the period containing
+/// `first`", so the window is anchored on the day after: `first = anchor(day + 1)`,
+/// `count = -days`.
+pub fn window_ending_on(day: chrono::NaiveDate, tz: Option<Tz>, days: u32) -> Value {
+    let next = day.succ_opt().unwrap_or(day);
+    json!({
+        "period": "dayRange",
+        "first": crate::time::anchor_ms(next, tz),
+        "count": -i64::from(days.max(1)),
+    })
+}
+
+/// Replaces the `timeSeries` of the pipeline's source stage (the first `source` stage that has
+/// one). `None` when no source stage carries a `timeSeries`.
+pub fn reanchor(pipeline: &[Value], time_series: Value) -> Option<Vec<Value>> {
+    let mut out = pipeline.to_vec();
+    let source = out
+        .iter_mut()
+        .filter_map(|st| st.get_mut("source").and_then(Value::as_object_mut))
+        .find(|src| src.contains_key("timeSeries"))?;
+    source.insert("timeSeries".into(), time_series);
+    Some(out)
+}
+
+/// A complete aggregation request around `pipeline`.
+pub fn custom_request(pipeline: Vec<Value>, request_id: &str) -> Value {
+    json!({
+        "response": { "mimeType": "application/json" },
+        "request": { "name": "pendo-sync", "requestId": request_id, "pipeline": pipeline },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +199,35 @@ mod tests {
         let p = r["request"]["pipeline"].as_array().unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[0]["source"]["pageEvents"]["pageId"], "p");
+    }
+
+    #[test]
+    fn day_and_window_anchoring() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let tz: Option<Tz> = Some(chrono_tz::America::New_York);
+        let t = day_time_series(day, tz);
+        assert_eq!(t["first"], crate::time::anchor_ms(day, tz));
+        assert_eq!(t["count"], 1);
+        assert_eq!(t["period"], "dayRange");
+        let w = window_ending_on(day, tz, 7);
+        let next = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        assert_eq!(w["first"], crate::time::anchor_ms(next, tz));
+        assert_eq!(w["count"], -7);
+        // A zero-day window is still one day.
+        assert_eq!(window_ending_on(day, None, 0)["count"], -1);
+    }
+
+    #[test]
+    fn reanchor_replaces_only_the_source_time_series() {
+        let p = vec![
+            json!({"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": -30}}}),
+            json!({"group": {"group": ["visitorId"]}}),
+        ];
+        let out = reanchor(&p, json!({"x": 1})).unwrap();
+        assert_eq!(out[0]["source"]["timeSeries"], json!({"x": 1}));
+        assert_eq!(out[0]["source"]["events"], Value::Null);
+        assert_eq!(out[1], p[1]);
+        assert!(reanchor(&[json!({"source": {"events": null}})], json!({})).is_none());
+        assert!(reanchor(&[], json!({})).is_none());
     }
 }

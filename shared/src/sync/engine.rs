@@ -159,7 +159,7 @@ pub async fn process_fetch(
 }
 
 #[derive(Debug)]
-enum ChunkError {
+pub(super) enum ChunkError {
     Pendo(PendoError),
     Store(StoreError),
     Stale,
@@ -226,14 +226,15 @@ async fn fetch_once(
             page_id,
             minutes_metric,
         } => (EventSource::Page, page_id, minutes_metric),
-        other => {
-            return Err(ChunkError::Pendo(PendoError::BadRequest {
-                status: 0,
-                message: format!(
-                    "{} mappings are not available in this version",
-                    other.name()
-                ),
-            }))
+        MappingKind::Aggregation { .. } | MappingKind::Report { .. } | MappingKind::Pes { .. } => {
+            return super::pipeline_fetch::fetch_pipeline_day(
+                ports,
+                integration,
+                mapping,
+                conn,
+                window,
+            )
+            .await
         }
     };
     let st = |e| ChunkError::Store(e);

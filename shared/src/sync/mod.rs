@@ -1,8 +1,15 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
-//! (`transform`), queue messages (`messages`) and the chunk worker (`engine`).
+//! (`transform`), queue messages (`messages`) and the chunk worker (`engine`); per-day pipeline
+//! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
+//! transform) and `pipeline_fetch`.
 
+pub mod custom;
+pub mod custom_rows;
 pub mod engine;
 pub mod identity;
 pub mod messages;
+pub mod pes;
+pub mod pipeline_fetch;
 pub mod plan;
+pub mod report_source;
 pub mod transform;

@@ -1029,3 +1029,38 @@ async fn report_discovery_lists_compatible_reports_and_the_reasons_of_the_others
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn aggregation_fields_lists_numeric_outputs_and_names_the_refused_stage() {
+    let a = api().await;
+    let pipeline = json!([
+        {"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": 1}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"sum": "numEvents"},
+            "accountId": {"first": "accountId"}}}},
+        {"select": {"accountId": "accountId", "visitorId": "visitorId", "metric1": "n"}}
+    ]);
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/discovery/aggregation-fields",
+            Some(json!({"pipeline": {"request": {"pipeline": pipeline}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r, json!(["metric1"]));
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/discovery/aggregation-fields",
+            Some(json!({"pipeline": [{"source": {"events": null}}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
+    assert!(
+        r.to_string()
+            .contains("source.pipeline[0].source.timeSeries"),
+        "{r}"
+    );
+}

@@ -1,0 +1,302 @@
+//! The transform of per-day pipeline rows (custom aggregations, reports): each row carries id
+//! columns and numeric columns; values per (object, metric, app, day) are the sums of each
+//! mapped column over the rows resolved to that object. Rows stream in through [`RowSink`];
+//! end users are resolved with the Feature/Page identity rules (no creation here). No I/O.
+
+use super::custom::IdFields;
+use super::identity::{Directory, IdentityRules, UserMatch};
+use crate::domain::apps::multi_app_metric_name;
+use crate::domain::{AppsTable, MetricValue, ObjectRef, Target};
+use crate::pendo::RowSink;
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// What one per-day pipeline mapping turns rows into.
+#[derive(Debug, Clone)]
+pub struct DaySpec {
+    pub target: Target,
+    pub ids: IdFields,
+    /// (output column, metric name).
+    pub fields: Vec<(String, String)>,
+    pub multi_app: bool,
+    pub email_mapped: bool,
+    pub day: NaiveDate,
+    pub apps: AppsTable,
+}
+
+/// A scalar as text (ids may be numbers in Pendo rows).
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A numeric cell: a JSON number, or a string holding one. Anything else is no value.
+pub fn number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        _ => None,
+    }
+}
+
+/// The rows of one day, summed. Key: (object slot, app slot, field index).
+pub struct DayAccumulator<'d> {
+    spec: DaySpec,
+    dir: &'d Directory,
+    app_slots: Vec<(String, String)>,
+    values: HashMap<(u32, u16, usize), f64>,
+    pub rows_read: u64,
+    pub rows_skipped: u64,
+}
+
+impl<'d> DayAccumulator<'d> {
+    pub fn new(spec: DaySpec, dir: &'d Directory) -> Self {
+        Self {
+            spec,
+            dir,
+            app_slots: Vec::new(),
+            values: HashMap::new(),
+            rows_read: 0,
+            rows_skipped: 0,
+        }
+    }
+
+    fn app_slot(&mut self, row: &Map<String, Value>) -> u16 {
+        let key = if self.spec.multi_app {
+            let app = number(row.get("appId")).map_or(0, |a| a as i64);
+            let r = self.spec.apps.row_for(app);
+            (r.app_id, r.prefix)
+        } else {
+            (String::new(), String::new())
+        };
+        match self.app_slots.iter().position(|s| *s == key) {
+            Some(p) => p as u16,
+            None => {
+                self.app_slots.push(key);
+                (self.app_slots.len() - 1) as u16
+            }
+        }
+    }
+
+    fn object(&self, row: &Map<String, Value>) -> Option<u32> {
+        let company = text(row.get(&self.spec.ids.company));
+        match self.spec.target {
+            Target::Company => self.dir.company(company?.as_str()),
+            Target::Asset => self
+                .dir
+                .asset(&text(row.get(self.spec.ids.object.as_ref()?))?),
+            Target::Project => self
+                .dir
+                .project(&text(row.get(self.spec.ids.object.as_ref()?))?),
+            Target::EndUser => {
+                let ext = self
+                    .spec
+                    .ids
+                    .end_user
+                    .as_ref()
+                    .and_then(|f| text(row.get(f)));
+                let email = self
+                    .spec
+                    .ids
+                    .email
+                    .as_ref()
+                    .and_then(|f| text(row.get(f)))
+                    .map(|e| e.trim().to_lowercase());
+                let rules = IdentityRules {
+                    email_mapped: self.spec.email_mapped,
+                    may_create: false,
+                };
+                match self.dir.match_user(
+                    rules,
+                    company.as_deref(),
+                    ext.as_deref(),
+                    email.as_deref(),
+                ) {
+                    UserMatch::Existing(i) => Some(i),
+                    UserMatch::Create | UserMatch::Unresolvable => None,
+                }
+            }
+        }
+    }
+
+    fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
+        let row: Map<String, Value> =
+            serde_json::from_slice(raw).map_err(|e| format!("bad pipeline row: {e}"))?;
+        self.add_map(&row);
+        Ok(())
+    }
+
+    /// Adds one already parsed row.
+    pub fn add_map(&mut self, row: &Map<String, Value>) {
+        self.rows_read += 1;
+        let Some(object) = self.object(row) else {
+            self.rows_skipped += 1;
+            return;
+        };
+        let app = self.app_slot(row);
+        for (i, (col, _)) in self.spec.fields.iter().enumerate() {
+            if let Some(v) = number(row.get(col)) {
+                *self.values.entry((object, app, i)).or_insert(0.0) += v;
+            }
+        }
+    }
+
+    /// The values of the day.
+    pub fn finish(self) -> Vec<MetricValue> {
+        let mut out = Vec::with_capacity(self.values.len());
+        for ((obj, app, i), value) in self.values {
+            let id = match self.spec.target {
+                Target::EndUser => self.dir.user(obj).map(|u| u.id.clone()),
+                kind => self.dir.object_id(kind, obj).map(str::to_string),
+            };
+            let (Some(id), Some((_, metric))) = (id, self.spec.fields.get(i)) else {
+                continue;
+            };
+            let (app_key, prefix) = self
+                .app_slots
+                .get(app as usize)
+                .cloned()
+                .unwrap_or_default();
+            out.push(MetricValue {
+                object: ObjectRef {
+                    kind: self.spec.target,
+                    id,
+                },
+                metric: if self.spec.multi_app {
+                    multi_app_metric_name(&prefix, metric)
+                } else {
+                    metric.clone()
+                },
+                app: app_key,
+                day: self.spec.day,
+                value,
+            });
+        }
+        out.sort_by(|a, b| {
+            (&a.object.id, &a.metric, &a.app).cmp(&(&b.object.id, &b.metric, &b.app))
+        });
+        out
+    }
+}
+
+impl RowSink for DayAccumulator<'_> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+        self.add_row(raw)
+    }
+    fn reset(&mut self) {
+        self.values.clear();
+        self.rows_read = 0;
+        self.rows_skipped = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DirectoryObject, EndUser};
+
+    fn obj(id: &str) -> DirectoryObject {
+        DirectoryObject {
+            external_id: id.into(),
+            name: None,
+            company_id: None,
+        }
+    }
+
+    fn spec(target: Target, multi_app: bool) -> DaySpec {
+        let mut apps = AppsTable::default();
+        apps.upsert("7", "Mobile").unwrap();
+        DaySpec {
+            target,
+            ids: IdFields {
+                company: "accountId".into(),
+                end_user: Some("visitorId".into()),
+                email: None,
+                object: None,
+            },
+            fields: vec![("m1".into(), "M1".into()), ("m2".into(), "M2".into())],
+            multi_app,
+            email_mapped: false,
+            day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            apps,
+        }
+    }
+
+    fn feed(acc: &mut DayAccumulator<'_>, rows: &[Value]) {
+        for r in rows {
+            acc.row(r.to_string().as_bytes()).unwrap();
+        }
+    }
+
+    fn rows() -> Vec<Value> {
+        vec![
+            serde_json::json!({"accountId": "a", "visitorId": "v1", "appId": 7, "m1": 2, "m2": "1.5"}),
+            serde_json::json!({"accountId": "a", "visitorId": "v2", "appId": -323232, "m1": 3, "m2": null}),
+            serde_json::json!({"accountId": "zz", "visitorId": "v3", "m1": 100}),
+            serde_json::json!({"visitorId": "v4", "m1": 100}),
+        ]
+    }
+
+    #[test]
+    fn visitor_rows_roll_up_to_companies() {
+        let dir = Directory::new(vec![obj("a")], vec![], vec![], vec![]);
+        let mut acc = DayAccumulator::new(spec(Target::Company, false), &dir);
+        feed(&mut acc, &rows());
+        assert_eq!((acc.rows_read, acc.rows_skipped), (4, 2));
+        let v = acc.finish();
+        let got: Vec<(&str, f64)> = v.iter().map(|m| (m.metric.as_str(), m.value)).collect();
+        assert_eq!(got, vec![("M1", 5.0), ("M2", 1.5)]);
+        assert!(v.iter().all(|m| m.app.is_empty() && m.object.id == "a"));
+    }
+
+    #[test]
+    fn multi_app_and_end_users() {
+        let user = EndUser {
+            id: "u1".into(),
+            company_id: "a".into(),
+            external_id: Some("v1".into()),
+            email: None,
+            name: None,
+            surname: None,
+        };
+        let dir = Directory::new(vec![obj("a")], vec![], vec![], vec![user]);
+        let mut acc = DayAccumulator::new(spec(Target::EndUser, true), &dir);
+        feed(&mut acc, &rows());
+        acc.reset();
+        feed(&mut acc, &rows());
+        assert_eq!(acc.rows_read, 4);
+        let v = acc.finish();
+        let got: Vec<(&str, &str, &str, f64)> = v
+            .iter()
+            .map(|m| {
+                (
+                    m.object.id.as_str(),
+                    m.metric.as_str(),
+                    m.app.as_str(),
+                    m.value,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("u1", "Mobile - M1", "7", 2.0),
+                ("u1", "Mobile - M2", "7", 1.5)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_errors_not_panics() {
+        let dir = Directory::default();
+        let mut acc = DayAccumulator::new(spec(Target::Company, false), &dir);
+        assert!(acc.row(b"{not json").is_err());
+        assert_eq!(number(Some(&serde_json::json!("NaN"))), None);
+        assert_eq!(number(Some(&serde_json::json!([1]))), None);
+    }
+}

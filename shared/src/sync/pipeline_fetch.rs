@@ -1,0 +1,177 @@
+//! The chunk fetch of per-day pipeline mappings (custom aggregations, reports, PES): build the
+//! day's request, stream its rows into a [`DayAccumulator`], write the day as one chunk. The
+//! pure parts live in `custom`, `custom_rows`, `report_source` and `pes`.
+
+use super::engine::ChunkError;
+use super::identity::Directory;
+use super::plan::Window;
+use crate::app::Ports;
+use crate::domain::{ChunkStats, Integration, Mapping, MappingKind, Target};
+use crate::pendo::PendoError;
+use crate::store::StoreError;
+
+/// A refused pipeline (never retried): the mapping is invalid as stored.
+fn invalid(e: impl std::fmt::Display) -> ChunkError {
+    ChunkError::Pendo(PendoError::BadRequest {
+        status: 0,
+        message: e.to_string(),
+    })
+}
+
+/// One local day of a per-day pipeline mapping (custom aggregation): the pipeline re-anchored
+/// on the day, its rows summed per object/metric/app, written as the day's chunk.
+pub(super) async fn fetch_pipeline_day(
+    ports: &Ports,
+    integration: &Integration,
+    mapping: &Mapping,
+    conn: &crate::domain::Connection,
+    window: Window,
+) -> Result<ChunkStats, ChunkError> {
+    use super::custom;
+    use super::custom_rows::{DayAccumulator, DaySpec};
+    use crate::pendo::pipelines::{custom_request, day_time_series, reanchor, window_ending_on};
+    let t = &integration.tenant;
+    let store = &ports.store;
+    let settings = &integration.settings;
+    let tz = settings.timezone.map(|z| z.0);
+    let fm = &settings.field_mappings;
+    let day = window.from;
+    let mut pes_app = None;
+    let (stages, fields, ts, ids): (
+        Vec<serde_json::Value>,
+        std::borrow::Cow<'_, [crate::domain::mapping::FieldMetric]>,
+        Option<serde_json::Value>,
+        custom::IdFields,
+    ) = match &mapping.source {
+        MappingKind::Pes { app_id, components } => {
+            pes_app = Some(*app_id);
+            let fields = components
+                .iter()
+                .map(|c| crate::domain::mapping::FieldMetric {
+                    field: super::pes::column(*c).to_string(),
+                    metric: crate::domain::mapping::pes_metric_name(
+                        &mapping.metric_name,
+                        components.len(),
+                        *c,
+                    ),
+                })
+                .collect();
+            let ids = custom::IdFields {
+                company: "accountId".into(),
+                end_user: None,
+                email: None,
+                object: None,
+            };
+            let stages = super::pes::pes_pipeline(*app_id, day, tz, mapping.segment_id.as_deref());
+            (stages, std::borrow::Cow::Owned(fields), None, ids)
+        }
+        MappingKind::Aggregation { pipeline, fields } => {
+            let stages = custom::unwrap_pipeline(pipeline).map_err(invalid)?;
+            let out = custom::output(&stages)
+                .ok_or_else(|| invalid("the pipeline's output fields cannot be known"))?;
+            let ids = custom::id_fields(mapping.target, fm, &out).map_err(invalid)?;
+            (
+                stages,
+                std::borrow::Cow::Borrowed(fields.as_slice()),
+                Some(day_time_series(day, tz)),
+                ids,
+            )
+        }
+        MappingKind::Report { report_id, columns } => {
+            let reports = ports
+                .pendo
+                .list(conn, crate::pendo::ObjectList::Reports)
+                .await
+                .map_err(ChunkError::Pendo)?;
+            let report = super::report_source::find(&reports, report_id).map_err(invalid)?;
+            let src = super::report_source::prepare(report, columns, mapping.target, fm)
+                .map_err(invalid)?;
+            let ts = window_ending_on(day, tz, src.window_days);
+            (
+                src.stages,
+                std::borrow::Cow::Borrowed(columns.as_slice()),
+                Some(ts),
+                src.ids,
+            )
+        }
+        other => {
+            return Err(invalid(format!(
+                "{} mappings are not fetched per day with a pipeline",
+                other.name()
+            )))
+        }
+    };
+    let mut stages = match ts {
+        Some(ts) => reanchor(&stages, ts)
+            .ok_or_else(|| invalid("the pipeline's source stage has no timeSeries"))?,
+        None => stages,
+    };
+    if let Some(seg) = mapping.segment_id.as_ref().filter(|_| pes_app.is_none()) {
+        let at = stages
+            .iter()
+            .position(|st| st.get("source").is_some())
+            .map_or(0, |i| i + 1);
+        stages.insert(at, serde_json::json!({ "segment": { "id": seg } }));
+    }
+    let request = custom_request(stages, &format!("{}-{}", mapping.id, day));
+    let st = |e| ChunkError::Store(e);
+    let load = |k| store.list_objects(t, k);
+    let dir = Directory::new(
+        load(Target::Company).await.map_err(st)?,
+        if mapping.target == Target::Asset {
+            load(Target::Asset).await.map_err(st)?
+        } else {
+            Vec::new()
+        },
+        if mapping.target == Target::Project {
+            load(Target::Project).await.map_err(st)?
+        } else {
+            Vec::new()
+        },
+        if mapping.target == Target::EndUser {
+            store.list_end_users(t).await.map_err(st)?
+        } else {
+            Vec::new()
+        },
+    );
+    let spec = DaySpec {
+        target: mapping.target,
+        ids,
+        fields: fields
+            .iter()
+            .map(|f| (f.field.clone(), f.metric.clone()))
+            .collect(),
+        multi_app: mapping.multi_app && pes_app.is_none(),
+        email_mapped: fm.email.is_some(),
+        day,
+        apps: integration.apps.clone(),
+    };
+    let mut acc = DayAccumulator::new(spec, &dir);
+    let fetched = match pes_app {
+        Some(app_id) => {
+            let mut sink = super::pes::PesSink {
+                app_id,
+                acc: &mut acc,
+            };
+            ports.pendo.aggregate(conn, &request, &mut sink).await
+        }
+        None => ports.pendo.aggregate(conn, &request, &mut acc).await,
+    };
+    fetched.map_err(ChunkError::Pendo)?;
+    let (rows_read, rows_skipped) = (acc.rows_read, acc.rows_skipped);
+    let values = acc.finish();
+    match store
+        .replace_chunk(t, integration.generation, &mapping.id, window, &values, &[])
+        .await
+    {
+        Err(StoreError::StaleGeneration(_)) => return Err(ChunkError::Stale),
+        other => other.map_err(st)?,
+    }
+    Ok(ChunkStats {
+        rows_read,
+        values_written: values.len() as u64,
+        activities_written: 0,
+        users_created: 0,
+        rows_skipped,
+    })
+}
