@@ -88,6 +88,30 @@ pub struct MetricInfo {
     pub app: String,
 }
 
+/// The order every adapter's `export` returns rows in (so two stores compare line by line).
+pub fn sort_export(rows: &mut [ExportRow]) {
+    rows.sort_by(|a, b| {
+        (
+            &a.tenant,
+            &a.record,
+            &a.object_type,
+            &a.object_id,
+            &a.metric,
+            &a.app,
+            a.day,
+        )
+            .cmp(&(
+                &b.tenant,
+                &b.record,
+                &b.object_type,
+                &b.object_id,
+                &b.metric,
+                &b.app,
+                b.day,
+            ))
+    });
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// # Errors

@@ -206,6 +206,34 @@ async fn fetch_window(
     }
 }
 
+/// The directory snapshot a chunk resolves against: companies always, assets or projects when
+/// they are the target, end users when asked for.
+pub(super) async fn load_directory(
+    ports: &Ports,
+    t: &crate::domain::TenantId,
+    target: Target,
+    with_users: bool,
+) -> Result<Directory, StoreError> {
+    let store = &ports.store;
+    let only = |k: Target| async move {
+        if target == k {
+            store.list_objects(t, k).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    Ok(Directory::new(
+        store.list_objects(t, Target::Company).await?,
+        only(Target::Asset).await?,
+        only(Target::Project).await?,
+        if with_users {
+            store.list_end_users(t).await?
+        } else {
+            Vec::new()
+        },
+    ))
+}
+
 async fn fetch_once(
     ports: &Ports,
     integration: &Integration,
@@ -238,21 +266,9 @@ async fn fetch_once(
         }
     };
     let st = |e| ChunkError::Store(e);
-    let load = |k| store.list_objects(t, k);
-    let dir = Directory::new(
-        load(Target::Company).await.map_err(st)?,
-        if mapping.target == Target::Asset {
-            load(Target::Asset).await.map_err(st)?
-        } else {
-            Vec::new()
-        },
-        if mapping.target == Target::Project {
-            load(Target::Project).await.map_err(st)?
-        } else {
-            Vec::new()
-        },
-        store.list_end_users(t).await.map_err(st)?,
-    );
+    let dir = load_directory(ports, t, mapping.target, true)
+        .await
+        .map_err(st)?;
     let request_id = format!("{}-{}", mapping.id, window.from);
     let request = event_request(
         source,

@@ -3,7 +3,6 @@
 //! pure parts live in `custom`, `custom_rows`, `report_source` and `pes`.
 
 use super::engine::ChunkError;
-use super::identity::Directory;
 use super::plan::Window;
 use crate::app::Ports;
 use crate::domain::{ChunkStats, Integration, Mapping, MappingKind, Target};
@@ -115,25 +114,10 @@ pub(super) async fn fetch_pipeline_day(
     }
     let request = custom_request(stages, &format!("{}-{}", mapping.id, day));
     let st = |e| ChunkError::Store(e);
-    let load = |k| store.list_objects(t, k);
-    let dir = Directory::new(
-        load(Target::Company).await.map_err(st)?,
-        if mapping.target == Target::Asset {
-            load(Target::Asset).await.map_err(st)?
-        } else {
-            Vec::new()
-        },
-        if mapping.target == Target::Project {
-            load(Target::Project).await.map_err(st)?
-        } else {
-            Vec::new()
-        },
-        if mapping.target == Target::EndUser {
-            store.list_end_users(t).await.map_err(st)?
-        } else {
-            Vec::new()
-        },
-    );
+    let dir =
+        super::engine::load_directory(ports, t, mapping.target, mapping.target == Target::EndUser)
+            .await
+            .map_err(st)?;
     let spec = DaySpec {
         target: mapping.target,
         ids,

@@ -120,30 +120,6 @@ fn export_row(t: &TenantId, i: &Item) -> Result<ExportRow, StoreError> {
     }
 }
 
-/// The export order of the embedded store.
-pub(super) fn sort_export(rows: &mut [ExportRow]) {
-    rows.sort_by(|a, b| {
-        (
-            &a.tenant,
-            &a.record,
-            &a.object_type,
-            &a.object_id,
-            &a.metric,
-            &a.app,
-            a.day,
-        )
-            .cmp(&(
-                &b.tenant,
-                &b.record,
-                &b.object_type,
-                &b.object_id,
-                &b.metric,
-                &b.app,
-                b.day,
-            ))
-    });
-}
-
 impl DynamoStore {
     pub(super) fn data_query(
         &self,
@@ -426,7 +402,7 @@ impl DynamoStore {
         for t in &tenants {
             out.extend(self.export_tenant(t).await?);
         }
-        sort_export(&mut out);
+        crate::store::sort_export(&mut out);
         Ok(out)
     }
 }

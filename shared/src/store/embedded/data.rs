@@ -480,25 +480,6 @@ pub(super) fn export(
             });
         }
     }
-    out.sort_by(|a, b| {
-        (
-            &a.tenant,
-            &a.record,
-            &a.object_type,
-            &a.object_id,
-            &a.metric,
-            &a.app,
-            a.day,
-        )
-            .cmp(&(
-                &b.tenant,
-                &b.record,
-                &b.object_type,
-                &b.object_id,
-                &b.metric,
-                &b.app,
-                b.day,
-            ))
-    });
+    crate::store::sort_export(&mut out);
     Ok(out)
 }
