@@ -127,6 +127,9 @@ pub(super) async fn fetch_pipeline_day(
             .collect(),
         multi_app: mapping.multi_app && pes_app.is_none(),
         email_mapped: fm.email.is_some(),
+        may_create: mapping.target == Target::EndUser
+            && settings.auto_detect_end_users
+            && mapping.auto_create_users,
         day,
         apps: integration.apps.clone(),
     };
@@ -143,7 +146,10 @@ pub(super) async fn fetch_pipeline_day(
     };
     fetched.map_err(ChunkError::Pendo)?;
     let (rows_read, rows_skipped) = (acc.rows_read, acc.rows_skipped);
-    let values = acc.finish();
+    let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
+        .await
+        .map_err(st)?;
+    let values = acc.finish(&created);
     match store
         .replace_chunk(t, integration.generation, &mapping.id, window, &values, &[])
         .await
@@ -155,7 +161,7 @@ pub(super) async fn fetch_pipeline_day(
         rows_read,
         values_written: values.len() as u64,
         activities_written: 0,
-        users_created: 0,
+        users_created,
         rows_skipped,
     })
 }

@@ -183,6 +183,101 @@ async fn an_aggregation_per_visitor_feeds_end_users_and_splits_per_app() {
     assert_eq!(got, want);
 }
 
+#[tokio::test]
+async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
+    let s = Stack::start().await;
+    s.ny_days(3).await;
+    s.settings(pendo_sync::app::SettingsUpdate {
+        auto_detect_end_users: Some(true),
+        ..Default::default()
+    })
+    .await;
+    let sub = s.sim.subscription();
+    let skipped = sub.accounts[0].id.clone();
+    let companies = s.add_companies(&[skipped.as_str()]).await;
+    let per_visitor = json!([
+        {"source": {"events": {"appId": "expandAppIds(\"*\")"},
+            "timeSeries": {"first": "now()", "count": -7, "period": "dayRange"}}},
+        {"group": {"group": ["visitorId"], "fields": [
+            {"accountId": {"first": "accountId"}}, {"n": {"sum": "numEvents"}}]}}
+    ]);
+    let m = s
+        .mapping(
+            agg(per_visitor.clone(), &[("n", "Events")]),
+            Target::EndUser,
+            "Events",
+            |m| m.auto_create_users = true,
+        )
+        .await;
+    s.resync().await;
+    // Expected: one user per visitor seen on any of the three days whose account is in the
+    // directory; its value per day is the day's sum.
+    let mut want_users = BTreeMap::new();
+    let mut want_values = BTreeMap::new();
+    for day in days(d("2026-11-02"), d("2026-11-04")) {
+        let rows = run(
+            &s,
+            &per_visitor,
+            json!({"period": "dayRange", "first": ny_noon(day), "count": 1}),
+        );
+        for r in rows {
+            let (Some(v), Some(a)) = (r["visitorId"].as_str(), r["accountId"].as_str()) else {
+                continue;
+            };
+            if !companies.iter().any(|c| c == a) {
+                continue;
+            }
+            want_users.insert(v.to_string(), a.to_string());
+            *want_values.entry((v.to_string(), day)).or_insert(0.0) += num(&r["n"]);
+        }
+    }
+    assert!(want_users.len() > 10, "{}", want_users.len());
+    let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+    let got_users: BTreeMap<String, String> = users
+        .iter()
+        .map(|u| (u.external_id.clone().unwrap(), u.company_id.clone()))
+        .collect();
+    assert_eq!(got_users, want_users);
+    assert!(!got_users.values().any(|a| *a == skipped));
+    let by_id: BTreeMap<&str, &str> = users
+        .iter()
+        .map(|u| (u.id.as_str(), u.external_id.as_deref().unwrap()))
+        .collect();
+    let got_values: BTreeMap<(String, NaiveDate), f64> = s
+        .values()
+        .await
+        .into_iter()
+        .map(|((id, _, _, day), v)| ((by_id[id.as_str()].to_string(), day), v))
+        .collect();
+    assert_eq!(got_values, want_values);
+    // A second full sync finds them all: nobody is created twice.
+    s.resync().await;
+    let runs = s.app.ports.store.list_runs(&s.tenant, 10).await.unwrap();
+    let created: Vec<u64> = runs
+        .iter()
+        .map(|r| {
+            r.chunks
+                .iter()
+                .filter(|c| c.mapping_id == m.id)
+                .map(|c| c.stats.users_created)
+                .sum()
+        })
+        .collect();
+    let mut sorted = created.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![0, want_users.len() as u64], "{created:?}");
+    assert_eq!(
+        s.app
+            .ports
+            .store
+            .list_end_users(&s.tenant)
+            .await
+            .unwrap()
+            .len(),
+        want_users.len()
+    );
+}
+
 async fn refused(s: &Stack, source: MappingKind, target: Target) -> (String, String) {
     let input = MappingInput {
         source,
