@@ -468,6 +468,66 @@ async fn a_7_day_visitor_report_feeds_end_users_and_companies() {
 }
 
 #[tokio::test]
+async fn a_report_with_app_rows_splits_per_app_when_multi_app() {
+    let s = Stack::start().await;
+    s.ny_days(2).await;
+    let companies = s.add_companies(&[]).await;
+    let apps = s.sim.subscription().app_ids();
+    s.app
+        .upsert_app(&s.tenant, &apps[0].to_string(), "Web")
+        .await
+        .unwrap();
+    s.app
+        .upsert_app(&s.tenant, &apps[1].to_string(), "")
+        .await
+        .unwrap();
+    s.app
+        .upsert_app(&s.tenant, "unknown", "Other")
+        .await
+        .unwrap();
+    s.mapping(
+        report("rpt-account-apps-14d", &[("numEvents", "Events 14d")]),
+        Target::Company,
+        "Events 14d",
+        |m| m.multi_app = true,
+    )
+    .await;
+    s.resync().await;
+    let mut want = BTreeMap::new();
+    for day in days(d("2026-11-03"), d("2026-11-04")) {
+        for r in report_rows(&s, "rpt-account-apps-14d", 14, day) {
+            let a = r["accountId"].as_str().unwrap().to_string();
+            if !companies.contains(&a) {
+                continue;
+            }
+            let app = r["appId"].as_i64().unwrap();
+            // Apps table: Web (prefixed), the second app with an empty prefix, the rest in
+            // the permanent `unknown` row.
+            let (row, metric) = if app == apps[0] {
+                (app.to_string(), "Web - Events 14d".to_string())
+            } else if app == apps[1] {
+                (app.to_string(), "Events 14d".to_string())
+            } else {
+                ("unknown".to_string(), "Other - Events 14d".to_string())
+            };
+            *want.entry((a, metric, row, day)).or_insert(0.0) += num(&r["numEvents"]);
+        }
+    }
+    let got = s.values().await;
+    for row in [
+        apps[0].to_string(),
+        apps[1].to_string(),
+        "unknown".to_string(),
+    ] {
+        assert!(
+            got.keys().any(|k| k.2 == row),
+            "no values for app row {row}"
+        );
+    }
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn reports_are_refused_unless_compatible_with_numeric_columns() {
     let s = Stack::start().await;
     for (id, col, field) in [
