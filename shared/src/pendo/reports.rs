@@ -32,11 +32,7 @@ pub struct ReportInfo {
 }
 
 fn source_time_series(report: &Value) -> Option<&Value> {
-    report
-        .pointer("/aggregation/pipeline")?
-        .as_array()?
-        .iter()
-        .find_map(|stage| stage.get("source")?.get("timeSeries"))
+    super::pipelines::source_time_series(report.pointer("/aggregation/pipeline")?.as_array()?)
 }
 
 /// Pendo's id columns: numbers sometimes (`appId`), never metrics.

@@ -28,7 +28,9 @@ pub(super) async fn fetch_pipeline_day(
 ) -> Result<ChunkStats, ChunkError> {
     use super::custom;
     use super::custom_rows::{DayAccumulator, DaySpec};
-    use crate::pendo::pipelines::{custom_request, day_time_series, reanchor, window_ending_on};
+    use crate::pendo::pipelines::{
+        custom_request, custom_time_series, reanchor, source_time_series, window_ending_on,
+    };
     let t = &integration.tenant;
     let store = &ports.store;
     let settings = &integration.settings;
@@ -69,10 +71,11 @@ pub(super) async fn fetch_pipeline_day(
             let out = custom::output(&stages)
                 .ok_or_else(|| invalid("the pipeline's output fields cannot be known"))?;
             let ids = custom::id_fields(mapping.target, fm, &out).map_err(invalid)?;
+            let ts = custom_time_series(source_time_series(&stages), day, tz);
             (
                 stages,
                 std::borrow::Cow::Borrowed(fields.as_slice()),
-                Some(day_time_series(day, tz)),
+                Some(ts),
                 ids,
             )
         }
