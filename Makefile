@@ -16,7 +16,7 @@ FUZZ_VENV ?= .venv-fuzz
 SCHEMATHESIS_VERSION = 3.39.16
 HYPOTHESIS_VERSION = 6.130.13
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api
+.PHONY: demo test lint fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
@@ -43,6 +43,16 @@ fuzz-venv:
 ## The API fuzzed from its OpenAPI document alone (schema-violating requests, then valid ones).
 test-fuzz-api: fuzz-venv
 	cargo test -p local --test fuzz_api -- --nocapture
+
+## A longer soak: the reliability scenarios and the kill-and-restart test, SOAK_ROUNDS times.
+SOAK_ROUNDS ?= 20
+soak:
+	cargo test -p e2e --test it reliability --no-run
+	cargo test -p local --test kill --no-run
+	for i in $$(seq 1 $(SOAK_ROUNDS)); do \
+	  echo "soak round $$i/$(SOAK_ROUNDS)"; \
+	  cargo test -q -p e2e --test it reliability && cargo test -q -p local --test kill || exit 1; \
+	done
 
 ## The local DynamoDB/SQS server alone (for `cargo test` by hand or `make dev`).
 aws-local-up:
