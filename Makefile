@@ -10,7 +10,13 @@ DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down
+# schemathesis for the API fuzz test (functions/local/tests/fuzz_api.rs), in its own venv;
+# hypothesis pinned: newer ones break this schemathesis ("'many' object has no attribute 'more'").
+FUZZ_VENV ?= .venv-fuzz
+SCHEMATHESIS_VERSION = 3.39.16
+HYPOTHESIS_VERSION = 6.130.13
+
+.PHONY: demo test lint fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
@@ -18,10 +24,35 @@ demo:
 
 ## Everything CI checks: formatting, lints, then every test of the workspace, with a local
 ## DynamoDB/SQS server (moto, installed into .venv) started first and always stopped after.
-test: lint
+## The workspace tests include the API fuzz test (schemathesis from .venv-fuzz, against the
+## `pendo-sync serve` binary that `cargo test` builds), so nothing is built twice.
+test: lint fuzz-venv
 	bash infra/local/aws-local.sh start
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
 	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
+
+## The virtualenv with schemathesis (once; about 30 s).
+fuzz-venv:
+	@if ! $(FUZZ_VENV)/bin/st --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)" || \
+	  ! $(FUZZ_VENV)/bin/python -c "import hypothesis, sys; sys.exit(hypothesis.__version__ != '$(HYPOTHESIS_VERSION)')" 2>/dev/null; then \
+	  echo "fuzz-venv: installing schemathesis $(SCHEMATHESIS_VERSION) into $(FUZZ_VENV)"; \
+	  python3 -m venv $(FUZZ_VENV) && \
+	  $(FUZZ_VENV)/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)" "hypothesis==$(HYPOTHESIS_VERSION)"; \
+	fi
+
+## The API fuzzed from its OpenAPI document alone (schema-violating requests, then valid ones).
+test-fuzz-api: fuzz-venv
+	cargo test -p local --test fuzz_api -- --nocapture
+
+## A longer soak: the reliability scenarios and the kill-and-restart test, SOAK_ROUNDS times.
+SOAK_ROUNDS ?= 20
+soak:
+	cargo test -p e2e --test it reliability --no-run
+	cargo test -p local --test kill --no-run
+	for i in $$(seq 1 $(SOAK_ROUNDS)); do \
+	  echo "soak round $$i/$(SOAK_ROUNDS)"; \
+	  cargo test -q -p e2e --test it reliability && cargo test -q -p local --test kill || exit 1; \
+	done
 
 ## The local DynamoDB/SQS server alone (for `cargo test` by hand or `make dev`).
 aws-local-up:
@@ -42,4 +73,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv
+	rm -rf $(DATA) .venv $(FUZZ_VENV)
