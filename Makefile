@@ -10,15 +10,23 @@ DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down
+.PHONY: demo test lint lint-infra fmt build clean aws-local-up aws-local-down
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
 	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo
 
-## Everything CI checks: formatting, lints, then every test of the workspace, with a local
-## DynamoDB/SQS server (moto, installed into .venv) started first and always stopped after.
-test: lint
+## Everything CI checks: formatting, lints, the SAM stack's lints, then every test of the
+## workspace, with a local DynamoDB/SQS server (moto, installed into .venv) started first and
+## always stopped after.
+## The linters' pip installs run alongside clippy (downloads vs CPU); a failed lint stops them.
+test:
+	@mkdir -p target
+	@bash infra/lint.sh install >target/lint-infra-install.log 2>&1 & installing=$$!; \
+	  $(MAKE) --no-print-directory lint; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then kill $$installing 2>/dev/null; exit $$rc; fi; \
+	  wait $$installing; irc=$$?; cat target/lint-infra-install.log; exit $$irc
+	bash infra/lint.sh check
 	bash infra/local/aws-local.sh start
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
 	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
@@ -34,6 +42,11 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## The SAM stack (infra/template.yaml): cfn-lint + SAM translator and our template checks
+## (.venv), checkov (.venv-checkov). Pinned versions, installed on first use.
+lint-infra:
+	bash infra/lint.sh
+
 fmt:
 	cargo fmt --all
 
@@ -42,4 +55,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv
+	rm -rf $(DATA) .venv .venv-checkov
