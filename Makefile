@@ -10,7 +10,7 @@ DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
 
-.PHONY: demo test lint lint-infra fmt build clean aws-local-up aws-local-down
+.PHONY: demo test lint lint-infra dev fmt build clean aws-local-up aws-local-down
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
@@ -46,6 +46,11 @@ lint:
 ## (.venv), checkov (.venv-checkov). Pinned versions, installed on first use.
 lint-infra:
 	bash infra/lint.sh
+
+## Local AWS development (not part of `test`): the Pendo simulator, moto, `cargo lambda watch`
+## serving the four functions, and the SQS poller feeding fetch/resync. Ctrl-C stops it all.
+dev:
+	bash infra/local/dev.sh
 
 fmt:
 	cargo fmt --all
