@@ -16,17 +16,25 @@ FUZZ_VENV ?= .venv-fuzz
 SCHEMATHESIS_VERSION = 3.39.16
 HYPOTHESIS_VERSION = 6.130.13
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
+.PHONY: demo test lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
 	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo
 
-## Everything CI checks: formatting, lints, then every test of the workspace, with a local
-## DynamoDB/SQS server (moto, installed into .venv) started first and always stopped after.
-## The workspace tests include the API fuzz test (schemathesis from .venv-fuzz, against the
-## `pendo-sync serve` binary that `cargo test` builds), so nothing is built twice.
-test: lint fuzz-venv
+## Everything CI checks: formatting, lints, the SAM stack's lints, then every test of the
+## workspace, with a local DynamoDB/SQS server (moto, installed into .venv) started first and
+## always stopped after. The workspace tests include the API fuzz test (schemathesis from
+## .venv-fuzz, against the `pendo-sync serve` binary that `cargo test` builds), so nothing is
+## built twice. The pip installs (stack linters, schemathesis) run alongside clippy (downloads
+## vs CPU); a failed lint stops them.
+test:
+	@mkdir -p target
+	@(bash infra/lint.sh install && $(MAKE) --no-print-directory fuzz-venv) >target/test-installs.log 2>&1 & installing=$$!; \
+	  $(MAKE) --no-print-directory lint; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then kill $$installing 2>/dev/null; exit $$rc; fi; \
+	  wait $$installing; irc=$$?; cat target/test-installs.log; exit $$irc
+	bash infra/lint.sh check
 	bash infra/local/aws-local.sh start
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
 	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
@@ -65,6 +73,16 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## The SAM stack (infra/template.yaml): cfn-lint + SAM translator and our template checks
+## (.venv), checkov (.venv-checkov). Pinned versions, installed on first use.
+lint-infra:
+	bash infra/lint.sh
+
+## Local AWS development (not part of `test`): the Pendo simulator, moto, `cargo lambda watch`
+## serving the four functions, and the SQS poller feeding fetch/resync. Ctrl-C stops it all.
+dev:
+	bash infra/local/dev.sh
+
 fmt:
 	cargo fmt --all
 
@@ -73,4 +91,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv $(FUZZ_VENV)
+	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV)

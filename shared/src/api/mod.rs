@@ -4,6 +4,7 @@
 //! The OpenAPI document is generated from the same route registrations, so it cannot drift.
 
 pub mod auth;
+pub mod claims;
 pub mod directory;
 pub mod discovery;
 pub mod error;
