@@ -16,21 +16,25 @@ FUZZ_VENV ?= .venv-fuzz
 SCHEMATHESIS_VERSION = 3.39.16
 HYPOTHESIS_VERSION = 6.130.13
 
-.PHONY: demo test lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
+.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
 
-## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
+## The main job: a demo sync against the built-in Pendo simulator on the embedded store. It ends
+## with the configurator page's address; `make demo SERVE=1` then serves the page (and the API)
+## with a sign-in link until interrupted (LISTEN=host:port to move it).
+LISTEN ?= 127.0.0.1:8080
 demo:
-	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo
+	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo $(if $(SERVE),--serve --listen $(LISTEN))
 
 ## Everything CI checks: formatting, lints, the SAM stack's lints, then every test of the
-## workspace, with a local DynamoDB/SQS server (moto, installed into .venv) started first and
-## always stopped after. The workspace tests include the API fuzz test (schemathesis from
-## .venv-fuzz, against the `pendo-sync serve` binary that `cargo test` builds), so nothing is
-## built twice. The pip installs (stack linters, schemathesis) run alongside clippy (downloads
-## vs CPU); a failed lint stops them.
+## workspace with a local DynamoDB/SQS server (moto, installed into .venv) started first and
+## always stopped after, then the configurator page in headless Chromium (test-browser). The
+## workspace tests include the API fuzz test (schemathesis from .venv-fuzz, against the
+## `pendo-sync serve` binary that `cargo test` builds), so nothing is built twice. The installs
+## (stack linters, schemathesis, chromium) run alongside clippy (downloads vs CPU); a failed
+## lint stops them.
 test:
 	@mkdir -p target
-	@(bash infra/lint.sh install && $(MAKE) --no-print-directory fuzz-venv) >target/test-installs.log 2>&1 & installing=$$!; \
+	@(bash infra/lint.sh install && $(MAKE) --no-print-directory fuzz-venv chromium) >target/test-installs.log 2>&1 & installing=$$!; \
 	  $(MAKE) --no-print-directory lint; rc=$$?; \
 	  if [ $$rc -ne 0 ]; then kill $$installing 2>/dev/null; exit $$rc; fi; \
 	  wait $$installing; irc=$$?; cat target/test-installs.log; exit $$irc
@@ -38,6 +42,26 @@ test:
 	bash infra/local/aws-local.sh start
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
 	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
+	$(MAKE) test-browser
+
+## The configurator page in a real browser: Debian's chromium (installed when missing; needs
+## root, as here and in CI), playwright-core from tests/browser/package-lock.json, the debug
+## binaries of the simulator and `pendo-sync serve` exactly as `cargo test --workspace` builds
+## them (same profile and features: after the workspace tests, `--no-run` builds nothing).
+## Screenshots land in tests/browser/out; SCREENSHOTS=1 refreshes the committed ones README shows.
+CHROMIUM_BIN ?= /usr/bin/chromium
+export CHROMIUM_BIN
+chromium:
+	@test -x $(CHROMIUM_BIN) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test-browser: chromium
+	cargo test --workspace --all-targets --no-run
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
+	  $(if $(SCREENSHOTS),UPDATE_SCREENSHOTS=1) npm test
+
+## Rebuild the page's committed assets (shared/assets/web) from web/src; needs Node and npm.
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 ## The virtualenv with schemathesis (once; about 30 s).
 fuzz-venv:
@@ -91,4 +115,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV)
+	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) web/node_modules tests/browser/node_modules

@@ -15,7 +15,7 @@ use std::path::Path;
 
 const KEY: &str = "demo-integration-key";
 
-pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
+pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyhow::Result<()> {
     // Start from an empty store so the demo shows one clean re-sync.
     let db = data.join("pendo-sync.sqlite");
     for suffix in ["", "-wal", "-shm"] {
@@ -383,6 +383,18 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
         "Export them with: cargo run -p local --bin pendo-sync -- export --data {}",
         data.display()
     );
+    match serve {
+        Some(listen) => {
+            // The simulator keeps running: the page's discovery lists its pages and features.
+            println!();
+            let (table, token) = crate::serve::fresh_admin(t.as_str())?;
+            crate::serve::run(rt, listen, table, token, 4).await?;
+        }
+        None => println!(
+            "\nThe configurator page: `make demo SERVE=1` (or `demo --serve`) serves it at http://127.0.0.1:8080/\n\
+             and prints a sign-in link (http://127.0.0.1:8080/#token=…) that opens it as the demo tenant's admin."
+        ),
+    }
     running.shutdown().await;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod integration;
 pub mod mappings;
 pub mod metrics;
+pub mod web;
 
 use crate::App;
 use auth::{Auth, Authenticator, Caller};
@@ -82,6 +83,8 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::series))
         .routes(routes!(metrics::activity))
         .routes(routes!(metrics::system))
+        .routes(routes!(web::me))
+        .routes(routes!(web::choices))
         .split_for_parts()
 }
 
@@ -98,6 +101,7 @@ pub fn router(app: Shared, authenticator: Arc<dyn Authenticator>) -> Router {
             }),
         )
         .route("/health", get(|| async { "ok" }))
+        .merge(web::assets())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

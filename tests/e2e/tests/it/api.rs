@@ -1216,3 +1216,102 @@ async fn hostile_json_is_refused_without_a_trace_and_odd_ids_stay_apart() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_page_is_served_without_a_token_and_names_its_caller_and_choices() {
+    let a = api().await;
+    let req = |path: &str| {
+        Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (path, content_type, body) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            pendo_sync::api::web::INDEX_HTML,
+        ),
+        (
+            "/assets/app.js",
+            "text/javascript; charset=utf-8",
+            pendo_sync::api::web::APP_JS,
+        ),
+        (
+            "/assets/app.css",
+            "text/css; charset=utf-8",
+            pendo_sync::api::web::APP_CSS,
+        ),
+    ] {
+        let resp = a.router.clone().oneshot(req(path)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["content-type"], content_type, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, body.as_bytes(), "{path}");
+    }
+    // Only those three files: anything else is the API's JSON 404.
+    let (s, body) = a.raw(None, Method::GET, "/assets/other.js", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(body.contains("no_route"), "{body}");
+
+    let (s, me) = a.call(MEMBER_A, Method::GET, "/v1/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me, json!({"tenant": "tenant-a", "role": "member"}));
+    let (_, me) = a.call(ADMIN_B, Method::GET, "/v1/me", None).await;
+    assert_eq!(me, json!({"tenant": "tenant-b", "role": "admin"}));
+
+    let (s, c) = a.call(ADMIN_A, Method::GET, "/v1/choices", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        c["domains"],
+        json!([
+            "app.pendo.io",
+            "app.eu.pendo.io",
+            "us1.app.pendo.io",
+            "app.jpn.pendo.io",
+            "app.au.pendo.io"
+        ])
+    );
+    assert_eq!(
+        c["pesComponents"],
+        json!(["score", "adoption", "stickiness", "growth"])
+    );
+    assert_eq!(
+        c["targets"],
+        json!(["company", "endUser", "asset", "project"])
+    );
+    let zones: Vec<&str> = c["timezones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z.as_str().unwrap())
+        .collect();
+    assert_eq!(zones.len(), chrono_tz::TZ_VARIANTS.len());
+    assert!(
+        zones.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates"
+    );
+    // Every offered zone is accepted by the settings, and nothing else is offered.
+    for z in ["America/New_York", "Europe/Berlin", "UTC", "Asia/Kolkata"] {
+        assert!(zones.contains(&z), "{z}");
+    }
+    a.connect(ADMIN_A).await;
+    for z in [zones[0], zones[zones.len() / 2], zones[zones.len() - 1]] {
+        let (s, i) = a
+            .call(
+                ADMIN_A,
+                Method::PATCH,
+                "/v1/integration/settings",
+                Some(json!({ "timezone": z })),
+            )
+            .await;
+        assert_eq!((s, i["timezone"].as_str()), (StatusCode::OK, Some(z)));
+    }
+}
