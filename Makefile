@@ -51,8 +51,12 @@ test:
 ## Screenshots land in tests/browser/out; SCREENSHOTS=1 refreshes the committed ones README shows.
 CHROMIUM_BIN ?= /usr/bin/chromium
 export CHROMIUM_BIN
+## Debian's chromium, and Node with npm when the machine has none (Debian's, 18+ suffices for
+## playwright-core).
 chromium:
-	@test -x $(CHROMIUM_BIN) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@pkgs=""; test -x $(CHROMIUM_BIN) || pkgs="chromium"; command -v npm >/dev/null || pkgs="$$pkgs nodejs npm"; \
+	  if [ -n "$$pkgs" ]; then echo "installing$$pkgs"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; fi
 
 test-browser: chromium
 	cargo test --workspace --all-targets --no-run
