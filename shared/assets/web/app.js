@@ -372,11 +372,17 @@ var uPlot=function(){"use strict";const l="u-off",e="u-label",t="width",n="heigh
   }
 
   // ---------- runs ----------
-  function outcome(run) {
+  /** A run's outcome; with `mappingId`, only that mapping's chunks (a Re-sync all has them all). */
+  function outcome(run, mappingId) {
     if (!run) return '—';
     if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal || '?'} chunks)`;
-    if (run.chunksFailed) return `failed: ${run.chunksFailed} of ${run.chunksTotal} chunks`;
-    return `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values`;
+    const chunks = mappingId ? (run.chunks || []).filter((c) => c.mappingId === mappingId) : run.chunks || [];
+    const total = mappingId ? chunks.length : run.chunksTotal;
+    const failed = mappingId ? chunks.filter((c) => c.status === 'failed').length : run.chunksFailed;
+    const values = mappingId ? chunks.reduce((n, c) => n + c.stats.valuesWritten, 0) : run.totals.valuesWritten;
+    const what = run.kind && run.kind.type === 'resyncAll' ? ' (Re-sync all)' : '';
+    if (failed) return `failed: ${failed} of ${total} chunks${what}`;
+    return `ok: ${total} chunks, ${values} values${what}`;
   }
 
   /** Polls a run, drawing its progress into `slot`, until it finishes. */
@@ -465,9 +471,8 @@ var uPlot=function(){"use strict";const l="u-off",e="u-label",t="width",n="heigh
     // Names of pages and features, once discovered, make the source column readable.
     if (connected() && (!state.discovery.featuresList || !state.discovery.pagesList)) {
       Promise.all([discover('features'), discover('pages')]).then(([f, pg]) => {
-        const first = !state.discovery.featuresList;
         state.discovery.featuresList = f; state.discovery.pagesList = pg;
-        if (first && state.tab === 'mapping' && state.mappings.length) {
+        if (state.mappings.length) {
           for (const cell of document.querySelectorAll('td.source')) {
             const m = state.mappings.find((x) => x.id === cell.dataset.id);
             if (m) cell.textContent = sourceLabel(m);
@@ -525,7 +530,7 @@ var uPlot=function(){"use strict";const l="u-off",e="u-label",t="width",n="heigh
       h('td', { class: 'toggles-cell' }, toggle('passive', 'Passive?'), toggle('multiApp', 'Multi-app?'),
         toggle('autoCreateUsers', 'Auto-create users?'), toggle('enabled', 'Enabled')),
       h('td', { class: 'last-synced', text: st.lastSyncedDay || 'never' }),
-      h('td', { class: 'last-run' }, h('span', { class: 'outcome', text: outcome(run) }),
+      h('td', { class: 'last-run' }, h('span', { class: 'outcome', text: outcome(run, m.id) }),
         st.lastError ? h('div', { class: 'error-text', text: `${st.lastError.at.slice(0, 16).replace('T', ' ')} UTC: ${st.lastError.message}` }) : null),
       h('td', { class: 'row-actions' }, h('div', { class: 'actions' }, actions), progress));
   }
