@@ -162,8 +162,12 @@ async fn fuzzing_the_api_from_its_openapi_document_finds_no_server_error_and_sto
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
         let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.trim().to_string();
+        // "listening on http://ADDR (…)": the address is the first word.
+        if let Some(addr) = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            break addr.to_string();
         }
     };
     // Keep draining its stdout so it never blocks on a full pipe.
