@@ -63,9 +63,9 @@ test-browser: chromium
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
 	  $(if $(SCREENSHOTS),UPDATE_SCREENSHOTS=1) npm test
 
-## Rebuild the page's committed assets (shared/assets/web) from web/src; needs Node and npm.
+## Rebuild the page's committed assets (shared/assets/web) from shared/web/src; needs Node and npm.
 web:
-	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	cd shared/web && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 ## The virtualenv with schemathesis (once; about 30 s).
 fuzz-venv:
@@ -119,4 +119,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) web/node_modules tests/browser/node_modules
+	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) shared/web/node_modules tests/browser/node_modules

@@ -1,4 +1,4 @@
-//! The configurator page: static assets compiled into the binary (built by `web/build.mjs`,
+//! The configurator page: static assets compiled into the binary (built by `shared/web/build.mjs`,
 //! committed under `shared/assets/web`), served at `/` by the same router as the API, so the
 //! local runner and the configurator Lambda both serve it. The page talks only to `/v1`.
 //! Also the two small routes the page needs to draw its forms: who is calling, and the fixed
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The page's files, as built by `web/build.mjs`.
+/// The page's files, as built by `shared/web/build.mjs`.
 pub const INDEX_HTML: &str = include_str!("../../assets/web/index.html");
 pub const APP_JS: &str = include_str!("../../assets/web/app.js");
 pub const APP_CSS: &str = include_str!("../../assets/web/app.css");

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, '..', 'shared', 'assets', 'web');
+const out = join(here, '..', 'assets', 'web');
 const require = createRequire(import.meta.url);
 const uplotDir = join(dirname(require.resolve('uplot/package.json')), 'dist');
 const uplotVersion = JSON.parse(readFileSync(require.resolve('uplot/package.json'), 'utf8')).version;
