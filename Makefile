@@ -10,7 +10,7 @@ DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down
+.PHONY: demo test lint fmt build clean aws-local-up aws-local-down bench
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
 demo:
@@ -29,6 +29,11 @@ aws-local-up:
 
 aws-local-down:
 	bash infra/local/aws-local.sh stop
+
+## Performance figures (issue 8): release build, criterion benches, the simulator and moto in
+## their own processes; prints a table and writes target/bench/results.json (about 10 min).
+bench:
+	python3 tests/bench/run.py
 
 lint:
 	cargo fmt --all -- --check

@@ -1,6 +1,7 @@
 //! `pendo-sync`: the local runner. One process hosts the stages: the use cases, a worker pool on
 //! an in-process queue, and the embedded store under a data folder.
 
+mod bench;
 mod demo;
 mod runtime;
 mod serve;
@@ -61,6 +62,9 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// The measured half of `make bench` (see tests/bench/run.py).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print every stored metric value and activity record, sorted, one per line.
     Export {
         #[arg(long)]
@@ -85,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     runtime::init_logging(cli.log_json);
     match cli.command {
         Command::Demo { data, seed, days } => demo::run(&data, seed, days).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
         Command::Serve {
             data,
             listen,
