@@ -10,18 +10,85 @@ DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
 
-.PHONY: demo test lint fmt build clean aws-local-up aws-local-down bench
+# schemathesis for the API fuzz test (functions/local/tests/fuzz_api.rs), in its own venv;
+# hypothesis pinned: newer ones break this schemathesis ("'many' object has no attribute 'more'").
+FUZZ_VENV ?= .venv-fuzz
+SCHEMATHESIS_VERSION = 3.39.16
+HYPOTHESIS_VERSION = 6.130.13
 
-## The main job: a demo sync against the built-in Pendo simulator on the embedded store.
+.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak bench
+
+## The main job: a demo sync against the built-in Pendo simulator on the embedded store. It ends
+## with the configurator page's address; `make demo SERVE=1` then serves the page (and the API)
+## with a sign-in link until interrupted (LISTEN=host:port to move it).
+LISTEN ?= 127.0.0.1:8080
 demo:
-	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo
+	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo $(if $(SERVE),--serve --listen $(LISTEN))
 
-## Everything CI checks: formatting, lints, then every test of the workspace, with a local
-## DynamoDB/SQS server (moto, installed into .venv) started first and always stopped after.
-test: lint
+## Everything CI checks: formatting, lints, the SAM stack's lints, then every test of the
+## workspace with a local DynamoDB/SQS server (moto, installed into .venv) started first and
+## always stopped after, then the configurator page in headless Chromium (test-browser). The
+## workspace tests include the API fuzz test (schemathesis from .venv-fuzz, against the
+## `pendo-sync serve` binary that `cargo test` builds), so nothing is built twice. The installs
+## (stack linters, schemathesis, chromium) run alongside clippy (downloads vs CPU); a failed
+## lint stops them.
+test:
+	@mkdir -p target
+	@(bash infra/lint.sh install && $(MAKE) --no-print-directory fuzz-venv chromium) >target/test-installs.log 2>&1 & installing=$$!; \
+	  $(MAKE) --no-print-directory lint; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then kill $$installing 2>/dev/null; exit $$rc; fi; \
+	  wait $$installing; irc=$$?; cat target/test-installs.log; exit $$irc
+	bash infra/lint.sh check
 	bash infra/local/aws-local.sh start
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
 	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
+	$(MAKE) test-browser
+
+## The configurator page in a real browser: Debian's chromium (installed when missing; needs
+## root, as here and in CI), playwright-core from tests/browser/package-lock.json, the debug
+## binaries of the simulator and `pendo-sync serve` exactly as `cargo test --workspace` builds
+## them (same profile and features: after the workspace tests, `--no-run` builds nothing).
+## Screenshots land in tests/browser/out; SCREENSHOTS=1 refreshes the committed ones README shows.
+CHROMIUM_BIN ?= /usr/bin/chromium
+export CHROMIUM_BIN
+## Debian's chromium, and Node with npm when the machine has none (Debian's, 18+ suffices for
+## playwright-core).
+chromium:
+	@pkgs=""; test -x $(CHROMIUM_BIN) || pkgs="chromium"; command -v npm >/dev/null || pkgs="$$pkgs nodejs npm"; \
+	  if [ -n "$$pkgs" ]; then echo "installing$$pkgs"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; fi
+
+test-browser: chromium
+	cargo test --workspace --all-targets --no-run
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && \
+	  $(if $(SCREENSHOTS),UPDATE_SCREENSHOTS=1) npm test
+
+## Rebuild the page's committed assets (shared/assets/web) from web/src; needs Node and npm.
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+## The virtualenv with schemathesis (once; about 30 s).
+fuzz-venv:
+	@if ! $(FUZZ_VENV)/bin/st --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)" || \
+	  ! $(FUZZ_VENV)/bin/python -c "import hypothesis, sys; sys.exit(hypothesis.__version__ != '$(HYPOTHESIS_VERSION)')" 2>/dev/null; then \
+	  echo "fuzz-venv: installing schemathesis $(SCHEMATHESIS_VERSION) into $(FUZZ_VENV)"; \
+	  python3 -m venv $(FUZZ_VENV) && \
+	  $(FUZZ_VENV)/bin/pip install -q "schemathesis==$(SCHEMATHESIS_VERSION)" "hypothesis==$(HYPOTHESIS_VERSION)"; \
+	fi
+
+## The API fuzzed from its OpenAPI document alone (schema-violating requests, then valid ones).
+test-fuzz-api: fuzz-venv
+	cargo test -p local --test fuzz_api -- --nocapture
+
+## A longer soak: the reliability scenarios and the kill-and-restart test, SOAK_ROUNDS times.
+SOAK_ROUNDS ?= 20
+soak:
+	cargo test -p e2e --test it reliability --no-run
+	cargo test -p local --test kill --no-run
+	for i in $$(seq 1 $(SOAK_ROUNDS)); do \
+	  echo "soak round $$i/$(SOAK_ROUNDS)"; \
+	  cargo test -q -p e2e --test it reliability && cargo test -q -p local --test kill || exit 1; \
+	done
 
 ## The local DynamoDB/SQS server alone (for `cargo test` by hand or `make dev`).
 aws-local-up:
@@ -39,6 +106,16 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## The SAM stack (infra/template.yaml): cfn-lint + SAM translator and our template checks
+## (.venv), checkov (.venv-checkov). Pinned versions, installed on first use.
+lint-infra:
+	bash infra/lint.sh
+
+## Local AWS development (not part of `test`): the Pendo simulator, moto, `cargo lambda watch`
+## serving the four functions, and the SQS poller feeding fetch/resync. Ctrl-C stops it all.
+dev:
+	bash infra/local/dev.sh
+
 fmt:
 	cargo fmt --all
 
@@ -47,4 +124,4 @@ build:
 
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv
+	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) web/node_modules tests/browser/node_modules

@@ -1,5 +1,6 @@
 //! The Lambda handlers, exactly as each function's `main` calls them (so tests call them too):
-//! the EventBridge schedule, and the fetch and resync SQS batches with partial batch failures.
+//! the EventBridge schedule, the fetch and resync SQS batches with partial batch failures, and
+//! the configurator's router (API Gateway HTTP API, payload v2, through `lambda_http`).
 //!
 //! SQS batches: each record is decoded and processed on its own (a poisoned body fails alone),
 //! with bounded concurrency. The retry-vs-give-up decision is the core's (`ProcessError`); here
@@ -84,6 +85,16 @@ pub fn init_tracing() {
         .with_target(false)
         .with_env_filter(EnvFilter::new(level.to_lowercase()))
         .try_init();
+}
+
+/// The configurator function's service: the API's router, with the caller taken from the JWT
+/// authorizer's claims (`api::claims`). `lambda_http::run` serves it; tests drive it with
+/// `lambda_http::Adapter` on v2 event fixtures.
+pub fn configurator_router(app: App, names: crate::api::claims::ClaimNames) -> axum::Router {
+    crate::api::router(
+        std::sync::Arc::new(app),
+        std::sync::Arc::new(crate::api::claims::JwtClaimsAuth { names }),
+    )
 }
 
 /// The scheduler's answer: the runs it planned.

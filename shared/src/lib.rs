@@ -19,6 +19,8 @@ pub mod aws_env;
 pub mod clock;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+mod hostile;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod pendo;

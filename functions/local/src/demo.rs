@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::Duration;
 use pendo_sim::{SimConfig, SimKey, Simulator};
 use pendo_sync::app::{Role, SettingsUpdate};
-use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::mapping::{FieldMetric, MappingInput, PesComponent};
 use pendo_sync::domain::{
     DirectoryObject, EndUserInput, FieldMappingsInput, MappingKind, ObjectRef, Target, TenantId,
 };
@@ -15,7 +15,7 @@ use std::path::Path;
 
 const KEY: &str = "demo-integration-key";
 
-pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
+pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyhow::Result<()> {
     // Start from an empty store so the demo shows one clean re-sync.
     let db = data.join("pendo-sync.sqlite");
     for suffix in ["", "-wal", "-shm"] {
@@ -52,7 +52,10 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
     let i = app.connect(&t, KEY, "app.pendo.io").await?;
     println!(
         "Connected tenant '{t}' to app.pendo.io with key {}",
-        i.connection.map(|c| c.key.masked()).unwrap_or_default()
+        i.connection
+            .as_ref()
+            .map(|c| c.key.masked())
+            .unwrap_or_default()
     );
 
     app.update_settings(
@@ -199,11 +202,77 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
             None,
         ),
     ];
+    let mut inputs = inputs.to_vec();
+    // One mapping of each per-day kind: a saved report, the setup guide's aggregation, PES.
+    let conn = i
+        .connection
+        .clone()
+        .context("the demo tenant is not connected")?;
+    let reports = app
+        .ports
+        .pendo
+        .list(&conn, pendo_sync::pendo::ObjectList::Reports)
+        .await?;
+    let report = reports
+        .iter()
+        .map(pendo_sync::pendo::reports::classify)
+        .filter(|r| r.compatible && r.window_days == Some(7))
+        .find(|r| !r.numeric_columns.is_empty())
+        .context("the simulator has no compatible 7-day report")?;
+    let column = &report.numeric_columns[0];
+    inputs.push(mapping(
+        MappingKind::Report {
+            report_id: report.id.clone(),
+            columns: vec![FieldMetric {
+                field: column.field.clone(),
+                metric: format!("{}, 7-day report", column.title),
+            }],
+        },
+        Target::Company,
+        &format!("{}, 7-day report", column.title),
+        false,
+        false,
+        false,
+        None,
+    ));
+    inputs.push(mapping(
+        MappingKind::Aggregation {
+            pipeline: guide_pipeline(),
+            fields: vec![
+                FieldMetric {
+                    field: "metric1".into(),
+                    metric: "Daily events".into(),
+                },
+                FieldMetric {
+                    field: "metric2".into(),
+                    metric: "Daily minutes".into(),
+                },
+            ],
+        },
+        Target::Company,
+        "Daily events",
+        false,
+        false,
+        false,
+        None,
+    ));
+    inputs.push(mapping(
+        MappingKind::Pes {
+            app_id: default_app,
+            components: vec![PesComponent::Score, PesComponent::Adoption],
+        },
+        Target::Company,
+        "Engagement",
+        false,
+        false,
+        false,
+        None,
+    ));
     let mut mappings = Vec::new();
     for input in &inputs {
         let m = app.create_mapping(&t, input).await?;
         println!(
-            "Mapping {:<14} {:<8} → {:<8} passive={} multi-app={} auto-create={} segment={}",
+            "Mapping {:<28} {:<11} → {:<8} passive={} multi-app={} auto-create={} segment={}",
             m.metric_name,
             m.source.name(),
             m.target.as_str(),
@@ -215,8 +284,11 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
         mappings.push(m);
     }
     println!(
-        "(feature '{f1_name}', page '{}', segment '{}')",
-        page.name, segment.name
+        "(feature '{f1_name}', page '{}', segment '{}', report '{}' over {} days)",
+        page.name,
+        segment.name,
+        report.name,
+        report.window_days.unwrap_or_default()
     );
 
     println!("Re-sync all ({days} days) …");
@@ -233,7 +305,7 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
     );
 
     println!(
-        "\n{:<16} {:>12} {:>10} {:>8} {:>8} {:>8}",
+        "\n{:<28} {:>12} {:>10} {:>8} {:>8} {:>8}",
         "mapping", "last synced", "rows read", "values", "created", "skipped"
     );
     for m in &mappings {
@@ -243,7 +315,7 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
             totals.add(&c.stats);
         }
         println!(
-            "{:<16} {:>12} {:>10} {:>8} {:>8} {:>8}",
+            "{:<28} {:>12} {:>10} {:>8} {:>8} {:>8}",
             m.metric_name,
             st.and_then(|s| s.last_synced_day)
                 .map(|d| d.to_string())
@@ -311,6 +383,31 @@ pub async fn run(data: &Path, seed: u64, days: i64) -> anyhow::Result<()> {
         "Export them with: cargo run -p local --bin pendo-sync -- export --data {}",
         data.display()
     );
+    match serve {
+        Some(listen) => {
+            // The simulator keeps running: the page's discovery lists its pages and features.
+            println!();
+            let (table, token) = crate::serve::fresh_admin(t.as_str())?;
+            crate::serve::run(rt, listen, table, token, 4).await?;
+        }
+        None => println!(
+            "\nThe configurator page: `make demo SERVE=1` (or `demo --serve`) serves it at http://127.0.0.1:8080/\n\
+             and prints a sign-in link (http://127.0.0.1:8080/#token=…) that opens it as the demo tenant's admin."
+        ),
+    }
     running.shutdown().await;
     Ok(())
+}
+
+/// The functional spec's example pipeline: per visitor, the day's events (`metric1`) and
+/// minutes (`metric2`) of all apps, with the visitor's account.
+fn guide_pipeline() -> serde_json::Value {
+    serde_json::json!([
+        {"source": {"events": {"appId": "expandAppIds(\"*\")"},
+            "timeSeries": {"first": "now()", "count": 1, "period": "dayRange"}}},
+        {"group": {"group": ["visitorId"], "fields": {"metric1": {"sum": "numEvents"},
+            "metric2": {"sum": "numMinutes"}, "accountId": {"first": "accountId"}}}},
+        {"select": {"accountId": "accountId", "visitorId": "visitorId",
+            "metric1": "metric1", "metric2": "metric2"}}
+    ])
 }

@@ -36,6 +36,12 @@ enum Command {
         /// Days to sync.
         #[arg(long, default_value_t = 30)]
         days: i64,
+        /// Then serve the configurator page and API for the demo tenant until interrupted.
+        #[arg(long)]
+        serve: bool,
+        /// Where `--serve` listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
     },
     /// Run the daily schedule once for every active tenant, drain the queue, exit.
     Sync {
@@ -88,7 +94,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     runtime::init_logging(cli.log_json);
     match cli.command {
-        Command::Demo { data, seed, days } => demo::run(&data, seed, days).await,
+        Command::Demo {
+            data,
+            seed,
+            days,
+            serve,
+            listen,
+        } => demo::run(&data, seed, days, serve.then_some(listen.as_str())).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Serve {
             data,
@@ -98,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
             workers,
         } => {
             let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
-            serve::run(rt, &listen, tokens.as_deref(), workers).await
+            let (table, signin) = serve::tokens(tokens.as_deref(), "default")?;
+            serve::run(rt, &listen, table, signin, workers).await
         }
         Command::Sync {
             data,

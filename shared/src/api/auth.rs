@@ -20,6 +20,12 @@ pub struct Caller {
 /// Maps a request's headers (and extensions) to a caller.
 pub trait Authenticator: Send + Sync {
     fn authenticate(&self, parts: &Parts) -> Option<Caller>;
+
+    /// The caller, or the refusal to answer with (401 unless an authenticator knows better, e.g.
+    /// a 403 for a genuine token that grants no access: `claims::JwtClaimsAuth`).
+    fn identify(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        self.authenticate(parts).ok_or_else(ApiError::unauthorized)
+    }
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -111,9 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Auth>()
             .cloned()
             .ok_or_else(ApiError::unauthorized)?;
-        auth.0
-            .authenticate(parts)
-            .ok_or_else(ApiError::unauthorized)
+        auth.0.identify(parts)
     }
 }
 

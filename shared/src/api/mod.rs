@@ -4,12 +4,14 @@
 //! The OpenAPI document is generated from the same route registrations, so it cannot drift.
 
 pub mod auth;
+pub mod claims;
 pub mod directory;
 pub mod discovery;
 pub mod error;
 pub mod integration;
 pub mod mappings;
 pub mod metrics;
+pub mod web;
 
 use crate::App;
 use auth::{Auth, Authenticator, Caller};
@@ -81,6 +83,8 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::series))
         .routes(routes!(metrics::activity))
         .routes(routes!(metrics::system))
+        .routes(routes!(web::me))
+        .routes(routes!(web::choices))
         .split_for_parts()
 }
 
@@ -97,6 +101,7 @@ pub fn router(app: Shared, authenticator: Arc<dyn Authenticator>) -> Router {
             }),
         )
         .route("/health", get(|| async { "ok" }))
+        .merge(web::assets())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -10,7 +10,11 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 const KEY_HEADER: &str = "x-pendo-integration-key";
 const MEMORY_LIMIT_TEXT: &str = "Query exceeded memory limit";
@@ -24,6 +28,9 @@ pub struct HttpPendoConfig {
     /// Longest silence while reading a body.
     pub read_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Calls in flight at once against one Pendo subscription (one key on one host), however
+    /// many chunks run in parallel; further calls wait their turn.
+    pub max_concurrent_per_subscription: usize,
 }
 
 impl Default for HttpPendoConfig {
@@ -34,6 +41,7 @@ impl Default for HttpPendoConfig {
             request_timeout: Duration::from_secs(300),
             read_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            max_concurrent_per_subscription: 4,
         }
     }
 }
@@ -42,6 +50,7 @@ impl Default for HttpPendoConfig {
 pub struct HttpPendo {
     client: reqwest::Client,
     config: HttpPendoConfig,
+    gates: Arc<Mutex<HashMap<[u8; 32], Arc<Semaphore>>>>,
 }
 
 impl HttpPendo {
@@ -53,7 +62,34 @@ impl HttpPendo {
             .user_agent(concat!("pendo-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PendoError::Transport(e.to_string()))?;
-        Ok(Self { client, config })
+        Ok(Self {
+            client,
+            config,
+            gates: Arc::default(),
+        })
+    }
+
+    /// A turn to call the connection's subscription, held until the response is read.
+    /// Subscriptions are told apart by a digest of host and key (the key is not kept).
+    async fn turn(&self, conn: &Connection) -> Option<OwnedSemaphorePermit> {
+        let id: [u8; 32] = Sha256::new()
+            .chain_update(self.config.endpoints.base_url(conn.domain).as_bytes())
+            .chain_update([0])
+            .chain_update(conn.key.expose().as_bytes())
+            .finalize()
+            .into();
+        let gate = {
+            let mut gates = self.gates.lock().ok()?;
+            gates
+                .entry(id)
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(
+                        self.config.max_concurrent_per_subscription.max(1),
+                    ))
+                })
+                .clone()
+        };
+        gate.acquire_owned().await.ok()
     }
 
     fn url(&self, conn: &Connection, path: &str) -> String {
@@ -102,6 +138,7 @@ impl HttpPendo {
         let mut n = 1;
         loop {
             let result = async {
+                let _turn = self.turn(conn).await;
                 let resp = self
                     .send(self.client.get(self.url(conn, path)), conn.key.expose())
                     .await?;
@@ -205,6 +242,7 @@ impl PendoApi for HttpPendo {
         loop {
             sink.reset();
             let result = async {
+                let _turn = self.turn(conn).await;
                 let resp = self
                     .send(
                         self.client
@@ -242,5 +280,94 @@ impl PendoApi for HttpPendo {
                 what.path()
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::integration::{IntegrationKey, PendoDomain};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(u64);
+    impl RowSink for Count {
+        fn row(&mut self, _: &[u8]) -> Result<(), String> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn reset(&mut self) {
+            self.0 = 0;
+        }
+    }
+
+    /// A server that answers one row after 40 ms and records the most calls it saw at once.
+    async fn server() -> (String, Arc<AtomicUsize>) {
+        let now = Arc::new(AtomicUsize::new(0));
+        let max = Arc::new(AtomicUsize::new(0));
+        let (n, m) = (now.clone(), max.clone());
+        let app = axum::Router::new().route(
+            "/api/v1/aggregation",
+            axum::routing::post(move || {
+                let (n, m) = (n.clone(), m.clone());
+                async move {
+                    let in_flight = n.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(in_flight, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                    n.fetch_sub(1, Ordering::SeqCst);
+                    r#"{"results":[{"a":1}]}"#
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), max)
+    }
+
+    fn conn(key: &str) -> Connection {
+        Connection {
+            domain: PendoDomain::Us,
+            key: IntegrationKey::parse(key).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_to_one_subscription_are_bounded_and_subscriptions_do_not_share_turns() {
+        let (url, max) = server().await;
+        let pendo = HttpPendo::new(HttpPendoConfig {
+            endpoints: PendoEndpoints {
+                all: Some(url),
+                ..PendoEndpoints::default()
+            },
+            max_concurrent_per_subscription: 2,
+            ..HttpPendoConfig::default()
+        })
+        .unwrap();
+        let call = |key: &'static str| {
+            let pendo = pendo.clone();
+            async move {
+                let mut sink = Count(0);
+                pendo
+                    .aggregate(&conn(key), &serde_json::json!({}), &mut sink)
+                    .await
+                    .unwrap();
+                sink.0
+            }
+        };
+        let one: Vec<u64> =
+            futures_util::future::join_all((0..8).map(|_| call("key-one-0000"))).await;
+        assert_eq!(one, vec![1; 8]);
+        assert_eq!(max.load(Ordering::SeqCst), 2);
+        max.store(0, Ordering::SeqCst);
+        let two = futures_util::future::join_all((0..8).map(|i| {
+            call(if i % 2 == 0 {
+                "key-one-0000"
+            } else {
+                "key-two-0000"
+            })
+        }))
+        .await;
+        assert_eq!(two, vec![1; 8]);
+        assert_eq!(max.load(Ordering::SeqCst), 4);
     }
 }

@@ -110,6 +110,37 @@ pub fn day_time_series(day: chrono::NaiveDate, tz: Option<Tz>) -> Value {
     json!({ "period": "dayRange", "first": crate::time::anchor_ms(day, tz), "count": 1 })
 }
 
+/// The `timeSeries` of a custom aggregation for local day `day`, from the user's own: a
+/// `dayRange` (or a missing period) becomes the single day `day`; any other period (`hourRange`,
+/// `weekRange`, an iterative one…) is kept with its `count` (1 when it had none or used `last`),
+/// and only `first` moves to `day`'s anchor (local noon). Pendo snaps `first` to the period
+/// containing it, so a `weekRange` of count 1 gives every day of a week that week's value.
+pub fn custom_time_series(user: Option<&Value>, day: chrono::NaiveDate, tz: Option<Tz>) -> Value {
+    let period = user
+        .and_then(|t| t.get("period"))
+        .and_then(Value::as_str)
+        .filter(|p| *p != "dayRange");
+    match period {
+        None => day_time_series(day, tz),
+        Some(p) => {
+            let count = user
+                .and_then(|t| t.get("count"))
+                .and_then(Value::as_i64)
+                .filter(|c| *c != 0)
+                .unwrap_or(1);
+            json!({ "period": p, "first": crate::time::anchor_ms(day, tz), "count": count })
+        }
+    }
+}
+
+/// The `timeSeries` of the pipeline's source stage, if any.
+pub fn source_time_series(pipeline: &[Value]) -> Option<&Value> {
+    pipeline
+        .iter()
+        .filter_map(|st| st.get("source"))
+        .find_map(|src| src.get("timeSeries"))
+}
+
 /// The `timeSeries` of a relative window of `days` local days ending on `day` (inclusive).
 /// Pendo's negative count means "the |count| periods ending just before the period containing
 /// `first`", so the window is anchored on the day after: `first = anchor(day + 1)`,
@@ -209,6 +240,23 @@ mod tests {
         assert_eq!(t["first"], crate::time::anchor_ms(day, tz));
         assert_eq!(t["count"], 1);
         assert_eq!(t["period"], "dayRange");
+        let user = |p: Value| {
+            let stages = vec![json!({"source": {"events": null, "timeSeries": p}})];
+            custom_time_series(source_time_series(&stages), day, tz)
+        };
+        assert_eq!(
+            user(json!({"period": "dayRange", "first": "now()", "count": -30})),
+            t
+        );
+        assert_eq!(user(json!({"first": "now()"})), t);
+        assert_eq!(
+            user(json!({"period": "weekRange", "first": "now()", "count": -2})),
+            json!({"period": "weekRange", "first": crate::time::anchor_ms(day, tz), "count": -2})
+        );
+        assert_eq!(
+            user(json!({"period": "hourRange", "first": 1, "last": 2})),
+            json!({"period": "hourRange", "first": crate::time::anchor_ms(day, tz), "count": 1})
+        );
         let w = window_ending_on(day, tz, 7);
         let next = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
         assert_eq!(w["first"], crate::time::anchor_ms(next, tz));

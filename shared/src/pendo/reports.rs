@@ -32,12 +32,11 @@ pub struct ReportInfo {
 }
 
 fn source_time_series(report: &Value) -> Option<&Value> {
-    report
-        .pointer("/aggregation/pipeline")?
-        .as_array()?
-        .iter()
-        .find_map(|stage| stage.get("source")?.get("timeSeries"))
+    super::pipelines::source_time_series(report.pointer("/aggregation/pipeline")?.as_array()?)
 }
+
+/// Pendo's id columns: numbers sometimes (`appId`), never metrics.
+const ID_COLUMNS: [&str; 4] = ["accountId", "visitorId", "appId", "day"];
 
 fn is_relative(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.contains("now()"))
@@ -66,6 +65,9 @@ pub fn classify(report: &Value) -> ReportInfo {
                 })
                 .filter_map(|f| {
                     let field = f.get("field")?.as_str()?.to_string();
+                    if ID_COLUMNS.contains(&field.as_str()) {
+                        return None;
+                    }
                     let title = f
                         .get("title")
                         .and_then(Value::as_str)
@@ -126,6 +128,7 @@ mod tests {
 
     fn num() -> Value {
         json!([{"field": "visitorId", "title": "Visitor", "type": "string"},
+               {"field": "appId", "title": "App", "type": "number"},
                {"field": "numEvents", "title": "Events", "type": "number"}])
     }
 

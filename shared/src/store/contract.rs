@@ -44,6 +44,7 @@ pub async fn run_all(store: &dyn Store) {
     end_users_are_created_once_and_never_overwritten(store).await;
     tenants_never_see_each_other(store).await;
     runs_record_chunk_outcomes(store).await;
+    separators_in_ids_never_confuse_keys(store).await;
 }
 
 pub async fn integration_writes_are_optimistic(s: &dyn Store) {
@@ -423,4 +424,68 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.list_runs(&t, 10).await.unwrap_or_default().len(), 1);
+}
+
+/// Ids and names holding the characters adapters use as key separators (`#`, `/`, `|`, `%`,
+/// `:`, newlines) are stored as themselves and never land on another object's key.
+pub async fn separators_in_ids_never_confuse_keys(s: &dyn Store) {
+    let t = tenant("c-separators");
+    let i = integration(s, &t).await;
+    let m = MappingId::parse("m#1/x").unwrap_or_else(|_| unreachable!());
+    let w = Window {
+        from: d("2026-11-01"),
+        to: d("2026-11-01"),
+    };
+    // Pairs that a naive `object#metric` (or `/`, `|`) join would merge.
+    let values = [
+        value("a#b", "Clicks", "2026-11-01", 1.0),
+        value("a", "b#Clicks", "2026-11-01", 2.0),
+        value("a/b", "Clicks", "2026-11-01", 3.0),
+        value("a", "b/Clicks", "2026-11-01", 4.0),
+        value("a|b", "Clicks", "2026-11-01", 5.0),
+        value("a%23b", "Clicks", "2026-11-01", 6.0),
+        value("a\nb", "Clicks", "2026-11-01", 7.0),
+    ];
+    s.replace_chunk(&t, i.generation, &m, w, &values, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut got: Vec<(String, String, f64)> = s
+        .export(Some(&t))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.object_id, r.metric, r.value))
+        .collect();
+    got.sort_by(|a, b| a.2.total_cmp(&b.2));
+    let want: Vec<(String, String, f64)> = values
+        .iter()
+        .map(|v| (v.object.id.clone(), v.metric.clone(), v.value))
+        .collect();
+    assert_eq!(got, want);
+    // End users whose (company, identity) pairs join to the same text are two users.
+    let pairs = [("acme", "v|x:1"), ("acme|x:v", "1"), ("acme%7Cx:v", "1")];
+    let mut ids = std::collections::BTreeSet::new();
+    for (company, ext) in pairs {
+        let (u, created) = s
+            .create_end_user_if_absent(
+                &t,
+                &EndUserInput {
+                    company_id: company.into(),
+                    external_id: Some(ext.into()),
+                    email: None,
+                    name: None,
+                    surname: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{company} {ext}: {e}"));
+        assert!(created, "{company} {ext} was taken for another user");
+        assert_eq!(
+            (u.company_id.as_str(), u.external_id.as_deref()),
+            (company, Some(ext))
+        );
+        ids.insert(u.id);
+    }
+    assert_eq!(ids.len(), 3);
+    assert_eq!(s.list_end_users(&t).await.unwrap_or_default().len(), 3);
 }

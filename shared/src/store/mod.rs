@@ -46,15 +46,17 @@ pub enum ActivityOf {
 
 /// A new end user from its input. Its service id is stable for the same company and identity
 /// (`company|x:externalId`, else `company|e:email`), so two workers creating the same user pick
-/// the same id, and every adapter gives the same ids.
+/// the same id, and every adapter gives the same ids. In the company part `%` and `|` are
+/// escaped (`%25`, `%7C`), so the first `|` always ends it and two users never share an id.
 pub fn new_end_user(u: &EndUserInput) -> EndUser {
     let ident = u
         .external_id
         .as_deref()
         .map(|e| format!("x:{e}"))
         .unwrap_or_else(|| format!("e:{}", u.email.as_deref().unwrap_or_default()));
+    let company = u.company_id.replace('%', "%25").replace('|', "%7C");
     EndUser {
-        id: format!("{}|{}", u.company_id, ident),
+        id: format!("{company}|{ident}"),
         company_id: u.company_id.clone(),
         external_id: u.external_id.clone(),
         email: u.email.clone(),

@@ -1,10 +1,12 @@
 //! The transform of per-day pipeline rows (custom aggregations, reports): each row carries id
 //! columns and numeric columns; values per (object, metric, app, day) are the sums of each
 //! mapped column over the rows resolved to that object. Rows stream in through [`RowSink`];
-//! end users are resolved with the Feature/Page identity rules (no creation here). No I/O.
+//! end users are resolved and, when the mapping may create them, queued for creation with the
+//! Feature/Page identity rules (names are not read from pipeline rows, and these kinds write no
+//! activity). No I/O.
 
 use super::custom::IdFields;
-use super::identity::{Directory, IdentityRules, UserMatch};
+use super::identity::{Directory, IdentityRules, NewUsers, UserMatch};
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::{AppsTable, MetricValue, ObjectRef, Target};
 use crate::pendo::RowSink;
@@ -21,6 +23,8 @@ pub struct DaySpec {
     pub fields: Vec<(String, String)>,
     pub multi_app: bool,
     pub email_mapped: bool,
+    /// The global auto-detect setting AND the mapping's "Auto-create users?".
+    pub may_create: bool,
     pub day: NaiveDate,
     pub apps: AppsTable,
 }
@@ -50,6 +54,7 @@ pub struct DayAccumulator<'d> {
     dir: &'d Directory,
     app_slots: Vec<(String, String)>,
     values: HashMap<(u32, u16, usize), f64>,
+    new_users: NewUsers,
     pub rows_read: u64,
     pub rows_skipped: u64,
 }
@@ -61,6 +66,7 @@ impl<'d> DayAccumulator<'d> {
             dir,
             app_slots: Vec::new(),
             values: HashMap::new(),
+            new_users: NewUsers::default(),
             rows_read: 0,
             rows_skipped: 0,
         }
@@ -83,7 +89,7 @@ impl<'d> DayAccumulator<'d> {
         }
     }
 
-    fn object(&self, row: &Map<String, Value>) -> Option<u32> {
+    fn object(&mut self, row: &Map<String, Value>) -> Option<u32> {
         let company = text(row.get(&self.spec.ids.company));
         match self.spec.target {
             Target::Company => self.dir.company(company?.as_str()),
@@ -109,7 +115,7 @@ impl<'d> DayAccumulator<'d> {
                     .map(|e| e.trim().to_lowercase());
                 let rules = IdentityRules {
                     email_mapped: self.spec.email_mapped,
-                    may_create: false,
+                    may_create: self.spec.may_create,
                 };
                 match self.dir.match_user(
                     rules,
@@ -118,7 +124,15 @@ impl<'d> DayAccumulator<'d> {
                     email.as_deref(),
                 ) {
                     UserMatch::Existing(i) => Some(i),
-                    UserMatch::Create | UserMatch::Unresolvable => None,
+                    UserMatch::Create => self.new_users.slot(
+                        self.dir,
+                        rules,
+                        company.as_deref().unwrap_or_default(),
+                        ext.as_deref(),
+                        email.as_deref(),
+                        || (None, None),
+                    ),
+                    UserMatch::Unresolvable => None,
                 }
             }
         }
@@ -146,11 +160,18 @@ impl<'d> DayAccumulator<'d> {
         }
     }
 
-    /// The values of the day.
-    pub fn finish(self) -> Vec<MetricValue> {
+    /// End users to create before the values can be written.
+    pub fn new_users(&self) -> &[crate::domain::EndUserInput] {
+        self.new_users.list()
+    }
+
+    /// The values of the day. `created[i]` is the service id of `new_users()[i]`.
+    pub fn finish(self, created: &[String]) -> Vec<MetricValue> {
+        let base = self.dir.user_count() as u32;
         let mut out = Vec::with_capacity(self.values.len());
         for ((obj, app, i), value) in self.values {
             let id = match self.spec.target {
+                Target::EndUser if obj >= base => created.get((obj - base) as usize).cloned(),
                 Target::EndUser => self.dir.user(obj).map(|u| u.id.clone()),
                 kind => self.dir.object_id(kind, obj).map(str::to_string),
             };
@@ -190,6 +211,7 @@ impl RowSink for DayAccumulator<'_> {
     }
     fn reset(&mut self) {
         self.values.clear();
+        self.new_users.clear();
         self.rows_read = 0;
         self.rows_skipped = 0;
     }
@@ -222,6 +244,7 @@ mod tests {
             fields: vec![("m1".into(), "M1".into()), ("m2".into(), "M2".into())],
             multi_app,
             email_mapped: false,
+            may_create: false,
             day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             apps,
         }
@@ -248,7 +271,7 @@ mod tests {
         let mut acc = DayAccumulator::new(spec(Target::Company, false), &dir);
         feed(&mut acc, &rows());
         assert_eq!((acc.rows_read, acc.rows_skipped), (4, 2));
-        let v = acc.finish();
+        let v = acc.finish(&[]);
         let got: Vec<(&str, f64)> = v.iter().map(|m| (m.metric.as_str(), m.value)).collect();
         assert_eq!(got, vec![("M1", 5.0), ("M2", 1.5)]);
         assert!(v.iter().all(|m| m.app.is_empty() && m.object.id == "a"));
@@ -270,7 +293,7 @@ mod tests {
         acc.reset();
         feed(&mut acc, &rows());
         assert_eq!(acc.rows_read, 4);
-        let v = acc.finish();
+        let v = acc.finish(&[]);
         let got: Vec<(&str, &str, &str, f64)> = v
             .iter()
             .map(|m| {
@@ -287,6 +310,43 @@ mod tests {
             vec![
                 ("u1", "Mobile - M1", "7", 2.0),
                 ("u1", "Mobile - M2", "7", 1.5)
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_users_of_known_companies_are_created_once_when_allowed() {
+        let dir = Directory::new(vec![obj("a")], vec![], vec![], vec![]);
+        let mut sp = spec(Target::EndUser, false);
+        let mut acc = DayAccumulator::new(sp.clone(), &dir);
+        feed(&mut acc, &rows());
+        assert!(acc.new_users().is_empty(), "creation is off");
+        assert_eq!(acc.finish(&[]), vec![]);
+
+        sp.may_create = true;
+        let mut acc = DayAccumulator::new(sp, &dir);
+        let mut more = rows();
+        more.push(serde_json::json!({"accountId": "a", "visitorId": "v1", "m1": 4}));
+        feed(&mut acc, &more);
+        // v1 and v2 of company a; v3's company is unknown, v4 has none: never created.
+        let made: Vec<(&str, Option<&str>)> = acc
+            .new_users()
+            .iter()
+            .map(|u| (u.company_id.as_str(), u.external_id.as_deref()))
+            .collect();
+        assert_eq!(made, vec![("a", Some("v1")), ("a", Some("v2"))]);
+        assert_eq!((acc.rows_read, acc.rows_skipped), (5, 2));
+        let v = acc.finish(&["id-1".to_string(), "id-2".to_string()]);
+        let got: Vec<(&str, &str, f64)> = v
+            .iter()
+            .map(|m| (m.object.id.as_str(), m.metric.as_str(), m.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("id-1", "M1", 6.0),
+                ("id-1", "M2", 1.5),
+                ("id-2", "M1", 3.0)
             ]
         );
     }

@@ -301,16 +301,8 @@ async fn fetch_once(
         .aggregate(conn, &request, &mut acc)
         .await
         .map_err(ChunkError::Pendo)?;
-    let mut created_ids = Vec::with_capacity(acc.pending_users().len());
-    let mut users_created = 0;
-    for p in acc.pending_users() {
-        let (user, created) = store
-            .create_end_user_if_absent(t, &p.input())
-            .await
-            .map_err(st)?;
-        users_created += u64::from(created);
-        created_ids.push(user.id);
-    }
+    let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
+    let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
     match store
         .replace_chunk_from(t, integration.generation, &mapping.id, window, &prepared)
@@ -338,6 +330,23 @@ async fn fetch_once(
         users_created,
         rows_skipped: prepared.rows_skipped(),
     })
+}
+
+/// Creates a chunk's new end users, each only if still absent (another chunk may have created
+/// it meanwhile): their service ids in input order, and how many this call created.
+pub(super) async fn create_users(
+    ports: &Ports,
+    t: &crate::domain::TenantId,
+    inputs: &[crate::domain::EndUserInput],
+) -> Result<(Vec<String>, u64), StoreError> {
+    let mut ids = Vec::with_capacity(inputs.len());
+    let mut created = 0;
+    for input in inputs {
+        let (user, new) = ports.store.create_end_user_if_absent(t, input).await?;
+        created += u64::from(new);
+        ids.push(user.id);
+    }
+    Ok((ids, created))
 }
 
 /// Moves the mapping's cursor to the end of the longest run of done chunks from the start of

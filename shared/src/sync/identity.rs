@@ -2,7 +2,7 @@
 //! once per chunk: end users matched on email first, then on external id, always within the
 //! company; created only when all four conditions hold; never guessed.
 
-use crate::domain::{DirectoryObject, EndUser};
+use crate::domain::{DirectoryObject, EndUser, EndUserInput};
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]
@@ -133,6 +133,65 @@ impl Directory {
         } else {
             UserMatch::Unresolvable
         }
+    }
+}
+
+/// End users a chunk will create, each once per (company, email or external id): their slots
+/// follow the directory's users (`user_count() + index`), so values can be keyed by slot before
+/// the users exist.
+#[derive(Debug, Default)]
+pub struct NewUsers {
+    list: Vec<EndUserInput>,
+    index: HashMap<(String, String), u32>,
+}
+
+impl NewUsers {
+    /// The slot of the user to create for this row (a new one or the one already pending), or
+    /// `None` when the row has neither an external id nor an email to create it by. With the
+    /// email mapped, the email identifies the user; otherwise the external id does.
+    pub fn slot(
+        &mut self,
+        dir: &Directory,
+        rules: IdentityRules,
+        company: &str,
+        external_id: Option<&str>,
+        email: Option<&str>,
+        names: impl FnOnce() -> (Option<String>, Option<String>),
+    ) -> Option<u32> {
+        let ext = external_id.filter(|x| !x.is_empty());
+        let email = email.filter(|e| !e.is_empty());
+        let key = match (email, ext) {
+            (Some(e), _) if rules.email_mapped => format!("e:{e}"),
+            (_, Some(x)) => format!("x:{x}"),
+            (Some(e), None) => format!("e:{e}"),
+            (None, None) => return None,
+        };
+        let base = dir.user_count() as u32;
+        let k = (company.to_string(), key);
+        if let Some(p) = self.index.get(&k) {
+            return Some(base + p);
+        }
+        let (name, surname) = names();
+        self.list.push(EndUserInput {
+            company_id: company.to_string(),
+            external_id: ext.map(str::to_string),
+            email: email.filter(|_| rules.email_mapped).map(str::to_string),
+            name,
+            surname,
+        });
+        let p = (self.list.len() - 1) as u32;
+        self.index.insert(k, p);
+        Some(base + p)
+    }
+
+    /// The users to create, in slot order.
+    pub fn list(&self) -> &[EndUserInput] {
+        &self.list
+    }
+
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.index.clear();
     }
 }
 

@@ -28,7 +28,9 @@ pub(super) async fn fetch_pipeline_day(
 ) -> Result<ChunkStats, ChunkError> {
     use super::custom;
     use super::custom_rows::{DayAccumulator, DaySpec};
-    use crate::pendo::pipelines::{custom_request, day_time_series, reanchor, window_ending_on};
+    use crate::pendo::pipelines::{
+        custom_request, custom_time_series, reanchor, source_time_series, window_ending_on,
+    };
     let t = &integration.tenant;
     let store = &ports.store;
     let settings = &integration.settings;
@@ -69,10 +71,11 @@ pub(super) async fn fetch_pipeline_day(
             let out = custom::output(&stages)
                 .ok_or_else(|| invalid("the pipeline's output fields cannot be known"))?;
             let ids = custom::id_fields(mapping.target, fm, &out).map_err(invalid)?;
+            let ts = custom_time_series(source_time_series(&stages), day, tz);
             (
                 stages,
                 std::borrow::Cow::Borrowed(fields.as_slice()),
-                Some(day_time_series(day, tz)),
+                Some(ts),
                 ids,
             )
         }
@@ -127,6 +130,9 @@ pub(super) async fn fetch_pipeline_day(
             .collect(),
         multi_app: mapping.multi_app && pes_app.is_none(),
         email_mapped: fm.email.is_some(),
+        may_create: mapping.target == Target::EndUser
+            && settings.auto_detect_end_users
+            && mapping.auto_create_users,
         day,
         apps: integration.apps.clone(),
     };
@@ -143,7 +149,10 @@ pub(super) async fn fetch_pipeline_day(
     };
     fetched.map_err(ChunkError::Pendo)?;
     let (rows_read, rows_skipped) = (acc.rows_read, acc.rows_skipped);
-    let values = acc.finish();
+    let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
+        .await
+        .map_err(st)?;
+    let values = acc.finish(&created);
     match store
         .replace_chunk(t, integration.generation, &mapping.id, window, &values, &[])
         .await
@@ -155,7 +164,7 @@ pub(super) async fn fetch_pipeline_day(
         rows_read,
         values_written: values.len() as u64,
         activities_written: 0,
-        users_created: 0,
+        users_created,
         rows_skipped,
     })
 }

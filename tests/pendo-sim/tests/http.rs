@@ -216,7 +216,7 @@ async fn reports_list_and_results() {
         .json()
         .await
         .unwrap();
-    assert_eq!(reports.len(), 6);
+    assert_eq!(reports.len(), 7);
     let levels: Vec<&str> = reports
         .iter()
         .map(|r| r["level"].as_str().unwrap())

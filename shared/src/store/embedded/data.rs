@@ -1,7 +1,7 @@
 //! Directory, metric values and activity on SQLite. Values and activity carry the generation
 //! they were written for; reads only see the integration's current generation.
 
-use super::{corrupt, parse_day, StoreError};
+use super::{corrupt, parse_day, write_tx, StoreError};
 use crate::domain::{
     Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, ObjectRef, Target,
     TenantId,
@@ -23,7 +23,7 @@ pub(super) fn upsert_objects(
     kind: Target,
     objects: &[DirectoryObject],
 ) -> Result<(), StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     {
         let mut st = tx.prepare_cached(
             "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -125,7 +125,7 @@ pub(super) fn create_end_user_if_absent(
     t: &TenantId,
     u: &EndUserInput,
 ) -> Result<(EndUser, bool), StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     if let Some(found) = find_user(&tx, t, u)? {
         return Ok((found, false));
     }
@@ -140,7 +140,7 @@ pub(super) fn upsert_end_user(
     t: &TenantId,
     u: &EndUserInput,
 ) -> Result<EndUser, StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     let out = match find_user(&tx, t, u)? {
         Some(mut found) => {
             found.external_id = u.external_id.clone().or(found.external_id);
@@ -172,7 +172,7 @@ pub(super) fn fill_end_user(
     name: Option<&str>,
     surname: Option<&str>,
 ) -> Result<(), StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     for (col, v) in [("name", name), ("surname", surname)] {
         if let Some(v) = v {
             tx.execute(
@@ -200,7 +200,7 @@ pub(super) fn replace_chunk(
     window: Window,
     records: &dyn ChunkRecords,
 ) -> Result<(), StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     let current: Option<i64> = tx
         .query_row(
             "SELECT generation FROM integrations WHERE tenant=?1",
@@ -269,7 +269,7 @@ pub(super) fn purge_below_generation(
     t: &TenantId,
     generation: u64,
 ) -> Result<u64, StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     let p = params![t.as_str(), generation as i64];
     let n = tx.execute(
         "DELETE FROM metric_values WHERE tenant=?1 AND generation < ?2",
@@ -287,7 +287,7 @@ pub(super) fn delete_mapping_data(
     t: &TenantId,
     m: &MappingId,
 ) -> Result<u64, StoreError> {
-    let tx = c.transaction()?;
+    let tx = write_tx(c)?;
     let p = params![t.as_str(), m.as_str()];
     let n = tx.execute(
         "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2",

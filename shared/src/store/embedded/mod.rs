@@ -29,6 +29,13 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
+/// busy timeout for another process. A deferred one would read first and then fail with
+/// "database is locked" when another connection wrote in between (two processes on one file).
+pub(super) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    Ok(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -134,7 +141,7 @@ impl Store for EmbeddedStore {
         stored.version = i.version + 1;
         let body = to_json(&stored)?;
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let current: Option<i64> = tx
                 .query_row("SELECT version FROM integrations WHERE tenant=?1", [i.tenant.as_str()], |r| r.get(0))
                 .optional()?;
@@ -214,7 +221,7 @@ impl Store for EmbeddedStore {
 
     async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let p = params![t.as_str(), id.as_str()];
             let n = tx.execute("DELETE FROM mappings WHERE tenant=?1 AND id=?2", p)?;
             tx.execute("DELETE FROM mapping_state WHERE tenant=?1 AND id=?2", p)?;
@@ -348,7 +355,7 @@ impl Store for EmbeddedStore {
         error: Option<String>,
     ) -> Result<SyncRun, StoreError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = write_tx(c)?;
             let body: Option<String> = tx
                 .query_row(
                     "SELECT body FROM runs WHERE tenant=?1 AND id=?2",

@@ -1064,3 +1064,254 @@ async fn aggregation_fields_lists_numeric_outputs_and_names_the_refused_stage() 
         "{r}"
     );
 }
+
+/// Everything a tenant has configured, as the API shows it.
+async fn configured(a: &Api, token: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for path in [
+        "/v1/integration",
+        "/v1/apps",
+        "/v1/segments",
+        "/v1/mappings",
+        "/v1/directory/companies",
+        "/v1/directory/end-users",
+    ] {
+        let (s, v) = a.call(token, Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        out.push(v);
+    }
+    out
+}
+
+#[tokio::test]
+async fn hostile_json_is_refused_without_a_trace_and_odd_ids_stay_apart() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let before = configured(&a, ADMIN_A).await;
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let deep_obj = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+    let mut bodies: Vec<(&str, Vec<u8>)> = Vec::new();
+    for path in [
+        "/v1/integration/settings",
+        "/v1/mappings",
+        "/v1/directory/companies",
+    ] {
+        bodies.extend([
+            (
+                path,
+                format!("{{\"daysToSync\": {}}}", deep(100_000)).into_bytes(),
+            ),
+            (path, deep_obj(50_000).into_bytes()),
+            (path, format!("{{\"items\": {}}}", deep(5_000)).into_bytes()),
+            (path, b"{\"timezone\": \"\xff\xfe\xfd\"}".to_vec()),
+            (
+                path,
+                b"{\"items\": [{\"externalId\": \"a\xc3\x28\"}]}".to_vec(),
+            ),
+            (path, b"{\"daysToSync\": 1e400}".to_vec()),
+            (path, b"{\"daysToSync\": 18446744073709551616}".to_vec()),
+            (path, b"{\"daysToSync\": -9223372036854775809}".to_vec()),
+            (path, b"{\"daysToSync\": 30.5}".to_vec()),
+            (path, b"{\"daysToSync\": NaN}".to_vec()),
+            (path, b"{\"daysToSync\": Infinity}".to_vec()),
+            (path, b"{\"daysToSync\": \"NaN\"}".to_vec()),
+            (path, b"{\"daysToSync\": 30, \"daysToSync\": 30}".to_vec()),
+            (path, b"{\"items\": [], \"items\": []}".to_vec()),
+            (
+                path,
+                b"{\"metricName\": \"a\", \"metricName\": \"b\"}".to_vec(),
+            ),
+            (path, b"\"just a string\"".to_vec()),
+            (path, b"null".to_vec()),
+            (path, b"".to_vec()),
+            (path, b"{\"daysToSync\": 30".to_vec()),
+            (path, vec![b' '; 3 * 1024 * 1024]),
+        ]);
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for (path, body) in &bodies {
+        let method = match *path {
+            "/v1/integration/settings" => Method::PATCH,
+            "/v1/mappings" => Method::POST,
+            _ => Method::PUT,
+        };
+        let (s, text) = a.raw(Some(ADMIN_A), method, path, Some(body.clone())).await;
+        let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        assert!(s.is_client_error(), "{path} {shown}: {s} {text}");
+        let e: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} {shown}: {text}"));
+        assert!(e["error"]["message"].is_string(), "{path} {shown}: {text}");
+        *statuses.entry(s.as_u16()).or_insert(0) += 1;
+    }
+    eprintln!(
+        "hostile bodies: {} refused, by status {statuses:?}",
+        bodies.len()
+    );
+    assert_eq!(
+        configured(&a, ADMIN_A).await,
+        before,
+        "a refused request stored something"
+    );
+
+    // Ids holding key separators are stored as themselves, each its own object.
+    let ids = ["a#b", "a", "b", "a/b", "a%2Fb", "a|x:b", "a%23b", "ä#/|"];
+    let items: Vec<Value> = ids.iter().map(|i| json!({"externalId": i})).collect();
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/directory/companies",
+            Some(json!({ "items": items })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (_, list) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/companies", None)
+        .await;
+    let mut stored: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["externalId"].as_str().unwrap().to_string())
+        .collect();
+    stored.sort();
+    let accepted = r["accepted"].as_u64().unwrap() as usize;
+    assert_eq!(stored.len(), accepted);
+    for s in &stored {
+        assert!(ids.contains(&s.as_str()), "{s:?} was not sent");
+    }
+    assert_eq!(accepted, ids.len(), "{r}");
+    // End users whose (company, external id) pairs would join to the same text.
+    let users = json!({"items": [
+        {"companyId": "a", "externalId": "b|x:c"},
+        {"companyId": "a|x:b", "externalId": "c"},
+        {"companyId": "a/b", "externalId": "c#d"},
+        {"companyId": "a", "externalId": "b/c#d"},
+    ]});
+    let (s, r) = a
+        .call(ADMIN_A, Method::PUT, "/v1/directory/end-users", Some(users))
+        .await;
+    assert_eq!(
+        (s, r["accepted"].as_u64()),
+        (StatusCode::OK, Some(4)),
+        "{r}"
+    );
+    let (_, list) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/end-users", None)
+        .await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    let distinct: std::collections::BTreeSet<&str> =
+        list.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(distinct.len(), 4, "{list:?}");
+    // Path ids with encoded separators reach the handlers and never a 5xx.
+    for id in ["a%23b", "a%2Fb", "a%0Ab", "%E4%23", "..%2F..", "a%00b"] {
+        for path in [
+            format!("/v1/objects/company/{id}/metrics"),
+            format!("/v1/mappings/{id}"),
+            format!("/v1/runs/{id}"),
+        ] {
+            let (s, text) = a.raw(Some(ADMIN_A), Method::GET, &path, None).await;
+            assert!(s.is_success() || s.is_client_error(), "{path}: {s} {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_page_is_served_without_a_token_and_names_its_caller_and_choices() {
+    let a = api().await;
+    let req = |path: &str| {
+        Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (path, content_type, body) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            pendo_sync::api::web::INDEX_HTML,
+        ),
+        (
+            "/assets/app.js",
+            "text/javascript; charset=utf-8",
+            pendo_sync::api::web::APP_JS,
+        ),
+        (
+            "/assets/app.css",
+            "text/css; charset=utf-8",
+            pendo_sync::api::web::APP_CSS,
+        ),
+    ] {
+        let resp = a.router.clone().oneshot(req(path)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["content-type"], content_type, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, body.as_bytes(), "{path}");
+    }
+    // Only those three files: anything else is the API's JSON 404.
+    let (s, body) = a.raw(None, Method::GET, "/assets/other.js", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(body.contains("no_route"), "{body}");
+
+    let (s, me) = a.call(MEMBER_A, Method::GET, "/v1/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me, json!({"tenant": "tenant-a", "role": "member"}));
+    let (_, me) = a.call(ADMIN_B, Method::GET, "/v1/me", None).await;
+    assert_eq!(me, json!({"tenant": "tenant-b", "role": "admin"}));
+
+    let (s, c) = a.call(ADMIN_A, Method::GET, "/v1/choices", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        c["domains"],
+        json!([
+            "app.pendo.io",
+            "app.eu.pendo.io",
+            "us1.app.pendo.io",
+            "app.jpn.pendo.io",
+            "app.au.pendo.io"
+        ])
+    );
+    assert_eq!(
+        c["pesComponents"],
+        json!(["score", "adoption", "stickiness", "growth"])
+    );
+    assert_eq!(
+        c["targets"],
+        json!(["company", "endUser", "asset", "project"])
+    );
+    let zones: Vec<&str> = c["timezones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z.as_str().unwrap())
+        .collect();
+    assert_eq!(zones.len(), chrono_tz::TZ_VARIANTS.len());
+    assert!(
+        zones.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates"
+    );
+    // Every offered zone is accepted by the settings, and nothing else is offered.
+    for z in ["America/New_York", "Europe/Berlin", "UTC", "Asia/Kolkata"] {
+        assert!(zones.contains(&z), "{z}");
+    }
+    a.connect(ADMIN_A).await;
+    for z in [zones[0], zones[zones.len() / 2], zones[zones.len() - 1]] {
+        let (s, i) = a
+            .call(
+                ADMIN_A,
+                Method::PATCH,
+                "/v1/integration/settings",
+                Some(json!({ "timezone": z })),
+            )
+            .await;
+        assert_eq!((s, i["timezone"].as_str()), (StatusCode::OK, Some(z)));
+    }
+}

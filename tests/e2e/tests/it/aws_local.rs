@@ -22,15 +22,16 @@ use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::sqs::SqsQueue;
-use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
+use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
 use pendo_sync::store::{contract, Store};
+use pendo_sync::sync::messages::QueueMessage;
 use pendo_sync::{App, Ports};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The local endpoint, or a failure that says how to run these tests.
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     if ep.trim().is_empty() {
         panic!(
@@ -51,14 +52,14 @@ fn endpoint() -> String {
     ep
 }
 
-struct Aws {
-    dynamo: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    prefix: String,
+pub(crate) struct Aws {
+    pub(crate) dynamo: aws_sdk_dynamodb::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) prefix: String,
 }
 
 impl Aws {
-    async fn connect() -> Aws {
+    pub(crate) async fn connect() -> Aws {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint())
             .region(Region::new("us-east-1"))
@@ -73,13 +74,13 @@ impl Aws {
         }
     }
 
-    async fn store(&self) -> DynamoStore {
+    pub(crate) async fn store(&self) -> DynamoStore {
         let tables = DynamoTables::with_prefix(&self.prefix);
         ensure_tables(&self.dynamo, &tables).await.unwrap();
         DynamoStore::new(self.dynamo.clone(), tables)
     }
 
-    async fn queue(&self) -> SqsQueue {
+    pub(crate) async fn queue(&self) -> SqsQueue {
         let mut urls = Vec::new();
         for name in ["fetch", "resync"] {
             let out = self
@@ -95,7 +96,7 @@ impl Aws {
     }
 
     /// Up to 10 visible messages, with their receive counts.
-    async fn receive(&self, url: &str) -> Vec<Message> {
+    pub(crate) async fn receive(&self, url: &str) -> Vec<Message> {
         self.sqs
             .receive_message()
             .queue_url(url)
@@ -110,7 +111,7 @@ impl Aws {
     }
 
     /// Every body on both queues, deleting what it reads.
-    async fn drain_bodies(&self, q: &SqsQueue) -> Vec<String> {
+    pub(crate) async fn drain_bodies(&self, q: &SqsQueue) -> Vec<String> {
         let mut out = Vec::new();
         for url in [q.fetch_url(), q.resync_url()] {
             loop {
@@ -127,7 +128,7 @@ impl Aws {
         out
     }
 
-    async fn delete(&self, url: &str, m: &Message) {
+    pub(crate) async fn delete(&self, url: &str, m: &Message) {
         self.sqs
             .delete_message()
             .queue_url(url)
@@ -165,13 +166,14 @@ fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
 }
 
 /// Feeds both queues to the handlers (as Lambda's event source would) until they are empty:
-/// acknowledged messages are deleted, failed ones made visible again at once.
-async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> usize {
+/// acknowledged messages are deleted, failed ones made visible again at once. Returns every
+/// body delivered (a redelivered message once per delivery).
+async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<String> {
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 4,
     };
-    let mut handled = 0;
+    let mut handled = Vec::new();
     for _ in 0..500 {
         let mut idle = true;
         for (url, resync) in [(q.resync_url(), true), (q.fetch_url(), false)] {
@@ -180,7 +182,7 @@ async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> usize {
                 continue;
             }
             idle = false;
-            handled += msgs.len();
+            handled.extend(msgs.iter().map(|m| m.body.clone().unwrap_or_default()));
             let r = if resync {
                 handle_resync_batch(app, config, sqs_event(&msgs)).await
             } else {
@@ -452,6 +454,37 @@ async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     (stack, queue)
 }
 
+/// The `gen` of every item of the tenant on the data table's gsi1 (values and activity).
+async fn data_generations(aws: &Aws, t: &TenantId) -> Vec<u64> {
+    let table = DynamoTables::with_prefix(&aws.prefix).data;
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = aws
+            .dynamo
+            .query()
+            .table_name(&table)
+            .index_name("gsi1")
+            .key_condition_expression("gpk = :p")
+            .expression_attribute_values(
+                ":p",
+                aws_sdk_dynamodb::types::AttributeValue::S(keys::data_gpk(t)),
+            )
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            let g = item.get("gen").and_then(|v| v.as_n().ok()).unwrap();
+            out.push(g.parse().unwrap());
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
 /// Only the metric values of an export.
 fn values_only(rows: &[ExportRow]) -> Vec<ExportRow> {
     rows.iter()
@@ -475,8 +508,10 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     local.resync().await;
     let started = Instant::now();
     s.app.resync_all(&s.tenant).await.unwrap();
-    let handled = drain_through_handlers(&aws, &s.app, &queue).await;
+    let first_bodies = drain_through_handlers(&aws, &s.app, &queue).await;
+    let handled = first_bodies.len();
     let first = started.elapsed();
+    let first_generation = s.app.integration(&s.tenant).await.unwrap().generation;
     let want = comparable(&local.app, &local.tenant).await;
     let got = comparable(&s.app, &s.tenant).await;
     assert!(!values_only(&want).is_empty());
@@ -505,6 +540,34 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
         .await
         .unwrap();
     assert_eq!(users, local_users);
+
+    // The purge: the data table holds nothing of an older generation any more (every value and
+    // activity item of the tenant is on gsi1, so one query sees them all).
+    let generation = s.app.integration(&s.tenant).await.unwrap().generation;
+    assert!(generation > first_generation);
+    let gens = data_generations(&aws, &s.tenant).await;
+    assert_eq!(gens.len(), got.len(), "one item per exported row");
+    assert!(gens.iter().all(|g| *g == generation), "{gens:?}");
+
+    // A fetch message of the first re-sync delivered again now (SQS redelivers at least once)
+    // is dropped by the generation check: acknowledged, nothing written.
+    let stale = first_bodies
+        .iter()
+        .find(|b| {
+            matches!(QueueMessage::decode(b), Ok(QueueMessage::Fetch(f)) if f.generation == first_generation)
+        })
+        .expect("the first re-sync fanned out fetch messages")
+        .clone();
+    aws.sqs
+        .send_message()
+        .queue_url(queue.fetch_url())
+        .message_body(stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drain_through_handlers(&aws, &s.app, &queue).await.len(), 1);
+    assert_eq!(comparable(&s.app, &s.tenant).await, want);
+    assert_eq!(data_generations(&aws, &s.tenant).await.len(), got.len());
     eprintln!(
         "re-sync on moto: {handled} messages, {} rows; first {first:?}, second {second:?}",
         want.len()

@@ -13,6 +13,7 @@ use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::worker::{drain, DrainStats};
 use pendo_sync::{App, Ports};
@@ -26,6 +27,20 @@ pub const NY: Tz = chrono_tz::America::New_York;
 
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// Wraps the queue the app sends to (the drain still reads the in-process queue).
+pub type QueueWrapper = Box<dyn FnOnce(InProcessQueue) -> Arc<dyn Queue>>;
+
+/// Variations of [`Stack::build`].
+#[derive(Default)]
+pub struct StackOptions {
+    /// The Pendo client's whole-request timeout (default: the product's).
+    pub request_timeout: Option<StdDuration>,
+    /// An embedded store on a file in this folder (default: in memory).
+    pub store_dir: Option<std::path::PathBuf>,
+    /// Wraps the queue the app sends to.
+    pub wrap_queue: Option<QueueWrapper>,
 }
 
 pub struct Stack {
@@ -55,6 +70,12 @@ impl Stack {
     }
 
     pub async fn start_with(config: SimConfig) -> Stack {
+        Self::build(config, StackOptions::default()).await
+    }
+
+    /// A stack with a shorter Pendo client timeout, a file store and/or a queue wrapper
+    /// (what the app sends goes through the wrapper; the drain reads the in-process queue).
+    pub async fn build(config: SimConfig, opts: StackOptions) -> Stack {
         let now = config.now;
         let sim = Simulator::new(config);
         let running = sim.spawn("127.0.0.1:0").await.unwrap();
@@ -65,14 +86,25 @@ impl Stack {
         let pendo = HttpPendo::new(HttpPendoConfig {
             endpoints,
             retry: RetryPolicy::fast(),
+            request_timeout: opts
+                .request_timeout
+                .unwrap_or(HttpPendoConfig::default().request_timeout),
             ..HttpPendoConfig::default()
         })
         .unwrap();
         let queue = InProcessQueue::new(5, StdDuration::from_millis(1));
         let clock = FixedClock::new(now);
+        let store = match &opts.store_dir {
+            Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
+            None => EmbeddedStore::in_memory().unwrap(),
+        };
+        let sent: Arc<dyn Queue> = match opts.wrap_queue {
+            Some(wrap) => wrap(queue.clone()),
+            None => Arc::new(queue.clone()),
+        };
         let ports = Ports {
-            store: Arc::new(EmbeddedStore::in_memory().unwrap()),
-            queue: Arc::new(queue.clone()),
+            store: Arc::new(store),
+            queue: sent,
             pendo: Arc::new(pendo),
             clock: Arc::new(clock.clone()),
         };

@@ -3,7 +3,9 @@
 //! simulator's data, converted with chrono-tz).
 
 mod api;
+mod aws_handlers;
 mod aws_local;
+mod configurator;
 mod handlers;
 mod helpers;
 mod scenarios;

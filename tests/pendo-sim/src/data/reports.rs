@@ -84,6 +84,20 @@ fn account_usage(ts: &Value) -> Value {
     ])
 }
 
+/// Per account and app: rows carry `appId`, so a multi-app mapping splits them.
+fn account_app_usage(ts: &Value) -> Value {
+    json!([
+        { "source": { "events": { "appId": "expandAppIds(\"*\")" }, "timeSeries": ts } },
+        { "identified": "accountId" },
+        { "group": { "group": ["accountId", "appId"], "fields": {
+            "numEvents": { "sum": "numEvents" },
+            "numMinutes": { "sum": "numMinutes" } } } },
+        { "select": { "accountId": "accountId", "appId": "appId",
+                      "numEvents": "numEvents", "numMinutes": "numMinutes" } },
+        { "sort": ["accountId", "appId"] }
+    ])
+}
+
 fn visitor_fields() -> Value {
     json!([
         field("visitorId", "Visitor ID", "string"),
@@ -181,6 +195,21 @@ pub fn build(sub: &Subscription) -> Vec<Value> {
                 field("visitor_agent_email", "Email", "string"),
                 field("visitor_agent_firstname", "First Name", "string"),
                 field("visitor_custom_projectid", "Project ID", "string"),
+            ]),
+            created,
+        ),
+        report(
+            "rpt-account-apps-14d",
+            "Account activity per app, last 14 days",
+            "account",
+            "relative",
+            &relative_ts(14),
+            account_app_usage(&relative_ts(14)),
+            json!([
+                field("accountId", "Account ID", "string"),
+                field("appId", "App ID", "number"),
+                field("numEvents", "Number of Events", "number"),
+                field("numMinutes", "Number of Minutes", "number"),
             ]),
             created,
         ),

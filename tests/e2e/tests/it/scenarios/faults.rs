@@ -5,7 +5,7 @@ use crate::helpers::*;
 use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::domain::{ConnectionStatus, MappingKind, Target};
 
-async fn scenario(s: &Stack) {
+pub(super) async fn scenario(s: &Stack) {
     s.ny_days(21).await;
     s.add_companies(&[]).await;
     for (i, app) in s.sim.subscription().app_ids().into_iter().enumerate() {
@@ -23,7 +23,7 @@ async fn scenario(s: &Stack) {
     }
 }
 
-fn every(kind: FaultKind, k: u64) -> FaultRule {
+pub(super) fn every(kind: FaultKind, k: u64) -> FaultRule {
     FaultRule {
         every: Some(k),
         times: None,

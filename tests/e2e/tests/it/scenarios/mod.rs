@@ -2,5 +2,6 @@ mod faults;
 mod identity;
 mod multi_app;
 mod pipelines;
+mod reliability;
 mod runs;
 mod time;

@@ -183,6 +183,101 @@ async fn an_aggregation_per_visitor_feeds_end_users_and_splits_per_app() {
     assert_eq!(got, want);
 }
 
+#[tokio::test]
+async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
+    let s = Stack::start().await;
+    s.ny_days(3).await;
+    s.settings(pendo_sync::app::SettingsUpdate {
+        auto_detect_end_users: Some(true),
+        ..Default::default()
+    })
+    .await;
+    let sub = s.sim.subscription();
+    let skipped = sub.accounts[0].id.clone();
+    let companies = s.add_companies(&[skipped.as_str()]).await;
+    let per_visitor = json!([
+        {"source": {"events": {"appId": "expandAppIds(\"*\")"},
+            "timeSeries": {"first": "now()", "count": -7, "period": "dayRange"}}},
+        {"group": {"group": ["visitorId"], "fields": [
+            {"accountId": {"first": "accountId"}}, {"n": {"sum": "numEvents"}}]}}
+    ]);
+    let m = s
+        .mapping(
+            agg(per_visitor.clone(), &[("n", "Events")]),
+            Target::EndUser,
+            "Events",
+            |m| m.auto_create_users = true,
+        )
+        .await;
+    s.resync().await;
+    // Expected: one user per visitor seen on any of the three days whose account is in the
+    // directory; its value per day is the day's sum.
+    let mut want_users = BTreeMap::new();
+    let mut want_values = BTreeMap::new();
+    for day in days(d("2026-11-02"), d("2026-11-04")) {
+        let rows = run(
+            &s,
+            &per_visitor,
+            json!({"period": "dayRange", "first": ny_noon(day), "count": 1}),
+        );
+        for r in rows {
+            let (Some(v), Some(a)) = (r["visitorId"].as_str(), r["accountId"].as_str()) else {
+                continue;
+            };
+            if !companies.iter().any(|c| c == a) {
+                continue;
+            }
+            want_users.insert(v.to_string(), a.to_string());
+            *want_values.entry((v.to_string(), day)).or_insert(0.0) += num(&r["n"]);
+        }
+    }
+    assert!(want_users.len() > 10, "{}", want_users.len());
+    let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+    let got_users: BTreeMap<String, String> = users
+        .iter()
+        .map(|u| (u.external_id.clone().unwrap(), u.company_id.clone()))
+        .collect();
+    assert_eq!(got_users, want_users);
+    assert!(!got_users.values().any(|a| *a == skipped));
+    let by_id: BTreeMap<&str, &str> = users
+        .iter()
+        .map(|u| (u.id.as_str(), u.external_id.as_deref().unwrap()))
+        .collect();
+    let got_values: BTreeMap<(String, NaiveDate), f64> = s
+        .values()
+        .await
+        .into_iter()
+        .map(|((id, _, _, day), v)| ((by_id[id.as_str()].to_string(), day), v))
+        .collect();
+    assert_eq!(got_values, want_values);
+    // A second full sync finds them all: nobody is created twice.
+    s.resync().await;
+    let runs = s.app.ports.store.list_runs(&s.tenant, 10).await.unwrap();
+    let created: Vec<u64> = runs
+        .iter()
+        .map(|r| {
+            r.chunks
+                .iter()
+                .filter(|c| c.mapping_id == m.id)
+                .map(|c| c.stats.users_created)
+                .sum()
+        })
+        .collect();
+    let mut sorted = created.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![0, want_users.len() as u64], "{created:?}");
+    assert_eq!(
+        s.app
+            .ports
+            .store
+            .list_end_users(&s.tenant)
+            .await
+            .unwrap()
+            .len(),
+        want_users.len()
+    );
+}
+
 async fn refused(s: &Stack, source: MappingKind, target: Target) -> (String, String) {
     let input = MappingInput {
         source,
@@ -369,6 +464,66 @@ async fn a_7_day_visitor_report_feeds_end_users_and_companies() {
     let got = s.values().await;
     assert!(got.keys().any(|k| k.1 == "Events 7d"));
     assert!(got.keys().any(|k| k.1 == "Minutes 7d"));
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_report_with_app_rows_splits_per_app_when_multi_app() {
+    let s = Stack::start().await;
+    s.ny_days(2).await;
+    let companies = s.add_companies(&[]).await;
+    let apps = s.sim.subscription().app_ids();
+    s.app
+        .upsert_app(&s.tenant, &apps[0].to_string(), "Web")
+        .await
+        .unwrap();
+    s.app
+        .upsert_app(&s.tenant, &apps[1].to_string(), "")
+        .await
+        .unwrap();
+    s.app
+        .upsert_app(&s.tenant, "unknown", "Other")
+        .await
+        .unwrap();
+    s.mapping(
+        report("rpt-account-apps-14d", &[("numEvents", "Events 14d")]),
+        Target::Company,
+        "Events 14d",
+        |m| m.multi_app = true,
+    )
+    .await;
+    s.resync().await;
+    let mut want = BTreeMap::new();
+    for day in days(d("2026-11-03"), d("2026-11-04")) {
+        for r in report_rows(&s, "rpt-account-apps-14d", 14, day) {
+            let a = r["accountId"].as_str().unwrap().to_string();
+            if !companies.contains(&a) {
+                continue;
+            }
+            let app = r["appId"].as_i64().unwrap();
+            // Apps table: Web (prefixed), the second app with an empty prefix, the rest in
+            // the permanent `unknown` row.
+            let (row, metric) = if app == apps[0] {
+                (app.to_string(), "Web - Events 14d".to_string())
+            } else if app == apps[1] {
+                (app.to_string(), "Events 14d".to_string())
+            } else {
+                ("unknown".to_string(), "Other - Events 14d".to_string())
+            };
+            *want.entry((a, metric, row, day)).or_insert(0.0) += num(&r["numEvents"]);
+        }
+    }
+    let got = s.values().await;
+    for row in [
+        apps[0].to_string(),
+        apps[1].to_string(),
+        "unknown".to_string(),
+    ] {
+        assert!(
+            got.keys().any(|k| k.2 == row),
+            "no values for app row {row}"
+        );
+    }
     assert_eq!(got, want);
 }
 

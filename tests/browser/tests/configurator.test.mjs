@@ -1,0 +1,318 @@
+// The configurator page in a real browser (headless Debian Chromium via playwright-core), against
+// `pendo-sync serve` and the Pendo simulator. Each test uses its own tenant of one server.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startAll, api, newPage, TOKENS, PENDO_KEY, SCREENSHOTS } from '../lib/harness.mjs';
+
+const T = { timeout: 30_000 };
+let env;
+
+before(async () => { env = await startAll(); mkdirSync(SCREENSHOTS, { recursive: true }); });
+after(async () => { if (env) await env.stop(); });
+
+/** The simulator's accounts, as companies in the tenant's directory (what an operator's system loads). */
+async function loadCompanies(token) {
+  const info = await (await fetch(`${env.sim}/_sim/info`)).json();
+  const items = Array.from({ length: info.accounts }, (_, i) => ({ externalId: `acct-${String(i + 1).padStart(4, '0')}` }));
+  const r = await api(env.base, token, 'PUT', '/v1/directory/companies', { items });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, { accepted: info.accounts, errors: [] });
+  return items.map((c) => c.externalId);
+}
+
+async function connectByApi(token) {
+  const r = await api(env.base, token, 'PUT', '/v1/integration/connection', { key: PENDO_KEY, domain: 'app.pendo.io' });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
+describe('configurator page', () => {
+  test('connect, add a Feature mapping, Sync now, and chart it with one point per synced day', { timeout: 180_000 }, async () => {
+    const companies = await loadCompanies(TOKENS.flowAdmin);
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${TOKENS.flowAdmin}`);
+    // The token leaves the address bar at once.
+    await page.waitForFunction(() => location.hash === '', null, T);
+    await page.locator('#connection-status').filter({ hasText: 'Not connected' }).waitFor(T);
+
+    // Connect: the key is verified with Pendo; afterwards only its masked form shows.
+    await page.getByLabel('Integration key').fill(PENDO_KEY);
+    await page.getByLabel('Domain').selectOption('app.pendo.io');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    assert.equal(await page.getByLabel('Integration key').inputValue(), '');
+    assert.match(await page.locator('#connect-form').innerText(), new RegExp(`Stored key: \\*+${PENDO_KEY.slice(-4)}|Stored key: .*${PENDO_KEY.slice(-4)}`));
+    assert.ok(!(await page.content()).includes(PENDO_KEY), 'the page never holds the stored key');
+
+    // The Feature form offers the subscription's features (as Pendo lists them).
+    const features = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/discovery/features')).body;
+    assert.ok(features.length > 0);
+    const form = page.locator('#mapping-form');
+    const featureSelect = form.getByLabel('Feature', { exact: true });
+    await featureSelect.waitFor(T);
+    assert.deepEqual(await featureSelect.locator('option').evaluateAll((os) => os.map((o) => o.value)), features.map((f) => f.id));
+    const feature = features[0];
+    await featureSelect.selectOption(feature.id);
+    await form.getByLabel('Metric name', { exact: true }).fill('Feature clicks');
+    await form.getByRole('button', { name: 'Add mapping' }).click();
+
+    const row = page.locator('section.group[data-kind=feature] tbody tr').filter({ hasText: 'Feature clicks' });
+    await row.waitFor(T);
+    assert.equal(await row.locator('td.last-synced').innerText(), 'never');
+    const mapping = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/mappings')).body;
+    const integ0 = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/integration')).body;
+    assert.equal(mapping.length, 1);
+    assert.deepEqual(mapping[0].source, { kind: 'feature', featureId: feature.id, minutesMetric: null });
+
+    // Sync now, with live progress until the run finishes.
+    // Record the live progress the row shows while the run goes on.
+    await page.evaluate((id) => {
+      window.progressSeen = [];
+      new MutationObserver(() => {
+        const slot = document.getElementById(`progress-${id}`);
+        const bar = slot && slot.querySelector('progress');
+        const text = slot && slot.querySelector('.progress-text');
+        if (bar && text) window.progressSeen.push(`${bar.value}/${bar.max} ${text.textContent}`);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    }, mapping[0].id);
+    await row.getByRole('button', { name: 'Sync now: Feature clicks' }).click();
+    await page.waitForFunction(() => {
+      const cell = document.querySelector('section.group[data-kind=feature] td.last-synced');
+      return cell && /^\d{4}-\d{2}-\d{2}$/.test(cell.textContent);
+    }, null, { timeout: 120_000 });
+    const state = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/mappings/${mapping[0].id}`)).body.state;
+    const synced = page.locator('section.group[data-kind=feature] tbody tr').filter({ hasText: 'Feature clicks' });
+    assert.equal(await synced.locator('td.last-synced').innerText(), state.lastSyncedDay);
+    const run = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/runs/${state.lastRun}`)).body;
+    assert.equal(run.finished, true);
+    assert.equal(run.chunksFailed, 0);
+    // 90 days in chunks of at most 7 days; the row showed the run's progress up to its end.
+    assert.equal(run.chunksTotal, Math.ceil(integ0.daysToSync / 7));
+    const seen = await page.evaluate(() => window.progressSeen);
+    assert.ok(seen.length > 0, 'progress was shown');
+    assert.ok(seen.some((t) => new RegExp(`^\\d+/${run.chunksTotal} running \\(\\d+ of ${run.chunksTotal} chunks\\)$`).test(t)), seen.join('; '));
+    // Once finished, the bar goes and the outcome shows in the Last run column.
+    assert.equal(await page.locator(`#progress-${mapping[0].id}`).innerText(), '');
+    assert.equal(await synced.locator('.outcome').innerText(), `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values`);
+    await page.screenshot({ path: join(SCREENSHOTS, 'mapping-tab.png') });
+
+    // The company with the most synced days; its series as the API returns it.
+    const integ = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/integration')).body;
+    const last = state.lastSyncedDay;
+    const first = new Date(`${last}T00:00:00Z`);
+    first.setUTCDate(first.getUTCDate() - (integ.daysToSync - 1));
+    const from = first.toISOString().slice(0, 10);
+    let best = null;
+    for (const c of companies) {
+      const s = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/objects/company/${c}/series?metric=Feature%20clicks&from=${from}&to=${last}`)).body;
+      if (!best || s.length > best.series.length) best = { id: c, series: s };
+    }
+    assert.ok(best.series.length > 1, 'the simulator has clicks on several days');
+    assert.ok(best.series.length <= integ.daysToSync);
+    const days = new Set(best.series.map((p) => p.day));
+    assert.equal(days.size, best.series.length, 'one value per day (no app split)');
+
+    await page.getByRole('tab', { name: 'Metrics' }).click();
+    const mform = page.locator('#metrics-form');
+    await mform.getByLabel('Company', { exact: true }).selectOption(best.id);
+    await mform.getByLabel('From').fill(from);
+    await mform.getByLabel('To').fill(last);
+    await mform.getByRole('button', { name: 'Show' }).click();
+    const chart = page.locator('section.chart[data-metric="Feature clicks"]');
+    await chart.waitFor(T);
+    await page.waitForFunction(() => document.querySelector('section.chart[data-drawn]'), null, T);
+    assert.equal(await chart.getAttribute('data-drawn'), String(best.series.length));
+    assert.equal(await chart.getAttribute('data-lines'), '1');
+    // uPlot drew a canvas, and the values table (its accessible twin) lists exactly those days.
+    assert.equal(await chart.locator('canvas').count(), 1);
+    const rows = await chart.locator('table.values tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent]));
+    assert.deepEqual(rows, best.series.map((p) => [p.day, String(p.value)]).sort());
+    const sys = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/objects/company/${best.id}/system`)).body;
+    assert.equal(await page.locator('dl.system dd').innerText(), String(sys.usersActiveLast7Days ?? 0));
+    await chart.scrollIntoViewIfNeeded();
+    await chart.screenshot({ path: join(SCREENSHOTS, 'metric-chart.png') });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('a refused key shows Pendo\'s exact message next to the key field and saves nothing', { timeout: 60_000 }, async () => {
+    const { page, context, problems } = await newPage(env.browser);
+    // Sign in by pasting the token, keyboard only.
+    await page.goto(`${env.base}/`);
+    await page.getByLabel('Token').waitFor(T);
+    await page.keyboard.type(TOKENS.badKeyAdmin);
+    await page.keyboard.press('Enter');
+    await page.locator('#connection-status').filter({ hasText: 'Not connected' }).waitFor(T);
+
+    await page.getByLabel('Integration key').fill('not-the-right-key-0000');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    const err = page.locator('#connect-form .err[data-err="key"]');
+    await page.waitForFunction(() => document.querySelector('#connect-form .err[data-err="key"]').textContent !== '', null, T);
+    // The same request straight to the API: the page shows its message verbatim.
+    const direct = await api(env.base, TOKENS.badKeyAdmin, 'PUT', '/v1/integration/connection', { key: 'not-the-right-key-0000', domain: 'app.pendo.io' });
+    assert.equal(direct.status, 422);
+    assert.equal(direct.body.error.code, 'pendo_key_rejected');
+    assert.equal(await err.innerText(), direct.body.error.message);
+    assert.equal(await page.getByLabel('Integration key').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('Integration key').inputValue(), 'not-the-right-key-0000', 'nothing typed is lost');
+    assert.equal(await page.locator('#connection-status').innerText(), 'Not connected');
+    assert.equal((await api(env.base, TOKENS.badKeyAdmin, 'GET', '/v1/integration')).body.status, 'notConnected');
+
+    // Tabs work with the arrow keys.
+    await page.getByRole('tab', { name: 'Mapping' }).focus();
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-apps');
+    assert.equal(await page.locator('#pane-apps').isVisible(), true);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('a member sees days to sync read-only, and saves other settings', { timeout: 60_000 }, async () => {
+    await connectByApi(TOKENS.teamAdmin);
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${TOKENS.teamMember}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    assert.match(await page.locator('#who').innerText(), /team · member/);
+    const days = page.getByLabel('Days to sync');
+    assert.equal(await days.isDisabled(), true);
+    assert.equal(await days.isEditable(), false);
+    assert.match(await page.locator('#settings-form').innerText(), /Only an admin can change days to sync\./);
+    const before = (await api(env.base, TOKENS.teamMember, 'GET', '/v1/integration')).body;
+    assert.equal(await days.inputValue(), String(before.daysToSync));
+
+    await page.getByLabel('Timezone (IANA)').selectOption('Europe/Berlin');
+    await page.getByRole('button', { name: 'Update' }).click();
+    await page.locator('.banner').filter({ hasText: 'Re-sync required' }).waitFor(T);
+    const afterSave = (await api(env.base, TOKENS.teamMember, 'GET', '/v1/integration')).body;
+    assert.equal(afterSave.timezone, 'Europe/Berlin');
+    assert.equal(afterSave.daysToSync, before.daysToSync);
+    // The admin of the same tenant may change it.
+    await context.close();
+    const admin = await newPage(env.browser);
+    await admin.page.goto(`${env.base}/#token=${TOKENS.teamAdmin}`);
+    const adminDays = admin.page.getByLabel('Days to sync');
+    await adminDays.waitFor(T);
+    assert.equal(await adminDays.isEditable(), true);
+    await adminDays.fill('14');
+    await admin.page.getByRole('button', { name: 'Update' }).click();
+    await admin.page.waitForFunction(() => document.querySelector('.toast') && document.querySelector('.toast').textContent === 'Settings saved', null, T);
+    assert.equal((await api(env.base, TOKENS.teamAdmin, 'GET', '/v1/integration')).body.daysToSync, 14);
+    assert.deepEqual([...problems, ...admin.problems], []);
+    await admin.context.close();
+  });
+
+  test('a settings change raises the re-sync-required banner; Re-sync all clears it', { timeout: 120_000 }, async () => {
+    await connectByApi(TOKENS.resyncAdmin);
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${TOKENS.resyncAdmin}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    const banner = page.locator('.banner');
+    assert.equal(await banner.isVisible(), false);
+
+    // An invalid field mapping: the message shows next to that field and nothing changes.
+    await page.getByLabel('Email').fill('metadata.');
+    await page.getByRole('button', { name: 'Update' }).click();
+    const emailErr = page.locator('#settings-form .err[data-err="fieldMappings.email"]');
+    await page.waitForFunction(() => document.querySelector('#settings-form .err[data-err="fieldMappings.email"]').textContent !== '', null, T);
+    const refused = await api(env.base, TOKENS.resyncAdmin, 'PATCH', '/v1/integration/settings', { fieldMappings: { email: 'metadata.' } });
+    assert.equal(refused.status, 400);
+    assert.equal(await emailErr.innerText(), refused.body.error.message);
+    assert.equal(await banner.isVisible(), false);
+
+    await page.getByLabel('Email').fill('metadata.agent.email');
+    await page.getByLabel('Timezone (IANA)').selectOption('America/New_York');
+    await page.getByRole('button', { name: 'Update' }).click();
+    await banner.filter({ hasText: 'Re-sync required' }).waitFor(T);
+    const i = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/integration')).body;
+    assert.equal(i.resyncRequired, true);
+    assert.equal(i.fieldMappings.email, 'visitor.metadata.agent.email');
+
+    // Readable on a narrow window: nothing overflows sideways, the banner still shows.
+    await page.setViewportSize({ width: 400, height: 800 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1));
+    assert.equal(await banner.isVisible(), true);
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    const gen = i.generation;
+    await page.locator('#resync-banner').click();
+    await banner.waitFor({ state: 'hidden', ...T });
+    const after = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/integration')).body;
+    assert.equal(after.resyncRequired, false);
+    assert.equal(after.generation, gen + 1);
+    await page.waitForFunction(() => document.querySelector('#resync-progress-panel[data-finished]'), null, { timeout: 60_000 });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('apps: the two permanent rows cannot be deleted; an added app can', { timeout: 60_000 }, async () => {
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${TOKENS.resyncAdmin}`);
+    await page.getByRole('tab', { name: 'Apps' }).click();
+    for (const id of ['-323232', 'unknown']) {
+      const del = page.locator(`tr[data-app="${id}"]`).getByRole('button', { name: `App ${id} is permanent and cannot be deleted` });
+      assert.equal(await del.isDisabled(), true);
+    }
+    const pane = page.locator('#pane-apps');
+    await pane.getByLabel('Pendo app id').fill('5550001');
+    await pane.getByLabel('Metric prefix').fill('Mobile');
+    await pane.getByRole('button', { name: 'Add app' }).click();
+    const row = page.locator('tr[data-app="5550001"]');
+    await row.waitFor(T);
+    await row.getByRole('button', { name: 'Delete app 5550001' }).click();
+    await row.waitFor({ state: 'detached', ...T });
+    const apps = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/apps')).body.map((a) => a.appId);
+    assert.ok(!apps.includes('5550001'));
+    assert.ok(apps.includes('-323232') && apps.includes('unknown'));
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the mapping form offers only valid choices: refused reports greyed with their reason, a live aggregation editor', { timeout: 60_000 }, async () => {
+    await connectByApi(TOKENS.formsAdmin);
+    const reports = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/discovery/reports')).body;
+    assert.ok(reports.compatible.length > 0 && reports.rejected.length > 0, 'the simulator has both kinds');
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${TOKENS.formsAdmin}`);
+    const form = page.locator('#mapping-form');
+    await form.getByLabel('Kind').selectOption('report');
+    const report = form.getByLabel('Report', { exact: true });
+    await report.waitFor(T);
+    const options = await report.locator('option').evaluateAll((os) => os.filter((o) => o.value).map((o) => [o.value, o.disabled, o.textContent]));
+    assert.deepEqual(options.filter((o) => !o[1]).map((o) => o[0]), reports.compatible.map((r) => r.id));
+    assert.deepEqual(options.filter((o) => o[1]).map((o) => o[2]), reports.rejected.map((r) => `${r.name} — ${r.reason}`));
+    const rep = reports.compatible[0];
+    await report.selectOption(rep.id);
+    const columns = await form.locator('.field-metric label').allInnerTexts();
+    assert.equal(columns.length, rep.numericColumns.length);
+
+    await form.getByLabel('Kind').selectOption('aggregation');
+    const editor = form.getByLabel('Aggregation pipeline (JSON)');
+    const err = form.locator('.err[data-err="pipeline"]');
+    await editor.fill('[{"source": ');
+    await page.waitForFunction(() => /^not valid JSON/.test(document.querySelector('#mapping-form .err[data-err="pipeline"]').textContent), null, T);
+    const bad = [{ source: { events: null } }];
+    await editor.fill(JSON.stringify(bad));
+    const refused = await api(env.base, TOKENS.formsAdmin, 'POST', '/v1/discovery/aggregation-fields', { pipeline: bad });
+    assert.equal(refused.status, 400);
+    await page.waitForFunction((m) => document.querySelector('#mapping-form .err[data-err="pipeline"]').textContent === m, refused.body.error.message, T);
+    assert.equal(await editor.getAttribute('aria-invalid'), 'true');
+    const good = [
+      { source: { events: null, timeSeries: { period: 'dayRange', first: 'now()', count: 1 } } },
+      { group: { group: ['visitorId'], fields: { n: { sum: 'numEvents' }, accountId: { first: 'accountId' } } } },
+      { select: { accountId: 'accountId', visitorId: 'visitorId', metric1: 'n' } },
+    ];
+    await editor.fill(JSON.stringify(good, null, 2));
+    await form.getByText('Valid: 1 mappable field(s).').waitFor(T);
+    assert.equal(await err.innerText(), '');
+    assert.deepEqual(await form.locator('.field-metric label').allInnerTexts(), ['metric1']);
+    await form.getByLabel('Metric name for metric1').fill('Events per day');
+    await form.getByLabel('Metric name', { exact: true }).fill('Custom events');
+    await form.getByRole('button', { name: 'Add mapping' }).click();
+    await page.locator('section.group[data-kind=aggregation] tbody tr').filter({ hasText: 'Custom events' }).waitFor(T);
+    const created = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/mappings')).body;
+    assert.deepEqual(created.map((m) => [m.source.kind, m.metricName, m.source.fields]), [['aggregation', 'Custom events', [{ field: 'metric1', metric: 'Events per day' }]]]);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+});

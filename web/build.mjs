@@ -1,0 +1,25 @@
+// Builds the configurator page into shared/assets/web (committed, so the Rust build needs no
+// Node): index.html as is, app.js = uPlot (from npm, pinned in package-lock.json) + src/app.js,
+// app.css = uPlot's stylesheet + src/app.css. No bundler: the page is plain JavaScript.
+//
+//   cd web && npm ci && npm run build
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, '..', 'shared', 'assets', 'web');
+const require = createRequire(import.meta.url);
+const uplotDir = join(dirname(require.resolve('uplot/package.json')), 'dist');
+const uplotVersion = JSON.parse(readFileSync(require.resolve('uplot/package.json'), 'utf8')).version;
+const read = (p) => readFileSync(p, 'utf8');
+
+mkdirSync(out, { recursive: true });
+const banner = `/* Built by web/build.mjs — do not edit; edit web/src and rebuild. uPlot ${uplotVersion} (MIT). */\n`;
+writeFileSync(join(out, 'index.html'), read(join(here, 'src', 'index.html')));
+writeFileSync(join(out, 'app.js'), `${banner}${read(join(uplotDir, 'uPlot.iife.min.js'))}\n;\n${read(join(here, 'src', 'app.js'))}`);
+writeFileSync(join(out, 'app.css'), `${banner}${read(join(uplotDir, 'uPlot.min.css'))}\n${read(join(here, 'src', 'app.css'))}`);
+for (const f of ['index.html', 'app.js', 'app.css']) {
+  console.log(`${f}: ${readFileSync(join(out, f)).length} bytes`);
+}

@@ -1,0 +1,945 @@
+// The Pendo Sync configurator page. Plain JavaScript, no framework; charts with uPlot.
+// It talks only to the public /v1 API of the server that served it, with a bearer token.
+/* global uPlot */
+(() => {
+  'use strict';
+
+  const TOKEN_KEY = 'pendo-sync-token';
+  const KIND_ORDER = ['feature', 'page', 'report', 'aggregation', 'pes'];
+  const KIND_TITLE = {
+    feature: 'Features', page: 'Pages', report: 'Reports', aggregation: 'Aggregations', pes: 'Product Engagement Score',
+  };
+  const TARGET_TITLE = { company: 'Company', endUser: 'End user', asset: 'Asset', project: 'Project' };
+  const DIRECTORY = { company: 'companies', endUser: 'end-users', asset: 'assets', project: 'projects' };
+  const PERMANENT_APPS = ['-323232', 'unknown'];
+  const FIELD_NAMES = [
+    ['companyId', 'Company id'], ['endUserId', 'End user id'], ['assetId', 'Asset id'], ['projectId', 'Project id'],
+    ['email', 'Email'], ['name', 'Name'], ['surname', 'Surname'],
+  ];
+  const COLORS = ['#2563eb', '#db2777', '#059669', '#d97706', '#7c3aed', '#0891b2', '#dc2626', '#4b5563'];
+
+  // ---------- small DOM helpers ----------
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'value') el.value = v;
+      else if (k === 'checked') el.checked = !!v;
+      else if (k === 'dataset') Object.assign(el.dataset, v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  let uid = 0;
+  const nextId = (p) => `${p}-${++uid}`;
+
+  /** A labelled control with an error slot named after the API field it maps to. */
+  function field(label, control, apiField, hint) {
+    const id = control.id || (control.id = nextId('f'));
+    const err = h('span', { class: 'err', role: 'alert', dataset: { err: apiField || '' } });
+    const hintEl = hint ? h('span', { class: 'hint', id: `${id}-hint`, text: hint }) : null;
+    if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+    return h('div', { class: 'field' }, h('label', { for: id, text: label }), control, hintEl, err);
+  }
+
+  function clearErrors(scope) {
+    for (const e of scope.querySelectorAll('.err')) e.textContent = '';
+    for (const e of scope.querySelectorAll('[aria-invalid]')) e.removeAttribute('aria-invalid');
+  }
+
+  /** Shows an API error next to the field it names (or at the form's top when it names none). */
+  function showError(scope, err) {
+    const f = err.field || '';
+    const candidates = [f, f.replace(/^source\./, ''), f.replace(/\[\d+\].*$/, ''),
+      f.replace(/^source\./, '').replace(/\[\d+\].*$/, ''), f.split('.').pop()];
+    let slot = null;
+    if (f) {
+      for (const c of candidates) {
+        slot = scope.querySelector(`.err[data-err="${CSS.escape(c)}"]`);
+        if (slot) break;
+      }
+    }
+    if (!slot) slot = scope.querySelector('.err[data-err="_form"]');
+    if (!slot) { toast(err.message, true); return; }
+    slot.textContent = err.message;
+    const control = slot.parentElement && slot.parentElement.querySelector('input,select,textarea');
+    if (control && slot.dataset.err !== '_form') control.setAttribute('aria-invalid', 'true');
+  }
+
+  let toastTimer = null;
+  function toast(msg, isError) {
+    const t = document.getElementById('toast');
+    if (!t) return;
+    t.textContent = msg;
+    t.className = isError ? 'toast error' : 'toast';
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
+  }
+
+  // ---------- API ----------
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = (body && body.error) || {};
+      super(e.message || `request failed (${status})`);
+      this.status = status; this.code = e.code || 'error'; this.field = e.field || null;
+    }
+  }
+
+  let token = null;
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let resp;
+    try {
+      resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new ApiError(0, { error: { code: 'network', message: `the server could not be reached (${e.message})` } });
+    }
+    const text = await resp.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    if (!resp.ok) {
+      if (resp.status === 401 && state.me) signOut('Your token is no longer accepted: sign in again.');
+      throw new ApiError(resp.status, json);
+    }
+    return json;
+  }
+
+  /** Runs `fn` with the button disabled; errors go next to their field in `scope`. */
+  async function submit(button, scope, fn) {
+    if (scope) clearErrors(scope);
+    if (button) { button.disabled = true; button.setAttribute('aria-busy', 'true'); }
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ApiError && scope) showError(scope, e); else toast(e.message, true);
+      return undefined;
+    } finally {
+      if (button) { button.disabled = false; button.removeAttribute('aria-busy'); }
+    }
+  }
+
+  // ---------- state ----------
+  const state = {
+    me: null, choices: null, integration: null, mappings: [], runs: new Map(), discovery: {}, tab: 'mapping',
+    polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false,
+  };
+  const isAdmin = () => state.me && state.me.role === 'admin';
+  const connected = () => state.integration && state.integration.status === 'active';
+  const appRows = () => (state.integration ? state.integration.apps : []);
+  const prefixOf = (appId) => { const r = appRows().find((a) => a.appId === appId); return r ? r.prefix : ''; };
+
+  // ---------- sign-in ----------
+  function readToken() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+    return sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    token = null; state.me = null;
+    for (const t of state.polling.values()) clearTimeout(t);
+    state.polling.clear();
+    renderSignIn(message);
+  }
+
+  function renderSignIn(message) {
+    document.getElementById('who').textContent = '';
+    document.getElementById('signout').hidden = true;
+    const input = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, name: 'token' });
+    const btn = h('button', { type: 'submit', text: 'Sign in' });
+    const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-title' },
+      h('h2', { id: 'signin-title', text: 'Sign in' }),
+      h('p', { text: 'Paste an API token, or open the sign-in link that `pendo-sync serve` prints.' }),
+      field('Token', input, 'token'),
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' }, text: message || '' }),
+      h('div', { class: 'actions' }, btn));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      token = input.value.trim();
+      await submit(btn, form, async () => {
+        await start();
+      });
+    });
+    root().replaceChildren(form);
+    input.focus();
+  }
+
+  const root = () => document.getElementById('root');
+
+  async function start() {
+    try {
+      state.me = await api('GET', '/v1/me');
+    } catch (e) {
+      token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      throw e.status === 401 ? new ApiError(401, { error: { message: 'That token was not accepted.', field: 'token' } }) : e;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    state.choices = await api('GET', '/v1/choices');
+    document.getElementById('who').textContent = `tenant ${state.me.tenant} · ${state.me.role}`;
+    document.getElementById('signout').hidden = false;
+    renderShell();
+    await refreshIntegration();
+    await refreshMappings();
+  }
+
+  // ---------- shell ----------
+  let panelEl; let mainEl; let bannerEl;
+  function renderShell() {
+    panelEl = h('aside', { class: 'panel', 'aria-label': 'Integration' });
+    bannerEl = h('div', { class: 'banner', role: 'status', hidden: true });
+    const tabs = [['mapping', 'Mapping'], ['apps', 'Apps'], ['segments', 'Segments'], ['metrics', 'Metrics']];
+    const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Sections' });
+    const panes = {};
+    for (const [id, title] of tabs) {
+      const b = h('button', {
+        type: 'button', role: 'tab', id: `tab-${id}`, 'aria-controls': `pane-${id}`, text: title,
+        onclick: () => selectTab(id, true),
+      });
+      tablist.append(b);
+      panes[id] = h('section', { role: 'tabpanel', id: `pane-${id}`, 'aria-labelledby': `tab-${id}`, class: 'pane', tabindex: '0' });
+    }
+    tablist.addEventListener('keydown', (ev) => {
+      const ids = tabs.map((t) => t[0]);
+      let i = ids.indexOf(state.tab);
+      if (ev.key === 'ArrowRight') i = (i + 1) % ids.length;
+      else if (ev.key === 'ArrowLeft') i = (i + ids.length - 1) % ids.length;
+      else if (ev.key === 'Home') i = 0;
+      else if (ev.key === 'End') i = ids.length - 1;
+      else return;
+      ev.preventDefault();
+      selectTab(ids[i], true);
+    });
+    mainEl = h('div', { class: 'main' }, bannerEl, tablist, ...Object.values(panes));
+    root().replaceChildren(h('div', { class: 'layout' }, panelEl, mainEl), h('div', { id: 'toast', class: 'toast', role: 'status', hidden: true }));
+    selectTab(state.tab, false);
+  }
+
+  function selectTab(id, focus) {
+    state.tab = id;
+    for (const b of document.querySelectorAll('[role=tab]')) {
+      const on = b.id === `tab-${id}`;
+      b.setAttribute('aria-selected', on ? 'true' : 'false');
+      b.tabIndex = on ? 0 : -1;
+      if (on && focus) b.focus();
+    }
+    for (const p of document.querySelectorAll('[role=tabpanel]')) p.hidden = p.id !== `pane-${id}`;
+    if (id === 'mapping') renderMappings();
+    if (id === 'apps') renderApps();
+    if (id === 'segments') renderSegments();
+    if (id === 'metrics') renderMetrics();
+  }
+  const pane = (id) => document.getElementById(`pane-${id}`);
+
+  async function refreshIntegration() {
+    state.integration = await api('GET', '/v1/integration');
+    state.mappingFormStale = true;
+    renderPanel();
+    renderBanner();
+  }
+
+  // ---------- left panel ----------
+  function renderPanel() {
+    const i = state.integration;
+    const statusText = i.status === 'active' ? 'Connection is active'
+      : i.status === 'disconnected' ? `Disconnected: ${i.statusMessage || 'Pendo refused the key'}`
+        : 'Not connected';
+    const status = h('p', { class: `status status-${i.status}`, id: 'connection-status', role: 'status', text: statusText });
+
+    // Connect
+    const key = h('input', {
+      type: 'password', name: 'key', autocomplete: 'off', spellcheck: 'false',
+      placeholder: i.keyMasked ? `stored key ${i.keyMasked}` : 'Pendo integration key',
+    });
+    const domain = h('select', { name: 'domain' },
+      state.choices.domains.map((d) => h('option', { value: d, text: d, selected: (i.domain || 'app.pendo.io') === d })));
+    const connectBtn = h('button', { type: 'submit', text: i.keyMasked ? 'Replace key' : 'Connect' });
+    const connectForm = h('form', { class: 'card', id: 'connect-form', 'aria-labelledby': 'connect-title' },
+      h('h2', { id: 'connect-title', text: 'Pendo connection' }),
+      status,
+      i.keyMasked ? h('p', { class: 'muted', text: `Stored key: ${i.keyMasked}` }) : null,
+      field('Integration key', key, 'key', i.keyMasked ? 'Leave the stored key or paste a new one; it is never shown again.' : null),
+      field('Domain', domain, 'domain'),
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }),
+      h('div', { class: 'actions' }, connectBtn,
+        i.keyMasked ? h('button', {
+          type: 'button', class: 'secondary', text: 'Disconnect',
+          onclick: (ev) => submit(ev.currentTarget, connectForm, async () => {
+            state.integration = await api('DELETE', '/v1/integration/connection');
+            renderPanel(); renderBanner(); toast('Disconnected');
+          }),
+        }) : null));
+    connectForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(connectBtn, connectForm, async () => {
+        state.integration = await api('PUT', '/v1/integration/connection', { key: key.value, domain: domain.value });
+        state.discovery = {}; state.mappingFormStale = true;
+        renderPanel(); renderBanner(); renderMappings();
+        toast('Connected');
+      });
+    });
+
+    // Settings
+    const days = h('input', { type: 'number', name: 'daysToSync', min: '1', step: '1', value: String(i.daysToSync), inputmode: 'numeric' });
+    if (!isAdmin()) { days.readOnly = true; days.disabled = true; }
+    const tz = h('select', { name: 'timezone' },
+      h('option', { value: '', text: 'None (UTC days, one extra day of delay)' }),
+      state.choices.timezones.map((z) => h('option', { value: z, text: z, selected: i.timezone === z })));
+    const fm = {};
+    const fmFields = FIELD_NAMES.map(([k, label]) => {
+      fm[k] = h('input', { type: 'text', name: k, value: i.fieldMappings[k], spellcheck: 'false', autocomplete: 'off' });
+      return field(label, fm[k], `fieldMappings.${k}`);
+    });
+    const autoDetect = h('input', { type: 'checkbox', name: 'autoDetectEndUsers', checked: i.autoDetectEndUsers });
+    const updateBtn = h('button', { type: 'submit', text: 'Update' });
+    const settingsForm = h('form', { class: 'card', id: 'settings-form', 'aria-labelledby': 'settings-title' },
+      h('h2', { id: 'settings-title', text: 'Settings' }),
+      field('Days to sync', days, 'daysToSync', isAdmin() ? null : 'Only an admin can change days to sync.'),
+      field('Timezone (IANA)', tz, 'timezone'),
+      h('fieldset', {}, h('legend', { text: 'Field mappings' }),
+        h('p', { class: 'hint', text: 'Pendo fields: accountId, visitorId, metadata.agent.email, … — "-" leaves a field unmapped.' }),
+        fmFields),
+      h('div', { class: 'field check' }, autoDetect, h('label', { for: autoDetect.id = nextId('f'), text: 'Auto-detect end users' }),
+        h('span', { class: 'err', role: 'alert', dataset: { err: 'autoDetectEndUsers' } })),
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }),
+      h('div', { class: 'actions' }, updateBtn));
+    settingsForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const body = {};
+      if (isAdmin() && Number(days.value) !== i.daysToSync) body.daysToSync = Number(days.value);
+      if ((tz.value || null) !== (i.timezone || null)) body.timezone = tz.value;
+      const changed = {};
+      for (const [k] of FIELD_NAMES) if (fm[k].value.trim() !== i.fieldMappings[k]) changed[k] = fm[k].value.trim();
+      if (Object.keys(changed).length) body.fieldMappings = changed;
+      if (autoDetect.checked !== i.autoDetectEndUsers) body.autoDetectEndUsers = autoDetect.checked;
+      if (!Object.keys(body).length) { toast('Nothing changed'); return; }
+      submit(updateBtn, settingsForm, async () => {
+        state.integration = await api('PATCH', '/v1/integration/settings', body);
+        state.mappingFormStale = true;
+        renderPanel(); renderBanner(); renderMappings(); toast('Settings saved');
+      });
+    });
+
+    const resync = h('div', { class: 'card' },
+      h('h2', { text: 'Re-sync all' }),
+      h('p', { class: 'muted', text: `Deletes every value of this integration and rebuilds the last ${i.daysToSync} days.` }),
+      resyncButton('resync-panel'),
+      h('div', { class: 'progress-slot', id: 'resync-progress-panel' }));
+    panelEl.replaceChildren(connectForm, settingsForm, resync);
+  }
+
+  function resyncButton(id) {
+    return h('button', {
+      type: 'button', id, class: 'danger', text: 'Re-sync all', disabled: !connected(),
+      onclick: (ev) => {
+        if (!window.confirm('Re-sync all deletes every synced value and rebuilds them. Continue?')) return;
+        submit(ev.currentTarget, null, async () => {
+          const { runId } = await api('POST', '/v1/resync');
+          await refreshIntegration();
+          watchRun(runId, document.getElementById('resync-progress-panel'), async () => { await refreshMappings(); });
+          toast('Re-sync all started');
+        });
+      },
+    });
+  }
+
+  function renderBanner() {
+    const i = state.integration;
+    if (!i.resyncRequired) { bannerEl.hidden = true; bannerEl.replaceChildren(); return; }
+    bannerEl.hidden = false;
+    bannerEl.replaceChildren(
+      h('strong', { text: 'Re-sync required. ' }),
+      h('span', { text: 'Settings or apps changed since the last full sync; values synced before the change follow the old settings.' }),
+      resyncButton('resync-banner'));
+  }
+
+  // ---------- runs ----------
+  /** A run's outcome; with `mappingId`, only that mapping's chunks (a Re-sync all has them all). */
+  function outcome(run, mappingId) {
+    if (!run) return '—';
+    if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal || '?'} chunks)`;
+    const chunks = mappingId ? (run.chunks || []).filter((c) => c.mappingId === mappingId) : run.chunks || [];
+    const total = mappingId ? chunks.length : run.chunksTotal;
+    const failed = mappingId ? chunks.filter((c) => c.status === 'failed').length : run.chunksFailed;
+    const values = mappingId ? chunks.reduce((n, c) => n + c.stats.valuesWritten, 0) : run.totals.valuesWritten;
+    const what = run.kind && run.kind.type === 'resyncAll' ? ' (Re-sync all)' : '';
+    if (failed) return `failed: ${failed} of ${total} chunks${what}`;
+    return `ok: ${total} chunks, ${values} values${what}`;
+  }
+
+  /** Polls a run, drawing its progress into `slot`, until it finishes. */
+  function watchRun(runId, slot, done) {
+    const bar = h('progress', { max: '1', value: '0', 'aria-label': 'Sync progress' });
+    const text = h('span', { class: 'progress-text', 'aria-live': 'polite', text: 'queued…' });
+    if (slot) slot.replaceChildren(bar, text);
+    const tick = async () => {
+      let run;
+      try { run = await api('GET', `/v1/runs/${runId}`); } catch (e) { text.textContent = e.message; return; }
+      state.runs.set(runId, run);
+      bar.max = Math.max(run.chunksTotal, 1);
+      bar.value = run.chunksDone + run.chunksFailed;
+      text.textContent = outcome(run);
+      if (run.finished) {
+        state.polling.delete(runId);
+        if (slot) slot.dataset.finished = 'true';
+        await done(run);
+        return;
+      }
+      state.polling.set(runId, setTimeout(tick, 400));
+    };
+    tick();
+  }
+
+  // ---------- mapping tab ----------
+  async function refreshMappings() {
+    const [mappings, runs] = await Promise.all([api('GET', '/v1/mappings'), api('GET', '/v1/runs?limit=200')]);
+    state.mappings = mappings;
+    for (const r of runs) state.runs.set(r.id, r);
+    if (state.tab === 'mapping') renderMappings();
+  }
+
+  async function discover(what) {
+    if (!state.discovery[what]) {
+      state.discovery[what] = api('GET', `/v1/discovery/${what}`).catch((e) => { delete state.discovery[what]; throw e; });
+    }
+    return state.discovery[what];
+  }
+
+  function sourceLabel(m) {
+    const s = m.source;
+    const name = (list, id) => { const o = (list || []).find((x) => x.id === id); return o ? `${o.name} (${id})` : id; };
+    switch (s.kind) {
+      case 'feature': return `Feature ${name(state.discovery.featuresList, s.featureId)}${s.minutesMetric ? ` + minutes → ${s.minutesMetric}` : ''}`;
+      case 'page': return `Page ${name(state.discovery.pagesList, s.pageId)}${s.minutesMetric ? ` + minutes → ${s.minutesMetric}` : ''}`;
+      case 'report': return `Report ${s.reportId}: ${s.columns.map((c) => `${c.field} → ${c.metric}`).join(', ')}`;
+      case 'aggregation': return `Aggregation: ${s.fields.map((c) => `${c.field} → ${c.metric}`).join(', ')}`;
+      case 'pes': return `PES app ${s.appId}: ${s.components.join(', ')}`;
+      default: return s.kind;
+    }
+  }
+
+  function mappingInput(m, patch) {
+    return Object.assign({
+      source: m.source, target: m.target, metricName: m.metricName, passive: m.passive, multiApp: m.multiApp,
+      autoCreateUsers: m.autoCreateUsers, segmentId: m.segmentId, enabled: m.enabled,
+    }, patch);
+  }
+
+  function renderMappings() {
+    const p = pane('mapping');
+    if (!p || !state.integration) return;
+    const groups = KIND_ORDER.map((kind) => {
+      const ms = state.mappings.filter((m) => m.source.kind === kind);
+      if (!ms.length) return null;
+      return h('section', { class: 'group', dataset: { kind } },
+        h('h3', { text: `${KIND_TITLE[kind]} (${ms.length})` }),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'mappings' },
+          h('thead', {}, h('tr', {}, ['Metric', 'Source', 'Target', 'Options', 'Last synced day', 'Last run', ''].map((t) => h('th', { scope: 'col', text: t })))),
+          h('tbody', {}, ms.map(mappingRow)))));
+    }).filter(Boolean);
+    // The list is redrawn on every refresh; the add form keeps what the user typed (it is
+    // rebuilt only when its choices change: connection, settings, apps, segments).
+    let list = p.querySelector('.mapping-list');
+    if (!list) {
+      list = h('div', { class: 'mapping-list' });
+      p.replaceChildren(h('div', { class: 'pane-head' }, h('h2', { text: 'Metric mappings' })), list);
+    }
+    list.replaceChildren(...(groups.length ? groups : [h('p', { class: 'muted', text: 'No mapping yet: add one below.' })]));
+    if (!state.mappingForm || state.mappingFormStale) {
+      const fresh = mappingForm();
+      if (state.mappingForm && p.contains(state.mappingForm)) state.mappingForm.replaceWith(fresh); else p.append(fresh);
+      state.mappingForm = fresh; state.mappingFormStale = false;
+    } else if (!p.contains(state.mappingForm)) p.append(state.mappingForm);
+    // Names of pages and features, once discovered, make the source column readable.
+    if (connected() && (!state.discovery.featuresList || !state.discovery.pagesList)) {
+      Promise.all([discover('features'), discover('pages')]).then(([f, pg]) => {
+        state.discovery.featuresList = f; state.discovery.pagesList = pg;
+        if (state.mappings.length) {
+          for (const cell of document.querySelectorAll('td.source')) {
+            const m = state.mappings.find((x) => x.id === cell.dataset.id);
+            if (m) cell.textContent = sourceLabel(m);
+          }
+        }
+      }).catch(() => {});
+    }
+  }
+
+  function mappingRow(m) {
+    const st = m.state || {};
+    const run = st.lastRun ? state.runs.get(st.lastRun) : null;
+    const toggle = (key, label) => {
+      const cb = h('input', { type: 'checkbox', checked: m[key], 'aria-label': `${label} for ${m.metricName}` });
+      cb.addEventListener('change', () => submit(cb, null, async () => {
+        await api('PUT', `/v1/mappings/${m.id}`, mappingInput(m, { [key]: cb.checked }));
+        await refreshMappings();
+      }).then(() => { cb.checked = (state.mappings.find((x) => x.id === m.id) || m)[key]; }));
+      return h('label', { class: 'check toggle' }, cb, h('span', { text: label }));
+    };
+    let progress = state.progressSlots.get(m.id);
+    if (!progress) { progress = h('div', { class: 'progress-slot', id: `progress-${m.id}` }); state.progressSlots.set(m.id, progress); }
+    const syncBtn = h('button', {
+      type: 'button', class: 'sync-now', text: 'Sync now', disabled: !connected(), 'aria-label': `Sync now: ${m.metricName}`,
+      onclick: () => submit(syncBtn, null, async () => {
+        const { runId } = await api('POST', `/v1/mappings/${m.id}/sync`);
+        syncBtn.disabled = true;
+        watchRun(runId, progress, async () => {
+          progress.replaceChildren(); await refreshMappings(); toast(`${m.metricName}: sync finished`);
+        });
+      }),
+    });
+    const actions = [syncBtn];
+    if (m.rebuildRequired) {
+      actions.push(h('button', {
+        type: 'button', class: 'secondary', text: 'Rebuild', disabled: !connected(),
+        onclick: (ev) => submit(ev.currentTarget, null, async () => {
+          const { runId } = await api('POST', `/v1/mappings/${m.id}/rebuild`);
+          watchRun(runId, progress, async () => { await refreshMappings(); });
+        }),
+      }));
+    }
+    actions.push(h('button', {
+      type: 'button', class: 'secondary', text: 'Delete', 'aria-label': `Delete ${m.metricName}`,
+      onclick: (ev) => {
+        if (!window.confirm(`Delete the mapping "${m.metricName}" and every value it wrote?`)) return;
+        submit(ev.currentTarget, null, async () => { await api('DELETE', `/v1/mappings/${m.id}`); await refreshMappings(); });
+      },
+    }));
+    return h('tr', { dataset: { id: m.id } },
+      h('th', { scope: 'row' }, m.metricName, m.rebuildRequired ? h('span', { class: 'tag', text: 'rebuild required' }) : null,
+        m.segmentId ? h('span', { class: 'tag muted', text: `segment ${m.segmentId}` }) : null),
+      h('td', { class: 'source', dataset: { id: m.id }, text: sourceLabel(m) }),
+      h('td', { text: TARGET_TITLE[m.target] || m.target }),
+      h('td', { class: 'toggles-cell' }, toggle('passive', 'Passive?'), toggle('multiApp', 'Multi-app?'),
+        toggle('autoCreateUsers', 'Auto-create users?'), toggle('enabled', 'Enabled')),
+      h('td', { class: 'last-synced', text: st.lastSyncedDay || 'never' }),
+      h('td', { class: 'last-run' }, h('span', { class: 'outcome', text: outcome(run, m.id) }),
+        st.lastError ? h('div', { class: 'error-text', text: `${st.lastError.at.slice(0, 16).replace('T', ' ')} UTC: ${st.lastError.message}` }) : null),
+      h('td', { class: 'row-actions' }, h('div', { class: 'actions' }, actions), progress));
+  }
+
+  /** The form to add a mapping: one source form per kind, only valid choices offered. */
+  function mappingForm() {
+    const form = h('form', { class: 'card add-mapping', id: 'mapping-form', 'aria-labelledby': 'add-mapping-title' });
+    const fm = state.integration.fieldMappings;
+    const kind = h('select', { name: 'kind' }, KIND_ORDER.map((k) => h('option', { value: k, text: KIND_TITLE[k] })));
+    const target = h('select', { name: 'target' });
+    const metricName = h('input', { type: 'text', name: 'metricName', required: true, autocomplete: 'off' });
+    const segment = h('select', { name: 'segmentId' }, h('option', { value: '', text: 'All visitors' }),
+      state.integration.segments.map((s) => h('option', { value: s.id, text: `${s.name} (${s.id})` })));
+    const checks = {};
+    const check = (key, label, hint) => {
+      checks[key] = h('input', { type: 'checkbox', id: nextId('f'), name: key, checked: key === 'enabled' });
+      return h('div', { class: 'field check' }, checks[key], h('label', { for: checks[key].id, text: label }),
+        hint ? h('span', { class: 'hint', text: hint }) : null, h('span', { class: 'err', role: 'alert', dataset: { err: key } }));
+    };
+    const sourceSlot = h('div', { class: 'source-form' });
+    let readSource = () => ({});
+    const fillTargets = () => {
+      const onlyCompany = kind.value === 'pes';
+      target.replaceChildren(...state.choices.targets.map((t) => {
+        let reason = null;
+        if (onlyCompany && t !== 'company') reason = 'PES is per company';
+        else if (t === 'asset' && fm.assetId === '-') reason = 'map the asset id field first';
+        else if (t === 'project' && fm.projectId === '-') reason = 'map the project id field first';
+        return h('option', { value: t, disabled: !!reason, text: reason ? `${TARGET_TITLE[t]} — ${reason}` : TARGET_TITLE[t] });
+      }));
+      target.value = 'company';
+    };
+    const drawSource = async () => {
+      fillTargets();
+      checks.multiApp.disabled = kind.value === 'pes';
+      sourceSlot.replaceChildren(h('p', { class: 'muted', text: 'Loading choices from Pendo…' }));
+      try {
+        readSource = await SOURCE_FORMS[kind.value](sourceSlot);
+      } catch (e) {
+        readSource = () => { throw new ApiError(e.status || 0, { error: { message: e.message, field: '_form' } }); };
+        sourceSlot.replaceChildren(h('p', { class: 'error-text', text: e.code === 'not_connected' ? 'Connect to Pendo first: the choices come from your subscription.' : e.message }));
+      }
+    };
+    kind.addEventListener('change', drawSource);
+    const createBtn = h('button', { type: 'submit', text: 'Add mapping' });
+    form.append(
+      h('h3', { id: 'add-mapping-title', text: 'Add a mapping' }),
+      h('div', { class: 'grid' }, field('Kind', kind, 'source.kind'), field('Target object', target, 'target'),
+        field('Metric name', metricName, 'metricName'), field('Segment', segment, 'segmentId')),
+      sourceSlot,
+      h('div', { class: 'toggles' }, check('passive', 'Passive?', 'activity only; never moves last seen'),
+        check('multiApp', 'Multi-app?', 'one metric per app, named with the app prefix'),
+        check('autoCreateUsers', 'Auto-create users?'), check('enabled', 'Enabled')),
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }),
+      h('div', { class: 'actions' }, createBtn));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(createBtn, form, async () => {
+        const source = Object.assign({ kind: kind.value }, readSource());
+        const body = {
+          source, target: target.value, metricName: metricName.value, passive: checks.passive.checked,
+          multiApp: checks.multiApp.checked, autoCreateUsers: checks.autoCreateUsers.checked,
+          segmentId: segment.value || null, enabled: checks.enabled.checked,
+        };
+        const created = await api('POST', '/v1/mappings', body);
+        toast(`Mapping "${created.metricName}" added`);
+        state.mappingFormStale = true;
+        await refreshMappings();
+        const f = document.querySelector('#mapping-form select[name=kind]');
+        if (f) f.focus();
+      });
+    });
+    drawSource();
+    return form;
+  }
+
+  function objectSelect(list, name) {
+    const apps = new Map(appRows().map((a) => [a.appId, a.prefix]));
+    const sel = h('select', { name }, list.map((o) => {
+      const app = o.appId !== null && o.appId !== undefined ? (apps.get(String(o.appId)) || `app ${o.appId}`) : '';
+      return h('option', { value: o.id, text: `${o.name || o.id}${app ? ` — ${app}` : ''}${o.isCoreEvent ? ' ★' : ''}` });
+    }));
+    return sel;
+  }
+
+  /** Rows of "use this column/field → metric name". */
+  function fieldMetricList(items, listName) {
+    const rows = items.map((it, idx) => {
+      const cb = h('input', { type: 'checkbox', id: nextId('f'), checked: idx === 0 });
+      const metric = h('input', { type: 'text', value: it.title || it.field, 'aria-label': `Metric name for ${it.field}` });
+      return { it, cb, metric, el: h('div', { class: 'field-metric' }, cb, h('label', { for: cb.id, text: it.title && it.title !== it.field ? `${it.title} (${it.field})` : it.field }), metric) };
+    });
+    const el = h('fieldset', {}, h('legend', { text: listName === 'columns' ? 'Numeric columns to map' : 'Mappable output fields' }),
+      rows.length ? rows.map((r) => r.el) : h('p', { class: 'muted', text: 'None.' }),
+      h('span', { class: 'err', role: 'alert', dataset: { err: listName } }));
+    const read = () => rows.filter((r) => r.cb.checked).map((r) => ({ field: r.it.field, metric: r.metric.value }));
+    return { el, read };
+  }
+
+  const SOURCE_FORMS = {
+    async feature(slot) { return eventForm(slot, 'features', 'featureId', 'Feature'); },
+    async page(slot) { return eventForm(slot, 'pages', 'pageId', 'Page'); },
+    async report(slot) {
+      const r = await discover('reports');
+      const sel = h('select', { name: 'reportId' },
+        h('option', { value: '', text: r.compatible.length ? 'Choose a report' : 'No compatible report' }),
+        h('optgroup', { label: 'Compatible' }, r.compatible.map((x) => h('option', { value: x.id, text: `${x.name}${x.warning ? ` (${x.warning})` : ''}` }))),
+        h('optgroup', { label: 'Not compatible' }, r.rejected.map((x) => h('option', { value: x.id, disabled: true, class: 'rejected', text: `${x.name} — ${x.reason}` }))));
+      const colSlot = h('div', {});
+      let cols = { read: () => [] };
+      sel.addEventListener('change', () => {
+        const rep = r.compatible.find((x) => x.id === sel.value);
+        cols = fieldMetricList(rep ? rep.numericColumns : [], 'columns');
+        colSlot.replaceChildren(rep && rep.warning ? h('p', { class: 'warning', text: rep.warning }) : '', rep ? cols.el : '');
+      });
+      const rejected = r.rejected.length ? h('details', { class: 'rejected-list' }, h('summary', { text: `${r.rejected.length} report(s) cannot be mapped` }),
+        h('ul', {}, r.rejected.map((x) => h('li', { class: 'rejected' }, h('span', { text: x.name }), ' — ', h('span', { text: x.reason }))))) : null;
+      slot.replaceChildren(field('Report', sel, 'reportId'), colSlot, rejected);
+      return () => ({ reportId: sel.value, columns: cols.read() });
+    },
+    async aggregation(slot) {
+      const ta = h('textarea', {
+        name: 'pipeline', rows: '10', spellcheck: 'false',
+        placeholder: '[{"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": -1}}}, …]',
+      });
+      const status = h('p', { class: 'muted', 'aria-live': 'polite', text: 'Paste a pipeline: it is checked as you type.' });
+      const fieldsSlot = h('div', {});
+      let fields = { read: () => [] };
+      let timer = null; let seq = 0;
+      const errSlot = () => slot.querySelector('.err[data-err="pipeline"]');
+      const check = async () => {
+        const mine = ++seq;
+        errSlot().textContent = ''; ta.removeAttribute('aria-invalid');
+        let pipeline;
+        try { pipeline = JSON.parse(ta.value); } catch (e) {
+          errSlot().textContent = `not valid JSON: ${e.message}`; ta.setAttribute('aria-invalid', 'true');
+          fieldsSlot.replaceChildren(); fields = { read: () => [] }; return;
+        }
+        try {
+          const out = await api('POST', '/v1/discovery/aggregation-fields', { pipeline });
+          if (mine !== seq) return;
+          status.textContent = `Valid: ${out.length} mappable field(s).`;
+          fields = fieldMetricList(out.map((f) => ({ field: f })), 'fields');
+          fieldsSlot.replaceChildren(fields.el);
+        } catch (e) {
+          if (mine !== seq) return;
+          errSlot().textContent = e.message; ta.setAttribute('aria-invalid', 'true');
+          status.textContent = ''; fieldsSlot.replaceChildren(); fields = { read: () => [] };
+        }
+      };
+      ta.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(check, 350); });
+      slot.replaceChildren(field('Aggregation pipeline (JSON)', ta, 'pipeline'), status, fieldsSlot);
+      return () => {
+        let pipeline;
+        try { pipeline = JSON.parse(ta.value); } catch (e) { throw new ApiError(400, { error: { message: `not valid JSON: ${e.message}`, field: 'pipeline' } }); }
+        return { pipeline, fields: fields.read() };
+      };
+    },
+    async pes(slot) {
+      const apps = appRows().filter((a) => a.appId !== 'unknown');
+      const sel = h('select', { name: 'appId' }, apps.map((a) => h('option', { value: a.appId, text: `${a.prefix || 'app'} (${a.appId})` })));
+      const boxes = state.choices.pesComponents.map((c, i) => {
+        const cb = h('input', { type: 'checkbox', id: nextId('f'), value: c, checked: i === 0 });
+        return { c, cb, el: h('span', { class: 'check' }, cb, h('label', { for: cb.id, text: c })) };
+      });
+      const fmOk = state.integration.fieldMappings.companyId === 'accountId' || state.integration.fieldMappings.companyId === 'row.accountId';
+      slot.replaceChildren(field('App', sel, 'appId'),
+        h('fieldset', {}, h('legend', { text: 'Components' }), boxes.map((b) => b.el), h('span', { class: 'err', role: 'alert', dataset: { err: 'components' } })),
+        fmOk ? null : h('p', { class: 'warning', text: 'PES is per Pendo account: the company id field must be accountId.' }));
+      return () => ({ appId: Number(sel.value), components: boxes.filter((b) => b.cb.checked).map((b) => b.c) });
+    },
+  };
+
+  async function eventForm(slot, what, idKey, label) {
+    const list = await discover(what);
+    state.discovery[`${what}List`] = list;
+    const sel = objectSelect(list, idKey);
+    const minutes = h('input', { type: 'text', name: 'minutesMetric', autocomplete: 'off', placeholder: 'optional' });
+    slot.replaceChildren(field(label, sel, idKey), field('Minutes metric name', minutes, 'minutesMetric', 'Also store time on the ' + label.toLowerCase() + ' as this metric.'));
+    return () => ({ [idKey]: sel.value, minutesMetric: minutes.value.trim() || null });
+  }
+
+  // ---------- apps & segments ----------
+  function renderApps() {
+    const p = pane('apps');
+    if (!p || !state.integration) return;
+    const rows = appRows().map((a) => {
+      const prefix = h('input', { type: 'text', value: a.prefix, 'aria-label': `Prefix of app ${a.appId}` });
+      const permanent = PERMANENT_APPS.includes(a.appId);
+      const tr = h('tr', { dataset: { app: a.appId } });
+      const save = h('button', {
+        type: 'button', text: 'Save', onclick: () => submit(save, tr, async () => {
+          const apps = await api('PUT', `/v1/apps/${encodeURIComponent(a.appId)}`, { prefix: prefix.value });
+          await afterTableChange(apps, 'apps');
+        }),
+      });
+      const del = h('button', {
+        type: 'button', class: 'secondary', text: 'Delete', disabled: permanent,
+        title: permanent ? 'A permanent row: it cannot be deleted' : null,
+        'aria-label': permanent ? `App ${a.appId} is permanent and cannot be deleted` : `Delete app ${a.appId}`,
+        onclick: () => submit(del, tr, async () => {
+          const apps = await api('DELETE', `/v1/apps/${encodeURIComponent(a.appId)}`);
+          await afterTableChange(apps, 'apps');
+        }),
+      });
+      tr.append(h('th', { scope: 'row' }, a.appId, permanent ? h('span', { class: 'tag muted', text: 'permanent' }) : null),
+        h('td', {}, prefix, h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } })), h('td', {}, h('div', { class: 'actions' }, save, del)));
+      return tr;
+    });
+    const appId = h('input', { type: 'text', name: 'appId', inputmode: 'numeric', autocomplete: 'off' });
+    const prefix = h('input', { type: 'text', name: 'prefix', autocomplete: 'off' });
+    const addBtn = h('button', { type: 'submit', text: 'Add app' });
+    const form = h('form', { class: 'card inline-form' }, field('Pendo app id', appId, 'appId'), field('Metric prefix', prefix, 'prefix'),
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }), h('div', { class: 'actions' }, addBtn));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(addBtn, form, async () => {
+        if (!appId.value.trim()) throw new ApiError(400, { error: { message: 'enter a Pendo app id', field: 'appId' } });
+        const apps = await api('PUT', `/v1/apps/${encodeURIComponent(appId.value.trim())}`, { prefix: prefix.value });
+        await afterTableChange(apps, 'apps');
+      });
+    });
+    p.replaceChildren(h('h2', { text: 'Apps' }),
+      h('p', { class: 'muted', text: 'Multi-app mappings write one metric per app, named "prefix - metric". The default app (-323232) and "unknown" (every other app) are permanent.' }),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'apps' }, h('thead', {}, h('tr', {}, ['App id', 'Prefix', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows))),
+      form);
+  }
+
+  async function afterTableChange(rows, key) {
+    state.integration[key] = rows;
+    await refreshIntegration();
+    if (key === 'apps') renderApps(); else renderSegments();
+    toast('Saved');
+  }
+
+  function renderSegments() {
+    const p = pane('segments');
+    if (!p || !state.integration) return;
+    const rows = state.integration.segments.map((s) => {
+      const name = h('input', { type: 'text', value: s.name, 'aria-label': `Name of segment ${s.id}` });
+      const tr = h('tr', { dataset: { segment: s.id } });
+      const save = h('button', {
+        type: 'button', text: 'Save', onclick: () => submit(save, tr, async () => {
+          await afterTableChange(await api('PUT', `/v1/segments/${encodeURIComponent(s.id)}`, { name: name.value }), 'segments');
+        }),
+      });
+      const del = h('button', {
+        type: 'button', class: 'secondary', text: 'Delete', 'aria-label': `Delete segment ${s.name}`,
+        onclick: () => submit(del, tr, async () => {
+          await afterTableChange(await api('DELETE', `/v1/segments/${encodeURIComponent(s.id)}`), 'segments');
+        }),
+      });
+      tr.append(h('th', { scope: 'row', text: s.id }), h('td', {}, name, h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } })),
+        h('td', {}, h('div', { class: 'actions' }, save, del)));
+      return tr;
+    });
+    const segId = h('input', { type: 'text', name: 'segmentId', list: 'pendo-segments', autocomplete: 'off' });
+    const segName = h('input', { type: 'text', name: 'name', autocomplete: 'off' });
+    const datalist = h('datalist', { id: 'pendo-segments' });
+    if (connected()) {
+      discover('segments').then((list) => {
+        datalist.replaceChildren(...list.map((s) => h('option', { value: s.id, text: s.name })));
+        segId.addEventListener('change', () => { const s = list.find((x) => x.id === segId.value); if (s && !segName.value) segName.value = s.name; });
+      }).catch(() => {});
+    }
+    const addBtn = h('button', { type: 'submit', text: 'Add segment' });
+    const form = h('form', { class: 'card inline-form' }, field('Pendo segment id', segId, 'segmentId', connected() ? 'Type to pick one of your Pendo segments.' : null),
+      field('Name', segName, 'name'), datalist, h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }), h('div', { class: 'actions' }, addBtn));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(addBtn, form, async () => {
+        if (!segId.value.trim()) throw new ApiError(400, { error: { message: 'enter a Pendo segment id', field: 'segmentId' } });
+        await afterTableChange(await api('PUT', `/v1/segments/${encodeURIComponent(segId.value.trim())}`, { name: segName.value }), 'segments');
+      });
+    });
+    p.replaceChildren(h('h2', { text: 'Segments' }),
+      h('p', { class: 'muted', text: 'A mapping may be limited to one of these segments; a segment in use cannot be deleted.' }),
+      rows.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Segment id', 'Name', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows)))
+        : h('p', { class: 'muted', text: 'No segment yet.' }),
+      form);
+  }
+
+  // ---------- metrics ----------
+  const isoDay = (d) => d.toISOString().slice(0, 10);
+  function defaultRange() {
+    const to = new Date(); to.setUTCDate(to.getUTCDate() - 1);
+    const from = new Date(to); from.setUTCDate(from.getUTCDate() - (state.integration.daysToSync - 1));
+    return [isoDay(from), isoDay(to)];
+  }
+
+  function renderMetrics() {
+    const p = pane('metrics');
+    if (!p || !state.integration) return;
+    if (p.dataset.drawn) return; // keep the user's choices when coming back to the tab
+    p.dataset.drawn = 'true';
+    const kind = h('select', { name: 'kind' }, Object.entries(TARGET_TITLE).map(([v, t]) => h('option', { value: v, text: t })));
+    const object = h('select', { name: 'object' });
+    const [f, t] = defaultRange();
+    const from = h('input', { type: 'date', name: 'from', value: f });
+    const to = h('input', { type: 'date', name: 'to', value: t });
+    const showBtn = h('button', { type: 'submit', text: 'Show' });
+    const out = h('div', { class: 'metrics-out', 'aria-live': 'polite' });
+    const form = h('form', { class: 'card inline-form', id: 'metrics-form' }, field('Object', kind, 'kind'), field(TARGET_TITLE.company, object, 'id'),
+      field('From', from, 'from'), field('To', to, 'to'), h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }), h('div', { class: 'actions' }, showBtn));
+    const loadObjects = () => submit(null, form, async () => {
+      form.querySelector(`label[for="${object.id}"]`).textContent = TARGET_TITLE[kind.value];
+      const list = await api('GET', `/v1/directory/${DIRECTORY[kind.value]}`);
+      object.replaceChildren(...(list || []).map((o) => {
+        const id = kind.value === 'endUser' ? o.id : o.externalId;
+        const label = kind.value === 'endUser' ? [o.email, o.externalId, `${o.name || ''} ${o.surname || ''}`.trim()].filter(Boolean).join(' · ') || o.id : (o.name ? `${o.name} (${o.externalId})` : o.externalId);
+        return h('option', { value: id, text: label });
+      }));
+      if (!list || !list.length) object.append(h('option', { value: '', text: 'The directory has none' }));
+    });
+    kind.addEventListener('change', loadObjects);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(showBtn, form, () => showObject(kind.value, object.value, from.value, to.value, out));
+    });
+    p.replaceChildren(h('h2', { text: 'Metrics' }), form, out);
+    loadObjects();
+  }
+
+  async function showObject(kind, id, from, to, out) {
+    if (!id) throw new ApiError(400, { error: { message: 'choose an object', field: 'id' } });
+    const base = `/v1/objects/${kind}/${encodeURIComponent(id)}`;
+    const [metrics, system, activity] = await Promise.all([
+      api('GET', `${base}/metrics`), api('GET', `${base}/system`),
+      kind === 'company' || kind === 'endUser' ? api('GET', `${base}/activity?from=${from}&limit=50`) : Promise.resolve(null),
+    ]);
+    // One chart per metric as mapped: a multi-app metric ("prefix - name", one per app) is one
+    // chart with a line per app.
+    const charts = new Map();
+    for (const mi of metrics) {
+      const prefix = mi.app ? prefixOf(mi.app) : '';
+      const baseName = prefix && mi.metric.startsWith(`${prefix} - `) ? mi.metric.slice(prefix.length + 3) : mi.metric;
+      if (!charts.has(baseName)) charts.set(baseName, []);
+      charts.get(baseName).push(mi);
+    }
+    const series = await Promise.all(metrics.map((mi) => api('GET', `${base}/series?metric=${encodeURIComponent(mi.metric)}&from=${from}&to=${to}`)));
+    const byMetric = new Map(metrics.map((mi, i) => [`${mi.metric}\u0000${mi.app}`, series[i].filter((pt) => pt.app === mi.app)]));
+    const days = [];
+    for (let d = new Date(`${from}T00:00:00Z`); isoDay(d) <= to; d.setUTCDate(d.getUTCDate() + 1)) days.push(isoDay(d));
+
+    const sys = h('dl', { class: 'system' },
+      kind === 'endUser' ? [h('dt', { text: 'Last seen' }), h('dd', { text: system.lastSeen || 'never' }),
+        h('dt', { text: 'Last active' }), h('dd', { text: system.lastActive || 'never' })] : null,
+      kind === 'company' ? [h('dt', { text: 'Users active last 7 days' }), h('dd', { text: String(system.usersActiveLast7Days ?? 0) })] : null);
+    const chartEls = [];
+    for (const [name, infos] of charts) {
+      chartEls.push(chartCard(name, infos.map((mi) => ({
+        label: mi.app ? (prefixOf(mi.app) || `app ${mi.app}`) : name,
+        points: byMetric.get(`${mi.metric}\u0000${mi.app}`),
+      })), days));
+    }
+    out.replaceChildren(
+      h('section', { class: 'card' }, h('h3', { text: 'System metrics' }), kind === 'company' || kind === 'endUser' ? sys : h('p', { class: 'muted', text: 'System metrics exist for companies and end users.' })),
+      chartEls.length ? h('div', { class: 'charts' }, chartEls) : h('p', { class: 'muted', text: 'No metric on this object yet.' }),
+      activity ? activityTable(activity) : null);
+    for (const c of chartEls) c.draw();
+  }
+
+  function chartCard(name, lines, days) {
+    const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
+    const data = [xs];
+    let points = 0;
+    for (const l of lines) {
+      const byDay = new Map(l.points.map((pt) => [pt.day, pt.value]));
+      data.push(days.map((d) => (byDay.has(d) ? byDay.get(d) : null)));
+      points += byDay.size;
+    }
+    const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${name}: ${points} daily values from ${days[0]} to ${days[days.length - 1]}` });
+    const table = h('table', { class: 'values' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Day' }), lines.map((l) => h('th', { scope: 'col', text: l.label })))),
+      h('tbody', {}, days.map((d, i) => (data.slice(1).some((s) => s[i] !== null)
+        ? h('tr', {}, h('th', { scope: 'row', text: d }), data.slice(1).map((s) => h('td', { text: s[i] === null ? '' : String(s[i]) })))
+        : null))));
+    const card = h('section', { class: 'card chart', dataset: { metric: name, points: String(points), lines: String(lines.length) } },
+      h('h3', { text: name }), plot, h('details', {}, h('summary', { text: 'Values' }), h('div', { class: 'table-wrap' }, table)));
+    card.draw = () => {
+      const width = Math.max(plot.clientWidth, 240);
+      const u = new uPlot({
+        width, height: 220,
+        scales: { x: { time: true } },
+        legend: { show: lines.length > 1 },
+        axes: [{ space: 60 }, { size: 50 }],
+        series: [{}, ...lines.map((l, i) => ({
+          // Points are the stored days; the line joins them across days without a value.
+          label: l.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+          points: { show: true, size: 5, fill: COLORS[i % COLORS.length] },
+        }))],
+      }, data, plot);
+      card.dataset.drawn = String(points);
+      const ro = new ResizeObserver(() => { const w = Math.max(plot.clientWidth, 240); if (Math.abs(w - u.width) > 4) u.setSize({ width: w, height: 220 }); });
+      ro.observe(plot);
+    };
+    return card;
+  }
+
+  function activityTable(rows) {
+    return h('section', { class: 'card' }, h('h3', { text: 'Recent activity' }),
+      rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'activity' },
+        h('thead', {}, h('tr', {}, ['Day', 'End user', 'About', 'Events', 'Minutes', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, rows.map((a) => h('tr', {}, h('td', { text: a.day }), h('td', { text: a.endUserId }), h('td', { text: a.label }),
+          h('td', { class: 'num', text: String(a.events) }), h('td', { class: 'num', text: String(a.minutes) }),
+          h('td', { text: a.passive ? 'passive' : '' }))))))
+        : h('p', { class: 'muted', text: 'No recent activity.' }));
+  }
+
+  // ---------- boot ----------
+  document.addEventListener('DOMContentLoaded', () => {
+    document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));
+    token = readToken();
+    if (!token) { renderSignIn(); return; }
+    start().catch((e) => renderSignIn(e.message));
+  });
+})();
