@@ -16,7 +16,7 @@ FUZZ_VENV ?= .venv-fuzz
 SCHEMATHESIS_VERSION = 3.39.16
 HYPOTHESIS_VERSION = 6.130.13
 
-.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak
+.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak bench
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store. It ends
 ## with the configurator page's address; `make demo SERVE=1` then serves the page (and the API)
@@ -96,6 +96,11 @@ aws-local-up:
 
 aws-local-down:
 	bash infra/local/aws-local.sh stop
+
+## Performance figures (issue 8): release build, criterion benches, the simulator and moto in
+## their own processes; prints a table and writes target/bench/results.json (about 10 min).
+bench:
+	python3 tests/bench/run.py
 
 lint:
 	cargo fmt --all -- --check

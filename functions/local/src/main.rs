@@ -1,6 +1,7 @@
 //! `pendo-sync`: the local runner. One process hosts the stages: the use cases, a worker pool on
 //! an in-process queue, and the embedded store under a data folder.
 
+mod bench;
 mod demo;
 mod runtime;
 mod serve;
@@ -67,6 +68,9 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// The measured half of `make bench` (see tests/bench/run.py).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print every stored metric value and activity record, sorted, one per line.
     Export {
         #[arg(long)]
@@ -97,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             serve,
             listen,
         } => demo::run(&data, seed, days, serve.then_some(listen.as_str())).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
         Command::Serve {
             data,
             listen,

@@ -114,6 +114,60 @@ pub fn sort_export(rows: &mut [ExportRow]) {
     });
 }
 
+/// The values and activity records of one chunk, produced on demand: a chunk of a large
+/// response aggregates to hundreds of thousands of records, and an adapter that writes as it
+/// goes ([`Store::replace_chunk_from`]) then never holds them all as owned structs.
+pub trait ChunkRecords: Sync {
+    /// Calls `f` with every value, stopping at its first error.
+    fn for_each_value(
+        &self,
+        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Calls `f` with every activity record, stopping at its first error.
+    fn for_each_activity(
+        &self,
+        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Records already in memory.
+pub struct RecordSlices<'a> {
+    pub values: &'a [MetricValue],
+    pub activities: &'a [Activity],
+}
+
+impl ChunkRecords for RecordSlices<'_> {
+    fn for_each_value(
+        &self,
+        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.values.iter().try_for_each(f)
+    }
+    fn for_each_activity(
+        &self,
+        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.activities.iter().try_for_each(f)
+    }
+}
+
+/// Every record of `records`, owned.
+pub fn collect_records(
+    records: &dyn ChunkRecords,
+) -> Result<(Vec<MetricValue>, Vec<Activity>), StoreError> {
+    let mut values = Vec::new();
+    records.for_each_value(&mut |v| {
+        values.push(v.clone());
+        Ok(())
+    })?;
+    let mut activities = Vec::new();
+    records.for_each_activity(&mut |a| {
+        activities.push(a.clone());
+        Ok(())
+    })?;
+    Ok((values, activities))
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// # Errors
@@ -241,6 +295,23 @@ pub trait Store: Send + Sync {
         values: &[MetricValue],
         activities: &[Activity],
     ) -> Result<(), StoreError>;
+    /// [`Store::replace_chunk`] with records produced on demand; the same contract. The
+    /// default collects them and calls `replace_chunk`; the embedded store writes as it reads.
+    ///
+    /// # Errors
+    /// As `replace_chunk`.
+    async fn replace_chunk_from(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        records: &dyn ChunkRecords,
+    ) -> Result<(), StoreError> {
+        let (values, activities) = collect_records(records)?;
+        self.replace_chunk(t, generation, mapping, window, &values, &activities)
+            .await
+    }
     /// Deletes values and activity of generations below `generation`; returns how many.
     async fn purge_below_generation(
         &self,

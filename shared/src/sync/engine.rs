@@ -5,7 +5,7 @@
 use super::identity::{Directory, IdentityRules};
 use super::messages::{FetchMessage, ResyncMessage, MESSAGE_VERSION};
 use super::plan::{self, Window};
-use super::transform::{ChunkAccumulator, ChunkOutput, TransformSpec};
+use super::transform::{ChunkAccumulator, TransformSpec};
 use crate::app::Ports;
 use crate::domain::mapping::LastError;
 use crate::domain::{
@@ -303,28 +303,15 @@ async fn fetch_once(
         .map_err(ChunkError::Pendo)?;
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
     let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
-    let ChunkOutput {
-        values,
-        activities,
-        fills,
-        rows_read,
-        rows_skipped,
-    } = acc.finish(&created_ids);
+    let prepared = acc.prepare(created_ids);
     match store
-        .replace_chunk(
-            t,
-            integration.generation,
-            &mapping.id,
-            window,
-            &values,
-            &activities,
-        )
+        .replace_chunk_from(t, integration.generation, &mapping.id, window, &prepared)
         .await
     {
         Err(StoreError::StaleGeneration(_)) => return Err(ChunkError::Stale),
         other => other.map_err(st)?,
     }
-    for f in &fills {
+    for f in prepared.fills() {
         store
             .fill_end_user(
                 t,
@@ -337,11 +324,11 @@ async fn fetch_once(
             .map_err(st)?;
     }
     Ok(ChunkStats {
-        rows_read,
-        values_written: values.len() as u64,
-        activities_written: activities.len() as u64,
+        rows_read: prepared.rows_read(),
+        values_written: prepared.value_count(),
+        activities_written: prepared.activity_count(),
         users_created,
-        rows_skipped,
+        rows_skipped: prepared.rows_skipped(),
     })
 }
 

@@ -7,6 +7,7 @@ use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
 use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Target};
 use crate::pendo::RowSink;
+use crate::store::{ChunkRecords, StoreError};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::de::{self, Deserializer, Visitor};
@@ -324,99 +325,187 @@ impl<'d> ChunkAccumulator<'d> {
         &self.pending
     }
 
-    /// Builds the values, activity records and fills. `created[i]` is the service id of
+    /// The chunk's records, produced on demand. `created[i]` is the service id of
     /// `pending_users()[i]`.
-    pub fn finish(self, created: &[String]) -> ChunkOutput {
-        let base = self.dir.user_count() as u32;
-        let user_id = |slot: u32| -> Option<(String, String)> {
-            if slot < base {
-                self.dir
-                    .user(slot)
-                    .map(|u| (u.id.clone(), u.company_id.clone()))
-            } else {
-                let p = (slot - base) as usize;
-                Some((
-                    created.get(p)?.clone(),
-                    self.pending.get(p)?.company_id.clone(),
-                ))
-            }
-        };
-        let mut values = Vec::with_capacity(self.values.len() * 2);
-        for ((obj, app, day), sums) in &self.values {
-            let id = match self.spec.target {
-                Target::EndUser => user_id(*obj).map(|(id, _)| id),
-                kind => self.dir.object_id(kind, *obj).map(str::to_string),
-            };
-            let Some(id) = id else { continue };
-            let (app_key, prefix) = self
-                .app_slots
-                .get(*app as usize)
-                .cloned()
-                .unwrap_or_default();
-            let name = |m: &str| {
-                if self.spec.multi_app {
-                    multi_app_metric_name(&prefix, m)
-                } else {
-                    m.to_string()
-                }
-            };
-            let object = ObjectRef {
-                kind: self.spec.target,
-                id,
-            };
-            values.push(MetricValue {
-                object: object.clone(),
-                metric: name(&self.spec.metric),
-                app: app_key.clone(),
-                day: *day,
-                value: sums.events,
-            });
-            if let Some(m) = &self.spec.minutes_metric {
-                values.push(MetricValue {
-                    object,
-                    metric: name(m),
-                    app: app_key,
-                    day: *day,
-                    value: sums.minutes,
-                });
-            }
-        }
-        let mut activities = Vec::with_capacity(self.activity.len());
-        for ((slot, day), sums) in &self.activity {
-            let Some((end_user_id, company_id)) = user_id(*slot) else {
-                continue;
-            };
-            activities.push(Activity {
-                end_user_id,
-                company_id,
-                mapping_id: self.spec.mapping_id.clone(),
-                label: self.spec.metric.clone(),
-                day: *day,
-                events: sums.events,
-                minutes: sums.minutes,
-                passive: self.spec.passive,
-            });
-        }
-        let mut fills: Vec<Fill> = self.fills.into_values().collect();
+    pub fn prepare(self, created: Vec<String>) -> PreparedChunk<'d> {
+        let mut fills: Vec<Fill> = self.fills.values().cloned().collect();
         fills.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        ChunkOutput {
-            values,
-            activities,
+        PreparedChunk {
+            acc: self,
+            created,
             fills,
-            rows_read: self.rows_read,
-            rows_skipped: self.rows_skipped,
         }
     }
 }
 
-/// The result of a chunk's transform.
-#[derive(Debug, Default)]
-pub struct ChunkOutput {
-    pub values: Vec<MetricValue>,
-    pub activities: Vec<Activity>,
-    pub fills: Vec<Fill>,
-    pub rows_read: u64,
-    pub rows_skipped: u64,
+/// A transformed chunk: the aggregated sums, turned into values and activity records only as a
+/// store reads them ([`ChunkRecords`]), so a chunk of a million rows never exists as a million
+/// owned records.
+pub struct PreparedChunk<'d> {
+    acc: ChunkAccumulator<'d>,
+    created: Vec<String>,
+    fills: Vec<Fill>,
+}
+
+impl PreparedChunk<'_> {
+    /// (service id, company id) of an end-user slot.
+    fn user(&self, slot: u32) -> Option<(&str, &str)> {
+        let base = self.acc.dir.user_count() as u32;
+        if slot < base {
+            self.acc
+                .dir
+                .user(slot)
+                .map(|u| (u.id.as_str(), u.company_id.as_str()))
+        } else {
+            let p = (slot - base) as usize;
+            Some((
+                self.created.get(p)?.as_str(),
+                self.acc.pending.get(p)?.company_id.as_str(),
+            ))
+        }
+    }
+
+    fn object_id(&self, obj: u32) -> Option<&str> {
+        match self.acc.spec.target {
+            Target::EndUser => self.user(obj).map(|(id, _)| id),
+            kind => self.acc.dir.object_id(kind, obj),
+        }
+    }
+
+    /// Values the chunk writes.
+    pub fn value_count(&self) -> u64 {
+        let per = 1 + u64::from(self.acc.spec.minutes_metric.is_some());
+        let objects = self
+            .acc
+            .values
+            .keys()
+            .filter(|(obj, _, _)| self.object_id(*obj).is_some())
+            .count() as u64;
+        objects * per
+    }
+
+    /// Activity records the chunk writes.
+    pub fn activity_count(&self) -> u64 {
+        self.acc
+            .activity
+            .keys()
+            .filter(|(slot, _)| self.user(*slot).is_some())
+            .count() as u64
+    }
+
+    /// Fields to fill in on existing end users, by user id.
+    pub fn fills(&self) -> &[Fill] {
+        &self.fills
+    }
+
+    pub fn rows_read(&self) -> u64 {
+        self.acc.rows_read
+    }
+
+    pub fn rows_skipped(&self) -> u64 {
+        self.acc.rows_skipped
+    }
+}
+
+impl ChunkRecords for PreparedChunk<'_> {
+    fn for_each_value(
+        &self,
+        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let spec = &self.acc.spec;
+        // Metric names per app slot, built once.
+        let names: Vec<(String, Option<String>)> = self
+            .acc
+            .app_slots
+            .iter()
+            .map(|(_, prefix)| {
+                let name = |m: &str| {
+                    if spec.multi_app {
+                        multi_app_metric_name(prefix, m)
+                    } else {
+                        m.to_string()
+                    }
+                };
+                (name(&spec.metric), spec.minutes_metric.as_deref().map(name))
+            })
+            .collect();
+        // In key order (the directory is sorted by id): the store's B-tree inserts stay local.
+        let mut keys: Vec<&(u32, u16, NaiveDate)> = self.acc.values.keys().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let (obj, app, day) = key;
+            let Some(sums) = self.acc.values.get(key) else {
+                continue;
+            };
+            let Some(id) = self.object_id(*obj) else {
+                continue;
+            };
+            let Some((metric, minutes)) = names.get(*app as usize) else {
+                continue;
+            };
+            let app_key = self
+                .acc
+                .app_slots
+                .get(*app as usize)
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default();
+            let mut v = MetricValue {
+                object: ObjectRef {
+                    kind: spec.target,
+                    id: id.to_string(),
+                },
+                metric: metric.clone(),
+                app: app_key,
+                day: *day,
+                value: sums.events,
+            };
+            f(&v)?;
+            if let Some(m) = minutes {
+                v.metric.clone_from(m);
+                v.value = sums.minutes;
+                f(&v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn for_each_activity(
+        &self,
+        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let spec = &self.acc.spec;
+        let mut a = Activity {
+            end_user_id: String::new(),
+            company_id: String::new(),
+            mapping_id: spec.mapping_id.clone(),
+            label: spec.metric.clone(),
+            day: spec.window.from,
+            events: 0.0,
+            minutes: 0.0,
+            passive: spec.passive,
+        };
+        let mut keys: Vec<&(u32, NaiveDate)> = self.acc.activity.keys().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let (slot, day) = key;
+            let Some(sums) = self.acc.activity.get(key) else {
+                continue;
+            };
+            let Some((user, company)) = self.user(*slot) else {
+                continue;
+            };
+            // One record reused: its strings keep their buffers from row to row.
+            a.end_user_id.clear();
+            a.end_user_id.push_str(user);
+            a.company_id.clear();
+            a.company_id.push_str(company);
+            a.day = *day;
+            a.events = sums.events;
+            a.minutes = sums.minutes;
+            f(&a)?;
+        }
+        Ok(())
+    }
 }
 
 impl RowSink for ChunkAccumulator<'_> {

@@ -39,6 +39,7 @@ pub struct Control {
     keys: RwLock<BTreeMap<String, bool>>,
     faults: Mutex<Vec<FaultState>>,
     memory_limit: Mutex<Option<u64>>,
+    synthetic_rows: Mutex<Option<u64>>,
     log: Mutex<Vec<RequestLogEntry>>,
     counters: Mutex<BTreeMap<String, u64>>,
 }
@@ -55,6 +56,7 @@ impl Control {
             ),
             faults: Mutex::new(Vec::new()),
             memory_limit: Mutex::new(None),
+            synthetic_rows: Mutex::new(None),
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(BTreeMap::new()),
         }
@@ -104,6 +106,17 @@ impl Control {
     /// The configured result-row limit.
     pub fn memory_limit_rows(&self) -> Option<u64> {
         *lock(&self.memory_limit)
+    }
+
+    /// Benchmarks only: answer grouped event queries with exactly `rows` synthetic rows
+    /// (see `pipeline::synthetic`); `None` restores the real engine.
+    pub fn set_synthetic_event_rows(&self, rows: Option<u64>) {
+        *lock(&self.synthetic_rows) = rows;
+    }
+
+    /// The configured synthetic row count.
+    pub fn synthetic_event_rows(&self) -> Option<u64> {
+        *lock(&self.synthetic_rows)
     }
 
     /// Add or replace a key.

@@ -94,6 +94,15 @@ async fn memory_limit(State(sim): State<Simulator>, body: Bytes) -> Response {
     json_value(&json!({ "rows": b.rows }))
 }
 
+async fn synthetic_rows(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let b: LimitBody = match parse(&body) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
+    };
+    sim.control().set_synthetic_event_rows(b.rows);
+    json_value(&json!({ "rows": b.rows }))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KeyBody {
@@ -158,6 +167,7 @@ pub fn control_router(sim: Simulator) -> Router {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/_sim/memory-limit", post(memory_limit))
+        .route("/_sim/synthetic-rows", post(synthetic_rows))
         .route("/_sim/keys", post(set_key))
         .route("/_sim/keys/{key}", delete(revoke_key))
         .route("/_sim/requests", get(requests).delete(reset_requests))

@@ -44,6 +44,9 @@ struct Args {
     /// Initial clock (RFC 3339); default: the real current time.
     #[arg(long)]
     now: Option<String>,
+    /// Benchmarks: answer grouped event queries with this many synthetic rows.
+    #[arg(long)]
+    synthetic_event_rows: Option<u64>,
 }
 
 fn config(args: &Args) -> Result<SimConfig, String> {
@@ -84,6 +87,8 @@ async fn main() {
     };
     let key_names: Vec<String> = cfg.keys.iter().map(|k| k.key.clone()).collect();
     let sim = Simulator::new(cfg);
+    sim.control()
+        .set_synthetic_event_rows(args.synthetic_event_rows);
     let running = match sim.spawn(&args.listen).await {
         Ok(r) => r,
         Err(e) => {

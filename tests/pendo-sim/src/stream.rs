@@ -52,7 +52,11 @@ fn produce(
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, SimError>>,
 ) {
     let sub = sim.subscription();
-    let mut rows: Rows<'_> = execute(plan, sub, ctx);
+    let synthetic = sim
+        .control()
+        .synthetic_event_rows()
+        .and_then(|n| crate::pipeline::synthetic::rows(plan, sub, ctx, n));
+    let mut rows: Rows<'_> = synthetic.unwrap_or_else(|| execute(plan, sub, ctx));
     if let Some(n) = limit {
         let mut held = Vec::new();
         for r in rows.by_ref() {

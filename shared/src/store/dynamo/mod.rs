@@ -56,6 +56,7 @@
 //! (a replace is a put) plus 2 WCU per value that disappeared (delete + its gsi1 entry), and reads
 //! the window's gsi1 entries once (0.5 RCU per 4 KB). Batches are `BatchWriteItem` of 25.
 
+pub mod capacity;
 mod config;
 mod data;
 mod directory;
@@ -111,15 +112,25 @@ impl DynamoTables {
 pub struct DynamoStore {
     client: Client,
     tables: DynamoTables,
+    meter: std::sync::Arc<capacity::WriteMeter>,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, tables: DynamoTables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            meter: Default::default(),
+        }
     }
 
     pub fn tables(&self) -> &DynamoTables {
         &self.tables
+    }
+
+    /// What this store's batch writes cost so far (see [`capacity`]).
+    pub fn write_meter(&self) -> capacity::WriteMeterSnapshot {
+        self.meter.snapshot()
     }
 
     /// Every page of a query.
@@ -148,14 +159,33 @@ impl DynamoStore {
         requests: Vec<WriteRequest>,
         what: &str,
     ) -> Result<(), StoreError> {
+        let specs = tables::specs(&self.tables);
+        let gsis = specs
+            .iter()
+            .find(|s| s.name == table)
+            .map(|s| s.gsis.as_slice())
+            .unwrap_or_default();
+        for r in &requests {
+            match &r.put_request {
+                Some(p) => self.meter.put(capacity::put_units(&p.item, gsis)),
+                None => self.meter.delete(),
+            }
+        }
         write_in_batches(requests, MAX_UNPROCESSED_ROUNDS, |batch| async move {
             let out = self
                 .client
                 .batch_write_item()
                 .request_items(table, batch)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| unavailable(what, e))?;
+            self.meter.call(
+                out.consumed_capacity()
+                    .iter()
+                    .filter_map(|c| c.capacity_units)
+                    .sum(),
+            );
             Ok(out
                 .unprocessed_items
                 .and_then(|mut m| m.remove(table))

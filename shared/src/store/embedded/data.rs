@@ -3,10 +3,10 @@
 
 use super::{corrupt, parse_day, write_tx, StoreError};
 use crate::domain::{
-    Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, MetricValue, ObjectRef,
-    Target, TenantId,
+    Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, ObjectRef, Target,
+    TenantId,
 };
-use crate::store::{new_end_user, ActivityOf, MetricInfo, SeriesPoint};
+use crate::store::{new_end_user, ActivityOf, ChunkRecords, MetricInfo, SeriesPoint};
 use crate::sync::plan::Window;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -198,8 +198,7 @@ pub(super) fn replace_chunk(
     generation: u64,
     mapping: &MappingId,
     window: Window,
-    values: &[MetricValue],
-    activities: &[Activity],
+    records: &dyn ChunkRecords,
 ) -> Result<(), StoreError> {
     let tx = write_tx(c)?;
     let current: Option<i64> = tx
@@ -227,7 +226,7 @@ pub(super) fn replace_chunk(
             "INSERT OR REPLACE INTO metric_values (tenant, object_kind, object_id, metric, app, day, value, mapping_id, generation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        for v in values {
+        records.for_each_value(&mut |v| {
             st.execute(params![
                 t.as_str(),
                 v.object.kind.as_str(),
@@ -239,12 +238,13 @@ pub(super) fn replace_chunk(
                 mapping.as_str(),
                 generation as i64
             ])?;
-        }
+            Ok(())
+        })?;
         let mut st = tx.prepare_cached(
             "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        for a in activities {
+        records.for_each_activity(&mut |a| {
             st.execute(params![
                 t.as_str(),
                 a.end_user_id,
@@ -257,7 +257,8 @@ pub(super) fn replace_chunk(
                 a.passive,
                 generation as i64
             ])?;
-        }
+            Ok(())
+        })?;
     }
     tx.commit()?;
     Ok(())

@@ -432,7 +432,18 @@ impl Store for EmbeddedStore {
         values: &[MetricValue],
         activities: &[Activity],
     ) -> Result<(), StoreError> {
-        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, values, activities))
+        let records = crate::store::RecordSlices { values, activities };
+        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, &records))
+    }
+    async fn replace_chunk_from(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        records: &dyn crate::store::ChunkRecords,
+    ) -> Result<(), StoreError> {
+        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, records))
     }
     async fn purge_below_generation(
         &self,

@@ -300,6 +300,17 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
         .replace_chunk(&t, 1, &m, w, &values, &[])
         .await
         .unwrap();
+    // Each value item is billed 2 write units: the item and its gsi1 entry (both under 1 KB).
+    let meter = store.write_meter();
+    assert_eq!(
+        (
+            meter.puts,
+            meter.deletes,
+            meter.billed_put_units,
+            meter.batch_calls
+        ),
+        (60, 0, 120, 3)
+    );
     let to = day0 + chrono::Duration::days(30);
     let series = |obj: &str, metric: &str| {
         let o = ObjectRef {
@@ -318,6 +329,7 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
     assert_eq!(series("a", "x#2026-11-01").await.len(), 20);
     assert_eq!(store.export(Some(&t)).await.unwrap().len(), 60);
     assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 60);
+    assert_eq!(store.write_meter().deletes, 60);
 }
 
 /// The scenario both stacks run: New York days, companies, user fields with auto-detect, a

@@ -270,12 +270,26 @@ pub fn group<'a>(
     aggs: &'a [(Path, Agg)],
     ctx: &'a EvalCtx,
 ) -> Rows<'a> {
-    let mut groups: HashMap<Vec<OrdValue>, Vec<Acc>> = HashMap::new();
-    for row in rows {
+    let keyed = rows.map(move |row| {
         let key: Vec<OrdValue> = keys
             .iter()
             .map(|p| OrdValue(get_path(&row, p).cloned().unwrap_or(Value::Null)))
             .collect();
+        (key, row)
+    });
+    group_keyed(keyed, keys, aggs, ctx)
+}
+
+/// [`group`] of rows whose keys are already computed: `(key values in key order, a row holding
+/// at least the aggregators' fields)`. The event fast path feeds it without building full rows.
+pub fn group_keyed<'a>(
+    rows: impl Iterator<Item = (Vec<OrdValue>, Value)>,
+    keys: &'a [Path],
+    aggs: &'a [(Path, Agg)],
+    ctx: &'a EvalCtx,
+) -> Rows<'a> {
+    let mut groups: HashMap<Vec<OrdValue>, Vec<Acc>> = HashMap::new();
+    for (key, row) in rows {
         let accs = groups.entry(key).or_insert_with(|| new_accs(aggs));
         for (acc, (_, agg)) in accs.iter_mut().zip(aggs) {
             acc.add(agg, &row, ctx);

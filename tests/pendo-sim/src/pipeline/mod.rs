@@ -4,11 +4,13 @@
 //! identified, segment, bulkExpand, skip, limit, unwind, merge) pass rows straight through;
 //! blocking stages (group, sort, reduce, count) hold only what they must (group holds groups).
 
+pub mod events_group;
 pub mod group;
 pub mod parse;
 pub mod pes;
 pub mod source;
 pub mod stages;
+pub mod synthetic;
 pub mod timeseries;
 
 use serde_json::Value;
@@ -62,8 +64,16 @@ pub fn plan_request(body: &Value, sub: &Subscription, ctx: &EvalCtx) -> Result<P
     parse::parse_plan(pipeline_of(body)?, sub, ctx, 0).map_err(SimError::BadRequest)
 }
 
-/// Execute a plan lazily.
+/// Execute a plan lazily (a grouped event query is grouped on the call, by the fast path).
 pub fn execute<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Rows<'a> {
+    match events_group::rows(plan, sub, ctx) {
+        Some(rows) => rows,
+        None => execute_generic(plan, sub, ctx),
+    }
+}
+
+/// Execute a plan stage by stage, without the grouped-events fast path (tests compare the two).
+pub fn execute_generic<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Rows<'a> {
     let mut rows = source::rows(&plan.source, sub, ctx);
     for stage in &plan.stages {
         rows = stages::apply(rows, stage, sub, ctx);

@@ -1,0 +1,241 @@
+//! `pendo-sync bench setup|resync`: the measured half of `make bench` (`tests/bench/run.py`
+//! drives it). `setup` configures one tenant against a running simulator — its directory is the
+//! simulator's own accounts and identified visitors, regenerated from the same seed — and
+//! `resync` runs one Re-sync all of that tenant through the real worker path and prints one JSON
+//! line of what it did. The driver measures the `resync` process from outside (wall time, CPU
+//! and peak RSS from `wait4`), so nothing here times itself.
+
+use crate::runtime::Local;
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use pendo_sim::{SimConfig, Simulator};
+use pendo_sync::app::SettingsUpdate;
+use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::{DirectoryObject, EndUserInput, MappingKind, Target, TenantId};
+use std::path::PathBuf;
+
+/// The benchmark tenant.
+pub const TENANT: &str = "bench";
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BenchTarget {
+    Company,
+    EndUser,
+    /// Alternate: company, end user, company, …
+    Mixed,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Configure the benchmark tenant against a running simulator (large preset).
+    Setup {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "PENDO_BASE_URL")]
+        pendo_base_url: String,
+        /// The simulator's integration key.
+        #[arg(long, default_value = "bench-key")]
+        key: String,
+        /// The simulator's seed and visitor count (the directory is regenerated from them).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 50_000)]
+        visitors: u32,
+        /// End users in the directory (the first identified visitors with an account).
+        #[arg(long, default_value_t = 50_000)]
+        users: usize,
+        /// Feature/Page mappings (features and pages alternate, most popular first).
+        #[arg(long, default_value_t = 10)]
+        mappings: usize,
+        /// Days to sync.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long, value_enum, default_value_t = BenchTarget::Company)]
+        target: BenchTarget,
+    },
+    /// Re-sync all of the benchmark tenant, drain, print a JSON summary line.
+    Resync {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "PENDO_BASE_URL")]
+        pendo_base_url: String,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Setup {
+            data,
+            pendo_base_url,
+            key,
+            seed,
+            visitors,
+            users,
+            mappings,
+            days,
+            target,
+        } => {
+            let rt = Local::open(&data, Some(&pendo_base_url), None)?;
+            setup(&rt, &key, seed, visitors, users, mappings, days, target).await
+        }
+        BenchCommand::Resync {
+            data,
+            pendo_base_url,
+            workers,
+        } => {
+            let rt = Local::open(&data, Some(&pendo_base_url), None)?;
+            let t = TenantId::parse(TENANT)?;
+            let run_id = rt.app.resync_all(&t).await?;
+            let stats = rt.drain(workers, false).await;
+            let (done, retried, failed, _) = stats.snapshot();
+            let run = rt.app.run(&t, &run_id).await?;
+            let totals = run.totals();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "chunks": run.chunks.len(),
+                    "messages_done": done,
+                    "retried": retried,
+                    "failed": failed,
+                    "rows_read": totals.rows_read,
+                    "rows_skipped": totals.rows_skipped,
+                    "values_written": totals.values_written,
+                    "activities_written": totals.activities_written,
+                })
+            );
+            anyhow::ensure!(failed == 0, "{failed} chunks failed");
+            Ok(())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn setup(
+    rt: &Local,
+    key: &str,
+    seed: u64,
+    visitors: u32,
+    users: usize,
+    mappings: usize,
+    days: i64,
+    target: BenchTarget,
+) -> anyhow::Result<()> {
+    let mut config = SimConfig::large();
+    config.seed = seed;
+    config.visitors = visitors;
+    let sim = Simulator::new(config);
+    let sub = sim.subscription();
+    let app = &rt.app;
+    let store = &app.ports.store;
+    let t = TenantId::parse(TENANT)?;
+    app.connect(&t, key, "app.pendo.io")
+        .await
+        .context("connecting to the simulator")?;
+    app.update_settings(
+        &t,
+        &SettingsUpdate {
+            days_to_sync: Some(days),
+            timezone: Some(sub.timezone.name().to_string()),
+            field_mappings: None,
+            auto_detect_end_users: Some(false),
+        },
+        pendo_sync::app::Role::Admin,
+    )
+    .await?;
+    for a in &sub.apps {
+        app.upsert_app(&t, &a.id.to_string(), &a.name).await?;
+    }
+    let companies: Vec<DirectoryObject> = sub
+        .accounts
+        .iter()
+        .map(|a| DirectoryObject {
+            external_id: a.id.clone(),
+            name: Some(a.name.clone()),
+            company_id: None,
+        })
+        .collect();
+    store
+        .upsert_objects(&t, Target::Company, &companies)
+        .await?;
+    let mut n = 0;
+    for v in sub.visitors.iter().filter(|v| !v.anonymous) {
+        if n == users {
+            break;
+        }
+        let Some(acc) = v.account.and_then(|i| sub.accounts.get(i)) else {
+            continue;
+        };
+        store
+            .upsert_end_user(
+                &t,
+                &EndUserInput {
+                    company_id: acc.id.clone(),
+                    external_id: Some(v.id.clone()),
+                    email: v.email.clone(),
+                    name: v.first_name.clone(),
+                    surname: v.last_name.clone(),
+                },
+            )
+            .await?;
+        n += 1;
+    }
+    let app_id = sub.apps.first().map(|a| a.id).context("no app")?;
+    let by_popularity = |mut v: Vec<(f64, String)>| {
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        v.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let features = by_popularity(
+        sub.features
+            .iter()
+            .filter(|f| f.app_id == app_id)
+            .map(|f| (f.popularity, f.id.clone()))
+            .collect(),
+    );
+    let pages = by_popularity(
+        sub.pages
+            .iter()
+            .filter(|p| p.app_id == app_id)
+            .map(|p| (p.popularity, p.id.clone()))
+            .collect(),
+    );
+    for i in 0..mappings {
+        let source = if i % 2 == 0 {
+            MappingKind::Feature {
+                feature_id: features.get(i / 2).context("too few features")?.clone(),
+                minutes_metric: Some(format!("Feature minutes {i}")),
+            }
+        } else {
+            MappingKind::Page {
+                page_id: pages.get(i / 2).context("too few pages")?.clone(),
+                minutes_metric: None,
+            }
+        };
+        let target = match target {
+            BenchTarget::Company => Target::Company,
+            BenchTarget::EndUser => Target::EndUser,
+            BenchTarget::Mixed if i % 2 == 0 => Target::Company,
+            BenchTarget::Mixed => Target::EndUser,
+        };
+        app.create_mapping(
+            &t,
+            &MappingInput {
+                source,
+                target,
+                metric_name: format!("Bench metric {i}"),
+                passive: false,
+                multi_app: false,
+                auto_create_users: false,
+                segment_id: None,
+                enabled: true,
+            },
+        )
+        .await?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "companies": companies.len(), "end_users": n, "mappings": mappings, "days": days })
+    );
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Figure 6 of `make bench`: DynamoDB write units per value on the daily path, against the
+//! local server at `AWS_ENDPOINT_URL` (moto). One day of one Feature mapping for 2,000
+//! companies (two metrics: events and minutes) is written with `replace_chunk` — exactly the
+//! store call a daily fetch chunk makes — then the same day again (the next day's re-run of a
+//! late chunk), then 1,000 end-user activity records. Prints one JSON line with the adapter's
+//! meter: units billed by DynamoDB's rules for the items written, and the units the server
+//! reported (moto reports a fixed 1.0 per call, so only the first is a cost).
+//! `dynamo_wcu --ensure-tables PREFIX` only creates the tables `PREFIX-config`/`PREFIX-data`.
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use pendo_sync::domain::{
+    Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
+};
+use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
+use pendo_sync::store::Store;
+use pendo_sync::sync::plan::Window;
+
+const COMPANIES: usize = 2_000;
+const ACTIVITIES: usize = 1_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| u.starts_with("http://127.0.0.1")),
+        "set AWS_ENDPOINT_URL to the local server (http://127.0.0.1:PORT)"
+    );
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    // `--ensure-tables PREFIX`: only create the tables (the cold-start runs need them).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, prefix] = args.as_slice() {
+        anyhow::ensure!(
+            flag == "--ensure-tables",
+            "usage: dynamo_wcu [--ensure-tables PREFIX]"
+        );
+        return Ok(ensure_tables(&client, &DynamoTables::with_prefix(prefix)).await?);
+    }
+    let tables = DynamoTables::with_prefix(&format!("bench-{}", uuid::Uuid::new_v4().simple()));
+    ensure_tables(&client, &tables).await?;
+    let store = DynamoStore::new(client, tables);
+    let t = TenantId::parse("bench")?;
+    let integration = Integration::new(t.clone());
+    store.put_integration(&integration).await?;
+    let g = integration.generation;
+    let m = MappingId::parse("bench-feature")?;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 19).context("date")?;
+    let window = Window { from: day, to: day };
+    let values: Vec<MetricValue> = (0..COMPANIES)
+        .flat_map(|c| {
+            ["Feature clicks", "Feature minutes"].map(|metric| MetricValue {
+                object: ObjectRef {
+                    kind: Target::Company,
+                    id: format!("account-{c:05}"),
+                },
+                metric: metric.into(),
+                app: String::new(),
+                day,
+                value: (c % 40) as f64 + 1.0,
+            })
+        })
+        .collect();
+    let before = store.write_meter();
+    store.replace_chunk(&t, g, &m, window, &values, &[]).await?;
+    let first = store.write_meter();
+    store.replace_chunk(&t, g, &m, window, &values, &[]).await?;
+    let again = store.write_meter();
+    let activities: Vec<Activity> = (0..ACTIVITIES)
+        .map(|u| Activity {
+            end_user_id: format!("user-{u:06}"),
+            company_id: format!("account-{:05}", u % COMPANIES),
+            mapping_id: m.clone(),
+            label: "Feature clicks".into(),
+            day,
+            events: 3.0,
+            minutes: 1.0,
+            passive: false,
+        })
+        .collect();
+    let m2 = MappingId::parse("bench-feature-users")?;
+    store
+        .replace_chunk(&t, g, &m2, window, &[], &activities)
+        .await?;
+    let last = store.write_meter();
+    let per = |units: f64, n: usize| units / n as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "values": values.len(),
+            "billed_units_first_write": first.billed_put_units - before.billed_put_units,
+            "billed_units_per_value": per((first.billed_put_units - before.billed_put_units) as f64, values.len()),
+            "billed_units_per_value_rewrite": per((again.billed_put_units - first.billed_put_units) as f64, values.len()),
+            "deletes_on_rewrite": again.deletes - first.deletes,
+            "reported_units_first_write": first.reported_units - before.reported_units,
+            "batch_calls_first_write": first.batch_calls - before.batch_calls,
+            "activities": activities.len(),
+            "billed_units_per_activity": per((last.billed_put_units - again.billed_put_units) as f64, activities.len()),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Write capacity: what DynamoDB bills for the items this adapter writes, and what it reported.
+//!
+//! Every `BatchWriteItem` asks for `ReturnConsumedCapacity = TOTAL` and the meter adds up the
+//! reported units. Local servers do not bill (moto answers a fixed 1.0 per call, whatever the
+//! items), so the meter also computes the units each put costs by DynamoDB's published rules:
+//! an item's size is the sum of its attribute names and values (strings and binaries by their
+//! bytes, numbers by about one byte per two significant digits plus one, booleans and nulls one
+//! byte, lists and maps three bytes plus one per element); a write costs one unit per started
+//! KB of the item, plus, for each global secondary index whose key attributes the item has, one
+//! unit per started KB of the index entry (the projected item — here every index projects ALL —
+//! plus 100 bytes of index overhead).
+
+use super::Item;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const KB: usize = 1024;
+/// Bytes DynamoDB adds to an index entry.
+const INDEX_OVERHEAD: usize = 100;
+
+fn number_size(n: &str) -> usize {
+    let digits: String = n
+        .trim_start_matches(['-', '+'])
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.max(1).div_ceil(2) + 1
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(l) => 3 + l.iter().map(|e| value_size(e) + 1).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| k.len() + value_size(e) + 1)
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// An item's size in bytes, as DynamoDB counts it.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// Write units one put of `item` costs on a table with these GSIs `(name, pk attr, sk attr)`.
+pub fn put_units(item: &Item, gsis: &[(&str, &str, &str)]) -> u64 {
+    let size = item_size(item);
+    let base = size.div_ceil(KB).max(1) as u64;
+    let indexes: u64 = gsis
+        .iter()
+        .filter(|(_, pk, sk)| item.contains_key(*pk) && item.contains_key(*sk))
+        .map(|_| (size + INDEX_OVERHEAD).div_ceil(KB) as u64)
+        .sum();
+    base + indexes
+}
+
+/// Running totals of one store's writes (monotonic; read with [`WriteMeter::snapshot`]).
+#[derive(Debug, Default)]
+pub struct WriteMeter {
+    puts: AtomicU64,
+    deletes: AtomicU64,
+    billed_units: AtomicU64,
+    /// Reported units × 1000 (reports are fractional).
+    reported_milli_units: AtomicU64,
+    batch_calls: AtomicU64,
+}
+
+/// A reading of a [`WriteMeter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WriteMeterSnapshot {
+    /// Items put.
+    pub puts: u64,
+    /// Items deleted.
+    pub deletes: u64,
+    /// Write units the puts cost by DynamoDB's rules (deletes are billed by the size of the
+    /// deleted item, which a delete request does not carry: not included).
+    pub billed_put_units: u64,
+    /// Write units the server reported in `ConsumedCapacity`.
+    pub reported_units: f64,
+    /// `BatchWriteItem` calls.
+    pub batch_calls: u64,
+}
+
+impl WriteMeter {
+    pub(super) fn put(&self, units: u64) {
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        self.billed_units.fetch_add(units, Ordering::Relaxed);
+    }
+    pub(super) fn delete(&self) {
+        self.deletes.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(super) fn call(&self, reported_units: f64) {
+        self.batch_calls.fetch_add(1, Ordering::Relaxed);
+        let milli = (reported_units.max(0.0) * 1000.0).round() as u64;
+        self.reported_milli_units
+            .fetch_add(milli, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WriteMeterSnapshot {
+        WriteMeterSnapshot {
+            puts: self.puts.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
+            billed_put_units: self.billed_units.load(Ordering::Relaxed),
+            reported_units: self.reported_milli_units.load(Ordering::Relaxed) as f64 / 1000.0,
+            batch_calls: self.batch_calls.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    #[test]
+    fn sizes_follow_dynamodb_rules() {
+        assert_eq!(number_size("0"), 2);
+        assert_eq!(number_size("12345"), 4);
+        assert_eq!(number_size("-1.5"), 2);
+        assert_eq!(number_size("1000"), 2);
+        let item: Item = [
+            ("pk".to_string(), s("abc")),
+            ("n".to_string(), AttributeValue::N("42".into())),
+            ("b".to_string(), AttributeValue::Bool(true)),
+        ]
+        .into_iter()
+        .collect();
+        // pk(2)+3, n(1)+2, b(1)+1
+        assert_eq!(item_size(&item), 10);
+    }
+
+    #[test]
+    fn units_count_the_item_and_each_index_it_is_in() {
+        let gsis = [("gsi1", "gpk", "gsk"), ("gsi2", "cpk", "csk")];
+        let mut item: Item = [("pk".to_string(), s("p")), ("sk".to_string(), s("s"))]
+            .into_iter()
+            .collect();
+        assert_eq!(put_units(&item, &gsis), 1);
+        item.insert("gpk".into(), s("g"));
+        assert_eq!(put_units(&item, &gsis), 1, "an index needs both its keys");
+        item.insert("gsk".into(), s("g"));
+        assert_eq!(put_units(&item, &gsis), 2);
+        item.insert("big".into(), s(&"x".repeat(1000)));
+        // ~1,015 bytes: 1 unit for the item, 2 for its index entry (+100 bytes overhead).
+        assert_eq!(put_units(&item, &gsis), 3);
+    }
+
+    #[test]
+    fn the_meter_adds_up() {
+        let m = WriteMeter::default();
+        m.put(2);
+        m.put(3);
+        m.delete();
+        m.call(1.0);
+        m.call(0.5);
+        assert_eq!(
+            m.snapshot(),
+            WriteMeterSnapshot {
+                puts: 2,
+                deletes: 1,
+                billed_put_units: 5,
+                reported_units: 1.5,
+                batch_calls: 2
+            }
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Fast path of `source (events) → [segment …] → group → …` for day or longer periods: group
+//! keys and aggregated fields are read straight from the generated event rows, so a raw row is
+//! never built as a full JSON object (the generic path spends most of a large grouped query
+//! doing that). Same keys, accumulators, output order and later stages as the generic path;
+//! any other shape of plan returns `None` and runs generically.
+
+use serde_json::{Map, Value};
+
+use super::group::{group_keyed, OrdValue};
+use super::parse::{Path, Plan, Stage};
+use super::source::Source;
+use super::timeseries::Period;
+use super::{stages, Rows};
+use crate::data::{EventRow, EventSource, Subscription};
+use crate::expr::{EvalCtx, Expr};
+use crate::timeutil::local_date;
+
+/// A top-level field of an event row as `EventRow::to_json(false)` writes it.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Visitor,
+    Account,
+    App,
+    Day,
+    Item,
+    Events,
+    Minutes,
+    FirstTime,
+    LastTime,
+    RemoteIp,
+    Server,
+    UserAgent,
+}
+
+impl Field {
+    fn of(p: &Path, kind: EventSource) -> Option<Field> {
+        let [name] = p.as_slice() else {
+            return None;
+        };
+        Some(match name.as_str() {
+            "visitorId" => Field::Visitor,
+            "accountId" => Field::Account,
+            "appId" => Field::App,
+            "day" => Field::Day,
+            "numEvents" => Field::Events,
+            "numMinutes" => Field::Minutes,
+            "firstTime" => Field::FirstTime,
+            "lastTime" => Field::LastTime,
+            "remoteIp" => Field::RemoteIp,
+            "server" => Field::Server,
+            "userAgent" => Field::UserAgent,
+            n if kind.item_field() == Some(n) => Field::Item,
+            _ => return None,
+        })
+    }
+
+    /// The field's value; `None` where the JSON row has no such key.
+    fn get(self, r: &EventRow<'_>) -> Option<Value> {
+        Some(match self {
+            Field::Visitor => Value::from(r.visitor_id),
+            Field::Account => Value::from(r.account_id?),
+            Field::App => Value::from(r.app_id),
+            Field::Day => Value::from(r.day),
+            Field::Item => Value::from(r.item_id?),
+            Field::Events => Value::from(r.num_events),
+            Field::Minutes => Value::from(r.num_minutes),
+            Field::FirstTime => Value::from(r.first_time),
+            Field::LastTime => Value::from(r.last_time),
+            Field::RemoteIp => Value::from(r.remote_ip.as_str()),
+            Field::Server => Value::from(r.server),
+            Field::UserAgent => Value::from(r.user_agent),
+        })
+    }
+}
+
+/// The plan's rows by the fast path, or `None` if the plan is not a grouped event query.
+pub fn rows<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Option<Rows<'a>> {
+    let Source::Events {
+        kind,
+        apps,
+        item,
+        window,
+    } = &plan.source
+    else {
+        return None;
+    };
+    // Hourly rows are filtered by hour and carry `hour`: the generic path handles them.
+    if window.period == Period::Hour || *kind == EventSource::TrackEvents {
+        return None;
+    }
+    let at = plan
+        .stages
+        .iter()
+        .position(|s| matches!(s, Stage::Group { .. }))?;
+    let segments: Vec<usize> = plan.stages[..at]
+        .iter()
+        .map(|s| match s {
+            Stage::Segment(i) => Some(*i),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let Stage::Group { keys, aggs } = &plan.stages[at] else {
+        return None;
+    };
+    let key_fields: Vec<Field> = keys
+        .iter()
+        .map(|k| Field::of(k, *kind))
+        .collect::<Option<_>>()?;
+    let mut agg_fields: Vec<(String, Field)> = Vec::new();
+    for (_, agg) in aggs {
+        match &agg.arg {
+            None => {}
+            Some(Expr::Path(p)) => agg_fields.push((p.join("."), Field::of(p, *kind)?)),
+            Some(_) => return None,
+        }
+    }
+    let today = local_date(ctx.tz, ctx.now_ms);
+    let last = window.last_date.min(today);
+    let events = sub
+        .event_rows(*kind, apps, window.first_date, last, item.as_deref())
+        .filter(move |r| {
+            segments
+                .iter()
+                .all(|i| sub.visitor_in_segment(&sub.segments[*i], r.visitor_id))
+        });
+    let keyed = events.map(move |r| {
+        let key = key_fields
+            .iter()
+            .map(|f| OrdValue(f.get(&r).unwrap_or(Value::Null)))
+            .collect();
+        let mut m = Map::new();
+        for (name, f) in &agg_fields {
+            if let Some(v) = f.get(&r) {
+                m.insert(name.clone(), v);
+            }
+        }
+        (key, Value::Object(m))
+    });
+    let mut out = group_keyed(keyed, keys, aggs, ctx);
+    for stage in &plan.stages[at + 1..] {
+        out = stages::apply(out, stage, sub, ctx);
+    }
+    Some(out)
+}
