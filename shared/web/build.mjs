@@ -1,4 +1,4 @@
-// Builds the configurator page into shared/assets/web (committed, so the Rust build needs no
+// Vendors uPlot into shared/assets/web (committed, so the Rust build needs no
 // Node): index.html as is, app.js = uPlot (from npm, pinned in package-lock.json) + src/app.js,
 // app.css = uPlot's stylesheet + src/app.css. No bundler: the page is plain JavaScript.
 //
@@ -17,9 +17,10 @@ const read = (p) => readFileSync(p, 'utf8');
 
 mkdirSync(out, { recursive: true });
 const banner = `/* Built by web/build.mjs — do not edit; edit web/src and rebuild. uPlot ${uplotVersion} (MIT). */\n`;
-writeFileSync(join(out, 'index.html'), read(join(here, 'src', 'index.html')));
-writeFileSync(join(out, 'app.js'), `${banner}${read(join(uplotDir, 'uPlot.iife.min.js'))}\n;\n${read(join(here, 'src', 'app.js'))}`);
-writeFileSync(join(out, 'app.css'), `${banner}${read(join(uplotDir, 'uPlot.min.css'))}\n${read(join(here, 'src', 'app.css'))}`);
-for (const f of ['index.html', 'app.js', 'app.css']) {
+// Only the vendored uPlot is written; the page's own sources are compiled in from src/ as they
+// are (shared/src/api/web.rs joins them to these files).
+writeFileSync(join(out, 'uplot.js'), `${banner}${read(join(uplotDir, 'uPlot.iife.min.js'))}`);
+writeFileSync(join(out, 'uplot.css'), `${banner}${read(join(uplotDir, 'uPlot.min.css'))}`);
+for (const f of ['uplot.js', 'uplot.css']) {
   console.log(`${f}: ${readFileSync(join(out, f)).length} bytes`);
 }

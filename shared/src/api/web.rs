@@ -1,5 +1,5 @@
-//! The configurator page: static assets compiled into the binary (built by `shared/web/build.mjs`,
-//! committed under `shared/assets/web`), served at `/` by the same router as the API, so the
+//! The configurator page: static assets compiled into the binary (the sources in `shared/web/src`,
+//! with uPlot vendored under `shared/assets/web` by `shared/web/build.mjs`), served at `/` by the same router as the API, so the
 //! local runner and the configurator Lambda both serve it. The page talks only to `/v1`.
 //! Also the two small routes the page needs to draw its forms: who is calling, and the fixed
 //! choices (domains, IANA time zones, PES components).
@@ -20,10 +20,18 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The page's files, as built by `shared/web/build.mjs`.
-pub const INDEX_HTML: &str = include_str!("../../assets/web/index.html");
-pub const APP_JS: &str = include_str!("../../assets/web/app.js");
-pub const APP_CSS: &str = include_str!("../../assets/web/app.css");
+/// The page's files: uPlot joined to the sources.
+pub const INDEX_HTML: &str = include_str!("../../web/src/index.html");
+pub const APP_JS: &str = concat!(
+    include_str!("../../assets/web/uplot.js"),
+    "\n;\n",
+    include_str!("../../web/src/app.js")
+);
+pub const APP_CSS: &str = concat!(
+    include_str!("../../assets/web/uplot.css"),
+    "\n",
+    include_str!("../../web/src/app.css")
+);
 
 /// Scripts and styles come only from this origin; the page calls only this origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
