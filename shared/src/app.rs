@@ -11,6 +11,7 @@ use crate::store::{ActivityOf, Store, StoreError};
 use crate::sync::engine::{self, ProcessError, Processed};
 use crate::sync::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
 use crate::sync::plan::{self, DEFAULT_LOOKBACK_DAYS};
+use crate::sync::waves;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -489,6 +490,12 @@ impl App {
                 engine::plan_mapping(m, w, &mut run, &mut messages);
             }
         }
+        let creating = mappings
+            .iter()
+            .filter(|m| waves::creates_users(&i.settings, m))
+            .map(|m| m.id.clone())
+            .collect();
+        let messages = waves::defer_after_creators(&mut run, &creating, messages);
         store.put_run(&run).await?;
         self.ports.queue.send_fetch(&messages).await?;
         Ok(run.id)

@@ -5,7 +5,9 @@ use super::error::Q;
 use super::error::{ApiError, Body};
 use super::Shared;
 use crate::domain::mapping::MappingInput;
-use crate::domain::{ChunkStats, ChunkStatus, Mapping, MappingId, MappingState, RunId, SyncRun};
+use crate::domain::{
+    ChunkStats, ChunkStatus, Mapping, MappingId, MappingState, RunId, RunState, SyncRun,
+};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -34,17 +36,21 @@ pub struct RunView {
     #[serde(flatten)]
     pub run: SyncRun,
     pub finished: bool,
+    /// `running`, `finished`, or `interrupted` (chunks pending with no progress for an hour:
+    /// the process running it stopped; the next run continues from each mapping's cursor).
+    pub state: RunState,
     pub chunks_total: usize,
     pub chunks_done: usize,
     pub chunks_failed: usize,
     pub totals: ChunkStats,
 }
 
-impl From<SyncRun> for RunView {
-    fn from(run: SyncRun) -> Self {
+impl RunView {
+    pub fn at(run: SyncRun, now: chrono::DateTime<chrono::Utc>) -> Self {
         let count = |s: ChunkStatus| run.chunks.iter().filter(|c| c.status == s).count();
         Self {
             finished: run.is_finished(),
+            state: run.state(now),
             chunks_total: run.chunks.len(),
             chunks_done: count(ChunkStatus::Done),
             chunks_failed: count(ChunkStatus::Failed),
@@ -214,7 +220,10 @@ pub async fn runs(
         .list_runs(&caller.tenant, limit)
         .await
         .map_err(crate::app::AppError::from)?;
-    Ok(Json(runs.into_iter().map(RunView::from).collect()))
+    let now = app.ports.clock.now();
+    Ok(Json(
+        runs.into_iter().map(|r| RunView::at(r, now)).collect(),
+    ))
 }
 
 /// One run with its progress and per-chunk outcome.
@@ -226,5 +235,6 @@ pub async fn run(
     Path(id): Path<String>,
 ) -> ApiResult<RunView> {
     let id = RunId::parse(&id).map_err(|_| ApiError::not_found(format!("run {id}")))?;
-    Ok(Json(app.run(&caller.tenant, &id).await?.into()))
+    let run = app.run(&caller.tenant, &id).await?;
+    Ok(Json(RunView::at(run, app.ports.clock.now())))
 }

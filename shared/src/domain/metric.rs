@@ -104,7 +104,42 @@ pub struct ChunkRecord {
     pub stats: ChunkStats,
     pub attempts: u32,
     pub error: Option<String>,
+    /// Queued only once the run's chunks that may create end users are all over (see
+    /// `sync::waves`): activity and end-user values then never depend on which chunk ran first.
+    #[serde(default)]
+    pub deferred: bool,
+    /// When a worker last recorded an outcome or a retry of this chunk.
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// What a worker records about one chunk (an outcome, or a retry still pending).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkOutcome {
+    pub status: ChunkStatus,
+    pub stats: ChunkStats,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a run stands, as a user reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RunState {
+    /// Chunks are pending and a worker recorded progress recently.
+    Running,
+    /// Every chunk is over (done, failed or superseded).
+    Finished,
+    /// Chunks are pending but nothing happened for longer than [`RUN_STALL_LIMIT_MINUTES`]: the
+    /// process running it was stopped (a killed local runner, messages gone to the dead-letter
+    /// queue). Its data is safe; the next run continues from each mapping's last synced day.
+    Interrupted,
+}
+
+/// Minutes without any recorded progress after which a run with pending chunks is
+/// `Interrupted`: longer than a Lambda's longest invocation (15 min) plus the queue's
+/// redelivery delays, so a run that is only retrying is never reported as stopped.
+pub const RUN_STALL_LIMIT_MINUTES: i64 = 60;
 
 /// A sync run and its progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -125,6 +160,22 @@ pub struct SyncRun {
 impl SyncRun {
     pub fn is_finished(&self) -> bool {
         self.planned && self.chunks.iter().all(|c| c.status != ChunkStatus::Pending)
+    }
+    /// The latest moment a worker recorded anything about this run.
+    pub fn last_progress(&self) -> DateTime<Utc> {
+        self.chunks
+            .iter()
+            .filter_map(|c| c.updated_at)
+            .fold(self.started_at, DateTime::max)
+    }
+    pub fn state(&self, now: DateTime<Utc>) -> RunState {
+        if self.is_finished() {
+            RunState::Finished
+        } else if now - self.last_progress() > chrono::Duration::minutes(RUN_STALL_LIMIT_MINUTES) {
+            RunState::Interrupted
+        } else {
+            RunState::Running
+        }
     }
     pub fn totals(&self) -> ChunkStats {
         let mut t = ChunkStats::default();

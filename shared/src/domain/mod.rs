@@ -16,6 +16,6 @@ pub use integration::{
 };
 pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
 pub use metric::{
-    Activity, ChunkRecord, ChunkStats, ChunkStatus, ExportRow, MetricValue, ObjectRef, RunKind,
-    SyncRun,
+    Activity, ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ExportRow, MetricValue,
+    ObjectRef, RunKind, RunState, SyncRun, RUN_STALL_LIMIT_MINUTES,
 };

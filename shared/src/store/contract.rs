@@ -391,6 +391,8 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
             stats: ChunkStats::default(),
             attempts: 0,
             error: None,
+            deferred: true,
+            updated_at: None,
         }],
     };
     s.put_run(&run).await.ok();
@@ -398,28 +400,74 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
         rows_read: 5,
         ..Default::default()
     };
+    let at = |m: u32| {
+        Utc.with_ymd_and_hms(2026, 11, 20, 0, m, 0)
+            .single()
+            .unwrap_or_default()
+    };
+    let outcome = |status, stats: &ChunkStats, error: Option<&str>, minute| ChunkOutcome {
+        status,
+        stats: stats.clone(),
+        error: error.map(str::to_string),
+        at: at(minute),
+    };
     let r = s
-        .update_chunk(&t, &run.id, 0, ChunkStatus::Done, &stats, None)
+        .get_run(&t, &run.id)
+        .await
+        .unwrap_or_default()
+        .unwrap_or_else(|| unreachable!());
+    assert!(r.chunks[0].deferred, "the chunk's order is kept");
+    assert_eq!(r.state(at(30)), RunState::Running);
+    assert_eq!(
+        r.state(at(0) + chrono::Duration::hours(2)),
+        RunState::Interrupted
+    );
+    // A retry is recorded (error, attempts, time) and the chunk stays pending.
+    let r = s
+        .update_chunk(
+            &t,
+            &run.id,
+            0,
+            &outcome(
+                ChunkStatus::Pending,
+                &ChunkStats::default(),
+                Some("retrying: 503"),
+                5,
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| unreachable!());
+    assert_eq!(r.chunks[0].status, ChunkStatus::Pending);
+    assert_eq!(r.chunks[0].error.as_deref(), Some("retrying: 503"));
+    assert_eq!(r.chunks[0].updated_at, Some(at(5)));
+    assert_eq!(r.last_progress(), at(5));
+    let r = s
+        .update_chunk(&t, &run.id, 0, &outcome(ChunkStatus::Done, &stats, None, 7))
         .await
         .unwrap_or_else(|_| unreachable!());
     assert!(r.is_finished());
+    assert_eq!(
+        r.state(at(0) + chrono::Duration::hours(5)),
+        RunState::Finished
+    );
+    assert_eq!(r.chunks[0].error, None);
     // A redelivered chunk that fails afterwards does not undo "done".
     let r = s
         .update_chunk(
             &t,
             &run.id,
             0,
-            ChunkStatus::Failed,
-            &ChunkStats::default(),
-            Some("x".into()),
+            &outcome(ChunkStatus::Failed, &ChunkStats::default(), Some("x"), 9),
         )
         .await
         .unwrap_or_else(|_| unreachable!());
     assert_eq!(r.chunks[0].status, ChunkStatus::Done);
-    assert_eq!(r.chunks[0].attempts, 2);
+    assert_eq!(r.chunks[0].attempts, 3);
+    assert_eq!(r.chunks[0].updated_at, Some(at(9)));
+    assert!(r.chunks[0].deferred);
     assert_eq!(r.totals().rows_read, 5);
     assert!(matches!(
-        s.update_chunk(&t, &run.id, 9, ChunkStatus::Done, &stats, None)
+        s.update_chunk(&t, &run.id, 9, &outcome(ChunkStatus::Done, &stats, None, 9))
             .await,
         Err(StoreError::NotFound(_))
     ));

@@ -12,9 +12,8 @@ pub mod embedded;
 
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
-    TenantId,
+    Activity, ChunkOutcome, DirectoryObject, EndUser, EndUserInput, ExportRow, Integration,
+    Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -229,7 +228,8 @@ pub trait Store: Send + Sync {
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
     /// Newest first.
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
-    /// Records one chunk's outcome (attempts counted) and returns the updated run.
+    /// Records one chunk's outcome (attempts counted, `updated_at` set) and returns the updated
+    /// run. A chunk already done stays done (only its attempts and time move).
     ///
     /// # Errors
     /// `NotFound` for an unknown run or chunk index.
@@ -238,9 +238,7 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         run: &RunId,
         index: usize,
-        status: ChunkStatus,
-        stats: &ChunkStats,
-        error: Option<String>,
+        outcome: &ChunkOutcome,
     ) -> Result<SyncRun, StoreError>;
 
     /// Upserts companies, assets or projects by external id (idempotent).

@@ -6,11 +6,12 @@ use super::identity::{Directory, IdentityRules};
 use super::messages::{FetchMessage, ResyncMessage, MESSAGE_VERSION};
 use super::plan::{self, Window};
 use super::transform::{ChunkAccumulator, TransformSpec};
+use super::waves;
 use crate::app::Ports;
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping, MappingKind,
-    RunKind, SyncRun, Target,
+    ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping,
+    MappingKind, RunKind, SyncRun, Target,
 };
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
@@ -101,13 +102,16 @@ pub async fn process_fetch(
                     t,
                     &msg.run_id,
                     msg.chunk_index,
-                    ChunkStatus::Done,
-                    &stats,
-                    None,
+                    &outcome(ports, ChunkStatus::Done, &stats, None),
                 )
                 .await;
             match run {
-                Ok(run) => advance(ports, &run, msg).await?,
+                Ok(run) => {
+                    advance(ports, &run, msg).await?;
+                    release_deferred(ports, &run)
+                        .await
+                        .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+                }
                 // A run record can be gone (purged history); the cursor still moves.
                 Err(StoreError::NotFound(_)) => {
                     store
@@ -142,6 +146,14 @@ pub async fn process_fetch(
         }
         Err(ChunkError::Pendo(e)) if e.is_retryable() && !final_attempt => {
             note_error(ports, msg, &e.to_string()).await;
+            mark(
+                ports,
+                msg,
+                ChunkStatus::Pending,
+                &ChunkStats::default(),
+                Some(format!("retrying: {e}")),
+            )
+            .await;
             Err(ProcessError::Retryable(e.to_string()))
         }
         Err(ChunkError::Pendo(e)) => {
@@ -378,6 +390,22 @@ async fn advance(ports: &Ports, run: &SyncRun, msg: &FetchMessage) -> Result<(),
     Ok(())
 }
 
+fn outcome(
+    ports: &Ports,
+    status: ChunkStatus,
+    stats: &ChunkStats,
+    error: Option<String>,
+) -> ChunkOutcome {
+    ChunkOutcome {
+        status,
+        stats: stats.clone(),
+        error,
+        at: ports.clock.now(),
+    }
+}
+
+/// Records a chunk's outcome; once a failed chunk was the run's last creator, queues the
+/// deferred chunks (see `waves`).
 async fn mark(
     ports: &Ports,
     msg: &FetchMessage,
@@ -385,20 +413,38 @@ async fn mark(
     stats: &ChunkStats,
     error: Option<String>,
 ) {
+    let release = status == ChunkStatus::Failed;
     let r = ports
         .store
         .update_chunk(
             &msg.tenant,
             &msg.run_id,
             msg.chunk_index,
-            status,
-            stats,
-            error,
+            &outcome(ports, status, stats, error),
         )
         .await;
-    if let Err(e) = r {
-        tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e, "could not record chunk outcome");
+    match r {
+        Ok(run) if release => {
+            if let Err(e) = release_deferred(ports, &run).await {
+                tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e,
+                    "could not queue the deferred chunks; the next run catches them up");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e, "could not record chunk outcome");
+        }
     }
+}
+
+/// Queues the run's deferred chunks when no other chunk is pending any more.
+async fn release_deferred(ports: &Ports, run: &SyncRun) -> Result<(), crate::queue::QueueError> {
+    let ready = waves::deferred_ready(run);
+    if ready.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(tenant = %run.tenant, run = %run.id, chunks = ready.len(), "queueing the chunks that waited for new end users");
+    ports.queue.send_fetch(&ready).await
 }
 
 async fn note_error(ports: &Ports, msg: &FetchMessage, message: &str) {
@@ -471,6 +517,8 @@ pub fn plan_mapping(
             stats: ChunkStats::default(),
             attempts: 0,
             error: None,
+            deferred: false,
+            updated_at: None,
         });
     }
 }
@@ -503,20 +551,7 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
     let mut messages = Vec::new();
     if run.planned {
         // Redelivered after planning: send the still-pending chunks again (idempotent).
-        for (i, c) in run.chunks.iter().enumerate() {
-            if c.status == ChunkStatus::Pending {
-                messages.push(FetchMessage {
-                    v: MESSAGE_VERSION,
-                    tenant: t.clone(),
-                    mapping_id: c.mapping_id.clone(),
-                    run_id: run.id.clone(),
-                    chunk_index: i,
-                    generation: run.generation,
-                    from: c.from,
-                    to: c.to,
-                });
-            }
-        }
+        messages = waves::pending_now(&run);
     } else {
         let last = crate::time::last_complete_day(
             ports.clock.now(),
@@ -530,6 +565,12 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
                 plan_mapping(m, w, &mut run, &mut messages);
             }
         }
+        let creating = mappings
+            .iter()
+            .filter(|m| waves::creates_users(&integration.settings, m))
+            .map(|m| m.id.clone())
+            .collect();
+        messages = waves::defer_after_creators(&mut run, &creating, messages);
         run.planned = true;
         store.put_run(&run).await?;
     }

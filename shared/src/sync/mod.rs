@@ -1,5 +1,6 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
-//! (`transform`), queue messages (`messages`) and the chunk worker (`engine`); per-day pipeline
+//! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
+//! (`engine`); per-day pipeline
 //! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
 //! transform) and `pipeline_fetch`.
 
@@ -13,3 +14,4 @@ pub mod pipeline_fetch;
 pub mod plan;
 pub mod report_source;
 pub mod transform;
+pub mod waves;

@@ -370,6 +370,7 @@
   /** A run's outcome; with `mappingId`, only that mapping's chunks (a Re-sync all has them all). */
   function outcome(run, mappingId) {
     if (!run) return '—';
+    if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${run.chunksTotal} chunks (no progress for an hour; the next sync continues)`;
     if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal || '?'} chunks)`;
     const chunks = mappingId ? (run.chunks || []).filter((c) => c.mappingId === mappingId) : run.chunks || [];
     const total = mappingId ? chunks.length : run.chunksTotal;
@@ -392,7 +393,7 @@
       bar.max = Math.max(run.chunksTotal, 1);
       bar.value = run.chunksDone + run.chunksFailed;
       text.textContent = outcome(run);
-      if (run.finished) {
+      if (run.finished || run.state === 'interrupted') {
         state.polling.delete(runId);
         if (slot) slot.dataset.finished = 'true';
         await done(run);

@@ -8,11 +8,11 @@ use super::{
 };
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    ChunkRecord, ChunkStats, ChunkStatus, Integration, Mapping, MappingId, MappingState, RunId,
+    ChunkOutcome, ChunkRecord, ChunkStatus, Integration, Mapping, MappingId, MappingState, RunId,
     SyncRun, TenantId,
 };
 use crate::store::StoreError;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::NaiveDate;
 
 pub(super) fn status_str(st: &ChunkStatus) -> &'static str {
@@ -51,6 +51,12 @@ fn chunk_item(
     if let Some(e) = &c.error {
         item.insert("error".into(), s(e.clone()));
     }
+    if c.deferred {
+        item.insert("deferred".into(), AttributeValue::Bool(true));
+    }
+    if let Some(at) = c.updated_at {
+        item.insert("updatedAt".into(), s(at.to_rfc3339()));
+    }
     Ok(item)
 }
 
@@ -65,6 +71,14 @@ fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError> {
         stats: from_json(get_s(item, "stats")?)?,
         attempts: get_n(item, "attempts")?,
         error: opt_s(item, "error"),
+        deferred: matches!(item.get("deferred"), Some(AttributeValue::Bool(true))),
+        updated_at: opt_s(item, "updatedAt")
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(&v)
+                    .map(|d| d.with_timezone(&chrono::Utc))
+                    .map_err(|e| StoreError::Corrupt(format!("chunk updatedAt: {e}")))
+            })
+            .transpose()?,
     };
     Ok((index, c))
 }
@@ -457,10 +471,10 @@ impl DynamoStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
-        status: ChunkStatus,
-        stats: &ChunkStats,
-        error: Option<String>,
+        outcome: &ChunkOutcome,
     ) -> Result<SyncRun, StoreError> {
+        let (status, stats, error) = (&outcome.status, &outcome.stats, &outcome.error);
+        let at = s(outcome.at.to_rfc3339());
         let k = key(keys::tenant_pk(t), keys::run_chunk_sk(run, index));
         let u = self
             .client
@@ -471,17 +485,19 @@ impl DynamoStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#a", "attempts")
             .expression_attribute_names("#sx", "stats")
-            .expression_attribute_values(":st", s(status_str(&status)))
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_values(":at", at.clone())
+            .expression_attribute_values(":st", s(status_str(status)))
             .expression_attribute_values(":done", s(status_str(&ChunkStatus::Done)))
             .expression_attribute_values(":stats", s(to_json(stats)?))
             .expression_attribute_values(":one", n(1));
-        let u = match &error {
+        let u = match error {
             Some(e) => u
-                .update_expression("SET #st = :st, #sx = :stats, #e = :e ADD #a :one")
+                .update_expression("SET #st = :st, #sx = :stats, #e = :e, #u = :at ADD #a :one")
                 .expression_attribute_names("#e", "error")
                 .expression_attribute_values(":e", s(e.clone())),
             None => u
-                .update_expression("SET #st = :st, #sx = :stats REMOVE #e ADD #a :one")
+                .update_expression("SET #st = :st, #sx = :stats, #u = :at REMOVE #e ADD #a :one")
                 .expression_attribute_names("#e", "error"),
         };
         match u.send().await {
@@ -492,10 +508,12 @@ impl DynamoStore {
                     .update_item()
                     .table_name(&self.tables.config)
                     .set_key(Some(k))
-                    .update_expression("ADD #a :one")
+                    .update_expression("SET #u = :at ADD #a :one")
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_names("#a", "attempts")
+                    .expression_attribute_names("#u", "updatedAt")
                     .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":at", at)
                     .send()
                     .await;
                 match count {

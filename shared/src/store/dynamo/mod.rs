@@ -66,9 +66,8 @@ pub mod tables;
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
-    TenantId,
+    Activity, ChunkOutcome, DirectoryObject, EndUser, EndUserInput, ExportRow, Integration,
+    Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -440,12 +439,9 @@ impl Store for DynamoStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
-        status: ChunkStatus,
-        stats: &ChunkStats,
-        error: Option<String>,
+        outcome: &ChunkOutcome,
     ) -> Result<SyncRun, StoreError> {
-        self.update_chunk_impl(t, run, index, status, stats, error)
-            .await
+        self.update_chunk_impl(t, run, index, outcome).await
     }
     async fn upsert_objects(
         &self,

@@ -7,7 +7,7 @@ mod data;
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkStats, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Activity, ChunkOutcome, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
     Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
     TenantId,
 };
@@ -350,9 +350,7 @@ impl Store for EmbeddedStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
-        status: ChunkStatus,
-        stats: &ChunkStats,
-        error: Option<String>,
+        outcome: &ChunkOutcome,
     ) -> Result<SyncRun, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
@@ -370,11 +368,12 @@ impl Store for EmbeddedStore {
                 .get_mut(index)
                 .ok_or_else(|| StoreError::NotFound(format!("chunk {index} of run {run}")))?;
             chunk.attempts += 1;
+            chunk.updated_at = Some(outcome.at);
             // A chunk already done stays done (a redelivered message re-did the same work).
             if chunk.status != ChunkStatus::Done {
-                chunk.status = status;
-                chunk.stats = stats.clone();
-                chunk.error = error;
+                chunk.status = outcome.status.clone();
+                chunk.stats = outcome.stats.clone();
+                chunk.error = outcome.error.clone();
             }
             tx.execute(
                 "UPDATE runs SET body=?3 WHERE tenant=?1 AND id=?2",

@@ -29,6 +29,7 @@ const ADMIN_B: &str = "admin-token-b-0123456789";
 struct Api {
     router: Router,
     app: Arc<App>,
+    clock: FixedClock,
     queue: InProcessQueue,
     sim: Simulator,
     _running: Vec<pendo_sim::RunningSim>,
@@ -69,11 +70,12 @@ async fn api() -> Api {
     })
     .unwrap();
     let queue = InProcessQueue::new(5, std::time::Duration::from_millis(1));
+    let clock = FixedClock::new(sim_config().now);
     let app = Arc::new(App::new(Ports {
         store: Arc::new(EmbeddedStore::in_memory().unwrap()),
         queue: Arc::new(queue.clone()),
         pendo: Arc::new(pendo),
-        clock: Arc::new(FixedClock::new(sim_config().now)),
+        clock: Arc::new(clock.clone()),
     }));
     let mut tokens = TokenTable::default();
     let t = |s: &str| TenantId::parse(s).unwrap();
@@ -102,6 +104,7 @@ async fn api() -> Api {
     Api {
         router,
         app,
+        clock,
         queue,
         sim,
         _running: vec![us_run, eu_run],
@@ -629,6 +632,7 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         (StatusCode::OK, Some(true), Some(0)),
         "{r}"
     );
+    assert_eq!(r["state"], "finished");
     assert_eq!(r["chunksDone"], r["chunksTotal"]);
     let (_, m) = a
         .call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
@@ -1314,4 +1318,72 @@ async fn the_page_is_served_without_a_token_and_names_its_caller_and_choices() {
             .await;
         assert_eq!((s, i["timezone"].as_str()), (StatusCode::OK, Some(z)));
     }
+}
+
+/// A run whose worker went away (its message lost: a killed local runner, or a message moved to
+/// the dead-letter queue) reads `running` while it may still progress, then `interrupted`; a
+/// retry in progress keeps it `running` and shows its error on the chunk.
+#[tokio::test]
+async fn a_run_without_progress_for_an_hour_reads_interrupted() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let f = a.feature();
+    let body = json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "Clicks"});
+    let (s, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    let (_, run) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    let path = format!("/v1/runs/{}", run["runId"].as_str().unwrap());
+    // The worker takes the message and is never heard of again.
+    let lost = a.queue.receive().unwrap().expect("the chunk's message");
+    a.queue.ack(lost.id).unwrap();
+    let start = a.clock.now_value();
+    let state = |r: &Value| {
+        (
+            r["finished"].as_bool(),
+            r["state"].as_str().map(str::to_string),
+        )
+    };
+    let (_, r) = a.call(ADMIN_A, Method::GET, &path, None).await;
+    assert_eq!(state(&r), (Some(false), Some("running".into())), "{r}");
+    a.clock.set(start + chrono::Duration::minutes(60));
+    let (_, r) = a.call(ADMIN_A, Method::GET, &path, None).await;
+    assert_eq!(
+        state(&r).1.as_deref(),
+        Some("running"),
+        "not a minute over the limit yet"
+    );
+    a.clock.set(start + chrono::Duration::minutes(61));
+    let (_, r) = a.call(ADMIN_A, Method::GET, &path, None).await;
+    assert_eq!(state(&r), (Some(false), Some("interrupted".into())), "{r}");
+    let (_, runs) = a.call(ADMIN_A, Method::GET, "/v1/runs", None).await;
+    assert_eq!(runs[0]["state"], "interrupted");
+    // The next sync catches up from the cursor and finishes.
+    let (_, next) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    a.drain().await;
+    let (_, r) = a
+        .call(
+            ADMIN_A,
+            Method::GET,
+            &format!("/v1/runs/{}", next["runId"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(state(&r), (Some(true), Some("finished".into())), "{r}");
 }
