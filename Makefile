@@ -98,7 +98,8 @@ aws-local-down:
 	bash infra/local/aws-local.sh stop
 
 ## Performance figures (issue 8): release build, criterion benches, the simulator and moto in
-## their own processes; prints a table and writes target/bench/results.json (about 10 min).
+## their own processes; prints a table (ending with each phase's time) and writes
+## target/bench/results.json (budget: 15 min on 2 idle cores, release build included).
 bench:
 	python3 tests/bench/run.py
 

@@ -6,7 +6,7 @@
 //! Throughput is values per second.
 
 use chrono::NaiveDate;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use pendo_sync::domain::{Integration, MappingId, MetricValue, ObjectRef, Target, TenantId};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
@@ -56,6 +56,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(VALUES));
     g.sample_size(10);
+    // An iteration is long (a whole response or chunk): 10 equal samples, not criterion's
+    // linear 1..10 ramp (55 iterations at least), to keep `make bench` within its budget.
+    g.sampling_mode(SamplingMode::Flat);
     let mut n: u64 = 0;
     g.bench_function("embedded_replace_chunk", |b| {
         b.iter_batched(

@@ -15,7 +15,13 @@ RSS (ru_maxrss) from wait4() of that child only, so the simulator's work is neve
 Every figure is the median of several runs with its spread (min-max).
 
 Environment: CARGO_TARGET_DIR (default ./target), AWS_LOCAL_PORT (moto, default 4566),
-BENCH_RUNS (default 3), BENCH_RESYNC_RUNS (default 2), BENCH_SKIP (comma list of figure numbers).
+BENCH_RUNS (default 3), BENCH_RESYNC_RUNS (figure 4's runs, default 1; 3 for its spread),
+BENCH_SKIP (comma list of figure numbers).
+
+Time budget (`make bench` within 15 minutes on 2 cores, release build included): moto is
+installed and started in the background while cargo builds; criterion runs with 1 s warm-up and
+flat sampling; every phase's wall time is printed at the end and written to results.json
+("phases_s", with the load average when each phase ended).
 """
 
 import http.server
@@ -36,7 +42,9 @@ RELEASE = os.path.join(TARGET, "release")
 OUT_DIR = os.path.join(ROOT, "target", "bench")
 CRITERION = os.path.join(OUT_DIR, "criterion")
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "2"))
+# Figure 4 is one run by default: a run takes about as long as everything else after the build
+# (130 Pendo calls, ~4M rows, ~3M values), and the 15-minute budget has room for one.
+RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "1"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 AWS_PORT = os.environ.get("AWS_LOCAL_PORT", "4566")
 KEY = "bench-key"
@@ -57,6 +65,30 @@ AWS_ENV = {
 
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+PHASES = {}
+
+
+def phase_done(name, since):
+    """Records a phase of the run: wall time since `since` and the 1-minute load average now."""
+    PHASES[name] = {"s": round(time.monotonic() - since, 1), "load1": os.getloadavg()[0]}
+    log(f"{name}: {PHASES[name]['s']:.0f}s (load {PHASES[name]['load1']:.1f})")
+
+
+class phase:
+    """`with phase(name):` records the block's wall time (see phase_done)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        phase_done(self.name, self.start)
+        return False
 
 
 def summary(values, unit):
@@ -94,8 +126,11 @@ def measure(cmd, env=None, stdout=subprocess.PIPE):
 
 def build():
     """Release build of every binary and bench; returns the bench executables by name."""
+    # `--bench NAME`, not `--benches`: that would also compile every library and binary of the
+    # listed packages a second time as libtest bench harnesses (their unit tests, in release).
     args = ["cargo", "build", "--release", "--message-format=json-render-diagnostics",
-            "-p", "local", "-p", "pendo-sim", "-p", "pendo_sync", "--bins", "--benches", "--examples"]
+            "-p", "local", "-p", "pendo-sim", "-p", "pendo_sync", "--bins", "--bench", "transform",
+            "--bench", "store", "--examples"]
     args += sum((["-p", f] for f in FUNCTIONS), [])
     log(" ".join(args))
     out = subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -138,6 +173,12 @@ class Sim:
         with urllib.request.urlopen(self.url + "/_sim/counters", timeout=30) as r:
             return sum(n for path, n in json.load(r).items() if path.startswith("/api/"))
 
+    def cpu_s(self):
+        """CPU time (user + sys) the simulator process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -160,13 +201,16 @@ def resync(sim, template, runs):
         shutil.rmtree(data, ignore_errors=True)
         shutil.copytree(template, data)
         before = sim.aggregation_calls()
+        sim_cpu = sim.cpu_s()
         cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "resync", "--data", data, "--pendo-base-url", sim.url]
         wall, cpu, rss_kib, out = measure(cmd)
+        sim_cpu = sim.cpu_s() - sim_cpu
         calls = sim.aggregation_calls() - before
         r = json.loads(out)
-        r.update({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss_kib / 1024, "pendo_calls": calls})
-        log(f"  run {i + 1}/{runs}: {wall:.2f}s wall, {cpu:.2f}s CPU, {rss_kib / 1024:.1f} MiB, "
-            f"{r['rows_read']} rows, {r['values_written']} values, {calls} calls")
+        r.update({"wall_s": wall, "cpu_s": cpu, "sim_cpu_s": sim_cpu, "peak_rss_mib": rss_kib / 1024,
+                  "pendo_calls": calls})
+        log(f"  run {i + 1}/{runs}: {wall:.2f}s wall, {cpu:.2f}s CPU (simulator {sim_cpu:.2f}s), "
+            f"{rss_kib / 1024:.1f} MiB, {r['rows_read']} rows, {r['values_written']} values, {calls} calls")
         results.append(r)
         shutil.rmtree(data, ignore_errors=True)
     return results
@@ -283,18 +327,51 @@ def main():
     figs = results["figures"]
     started = time.monotonic()
 
+    # moto (figures 5 and 6) is installed and started while cargo compiles: downloads vs CPU.
+    global MOTO
+    if not ("5" in SKIP and "6" in SKIP):
+        MOTO = subprocess.Popen(["bash", os.path.join(ROOT, "infra", "local", "aws-local.sh"), "start"],
+                                env={**os.environ, **AWS_ENV, "AWS_LOCAL_PORT": AWS_PORT},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        return run_figures(results, figs, started)
+    finally:
+        if MOTO is not None:
+            MOTO.wait()
+            subprocess.run(["bash", os.path.join(ROOT, "infra", "local", "aws-local.sh"), "stop"],
+                           env={**os.environ, "AWS_LOCAL_PORT": AWS_PORT})
+
+
+MOTO = None
+
+
+def moto_started():
+    """Waits for the background `aws-local.sh start`; raises if it failed."""
+    out, _ = MOTO.communicate()
+    log(out.strip())
+    if MOTO.returncode != 0:
+        raise RuntimeError(f"aws-local.sh start failed ({MOTO.returncode})")
+
+
+def run_figures(results, figs, started):
     # One cargo invocation for every binary: the criterion benches bring dev-dependencies whose
     # features would otherwise differ from the binaries' and rebuild the whole SDK twice.
     t0 = time.monotonic()
-    benches = build()
+    with phase("release build"):
+        benches = build()
     results["build_s"] = time.monotonic() - t0
     log(f"release build: {results['build_s']:.0f}s")
 
+    # Each benchmark's 10 samples are 10 equal batches of iterations (flat sampling, set in the
+    # benches): an iteration is a whole 300,000-row transform or 28,000-value chunk, and
+    # criterion's default linear sampling would run at least 55 of them.
     for b, f in (("transform", "1"), ("store", "3")):
         if f not in SKIP:
             log(f"criterion: {b}")
-            subprocess.run([benches[b], "--bench", "--noplot"], cwd=ROOT, check=True,
-                           env={**os.environ, "CRITERION_HOME": CRITERION}, stdout=sys.stderr)
+            with phase(f"criterion {b}"):
+                subprocess.run([benches[b], "--bench", "--noplot", "--warm-up-time", "1",
+                                "--measurement-time", "3"], cwd=ROOT, check=True,
+                               env={**os.environ, "CRITERION_HOME": CRITERION}, stdout=sys.stderr)
     if "1" not in SKIP:
         rows = 300_000
         figs["1_transform"] = {
@@ -319,6 +396,7 @@ def main():
     try:
         if "2" not in SKIP:
             log("figure 2: peak RSS vs response size")
+            t_fig = time.monotonic()
             sim = Sim(visitors=RSS_VISITORS)
             try:
                 template = os.path.join(work, "rss")
@@ -342,40 +420,58 @@ def main():
                 figs["2_peak_rss"] = fig
             finally:
                 sim.close()
+            phase_done("figure 2", t_fig)
 
         if "4" not in SKIP:
             log("figure 4: large-preset Re-sync all, ten mappings, 90 days")
+            t_fig = time.monotonic()
             sim = Sim()
             try:
                 template = os.path.join(work, "resync")
                 setup = setup_tenant(sim, template, 10, 90, "mixed")
                 runs = resync(sim, template, RESYNC_RUNS)
+                same = {k: {r[k] for r in runs} for k in
+                        ("pendo_calls", "rows_read", "values_written", "activities_written", "chunks")}
+                if any(len(v) != 1 for v in same.values()):
+                    raise RuntimeError(f"figure 4: runs differ in what they did: {same}")
+                r0 = runs[0]
                 figs["4_resync_all"] = {
                     "how": "pendo-sync bench resync (embedded store, 2 workers) against pendo-sim --preset large "
-                           "(real engine) in its own process; 5 Feature mappings -> companies (with a minutes "
-                           "metric) and 5 Page mappings -> end users, 90 days = 13 chunks each; directory "
-                           f"{setup['companies']} companies, {setup['end_users']} end users; CPU is user+sys "
-                           "of the pendo-sync process only; Pendo calls from the simulator's counters",
+                           "(seed 42, 50,000 visitors; the seeded event data, answered by its per-item "
+                           "generator) in its own process; the 5 most popular features of the default app -> "
+                           "companies (with a minutes metric) and its 5 most popular pages -> end users, 90 "
+                           f"days = 13 chunks each; directory {setup['companies']} companies, "
+                           f"{setup['end_users']} end users; wall from spawn to exit of pendo-sync; sync CPU is "
+                           "user+sys of the pendo-sync process alone (wait4), the simulator's CPU is read "
+                           "separately from /proc; Pendo calls from the simulator's counters",
+                    "runs": len(runs),
                     "wall_s": summary([r["wall_s"] for r in runs], "s"),
                     "sync_cpu_s": summary([r["cpu_s"] for r in runs], "s"),
+                    "simulator_cpu_s": summary([r["sim_cpu_s"] for r in runs], "s"),
                     "peak_rss_mib": summary([r["peak_rss_mib"] for r in runs], "MiB"),
-                    "pendo_calls": runs[0]["pendo_calls"],
-                    "rows_read": runs[0]["rows_read"],
-                    "values_written": runs[0]["values_written"],
-                    "activities_written": runs[0]["activities_written"],
-                    "values_per_call": runs[0]["values_written"] / max(runs[0]["pendo_calls"], 1),
+                    "chunks": r0["chunks"],
+                    "pendo_calls": r0["pendo_calls"],
+                    "rows_read": r0["rows_read"],
+                    "values_written": r0["values_written"],
+                    "activities_written": r0["activities_written"],
+                    "values_per_call": r0["values_written"] / max(r0["pendo_calls"], 1),
+                    "values_per_sync_cpu_s": r0["values_written"] / max(statistics.median(
+                        [r["cpu_s"] for r in runs]), 1e-9),
                 }
             finally:
                 sim.close()
+            phase_done("figure 4", t_fig)
 
         if "5" in SKIP and "6" in SKIP:
             return finish(results, started)
-        subprocess.run(["bash", os.path.join(ROOT, "infra", "local", "aws-local.sh"), "start"], check=True,
-                       env={**os.environ, **AWS_ENV, "AWS_LOCAL_PORT": AWS_PORT})
+        t_fig = time.monotonic()
+        moto_started()
+        phase_done("waiting for moto", t_fig)
         try:
             env = {**os.environ, **AWS_ENV}
             if "5" not in SKIP:
                 log("figure 5: Lambda binaries")
+                t_fig = time.monotonic()
                 prefix = f"bench-cold-{os.getpid()}"
                 subprocess.run([os.path.join(RELEASE, "examples", "dynamo_wcu"), "--ensure-tables", prefix],
                                check=True, env=env)
@@ -399,10 +495,13 @@ def main():
                                            "cold_start_ms": summary(times, "ms")}
                     log(f"  {f}: {size / 1e6:.2f} MB, cold start median {statistics.median(times):.1f} ms")
                 figs["5_lambda"] = fig
+                phase_done("figure 5", t_fig)
             if "6" not in SKIP:
                 log("figure 6: DynamoDB write units")
+                t_fig = time.monotonic()
                 wcu = []
-                for _ in range(RUNS):
+                # One run: the units are computed from item sizes, the same every run (14 s each).
+                for _ in range(1):
                     _, _, _, out = measure([os.path.join(RELEASE, "examples", "dynamo_wcu")], env=env)
                     wcu.append(json.loads(out))
                 w = wcu[0]
@@ -421,6 +520,7 @@ def main():
                     "reads_per_chunk": "2 GetItem (generation check before and after) + 1 gsi1 Query of the "
                                        "window's keys; no per-item read",
                 }
+                phase_done("figure 6", t_fig)
         finally:
             subprocess.run(["bash", os.path.join(ROOT, "infra", "local", "aws-local.sh"), "stop"],
                            env={**os.environ, "AWS_LOCAL_PORT": AWS_PORT})
@@ -435,6 +535,7 @@ def fmt(s, scale=1.0, digits=1):
 
 def finish(results, started):
     results["total_s"] = time.monotonic() - started
+    results["phases_s"] = PHASES
     with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     figs = results["figures"]
@@ -452,11 +553,13 @@ def finish(results, started):
         lines.append(("3 embedded store writes [values/s]", fmt(figs["3_store_writes"]["values_per_s"], digits=0), ">= 300,000"))
     if "4_resync_all" in figs:
         f = figs["4_resync_all"]
-        lines.append(("4 re-sync all: wall [s]", fmt(f["wall_s"]), ""))
+        lines.append((f"4 re-sync all: wall [s] ({f['runs']} run{'s' if f['runs'] > 1 else ''})", fmt(f["wall_s"]), ""))
         lines.append(("4 re-sync all: sync CPU [s]", fmt(f["sync_cpu_s"]), ""))
         lines.append(("4 re-sync all: peak RSS [MiB]", fmt(f["peak_rss_mib"]), ""))
+        lines.append(("4 re-sync all: simulator CPU [s]", fmt(f["simulator_cpu_s"]), ""))
         lines.append(("4 Pendo calls / values / values per call",
                       f"{f['pendo_calls']} / {f['values_written']:,} / {f['values_per_call']:,.0f}", ""))
+        lines.append(("4 rows read / activities written", f"{f['rows_read']:,} / {f['activities_written']:,}", ""))
     if "5_lambda" in figs:
         for name, f in figs["5_lambda"]["functions"].items():
             lines.append((f"5 {name}: stripped size [MB]", f"{f['stripped_mb']:.2f}", "<= 15"))
@@ -466,6 +569,8 @@ def finish(results, started):
         lines.append(("6 DynamoDB WCU per value (daily)", fmt(f["wcu_per_value"], digits=2), "<= 1"))
         lines.append(("  WCU per activity record", f"{f['wcu_per_activity']:.2f}", ""))
     lines.append(("release build + bench builds [s]", f"{results['build_s']:.0f}", ""))
+    for name, p in PHASES.items():
+        lines.append((f"  phase: {name} [s] (load)", f"{p['s']:.0f} ({p['load1']:.1f})", ""))
     lines.append(("make bench total [s]", f"{results['total_s']:.0f}", "<= 900"))
     w0 = max(len(a) for a, _, _ in lines)
     w1 = max(len(b) for _, b, _ in lines)

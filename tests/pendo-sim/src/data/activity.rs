@@ -109,6 +109,86 @@ fn minutes_for(count: u64) -> u64 {
     1 + count / 3
 }
 
+/// Hash tags of the three item kinds (pages 1, features 2, track types 3) in a session.
+const PAGE_TAG: u64 = 1;
+const FEATURE_TAG: u64 = 2;
+const TRACK_TAG: u64 = 3;
+
+/// How many times a session uses an item (0 = not at all): the item kind's `tag`, the item's
+/// index `gi` among all items of its kind, its popularity and the visitor tier's factor and
+/// maximum count.
+fn item_use(base: u64, tag: u64, gi: usize, pop: f64, factor: f64, max_count: u64) -> u64 {
+    let h = mix(&[base, tag, gi as u64]);
+    if unit(h) < pop * factor {
+        1 + (h >> 7) % max_count
+    } else {
+        0
+    }
+}
+
+/// Client IP of a visitor's session in an app.
+fn session_ip(v: &Visitor, app_id: i64, session: u64) -> String {
+    format!(
+        "10.{}.{}.{}",
+        (u64::from(v.index) >> 8) % 256,
+        u64::from(v.index) % 256,
+        10 + session + (app_id.rem_euclid(7) as u64) * 10
+    )
+}
+
+/// User agent of a visitor's session.
+fn session_user_agent(v: &Visitor, session: u64) -> &'static str {
+    USER_AGENTS[(u64::from(v.index) + session) as usize % USER_AGENTS.len()]
+}
+
+/// Where an item row happens: the visitor, its account field, the app, the local date and its
+/// midnight (ms).
+#[derive(Clone, Copy)]
+struct RowPlace<'a> {
+    source: EventSource,
+    v: &'a Visitor,
+    account_id: Option<&'a str>,
+    app_id: i64,
+    date: NaiveDate,
+    day: i64,
+}
+
+/// The row of one item used `count` times in session `session` (hash `base`) starting at local
+/// hour `hour` (ms).
+fn item_row<'a>(
+    at: RowPlace<'a>,
+    session: u64,
+    base: u64,
+    hour: i64,
+    id: &'a str,
+    count: u64,
+) -> EventRow<'a> {
+    let minutes = minutes_for(count);
+    let first_time = session_first_time(hour, base);
+    EventRow {
+        source: at.source,
+        visitor_id: &at.v.id,
+        account_id: at.account_id,
+        app_id: at.app_id,
+        date: at.date,
+        day: at.day,
+        hour,
+        item_id: Some(id),
+        num_events: count,
+        num_minutes: minutes,
+        remote_ip: session_ip(at.v, at.app_id, session),
+        user_agent: session_user_agent(at.v, session),
+        server: server_for(at.app_id),
+        first_time,
+        last_time: first_time + (minutes as i64 - 1) * 60_000,
+    }
+}
+
+/// First event time (ms) of a session starting at local hour `hour` (ms).
+fn session_first_time(hour: i64, base: u64) -> i64 {
+    hour + ((base % 30) as i64) * 60_000
+}
+
 impl Subscription {
     /// Whether the visitor has any activity on `date` (any app).
     pub fn visitor_active_on(&self, v: &Visitor, date: NaiveDate) -> bool {
@@ -152,6 +232,18 @@ impl Subscription {
             .collect()
     }
 
+    /// The hash every row of one session derives from.
+    fn session_base(&self, v: &Visitor, dk: u64, app_id: i64, session: u64) -> u64 {
+        mix(&[
+            self.seed,
+            104,
+            u64::from(v.index),
+            dk,
+            app_id as u64,
+            session,
+        ])
+    }
+
     /// First and last event time (ms) of a visitor on a date, if active.
     pub fn visit_bounds(&self, v: &Visitor, date: NaiveDate) -> Option<(i64, i64)> {
         let mut rows = Vec::new();
@@ -190,60 +282,30 @@ impl Subscription {
                 continue;
             }
             for s in sessions {
-                let base = mix(&[
-                    self.seed,
-                    104,
-                    u64::from(v.index),
-                    dk,
-                    app_id as u64,
-                    s.index,
-                ]);
+                let base = self.session_base(v, dk, app_id, s.index);
                 let hour = hour_start_ms(tz, date, s.hour);
-                let first_time = hour + ((base % 30) as i64) * 60_000;
-                let ip = format!(
-                    "10.{}.{}.{}",
-                    (u64::from(v.index) >> 8) % 256,
-                    u64::from(v.index) % 256,
-                    10 + s.index + (app_id.rem_euclid(7) as u64) * 10
-                );
-                let ua_idx = (u64::from(v.index) + s.index) as usize % USER_AGENTS.len();
-                let user_agent = USER_AGENTS[ua_idx];
+                let first_time = session_first_time(hour, base);
+                let at = RowPlace {
+                    source,
+                    v,
+                    account_id,
+                    app_id,
+                    date,
+                    day,
+                };
                 let mut total = 0u64;
                 let emit = |id: &'a str, count: u64, out: &mut Vec<EventRow<'a>>| {
-                    let minutes = minutes_for(count);
-                    out.push(EventRow {
-                        source,
-                        visitor_id: &v.id,
-                        account_id,
-                        app_id,
-                        date,
-                        day,
-                        hour,
-                        item_id: Some(id),
-                        num_events: count,
-                        num_minutes: minutes,
-                        remote_ip: ip.clone(),
-                        user_agent,
-                        server: server_for(app_id),
-                        first_time,
-                        last_time: first_time + (minutes as i64 - 1) * 60_000,
-                    });
+                    out.push(item_row(at, s.index, base, hour, id, count));
                 };
                 let pages = self
                     .pages
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| p.app_id == app_id);
-                let use_count = |tag: u64, gi: usize, pop: f64| -> u64 {
-                    let h = mix(&[base, tag, gi as u64]);
-                    if unit(h) < pop * factor {
-                        1 + (h >> 7) % max_count
-                    } else {
-                        0
-                    }
-                };
+                let use_count =
+                    |tag: u64, gi: usize, pop: f64| item_use(base, tag, gi, pop, factor, max_count);
                 for (gi, p) in pages {
-                    let c = use_count(1, gi, p.popularity);
+                    let c = use_count(PAGE_TAG, gi, p.popularity);
                     total += c;
                     if c > 0 && source == EventSource::PageEvents && item.is_none_or(|i| i == p.id)
                     {
@@ -256,7 +318,7 @@ impl Subscription {
                     .enumerate()
                     .filter(|(_, f)| f.app_id == app_id);
                 for (gi, f) in feats {
-                    let c = use_count(2, gi, f.popularity);
+                    let c = use_count(FEATURE_TAG, gi, f.popularity);
                     total += c;
                     if c > 0
                         && source == EventSource::FeatureEvents
@@ -271,7 +333,7 @@ impl Subscription {
                     .enumerate()
                     .filter(|(_, t)| t.app_id == app_id);
                 for (gi, t) in tracks {
-                    let c = use_count(3, gi, t.popularity);
+                    let c = use_count(TRACK_TAG, gi, t.popularity);
                     total += c;
                     if c > 0 && source == EventSource::TrackEvents && item.is_none_or(|i| i == t.id)
                     {
@@ -292,8 +354,8 @@ impl Subscription {
                         item_id: None,
                         num_events: n,
                         num_minutes: minutes,
-                        remote_ip: ip,
-                        user_agent,
+                        remote_ip: session_ip(v, app_id, s.index),
+                        user_agent: session_user_agent(v, s.index),
                         server: server_for(app_id),
                         first_time,
                         last_time: first_time + (minutes as i64 - 1) * 60_000,
@@ -326,6 +388,128 @@ impl Subscription {
             self.visitors.iter().flat_map(move |v| {
                 let mut rows = Vec::new();
                 self.visitor_day_rows(v, date, source, apps, item, &mut rows);
+                rows
+            })
+        })
+    }
+}
+
+/// One page, feature or track type a per-item walk counts: its id, app, index among all items
+/// of its kind (`gi`, hashed) and popularity.
+#[derive(Debug, Clone, Copy)]
+struct ItemDef<'a> {
+    id: &'a str,
+    app_id: i64,
+    gi: usize,
+    popularity: f64,
+}
+
+impl Subscription {
+    /// The items of `source` whose id is `id`, in definition order (none for `events`).
+    fn item_defs<'a>(&'a self, source: EventSource, id: &str) -> (u64, Vec<ItemDef<'a>>) {
+        let pick = |gi: usize, item_id: &'a str, app_id: i64, popularity: f64| {
+            (item_id == id).then_some(ItemDef {
+                id: item_id,
+                app_id,
+                gi,
+                popularity,
+            })
+        };
+        match source {
+            EventSource::Events => (0, Vec::new()),
+            EventSource::PageEvents => (
+                PAGE_TAG,
+                (self.pages.iter().enumerate())
+                    .filter_map(|(gi, p)| pick(gi, &p.id, p.app_id, p.popularity))
+                    .collect(),
+            ),
+            EventSource::FeatureEvents => (
+                FEATURE_TAG,
+                (self.features.iter().enumerate())
+                    .filter_map(|(gi, f)| pick(gi, &f.id, f.app_id, f.popularity))
+                    .collect(),
+            ),
+            EventSource::TrackEvents => (
+                TRACK_TAG,
+                (self.track_types.iter().enumerate())
+                    .filter_map(|(gi, t)| pick(gi, &t.id, t.app_id, t.popularity))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The rows of one page, feature or track type: exactly the rows, in the same order, of
+    /// `event_rows(source, apps, first, last, Some(item))`, generated from the seed for that
+    /// item alone. Where the generic walk computes every item of every session of every
+    /// visitor-day (and a row's time zone conversions and strings up front), this one decides,
+    /// per visitor-day, only the item's app's sessions and the item's use in each, and builds
+    /// a row only where the item was used. Local midnight and session hours are converted once
+    /// per date. No rows for `events` or an unknown id.
+    pub fn item_event_rows<'a>(
+        &'a self,
+        source: EventSource,
+        apps: &'a [i64],
+        first: NaiveDate,
+        last: NaiveDate,
+        item: &str,
+    ) -> impl Iterator<Item = EventRow<'a>> + 'a {
+        let (tag, defs) = self.item_defs(source, item);
+        // The walk's apps in request order (repeats included, as the generic walk repeats
+        // them), each with the matching items of that app.
+        let plan: Vec<(i64, Vec<ItemDef<'a>>)> = apps
+            .iter()
+            .filter_map(|&app| {
+                let here: Vec<ItemDef<'a>> =
+                    defs.iter().copied().filter(|d| d.app_id == app).collect();
+                (!here.is_empty()).then_some((app, here))
+            })
+            .collect();
+        let first = first.max(self.first_date);
+        let last = last.min(self.last_date);
+        let ndays = if plan.is_empty() || last < first {
+            0
+        } else {
+            (last - first).num_days() + 1
+        };
+        let tz = self.timezone;
+        (0..ndays).flat_map(move |i| {
+            let date = add_days(first, i);
+            let day = day_start_ms(tz, date);
+            let dk = date_key(date);
+            // Sessions start at local hours 8..=18.
+            let hours: Vec<i64> = (0..24).map(|h| hour_start_ms(tz, date, h)).collect();
+            let plan = plan.clone();
+            self.visitors.iter().flat_map(move |v| {
+                let mut rows = Vec::new();
+                if !plan.iter().any(|(app, _)| v.apps.contains(app)) {
+                    return rows;
+                }
+                let (_, factor, max_count, _) = tier_params(v.tier);
+                let account_id = match v.account {
+                    Some(a) => Some(self.accounts[a].id.as_str()),
+                    None if v.omit_account_field => None,
+                    None => Some(""),
+                };
+                for (app_id, items) in &plan {
+                    let at = RowPlace {
+                        source,
+                        v,
+                        account_id,
+                        app_id: *app_id,
+                        date,
+                        day,
+                    };
+                    for s in self.sessions(v, date, *app_id) {
+                        let base = self.session_base(v, dk, *app_id, s.index);
+                        for d in items {
+                            let c = item_use(base, tag, d.gi, d.popularity, factor, max_count);
+                            if c > 0 {
+                                let hour = hours[s.hour.min(23) as usize];
+                                rows.push(item_row(at, s.index, base, hour, d.id, c));
+                            }
+                        }
+                    }
+                }
                 rows
             })
         })

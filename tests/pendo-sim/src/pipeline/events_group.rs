@@ -1,8 +1,10 @@
 //! Fast path of `source (events) → [segment …] → group → …` for day or longer periods: group
 //! keys and aggregated fields are read straight from the generated event rows, so a raw row is
 //! never built as a full JSON object (the generic path spends most of a large grouped query
-//! doing that). Same keys, accumulators, output order and later stages as the generic path;
-//! any other shape of plan returns `None` and runs generically.
+//! doing that). A query of one page or feature (every Feature/Page mapping's request) reads
+//! that item's rows from the per-item generator (`Subscription::item_event_rows`), which never
+//! walks the other items. Same keys, accumulators, output order and later stages as the generic
+//! path; any other shape of plan returns `None` and runs generically.
 
 use serde_json::{Map, Value};
 
@@ -116,13 +118,19 @@ pub fn rows<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Opti
     }
     let today = local_date(ctx.tz, ctx.now_ms);
     let last = window.last_date.min(today);
-    let events = sub
-        .event_rows(*kind, apps, window.first_date, last, item.as_deref())
-        .filter(move |r| {
-            segments
-                .iter()
-                .all(|i| sub.visitor_in_segment(&sub.segments[*i], r.visitor_id))
-        });
+    // One page/feature/track type (every Feature/Page mapping's query): that item's rows
+    // alone, generated directly; otherwise the generic walk.
+    let raw: Box<dyn Iterator<Item = EventRow<'a>> + Send + 'a> = match item.as_deref() {
+        Some(id) if *kind != EventSource::Events => {
+            Box::new(sub.item_event_rows(*kind, apps, window.first_date, last, id))
+        }
+        _ => Box::new(sub.event_rows(*kind, apps, window.first_date, last, item.as_deref())),
+    };
+    let events = raw.filter(move |r| {
+        segments
+            .iter()
+            .all(|i| sub.visitor_in_segment(&sub.segments[*i], r.visitor_id))
+    });
     let keyed = events.map(move |r| {
         let key = key_fields
             .iter()
