@@ -11,6 +11,29 @@ use super::PendoError;
 /// Largest single row accepted (a row is a few hundred bytes; this only bounds memory).
 pub const MAX_ROW_BYTES: usize = 8 * 1024 * 1024;
 
+/// Deepest nesting accepted.
+const MAX_DEPTH: u32 = 256;
+
+/// Bytes that change the structure inside a row (outside its strings).
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
+fn check_row_len(len: usize) -> Result<(), PendoError> {
+    if len > MAX_ROW_BYTES {
+        return Err(PendoError::Malformed(format!(
+            "a row is larger than {MAX_ROW_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 pub struct RowScanner {
     depth: u32,
@@ -40,57 +63,108 @@ impl RowScanner {
         self.rows
     }
 
-    /// Feeds a chunk of the body; calls `emit` with each complete row.
+    /// Feeds a chunk of the body; calls `emit` with each complete row. A row that lies wholly
+    /// inside `chunk` is handed out as a slice of it; only a row split across chunks is copied.
     pub fn feed<F>(&mut self, chunk: &[u8], mut emit: F) -> Result<(), PendoError>
     where
         F: FnMut(&[u8]) -> Result<(), PendoError>,
     {
         let mut i = 0;
+        // Where the row being collected starts in `chunk`, when it started in this chunk (then
+        // `self.row` is empty); `None` when it started in an earlier one (its head is in
+        // `self.row`).
+        let mut row_start: Option<usize> = None;
         while i < chunk.len() {
-            // Fast path: inside a row, copy runs of bytes that cannot change structure.
-            if self.collecting && !self.in_string {
-                let start = i;
-                while i < chunk.len() && !matches!(chunk[i], b'"' | b'{' | b'}' | b'[' | b']') {
+            if !self.collecting {
+                let b = chunk[i];
+                i += 1;
+                self.step(b)?;
+                if self.collecting {
+                    row_start = Some(i - 1);
+                    self.row.clear();
+                }
+                continue;
+            }
+            // Inside a row: only quotes, escapes and brackets matter.
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
                     i += 1;
+                    continue;
                 }
-                self.push_row(&chunk[start..i])?;
-                if i == chunk.len() {
-                    break;
+                // Strings are short: a plain loop beats a vectorised search here.
+                match chunk[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    None => i = chunk.len(),
+                    Some(p) => {
+                        let at = i + p;
+                        if chunk[at] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escape = true;
+                        }
+                        i = at + 1;
+                    }
                 }
-            } else if self.collecting && self.in_string {
-                let start = i;
-                while i < chunk.len() && !matches!(chunk[i], b'"' | b'\\') && !self.escape {
-                    i += 1;
+                continue;
+            }
+            let mut end = None;
+            while i < chunk.len() {
+                let b = chunk[i];
+                i += 1;
+                if !STRUCTURAL[b as usize] {
+                    continue;
                 }
-                self.push_row(&chunk[start..i])?;
-                if i == chunk.len() {
-                    break;
+                match b {
+                    b'"' => {
+                        self.in_string = true;
+                        break;
+                    }
+                    b'{' | b'[' => {
+                        self.depth += 1;
+                        if self.depth > MAX_DEPTH {
+                            return Err(PendoError::Malformed("JSON nested too deeply".into()));
+                        }
+                    }
+                    _ => {
+                        self.depth -= 1;
+                        if self.depth == 2 {
+                            end = Some(i);
+                            break;
+                        }
+                    }
                 }
             }
-            let b = chunk[i];
-            i += 1;
-            self.step(b, &mut emit)?;
+            if let Some(end) = end {
+                self.collecting = false;
+                self.rows += 1;
+                match row_start.take() {
+                    Some(s) => {
+                        check_row_len(end - s)?;
+                        emit(&chunk[s..end])?;
+                    }
+                    None => {
+                        self.push_row(&chunk[..end])?;
+                        emit(&self.row)?;
+                    }
+                }
+            }
+        }
+        if self.collecting {
+            // The row goes on in the next chunk: keep what this chunk has of it.
+            let from = row_start.unwrap_or(0);
+            self.push_row(&chunk[from..])?;
         }
         Ok(())
     }
 
     fn push_row(&mut self, bytes: &[u8]) -> Result<(), PendoError> {
-        if self.row.len() + bytes.len() > MAX_ROW_BYTES {
-            return Err(PendoError::Malformed(format!(
-                "a row is larger than {MAX_ROW_BYTES} bytes"
-            )));
-        }
+        check_row_len(self.row.len() + bytes.len())?;
         self.row.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn step<F>(&mut self, b: u8, emit: &mut F) -> Result<(), PendoError>
-    where
-        F: FnMut(&[u8]) -> Result<(), PendoError>,
-    {
-        if self.collecting {
-            self.push_row(&[b])?;
-        }
+    /// One byte outside any row (the document's own structure).
+    fn step(&mut self, b: u8) -> Result<(), PendoError> {
         if self.in_string {
             if self.escape {
                 self.escape = false;
@@ -136,15 +210,13 @@ impl RowScanner {
                         ));
                     }
                     self.started = true;
-                } else if self.in_results && self.depth == 2 && !self.collecting {
+                } else if self.in_results && self.depth == 2 {
                     if b != b'{' {
                         return Err(PendoError::Malformed(
                             "a results element is not an object".into(),
                         ));
                     }
                     self.collecting = true;
-                    self.row.clear();
-                    self.row.push(b);
                 } else if self.depth == 1 && b == b'[' && self.pending_key_is_results {
                     if self.seen_results {
                         return Err(PendoError::Malformed("two results arrays".into()));
@@ -153,7 +225,7 @@ impl RowScanner {
                     self.seen_results = true;
                 }
                 self.depth += 1;
-                if self.depth > 256 {
+                if self.depth > MAX_DEPTH {
                     return Err(PendoError::Malformed("JSON nested too deeply".into()));
                 }
             }
@@ -162,11 +234,7 @@ impl RowScanner {
                     return Err(PendoError::Malformed("unbalanced brackets".into()));
                 }
                 self.depth -= 1;
-                if self.collecting && self.depth == 2 {
-                    self.collecting = false;
-                    self.rows += 1;
-                    emit(&self.row)?;
-                } else if self.in_results && self.depth == 1 {
+                if self.in_results && self.depth == 1 {
                     self.in_results = false;
                 } else if self.depth == 0 {
                     self.finished = true;

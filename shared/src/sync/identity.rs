@@ -3,7 +3,7 @@
 //! company; created only when all four conditions hold; never guessed.
 
 use crate::domain::{DirectoryObject, EndUser, EndUserInput};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 #[derive(Debug, Default)]
 struct CompanyUsers {
@@ -57,7 +57,7 @@ impl Directory {
                 .collect()
         };
         let all_ids = [ids(&companies), ids(&assets), ids(&projects)];
-        let mut by_company: HashMap<String, CompanyUsers> = HashMap::new();
+        let mut by_company: HashMap<String, CompanyUsers> = HashMap::default();
         for (i, u) in users.iter().enumerate() {
             let cu = by_company.entry(u.company_id.clone()).or_default();
             if let Some(e) = &u.email {

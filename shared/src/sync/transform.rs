@@ -10,75 +10,10 @@ use crate::pendo::RowSink;
 use crate::store::{ChunkRecords, StoreError};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fmt;
+use rustc_hash::FxHashMap as HashMap;
 
-/// A scalar read as text: strings as they are, numbers and booleans formatted.
-#[derive(Debug, PartialEq)]
-pub struct Loose<'a>(pub Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Loose<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v.to_string())))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v.to_string())))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v.to_string())))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Loose(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// One row of an event pipeline (see `pendo::pipelines::col`).
-#[derive(Debug, Deserialize)]
-struct EventRow<'a> {
-    day: Option<i64>,
-    #[serde(rename = "appId")]
-    app_id: Option<i64>,
-    #[serde(rename = "numEvents", default)]
-    num_events: Option<f64>,
-    #[serde(rename = "numMinutes", default)]
-    num_minutes: Option<f64>,
-    #[serde(borrow, default)]
-    company: Option<Loose<'a>>,
-    #[serde(borrow, default, rename = "endUser")]
-    end_user: Option<Loose<'a>>,
-    #[serde(borrow, default)]
-    asset: Option<Loose<'a>>,
-    #[serde(borrow, default)]
-    project: Option<Loose<'a>>,
-    #[serde(borrow, default)]
-    email: Option<Loose<'a>>,
-    #[serde(borrow, default)]
-    name: Option<Loose<'a>>,
-    #[serde(borrow, default)]
-    surname: Option<Loose<'a>>,
-}
+use super::event_row::EventRow;
+pub use super::event_row::Loose;
 
 /// What one Feature/Page mapping turns rows into.
 #[derive(Debug, Clone)]
@@ -160,11 +95,11 @@ impl<'d> ChunkAccumulator<'d> {
             days: Vec::new(),
             apps: Vec::new(),
             app_slots: Vec::new(),
-            values: HashMap::new(),
-            activity: HashMap::new(),
+            values: HashMap::default(),
+            activity: HashMap::default(),
             pending: Vec::new(),
-            pending_index: HashMap::new(),
-            fills: HashMap::new(),
+            pending_index: HashMap::default(),
+            fills: HashMap::default(),
             rows_read: 0,
             rows_skipped: 0,
         }
@@ -244,17 +179,23 @@ impl<'d> ChunkAccumulator<'d> {
         }
     }
 
-    /// Remembers values to fill in on an existing user whose fields are empty.
+    /// Remembers values to fill in on an existing user whose fields are empty. Allocates only
+    /// when there is something to fill in.
     fn note_fill(&mut self, i: u32, row: &EventRow<'_>, email: Option<&str>) {
         let Some(u) = self.dir.user(i) else { return };
         let empty = |f: &Option<String>| f.as_deref().is_none_or(str::is_empty);
-        let text = |v: &Option<Loose<'_>>| {
+        // The row's trimmed text for a field the stored user has empty.
+        let text = |v: &'_ Option<Loose<'_>>, stored: &Option<String>| -> Option<String> {
+            if !empty(stored) {
+                return None;
+            }
             v.as_ref()
-                .map(|s| s.0.trim().to_string())
+                .map(|s| s.0.trim())
                 .filter(|s| !s.is_empty())
+                .map(str::to_string)
         };
-        let name = text(&row.name).filter(|_| empty(&u.name));
-        let surname = text(&row.surname).filter(|_| empty(&u.surname));
+        let name = text(&row.name, &u.name);
+        let surname = text(&row.surname, &u.surname);
         let email = email
             .filter(|_| self.spec.auto_create && self.spec.rules.email_mapped && empty(&u.email))
             .map(str::to_string);
@@ -271,8 +212,7 @@ impl<'d> ChunkAccumulator<'d> {
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
-        let row: EventRow<'_> =
-            serde_json::from_slice(raw).map_err(|e| format!("bad event row: {e}"))?;
+        let row = EventRow::parse(raw)?;
         self.rows_read += 1;
         let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
             self.rows_skipped += 1;

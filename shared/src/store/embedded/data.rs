@@ -13,8 +13,29 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const CURRENT_GEN: &str = "(SELECT generation FROM integrations WHERE tenant = ?1)";
 
+/// `YYYY-MM-DD` (what `%Y-%m-%d` gives), without the formatting machinery for the usual years:
+/// it runs once per value written.
 fn day(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    use chrono::Datelike;
+    let y = d.year();
+    if !(0..=9999).contains(&y) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    let mut s = String::with_capacity(10);
+    for n in [
+        (y / 1000) as u32,
+        (y / 100 % 10) as u32,
+        (y / 10 % 10) as u32,
+        (y % 10) as u32,
+    ] {
+        s.push(char::from(b'0' + n as u8));
+    }
+    for part in [d.month(), d.day()] {
+        s.push('-');
+        s.push(char::from(b'0' + (part / 10) as u8));
+        s.push(char::from(b'0' + (part % 10) as u8));
+    }
+    s
 }
 
 pub(super) fn upsert_objects(
@@ -483,4 +504,37 @@ pub(super) fn export(
     }
     crate::store::sort_export(&mut out);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_text_is_the_chrono_format() {
+        let mut dates: Vec<NaiveDate> = [
+            (1, 1, 1),
+            (9, 12, 31),
+            (999, 2, 3),
+            (1970, 1, 1),
+            (2024, 2, 29),
+            (2026, 11, 29),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-1, 6, 15),
+        ]
+        .iter()
+        .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
+        .collect();
+        dates.push(NaiveDate::from_ymd_opt(0, 1, 1).unwrap());
+        let mut d = NaiveDate::from_ymd_opt(2023, 12, 25).unwrap();
+        for _ in 0..800 {
+            dates.push(d);
+            d = d.succ_opt().unwrap();
+        }
+        assert_eq!(dates.len(), 810);
+        for d in dates {
+            assert_eq!(day(d), d.format("%Y-%m-%d").to_string(), "{d:?}");
+        }
+    }
 }

@@ -1,0 +1,478 @@
+//! One row of an event pipeline (see `pendo::pipelines::col`), parsed from its raw JSON bytes.
+//!
+//! Rows have a known flat shape (`{"day":…,"appId":…,"company":"…",…}`), so the hot path reads
+//! them with a small hand-written parser that borrows every string. Anything it is not sure
+//! about — an escape in a string, a non-integer or very long number, `-0`, a nested value, a
+//! repeated key, invalid UTF-8, a control character, malformed JSON — makes it give up, and the
+//! row is parsed by `serde_json` instead, so the result (value or error) is always exactly the
+//! serde one. `tests::fast_path_equals_serde` checks that on generated rows.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A scalar read as text: strings as they are, numbers and booleans formatted.
+#[derive(Debug, PartialEq)]
+pub struct Loose<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Loose(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields of an event row the transform reads; any other key is ignored.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+pub(crate) struct EventRow<'a> {
+    pub day: Option<i64>,
+    #[serde(rename = "appId")]
+    pub app_id: Option<i64>,
+    #[serde(rename = "numEvents", default)]
+    pub num_events: Option<f64>,
+    #[serde(rename = "numMinutes", default)]
+    pub num_minutes: Option<f64>,
+    #[serde(borrow, default)]
+    pub company: Option<Loose<'a>>,
+    #[serde(borrow, default, rename = "endUser")]
+    pub end_user: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    pub asset: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    pub project: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    pub email: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    pub name: Option<Loose<'a>>,
+    #[serde(borrow, default)]
+    pub surname: Option<Loose<'a>>,
+}
+
+impl<'a> EventRow<'a> {
+    /// Parses a row: the fast path when it applies, `serde_json` otherwise (same result).
+    pub fn parse(raw: &'a [u8]) -> Result<Self, String> {
+        if let Some(row) = fast(raw) {
+            return Ok(row);
+        }
+        serde_json::from_slice(raw).map_err(|e| format!("bad event row: {e}"))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Day,
+    App,
+    Events,
+    Minutes,
+    Company,
+    EndUser,
+    Asset,
+    Project,
+    Email,
+    Name,
+    Surname,
+    Other,
+}
+
+fn field(key: &[u8]) -> Field {
+    match key {
+        b"day" => Field::Day,
+        b"appId" => Field::App,
+        b"numEvents" => Field::Events,
+        b"numMinutes" => Field::Minutes,
+        b"company" => Field::Company,
+        b"endUser" => Field::EndUser,
+        b"asset" => Field::Asset,
+        b"project" => Field::Project,
+        b"email" => Field::Email,
+        b"name" => Field::Name,
+        b"surname" => Field::Surname,
+        _ => Field::Other,
+    }
+}
+
+/// A scalar as the fast path reads it.
+enum Scalar<'a> {
+    Null,
+    Bool(&'static str),
+    /// An integer of at most 18 digits (not `-0`), with its literal text.
+    Int(i64, &'a str),
+    Str(&'a str),
+}
+
+struct Cursor<'a> {
+    /// The whole row, checked as UTF-8 once: every string ends at an ASCII quote, so slicing
+    /// it there always lands on character boundaries.
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    /// The body of a string whose opening quote was just read: no escapes, no control
+    /// characters.
+    #[inline]
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        loop {
+            let c = *self.b.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => {}
+            }
+        }
+        self.s.get(start..self.i - 1)
+    }
+
+    /// An integer whose first byte `first` was just read.
+    #[inline]
+    fn int(&mut self, first: u8) -> Option<Scalar<'a>> {
+        let start = self.i - 1;
+        let negative = first == b'-';
+        let lead = if negative { self.next()? } else { first };
+        if !lead.is_ascii_digit() {
+            return None;
+        }
+        let mut v = i64::from(lead - b'0');
+        let mut digits = 1;
+        if lead != b'0' {
+            while let Some(&c) = self.b.get(self.i) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                digits += 1;
+                if digits > 18 {
+                    return None;
+                }
+                v = v * 10 + i64::from(c - b'0');
+                self.i += 1;
+            }
+        } else if negative {
+            return None; // `-0` is a float to serde_json
+        }
+        // What follows must end the number (`.`, `e` or a digit after a leading zero make the
+        // caller see something other than `,` or `}` and give up).
+        let text = self.s.get(start..self.i)?;
+        Some(Scalar::Int(if negative { -v } else { v }, text))
+    }
+
+    fn literal(&mut self, rest: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + rest.len())? == rest {
+            self.i += rest.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.next()? {
+            b'"' => self.string().map(Scalar::Str),
+            b'n' => self.literal(b"ull").map(|_| Scalar::Null),
+            b't' => self.literal(b"rue").map(|_| Scalar::Bool("true")),
+            b'f' => self.literal(b"alse").map(|_| Scalar::Bool("false")),
+            c @ (b'-' | b'0'..=b'9') => self.int(c),
+            _ => None,
+        }
+    }
+}
+
+fn int_field(s: Scalar<'_>) -> Option<Option<i64>> {
+    match s {
+        Scalar::Null => Some(None),
+        Scalar::Int(v, _) => Some(Some(v)),
+        _ => None,
+    }
+}
+
+fn num_field(s: Scalar<'_>) -> Option<Option<f64>> {
+    match s {
+        Scalar::Null => Some(None),
+        // serde_json reads an integer as u64/i64 and converts it with `as f64`.
+        Scalar::Int(v, _) => Some(Some(v as f64)),
+        _ => None,
+    }
+}
+
+fn loose_field(s: Scalar<'_>) -> Option<Option<Loose<'_>>> {
+    Some(match s {
+        Scalar::Null => None,
+        Scalar::Bool(t) => Some(Loose(Cow::Borrowed(t))),
+        // Integers format back to their literal text (JSON has no leading zeros or `+`).
+        Scalar::Int(_, t) | Scalar::Str(t) => Some(Loose(Cow::Borrowed(t))),
+    })
+}
+
+/// The fast path: `None` when the row is anything but a flat object of plain scalars.
+/// (serde_json accepts invalid UTF-8 inside an ignored value; such a row is the slow path's.)
+fn fast(raw: &[u8]) -> Option<EventRow<'_>> {
+    let s = std::str::from_utf8(raw).ok()?;
+    let mut c = Cursor { s, b: raw, i: 0 };
+    let mut row = EventRow::default();
+    let mut seen = 0u16;
+    c.ws();
+    if c.next()? != b'{' {
+        return None;
+    }
+    c.ws();
+    if c.b.get(c.i) == Some(&b'}') {
+        c.i += 1;
+    } else {
+        loop {
+            if c.next()? != b'"' {
+                return None;
+            }
+            let key = c.string()?;
+            let f = field(key.as_bytes());
+            if f != Field::Other {
+                let bit = 1u16 << (f as u16);
+                if seen & bit != 0 {
+                    return None; // serde reports the duplicate
+                }
+                seen |= bit;
+            }
+            c.ws();
+            if c.next()? != b':' {
+                return None;
+            }
+            c.ws();
+            let v = c.scalar()?;
+            match f {
+                Field::Day => row.day = int_field(v)?,
+                Field::App => row.app_id = int_field(v)?,
+                Field::Events => row.num_events = num_field(v)?,
+                Field::Minutes => row.num_minutes = num_field(v)?,
+                Field::Company => row.company = loose_field(v)?,
+                Field::EndUser => row.end_user = loose_field(v)?,
+                Field::Asset => row.asset = loose_field(v)?,
+                Field::Project => row.project = loose_field(v)?,
+                Field::Email => row.email = loose_field(v)?,
+                Field::Name => row.name = loose_field(v)?,
+                Field::Surname => row.surname = loose_field(v)?,
+                Field::Other => {}
+            }
+            c.ws();
+            match c.next()? {
+                b',' => c.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    c.ws();
+    (c.i == raw.len()).then_some(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde(raw: &[u8]) -> Result<EventRow<'_>, serde_json::Error> {
+        serde_json::from_slice(raw)
+    }
+
+    /// Debug text compares floats exactly (`-0.0` and `0.0` differ) and strings by content.
+    fn same(a: &EventRow<'_>, b: &EventRow<'_>) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn the_usual_shape_takes_the_fast_path() {
+        let raw = br#"{"appId":-323,"company":"account-00012","day":1700000000000,"endUser":"visitor-000123","numEvents":12,"numMinutes":3,"email":"A@b.io","name":"Zo\u00eb","x":[1]}"#;
+        // Escapes and nested values are the slow path's...
+        assert!(fast(raw).is_none());
+        let raw = r#"{"appId":-323,"company":"account-00012","day":1700000000000,"endUser":"visitor-000123","numEvents":12,"numMinutes":3,"email":"A@b.io","name":"Zoë","x":null,"y":true}"#.as_bytes();
+        // ...the usual flat row is the fast path's, with the serde result.
+        let f = fast(raw).unwrap();
+        assert!(same(&f, &serde(raw).unwrap()));
+        assert_eq!(f.app_id, Some(-323));
+        assert_eq!(f.day, Some(1_700_000_000_000));
+        assert_eq!(f.num_events, Some(12.0));
+        assert_eq!(f.name, Some(Loose(Cow::Borrowed("Zoë"))));
+        assert_eq!(f.project, None);
+        assert!(fast(b" { } ").is_some());
+    }
+
+    #[test]
+    fn unusual_rows_fall_back_with_serde_results() {
+        for raw in [
+            r#"{"day":-0}"#,
+            r#"{"numEvents":-0}"#,
+            r#"{"company":-0}"#,
+            r#"{"numEvents":1.5}"#,
+            r#"{"numEvents":1e3}"#,
+            r#"{"day":1.0}"#,
+            r#"{"day":9223372036854775808}"#,
+            r#"{"company":12345678901234567890}"#,
+            r#"{"company":"a\"b"}"#,
+            r#"{"day":1,"day":2}"#,
+            r#"{"day":01}"#,
+            r#"{"company":{"a":1}}"#,
+            r#"{"day":"1"}"#,
+            r#"{"day":1"#,
+            r#"{"day":1}x"#,
+        ] {
+            assert!(fast(raw.as_bytes()).is_none(), "{raw}");
+        }
+        let r = EventRow::parse(br#"{"numEvents":-0,"company":1.5e1,"day":-7}"#).unwrap();
+        assert_eq!(format!("{:?}", r.num_events), "Some(-0.0)");
+        assert_eq!(r.company, Some(Loose(Cow::Owned("15".into()))));
+        assert_eq!(r.day, Some(-7));
+        assert!(EventRow::parse(br#"{"day":1,"day":2}"#)
+            .unwrap_err()
+            .contains("duplicate field `day`"));
+    }
+
+    const KEYS: [&str; 14] = [
+        "day",
+        "appId",
+        "numEvents",
+        "numMinutes",
+        "company",
+        "endUser",
+        "asset",
+        "project",
+        "email",
+        "name",
+        "surname",
+        "other",
+        "d\\u0061y",
+        "Day",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            (0i64..1000).prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:e}")),
+            prop::sample::select(vec![
+                "-0",
+                "0",
+                "-0.0",
+                "1.0",
+                "1e3",
+                "1E+3",
+                "2e-2",
+                "01",
+                "-",
+                "1.",
+                "00",
+                "nul",
+                "tru",
+                "[1,2]",
+                "{\"a\":1}",
+                "{}",
+                "[]",
+                "\"\"",
+                "\"\\\"\"",
+                "\"\\u00e9\"",
+                "\"\\ud800\"",
+                "1.7976931348623157e309",
+                "123456789012345678901234",
+            ])
+            .prop_map(str::to_string),
+            "[ -~é日\\\\\"\u{1}]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+        ]
+    }
+
+    fn space() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "", "", " ", "\n\t", "\r"])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_equals_serde(
+            fields in prop::collection::vec((prop::sample::select(KEYS.to_vec()), value(), space(), space()), 0..9),
+            lead in space(),
+            trail in space(),
+        ) {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v, a, b)| format!("{a}\"{k}\"{b}:{a}{v}{b}"))
+                .collect();
+            let raw = format!("{lead}{{{}}}{trail}", body.join(","));
+            if let Some(f) = fast(raw.as_bytes()) {
+                let s = serde(raw.as_bytes());
+                prop_assert!(s.is_ok(), "fast path took a row serde rejects: {raw}: {s:?}");
+                if let Ok(s) = s {
+                    prop_assert!(same(&f, &s), "{raw}: fast {f:?} serde {s:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn mangled_rows_match_serde(
+            fields in prop::collection::vec((prop::sample::select(KEYS.to_vec()), value()), 1..6),
+            cut in any::<prop::sample::Index>(),
+            insert in any::<u8>(),
+        ) {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let mut raw = format!("{{{}}}", body.join(",")).into_bytes();
+            let at = cut.index(raw.len());
+            raw.insert(at, insert);
+            if let Some(f) = fast(&raw) {
+                let s = serde(&raw);
+                prop_assert!(s.is_ok(), "fast path took a row serde rejects: {:?}", String::from_utf8_lossy(&raw));
+                if let Ok(s) = s {
+                    prop_assert!(same(&f, &s));
+                }
+            }
+            raw.truncate(at);
+            prop_assert!(fast(&raw).is_none() || serde(&raw).is_ok());
+        }
+    }
+}
