@@ -120,8 +120,14 @@ dev:
 fmt:
 	cargo fmt --all
 
+## Release binaries. The Lambda functions build apart, each with only its own features of
+## `pendo_sync` (as `cargo lambda build` deploys them; in one workspace invocation cargo would
+## unify features and link SQLite and the API into every function).
+LAMBDA_FNS = scheduler fetch resync configurator
 build:
-	cargo build --workspace --release
+	cargo build --workspace --release $(addprefix --exclude ,$(LAMBDA_FNS))
+	cargo build --release -p scheduler -p fetch -p resync
+	cargo build --release -p configurator
 
 clean:
 	cargo clean

@@ -2,6 +2,14 @@
 //! Pendo client, the system clock. Read once per container. AWS endpoint, region and credentials
 //! are the SDK's own settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, …), so a local server needs no
 //! code path of its own.
+//!
+//! Cold start: the SDK's default HTTPS client loads and parses the system's root certificates
+//! (every file under `/etc/ssl/certs`, several hundred certificates) each time it builds a
+//! connector, three times per container — most of a function's start-up CPU. The clients here
+//! trust only the Amazon Trust Services roots (`shared/assets/tls/aws-roots.pem`), which every
+//! AWS service endpoint chains to, compiled in; `AWS_TLS_NATIVE_ROOTS=true` restores the system
+//! roots (an endpoint behind another CA, e.g. a TLS-inspecting proxy). Pendo's client
+//! (`pendo::http`) has its own compiled-in roots.
 
 use crate::app::{App, Ports};
 use crate::clock::SystemClock;
@@ -10,6 +18,7 @@ use crate::pendo::http::{HttpPendo, HttpPendoConfig};
 use crate::pendo::PendoEndpoints;
 use crate::queue::sqs::SqsQueue;
 use crate::store::dynamo::{DynamoStore, DynamoTables};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::sync::Arc;
 
 pub const CONFIG_TABLE: &str = "CONFIG_TABLE";
@@ -24,6 +33,11 @@ pub const PENDO_BASE_URLS: &str = "PENDO_BASE_URLS";
 pub const MAX_RECEIVES: &str = "MAX_RECEIVES";
 /// Records of one SQS batch processed at once (default 4).
 pub const FETCH_CONCURRENCY: &str = "FETCH_CONCURRENCY";
+/// `true`: the AWS clients trust the system's root certificates instead of Amazon's alone.
+pub const AWS_TLS_NATIVE_ROOTS: &str = "AWS_TLS_NATIVE_ROOTS";
+
+/// The Amazon Trust Services roots (PEM).
+pub const AWS_ROOTS_PEM: &[u8] = include_bytes!("../assets/tls/aws-roots.pem");
 
 /// A missing or malformed variable, by name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +48,8 @@ pub enum EnvError {
     Invalid { name: &'static str, reason: String },
     #[error("could not build the Pendo client: {0}")]
     Pendo(String),
+    #[error("could not build the AWS HTTP client: {0}")]
+    Tls(String),
 }
 
 /// Everything a function reads from its environment.
@@ -44,6 +60,8 @@ pub struct AwsSettings {
     pub resync_queue_url: String,
     pub pendo: PendoEndpoints,
     pub batch: BatchConfig,
+    /// Trust the system's roots (`AWS_TLS_NATIVE_ROOTS=true`) rather than Amazon's alone.
+    pub native_roots: bool,
 }
 
 impl AwsSettings {
@@ -97,8 +115,43 @@ impl AwsSettings {
                 max_receives: number(MAX_RECEIVES, defaults.max_receives)?,
                 concurrency: number(FETCH_CONCURRENCY, defaults.concurrency as u32)? as usize,
             },
+            native_roots: match var(AWS_TLS_NATIVE_ROOTS).as_deref().map(str::trim) {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(EnvError::Invalid {
+                        name: AWS_TLS_NATIVE_ROOTS,
+                        reason: format!("'{other}' is not true or false"),
+                    })
+                }
+            },
         })
     }
+}
+
+/// The HTTPS client both AWS clients share: rustls on aws-lc (the SDK's default), trusting the
+/// Amazon roots alone unless `native_roots`.
+///
+/// # Errors
+/// `EnvError::Tls` when the TLS settings are rejected.
+pub fn aws_http_client(
+    native_roots: bool,
+) -> Result<aws_sdk_dynamodb::config::SharedHttpClient, EnvError> {
+    let trust = if native_roots {
+        TrustStore::default()
+    } else {
+        TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_ROOTS_PEM)
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| EnvError::Tls(e.to_string()))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 /// The app on DynamoDB + SQS, with the SDK configuration loaded once and both clients built
@@ -107,7 +160,10 @@ impl AwsSettings {
 /// # Errors
 /// `EnvError` naming the variable that is missing or invalid.
 pub async fn app_from_settings(settings: &AwsSettings) -> Result<App, EnvError> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_http_client(settings.native_roots)?)
+        .load()
+        .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables.clone());
     let queue = SqsQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
@@ -183,5 +239,56 @@ mod tests {
         v.push((PENDO_BASE_URLS, "evil.example=http://x"));
         let e = AwsSettings::from_lookup(vars(&v)).unwrap_err();
         assert!(e.to_string().contains("PENDO_BASE_URLS"), "{e}");
+    }
+
+    #[test]
+    fn native_roots_are_opt_in() {
+        assert!(!AwsSettings::from_lookup(vars(&BASE)).unwrap().native_roots);
+        for (value, expected) in [("true", true), ("false", false), ("", false)] {
+            let mut v = BASE.to_vec();
+            v.push((AWS_TLS_NATIVE_ROOTS, value));
+            assert_eq!(
+                AwsSettings::from_lookup(vars(&v)).unwrap().native_roots,
+                expected
+            );
+        }
+        let mut v = BASE.to_vec();
+        v.push((AWS_TLS_NATIVE_ROOTS, "yes"));
+        let e = AwsSettings::from_lookup(vars(&v)).unwrap_err();
+        assert!(e.to_string().contains(AWS_TLS_NATIVE_ROOTS), "{e}");
+    }
+
+    #[test]
+    fn the_compiled_in_roots_are_the_five_amazon_trust_services_roots() {
+        let pem = std::str::from_utf8(AWS_ROOTS_PEM).unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        for cn in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            assert!(pem.contains(&format!("CN = {cn},")), "{cn}");
+        }
+    }
+
+    /// Building a client builds its TLS connector, which parses the roots (and panics inside
+    /// the SDK on a malformed certificate), so this fails if the bundle does not load.
+    #[tokio::test]
+    async fn the_aws_clients_build_on_the_compiled_in_roots() {
+        for native_roots in [false, true] {
+            let http = aws_http_client(native_roots).unwrap();
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .http_client(http)
+                .build();
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            assert_eq!(
+                client.config().region().map(|r| r.as_ref()),
+                Some("us-east-1")
+            );
+        }
     }
 }

@@ -90,6 +90,7 @@ pub fn init_tracing() {
 /// The configurator function's service: the API's router, with the caller taken from the JWT
 /// authorizer's claims (`api::claims`). `lambda_http::run` serves it; tests drive it with
 /// `lambda_http::Adapter` on v2 event fixtures.
+#[cfg(feature = "configurator")]
 pub fn configurator_router(app: App, names: crate::api::claims::ClaimNames) -> axum::Router {
     crate::api::router(
         std::sync::Arc::new(app),

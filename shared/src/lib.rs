@@ -8,26 +8,35 @@
 //! - `queue`: the queue port, its contract, the in-process and SQS adapters.
 //! - `clock`: the clock port.
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
-//! - `lambda`, `aws_env` (feature `aws`): the Lambda handlers and their wiring from env vars.
+//! - `api` (feature `api`): the configurator HTTP API.
+//! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
+//!   `configurator`) and the app of a function, wired from its environment.
+//! - `worker` (feature `embedded`): the local worker pool on the in-process queue.
+//!
+//! Features pick what a binary links: a Lambda function builds with `default-features = false`
+//! and `lambda` (plus `configurator` for the API function); the local runner with `embedded` and
+//! `api`. The default enables everything (tests, benches).
 //!
 //! The core never panics on outside data and never logs the integration key.
 
+#[cfg(feature = "api")]
 pub mod api;
 pub mod app;
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
 pub mod domain;
 pub mod error;
 #[cfg(test)]
 mod hostile;
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod pendo;
 pub mod queue;
 pub mod store;
 pub mod sync;
 pub mod time;
+#[cfg(feature = "embedded")]
 pub mod worker;
 
 pub use app::{App, AppError, Ports};

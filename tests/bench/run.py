@@ -48,7 +48,9 @@ RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "1"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 AWS_PORT = os.environ.get("AWS_LOCAL_PORT", "4566")
 KEY = "bench-key"
-FUNCTIONS = ["scheduler", "fetch", "resync"]
+FUNCTIONS = ["scheduler", "fetch", "resync", "configurator"]
+# Cargo invocations of the functions: one per feature set of `pendo_sync` (see build()).
+FUNCTION_BUILDS = [["scheduler", "fetch", "resync"], ["configurator"]]
 RSS_SIZES = [100_000, 1_000_000, 3_000_000]
 # 3,000,000 distinct (visitor, app, day) groups in one 7-day chunk of 3 apps need 142,858
 # identified visitors; the directory is still the first 50,000 of them.
@@ -124,25 +126,42 @@ def measure(cmd, env=None, stdout=subprocess.PIPE):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, "".join(out_chunks)
 
 
-def build():
-    """Release build of every binary and bench; returns the bench executables by name."""
-    # `--bench NAME`, not `--benches`: that would also compile every library and binary of the
-    # listed packages a second time as libtest bench harnesses (their unit tests, in release).
-    args = ["cargo", "build", "--release", "--message-format=json-render-diagnostics",
-            "-p", "local", "-p", "pendo-sim", "-p", "pendo_sync", "--bins", "--bench", "transform",
-            "--bench", "store", "--examples"]
-    args += sum((["-p", f] for f in FUNCTIONS), [])
+def cargo_build(args):
+    """One `cargo build --release` invocation; returns its compiler-artifact messages."""
+    args = ["cargo", "build", "--release", "--message-format=json-render-diagnostics"] + args
     log(" ".join(args))
     out = subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
-    benches = {}
+    messages = []
     for line in out.splitlines():
         try:
             m = json.loads(line)
         except ValueError:
             continue
+        if m.get("reason") == "compiler-artifact":
+            messages.append(m)
+    return messages
+
+
+def build():
+    """Release build of every binary and bench; returns the bench executables by name.
+
+    The Lambda functions are built apart from the rest, as deployed (`cargo lambda build
+    --release`, one function at a time): in one invocation cargo unifies the features of
+    `pendo_sync` across every package, and each function would link SQLite and the API too.
+    The three queue/schedule functions share one feature set (`lambda`), so they build together;
+    the configurator (`configurator`) builds alone. Dependencies with the same features are
+    shared with the first invocation; only `pendo_sync` and the binaries build again.
+    """
+    benches = {}
+    # `--bench NAME`, not `--benches`: that would also compile every library and binary of the
+    # listed packages a second time as libtest bench harnesses (their unit tests, in release).
+    for m in cargo_build(["-p", "local", "-p", "pendo-sim", "-p", "pendo_sync", "--bins",
+                          "--bench", "transform", "--bench", "store", "--examples"]):
         t = m.get("target", {})
-        if m.get("reason") == "compiler-artifact" and "bench" in t.get("kind", []) and m.get("executable"):
+        if "bench" in t.get("kind", []) and m.get("executable"):
             benches[t["name"]] = m["executable"]
+    for group in FUNCTION_BUILDS:
+        cargo_build(sum((["-p", f] for f in group), []))
     return benches
 
 
@@ -316,7 +335,12 @@ def lambda_events():
     resync_record["messageId"] = "bench-resync-1"
     resync_record["body"] = json.dumps(
         {"type": "resync", "v": 1, "tenant": "bench-none", "runId": "r-bench", "generation": 1})
-    return {"scheduler": schedule, "fetch": fetch, "resync": {"Records": [resync_record]}}
+    # The configurator: one API Gateway HTTP API (v2) request with the JWT authorizer's claims
+    # (a member listing the tenant's mappings: one store read).
+    with open(os.path.join(ROOT, "tests", "fixtures", "apigw-v2-jwt-member-list-mappings.json")) as f:
+        configurator = json.load(f)
+    return {"scheduler": schedule, "fetch": fetch, "resync": {"Records": [resync_record]},
+            "configurator": configurator}
 
 
 # ---------------------------------------------------------------- main
@@ -482,10 +506,12 @@ def run_figures(results, figs, started):
                           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
                           "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench", "RUST_LOG": "warn"}
                 events = lambda_events()
-                fig = {"how": "size of target/release/<fn> (release profile strip = true); cold start = "
+                fig = {"how": "size of target/release/<fn> (release profile, strip = true), each function "
+                              "built with its own features as deployed (build()); cold start = "
                               "process spawn -> the function's first /invocation/<id>/response POST to a local "
                               "Lambda Runtime API emulator (this script), x86_64, tables on moto; fixture "
-                              "events (tests/fixtures), each handled to completion",
+                              "events (tests/fixtures), each handled to completion (the configurator: a member "
+                              "listing mappings through API Gateway v2)",
                        "target": "<= 15 MB each, <= 50 ms cold start", "functions": {}}
                 for f in FUNCTIONS:
                     binary = os.path.join(RELEASE, f)

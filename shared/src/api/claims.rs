@@ -17,7 +17,7 @@ use crate::app::Role;
 use crate::domain::TenantId;
 use axum::http::StatusCode;
 use std::collections::HashMap;
-#[cfg(feature = "aws")]
+#[cfg(feature = "configurator")]
 use {super::auth::Authenticator, axum::http::request::Parts};
 
 /// Environment variable naming the tenant claim.
@@ -139,7 +139,7 @@ pub fn caller_from_claims(
 
 /// The claims of an API Gateway HTTP API (payload v2) request's JWT authorizer, as
 /// `lambda_http` puts the request context in the request's extensions.
-#[cfg(feature = "aws")]
+#[cfg(feature = "configurator")]
 pub fn jwt_claims(parts: &Parts) -> Option<&HashMap<String, String>> {
     use lambda_http::request::RequestContext;
     match parts.extensions.get::<RequestContext>()? {
@@ -150,13 +150,13 @@ pub fn jwt_claims(parts: &Parts) -> Option<&HashMap<String, String>> {
 }
 
 /// The authenticator of the configurator Lambda: the JWT authorizer's claims.
-#[cfg(feature = "aws")]
+#[cfg(feature = "configurator")]
 #[derive(Debug, Clone, Default)]
 pub struct JwtClaimsAuth {
     pub names: ClaimNames,
 }
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "configurator")]
 impl Authenticator for JwtClaimsAuth {
     fn authenticate(&self, parts: &Parts) -> Option<Caller> {
         self.identify(parts).ok()

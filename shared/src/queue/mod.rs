@@ -3,6 +3,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
+#[cfg(feature = "embedded")]
 pub mod in_process;
 #[cfg(feature = "aws")]
 pub mod sqs;
