@@ -4,7 +4,8 @@
 //! store call a daily fetch chunk makes — then the same day again (the next day's re-run of a
 //! late chunk), then 1,000 end-user activity records. Prints one JSON line with the adapter's
 //! meter: units billed by DynamoDB's rules for the items written, and the units the server
-//! reported (moto reports a fixed 1.0 per call, so only the first is a cost).
+//! reported (moto reports a fixed 1.0 per call, so only the first is a cost), the part of them
+//! spent on manifests, and the reads each replace made (GetItem/BatchGetItem on the data table).
 //! `dynamo_wcu --ensure-tables PREFIX` only creates the tables `PREFIX-config`/`PREFIX-data`.
 
 use anyhow::Context;
@@ -93,8 +94,14 @@ async fn main() -> anyhow::Result<()> {
             "deletes_on_rewrite": again.deletes - first.deletes,
             "reported_units_first_write": first.reported_units - before.reported_units,
             "batch_calls_first_write": first.batch_calls - before.batch_calls,
+            "manifest_units_first_write": first.manifest_units - before.manifest_units,
+            "manifest_units_rewrite": again.manifest_units - first.manifest_units,
+            "read_calls_per_chunk": again.read_calls - first.read_calls,
+            "items_read_per_chunk": again.items_read - first.items_read,
+            "read_units_per_chunk": again.read_units - first.read_units,
             "activities": activities.len(),
             "billed_units_per_activity": per((last.billed_put_units - again.billed_put_units) as f64, activities.len()),
+            "manifest_units_activities": last.manifest_units - again.manifest_units,
         })
     );
     Ok(())

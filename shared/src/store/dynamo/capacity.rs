@@ -8,7 +8,10 @@
 //! byte, lists and maps three bytes plus one per element); a write costs one unit per started
 //! KB of the item, plus, for each global secondary index whose key attributes the item has, one
 //! unit per started KB of the index entry (the projected item — here every index projects ALL —
-//! plus 100 bytes of index overhead).
+//! plus 100 bytes of index overhead). Manifest heads (conditional `PutItem`s) are metered the
+//! same way and also counted apart. Reads by key (`GetItem`, `BatchGetItem`) are metered too:
+//! a strongly consistent read costs one unit per started 4 KB of each item, an eventually
+//! consistent one half that.
 
 use super::Item;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -68,6 +71,16 @@ pub fn put_units(item: &Item, gsis: &[(&str, &str, &str)]) -> u64 {
     base + indexes
 }
 
+/// Read units (× 2, so that eventually consistent halves stay whole) of reading `item` by key.
+pub fn read_half_units(item: &Item, consistent: bool) -> u64 {
+    let units = item_size(item).div_ceil(4 * KB).max(1) as u64;
+    if consistent {
+        2 * units
+    } else {
+        units
+    }
+}
+
 /// Running totals of one store's writes (monotonic; read with [`WriteMeter::snapshot`]).
 #[derive(Debug, Default)]
 pub struct WriteMeter {
@@ -77,6 +90,11 @@ pub struct WriteMeter {
     /// Reported units × 1000 (reports are fractional).
     reported_milli_units: AtomicU64,
     batch_calls: AtomicU64,
+    manifest_puts: AtomicU64,
+    manifest_units: AtomicU64,
+    read_calls: AtomicU64,
+    items_read: AtomicU64,
+    read_half_units: AtomicU64,
 }
 
 /// A reading of a [`WriteMeter`].
@@ -93,12 +111,36 @@ pub struct WriteMeterSnapshot {
     pub reported_units: f64,
     /// `BatchWriteItem` calls.
     pub batch_calls: u64,
+    /// Of the puts: manifest items (heads and parts).
+    pub manifest_puts: u64,
+    /// Of the billed put units: those of manifest items.
+    pub manifest_units: u64,
+    /// `GetItem` and `BatchGetItem` calls on the data table.
+    pub read_calls: u64,
+    /// Items those calls returned.
+    pub items_read: u64,
+    /// Read units they cost by DynamoDB's rules.
+    pub read_units: f64,
 }
 
 impl WriteMeter {
     pub(super) fn put(&self, units: u64) {
         self.puts.fetch_add(1, Ordering::Relaxed);
         self.billed_units.fetch_add(units, Ordering::Relaxed);
+    }
+    pub(super) fn manifest_put(&self, units: u64) {
+        self.put(units);
+        self.manifest_puts.fetch_add(1, Ordering::Relaxed);
+        self.manifest_units.fetch_add(units, Ordering::Relaxed);
+    }
+    /// One read call that returned `items`.
+    pub(super) fn read<'a>(&self, items: impl IntoIterator<Item = &'a Item>, consistent: bool) {
+        self.read_calls.fetch_add(1, Ordering::Relaxed);
+        for i in items {
+            self.items_read.fetch_add(1, Ordering::Relaxed);
+            self.read_half_units
+                .fetch_add(read_half_units(i, consistent), Ordering::Relaxed);
+        }
     }
     pub(super) fn delete(&self) {
         self.deletes.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +159,11 @@ impl WriteMeter {
             billed_put_units: self.billed_units.load(Ordering::Relaxed),
             reported_units: self.reported_milli_units.load(Ordering::Relaxed) as f64 / 1000.0,
             batch_calls: self.batch_calls.load(Ordering::Relaxed),
+            manifest_puts: self.manifest_puts.load(Ordering::Relaxed),
+            manifest_units: self.manifest_units.load(Ordering::Relaxed),
+            read_calls: self.read_calls.load(Ordering::Relaxed),
+            items_read: self.items_read.load(Ordering::Relaxed),
+            read_units: self.read_half_units.load(Ordering::Relaxed) as f64 / 2.0,
         }
     }
 }
@@ -167,17 +214,31 @@ mod tests {
         let m = WriteMeter::default();
         m.put(2);
         m.put(3);
+        m.manifest_put(4);
         m.delete();
         m.call(1.0);
         m.call(0.5);
+        let small: Item = [("pk".to_string(), s("p"))].into_iter().collect();
+        let big: Item = [("b".to_string(), s(&"x".repeat(5000)))]
+            .into_iter()
+            .collect();
+        m.read([&small, &big], true);
+        m.read([&small], false);
+        m.read([], true);
         assert_eq!(
             m.snapshot(),
             WriteMeterSnapshot {
-                puts: 2,
+                puts: 3,
                 deletes: 1,
-                billed_put_units: 5,
+                billed_put_units: 9,
                 reported_units: 1.5,
-                batch_calls: 2
+                batch_calls: 2,
+                manifest_puts: 1,
+                manifest_units: 4,
+                read_calls: 3,
+                items_read: 3,
+                // 1 + 2 (5,001 bytes: two started 4 KB) strongly consistent, then 0.5.
+                read_units: 3.5,
             }
         );
     }

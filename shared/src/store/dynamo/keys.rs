@@ -123,30 +123,28 @@ pub fn activity_range(from: NaiveDate) -> (String, String) {
     (format!("A#{}", day(from)), upper("A"))
 }
 
-/// GSI1 of the data table: everything a tenant wrote, by mapping, generation and day. Serves
+/// Partition of a tenant's manifests (what each mapping wrote, per generation and day): serves
 /// "replace a mapping's window", "delete a mapping's data", "purge older generations" and
-/// "export" without a scan.
-pub fn data_gpk(t: &TenantId) -> String {
-    format!("T#{}", esc(t.as_str()))
+/// "export" without a scan and without an index entry per value.
+pub fn manifests_pk(t: &TenantId) -> String {
+    format!("T#{}#MF", esc(t.as_str()))
 }
-pub fn data_gsk(m: &MappingId, generation: u64, d: NaiveDate, rec: &str) -> String {
-    format!("{}#{}#{}#{rec}", esc(m.as_str()), gen(generation), day(d))
-}
-pub fn mapping_gsk_prefix(m: &MappingId) -> String {
-    format!("{}#", esc(m.as_str()))
-}
-/// GSI1 range of one mapping's items of one generation on a window.
-pub fn window_range(
-    m: &MappingId,
-    generation: u64,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> (String, String) {
-    let p = format!("{}#{}#", esc(m.as_str()), gen(generation));
-    (
-        format!("{p}{}", day(from)),
-        upper(&format!("{p}{}", day(to))),
+/// A manifest's head: the mapping, the generation, the day.
+pub fn manifest_sk(m: &MappingId, generation: u64, d: NaiveDate) -> String {
+    format!(
+        "{}{}#{}",
+        mapping_manifest_prefix(m),
+        gen(generation),
+        day(d)
     )
+}
+/// Part `index` (from 1) of the manifest version `token` (parts sort right after their head).
+pub fn manifest_part_sk(head_sk: &str, token: &str, index: usize) -> String {
+    format!("{head_sk}#P#{}#{index:06}", esc(token))
+}
+/// Every manifest item of one mapping (all generations and days) starts with this.
+pub fn mapping_manifest_prefix(m: &MappingId) -> String {
+    format!("{}#", esc(m.as_str()))
 }
 
 /// GSI2 of the data table (activity only): a company's activity in one generation, by day.
@@ -250,16 +248,23 @@ mod tests {
         for k in outside {
             assert!(!(lo <= k && k <= hi), "{k} outside [{lo}, {hi}]");
         }
+    }
+
+    #[test]
+    fn manifest_keys_of_one_mapping_share_a_prefix_no_other_mapping_has() {
         let m = MappingId::parse("m").unwrap();
-        let (lo, hi) = window_range(&m, 2, d("2026-11-01"), d("2026-11-07"));
-        assert!(
-            lo <= data_gsk(&m, 2, d("2026-11-07"), "A")
-                && data_gsk(&m, 2, d("2026-11-07"), "A") <= hi
-        );
-        assert!(data_gsk(&m, 3, d("2026-11-02"), "V") > hi);
-        assert!(data_gsk(&m, 1, d("2026-11-02"), "V") < lo);
         let m2 = MappingId::parse("m#00000000000000000002").unwrap();
-        assert!(!data_gsk(&m2, 2, d("2026-11-02"), "V").starts_with(&mapping_gsk_prefix(&m)));
+        let head = manifest_sk(&m, 2, d("2026-11-02"));
+        assert_eq!(head, "m#00000000000000000002#2026-11-02");
+        assert!(head.starts_with(&mapping_manifest_prefix(&m)));
+        let other = manifest_sk(&m2, 2, d("2026-11-02"));
+        assert!(!other.starts_with(&mapping_manifest_prefix(&m)));
+        let part = manifest_part_sk(&head, "tok", 1);
+        assert_eq!(part, "m#00000000000000000002#2026-11-02#P#tok#000001");
+        assert!(part.starts_with(&mapping_manifest_prefix(&m)));
+        let t = TenantId::parse("t").unwrap();
+        assert_eq!(manifests_pk(&t), "T#t#MF");
+        assert_ne!(manifests_pk(&t), users_pk(&t));
     }
 
     #[test]

@@ -12,37 +12,66 @@
 //! | run header | `T#t` | `RUN#r#H` | `RUNS#t` / `startedAt#r` (newest first) |
 //! | run chunk | `T#t` | `RUN#r#C#00000007` | – |
 //!
-//! **Data table** (`pk`, `sk`; GSI `gsi1` on `gpk`, `gsk`; GSI `gsi2` on `cpk`, `csk`; both ALL):
+//! **Data table** (`pk`, `sk`; GSI `gsi2` on `cpk`, `csk`, projection ALL):
 //!
-//! | item | pk | sk | gsi1 (`T#t`, …) | gsi2 |
-//! |---|---|---|---|---|
-//! | value | `T#t#G#g#O#kind#obj` | `V#metric#day#app` | `m#g#day#V` | – |
-//! | activity | `T#t#G#g#U#user` | `A#day#m` | `m#g#day#A` | `T#t#G#g#C#company` / `day#user#m` |
-//! | company/asset/project | `T#t#D#kind` | `O#externalId` | – | – |
-//! | end user | `T#t#EU` | `U#id` | – | – |
-//! | unique (company, external id) | `T#t#EU` | `X#company#externalId` | – | – |
-//! | unique (company, email) | `T#t#EU` | `E#company#email` | – | – |
+//! | item | pk | sk | gsi2 |
+//! |---|---|---|---|
+//! | value | `T#t#G#g#O#kind#obj` | `V#metric#day#app` | – |
+//! | activity | `T#t#G#g#U#user` | `A#day#m` | `T#t#G#g#C#company` / `day#user#m` |
+//! | manifest head | `T#t#MF` | `m#g#day` | – |
+//! | manifest part | `T#t#MF` | `m#g#day#P#token#000001` | – |
+//! | company/asset/project | `T#t#D#kind` | `O#externalId` | – |
+//! | end user | `T#t#EU` | `U#id` | – |
+//! | unique (company, external id) | `T#t#EU` | `X#company#externalId` | – |
+//! | unique (company, email) | `T#t#EU` | `E#company#email` | – |
 //!
 //! Access patterns: a series = one Query on the object's partition with a day range; an
 //! object's metrics = one Query on that partition (distinct metric/app); a user's activity = one
-//! Query; a company's = one Query on gsi2; replace a mapping's window = one gsi1 range Query
-//! (`m#g#from` … `m#g#to$`); delete a mapping's data = gsi1 `begins_with(m#)`; purge older
-//! generations and export = one gsi1 Query over the tenant (filtered on `gen`), never a Scan.
+//! Query; a company's = one Query on gsi2. Value items have no index entry: what a mapping
+//! wrote lives in **manifests**, one per (mapping, generation, day), in the tenant's manifest
+//! partition (`manifest.rs`: the keys of the day's values and activity records, compactly
+//! encoded — about 5 bytes per company on a daily chunk; beyond 350 KB the encoding continues
+//! in parts named by a random token that the head carries). Replace a mapping's window = one
+//! strongly consistent BatchGetItem of the window's manifest heads (a few small items per
+//! chunk, never one per value); delete a mapping's data = one Query `begins_with(m#)` on the
+//! manifest partition; purge older generations and export = one Query of the manifest
+//! partition (filtered on `gen`), then the listed items by key (export: BatchGetItem), never a
+//! Scan.
 //!
 //! # Generations
-//! The generation is part of every value and activity key, so a late write of an old generation
-//! can never overwrite a current value; it lands in a partition no read looks at. Reads first
-//! read the integration's current generation (one strongly consistent GetItem) and query only
-//! that generation's partitions. `replace_chunk` is **check-then-write**: it refuses with
-//! `StaleGeneration` when the integration is not at the message's generation, writes, then
+//! The generation is part of every value, activity and manifest key, so a late write of an old
+//! generation can never overwrite a current value; it lands in a partition no read looks at.
+//! Reads first read the integration's current generation (one strongly consistent GetItem) and
+//! query only that generation's partitions. `replace_chunk` is **check-then-write**: it refuses
+//! with `StaleGeneration` when the integration is not at the message's generation, writes, then
 //! checks again and deletes what it wrote if a re-sync bumped the generation meanwhile (so a
-//! worker racing a re-sync leaves nothing behind, except after a crash between the two, which
-//! the next re-sync's purge removes: the purge reads every older generation of the tenant).
+//! worker racing a re-sync leaves nothing behind; its manifest stays and the next purge removes
+//! it; a worker that crashes between its puts and that check, exactly while a re-sync's purge
+//! deletes the same manifest, can leave items of the old generation that no read ever sees).
+//!
+//! # Replacing a window (manifests)
 //! A chunk's replace is not one transaction (a chunk can hold thousands of values, a
-//! transaction 100 items): puts go first, then the deletes of the window's leftover keys; a
-//! crash in between is repaired by the message's redelivery, which redoes the whole replace.
-//! The leftover keys come from gsi1, which is eventually consistent: a value written less than
-//! about a second earlier by another worker for the same mapping and day can outlive one replace.
+//! transaction 100 items). The invariant is: **every value or activity item that exists is
+//! listed in its (mapping, generation, day) manifest** (a manifest may list more: deleting
+//! what is not there is harmless). Each manifest head carries a version `ver`; every manifest
+//! write is a conditional put on the version it read (`attribute_not_exists` for the first),
+//! and a writer that loses re-reads and tries again. A replace:
+//! 1. reads the window's manifests (one consistent BatchGetItem);
+//! 2. for each day whose manifest lacks some of the chunk's items, writes old ∪ new;
+//! 3. puts the items and deletes the leftovers (listed in the window's manifests, not in the
+//!    chunk) — BatchWriteItem, 25 a call;
+//! 4. writes every manifest it touched once more: without the leftovers if its version is still
+//!    the one it wrote or read, else (another worker wrote it meanwhile) re-reads it and writes
+//!    it with the chunk's items added, leftovers kept.
+//!
+//! A crash anywhere leaves a manifest that lists at least what exists (step 2 comes before the
+//! puts), and the message's redelivery redoes the whole replace and deletes the leftovers.
+//! Two workers replacing the same window concurrently: a worker only drops keys from a manifest
+//! (step 4) if no one wrote it since it read it; and every worker writes a version *after* its
+//! puts, so a worker that read the manifest before another's puts cannot drop that other's keys
+//! afterwards — its conditional put fails and it keeps them. Which worker's values win is the
+//! usual race of two replaces of one window; none is ever left unlisted. Manifests are read
+//! strongly consistently, so a replace sees every item written before it started.
 //!
 //! # End users
 //! Created with one TransactWriteItems: the user item plus a lookup item per unique key
@@ -51,16 +80,19 @@
 //! with strongly consistent GetItem.
 //!
 //! # Cost per value written (on-demand, items under 1 KB)
-//! A value costs 2 WCU: 1 for the item, 1 for its gsi1 entry. An activity record costs 3 WCU
-//! (item, gsi1, gsi2). Replacing a window whose values already exist costs the same per value
-//! (a replace is a put) plus 2 WCU per value that disappeared (delete + its gsi1 entry), and reads
-//! the window's gsi1 entries once (0.5 RCU per 4 KB). Batches are `BatchWriteItem` of 25.
+//! A value costs 1 WCU: its item, nothing else, plus its share of the day's manifest (written
+//! twice on a day's first replace, once on a rewrite: one unit per started KB of the encoding,
+//! about 5 bytes per company). An activity record costs 2 WCU (item and gsi2) plus its share of
+//! the manifest. A value that disappears when a window is replaced costs 1 WCU (its delete).
+//! Reads: one strongly consistent BatchGetItem of the window's manifest heads per chunk (1 RCU
+//! per 4 KB of manifest and day); no read per value. Batches are `BatchWriteItem` of 25.
 
 pub mod capacity;
 mod config;
 mod data;
 mod directory;
 pub mod keys;
+pub mod manifest;
 pub mod tables;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
@@ -73,7 +105,9 @@ use crate::sync::plan::Window;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::NaiveDate;
 use std::collections::{HashMap, VecDeque};
@@ -87,6 +121,8 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// AWS's limit of items per `BatchWriteItem` (moto accepts more; AWS does not).
 pub const MAX_BATCH_WRITE: usize = 25;
+/// AWS's limit of keys per `BatchGetItem`.
+pub const MAX_BATCH_GET: usize = 100;
 /// Rounds of re-sending `UnprocessedItems` before giving up.
 const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
@@ -151,12 +187,88 @@ impl DynamoStore {
         }
     }
 
+    /// Reads items by key, 100 a call, re-sending unprocessed keys; duplicate keys are read once.
+    async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut pending: VecDeque<Item> = keys
+            .into_iter()
+            .filter(|k| {
+                seen.insert((
+                    get_s(k, "pk").unwrap_or_default().to_string(),
+                    get_s(k, "sk").unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            let n = pending.len().min(MAX_BATCH_GET);
+            let batch: Vec<Item> = pending.drain(..n).collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(batch))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("building a read: {e}")))?;
+            let res = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| unavailable(what, e))?;
+            let items = res
+                .responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default();
+            self.meter.read(&items, consistent);
+            out.extend(items);
+            let unprocessed = res
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if unprocessed.is_empty() {
+                rounds = 0;
+                continue;
+            }
+            rounds += 1;
+            if rounds > MAX_UNPROCESSED_ROUNDS {
+                return Err(StoreError::Unavailable(format!(
+                    "{what}: {} keys still unprocessed after {MAX_UNPROCESSED_ROUNDS} retries",
+                    unprocessed.len() + pending.len()
+                )));
+            }
+            tokio::time::sleep(backoff(rounds)).await;
+            for k in unprocessed.into_iter().rev() {
+                pending.push_front(k);
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes every request in batches of 25, re-sending unprocessed items.
     async fn batch_write(
         &self,
         table: &str,
         requests: Vec<WriteRequest>,
         what: &str,
+    ) -> Result<(), StoreError> {
+        self.batch_write_metered(table, requests, what, false).await
+    }
+
+    /// [`Self::batch_write`], its puts metered as manifest items when `manifest`.
+    async fn batch_write_metered(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+        what: &str,
+        manifest: bool,
     ) -> Result<(), StoreError> {
         let specs = tables::specs(&self.tables);
         let gsis = specs
@@ -166,6 +278,7 @@ impl DynamoStore {
             .unwrap_or_default();
         for r in &requests {
             match &r.put_request {
+                Some(p) if manifest => self.meter.manifest_put(capacity::put_units(&p.item, gsis)),
                 Some(p) => self.meter.put(capacity::put_units(&p.item, gsis)),
                 None => self.meter.delete(),
             }

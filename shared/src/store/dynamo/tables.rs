@@ -17,8 +17,8 @@ pub struct TableSpec {
     pub gsis: Vec<(&'static str, &'static str, &'static str)>,
 }
 
-/// The two tables: config (`gsi1`: tenants, runs by start) and data (`gsi1`: a tenant's items
-/// by mapping, generation and day; `gsi2`: a company's activity by day). Both keyed `pk`, `sk`.
+/// The two tables: config (`gsi1`: tenants, runs by start) and data (`gsi2`: a company's
+/// activity by day; values carry no index entry). Both keyed `pk`, `sk`.
 pub fn specs(tables: &DynamoTables) -> [TableSpec; 2] {
     [
         TableSpec {
@@ -27,7 +27,7 @@ pub fn specs(tables: &DynamoTables) -> [TableSpec; 2] {
         },
         TableSpec {
             name: tables.data.clone(),
-            gsis: vec![("gsi1", "gpk", "gsk"), ("gsi2", "cpk", "csk")],
+            gsis: vec![("gsi2", "cpk", "csk")],
         },
     ]
 }

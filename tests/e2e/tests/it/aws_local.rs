@@ -300,16 +300,22 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
         .replace_chunk(&t, 1, &m, w, &values, &[])
         .await
         .unwrap();
-    // Each value item is billed 2 write units: the item and its gsi1 entry (both under 1 KB).
+    // Each value item is billed 1 write unit (no index entry); each of the 20 days' manifests
+    // is written twice (listing the items before they exist, then the final version), 1 unit
+    // each; the manifests are read with one BatchGetItem (none exists yet).
     let meter = store.write_meter();
     assert_eq!(
         (
             meter.puts,
             meter.deletes,
             meter.billed_put_units,
-            meter.batch_calls
+            meter.batch_calls,
+            meter.manifest_puts,
+            meter.manifest_units,
+            meter.read_calls,
+            meter.items_read,
         ),
-        (60, 0, 120, 3)
+        (100, 0, 100, 3, 40, 40, 1, 0)
     );
     let to = day0 + chrono::Duration::days(30);
     let series = |obj: &str, metric: &str| {
@@ -329,7 +335,100 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
     assert_eq!(series("a", "x#2026-11-01").await.len(), 20);
     assert_eq!(store.export(Some(&t)).await.unwrap().len(), 60);
     assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 60);
-    assert_eq!(store.write_meter().deletes, 60);
+    // The 60 items and the 20 manifests.
+    assert_eq!(store.write_meter().deletes, 80);
+    assert!(store.export(Some(&t)).await.unwrap().is_empty());
+}
+
+/// What the store contract cannot see: manifests that take more than one item, and replaces of
+/// one window racing each other, after which every item that exists is still listed (a last
+/// replace with nothing leaves nothing).
+#[tokio::test]
+async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
+    let aws = Aws::connect().await;
+    let store = aws.store().await;
+    let t = TenantId::parse("manifests").unwrap();
+    let i = Integration::new(t.clone());
+    store.put_integration(&i).await.unwrap();
+    let g = i.generation;
+    let m = MappingId::parse("m").unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let w = pendo_sync::sync::plan::Window { from: day, to: day };
+    let v = |id: String| MetricValue {
+        object: ObjectRef {
+            kind: Target::Company,
+            id,
+        },
+        metric: "Clicks".into(),
+        app: String::new(),
+        day,
+        value: 1.0,
+    };
+    // 2,400 companies whose ids share little: the manifest (about 375 KB) takes two items.
+    let big: Vec<MetricValue> = (0..2400)
+        .map(|c| v(format!("{c:05}-{}", "x".repeat(150))))
+        .collect();
+    store.replace_chunk(&t, g, &m, w, &big, &[]).await.unwrap();
+    let meter = store.write_meter();
+    assert_eq!(
+        (meter.puts, meter.manifest_puts, meter.deletes),
+        (2404, 4, 1),
+        "head and part, twice; the first version's part dropped"
+    );
+    // Half of them again: the other half are leftovers, found through both items.
+    store
+        .replace_chunk(&t, g, &m, w, &big[..1200], &[])
+        .await
+        .unwrap();
+    let rows = store.export(Some(&t)).await.unwrap();
+    assert_eq!(rows.len(), 1200);
+    assert_eq!(rows[0].object_id, big[0].object.id);
+    assert_eq!(rows[1199].object_id, big[1199].object.id);
+
+    // Three replaces of the window at once, with different items (values and activity).
+    let set = |p: &str| {
+        let values: Vec<MetricValue> = (0..40).map(|c| v(format!("{p}{c}"))).collect();
+        let activity: Vec<Activity> = (0..10)
+            .map(|u| Activity {
+                end_user_id: format!("{p}-user-{u}"),
+                company_id: format!("{p}0"),
+                mapping_id: m.clone(),
+                label: "Clicks".into(),
+                day,
+                events: 1.0,
+                minutes: 0.0,
+                passive: false,
+            })
+            .collect();
+        (values, activity)
+    };
+    let (a, b, c) = (set("a"), set("b"), set("c"));
+    let (ra, rb, rc) = tokio::join!(
+        store.replace_chunk(&t, g, &m, w, &a.0, &a.1),
+        store.replace_chunk(&t, g, &m, w, &b.0, &b.1),
+        store.replace_chunk(&t, g, &m, w, &c.0, &c.1),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    let rows = store.export(Some(&t)).await.unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| !r.object_id.ends_with('x')),
+        "no leftover of the big chunk"
+    );
+    // Whatever mix the race left, a replace with nothing finds all of it.
+    store.replace_chunk(&t, g, &m, w, &[], &[]).await.unwrap();
+    assert!(store.export(Some(&t)).await.unwrap().is_empty());
+    let (items, manifests) = data_generations(&aws, &t).await;
+    assert!(items.is_empty(), "{items:?}");
+    assert_eq!(
+        manifests,
+        vec![g],
+        "one (empty) manifest head, no stray part"
+    );
+    assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 0);
+    assert_eq!(data_generations(&aws, &t).await, (vec![], vec![]));
 }
 
 /// The scenario both stacks run: New York days, companies, user fields with auto-detect, a
@@ -454,33 +553,37 @@ async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     (stack, queue)
 }
 
-/// The `gen` of every item of the tenant on the data table's gsi1 (values and activity).
-async fn data_generations(aws: &Aws, t: &TenantId) -> Vec<u64> {
+/// The `gen` of every value and activity item of the tenant, and of every manifest item
+/// (a Scan: a test's look at the whole table, which the store itself never does).
+async fn data_generations(aws: &Aws, t: &TenantId) -> (Vec<u64>, Vec<u64>) {
     let table = DynamoTables::with_prefix(&aws.prefix).data;
-    let mut out = Vec::new();
+    let tenant = format!("T#{}#", keys::esc(t.as_str()));
+    let manifests = keys::manifests_pk(t);
+    let (mut items, mut listed) = (Vec::new(), Vec::new());
     let mut start = None;
     loop {
         let page = aws
             .dynamo
-            .query()
+            .scan()
             .table_name(&table)
-            .index_name("gsi1")
-            .key_condition_expression("gpk = :p")
-            .expression_attribute_values(
-                ":p",
-                aws_sdk_dynamodb::types::AttributeValue::S(keys::data_gpk(t)),
-            )
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .unwrap();
         for item in page.items.unwrap_or_default() {
-            let g = item.get("gen").and_then(|v| v.as_n().ok()).unwrap();
-            out.push(g.parse().unwrap());
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).unwrap();
+            let Some(g) = item.get("gen").and_then(|v| v.as_n().ok()) else {
+                continue;
+            };
+            if *pk == manifests {
+                listed.push(g.parse().unwrap());
+            } else if pk.starts_with(&tenant) {
+                items.push(g.parse().unwrap());
+            }
         }
         match page.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
-            _ => return out,
+            _ => return (items, listed),
         }
     }
 }
@@ -541,13 +644,18 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
         .unwrap();
     assert_eq!(users, local_users);
 
-    // The purge: the data table holds nothing of an older generation any more (every value and
-    // activity item of the tenant is on gsi1, so one query sees them all).
+    // The purge: the data table holds nothing of an older generation any more, neither items
+    // nor the manifests that listed them.
     let generation = s.app.integration(&s.tenant).await.unwrap().generation;
     assert!(generation > first_generation);
-    let gens = data_generations(&aws, &s.tenant).await;
+    let (gens, manifest_gens) = data_generations(&aws, &s.tenant).await;
     assert_eq!(gens.len(), got.len(), "one item per exported row");
     assert!(gens.iter().all(|g| *g == generation), "{gens:?}");
+    assert!(!manifest_gens.is_empty());
+    assert!(
+        manifest_gens.iter().all(|g| *g == generation),
+        "{manifest_gens:?}"
+    );
 
     // A fetch message of the first re-sync delivered again now (SQS redelivers at least once)
     // is dropped by the generation check: acknowledged, nothing written.
@@ -567,7 +675,7 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
         .unwrap();
     assert_eq!(drain_through_handlers(&aws, &s.app, &queue).await.len(), 1);
     assert_eq!(comparable(&s.app, &s.tenant).await, want);
-    assert_eq!(data_generations(&aws, &s.tenant).await.len(), got.len());
+    assert_eq!(data_generations(&aws, &s.tenant).await.0.len(), got.len());
     eprintln!(
         "re-sync on moto: {handled} messages, {} rows; first {first:?}, second {second:?}",
         want.len()
