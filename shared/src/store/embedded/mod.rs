@@ -72,13 +72,14 @@ impl EmbeddedStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        // Per connection: a 16 MiB page cache (the default 2 MiB makes a chunk's inserts re-read
-        // B-tree pages from the file), and a WAL checkpoint every ~16 MiB instead of every
-        // 4 MiB, so a chunk's commit is not followed by a checkpoint (and its fsync) each time.
+        // SQLite's default page cache (2 MiB): a 16 MiB cache was measured at +10 MiB peak
+        // resident memory for a 1M-row sync (72 MiB, over the 64 MiB budget) for a small gain in
+        // write speed. A WAL checkpoint every ~16 MiB instead of every 4 MiB, so a chunk's
+        // commit is not followed by a checkpoint (and its fsync) each time.
         // Durability is unchanged: WAL with synchronous = NORMAL (schema.sql) keeps every
         // committed transaction across a crash of the process; only a power loss can lose the
         // last commits (never corrupt the file).
-        conn.execute_batch("PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;")?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 4000;")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
