@@ -3,7 +3,7 @@
 //! Retry-vs-give-up is decided here, once; the queue glue only acts on it.
 
 use super::identity::{Directory, IdentityRules};
-use super::messages::{FetchMessage, ResyncMessage, MESSAGE_VERSION};
+use super::messages::{FetchMessage, ResyncMessage};
 use super::plan::{self, Window};
 use super::transform::{ChunkAccumulator, TransformSpec};
 use super::waves;
@@ -499,17 +499,7 @@ pub fn plan_mapping(
     out: &mut Vec<FetchMessage>,
 ) {
     for w in plan::chunks(window, mapping.source.max_chunk_days()) {
-        out.push(FetchMessage {
-            v: MESSAGE_VERSION,
-            tenant: run.tenant.clone(),
-            mapping_id: mapping.id.clone(),
-            run_id: run.id.clone(),
-            chunk_index: run.chunks.len(),
-            generation: run.generation,
-            from: w.from,
-            to: w.to,
-        });
-        run.chunks.push(ChunkRecord {
+        let chunk = ChunkRecord {
             mapping_id: mapping.id.clone(),
             from: w.from,
             to: w.to,
@@ -519,7 +509,9 @@ pub fn plan_mapping(
             error: None,
             deferred: false,
             updated_at: None,
-        });
+        };
+        out.push(waves::message_for(run, run.chunks.len(), &chunk));
+        run.chunks.push(chunk);
     }
 }
 

@@ -179,6 +179,17 @@ impl Api {
         .await;
     }
 
+    /// A Feature mapping to companies named "Clicks", created through the API: its id.
+    async fn clicks_mapping(&self) -> String {
+        let f = self.feature();
+        let body = json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "Clicks"});
+        let (s, m) = self
+            .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        m["id"].as_str().unwrap().to_string()
+    }
+
     fn feature(&self) -> String {
         let mut f: Vec<_> = self
             .sim
@@ -1321,19 +1332,12 @@ async fn the_page_is_served_without_a_token_and_names_its_caller_and_choices() {
 }
 
 /// A run whose worker went away (its message lost: a killed local runner, or a message moved to
-/// the dead-letter queue) reads `running` while it may still progress, then `interrupted`; a
-/// retry in progress keeps it `running` and shows its error on the chunk.
+/// the dead-letter queue) reads `running` while it may still progress, then `interrupted`.
 #[tokio::test]
 async fn a_run_without_progress_for_an_hour_reads_interrupted() {
     let a = api().await;
     a.connect(ADMIN_A).await;
-    let f = a.feature();
-    let body = json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "Clicks"});
-    let (s, m) = a
-        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{m}");
-    let id = m["id"].as_str().unwrap().to_string();
+    let id = a.clicks_mapping().await;
     let (_, run) = a
         .call(
             ADMIN_A,
