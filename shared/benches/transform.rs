@@ -10,7 +10,6 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use pendo_sync::domain::{DirectoryObject, EndUser, Integration, MappingId, Target, TenantId};
 use pendo_sync::pendo::pipelines::{event_request, EventSource};
 use pendo_sync::pendo::rows::RowScanner;
-use pendo_sync::pendo::RowSink;
 use pendo_sync::store::ChunkRecords;
 use pendo_sync::sync::identity::{Directory, IdentityRules};
 use pendo_sync::sync::plan::Window;
@@ -117,11 +116,7 @@ fn transform(input: &Input) -> usize {
     let mut acc = ChunkAccumulator::new(input.spec.clone(), &input.dir);
     let mut scanner = RowScanner::new();
     for piece in input.body.chunks(64 * 1024) {
-        scanner
-            .feed(piece, |row| {
-                acc.row(row).map_err(pendo_sync::pendo::PendoError::Sink)
-            })
-            .expect("rows");
+        scanner.feed_sink(piece, &mut acc).expect("rows");
     }
     assert_eq!(scanner.finish().expect("complete"), ROWS);
     // What a store reads: every value and activity record, built one at a time.

@@ -256,7 +256,7 @@ impl PendoApi for HttpPendo {
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(transport)?;
-                    scanner.feed(&chunk, |row| sink.row(row).map_err(PendoError::Sink))?;
+                    scanner.feed_sink(&chunk, sink)?;
                 }
                 scanner.finish()
             }

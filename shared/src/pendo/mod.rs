@@ -62,6 +62,14 @@ impl PendoError {
 /// `reset` is called before every retry of the call, so a sink never sees a row twice.
 pub trait RowSink: Send {
     fn row(&mut self, raw: &[u8]) -> Result<(), String>;
+    /// A row that starts at `rest[0]` (its `{`), taken in the same pass that finds where it
+    /// ends: `Some(Ok(length))` when the sink has read the whole row from the front of `rest`
+    /// exactly as [`RowSink::row`] would have read those bytes, `None` when it cannot tell (the
+    /// scanner then finds the end itself and calls `row`). By default, `None`.
+    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+        let _ = rest;
+        None
+    }
     fn reset(&mut self);
 }
 

@@ -6,7 +6,7 @@
 //! their consumer. A body that ends before the top-level object closes is `Truncated`, never a
 //! success.
 
-use super::PendoError;
+use super::{PendoError, RowSink};
 
 /// Largest single row accepted (a row is a few hundred bytes; this only bounds memory).
 pub const MAX_ROW_BYTES: usize = 8 * 1024 * 1024;
@@ -24,6 +24,38 @@ const STRUCTURAL: [bool; 256] = {
     t[b']' as usize] = true;
     t
 };
+
+/// Where the scanner's rows go: a closure ([`RowScanner::feed`]) or a sink.
+trait Consumer {
+    fn prefix(&mut self, rest: &[u8]) -> Option<Result<usize, PendoError>>;
+    fn row(&mut self, raw: &[u8]) -> Result<(), PendoError>;
+}
+
+struct Emit<F>(F);
+
+impl<F: FnMut(&[u8]) -> Result<(), PendoError>> Consumer for Emit<F> {
+    #[inline]
+    fn prefix(&mut self, _: &[u8]) -> Option<Result<usize, PendoError>> {
+        None
+    }
+    #[inline]
+    fn row(&mut self, raw: &[u8]) -> Result<(), PendoError> {
+        (self.0)(raw)
+    }
+}
+
+struct Sink<'s, S: ?Sized>(&'s mut S);
+
+impl<S: RowSink + ?Sized> Consumer for Sink<'_, S> {
+    #[inline]
+    fn prefix(&mut self, rest: &[u8]) -> Option<Result<usize, PendoError>> {
+        self.0.row_prefix(rest).map(|r| r.map_err(PendoError::Sink))
+    }
+    #[inline]
+    fn row(&mut self, raw: &[u8]) -> Result<(), PendoError> {
+        self.0.row(raw).map_err(PendoError::Sink)
+    }
+}
 
 fn check_row_len(len: usize) -> Result<(), PendoError> {
     if len > MAX_ROW_BYTES {
@@ -65,10 +97,25 @@ impl RowScanner {
 
     /// Feeds a chunk of the body; calls `emit` with each complete row. A row that lies wholly
     /// inside `chunk` is handed out as a slice of it; only a row split across chunks is copied.
-    pub fn feed<F>(&mut self, chunk: &[u8], mut emit: F) -> Result<(), PendoError>
+    pub fn feed<F>(&mut self, chunk: &[u8], emit: F) -> Result<(), PendoError>
     where
         F: FnMut(&[u8]) -> Result<(), PendoError>,
     {
+        self.scan(chunk, &mut Emit(emit))
+    }
+
+    /// [`RowScanner::feed`] into a sink. Each row is first offered to
+    /// [`RowSink::row_prefix`] with the rest of the chunk, so a sink that reads flat rows
+    /// itself finds their ends in the same pass; the others get [`RowSink::row`].
+    pub fn feed_sink<S: RowSink + ?Sized>(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut S,
+    ) -> Result<(), PendoError> {
+        self.scan(chunk, &mut Sink(sink))
+    }
+
+    fn scan<C: Consumer>(&mut self, chunk: &[u8], consumer: &mut C) -> Result<(), PendoError> {
         let mut i = 0;
         // Where the row being collected starts in `chunk`, when it started in this chunk (then
         // `self.row` is empty); `None` when it started in an earlier one (its head is in
@@ -80,6 +127,23 @@ impl RowScanner {
                 i += 1;
                 self.step(b)?;
                 if self.collecting {
+                    // A row starts at `chunk[i - 1]` (its `{`; depth is now 3).
+                    if let Some(taken) = consumer.prefix(&chunk[i - 1..]) {
+                        let len = taken?;
+                        if len < 2 || len > chunk.len() - (i - 1) {
+                            return Err(PendoError::Sink(format!(
+                                "a row reader took {len} bytes of {}",
+                                chunk.len() - (i - 1)
+                            )));
+                        }
+                        check_row_len(len)?;
+                        // As if scanned: the row's `}` brings the depth back to 2.
+                        self.collecting = false;
+                        self.depth = 2;
+                        self.rows += 1;
+                        i = i - 1 + len;
+                        continue;
+                    }
                     row_start = Some(i - 1);
                     self.row.clear();
                 }
@@ -140,11 +204,11 @@ impl RowScanner {
                 match row_start.take() {
                     Some(s) => {
                         check_row_len(end - s)?;
-                        emit(&chunk[s..end])?;
+                        consumer.row(&chunk[s..end])?;
                     }
                     None => {
                         self.push_row(&chunk[..end])?;
-                        emit(&self.row)?;
+                        consumer.row(&self.row)?;
                     }
                 }
             }
@@ -292,6 +356,74 @@ mod tests {
     }
 
     const BODY: &str = r#"{"startTime":1,"results":[{"a":"x}\"]","b":[1,{"c":2}]}, {"a":"y"}],"z":{"results":[{"no":1}]}}"#;
+
+    /// A sink that takes flat event rows in the scanner's pass (`row_prefix`) and the others
+    /// row by row; records every row in order, and how many came each way.
+    #[derive(Default)]
+    struct Both {
+        rows: Vec<String>,
+        by_prefix: usize,
+    }
+
+    impl RowSink for Both {
+        fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+            self.rows.push(String::from_utf8_lossy(raw).into_owned());
+            Ok(())
+        }
+        fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+            let (_, len) = crate::sync::event_row::EventRow::parse_prefix(rest)?;
+            self.rows
+                .push(String::from_utf8_lossy(&rest[..len]).into_owned());
+            self.by_prefix += 1;
+            Some(Ok(len))
+        }
+        fn reset(&mut self) {}
+    }
+
+    #[test]
+    fn a_sink_reading_rows_itself_gets_the_same_rows() {
+        let body = concat!(
+            r#"{"startTime":1,"results":[{"day":1,"company":"a"},"#,
+            r#"{"a":"x}\"]","b":[1,{"c":2}]}, {"day":2,"name":"Zoë"} ,{},"#,
+            r#"{"day":3,"company":"a\"b"}],"z":{"results":[{"no":1}]}}"#
+        );
+        let want = scan_in_pieces(body.as_bytes(), 1000).unwrap();
+        assert_eq!(want.len(), 5);
+        for piece in [1, 2, 7, 30, 1000] {
+            let mut s = RowScanner::new();
+            let mut sink = Both::default();
+            for c in body.as_bytes().chunks(piece) {
+                s.feed_sink(c, &mut sink).unwrap();
+            }
+            assert_eq!(s.finish().unwrap(), 5, "piece {piece}");
+            assert_eq!(sink.rows, want, "piece {piece}");
+            if piece == 1000 {
+                // The flat rows without escapes (3 of 5) came through `row_prefix`.
+                assert_eq!(sink.by_prefix, 3);
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_reader_taking_more_than_the_chunk_is_an_error() {
+        struct Greedy;
+        impl RowSink for Greedy {
+            fn row(&mut self, _: &[u8]) -> Result<(), String> {
+                Ok(())
+            }
+            fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+                Some(Ok(rest.len() + 1))
+            }
+            fn reset(&mut self) {}
+        }
+        let e = RowScanner::new()
+            .feed_sink(br#"{"results":[{"a":1}]}"#, &mut Greedy)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("a row reader took 10 bytes of 9"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn rows_are_split_whatever_the_chunking() {

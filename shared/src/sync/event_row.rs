@@ -78,11 +78,29 @@ pub(crate) struct EventRow<'a> {
 
 impl<'a> EventRow<'a> {
     /// Parses a row: the fast path when it applies, `serde_json` otherwise (same result).
+    #[inline]
     pub fn parse(raw: &'a [u8]) -> Result<Self, String> {
-        if let Some(row) = fast(raw) {
-            return Ok(row);
+        match fast(raw) {
+            Some(row) => Ok(row),
+            None => Self::parse_slow(raw),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn parse_slow(raw: &'a [u8]) -> Result<Self, String> {
         serde_json::from_slice(raw).map_err(|e| format!("bad event row: {e}"))
+    }
+
+    /// The row that starts at `bytes[0]` (its `{`) and the number of bytes it takes, when it is
+    /// a flat row the fast path reads (`None` otherwise, and when the bytes end before the
+    /// row does). The row is exactly what [`EventRow::parse`] gives for those bytes.
+    #[inline]
+    pub fn parse_prefix(bytes: &'a [u8]) -> Option<(Self, usize)> {
+        let mut c = Cursor { b: bytes, i: 0 };
+        let fields = object(&mut c)?;
+        let len = c.i;
+        Some((fields.into_row(bytes.get(..len)?)?, len))
     }
 }
 
@@ -102,6 +120,7 @@ enum Field {
     Other,
 }
 
+#[inline]
 fn field(key: &[u8]) -> Field {
     match key {
         b"day" => Field::Day,
@@ -119,24 +138,70 @@ fn field(key: &[u8]) -> Field {
     }
 }
 
+/// Where a text value is: a span of the row's bytes, or a literal (`true`, `false`).
+#[derive(Clone, Copy)]
+enum Text {
+    Span(usize, usize),
+    Literal(&'static str),
+}
+
 /// A scalar as the fast path reads it.
-enum Scalar<'a> {
+enum Scalar {
     Null,
     Bool(&'static str),
-    /// An integer of at most 18 digits (not `-0`), with its literal text.
-    Int(i64, &'a str),
-    Str(&'a str),
+    /// An integer of at most 18 digits (not `-0`), with the span of its literal text.
+    Int(i64, usize, usize),
+    /// The span of a string's body.
+    Str(usize, usize),
+}
+
+/// The fields of a row as spans, before the row is checked as UTF-8 (its end is not known
+/// until it is parsed).
+#[derive(Default)]
+struct Fields {
+    day: Option<i64>,
+    app_id: Option<i64>,
+    num_events: Option<f64>,
+    num_minutes: Option<f64>,
+    text: [Option<Text>; 7],
+}
+
+impl Fields {
+    /// The row, reading the texts out of `row` (the row's bytes, checked as UTF-8 here: every
+    /// span starts and ends at an ASCII quote or digit, so it lies on character boundaries).
+    #[inline]
+    fn into_row(self, row: &[u8]) -> Option<EventRow<'_>> {
+        let s = std::str::from_utf8(row).ok()?;
+        let text = |t: Option<Text>| -> Option<Option<Loose<'_>>> {
+            Some(match t {
+                None => None,
+                Some(Text::Span(a, b)) => Some(Loose(Cow::Borrowed(s.get(a..b)?))),
+                Some(Text::Literal(l)) => Some(Loose(Cow::Borrowed(l))),
+            })
+        };
+        let [company, end_user, asset, project, email, name, surname] = self.text;
+        Some(EventRow {
+            day: self.day,
+            app_id: self.app_id,
+            num_events: self.num_events,
+            num_minutes: self.num_minutes,
+            company: text(company)?,
+            end_user: text(end_user)?,
+            asset: text(asset)?,
+            project: text(project)?,
+            email: text(email)?,
+            name: text(name)?,
+            surname: text(surname)?,
+        })
+    }
 }
 
 struct Cursor<'a> {
-    /// The whole row, checked as UTF-8 once: every string ends at an ASCII quote, so slicing
-    /// it there always lands on character boundaries.
-    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
-impl<'a> Cursor<'a> {
+impl Cursor<'_> {
     #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
@@ -151,11 +216,22 @@ impl<'a> Cursor<'a> {
         Some(c)
     }
 
-    /// The body of a string whose opening quote was just read: no escapes, no control
-    /// characters.
+    /// The span of the body of a string whose opening quote was just read: no escapes, no
+    /// control characters.
     #[inline]
-    fn string(&mut self) -> Option<&'a str> {
+    fn string(&mut self) -> Option<(usize, usize)> {
         let start = self.i;
+        // Eight bytes at a time while they are plain; the byte loop below reads what stops it.
+        while let Some(word) = self.b.get(self.i..self.i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            let stops = stop_bytes(u64::from_le_bytes(w));
+            if stops != 0 {
+                self.i += (stops.trailing_zeros() / 8) as usize;
+                break;
+            }
+            self.i += 8;
+        }
         loop {
             let c = *self.b.get(self.i)?;
             self.i += 1;
@@ -165,12 +241,12 @@ impl<'a> Cursor<'a> {
                 _ => {}
             }
         }
-        self.s.get(start..self.i - 1)
+        Some((start, self.i - 1))
     }
 
     /// An integer whose first byte `first` was just read.
     #[inline]
-    fn int(&mut self, first: u8) -> Option<Scalar<'a>> {
+    fn int(&mut self, first: u8) -> Option<Scalar> {
         let start = self.i - 1;
         let negative = first == b'-';
         let lead = if negative { self.next()? } else { first };
@@ -196,8 +272,7 @@ impl<'a> Cursor<'a> {
         }
         // What follows must end the number (`.`, `e` or a digit after a leading zero make the
         // caller see something other than `,` or `}` and give up).
-        let text = self.s.get(start..self.i)?;
-        Some(Scalar::Int(if negative { -v } else { v }, text))
+        Some(Scalar::Int(if negative { -v } else { v }, start, self.i))
     }
 
     fn literal(&mut self, rest: &[u8]) -> Option<()> {
@@ -210,9 +285,9 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    fn scalar(&mut self) -> Option<Scalar<'a>> {
+    fn scalar(&mut self) -> Option<Scalar> {
         match self.next()? {
-            b'"' => self.string().map(Scalar::Str),
+            b'"' => self.string().map(|(a, b)| Scalar::Str(a, b)),
             b'n' => self.literal(b"ull").map(|_| Scalar::Null),
             b't' => self.literal(b"rue").map(|_| Scalar::Bool("true")),
             b'f' => self.literal(b"alse").map(|_| Scalar::Bool("false")),
@@ -222,90 +297,114 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn int_field(s: Scalar<'_>) -> Option<Option<i64>> {
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `w` (little-endian) that end a plain string's body (`"`, `\\`, a control
+/// character) have their high bit set in the result; the lowest set bit is always such a byte
+/// (bits above it may be false alarms, from the borrows of the subtractions).
+#[inline]
+fn stop_bytes(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | control
+}
+
+fn int_field(s: Scalar) -> Option<Option<i64>> {
     match s {
         Scalar::Null => Some(None),
-        Scalar::Int(v, _) => Some(Some(v)),
+        Scalar::Int(v, _, _) => Some(Some(v)),
         _ => None,
     }
 }
 
-fn num_field(s: Scalar<'_>) -> Option<Option<f64>> {
+fn num_field(s: Scalar) -> Option<Option<f64>> {
     match s {
         Scalar::Null => Some(None),
         // serde_json reads an integer as u64/i64 and converts it with `as f64`.
-        Scalar::Int(v, _) => Some(Some(v as f64)),
+        Scalar::Int(v, _, _) => Some(Some(v as f64)),
         _ => None,
     }
 }
 
-fn loose_field(s: Scalar<'_>) -> Option<Option<Loose<'_>>> {
-    Some(match s {
+fn text_field(s: Scalar) -> Option<Text> {
+    match s {
         Scalar::Null => None,
-        Scalar::Bool(t) => Some(Loose(Cow::Borrowed(t))),
+        Scalar::Bool(t) => Some(Text::Literal(t)),
         // Integers format back to their literal text (JSON has no leading zeros or `+`).
-        Scalar::Int(_, t) | Scalar::Str(t) => Some(Loose(Cow::Borrowed(t))),
-    })
+        Scalar::Int(_, a, b) | Scalar::Str(a, b) => Some(Text::Span(a, b)),
+    }
 }
 
-/// The fast path: `None` when the row is anything but a flat object of plain scalars.
-/// (serde_json accepts invalid UTF-8 inside an ignored value; such a row is the slow path's.)
+/// The fast path: `None` when the row is anything but a flat object of plain scalars (with
+/// whitespace around it). (serde_json accepts invalid UTF-8 inside an ignored value; such a
+/// row is the slow path's.)
+#[inline]
 fn fast(raw: &[u8]) -> Option<EventRow<'_>> {
-    let s = std::str::from_utf8(raw).ok()?;
-    let mut c = Cursor { s, b: raw, i: 0 };
-    let mut row = EventRow::default();
-    let mut seen = 0u16;
+    let mut c = Cursor { b: raw, i: 0 };
     c.ws();
+    let fields = object(&mut c)?;
+    c.ws();
+    if c.i != raw.len() {
+        return None;
+    }
+    fields.into_row(raw)
+}
+
+/// A flat object of plain scalars starting at the cursor (its `{`); the cursor ends right
+/// after the closing `}`.
+#[inline]
+fn object(c: &mut Cursor<'_>) -> Option<Fields> {
+    let mut row = Fields::default();
+    let mut seen = 0u16;
     if c.next()? != b'{' {
         return None;
     }
     c.ws();
     if c.b.get(c.i) == Some(&b'}') {
         c.i += 1;
-    } else {
-        loop {
-            if c.next()? != b'"' {
-                return None;
+        return Some(row);
+    }
+    loop {
+        if c.next()? != b'"' {
+            return None;
+        }
+        let (ka, kb) = c.string()?;
+        let f = field(c.b.get(ka..kb)?);
+        if f != Field::Other {
+            let bit = 1u16 << (f as u16);
+            if seen & bit != 0 {
+                return None; // serde reports the duplicate
             }
-            let key = c.string()?;
-            let f = field(key.as_bytes());
-            if f != Field::Other {
-                let bit = 1u16 << (f as u16);
-                if seen & bit != 0 {
-                    return None; // serde reports the duplicate
-                }
-                seen |= bit;
-            }
-            c.ws();
-            if c.next()? != b':' {
-                return None;
-            }
-            c.ws();
-            let v = c.scalar()?;
-            match f {
-                Field::Day => row.day = int_field(v)?,
-                Field::App => row.app_id = int_field(v)?,
-                Field::Events => row.num_events = num_field(v)?,
-                Field::Minutes => row.num_minutes = num_field(v)?,
-                Field::Company => row.company = loose_field(v)?,
-                Field::EndUser => row.end_user = loose_field(v)?,
-                Field::Asset => row.asset = loose_field(v)?,
-                Field::Project => row.project = loose_field(v)?,
-                Field::Email => row.email = loose_field(v)?,
-                Field::Name => row.name = loose_field(v)?,
-                Field::Surname => row.surname = loose_field(v)?,
-                Field::Other => {}
-            }
-            c.ws();
-            match c.next()? {
-                b',' => c.ws(),
-                b'}' => break,
-                _ => return None,
-            }
+            seen |= bit;
+        }
+        c.ws();
+        if c.next()? != b':' {
+            return None;
+        }
+        c.ws();
+        let v = c.scalar()?;
+        match f {
+            Field::Day => row.day = int_field(v)?,
+            Field::App => row.app_id = int_field(v)?,
+            Field::Events => row.num_events = num_field(v)?,
+            Field::Minutes => row.num_minutes = num_field(v)?,
+            Field::Company => row.text[0] = text_field(v),
+            Field::EndUser => row.text[1] = text_field(v),
+            Field::Asset => row.text[2] = text_field(v),
+            Field::Project => row.text[3] = text_field(v),
+            Field::Email => row.text[4] = text_field(v),
+            Field::Name => row.text[5] = text_field(v),
+            Field::Surname => row.text[6] = text_field(v),
+            Field::Other => {}
+        }
+        c.ws();
+        match c.next()? {
+            b',' => c.ws(),
+            b'}' => return Some(row),
+            _ => return None,
         }
     }
-    c.ws();
-    (c.i == raw.len()).then_some(row)
 }
 
 #[cfg(test)]
@@ -367,6 +466,26 @@ mod tests {
         assert!(EventRow::parse(br#"{"day":1,"day":2}"#)
             .unwrap_err()
             .contains("duplicate field `day`"));
+    }
+
+    /// The first byte that ends a plain string, as the byte loop sees it.
+    fn first_stop(bytes: [u8; 8]) -> Option<usize> {
+        bytes
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    }
+
+    #[test]
+    fn stop_bytes_finds_the_first_stop_in_a_word() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[at] = b;
+                let stops = stop_bytes(u64::from_le_bytes(w));
+                let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+                assert_eq!(found, first_stop(w), "byte {b:#04x} at {at}");
+            }
+        }
     }
 
     const KEYS: [&str; 14] = [
@@ -452,6 +571,26 @@ mod tests {
                     prop_assert!(same(&f, &s), "{raw}: fast {f:?} serde {s:?}");
                 }
             }
+            // Read from a stream: the row followed by more bytes, or cut short.
+            let object = format!("{{{}}}", body.join(","));
+            let stream = format!("{object}{trail},{{\"day\":1}}]}}");
+            match (fast(object.as_bytes()), EventRow::parse_prefix(stream.as_bytes())) {
+                (Some(f), Some((p, len))) => {
+                    prop_assert_eq!(len, object.len());
+                    prop_assert!(same(&f, &p), "{object}: fast {f:?} prefix {p:?}");
+                }
+                (None, None) => {}
+                (f, p) => prop_assert!(false, "{object}: fast {f:?} prefix {p:?}"),
+            }
+            let cut = &object.as_bytes()[..object.len() - 1];
+            prop_assert!(EventRow::parse_prefix(cut).is_none());
+        }
+
+        #[test]
+        fn stop_bytes_matches_the_byte_loop(w in any::<[u8; 8]>()) {
+            let stops = stop_bytes(u64::from_le_bytes(w));
+            let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(found, first_stop(w));
         }
 
         #[test]

@@ -7,7 +7,7 @@
 pub mod custom;
 pub mod custom_rows;
 pub mod engine;
-mod event_row;
+pub(crate) mod event_row;
 pub mod identity;
 pub mod messages;
 pub mod pes;

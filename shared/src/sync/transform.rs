@@ -63,10 +63,130 @@ pub struct Fill {
 }
 
 /// Sums of one (object, app, day).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Sums {
     events: f64,
     minutes: f64,
+}
+
+impl Sums {
+    fn add(&mut self, o: Sums) {
+        self.events += o.events;
+        self.minutes += o.minutes;
+    }
+}
+
+/// Sums of consecutive rows of one owner (an object or an end user), kept aside until a row of
+/// another owner comes: rows come grouped by visitor, so most rows add to this short list and
+/// only each (owner, key) of a run updates the hash map. Any order of rows gives the same
+/// sums (`tests::any_row_order_gives_the_plain_sums`).
+#[derive(Debug)]
+struct Run<K> {
+    owner: Option<u32>,
+    sums: Vec<(K, Sums)>,
+}
+
+impl<K> Default for Run<K> {
+    fn default() -> Self {
+        Self {
+            owner: None,
+            sums: Vec::new(),
+        }
+    }
+}
+
+/// Longest run kept aside (a run is at most a window's days × apps in practice).
+const RUN_LIMIT: usize = 64;
+
+impl<K: Copy + PartialEq> Run<K> {
+    fn add<M: std::hash::Hash + Eq>(
+        &mut self,
+        owner: u32,
+        key: K,
+        s: Sums,
+        map: &mut HashMap<M, Sums>,
+        map_key: fn(u32, K) -> M,
+    ) {
+        if self.owner != Some(owner) || self.sums.len() >= RUN_LIMIT {
+            self.flush(map, map_key);
+            self.owner = Some(owner);
+        }
+        match self.sums.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, t)) => t.add(s),
+            None => self.sums.push((key, s)),
+        }
+    }
+
+    fn flush<M: std::hash::Hash + Eq>(
+        &mut self,
+        map: &mut HashMap<M, Sums>,
+        map_key: fn(u32, K) -> M,
+    ) {
+        if let Some(owner) = self.owner.take() {
+            for (k, s) in self.sums.drain(..) {
+                map.entry(map_key(owner, k)).or_default().add(s);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.owner = None;
+        self.sums.clear();
+    }
+}
+
+type ValueKey = (u32, u16, NaiveDate);
+type ActivityKey = (u32, NaiveDate);
+
+fn value_key(object: u32, (app, day): (u16, NaiveDate)) -> ValueKey {
+    (object, app, day)
+}
+
+fn activity_key(user: u32, day: NaiveDate) -> ActivityKey {
+    (user, day)
+}
+
+/// The identity of the previous row and what it resolved to: rows come grouped by visitor, so
+/// most rows repeat it and skip the directory's lookups.
+#[derive(Debug, Default)]
+struct LastIdentity {
+    valid: bool,
+    company: String,
+    end_user: String,
+    email: Option<String>,
+    user: Option<u32>,
+}
+
+impl LastIdentity {
+    /// A missing company or end user is the same as an empty one, as for `match_user`.
+    fn matches(&self, company: Option<&str>, end_user: Option<&str>, email: Option<&str>) -> bool {
+        self.valid
+            && company.unwrap_or_default() == self.company
+            && end_user.unwrap_or_default() == self.end_user
+            && email == self.email.as_deref()
+    }
+
+    fn set(
+        &mut self,
+        company: Option<&str>,
+        end_user: Option<&str>,
+        email: Option<&str>,
+        user: Option<u32>,
+    ) {
+        self.valid = true;
+        self.company.clear();
+        self.company.push_str(company.unwrap_or_default());
+        self.end_user.clear();
+        self.end_user.push_str(end_user.unwrap_or_default());
+        match (email, &mut self.email) {
+            (Some(e), Some(buf)) => {
+                buf.clear();
+                buf.push_str(e);
+            }
+            (e, buf) => *buf = e.map(str::to_string),
+        }
+        self.user = user;
+    }
 }
 
 /// The rows of one chunk, aggregated. Implements [`RowSink`] so rows stream straight in.
@@ -78,8 +198,13 @@ pub struct ChunkAccumulator<'d> {
     app_slots: Vec<(String, String)>,
     /// (object slot, app slot, day) → sums. Object slot: directory index, or for end users
     /// the user slot (existing index, or `user_count + pending index`).
-    values: HashMap<(u32, u16, NaiveDate), Sums>,
-    activity: HashMap<(u32, NaiveDate), Sums>,
+    values: HashMap<ValueKey, Sums>,
+    activity: HashMap<ActivityKey, Sums>,
+    value_run: Run<(u16, NaiveDate)>,
+    activity_run: Run<NaiveDate>,
+    last_identity: LastIdentity,
+    /// The previous row's company id and its directory index.
+    last_company: Option<(String, Option<u32>)>,
     pending: Vec<PendingUser>,
     pending_index: HashMap<(String, String), u32>,
     fills: HashMap<u32, Fill>,
@@ -97,6 +222,10 @@ impl<'d> ChunkAccumulator<'d> {
             app_slots: Vec::new(),
             values: HashMap::default(),
             activity: HashMap::default(),
+            value_run: Run::default(),
+            activity_run: Run::default(),
+            last_identity: LastIdentity::default(),
+            last_company: None,
             pending: Vec::new(),
             pending_index: HashMap::default(),
             fills: HashMap::default(),
@@ -138,6 +267,25 @@ impl<'d> ChunkAccumulator<'d> {
     fn user_slot(&mut self, row: &EventRow<'_>, email: Option<&str>) -> Option<u32> {
         let company = row.company.as_ref().map(|c| c.0.as_ref());
         let ext = row.end_user.as_ref().map(|c| c.0.as_ref());
+        if self.last_identity.matches(company, ext, email) {
+            let user = self.last_identity.user;
+            if let Some(i) = user.filter(|i| (*i as usize) < self.dir.user_count()) {
+                self.note_fill(i, row, email);
+            }
+            return user;
+        }
+        let user = self.resolve_user(row, company, ext, email);
+        self.last_identity.set(company, ext, email, user);
+        user
+    }
+
+    fn resolve_user(
+        &mut self,
+        row: &EventRow<'_>,
+        company: Option<&str>,
+        ext: Option<&str>,
+        email: Option<&str>,
+    ) -> Option<u32> {
         match self.dir.match_user(self.spec.rules, company, ext, email) {
             UserMatch::Existing(i) => {
                 self.note_fill(i, row, email);
@@ -213,6 +361,11 @@ impl<'d> ChunkAccumulator<'d> {
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
         let row = EventRow::parse(raw)?;
+        self.add_parsed(row)
+    }
+
+    #[inline]
+    fn add_parsed(&mut self, row: EventRow<'_>) -> Result<(), String> {
         self.rows_read += 1;
         let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
             self.rows_skipped += 1;
@@ -236,15 +389,14 @@ impl<'d> ChunkAccumulator<'d> {
         };
         let user = self.user_slot(&row, email);
         if let Some(u) = user {
-            let a = self.activity.entry((u, day)).or_default();
-            a.events += sums.events;
-            a.minutes += sums.minutes;
+            self.activity_run
+                .add(u, day, sums, &mut self.activity, activity_key);
         }
         fn field<'r>(v: &'r Option<Loose<'_>>) -> Option<&'r str> {
             v.as_ref().map(|s| s.0.as_ref())
         }
         let object = match self.spec.target {
-            Target::Company => field(&row.company).and_then(|c| self.dir.company(c)),
+            Target::Company => field(&row.company).and_then(|c| self.company_slot(c)),
             Target::Asset => field(&row.asset).and_then(|c| self.dir.asset(c)),
             Target::Project => field(&row.project).and_then(|c| self.dir.project(c)),
             Target::EndUser => user,
@@ -254,10 +406,34 @@ impl<'d> ChunkAccumulator<'d> {
             return Ok(());
         };
         let app = self.app_slot(row.app_id.unwrap_or(0));
-        let v = self.values.entry((object, app, day)).or_default();
-        v.events += sums.events;
-        v.minutes += sums.minutes;
+        self.value_run
+            .add(object, (app, day), sums, &mut self.values, value_key);
         Ok(())
+    }
+
+    /// The directory index of a company, remembered for the next row.
+    fn company_slot(&mut self, id: &str) -> Option<u32> {
+        match &mut self.last_company {
+            Some((last, slot)) if last.as_str() == id => *slot,
+            cached => {
+                let slot = self.dir.company(id);
+                match cached {
+                    Some((last, s)) => {
+                        last.clear();
+                        last.push_str(id);
+                        *s = slot;
+                    }
+                    None => *cached = Some((id.to_string(), slot)),
+                }
+                slot
+            }
+        }
+    }
+
+    /// Adds the runs kept aside to the maps.
+    fn flush_runs(&mut self) {
+        self.value_run.flush(&mut self.values, value_key);
+        self.activity_run.flush(&mut self.activity, activity_key);
     }
 
     /// End users to create before the values can be written.
@@ -267,7 +443,8 @@ impl<'d> ChunkAccumulator<'d> {
 
     /// The chunk's records, produced on demand. `created[i]` is the service id of
     /// `pending_users()[i]`.
-    pub fn prepare(self, created: Vec<String>) -> PreparedChunk<'d> {
+    pub fn prepare(mut self, created: Vec<String>) -> PreparedChunk<'d> {
+        self.flush_runs();
         let mut fills: Vec<Fill> = self.fills.values().cloned().collect();
         fills.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         PreparedChunk {
@@ -370,13 +547,20 @@ impl ChunkRecords for PreparedChunk<'_> {
             })
             .collect();
         // In key order (the directory is sorted by id): the store's B-tree inserts stay local.
-        let mut keys: Vec<&(u32, u16, NaiveDate)> = self.acc.values.keys().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let (obj, app, day) = key;
-            let Some(sums) = self.acc.values.get(key) else {
-                continue;
-            };
+        let mut entries: Vec<(&ValueKey, &Sums)> = self.acc.values.iter().collect();
+        entries.sort_unstable_by_key(|(k, _)| **k);
+        // One record reused: its strings keep their buffers from value to value.
+        let mut v = MetricValue {
+            object: ObjectRef {
+                kind: spec.target,
+                id: String::new(),
+            },
+            metric: String::new(),
+            app: String::new(),
+            day: spec.window.from,
+            value: 0.0,
+        };
+        for ((obj, app, day), sums) in entries {
             let Some(id) = self.object_id(*obj) else {
                 continue;
             };
@@ -387,18 +571,14 @@ impl ChunkRecords for PreparedChunk<'_> {
                 .acc
                 .app_slots
                 .get(*app as usize)
-                .map(|(k, _)| k.clone())
-                .unwrap_or_default();
-            let mut v = MetricValue {
-                object: ObjectRef {
-                    kind: spec.target,
-                    id: id.to_string(),
-                },
-                metric: metric.clone(),
-                app: app_key,
-                day: *day,
-                value: sums.events,
-            };
+                .map_or("", |(k, _)| k.as_str());
+            v.object.id.clear();
+            v.object.id.push_str(id);
+            v.app.clear();
+            v.app.push_str(app_key);
+            v.metric.clone_from(metric);
+            v.day = *day;
+            v.value = sums.events;
             f(&v)?;
             if let Some(m) = minutes {
                 v.metric.clone_from(m);
@@ -424,13 +604,9 @@ impl ChunkRecords for PreparedChunk<'_> {
             minutes: 0.0,
             passive: spec.passive,
         };
-        let mut keys: Vec<&(u32, NaiveDate)> = self.acc.activity.keys().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let (slot, day) = key;
-            let Some(sums) = self.acc.activity.get(key) else {
-                continue;
-            };
+        let mut entries: Vec<(&ActivityKey, &Sums)> = self.acc.activity.iter().collect();
+        entries.sort_unstable_by_key(|(k, _)| **k);
+        for ((slot, day), sums) in entries {
             let Some((user, company)) = self.user(*slot) else {
                 continue;
             };
@@ -452,13 +628,191 @@ impl RowSink for ChunkAccumulator<'_> {
     fn row(&mut self, raw: &[u8]) -> Result<(), String> {
         self.add_row(raw)
     }
+    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+        let (row, len) = EventRow::parse_prefix(rest)?;
+        Some(self.add_parsed(row).map(|()| len))
+    }
     fn reset(&mut self) {
         self.values.clear();
         self.activity.clear();
+        self.value_run.clear();
+        self.activity_run.clear();
+        self.last_identity = LastIdentity::default();
+        self.last_company = None;
         self.pending.clear();
         self.pending_index.clear();
         self.fills.clear();
         self.rows_read = 0;
         self.rows_skipped = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DirectoryObject, EndUser};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn day(offset: u8) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 2).unwrap() + chrono::Days::new(u64::from(offset))
+    }
+
+    /// Companies c0..c2; end users u0..u5 (`v{j}` in company `c{j % 3}`).
+    fn directory() -> Directory {
+        let obj = |id: String| DirectoryObject {
+            external_id: id,
+            name: None,
+            company_id: None,
+        };
+        let users = (0..6)
+            .map(|j| EndUser {
+                id: format!("u{j}"),
+                company_id: format!("c{}", j % 3),
+                external_id: Some(format!("v{j}")),
+                email: None,
+                name: None,
+                surname: None,
+            })
+            .collect();
+        Directory::new(
+            (0..3).map(|c| obj(format!("c{c}"))).collect(),
+            Vec::new(),
+            Vec::new(),
+            users,
+        )
+    }
+
+    fn spec(target: Target) -> TransformSpec {
+        TransformSpec {
+            mapping_id: MappingId::parse("m").unwrap(),
+            target,
+            metric: "clicks".into(),
+            minutes_metric: Some("minutes".into()),
+            multi_app: false,
+            passive: false,
+            auto_create: false,
+            rules: IdentityRules {
+                email_mapped: false,
+                may_create: false,
+            },
+            tz: None,
+            window: Window {
+                from: day(0),
+                to: day(3),
+            },
+            apps: AppsTable::default(),
+        }
+    }
+
+    /// (company, visitor, day offset, app, events, minutes)
+    type Row = (u8, u8, u8, u8, u32, u32);
+    /// (object id, metric, day) → value.
+    type Values = BTreeMap<(String, String, NaiveDate), f64>;
+    /// (end user id, day) → (events, minutes).
+    type Activities = BTreeMap<(String, NaiveDate), (f64, f64)>;
+
+    fn json(&(c, v, d, app, e, m): &Row) -> String {
+        let ms = (day(d) - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() * DAY_MS;
+        format!(
+            r#"{{"day":{ms},"appId":{app},"company":"c{c}","endUser":"v{v}","numEvents":{e},"numMinutes":{m}}}"#
+        )
+    }
+
+    /// Every value and activity record of the rows, through the accumulator.
+    fn through_accumulator(rows: &[Row], target: Target) -> (Values, Activities) {
+        let dir = directory();
+        let mut acc = ChunkAccumulator::new(spec(target), &dir);
+        for r in rows {
+            acc.row(json(r).as_bytes()).unwrap();
+        }
+        let prepared = acc.prepare(Vec::new());
+        let mut values = BTreeMap::new();
+        prepared
+            .for_each_value(&mut |v| {
+                let old = values.insert((v.object.id.clone(), v.metric.clone(), v.day), v.value);
+                assert!(old.is_none(), "one value per key");
+                Ok(())
+            })
+            .unwrap();
+        let mut activity = BTreeMap::new();
+        prepared
+            .for_each_activity(&mut |a| {
+                let old = activity.insert((a.end_user_id.clone(), a.day), (a.events, a.minutes));
+                assert!(old.is_none(), "one record per key");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(prepared.value_count(), values.len() as u64);
+        assert_eq!(prepared.activity_count(), activity.len() as u64);
+        (values, activity)
+    }
+
+    proptest! {
+        /// Rows in any order, with identities changing or repeating from row to row, give the
+        /// plain per-key sums (values per object and day over every app; activity per known
+        /// end user and day).
+        #[test]
+        fn any_row_order_gives_the_plain_sums(
+            rows in proptest::collection::vec((0u8..4, 0u8..8, 0u8..4, 0u8..2, 0u32..50, 0u32..10), 0..200)
+        ) {
+            // A visitor is a known end user only in its own company.
+            let user = |c: u8, v: u8| (v < 6 && c == v % 3).then(|| format!("u{v}"));
+            for target in [Target::Company, Target::EndUser] {
+                let mut want_values = Values::new();
+                let mut want_activity = Activities::new();
+                for &(c, v, d, _, e, m) in &rows {
+                    if let Some(u) = user(c, v) {
+                        let a = want_activity.entry((u, day(d))).or_default();
+                        a.0 += f64::from(e);
+                        a.1 += f64::from(m);
+                    }
+                    let object = match target {
+                        Target::Company => (c < 3).then(|| format!("c{c}")),
+                        _ => user(c, v),
+                    };
+                    if let Some(o) = object {
+                        *want_values.entry((o.clone(), "clicks".into(), day(d))).or_default() += f64::from(e);
+                        *want_values.entry((o, "minutes".into(), day(d))).or_default() += f64::from(m);
+                    }
+                }
+                let (values, activity) = through_accumulator(&rows, target);
+                prop_assert_eq!(&values, &want_values);
+                prop_assert_eq!(&activity, &want_activity);
+            }
+        }
+    }
+
+    #[test]
+    fn a_visitor_seen_again_after_others_adds_to_its_sums() {
+        // v0's rows are split by v1's; the sums are those of all its rows.
+        let rows = [
+            (0, 0, 0, 0, 3, 1),
+            (0, 0, 1, 0, 4, 1),
+            (1, 1, 0, 0, 5, 2),
+            (0, 0, 0, 1, 6, 2),
+        ];
+        let (values, activity) = through_accumulator(&rows, Target::EndUser);
+        assert_eq!(
+            values.get(&("u0".into(), "clicks".into(), day(0))),
+            Some(&9.0)
+        );
+        assert_eq!(
+            values.get(&("u0".into(), "minutes".into(), day(0))),
+            Some(&3.0)
+        );
+        assert_eq!(
+            values.get(&("u0".into(), "clicks".into(), day(1))),
+            Some(&4.0)
+        );
+        assert_eq!(
+            values.get(&("u1".into(), "clicks".into(), day(0))),
+            Some(&5.0)
+        );
+        assert_eq!(values.len(), 6);
+        assert_eq!(activity.get(&("u0".into(), day(0))), Some(&(9.0, 3.0)));
+        assert_eq!(activity.len(), 3);
     }
 }
