@@ -75,16 +75,29 @@ impl From<ProcessError> for Diagnostic {
 /// read); level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`. No span or event
 /// carries the integration key.
 pub fn init_tracing() {
-    use lambda_runtime::tracing::subscriber::{fmt, EnvFilter};
+    use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     // A second init (tests) keeps the first subscriber.
-    let _ = fmt()
-        .json()
-        .with_target(false)
-        .with_env_filter(EnvFilter::new(level.to_lowercase()))
+    let _ = tracing_subscriber::registry()
+        .with(fmt::layer().json().with_target(false))
+        .with(log_filter(&level))
         .try_init();
+}
+
+/// The log filter of a function: a level (`AWS_LAMBDA_LOG_LEVEL`: TRACE … ERROR, or FATAL,
+/// read as ERROR) or `RUST_LOG`-style directives (`warn,pendo_sync=debug`; a bare word is a
+/// target, as for `RUST_LOG`); a directive with a level that is not one is `info`.
+/// (`Targets`, not `EnvFilter`: the same directives without span and field filters, and
+/// without the regex engine in every function's binary.)
+pub fn log_filter(level: &str) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let level = level.trim().to_lowercase();
+    let level = if level == "fatal" { "error" } else { &level };
+    level
+        .parse::<Targets>()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The configurator function's service: the API's router, with the caller taken from the JWT
@@ -234,6 +247,29 @@ async fn process_record(app: &App, config: BatchConfig, record: &SqsMessage) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_filter_reads_lambda_levels_and_rust_log_directives() {
+        use tracing::Level;
+        let on = |f: &str, target: &str, level: Level| log_filter(f).would_enable(target, &level);
+        assert!(on("INFO", "pendo_sync::sync", Level::INFO));
+        assert!(!on("INFO", "pendo_sync::sync", Level::DEBUG));
+        assert!(on(" debug ", "x", Level::DEBUG));
+        assert!(on("FATAL", "x", Level::ERROR));
+        assert!(!on("FATAL", "x", Level::WARN));
+        assert!(on(
+            "warn,pendo_sync=trace",
+            "pendo_sync::store",
+            Level::TRACE
+        ));
+        assert!(!on("warn,pendo_sync=trace", "hyper", Level::INFO));
+        // A bare word is a target (every level of it, nothing else).
+        assert!(on("pendo_sync", "pendo_sync::api", Level::TRACE));
+        assert!(!on("pendo_sync", "hyper", Level::ERROR));
+        // A level that is not one: info.
+        assert!(on("pendo_sync=loud", "x", Level::INFO));
+        assert!(!on("pendo_sync=loud", "x", Level::DEBUG));
+    }
+
     use super::*;
 
     #[test]

@@ -53,9 +53,17 @@ pub struct HttpPendo {
     gates: Arc<Mutex<HashMap<[u8; 32], Arc<Semaphore>>>>,
 }
 
+/// A reqwest client builder whose TLS uses aws-lc-rs, the crypto library the AWS SDK brings
+/// (reqwest is built without one of its own): installs it as the process's rustls provider the
+/// first time (a provider already installed stays).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl HttpPendo {
     pub fn new(config: HttpPendoConfig) -> Result<Self, PendoError> {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .timeout(config.request_timeout)
             .read_timeout(config.read_timeout)
             .connect_timeout(config.connect_timeout)

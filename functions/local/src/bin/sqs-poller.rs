@@ -141,7 +141,7 @@ async fn main() -> Result<()> {
             let sdk = sdk().await?;
             let poller = Poller {
                 sqs: aws_sdk_sqs::Client::new(&sdk),
-                http: reqwest::Client::builder()
+                http: pendo_sync::pendo::http::client_builder()
                     .timeout(Duration::from_secs(900))
                     .build()?,
                 invoke_url: invoke_url.trim_end_matches('/').to_string(),

@@ -23,7 +23,9 @@ pub fn envelope(pipeline: Value) -> Value {
            "request":{"name":"t","requestId":"t","pipeline":pipeline}})
 }
 
+/// reqwest is built without a TLS crypto library of its own (the workspace uses aws-lc-rs).
 pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder().build().unwrap()
 }
 
