@@ -510,7 +510,7 @@ def run_figures(results, figs, started):
                           "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench", "RUST_LOG": "warn"}
                 events = lambda_events()
                 fig = {"how": "size of target/release/<fn> (release profile, strip = true), each function "
-                              "built with its own features as deployed (build()); cold start = "
+                              "built in build()'s one invocation (within 0.15% of its deployed, own-features size); cold start = "
                               "process spawn -> the function's first /invocation/<id>/response POST to a local "
                               "Lambda Runtime API emulator (this script), x86_64, tables on moto; fixture "
                               "events (tests/fixtures), each handled to completion (the configurator: a member "
