@@ -69,9 +69,10 @@ impl EmbeddedStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(include_str!("schema.sql"))?;
+        migrate(&mut conn)?;
         // SQLite's default page cache (2 MiB): a 16 MiB cache was measured at +10 MiB peak
         // resident memory for a 1M-row sync (72 MiB, over the 64 MiB budget) for a small gain in
         // write speed. A WAL checkpoint every ~16 MiB instead of every 4 MiB, so a chunk's
@@ -97,6 +98,48 @@ impl EmbeddedStore {
             .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
         f(&mut guard)
     }
+}
+
+/// The layout `schema.sql` describes, kept in `PRAGMA user_version`. Version 0 kept metric
+/// values in `metric_values`, keyed by the text of tenant, object, metric, app and day.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
+/// failure leaves the file as it was; another process opening it at the same time waits).
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = write_tx(conn)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let old_values: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='metric_values')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old_values {
+        // Day numbers of the common era: the Julian day of 0001-01-01 is 1721425.5.
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO mapping_keys (tenant, mapping_id)
+                SELECT DISTINCT tenant, mapping_id FROM metric_values;
+             INSERT OR IGNORE INTO series (tenant, object_kind, object_id, metric, app)
+                SELECT DISTINCT tenant, object_kind, object_id, metric, app FROM metric_values;
+             INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation)
+                SELECT day >> 3, series, day, value, mapping, generation FROM (
+                    SELECT s.id AS series, CAST(julianday(v.day) - 1721424.5 AS INTEGER) AS day,
+                        v.value AS value, m.id AS mapping, v.generation AS generation
+                    FROM metric_values v
+                    JOIN series s ON s.tenant = v.tenant AND s.object_kind = v.object_kind
+                        AND s.object_id = v.object_id AND s.metric = v.metric AND s.app = v.app
+                    JOIN mapping_keys m ON m.tenant = v.tenant AND m.mapping_id = v.mapping_id
+                )
+                ORDER BY day >> 3, series, day;
+             DROP TABLE metric_values;",
+        )?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
@@ -233,14 +276,7 @@ impl Store for EmbeddedStore {
             let p = params![t.as_str(), id.as_str()];
             let n = tx.execute("DELETE FROM mappings WHERE tenant=?1 AND id=?2", p)?;
             tx.execute("DELETE FROM mapping_state WHERE tenant=?1 AND id=?2", p)?;
-            tx.execute(
-                "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2",
-                p,
-            )?;
-            tx.execute(
-                "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
-                p,
-            )?;
+            data::delete_values_of(&tx, t, id)?;
             tx.commit()?;
             Ok(n > 0)
         })
@@ -521,5 +557,158 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(i.version, 1);
+    }
+
+    /// A file written before schema version 1 (values keyed by text in `metric_values`) opens
+    /// with its values, activity and mappings as they were, in the new layout.
+    #[tokio::test]
+    async fn a_file_of_schema_version_0_is_migrated() {
+        use crate::domain::{ExportRow, Integration, MappingId, ObjectRef, Target, TenantId};
+        use crate::store::{MetricInfo, SeriesPoint, Store};
+        use chrono::NaiveDate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pendo-sync.sqlite");
+        let t = TenantId::parse("t1").unwrap();
+        let mut integration = Integration::new(t.clone());
+        integration.generation = 2;
+        integration.version = 1;
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(include_str!("testdata/schema_v0.sql"))
+                .unwrap();
+            c.execute(
+                "INSERT INTO integrations (tenant, version, generation, body) VALUES ('t1', 1, 2, ?1)",
+                [serde_json::to_string(&integration).unwrap()],
+            )
+            .unwrap();
+            c.execute_batch(
+                "INSERT INTO metric_values VALUES
+                    ('t1', 'company', 'acme', 'Clicks', '', '2024-02-28', 3.0, 'm1', 2),
+                    ('t1', 'company', 'acme', 'Clicks', '', '2024-02-29', 4.5, 'm1', 2),
+                    ('t1', 'company', 'acme', 'Clicks', '-323', '2024-02-29', 1.0, 'm2', 2),
+                    ('t1', 'company', 'acme', 'Minutes', '', '2024-03-01', 7.0, 'm1', 2),
+                    ('t1', 'company', 'acme', 'Stale', '', '2024-03-01', 9.0, 'm1', 1),
+                    ('t1', 'endUser', 'u1', 'Clicks', '', '2023-12-31', 2.0, 'm2', 2),
+                    ('t2', 'company', 'acme', 'Clicks', '', '2024-02-28', 5.0, 'm1', 1);
+                 INSERT INTO activities VALUES
+                    ('t1', 'u1', 'm1', '2024-02-29', 'acme', 'Page', 6.0, 2.5, 0, 2);",
+            )
+            .unwrap();
+        }
+        let s = super::EmbeddedStore::open(&path).unwrap();
+        let d = |m, day| NaiveDate::from_ymd_opt(2024, m, day).unwrap();
+        let row = |kind: &str, id: &str, metric: &str, app: &str, day, value| ExportRow {
+            tenant: "t1".into(),
+            record: "value".into(),
+            object_type: kind.into(),
+            object_id: id.into(),
+            metric: metric.into(),
+            app: app.into(),
+            day,
+            value,
+        };
+        let activity = ExportRow {
+            tenant: "t1".into(),
+            record: "activity".into(),
+            object_type: "endUser".into(),
+            object_id: "u1".into(),
+            metric: "m1".into(),
+            app: String::new(),
+            day: d(2, 29),
+            value: 6.0,
+        };
+        let expected = vec![
+            activity.clone(),
+            row("company", "acme", "Clicks", "", d(2, 28), 3.0),
+            row("company", "acme", "Clicks", "", d(2, 29), 4.5),
+            row("company", "acme", "Clicks", "-323", d(2, 29), 1.0),
+            row("company", "acme", "Minutes", "", d(3, 1), 7.0),
+            row(
+                "endUser",
+                "u1",
+                "Clicks",
+                "",
+                NaiveDate::from_ymd_opt(2023, 12, 31).unwrap(),
+                2.0,
+            ),
+        ];
+        assert_eq!(s.export(None).await.unwrap(), expected);
+        let acme = ObjectRef {
+            kind: Target::Company,
+            id: "acme".into(),
+        };
+        let point = |day, app: &str, value| SeriesPoint {
+            day,
+            app: app.into(),
+            value,
+        };
+        assert_eq!(
+            s.read_series(&t, &acme, "Clicks", d(2, 1), d(3, 31))
+                .await
+                .unwrap(),
+            vec![
+                point(d(2, 28), "", 3.0),
+                point(d(2, 29), "", 4.5),
+                point(d(2, 29), "-323", 1.0)
+            ]
+        );
+        let info = |metric: &str, app: &str| MetricInfo {
+            metric: metric.into(),
+            app: app.into(),
+        };
+        assert_eq!(
+            s.list_metrics(&t, &acme).await.unwrap(),
+            vec![
+                info("Clicks", ""),
+                info("Clicks", "-323"),
+                info("Minutes", "")
+            ]
+        );
+        // The migrated values still belong to their mapping: replacing m1's 2024-02-29 leaves
+        // its other days and m2's value of that day.
+        let m1 = MappingId::parse("m1").unwrap();
+        let window = crate::sync::plan::Window {
+            from: d(2, 29),
+            to: d(2, 29),
+        };
+        s.replace_chunk(&t, 2, &m1, window, &[], &[]).await.unwrap();
+        let mut expected: Vec<ExportRow> = expected
+            .into_iter()
+            .filter(|r| !(r.metric == "Clicks" && r.day == d(2, 29) && r.app.is_empty()))
+            .filter(|r| r.record != "activity")
+            .collect();
+        assert_eq!(s.export(None).await.unwrap(), expected);
+        // The stale generation is still stored, and purged as before.
+        assert_eq!(s.purge_below_generation(&t, 2).await.unwrap(), 1);
+        assert_eq!(s.delete_mapping_data(&t, &m1).await.unwrap(), 2);
+        expected.retain(|r| r.metric != "Minutes" && r.day != d(2, 28));
+        assert_eq!(s.export(None).await.unwrap(), expected);
+        drop(s);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, super::SCHEMA_VERSION);
+        let old: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'metric_values'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+        // t2's value (its integration is gone) was kept too, as before the migration.
+        let t2: i64 = c
+            .query_row(
+                "SELECT count(*) FROM series_values v JOIN series s ON s.id = v.series WHERE s.tenant = 't2'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(t2, 1);
+        drop(c);
+        // Opening it again does not migrate twice.
+        let s = super::EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.export(None).await.unwrap(), expected);
     }
 }
