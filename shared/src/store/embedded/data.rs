@@ -314,6 +314,106 @@ impl<'c> SeriesIds<'c> {
     }
 }
 
+/// One value to insert, its key first.
+struct ValueRow {
+    bucket: i64,
+    series: i64,
+    day: i64,
+    value: f64,
+}
+
+/// Rows per multi-row `INSERT`: one statement (bind, step, reset) per this many values.
+pub(super) const BATCH_ROWS: usize = 128;
+
+/// The values of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch.
+struct ValueBatch<'c> {
+    rows: Vec<ValueRow>,
+    mapping: i64,
+    generation: i64,
+    many: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+/// `INSERT OR REPLACE` of `n` values of one mapping and generation (`?1`, `?2`).
+fn insert_values_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation) VALUES ",
+    );
+    for i in 0..n {
+        let p = 3 + 4 * i;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?{}, ?{}, ?{}, ?{}, ?1, ?2)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3
+        ));
+    }
+    sql
+}
+
+impl<'c> ValueBatch<'c> {
+    fn new(c: &'c Connection, mapping: i64, generation: i64) -> Result<Self, StoreError> {
+        Ok(Self {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            mapping,
+            generation,
+            many: c.prepare_cached(&insert_values_sql(BATCH_ROWS))?,
+            one: c.prepare_cached(&insert_values_sql(1))?,
+        })
+    }
+
+    fn push(&mut self, row: ValueRow) -> Result<(), StoreError> {
+        self.rows.push(row);
+        if self.rows.len() == BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows held. The sort is stable: of two values for one series and day, the
+    /// later still wins.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.rows.sort_by_key(|r| (r.bucket, r.series, r.day));
+        if self.rows.len() == BATCH_ROWS {
+            bind_rows(&mut self.many, self.mapping, self.generation, &self.rows)?;
+        } else {
+            for r in &self.rows {
+                bind_rows(
+                    &mut self.one,
+                    self.mapping,
+                    self.generation,
+                    std::slice::from_ref(r),
+                )?;
+            }
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+fn bind_rows(
+    st: &mut rusqlite::Statement<'_>,
+    mapping: i64,
+    generation: i64,
+    rows: &[ValueRow],
+) -> Result<(), StoreError> {
+    st.raw_bind_parameter(1, mapping)?;
+    st.raw_bind_parameter(2, generation)?;
+    for (i, r) in rows.iter().enumerate() {
+        let p = 3 + 4 * i;
+        st.raw_bind_parameter(p, r.bucket)?;
+        st.raw_bind_parameter(p + 1, r.series)?;
+        st.raw_bind_parameter(p + 2, r.day)?;
+        st.raw_bind_parameter(p + 3, r.value)?;
+    }
+    st.raw_execute()?;
+    Ok(())
+}
+
 pub(super) fn replace_chunk(
     c: &mut Connection,
     t: &TenantId,
@@ -347,16 +447,17 @@ pub(super) fn replace_chunk(
     ])?;
     {
         let mut series = SeriesIds::new(&tx, t)?;
-        let mut st = tx.prepare_cached(
-            "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut batch = ValueBatch::new(&tx, key, generation as i64)?;
         records.for_each_value(&mut |v| {
-            let id = series.id(v)?;
             let d = day_num(v.day);
-            st.execute(params![bucket(d), id, d, v.value, key, generation as i64])?;
-            Ok(())
+            batch.push(ValueRow {
+                bucket: bucket(d),
+                series: series.id(v)?,
+                day: d,
+                value: v.value,
+            })
         })?;
+        batch.flush()?;
         let mut st = tx.prepare_cached(
             "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
