@@ -563,6 +563,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(i.version, 1);
+        let page_size: i64 = s
+            .with(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(page_size, 8192);
     }
 
     /// A file written before schema version 1 (values keyed by text in `metric_values`) opens
@@ -695,6 +699,9 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, super::SCHEMA_VERSION);
+        // A file keeps its page size (schema.sql's applies to new files).
+        let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(page_size, 4096);
         let old: i64 = c
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'metric_values'",
