@@ -414,6 +414,120 @@ fn bind_rows(
     Ok(())
 }
 
+/// One activity record to insert (of the chunk's tenant and mapping).
+struct NewActivity {
+    end_user_id: String,
+    day: String,
+    company_id: String,
+    label: String,
+    events: f64,
+    minutes: f64,
+    passive: bool,
+}
+
+/// The activity of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch,
+/// like [`ValueBatch`].
+struct ActivityBatch<'c> {
+    rows: Vec<NewActivity>,
+    tenant: &'c str,
+    mapping: &'c str,
+    generation: i64,
+    many: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+/// `INSERT OR REPLACE` of `n` activity records of one tenant, mapping and generation (`?1` to
+/// `?3`).
+fn insert_activities_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ",
+    );
+    for i in 0..n {
+        let p = 4 + 7 * i;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?1, ?{}, ?2, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?3)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6
+        ));
+    }
+    sql
+}
+
+impl<'c> ActivityBatch<'c> {
+    fn new(
+        c: &'c Connection,
+        t: &'c TenantId,
+        mapping: &'c MappingId,
+        generation: i64,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            tenant: t.as_str(),
+            mapping: mapping.as_str(),
+            generation,
+            many: c.prepare_cached(&insert_activities_sql(BATCH_ROWS))?,
+            one: c.prepare_cached(&insert_activities_sql(1))?,
+        })
+    }
+
+    fn push(&mut self, row: NewActivity) -> Result<(), StoreError> {
+        self.rows.push(row);
+        if self.rows.len() == BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows held; the sort is stable, as in [`ValueBatch::flush`].
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.rows
+            .sort_by(|a, b| (&a.end_user_id, &a.day).cmp(&(&b.end_user_id, &b.day)));
+        let (tenant, mapping, generation) = (self.tenant, self.mapping, self.generation);
+        if self.rows.len() == BATCH_ROWS {
+            bind_activities(&mut self.many, tenant, mapping, generation, &self.rows)?;
+        } else {
+            for r in &self.rows {
+                let one = std::slice::from_ref(r);
+                bind_activities(&mut self.one, tenant, mapping, generation, one)?;
+            }
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+fn bind_activities(
+    st: &mut rusqlite::Statement<'_>,
+    tenant: &str,
+    mapping: &str,
+    generation: i64,
+    rows: &[NewActivity],
+) -> Result<(), StoreError> {
+    st.raw_bind_parameter(1, tenant)?;
+    st.raw_bind_parameter(2, mapping)?;
+    st.raw_bind_parameter(3, generation)?;
+    for (i, r) in rows.iter().enumerate() {
+        let p = 4 + 7 * i;
+        st.raw_bind_parameter(p, r.end_user_id.as_str())?;
+        st.raw_bind_parameter(p + 1, r.day.as_str())?;
+        st.raw_bind_parameter(p + 2, r.company_id.as_str())?;
+        st.raw_bind_parameter(p + 3, r.label.as_str())?;
+        st.raw_bind_parameter(p + 4, r.events)?;
+        st.raw_bind_parameter(p + 5, r.minutes)?;
+        st.raw_bind_parameter(p + 6, r.passive)?;
+    }
+    st.raw_execute()?;
+    Ok(())
+}
+
 pub(super) fn replace_chunk(
     c: &mut Connection,
     t: &TenantId,
@@ -458,25 +572,19 @@ pub(super) fn replace_chunk(
             })
         })?;
         batch.flush()?;
-        let mut st = tx.prepare_cached(
-            "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        let mut batch = ActivityBatch::new(&tx, t, mapping, generation as i64)?;
         records.for_each_activity(&mut |a| {
-            st.execute(params![
-                t.as_str(),
-                a.end_user_id,
-                mapping.as_str(),
-                day(a.day),
-                a.company_id,
-                a.label,
-                a.events,
-                a.minutes,
-                a.passive,
-                generation as i64
-            ])?;
-            Ok(())
+            batch.push(NewActivity {
+                end_user_id: a.end_user_id.clone(),
+                day: day(a.day),
+                company_id: a.company_id.clone(),
+                label: a.label.clone(),
+                events: a.events,
+                minutes: a.minutes,
+                passive: a.passive,
+            })
         })?;
+        batch.flush()?;
     }
     tx.commit()?;
     Ok(())

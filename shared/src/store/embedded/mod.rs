@@ -730,7 +730,9 @@ mod tests {
     /// is stored and the later of two wins, as with one insert per value.
     #[tokio::test]
     async fn a_large_chunk_is_stored_whole_and_the_later_value_wins() {
-        use crate::domain::{Integration, MappingId, MetricValue, ObjectRef, Target, TenantId};
+        use crate::domain::{
+            Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
+        };
         use crate::store::Store;
         use chrono::NaiveDate;
         let s = super::EmbeddedStore::in_memory().unwrap();
@@ -762,13 +764,37 @@ mod tests {
             from: first,
             to: first + chrono::Days::new(2),
         };
-        s.replace_chunk(&t, 1, &m, window, &values, &[])
+        // The same shape for activity: users 0..100 on days 0..3, three records repeated.
+        let activity = |user: usize, day: u64, events: f64| Activity {
+            end_user_id: format!("u{user:03}"),
+            company_id: "acme".into(),
+            mapping_id: m.clone(),
+            label: "Clicks".into(),
+            day: first + chrono::Days::new(day),
+            events,
+            minutes: 1.0,
+            passive: false,
+        };
+        let mut activities: Vec<Activity> = (0..300)
+            .map(|i| activity(i % 100, (i / 100) as u64, i as f64))
+            .collect();
+        activities[20] = activity(7, 0, 1000.0);
+        activities[200] = activity(3, 0, 2000.0);
+        activities[299] = activity(90, 2, 3000.0);
+        s.replace_chunk(&t, 1, &m, window, &values, &activities)
             .await
             .unwrap();
-        let stored: Vec<(String, NaiveDate, f64)> = s
+        let (recorded, stored): (Vec<_>, Vec<_>) = s
             .export(None)
             .await
             .unwrap()
+            .into_iter()
+            .partition(|r| r.record == "activity");
+        let recorded: Vec<(String, NaiveDate, f64)> = recorded
+            .into_iter()
+            .map(|r| (r.object_id.replace('u', "c"), r.day, r.value))
+            .collect();
+        let stored: Vec<(String, NaiveDate, f64)> = stored
             .into_iter()
             .map(|r| (r.object_id, r.day, r.value))
             .collect();
@@ -788,5 +814,6 @@ mod tests {
         }
         assert_eq!(stored.len(), 297);
         assert_eq!(stored, expected);
+        assert_eq!(recorded, expected);
     }
 }
