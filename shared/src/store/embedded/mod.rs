@@ -113,6 +113,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(()); // without the write lock: opening a file another process writes to
+    }
     let tx = write_tx(conn)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version >= SCHEMA_VERSION {
@@ -143,6 +147,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
              DROP TABLE metric_values;",
         )?;
     }
+    // Version 0's table as a read-only view, for SQL written against it (ad-hoc queries, tests
+    // that count a file's rows); the store itself never reads it.
+    tx.execute_batch(
+        "CREATE VIEW IF NOT EXISTS metric_values AS
+            SELECT s.tenant, s.object_kind, s.object_id, s.metric, s.app,
+                date(v.day + 1721424.5) AS day, v.value, m.mapping_id, v.generation
+            FROM series_values v
+            JOIN series s ON s.id = v.series
+            JOIN mapping_keys m ON m.id = v.mapping;",
+    )?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit()?;
     Ok(())
@@ -704,12 +718,46 @@ mod tests {
         assert_eq!(page_size, 4096);
         let old: i64 = c
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'metric_values'",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'metric_values'",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
         assert_eq!(old, 0);
+        // The view of version 0's table shows the rows still stored, as they were written.
+        let mut st = c
+            .prepare(
+                "SELECT tenant, object_kind, object_id, metric, app, day, value, mapping_id, generation
+                 FROM metric_values ORDER BY tenant, object_id, metric, app, day",
+            )
+            .unwrap();
+        let rows: Vec<String> = st
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {} [{}] {} {} {} {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, f64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "t1 company acme Clicks [-323] 2024-02-29 1 m2 2",
+                "t1 endUser u1 Clicks [] 2023-12-31 2 m2 2",
+                "t2 company acme Clicks [] 2024-02-28 5 m1 1",
+            ]
+        );
+        drop(st);
         // t2's value (its integration is gone) was kept too, as before the migration.
         let t2: i64 = c
             .query_row(
