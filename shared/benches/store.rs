@@ -3,11 +3,15 @@
 //! `replace_chunk` (one SQLite transaction, prepared statements) of 2,000 companies × 7 days
 //! × 2 metrics = 28,000 values, into a file-backed store (WAL, synchronous = NORMAL, as the
 //! local runner opens it); each iteration writes the next 7-day window, as a re-sync does.
-//! Throughput is values per second.
+//! Throughput is values per second. `embedded_replace_chunk_activities` does the same with a
+//! chunk of 2,000 end users × 7 days = 14,000 activity records (records per second; not a
+//! figure of `make bench`).
 
 use chrono::NaiveDate;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use pendo_sync::domain::{Integration, MappingId, MetricValue, ObjectRef, Target, TenantId};
+use pendo_sync::domain::{
+    Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
+};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
 use pendo_sync::sync::plan::Window;
@@ -33,6 +37,28 @@ fn chunk(from: NaiveDate) -> Vec<MetricValue> {
                     value: ((c as u64 * 7 + d * 3 + m as u64) % 50) as f64,
                 });
             }
+        }
+    }
+    out
+}
+
+const END_USERS: usize = 2_000;
+const ACTIVITIES: u64 = END_USERS as u64 * DAYS;
+
+fn activities(from: NaiveDate, mapping: &MappingId) -> Vec<Activity> {
+    let mut out = Vec::with_capacity(ACTIVITIES as usize);
+    for u in 0..END_USERS {
+        for d in 0..DAYS {
+            out.push(Activity {
+                end_user_id: format!("user-{u:05}"),
+                company_id: format!("account-{:05}", u / 10),
+                mapping_id: mapping.clone(),
+                label: METRICS[0].to_string(),
+                day: from + chrono::Days::new(d),
+                events: ((u as u64 + d) % 20) as f64,
+                minutes: ((u as u64 * 3 + d) % 30) as f64,
+                passive: u % 2 == 0,
+            });
         }
     }
     out
@@ -81,6 +107,42 @@ fn benches(c: &mut Criterion) {
             |(values, window)| {
                 rt.block_on(store.replace_chunk(&t, generation, &mapping, window, &values, &[]))
                     .expect("replace chunk")
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    let activity_mapping = MappingId::parse("bench-activity").expect("mapping");
+    let template = activities(start, &activity_mapping);
+    g.throughput(Throughput::Elements(ACTIVITIES));
+    let mut n: u64 = 0;
+    g.bench_function("embedded_replace_chunk_activities", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let shift = chrono::Days::new(n * DAYS);
+                let records: Vec<Activity> = template
+                    .iter()
+                    .map(|a| Activity {
+                        day: a.day + shift,
+                        ..a.clone()
+                    })
+                    .collect();
+                let window = Window {
+                    from: start + shift,
+                    to: start + shift + chrono::Days::new(DAYS - 1),
+                };
+                (records, window)
+            },
+            |(records, window)| {
+                rt.block_on(store.replace_chunk(
+                    &t,
+                    generation,
+                    &activity_mapping,
+                    window,
+                    &[],
+                    &records,
+                ))
+                .expect("replace chunk")
             },
             criterion::BatchSize::PerIteration,
         )

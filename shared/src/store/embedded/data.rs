@@ -3,12 +3,12 @@
 
 use super::{corrupt, parse_day, write_tx, StoreError};
 use crate::domain::{
-    Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, ObjectRef, Target,
-    TenantId,
+    Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, MetricValue, ObjectRef,
+    Target, TenantId,
 };
 use crate::store::{new_end_user, ActivityOf, ChunkRecords, MetricInfo, SeriesPoint};
 use crate::sync::plan::Window;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const CURRENT_GEN: &str = "(SELECT generation FROM integrations WHERE tenant = ?1)";
@@ -16,7 +16,6 @@ const CURRENT_GEN: &str = "(SELECT generation FROM integrations WHERE tenant = ?
 /// `YYYY-MM-DD` (what `%Y-%m-%d` gives), without the formatting machinery for the usual years:
 /// it runs once per value written.
 fn day(d: NaiveDate) -> String {
-    use chrono::Datelike;
     let y = d.year();
     if !(0..=9999).contains(&y) {
         return d.format("%Y-%m-%d").to_string();
@@ -213,6 +212,322 @@ pub(super) fn fill_end_user(
     Ok(())
 }
 
+/// The integer a day is stored as: its day number of the common era.
+fn day_num(d: NaiveDate) -> i64 {
+    i64::from(d.num_days_from_ce())
+}
+
+/// Values are clustered by 8-day bucket, then series, then day: a chunk (a window of a few days)
+/// then writes into one or two small regions of the table, whatever the number of series, while
+/// one series' days in a bucket stay together for reads.
+fn bucket(day_num: i64) -> i64 {
+    day_num >> BUCKET_BITS
+}
+
+const BUCKET_BITS: u32 = 3;
+
+/// The buckets from `?from` to `?to` (bucket numbers), kept within those the table holds: reads
+/// of a series seek once per bucket (`bucket = b.x AND series = ?`), as the table is keyed by
+/// bucket first.
+fn buckets_cte(from: &str, to: &str) -> String {
+    format!(
+        "WITH RECURSIVE b(x) AS (
+            SELECT max({from}, (SELECT min(bucket) FROM series_values))
+            UNION ALL
+            SELECT x + 1 FROM b WHERE x < min({to}, (SELECT max(bucket) FROM series_values))
+        )"
+    )
+}
+
+fn num_day(n: i64) -> Result<NaiveDate, StoreError> {
+    i32::try_from(n)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .ok_or_else(|| StoreError::Corrupt(format!("day number {n} is out of range")))
+}
+
+/// The integer key of a tenant's mapping, if it ever wrote values.
+fn mapping_key(c: &Connection, t: &TenantId, m: &MappingId) -> Result<Option<i64>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT id FROM mapping_keys WHERE tenant=?1 AND mapping_id=?2")?
+            .query_row(params![t.as_str(), m.as_str()], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+fn ensure_mapping_key(c: &Connection, t: &TenantId, m: &MappingId) -> Result<i64, StoreError> {
+    if let Some(k) = mapping_key(c, t, m)? {
+        return Ok(k);
+    }
+    c.prepare_cached("INSERT INTO mapping_keys (tenant, mapping_id) VALUES (?1, ?2)")?
+        .execute(params![t.as_str(), m.as_str()])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Series ids of one write transaction: a chunk writes many values of each series, so each is
+/// looked up (or created) once. Keyed by kind, object id, metric and app joined with NULs.
+struct SeriesIds<'c> {
+    tenant: &'c str,
+    ids: rustc_hash::FxHashMap<String, i64>,
+    key: String,
+    find: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+    last_id: &'c Connection,
+}
+
+impl<'c> SeriesIds<'c> {
+    fn new(c: &'c Connection, t: &'c TenantId) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: t.as_str(),
+            ids: Default::default(),
+            key: String::new(),
+            find: c.prepare_cached(
+                "SELECT id FROM series WHERE tenant=?1 AND object_kind=?2 AND object_id=?3 AND metric=?4 AND app=?5",
+            )?,
+            insert: c.prepare_cached(
+                "INSERT INTO series (tenant, object_kind, object_id, metric, app) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            last_id: c,
+        })
+    }
+
+    fn id(&mut self, v: &MetricValue) -> Result<i64, StoreError> {
+        let kind = v.object.kind.as_str();
+        self.key.clear();
+        for part in [kind, &v.object.id, &v.metric, &v.app] {
+            self.key.push_str(part);
+            self.key.push('\0');
+        }
+        if let Some(&id) = self.ids.get(self.key.as_str()) {
+            return Ok(id);
+        }
+        let p = params![self.tenant, kind, v.object.id, v.metric, v.app];
+        let id = match self.find.query_row(p, |r| r.get(0)).optional()? {
+            Some(id) => id,
+            None => {
+                self.insert.execute(p)?;
+                self.last_id.last_insert_rowid()
+            }
+        };
+        self.ids.insert(self.key.clone(), id);
+        Ok(id)
+    }
+}
+
+/// One value to insert, its key first.
+struct ValueRow {
+    bucket: i64,
+    series: i64,
+    day: i64,
+    value: f64,
+}
+
+/// Rows per multi-row `INSERT`: one statement (bind, step, reset) per this many values.
+pub(super) const BATCH_ROWS: usize = 128;
+
+/// The values of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch.
+struct ValueBatch<'c> {
+    rows: Vec<ValueRow>,
+    mapping: i64,
+    generation: i64,
+    many: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+/// `INSERT OR REPLACE` of `n` values of one mapping and generation (`?1`, `?2`).
+fn insert_values_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation) VALUES ",
+    );
+    for i in 0..n {
+        let p = 3 + 4 * i;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?{}, ?{}, ?{}, ?{}, ?1, ?2)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3
+        ));
+    }
+    sql
+}
+
+impl<'c> ValueBatch<'c> {
+    fn new(c: &'c Connection, mapping: i64, generation: i64) -> Result<Self, StoreError> {
+        Ok(Self {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            mapping,
+            generation,
+            many: c.prepare_cached(&insert_values_sql(BATCH_ROWS))?,
+            one: c.prepare_cached(&insert_values_sql(1))?,
+        })
+    }
+
+    fn push(&mut self, row: ValueRow) -> Result<(), StoreError> {
+        self.rows.push(row);
+        if self.rows.len() == BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows held. The sort is stable: of two values for one series and day, the
+    /// later still wins.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.rows.sort_by_key(|r| (r.bucket, r.series, r.day));
+        if self.rows.len() == BATCH_ROWS {
+            bind_rows(&mut self.many, self.mapping, self.generation, &self.rows)?;
+        } else {
+            for r in &self.rows {
+                bind_rows(
+                    &mut self.one,
+                    self.mapping,
+                    self.generation,
+                    std::slice::from_ref(r),
+                )?;
+            }
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+fn bind_rows(
+    st: &mut rusqlite::Statement<'_>,
+    mapping: i64,
+    generation: i64,
+    rows: &[ValueRow],
+) -> Result<(), StoreError> {
+    st.raw_bind_parameter(1, mapping)?;
+    st.raw_bind_parameter(2, generation)?;
+    for (i, r) in rows.iter().enumerate() {
+        let p = 3 + 4 * i;
+        st.raw_bind_parameter(p, r.bucket)?;
+        st.raw_bind_parameter(p + 1, r.series)?;
+        st.raw_bind_parameter(p + 2, r.day)?;
+        st.raw_bind_parameter(p + 3, r.value)?;
+    }
+    st.raw_execute()?;
+    Ok(())
+}
+
+/// One activity record to insert (of the chunk's tenant and mapping).
+struct NewActivity {
+    end_user_id: String,
+    day: String,
+    company_id: String,
+    label: String,
+    events: f64,
+    minutes: f64,
+    passive: bool,
+}
+
+/// The activity of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch,
+/// like [`ValueBatch`].
+struct ActivityBatch<'c> {
+    rows: Vec<NewActivity>,
+    tenant: &'c str,
+    mapping: &'c str,
+    generation: i64,
+    many: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+/// `INSERT OR REPLACE` of `n` activity records of one tenant, mapping and generation (`?1` to
+/// `?3`).
+fn insert_activities_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ",
+    );
+    for i in 0..n {
+        let p = 4 + 7 * i;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?1, ?{}, ?2, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?3)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6
+        ));
+    }
+    sql
+}
+
+impl<'c> ActivityBatch<'c> {
+    fn new(
+        c: &'c Connection,
+        t: &'c TenantId,
+        mapping: &'c MappingId,
+        generation: i64,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            tenant: t.as_str(),
+            mapping: mapping.as_str(),
+            generation,
+            many: c.prepare_cached(&insert_activities_sql(BATCH_ROWS))?,
+            one: c.prepare_cached(&insert_activities_sql(1))?,
+        })
+    }
+
+    fn push(&mut self, row: NewActivity) -> Result<(), StoreError> {
+        self.rows.push(row);
+        if self.rows.len() == BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows held; the sort is stable, as in [`ValueBatch::flush`].
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.rows
+            .sort_by(|a, b| (&a.end_user_id, &a.day).cmp(&(&b.end_user_id, &b.day)));
+        let (tenant, mapping, generation) = (self.tenant, self.mapping, self.generation);
+        if self.rows.len() == BATCH_ROWS {
+            bind_activities(&mut self.many, tenant, mapping, generation, &self.rows)?;
+        } else {
+            for r in &self.rows {
+                let one = std::slice::from_ref(r);
+                bind_activities(&mut self.one, tenant, mapping, generation, one)?;
+            }
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+fn bind_activities(
+    st: &mut rusqlite::Statement<'_>,
+    tenant: &str,
+    mapping: &str,
+    generation: i64,
+    rows: &[NewActivity],
+) -> Result<(), StoreError> {
+    st.raw_bind_parameter(1, tenant)?;
+    st.raw_bind_parameter(2, mapping)?;
+    st.raw_bind_parameter(3, generation)?;
+    for (i, r) in rows.iter().enumerate() {
+        let p = 4 + 7 * i;
+        st.raw_bind_parameter(p, r.end_user_id.as_str())?;
+        st.raw_bind_parameter(p + 1, r.day.as_str())?;
+        st.raw_bind_parameter(p + 2, r.company_id.as_str())?;
+        st.raw_bind_parameter(p + 3, r.label.as_str())?;
+        st.raw_bind_parameter(p + 4, r.events)?;
+        st.raw_bind_parameter(p + 5, r.minutes)?;
+        st.raw_bind_parameter(p + 6, r.passive)?;
+    }
+    st.raw_execute()?;
+    Ok(())
+}
+
 pub(super) fn replace_chunk(
     c: &mut Connection,
     t: &TenantId,
@@ -232,54 +547,44 @@ pub(super) fn replace_chunk(
     if current != Some(generation as i64) {
         return Err(StoreError::StaleGeneration(generation));
     }
-    let (from, to) = (day(window.from), day(window.to));
-    let p = params![t.as_str(), mapping.as_str(), from, to];
-    tx.execute(
-        "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
-        p,
-    )?;
-    tx.execute(
+    let key = ensure_mapping_key(&tx, t, mapping)?;
+    tx.prepare_cached("DELETE FROM series_values WHERE mapping=?1 AND day BETWEEN ?2 AND ?3")?
+        .execute(params![key, day_num(window.from), day_num(window.to)])?;
+    tx.prepare_cached(
         "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
-        p,
-    )?;
+    )?
+    .execute(params![
+        t.as_str(),
+        mapping.as_str(),
+        day(window.from),
+        day(window.to)
+    ])?;
     {
-        let mut st = tx.prepare_cached(
-            "INSERT OR REPLACE INTO metric_values (tenant, object_kind, object_id, metric, app, day, value, mapping_id, generation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
+        let mut series = SeriesIds::new(&tx, t)?;
+        let mut batch = ValueBatch::new(&tx, key, generation as i64)?;
         records.for_each_value(&mut |v| {
-            st.execute(params![
-                t.as_str(),
-                v.object.kind.as_str(),
-                v.object.id,
-                v.metric,
-                v.app,
-                day(v.day),
-                v.value,
-                mapping.as_str(),
-                generation as i64
-            ])?;
-            Ok(())
+            let d = day_num(v.day);
+            batch.push(ValueRow {
+                bucket: bucket(d),
+                series: series.id(v)?,
+                day: d,
+                value: v.value,
+            })
         })?;
-        let mut st = tx.prepare_cached(
-            "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        batch.flush()?;
+        let mut batch = ActivityBatch::new(&tx, t, mapping, generation as i64)?;
         records.for_each_activity(&mut |a| {
-            st.execute(params![
-                t.as_str(),
-                a.end_user_id,
-                mapping.as_str(),
-                day(a.day),
-                a.company_id,
-                a.label,
-                a.events,
-                a.minutes,
-                a.passive,
-                generation as i64
-            ])?;
-            Ok(())
+            batch.push(NewActivity {
+                end_user_id: a.end_user_id.clone(),
+                day: day(a.day),
+                company_id: a.company_id.clone(),
+                label: a.label.clone(),
+                events: a.events,
+                minutes: a.minutes,
+                passive: a.passive,
+            })
         })?;
+        batch.flush()?;
     }
     tx.commit()?;
     Ok(())
@@ -293,7 +598,8 @@ pub(super) fn purge_below_generation(
     let tx = write_tx(c)?;
     let p = params![t.as_str(), generation as i64];
     let n = tx.execute(
-        "DELETE FROM metric_values WHERE tenant=?1 AND generation < ?2",
+        "DELETE FROM series_values
+         WHERE mapping IN (SELECT id FROM mapping_keys WHERE tenant=?1) AND generation < ?2",
         p,
     )? + tx.execute(
         "DELETE FROM activities WHERE tenant=?1 AND generation < ?2",
@@ -303,22 +609,58 @@ pub(super) fn purge_below_generation(
     Ok(n as u64)
 }
 
+/// Deletes the values and activity a mapping wrote; returns how many records went.
+pub(super) fn delete_values_of(
+    c: &Connection,
+    t: &TenantId,
+    m: &MappingId,
+) -> Result<usize, StoreError> {
+    let values = match mapping_key(c, t, m)? {
+        Some(key) => c.execute("DELETE FROM series_values WHERE mapping=?1", [key])?,
+        None => 0,
+    };
+    Ok(values
+        + c.execute(
+            "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
+            params![t.as_str(), m.as_str()],
+        )?)
+}
+
 pub(super) fn delete_mapping_data(
     c: &mut Connection,
     t: &TenantId,
     m: &MappingId,
 ) -> Result<u64, StoreError> {
     let tx = write_tx(c)?;
-    let p = params![t.as_str(), m.as_str()];
-    let n = tx.execute(
-        "DELETE FROM metric_values WHERE tenant=?1 AND mapping_id=?2",
-        p,
-    )? + tx.execute(
-        "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
-        p,
-    )?;
+    let n = delete_values_of(&tx, t, m)?;
     tx.commit()?;
     Ok(n as u64)
+}
+
+/// A series' points: the series found by its text key, then one seek per bucket.
+fn read_series_sql() -> String {
+    format!(
+        "{}
+         SELECT v.day, s.app, v.value FROM series s, b
+         JOIN series_values v ON v.bucket = b.x AND v.series = s.id
+         WHERE s.tenant=?1 AND s.object_kind=?2 AND s.object_id=?3 AND s.metric=?4
+           AND v.day BETWEEN ?5 AND ?6 AND v.generation = {CURRENT_GEN}
+         ORDER BY v.day, s.app",
+        buckets_cte("?7", "?8")
+    )
+}
+
+/// An object's metrics with a value of the current generation.
+fn list_metrics_sql() -> String {
+    format!(
+        "{}
+         SELECT s.metric, s.app FROM series s
+         WHERE s.tenant=?1 AND s.object_kind=?2 AND s.object_id=?3
+           AND EXISTS (SELECT 1 FROM b JOIN series_values v ON v.bucket = b.x AND v.series = s.id
+                       WHERE v.generation = {CURRENT_GEN})
+         ORDER BY s.metric, s.app",
+        buckets_cte(&i64::MIN.to_string(), &i64::MAX.to_string())
+    )
 }
 
 pub(super) fn read_series(
@@ -329,24 +671,22 @@ pub(super) fn read_series(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<SeriesPoint>, StoreError> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT day, app, value FROM metric_values
-         WHERE tenant=?1 AND object_kind=?2 AND object_id=?3 AND metric=?4 AND day BETWEEN ?5 AND ?6
-           AND generation = {CURRENT_GEN}
-         ORDER BY day, app"
-    ))?;
+    let mut st = c.prepare_cached(&read_series_sql())?;
+    let (from, to) = (day_num(from), day_num(to));
     let rows = st.query_map(
         params![
             t.as_str(),
             o.kind.as_str(),
             o.id,
             metric,
-            day(from),
-            day(to)
+            from,
+            to,
+            bucket(from),
+            bucket(to)
         ],
         |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, f64>(2)?,
             ))
@@ -355,7 +695,7 @@ pub(super) fn read_series(
     rows.map(|r| {
         let (d, app, value) = r?;
         Ok(SeriesPoint {
-            day: parse_day(&d)?,
+            day: num_day(d)?,
             app,
             value,
         })
@@ -368,11 +708,7 @@ pub(super) fn list_metrics(
     t: &TenantId,
     o: &ObjectRef,
 ) -> Result<Vec<MetricInfo>, StoreError> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT DISTINCT metric, app FROM metric_values
-         WHERE tenant=?1 AND object_kind=?2 AND object_id=?3 AND generation = {CURRENT_GEN}
-         ORDER BY metric, app"
-    ))?;
+    let mut st = c.prepare_cached(&list_metrics_sql())?;
     let rows = st.query_map(params![t.as_str(), o.kind.as_str(), o.id], |r| {
         Ok(MetricInfo {
             metric: r.get(0)?,
@@ -439,9 +775,10 @@ pub(super) fn export(
     let mut out = Vec::new();
     {
         let mut st = c.prepare_cached(
-            "SELECT v.tenant, v.object_kind, v.object_id, v.metric, v.app, v.day, v.value FROM metric_values v
-             JOIN integrations i ON i.tenant = v.tenant AND i.generation = v.generation
-             WHERE (?1 IS NULL OR v.tenant = ?1)",
+            "SELECT s.tenant, s.object_kind, s.object_id, s.metric, s.app, v.day, v.value
+             FROM integrations i JOIN series s ON s.tenant = i.tenant
+             JOIN series_values v ON v.series = s.id AND v.generation = i.generation
+             WHERE (?1 IS NULL OR i.tenant = ?1)",
         )?;
         let rows = st.query_map(params![tenant], |r| {
             Ok((
@@ -450,7 +787,7 @@ pub(super) fn export(
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
+                r.get::<_, i64>(5)?,
                 r.get::<_, f64>(6)?,
             ))
         })?;
@@ -463,7 +800,7 @@ pub(super) fn export(
                 object_id: id,
                 metric,
                 app,
-                day: parse_day(&d)?,
+                day: num_day(d)?,
                 value,
             });
         }
@@ -509,6 +846,33 @@ pub(super) fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reads seek the values of one series by bucket, never scan the table.
+    #[test]
+    fn reads_seek_by_bucket_and_series() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(include_str!("schema.sql")).unwrap();
+        for sql in [read_series_sql(), list_metrics_sql()] {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|l| l.starts_with("SEARCH v USING PRIMARY KEY (bucket=? AND series=?")),
+                "{plan:#?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|l| l.starts_with("SCAN s") || l.starts_with("SCAN v")),
+                "{plan:#?}"
+            );
+        }
+    }
 
     #[test]
     fn day_text_is_the_chrono_format() {

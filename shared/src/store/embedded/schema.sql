@@ -1,3 +1,6 @@
+-- 8 KiB pages for a new file (an existing one keeps its own): measured ~15% faster chunk writes
+-- than 4 KiB. The page cache is SQLite's default 2 MiB whatever the page size.
+PRAGMA page_size = 8192;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = OFF;
@@ -50,19 +53,39 @@ CREATE TABLE IF NOT EXISTS end_users (
     UNIQUE (tenant, company_id, external_id),
     UNIQUE (tenant, company_id, email)
 );
-CREATE TABLE IF NOT EXISTS metric_values (
+-- A metric value series: one object's metric for one app. Values refer to it by its integer id,
+-- so each value's keys are a few bytes instead of the text of its tenant, object, metric and app.
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     object_kind TEXT NOT NULL,
     object_id TEXT NOT NULL,
     metric TEXT NOT NULL,
     app TEXT NOT NULL,
-    day TEXT NOT NULL,
-    value REAL NOT NULL,
+    UNIQUE (tenant, object_kind, object_id, metric, app)
+);
+-- A tenant's mapping as an integer, for the values it wrote.
+CREATE TABLE IF NOT EXISTS mapping_keys (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
     mapping_id TEXT NOT NULL,
+    UNIQUE (tenant, mapping_id)
+);
+-- Metric values (schema version 1; version 0 kept them in `metric_values`, keyed by text).
+-- `day` is the day number of the common era (chrono's `num_days_from_ce`) and `bucket` is
+-- `day >> 3`: the table is clustered by 8-day bucket, then series, so the write of a chunk (a
+-- window of days) touches a few small regions of it instead of a page of every series.
+CREATE TABLE IF NOT EXISTS series_values (
+    bucket INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    value REAL NOT NULL,
+    mapping INTEGER NOT NULL,
     generation INTEGER NOT NULL,
-    PRIMARY KEY (tenant, object_kind, object_id, metric, app, day)
+    PRIMARY KEY (bucket, series, day)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS metric_values_by_mapping ON metric_values (tenant, mapping_id, day);
+-- What a mapping wrote on which days: the replace, delete and purge paths.
+CREATE INDEX IF NOT EXISTS series_values_by_mapping ON series_values (mapping, day);
 CREATE TABLE IF NOT EXISTS activities (
     tenant TEXT NOT NULL,
     end_user_id TEXT NOT NULL,
