@@ -440,7 +440,7 @@ struct ActivityBatch<'c> {
 /// `?3`).
 fn insert_activities_sql(n: usize) -> String {
     let mut sql = String::from(
-        "INSERT OR REPLACE INTO activities (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ",
+        "INSERT OR REPLACE INTO activity_records (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ",
     );
     for i in 0..n {
         let p = 4 + 7 * i;
@@ -489,7 +489,7 @@ impl<'c> ActivityBatch<'c> {
     /// Inserts the rows held; the sort is stable, as in [`ValueBatch::flush`].
     fn flush(&mut self) -> Result<(), StoreError> {
         self.rows
-            .sort_by(|a, b| (&a.end_user_id, &a.day).cmp(&(&b.end_user_id, &b.day)));
+            .sort_by(|a, b| (&a.day, &a.end_user_id).cmp(&(&b.day, &b.end_user_id)));
         let (tenant, mapping, generation) = (self.tenant, self.mapping, self.generation);
         if self.rows.len() == BATCH_ROWS {
             bind_activities(&mut self.many, tenant, mapping, generation, &self.rows)?;
@@ -551,7 +551,7 @@ pub(super) fn replace_chunk(
     tx.prepare_cached("DELETE FROM series_values WHERE mapping=?1 AND day BETWEEN ?2 AND ?3")?
         .execute(params![key, day_num(window.from), day_num(window.to)])?;
     tx.prepare_cached(
-        "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
+        "DELETE FROM activity_records WHERE tenant=?1 AND mapping_id=?2 AND day BETWEEN ?3 AND ?4",
     )?
     .execute(params![
         t.as_str(),
@@ -602,7 +602,7 @@ pub(super) fn purge_below_generation(
          WHERE mapping IN (SELECT id FROM mapping_keys WHERE tenant=?1) AND generation < ?2",
         p,
     )? + tx.execute(
-        "DELETE FROM activities WHERE tenant=?1 AND generation < ?2",
+        "DELETE FROM activity_records WHERE tenant=?1 AND generation < ?2",
         p,
     )?;
     tx.commit()?;
@@ -621,7 +621,7 @@ pub(super) fn delete_values_of(
     };
     Ok(values
         + c.execute(
-            "DELETE FROM activities WHERE tenant=?1 AND mapping_id=?2",
+            "DELETE FROM activity_records WHERE tenant=?1 AND mapping_id=?2",
             params![t.as_str(), m.as_str()],
         )?)
 }
@@ -746,7 +746,7 @@ pub(super) fn recent_activity(
         ActivityOf::Company(id) => ("company_id", id),
     };
     let mut st = c.prepare_cached(&format!(
-        "SELECT end_user_id, company_id, mapping_id, day, label, events, minutes, passive FROM activities
+        "SELECT end_user_id, company_id, mapping_id, day, label, events, minutes, passive FROM activity_records
          WHERE tenant=?1 AND {col}=?2 AND day >= ?3 AND generation = {CURRENT_GEN}
          ORDER BY day DESC, end_user_id, mapping_id LIMIT ?4"
     ))?;
@@ -807,7 +807,7 @@ pub(super) fn export(
     }
     {
         let mut st = c.prepare_cached(
-            "SELECT a.tenant, a.end_user_id, a.mapping_id, a.day, a.events, a.passive FROM activities a
+            "SELECT a.tenant, a.end_user_id, a.mapping_id, a.day, a.events, a.passive FROM activity_records a
              JOIN integrations i ON i.tenant = a.tenant AND i.generation = a.generation
              WHERE (?1 IS NULL OR a.tenant = ?1)",
         )?;

@@ -107,8 +107,9 @@ impl EmbeddedStore {
 }
 
 /// The layout `schema.sql` describes, kept in `PRAGMA user_version`. Version 0 kept metric
-/// values in `metric_values`, keyed by the text of tenant, object, metric, app and day.
-const SCHEMA_VERSION: i64 = 1;
+/// values in `metric_values`, keyed by the text of tenant, object, metric, app and day;
+/// versions 0 and 1 kept activity records in `activities`, keyed by end user first.
+const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -147,6 +148,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
              DROP TABLE metric_values;",
         )?;
     }
+    let old_activities: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='activities')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old_activities {
+        // The same columns in the same order; only the key's order changed.
+        tx.execute_batch(
+            "INSERT OR REPLACE INTO activity_records SELECT * FROM activities
+                ORDER BY tenant, mapping_id, day, end_user_id;
+             DROP TABLE activities;",
+        )?;
+    }
+    tx.execute_batch("CREATE VIEW IF NOT EXISTS activities AS SELECT * FROM activity_records;")?;
     // Version 0's table as a read-only view, for SQL written against it (ad-hoc queries, tests
     // that count a file's rows); the store itself never reads it.
     tx.execute_batch(
@@ -718,7 +733,8 @@ mod tests {
         assert_eq!(page_size, 4096);
         let old: i64 = c
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'metric_values'",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                    AND name IN ('metric_values', 'activities')",
                 [],
                 |r| r.get(0),
             )

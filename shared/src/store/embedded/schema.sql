@@ -86,7 +86,11 @@ CREATE TABLE IF NOT EXISTS series_values (
 ) WITHOUT ROWID;
 -- What a mapping wrote on which days: the replace, delete and purge paths.
 CREATE INDEX IF NOT EXISTS series_values_by_mapping ON series_values (mapping, day);
-CREATE TABLE IF NOT EXISTS activities (
+-- Activity records (schema version 2; earlier versions kept them in `activities`, keyed by end
+-- user first). Keyed by mapping and day first, so the write of a chunk (one mapping's window of
+-- days) goes into a few regions of the table instead of a page of every end user; the indexes
+-- serve an end user's and a company's activity.
+CREATE TABLE IF NOT EXISTS activity_records (
     tenant TEXT NOT NULL,
     end_user_id TEXT NOT NULL,
     mapping_id TEXT NOT NULL,
@@ -97,7 +101,7 @@ CREATE TABLE IF NOT EXISTS activities (
     minutes REAL NOT NULL,
     passive INTEGER NOT NULL,
     generation INTEGER NOT NULL,
-    PRIMARY KEY (tenant, end_user_id, mapping_id, day)
+    PRIMARY KEY (tenant, mapping_id, day, end_user_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS activities_by_mapping ON activities (tenant, mapping_id, day);
-CREATE INDEX IF NOT EXISTS activities_by_company ON activities (tenant, company_id, day);
+CREATE INDEX IF NOT EXISTS activity_records_by_user ON activity_records (tenant, end_user_id, day);
+CREATE INDEX IF NOT EXISTS activity_records_by_company ON activity_records (tenant, company_id, day);
