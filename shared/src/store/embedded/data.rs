@@ -314,59 +314,63 @@ impl<'c> SeriesIds<'c> {
     }
 }
 
-/// One value to insert, its key first.
-struct ValueRow {
-    bucket: i64,
-    series: i64,
-    day: i64,
-    value: f64,
-}
-
 /// Rows per multi-row `INSERT`: one statement (bind, step, reset) per this many values.
 pub(super) const BATCH_ROWS: usize = 128;
 
-/// The values of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch.
-struct ValueBatch<'c> {
-    rows: Vec<ValueRow>,
-    mapping: i64,
-    generation: i64,
-    many: rusqlite::CachedStatement<'c>,
-    one: rusqlite::CachedStatement<'c>,
+/// A row of a multi-row `INSERT OR REPLACE` ([`Batch`]).
+trait BatchRow {
+    /// `INSERT OR REPLACE INTO table (columns) VALUES `.
+    const HEAD: &'static str;
+    /// One row's values: `#` for each of the row's own parameters, `?1`, `?2`… for the
+    /// parameters every row of the chunk shares.
+    const TUPLE: &'static str;
+    /// The order rows are inserted in within a batch (the table's key order).
+    fn key_cmp(&self, other: &Self) -> std::cmp::Ordering;
+    /// Binds the row's own parameters, numbered from `first`.
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, first: usize) -> Result<(), StoreError>;
 }
 
-/// `INSERT OR REPLACE` of `n` values of one mapping and generation (`?1`, `?2`).
-fn insert_values_sql(n: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation) VALUES ",
-    );
+/// The SQL of `n` rows of `R`, after `shared` parameters.
+fn multi_row_sql<R: BatchRow>(shared: usize, n: usize) -> String {
+    let own = R::TUPLE.matches('#').count();
+    let mut sql = String::from(R::HEAD);
     for i in 0..n {
-        let p = 3 + 4 * i;
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(?{}, ?{}, ?{}, ?{}, ?1, ?2)",
-            p,
-            p + 1,
-            p + 2,
-            p + 3
-        ));
+        let mut p = shared + 1 + own * i;
+        for (j, part) in R::TUPLE.split('#').enumerate() {
+            if j > 0 {
+                sql.push_str(&format!("?{p}"));
+                p += 1;
+            }
+            sql.push_str(part);
+        }
     }
     sql
 }
 
-impl<'c> ValueBatch<'c> {
-    fn new(c: &'c Connection, mapping: i64, generation: i64) -> Result<Self, StoreError> {
+/// The rows of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch.
+struct Batch<'c, R> {
+    rows: Vec<R>,
+    shared: Vec<rusqlite::types::Value>,
+    own: usize,
+    many: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c, R: BatchRow> Batch<'c, R> {
+    fn new(c: &'c Connection, shared: Vec<rusqlite::types::Value>) -> Result<Self, StoreError> {
         Ok(Self {
             rows: Vec::with_capacity(BATCH_ROWS),
-            mapping,
-            generation,
-            many: c.prepare_cached(&insert_values_sql(BATCH_ROWS))?,
-            one: c.prepare_cached(&insert_values_sql(1))?,
+            own: R::TUPLE.matches('#').count(),
+            many: c.prepare_cached(&multi_row_sql::<R>(shared.len(), BATCH_ROWS))?,
+            one: c.prepare_cached(&multi_row_sql::<R>(shared.len(), 1))?,
+            shared,
         })
     }
 
-    fn push(&mut self, row: ValueRow) -> Result<(), StoreError> {
+    fn push(&mut self, row: R) -> Result<(), StoreError> {
         self.rows.push(row);
         if self.rows.len() == BATCH_ROWS {
             self.flush()?;
@@ -374,18 +378,18 @@ impl<'c> ValueBatch<'c> {
         Ok(())
     }
 
-    /// Inserts the rows held. The sort is stable: of two values for one series and day, the
-    /// later still wins.
+    /// Inserts the rows held. The sort is stable: of two rows with one key, the later still
+    /// wins.
     fn flush(&mut self) -> Result<(), StoreError> {
-        self.rows.sort_by_key(|r| (r.bucket, r.series, r.day));
+        self.rows.sort_by(R::key_cmp);
         if self.rows.len() == BATCH_ROWS {
-            bind_rows(&mut self.many, self.mapping, self.generation, &self.rows)?;
+            execute(&mut self.many, &self.shared, self.own, &self.rows)?;
         } else {
             for r in &self.rows {
-                bind_rows(
+                execute(
                     &mut self.one,
-                    self.mapping,
-                    self.generation,
+                    &self.shared,
+                    self.own,
                     std::slice::from_ref(r),
                 )?;
             }
@@ -395,26 +399,47 @@ impl<'c> ValueBatch<'c> {
     }
 }
 
-fn bind_rows(
+fn execute<R: BatchRow>(
     st: &mut rusqlite::Statement<'_>,
-    mapping: i64,
-    generation: i64,
-    rows: &[ValueRow],
+    shared: &[rusqlite::types::Value],
+    own: usize,
+    rows: &[R],
 ) -> Result<(), StoreError> {
-    st.raw_bind_parameter(1, mapping)?;
-    st.raw_bind_parameter(2, generation)?;
+    for (i, v) in shared.iter().enumerate() {
+        st.raw_bind_parameter(i + 1, v)?;
+    }
     for (i, r) in rows.iter().enumerate() {
-        let p = 3 + 4 * i;
-        st.raw_bind_parameter(p, r.bucket)?;
-        st.raw_bind_parameter(p + 1, r.series)?;
-        st.raw_bind_parameter(p + 2, r.day)?;
-        st.raw_bind_parameter(p + 3, r.value)?;
+        r.bind(st, shared.len() + 1 + own * i)?;
     }
     st.raw_execute()?;
     Ok(())
 }
 
-/// One activity record to insert (of the chunk's tenant and mapping).
+/// One value to insert (of the chunk's mapping and generation: `?1`, `?2`).
+struct ValueRow {
+    bucket: i64,
+    series: i64,
+    day: i64,
+    value: f64,
+}
+
+impl BatchRow for ValueRow {
+    const HEAD: &'static str =
+        "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation) VALUES ";
+    const TUPLE: &'static str = "(#, #, #, #, ?1, ?2)";
+    fn key_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.bucket, self.series, self.day).cmp(&(other.bucket, other.series, other.day))
+    }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, p: usize) -> Result<(), StoreError> {
+        st.raw_bind_parameter(p, self.bucket)?;
+        st.raw_bind_parameter(p + 1, self.series)?;
+        st.raw_bind_parameter(p + 2, self.day)?;
+        st.raw_bind_parameter(p + 3, self.value)?;
+        Ok(())
+    }
+}
+
+/// One activity record to insert (of the chunk's tenant, mapping and generation: `?1` to `?3`).
 struct NewActivity {
     end_user_id: String,
     day: String,
@@ -425,107 +450,22 @@ struct NewActivity {
     passive: bool,
 }
 
-/// The activity of a chunk, inserted [`BATCH_ROWS`] at a time in key order within a batch,
-/// like [`ValueBatch`].
-struct ActivityBatch<'c> {
-    rows: Vec<NewActivity>,
-    tenant: &'c str,
-    mapping: &'c str,
-    generation: i64,
-    many: rusqlite::CachedStatement<'c>,
-    one: rusqlite::CachedStatement<'c>,
-}
-
-/// `INSERT OR REPLACE` of `n` activity records of one tenant, mapping and generation (`?1` to
-/// `?3`).
-fn insert_activities_sql(n: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR REPLACE INTO activity_records (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ",
-    );
-    for i in 0..n {
-        let p = 4 + 7 * i;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(?1, ?{}, ?2, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?3)",
-            p,
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6
-        ));
+impl BatchRow for NewActivity {
+    const HEAD: &'static str = "INSERT OR REPLACE INTO activity_records (tenant, end_user_id, mapping_id, day, company_id, label, events, minutes, passive, generation) VALUES ";
+    const TUPLE: &'static str = "(?1, #, ?2, #, #, #, #, #, #, ?3)";
+    fn key_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.day, &self.end_user_id).cmp(&(&other.day, &other.end_user_id))
     }
-    sql
-}
-
-impl<'c> ActivityBatch<'c> {
-    fn new(
-        c: &'c Connection,
-        t: &'c TenantId,
-        mapping: &'c MappingId,
-        generation: i64,
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
-            rows: Vec::with_capacity(BATCH_ROWS),
-            tenant: t.as_str(),
-            mapping: mapping.as_str(),
-            generation,
-            many: c.prepare_cached(&insert_activities_sql(BATCH_ROWS))?,
-            one: c.prepare_cached(&insert_activities_sql(1))?,
-        })
-    }
-
-    fn push(&mut self, row: NewActivity) -> Result<(), StoreError> {
-        self.rows.push(row);
-        if self.rows.len() == BATCH_ROWS {
-            self.flush()?;
-        }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, p: usize) -> Result<(), StoreError> {
+        st.raw_bind_parameter(p, self.end_user_id.as_str())?;
+        st.raw_bind_parameter(p + 1, self.day.as_str())?;
+        st.raw_bind_parameter(p + 2, self.company_id.as_str())?;
+        st.raw_bind_parameter(p + 3, self.label.as_str())?;
+        st.raw_bind_parameter(p + 4, self.events)?;
+        st.raw_bind_parameter(p + 5, self.minutes)?;
+        st.raw_bind_parameter(p + 6, self.passive)?;
         Ok(())
     }
-
-    /// Inserts the rows held; the sort is stable, as in [`ValueBatch::flush`].
-    fn flush(&mut self) -> Result<(), StoreError> {
-        self.rows
-            .sort_by(|a, b| (&a.day, &a.end_user_id).cmp(&(&b.day, &b.end_user_id)));
-        let (tenant, mapping, generation) = (self.tenant, self.mapping, self.generation);
-        if self.rows.len() == BATCH_ROWS {
-            bind_activities(&mut self.many, tenant, mapping, generation, &self.rows)?;
-        } else {
-            for r in &self.rows {
-                let one = std::slice::from_ref(r);
-                bind_activities(&mut self.one, tenant, mapping, generation, one)?;
-            }
-        }
-        self.rows.clear();
-        Ok(())
-    }
-}
-
-fn bind_activities(
-    st: &mut rusqlite::Statement<'_>,
-    tenant: &str,
-    mapping: &str,
-    generation: i64,
-    rows: &[NewActivity],
-) -> Result<(), StoreError> {
-    st.raw_bind_parameter(1, tenant)?;
-    st.raw_bind_parameter(2, mapping)?;
-    st.raw_bind_parameter(3, generation)?;
-    for (i, r) in rows.iter().enumerate() {
-        let p = 4 + 7 * i;
-        st.raw_bind_parameter(p, r.end_user_id.as_str())?;
-        st.raw_bind_parameter(p + 1, r.day.as_str())?;
-        st.raw_bind_parameter(p + 2, r.company_id.as_str())?;
-        st.raw_bind_parameter(p + 3, r.label.as_str())?;
-        st.raw_bind_parameter(p + 4, r.events)?;
-        st.raw_bind_parameter(p + 5, r.minutes)?;
-        st.raw_bind_parameter(p + 6, r.passive)?;
-    }
-    st.raw_execute()?;
-    Ok(())
 }
 
 pub(super) fn replace_chunk(
@@ -561,7 +501,7 @@ pub(super) fn replace_chunk(
     ])?;
     {
         let mut series = SeriesIds::new(&tx, t)?;
-        let mut batch = ValueBatch::new(&tx, key, generation as i64)?;
+        let mut batch = Batch::<ValueRow>::new(&tx, vec![key.into(), (generation as i64).into()])?;
         records.for_each_value(&mut |v| {
             let d = day_num(v.day);
             batch.push(ValueRow {
@@ -572,7 +512,14 @@ pub(super) fn replace_chunk(
             })
         })?;
         batch.flush()?;
-        let mut batch = ActivityBatch::new(&tx, t, mapping, generation as i64)?;
+        let mut batch = Batch::<NewActivity>::new(
+            &tx,
+            vec![
+                t.as_str().to_string().into(),
+                mapping.as_str().to_string().into(),
+                (generation as i64).into(),
+            ],
+        )?;
         records.for_each_activity(&mut |a| {
             batch.push(NewActivity {
                 end_user_id: a.end_user_id.clone(),
@@ -846,6 +793,21 @@ pub(super) fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_sql_numbers_each_row_after_the_shared_parameters() {
+        assert_eq!(
+            multi_row_sql::<ValueRow>(2, 2),
+            "INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation) \
+             VALUES (?3, ?4, ?5, ?6, ?1, ?2),(?7, ?8, ?9, ?10, ?1, ?2)"
+        );
+        assert_eq!(
+            multi_row_sql::<NewActivity>(3, 1),
+            "INSERT OR REPLACE INTO activity_records (tenant, end_user_id, mapping_id, day, \
+             company_id, label, events, minutes, passive, generation) \
+             VALUES (?1, ?4, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?3)"
+        );
+    }
 
     /// The reads seek the values of one series by bucket, never scan the table.
     #[test]
