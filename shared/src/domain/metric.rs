@@ -113,6 +113,23 @@ pub struct ChunkRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+impl ChunkRecord {
+    /// A chunk of a new run: pending, nothing recorded yet.
+    pub fn pending(mapping_id: MappingId, from: NaiveDate, to: NaiveDate) -> Self {
+        Self {
+            mapping_id,
+            from,
+            to,
+            status: ChunkStatus::Pending,
+            stats: ChunkStats::default(),
+            attempts: 0,
+            error: None,
+            deferred: false,
+            updated_at: None,
+        }
+    }
+}
+
 /// What a worker records about one chunk (an outcome, or a retry still pending).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkOutcome {

@@ -384,15 +384,8 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
             .unwrap_or_default(),
         planned: true,
         chunks: vec![ChunkRecord {
-            mapping_id: m,
-            from: d("2026-11-01"),
-            to: d("2026-11-07"),
-            status: ChunkStatus::Pending,
-            stats: ChunkStats::default(),
-            attempts: 0,
-            error: None,
             deferred: true,
-            updated_at: None,
+            ..ChunkRecord::pending(m, d("2026-11-01"), d("2026-11-07"))
         }],
     };
     s.put_run(&run).await.ok();

@@ -499,17 +499,7 @@ pub fn plan_mapping(
     out: &mut Vec<FetchMessage>,
 ) {
     for w in plan::chunks(window, mapping.source.max_chunk_days()) {
-        let chunk = ChunkRecord {
-            mapping_id: mapping.id.clone(),
-            from: w.from,
-            to: w.to,
-            status: ChunkStatus::Pending,
-            stats: ChunkStats::default(),
-            attempts: 0,
-            error: None,
-            deferred: false,
-            updated_at: None,
-        };
+        let chunk = ChunkRecord::pending(mapping.id.clone(), w.from, w.to);
         out.push(waves::message_for(run, run.chunks.len(), &chunk));
         run.chunks.push(chunk);
     }

@@ -87,7 +87,7 @@ pub fn pending_now(run: &SyncRun) -> Vec<FetchMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ChunkStats, RunId, RunKind, TenantId};
+    use crate::domain::{RunId, RunKind, TenantId};
     use chrono::{NaiveDate, TimeZone, Utc};
     use proptest::prelude::*;
 
@@ -102,17 +102,11 @@ mod tests {
             chunks: Vec::new(),
         };
         for m in mappings {
-            run.chunks.push(ChunkRecord {
-                mapping_id: MappingId::parse(m).unwrap(),
-                from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-                to: NaiveDate::from_ymd_opt(2026, 11, 7).unwrap(),
-                status: ChunkStatus::Pending,
-                stats: ChunkStats::default(),
-                attempts: 0,
-                error: None,
-                deferred: false,
-                updated_at: None,
-            });
+            run.chunks.push(ChunkRecord::pending(
+                MappingId::parse(m).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 11, 7).unwrap(),
+            ));
         }
         let msgs = run
             .chunks
