@@ -459,15 +459,8 @@ impl App {
         let store = &self.ports.store;
         let now = self.ports.clock.now();
         let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
-        let mut run = SyncRun {
-            tenant: i.tenant.clone(),
-            id: RunId::random(),
-            kind,
-            generation: i.generation,
-            started_at: now,
-            planned: true,
-            chunks: Vec::new(),
-        };
+        let mut run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
+        run.planned = true;
         let mut messages = Vec::new();
         for m in mappings.iter().filter(|m| m.enabled) {
             let state = store.get_mapping_state(&i.tenant, &m.id).await?;
@@ -496,6 +489,9 @@ impl App {
             .map(|m| m.id.clone())
             .collect();
         let messages = waves::defer_after_creators(&mut run, &creating, messages);
+        run.sources = engine::plan_sources(&self.ports, i, mappings).await;
+        // Sent right below; only a Re-sync all's redelivered plan reads this flag.
+        run.queued = true;
         store.put_run(&run).await?;
         self.ports.queue.send_fetch(&messages).await?;
         Ok(run.id)
@@ -512,15 +508,13 @@ impl App {
                 Ok(())
             })
             .await?;
-        let run = SyncRun {
-            tenant: t.clone(),
-            id: RunId::random(),
-            kind: RunKind::ResyncAll,
-            generation: i.generation,
-            started_at: self.ports.clock.now(),
-            planned: false,
-            chunks: Vec::new(),
-        };
+        let run = SyncRun::new(
+            t.clone(),
+            RunId::random(),
+            RunKind::ResyncAll,
+            i.generation,
+            self.ports.clock.now(),
+        );
         self.ports.store.put_run(&run).await?;
         let msg = ResyncMessage {
             v: MESSAGE_VERSION,

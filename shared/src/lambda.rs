@@ -231,6 +231,10 @@ async fn process_record(app: &App, config: BatchConfig, record: &SqsMessage) -> 
                 tracing::info!("superseded message acknowledged");
                 RecordOutcome::Acknowledged
             }
+            Ok(Processed::Duplicate) => {
+                tracing::info!("duplicate of a finished chunk acknowledged");
+                RecordOutcome::Acknowledged
+            }
             Err(ProcessError::Permanent(e)) => {
                 tracing::error!(error.message = %e, "message failed permanently: acknowledged");
                 RecordOutcome::Acknowledged

@@ -16,6 +16,8 @@ pub struct DrainStats {
     pub retried: AtomicU64,
     pub failed: AtomicU64,
     pub superseded: AtomicU64,
+    /// Deliveries of chunks already over, acknowledged without work.
+    pub duplicates: AtomicU64,
 }
 
 impl DrainStats {
@@ -63,6 +65,10 @@ pub async fn drain(
                     }
                     Ok(Processed::Superseded) => {
                         stats.superseded.fetch_add(1, Ordering::Relaxed);
+                        queue.ack(delivery.id).ok();
+                    }
+                    Ok(Processed::Duplicate) => {
+                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
                         queue.ack(delivery.id).ok();
                     }
                     Err(ProcessError::Permanent(e)) => {

@@ -42,6 +42,11 @@ pub struct RunView {
     pub chunks_total: usize,
     pub chunks_done: usize,
     pub chunks_failed: usize,
+    pub chunks_superseded: usize,
+    /// Deliveries of the run's chunk messages (duplicates and retries included).
+    pub attempts: u64,
+    /// Deliveries that met a transient fault and were left for the queue to redeliver.
+    pub retries: u64,
     pub totals: ChunkStats,
 }
 
@@ -54,6 +59,9 @@ impl RunView {
             chunks_total: run.chunks.len(),
             chunks_done: count(ChunkStatus::Done),
             chunks_failed: count(ChunkStatus::Failed),
+            chunks_superseded: count(ChunkStatus::Superseded),
+            attempts: run.chunks.iter().map(|c| u64::from(c.attempts)).sum(),
+            retries: run.chunks.iter().map(|c| u64::from(c.retries)).sum(),
             totals: run.totals(),
             run,
         }

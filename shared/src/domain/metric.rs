@@ -102,7 +102,11 @@ pub struct ChunkRecord {
     pub to: NaiveDate,
     pub status: ChunkStatus,
     pub stats: ChunkStats,
+    /// Deliveries of the chunk's message (a duplicate delivery counts; a retry is a delivery).
     pub attempts: u32,
+    /// Deliveries that ended in a transient fault and were left for the queue to redeliver.
+    #[serde(default)]
+    pub retries: u32,
     pub error: Option<String>,
     /// Queued only once the run's chunks that may create end users are all over (see
     /// `sync::waves`): activity and end-user values then never depend on which chunk ran first.
@@ -111,6 +115,10 @@ pub struct ChunkRecord {
     /// When a worker last recorded an outcome or a retry of this chunk.
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// A delivery at work on the chunk holds it until then: another delivery of the chunk
+    /// (a duplicate of its message) meanwhile is acknowledged without calling Pendo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_until: Option<DateTime<Utc>>,
 }
 
 impl ChunkRecord {
@@ -123,11 +131,28 @@ impl ChunkRecord {
             status: ChunkStatus::Pending,
             stats: ChunkStats::default(),
             attempts: 0,
+            retries: 0,
             error: None,
             deferred: false,
             updated_at: None,
+            leased_until: None,
         }
     }
+}
+
+/// How long a delivery holds its chunk (see `ChunkRecord::leased_until`): longer than a fetch
+/// may work (the fetch function's timeout, 5 minutes in `infra/template.yaml`), shorter than the
+/// fetch queue's visibility timeout (30 minutes), so that the redelivery of a message whose
+/// worker died always finds the lease expired and takes the chunk over.
+pub const CHUNK_LEASE_MINUTES: i64 = 15;
+
+/// A delivery's start on a chunk ([`crate::store::Store::begin_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkStart {
+    pub chunk: ChunkRecord,
+    /// This delivery holds the chunk now; false when the chunk is over or another delivery
+    /// holds it.
+    pub taken: bool,
 }
 
 /// What a worker records about one chunk (an outcome, or a retry still pending).
@@ -137,6 +162,73 @@ pub struct ChunkOutcome {
     pub stats: ChunkStats,
     pub error: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+impl ChunkStatus {
+    /// Done, failed or superseded: nothing more happens to the chunk.
+    pub fn is_final(&self) -> bool {
+        *self != ChunkStatus::Pending
+    }
+}
+
+/// Where the release of a run's deferred chunks stands (see `sync::waves`). Claimed by the
+/// chunk whose outcome closed the last creating chunk, then done once its messages are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Release {
+    /// Not released (or nothing to release).
+    #[default]
+    Waiting,
+    /// Chunk `by` won the release; its message's redelivery sends again until `Released`.
+    Claimed {
+        by: u32,
+    },
+    Released,
+}
+
+/// A change of a run's flags, taken conditionally by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFlag {
+    /// The planned chunks were sent (a redelivered Re-sync all message sends nothing again).
+    Queued,
+    /// Claim the release for chunk `by`: taken when the release is `Waiting` or already
+    /// `Claimed { by }` (its own redelivery); refused otherwise.
+    ClaimRelease { by: u32 },
+    /// The deferred chunks were sent.
+    Released,
+    /// Claim the planning of a Re-sync all for one delivery of its message until `until`:
+    /// taken when no delivery holds it or its hold ended before `at` (a duplicate delivery
+    /// meanwhile is acknowledged without purging or planning again).
+    ClaimPlanning {
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// End a planning hold (its delivery failed and is left for the queue to redeliver).
+    EndPlanning,
+}
+
+/// A run's counters as the store keeps them, for the decisions a worker takes after a chunk
+/// (is the mapping's window over, was this the last creating chunk): read in constant time,
+/// never by reading every chunk back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Whether this call recorded the outcome (false: the chunk was already over).
+    pub applied: bool,
+    pub total: u64,
+    /// Chunks not yet done, failed or superseded.
+    pub open: u64,
+    /// Open chunks that are not deferred.
+    pub creators_open: u64,
+    /// Chunks recorded as deferred (0: the run defers nothing).
+    pub deferred: u64,
+    pub release: Release,
+    pub queued: bool,
+    /// Open chunks of the mapping asked about.
+    pub mapping_open: u64,
+    /// Chunks of that mapping that ended failed or superseded.
+    pub mapping_not_done: u64,
+    /// The last day of that mapping's window in this run.
+    pub mapping_end: Option<NaiveDate>,
 }
 
 /// Where a run stands, as a user reads it.
@@ -171,10 +263,79 @@ pub struct SyncRun {
     pub started_at: DateTime<Utc>,
     /// False until the chunks are planned (a Re-sync all plans them in its worker).
     pub planned: bool,
+    /// True once the planned chunks were sent.
+    #[serde(default)]
+    pub queued: bool,
+    #[serde(default)]
+    pub release: Release,
     pub chunks: Vec<ChunkRecord>,
+    /// What the run's Report mappings read from Pendo once, at planning (the saved report's
+    /// definition, or `null` when Pendo did not list it): each day chunk reads it here instead
+    /// of listing the reports again. Stored apart from the run's header.
+    #[serde(skip)]
+    pub sources: std::collections::BTreeMap<MappingId, serde_json::Value>,
 }
 
 impl SyncRun {
+    /// A new run, not yet planned.
+    pub fn new(
+        tenant: TenantId,
+        id: RunId,
+        kind: RunKind,
+        generation: u64,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            tenant,
+            id,
+            kind,
+            generation,
+            started_at,
+            planned: false,
+            queued: false,
+            release: Release::Waiting,
+            chunks: Vec::new(),
+            sources: Default::default(),
+        }
+    }
+    /// The counters a store keeps for this run, computed from its chunks (for `put_run` and
+    /// migrations), with `mapping`'s own.
+    pub fn progress(&self, mapping: Option<&MappingId>) -> RunProgress {
+        let open = |c: &&ChunkRecord| !c.status.is_final();
+        let mine = |c: &&ChunkRecord| Some(&c.mapping_id) == mapping;
+        RunProgress {
+            applied: false,
+            total: self.chunks.len() as u64,
+            open: self.chunks.iter().filter(open).count() as u64,
+            creators_open: self
+                .chunks
+                .iter()
+                .filter(open)
+                .filter(|c| !c.deferred)
+                .count() as u64,
+            deferred: self.chunks.iter().filter(|c| c.deferred).count() as u64,
+            release: self.release,
+            queued: self.queued,
+            mapping_open: self.chunks.iter().filter(mine).filter(open).count() as u64,
+            mapping_not_done: self
+                .chunks
+                .iter()
+                .filter(mine)
+                .filter(|c| matches!(c.status, ChunkStatus::Failed | ChunkStatus::Superseded))
+                .count() as u64,
+            mapping_end: self.chunks.iter().filter(mine).map(|c| c.to).max(),
+        }
+    }
+    /// The distinct mappings of the run's chunks, in order of first appearance.
+    pub fn mappings(&self) -> Vec<&MappingId> {
+        let mut out: Vec<&MappingId> = Vec::new();
+        for c in &self.chunks {
+            if !out.contains(&&c.mapping_id) {
+                out.push(&c.mapping_id);
+            }
+        }
+        out
+    }
     pub fn is_finished(&self) -> bool {
         self.planned && self.chunks.iter().all(|c| c.status != ChunkStatus::Pending)
     }

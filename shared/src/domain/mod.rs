@@ -16,6 +16,7 @@ pub use integration::{
 };
 pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
 pub use metric::{
-    Activity, ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ExportRow, MetricValue,
-    ObjectRef, RunKind, RunState, SyncRun, RUN_STALL_LIMIT_MINUTES,
+    Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,
+    MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SyncRun,
+    CHUNK_LEASE_MINUTES, RUN_STALL_LIMIT_MINUTES,
 };

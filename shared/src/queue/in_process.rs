@@ -31,6 +31,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
+    /// Messages ever put on the queue.
+    pushed: u64,
     entries: VecDeque<Entry>,
     dead: Vec<Delivery>,
 }
@@ -60,6 +62,7 @@ impl InProcessQueue {
     pub fn push_raw(&self, body: String) -> Result<(), QueueError> {
         let mut g = self.lock()?;
         g.next_id += 1;
+        g.pushed += 1;
         let id = g.next_id;
         g.entries.push_back(Entry {
             id,
@@ -128,6 +131,11 @@ impl InProcessQueue {
         self.len() == 0
     }
 
+    /// Messages ever put on the queue (what a run's sends cost).
+    pub fn pushed(&self) -> u64 {
+        self.lock().map(|g| g.pushed).unwrap_or(0)
+    }
+
     pub fn dead_letters(&self) -> Vec<Delivery> {
         self.lock().map(|g| g.dead.clone()).unwrap_or_default()
     }
@@ -175,6 +183,7 @@ mod tests {
         assert!(q.receive().unwrap().is_none());
         assert_eq!(q.dead_letters().len(), 1);
         assert!(q.is_empty());
+        assert_eq!(q.pushed(), 1, "a redelivery is not a new message");
     }
 
     #[test]

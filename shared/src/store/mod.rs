@@ -12,12 +12,13 @@ pub mod embedded;
 
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, DirectoryObject, EndUser, EndUserInput, ExportRow, Integration,
-    Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
+    RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -224,22 +225,77 @@ pub trait Store: Send + Sync {
         error: Option<LastError>,
     ) -> Result<(), StoreError>;
 
+    /// Writes a run: its header, its chunks, the counters derived from them, and its
+    /// `sources`. A run is written whole once, when it is planned (or re-planned before any of
+    /// its chunks was queued); afterwards only the chunk methods below change it.
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// The run with every chunk (its `sources` are not read back: see [`Store::run_source`]).
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
     /// Newest first.
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
-    /// Records one chunk's outcome (attempts counted, `updated_at` set) and returns the updated
-    /// run. A chunk already done stays done (only its attempts and time move).
+    /// Counts one delivery of chunk `index` (its `attempts`; `updated_at` set) and, when the
+    /// chunk is pending and no other delivery holds it (no lease, or one that ended before
+    /// `at`), gives it to this delivery until `lease_until`. Returns the chunk as stored and
+    /// whether it was taken: a chunk over, or held, tells the worker the delivery is a
+    /// duplicate. Constant cost.
     ///
     /// # Errors
     /// `NotFound` for an unknown run or chunk index.
-    async fn update_chunk(
+    async fn begin_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<ChunkStart, StoreError>;
+    /// Records a final outcome (done, failed or superseded) of a chunk still pending, and the
+    /// run's counters with it, in one atomic write; a chunk already over is left as it is
+    /// (`applied` false). Returns the counters after, for the chunk's mapping. Constant cost.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run or chunk index.
+    async fn finish_chunk(
         &self,
         t: &TenantId,
         run: &RunId,
         index: usize,
         outcome: &ChunkOutcome,
-    ) -> Result<SyncRun, StoreError>;
+    ) -> Result<RunProgress, StoreError>;
+    /// Records a transient fault of a chunk that stays pending (its error, one more retry) and
+    /// ends the delivery's lease, so the message's redelivery takes the chunk at once.
+    async fn retry_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The run's counters, with `mapping`'s own. Constant cost.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    async fn run_progress(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError>;
+    /// Changes a flag of the run conditionally (see [`RunFlag`]); returns whether it was taken.
+    async fn set_run_flag(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        flag: RunFlag,
+    ) -> Result<bool, StoreError>;
+    /// What the run's planning read from Pendo for `mapping` (see `SyncRun::sources`).
+    async fn run_source(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
 
     /// Upserts companies, assets or projects by external id (idempotent).
     async fn upsert_objects(

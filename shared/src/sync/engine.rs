@@ -11,7 +11,7 @@ use crate::app::Ports;
 use crate::domain::mapping::LastError;
 use crate::domain::{
     ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping,
-    MappingKind, RunKind, SyncRun, Target,
+    MappingKind, RunFlag, RunKind, RunProgress, SyncRun, Target,
 };
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
@@ -23,6 +23,9 @@ pub enum Processed {
     Done(ChunkStats),
     /// Dropped: an older generation, a deleted mapping, or a run already superseded.
     Superseded,
+    /// A delivery of a chunk already over for its run: acknowledged without calling Pendo or
+    /// writing (what the chunk's first delivery left undone, if it crashed, is finished).
+    Duplicate,
 }
 
 /// Why a message failed.
@@ -55,14 +58,66 @@ pub async fn process_fetch(
 ) -> Result<Processed, ProcessError> {
     let store = &ports.store;
     let t = &msg.tenant;
+    // Count the delivery and take the chunk; a chunk already over, or held by another delivery
+    // of its message, makes this one a duplicate.
+    let now = ports.clock.now();
+    let lease = now + chrono::Duration::minutes(crate::domain::CHUNK_LEASE_MINUTES);
+    let chunk = match store
+        .begin_chunk(t, &msg.run_id, msg.chunk_index, now, lease)
+        .await
+    {
+        Ok(start) => Some(start),
+        // A run record can be gone (purged history): the chunk still runs, unrecorded.
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(start) = chunk.as_ref().filter(|s| !s.taken) {
+        let c = &start.chunk;
+        if c.status.is_final() {
+            let progress = store.run_progress(t, &msg.run_id, &c.mapping_id).await?;
+            follow_up(ports, msg, c, &progress).await?;
+            tracing::info!(tenant = %t, run = %msg.run_id, chunk = msg.chunk_index, "duplicate delivery of a finished chunk acknowledged");
+        } else {
+            tracing::info!(tenant = %t, run = %msg.run_id, chunk = msg.chunk_index, "another delivery of this chunk is at work; this duplicate is acknowledged");
+        }
+        return Ok(Processed::Duplicate);
+    }
+    let chunk = chunk.map(|s| s.chunk);
+    let result = run_chunk(ports, msg, chunk.as_ref(), final_attempt).await;
+    if let (Err(ProcessError::Retryable(e)), Some(_)) = (&result, &chunk) {
+        // Let the redelivery take the chunk at once (and show the retry on it).
+        store
+            .retry_chunk(
+                t,
+                &msg.run_id,
+                msg.chunk_index,
+                &format!("retrying: {e}"),
+                ports.clock.now(),
+            )
+            .await
+            .ok();
+    }
+    result
+}
+
+/// The work of a delivery that holds its chunk (or of a chunk whose run is gone).
+async fn run_chunk(
+    ports: &Ports,
+    msg: &FetchMessage,
+    chunk: Option<&ChunkRecord>,
+    final_attempt: bool,
+) -> Result<Processed, ProcessError> {
+    let store = &ports.store;
+    let t = &msg.tenant;
     let Some(integration) = store.get_integration(t).await? else {
         return Ok(Processed::Superseded);
     };
     if integration.generation != msg.generation {
         tracing::info!(tenant = %t, mapping = %msg.mapping_id, "dropping a message of an older generation");
-        mark(
+        finish(
             ports,
             msg,
+            chunk,
             ChunkStatus::Superseded,
             &ChunkStats::default(),
             None,
@@ -71,9 +126,10 @@ pub async fn process_fetch(
         return Ok(Processed::Superseded);
     }
     let Some(mapping) = store.get_mapping(t, &msg.mapping_id).await? else {
-        mark(
+        finish(
             ports,
             msg,
+            chunk,
             ChunkStatus::Superseded,
             &ChunkStats::default(),
             None,
@@ -87,48 +143,51 @@ pub async fn process_fetch(
         .filter(|_| integration.is_active())
     else {
         let m = "the Pendo integration is not connected; reconnect it, then Sync now".to_string();
-        fail(ports, msg, &m).await;
+        fail(ports, msg, chunk, &m).await;
         return Err(ProcessError::Permanent(m));
     };
     let window = Window {
         from: msg.from,
         to: msg.to,
     };
-    let result = fetch_window(ports, &integration, &mapping, &conn, window, 0).await;
+    let job = Job {
+        ports,
+        integration: &integration,
+        mapping: &mapping,
+        conn: &conn,
+        run: &msg.run_id,
+    };
+    let result = fetch_window(&job, window, 0).await;
     match result {
         Ok(stats) => {
-            let run = store
-                .update_chunk(
-                    t,
-                    &msg.run_id,
-                    msg.chunk_index,
-                    &outcome(ports, ChunkStatus::Done, &stats, None),
-                )
-                .await;
-            match run {
-                Ok(run) => {
-                    advance(ports, &run, msg).await?;
-                    release_deferred(ports, &run)
-                        .await
-                        .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+            match chunk {
+                Some(c) => {
+                    let progress = store
+                        .finish_chunk(
+                            t,
+                            &msg.run_id,
+                            msg.chunk_index,
+                            &outcome(ports, ChunkStatus::Done, &stats, None),
+                        )
+                        .await?;
+                    follow_up(ports, msg, c, &progress).await?;
                 }
-                // A run record can be gone (purged history); the cursor still moves.
-                Err(StoreError::NotFound(_)) => {
+                None => {
                     store
                         .advance_cursor(t, &msg.mapping_id, msg.generation, msg.to, &msg.run_id)
                         .await
                         .ok();
                 }
-                Err(e) => return Err(e.into()),
             }
             tracing::info!(tenant = %t, mapping = %msg.mapping_id, from = %msg.from, to = %msg.to,
                 rows = stats.rows_read, values = stats.values_written, users_created = stats.users_created, "chunk done");
             Ok(Processed::Done(stats))
         }
         Err(ChunkError::Stale) => {
-            mark(
+            finish(
                 ports,
                 msg,
+                chunk,
                 ChunkStatus::Superseded,
                 &ChunkStats::default(),
                 None,
@@ -141,33 +200,34 @@ pub async fn process_fetch(
                 "Pendo refused the integration key (HTTP {status}) — it may have been revoked or lack write access; reconnect with a valid key"
             );
             disconnect(ports, &integration, &message).await;
-            fail(ports, msg, &message).await;
+            fail(ports, msg, chunk, &message).await;
             Err(ProcessError::Permanent(message))
         }
         Err(ChunkError::Pendo(e)) if e.is_retryable() && !final_attempt => {
             note_error(ports, msg, &e.to_string()).await;
-            mark(
-                ports,
-                msg,
-                ChunkStatus::Pending,
-                &ChunkStats::default(),
-                Some(format!("retrying: {e}")),
-            )
-            .await;
             Err(ProcessError::Retryable(e.to_string()))
         }
         Err(ChunkError::Pendo(e)) => {
             let m = e.to_string();
-            fail(ports, msg, &m).await;
+            fail(ports, msg, chunk, &m).await;
             Err(ProcessError::Permanent(m))
         }
         Err(ChunkError::Store(e)) => {
             if final_attempt {
-                fail(ports, msg, &e.to_string()).await;
+                fail(ports, msg, chunk, &e.to_string()).await;
             }
             Err(e.into())
         }
     }
+}
+
+/// What one chunk's fetch works with.
+pub(super) struct Job<'a> {
+    pub ports: &'a Ports,
+    pub integration: &'a Integration,
+    pub mapping: &'a Mapping,
+    pub conn: &'a crate::domain::Connection,
+    pub run: &'a crate::domain::RunId,
 }
 
 #[derive(Debug)]
@@ -178,40 +238,15 @@ pub(super) enum ChunkError {
 }
 
 /// Fetches and writes one window, halving it on "Query exceeded memory limit".
-async fn fetch_window(
-    ports: &Ports,
-    integration: &Integration,
-    mapping: &Mapping,
-    conn: &crate::domain::Connection,
-    window: Window,
-    depth: u32,
-) -> Result<ChunkStats, ChunkError> {
-    match fetch_once(ports, integration, mapping, conn, window).await {
+async fn fetch_window(job: &Job<'_>, window: Window, depth: u32) -> Result<ChunkStats, ChunkError> {
+    match fetch_once(job, window).await {
         Err(ChunkError::Pendo(PendoError::MemoryLimit)) if depth < MAX_SPLIT_DEPTH => {
             let Some((a, b)) = window.halves() else {
                 return Err(ChunkError::Pendo(PendoError::MemoryLimit));
             };
-            tracing::warn!(mapping = %mapping.id, days = window.days(), "memory limit: splitting the window");
-            let mut stats = Box::pin(fetch_window(
-                ports,
-                integration,
-                mapping,
-                conn,
-                a,
-                depth + 1,
-            ))
-            .await?;
-            stats.add(
-                &Box::pin(fetch_window(
-                    ports,
-                    integration,
-                    mapping,
-                    conn,
-                    b,
-                    depth + 1,
-                ))
-                .await?,
-            );
+            tracing::warn!(mapping = %job.mapping.id, days = window.days(), "memory limit: splitting the window");
+            let mut stats = Box::pin(fetch_window(job, a, depth + 1)).await?;
+            stats.add(&Box::pin(fetch_window(job, b, depth + 1)).await?);
             Ok(stats)
         }
         other => other,
@@ -246,13 +281,14 @@ pub(super) async fn load_directory(
     ))
 }
 
-async fn fetch_once(
-    ports: &Ports,
-    integration: &Integration,
-    mapping: &Mapping,
-    conn: &crate::domain::Connection,
-    window: Window,
-) -> Result<ChunkStats, ChunkError> {
+async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkError> {
+    let Job {
+        ports,
+        integration,
+        mapping,
+        conn,
+        ..
+    } = *job;
     let t = &integration.tenant;
     let store = &ports.store;
     let settings = &integration.settings;
@@ -267,14 +303,7 @@ async fn fetch_once(
             minutes_metric,
         } => (EventSource::Page, page_id, minutes_metric),
         MappingKind::Aggregation { .. } | MappingKind::Report { .. } | MappingKind::Pes { .. } => {
-            return super::pipeline_fetch::fetch_pipeline_day(
-                ports,
-                integration,
-                mapping,
-                conn,
-                window,
-            )
-            .await
+            return super::pipeline_fetch::fetch_pipeline_day(job, window).await
         }
     };
     let st = |e| ChunkError::Store(e);
@@ -361,32 +390,86 @@ pub(super) async fn create_users(
     Ok((ids, created))
 }
 
-/// Moves the mapping's cursor to the end of the longest run of done chunks from the start of
-/// this run's window for the mapping (chunks may finish out of order).
-async fn advance(ports: &Ports, run: &SyncRun, msg: &FetchMessage) -> Result<(), ProcessError> {
-    let mut mine: Vec<&ChunkRecord> = run
-        .chunks
-        .iter()
-        .filter(|c| c.mapping_id == msg.mapping_id)
-        .collect();
-    mine.sort_by_key(|c| c.from);
-    let mut reached = None;
-    for c in mine {
-        if c.status != ChunkStatus::Done {
-            break;
-        }
-        reached = Some(c.to);
+/// What follows a chunk's outcome, decided from the run's counters (constant cost) and safe to
+/// repeat (a duplicate delivery repeats it, which finishes what a crash left undone): once the
+/// mapping's chunks of this run are all over, its cursor moves; once the run's last creating
+/// chunk is over, the deferred chunks are queued by whoever wins the release.
+async fn follow_up(
+    ports: &Ports,
+    msg: &FetchMessage,
+    chunk: &ChunkRecord,
+    progress: &RunProgress,
+) -> Result<(), ProcessError> {
+    if progress.mapping_open == 0 {
+        advance(ports, msg, progress).await?;
     }
+    if waves::may_release(chunk, progress) {
+        release_deferred(ports, msg).await?;
+    }
+    Ok(())
+}
+
+/// Moves the mapping's cursor to the end of its window in this run, or, when some of its chunks
+/// failed, to the end of the longest run of done chunks from the window's start.
+async fn advance(
+    ports: &Ports,
+    msg: &FetchMessage,
+    progress: &RunProgress,
+) -> Result<(), ProcessError> {
+    let reached = if progress.mapping_not_done == 0 {
+        progress.mapping_end
+    } else {
+        match ports.store.get_run(&msg.tenant, &msg.run_id).await? {
+            Some(run) => plan::done_prefix_end(&run, &msg.mapping_id),
+            None => None,
+        }
+    };
     if let Some(to) = reached {
         match ports
             .store
-            .advance_cursor(&msg.tenant, &msg.mapping_id, msg.generation, to, &run.id)
+            .advance_cursor(
+                &msg.tenant,
+                &msg.mapping_id,
+                msg.generation,
+                to,
+                &msg.run_id,
+            )
             .await
         {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
+}
+
+/// Queues the run's deferred chunks once: the release is claimed in the store (only the chunk
+/// that closed the last creating chunk can take it; its own redelivery takes it again and sends
+/// again, so a crash between the claim and the send loses nothing), then marked done.
+async fn release_deferred(ports: &Ports, msg: &FetchMessage) -> Result<(), ProcessError> {
+    let (t, run_id) = (&msg.tenant, &msg.run_id);
+    let by = u32::try_from(msg.chunk_index).unwrap_or(u32::MAX);
+    if !ports
+        .store
+        .set_run_flag(t, run_id, RunFlag::ClaimRelease { by })
+        .await?
+    {
+        return Ok(());
+    }
+    let Some(run) = ports.store.get_run(t, run_id).await? else {
+        return Ok(());
+    };
+    let ready = waves::deferred_pending(&run);
+    tracing::info!(tenant = %t, run = %run_id, chunks = ready.len(), "queueing the chunks that waited for new end users");
+    ports
+        .queue
+        .send_fetch(&ready)
+        .await
+        .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+    ports
+        .store
+        .set_run_flag(t, run_id, RunFlag::Released)
+        .await?;
     Ok(())
 }
 
@@ -404,47 +487,33 @@ fn outcome(
     }
 }
 
-/// Records a chunk's outcome; once a failed chunk was the run's last creator, queues the
-/// deferred chunks (see `waves`).
-async fn mark(
+/// Records a chunk's final outcome and what follows it (best effort: a failure here is logged;
+/// the run then reads `interrupted` after an hour and the next run catches up).
+async fn finish(
     ports: &Ports,
     msg: &FetchMessage,
+    chunk: Option<&ChunkRecord>,
     status: ChunkStatus,
     stats: &ChunkStats,
     error: Option<String>,
 ) {
-    let release = status == ChunkStatus::Failed;
+    let Some(chunk) = chunk else { return };
     let r = ports
         .store
-        .update_chunk(
+        .finish_chunk(
             &msg.tenant,
             &msg.run_id,
             msg.chunk_index,
             &outcome(ports, status, stats, error),
         )
         .await;
-    match r {
-        Ok(run) if release => {
-            if let Err(e) = release_deferred(ports, &run).await {
-                tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e,
-                    "could not queue the deferred chunks; the next run catches them up");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e, "could not record chunk outcome");
-        }
+    let followed = match r {
+        Ok(progress) => follow_up(ports, msg, chunk, &progress).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = followed {
+        tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e, "could not record the chunk's outcome");
     }
-}
-
-/// Queues the run's deferred chunks when no other chunk is pending any more.
-async fn release_deferred(ports: &Ports, run: &SyncRun) -> Result<(), crate::queue::QueueError> {
-    let ready = waves::deferred_ready(run);
-    if ready.is_empty() {
-        return Ok(());
-    }
-    tracing::info!(tenant = %run.tenant, run = %run.id, chunks = ready.len(), "queueing the chunks that waited for new end users");
-    ports.queue.send_fetch(&ready).await
 }
 
 async fn note_error(ports: &Ports, msg: &FetchMessage, message: &str) {
@@ -460,11 +529,12 @@ async fn note_error(ports: &Ports, msg: &FetchMessage, message: &str) {
         .ok();
 }
 
-async fn fail(ports: &Ports, msg: &FetchMessage, message: &str) {
+async fn fail(ports: &Ports, msg: &FetchMessage, chunk: Option<&ChunkRecord>, message: &str) {
     note_error(ports, msg, message).await;
-    mark(
+    finish(
         ports,
         msg,
+        chunk,
         ChunkStatus::Failed,
         &ChunkStats::default(),
         Some(message.to_string()),
@@ -516,51 +586,142 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
     if integration.generation != msg.generation {
         return Ok(Processed::Superseded);
     }
+    let stored = store.get_run(t, &msg.run_id).await?;
+    if stored.as_ref().is_some_and(|r| r.queued) {
+        // Redelivered after its chunks were sent: nothing to do again.
+        return Ok(Processed::Duplicate);
+    }
+    if stored.is_some() {
+        // One delivery of the message plans; a duplicate meanwhile is acknowledged.
+        let now = ports.clock.now();
+        let until = now + chrono::Duration::minutes(RESYNC_PLANNING_LEASE_MINUTES);
+        if !store
+            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
+            .await?
+        {
+            tracing::info!(tenant = %t, run = %msg.run_id, "another delivery is planning this re-sync; this duplicate is acknowledged");
+            return Ok(Processed::Duplicate);
+        }
+    }
+    let planned = plan_resync(ports, msg, &integration, stored).await;
+    if planned.is_err() {
+        // Let the redelivery plan at once.
+        store
+            .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
+            .await
+            .ok();
+    }
+    planned
+}
+
+/// How long a delivery of a Re-sync all message holds its planning: longer than the resync
+/// function may run (15 minutes in `infra/template.yaml`), shorter than the resync queue's
+/// visibility timeout (90 minutes), so the redelivery of a message whose worker died plans.
+const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
+
+async fn plan_resync(
+    ports: &Ports,
+    msg: &ResyncMessage,
+    integration: &Integration,
+    stored: Option<SyncRun>,
+) -> Result<Processed, ProcessError> {
+    let store = &ports.store;
+    let t = &msg.tenant;
     let purged = store.purge_below_generation(t, msg.generation).await?;
-    let mappings = store.list_mappings(t).await?;
-    let mut run = match store.get_run(t, &msg.run_id).await? {
-        Some(r) => r,
-        None => SyncRun {
-            tenant: t.clone(),
-            id: msg.run_id.clone(),
-            kind: RunKind::ResyncAll,
-            generation: msg.generation,
-            started_at: ports.clock.now(),
-            planned: false,
-            chunks: Vec::new(),
-        },
-    };
-    let mut messages = Vec::new();
-    if run.planned {
-        // Redelivered after planning: send the still-pending chunks again (idempotent).
-        messages = waves::pending_now(&run);
+    let mut run = stored.unwrap_or_else(|| {
+        SyncRun::new(
+            t.clone(),
+            msg.run_id.clone(),
+            RunKind::ResyncAll,
+            msg.generation,
+            ports.clock.now(),
+        )
+    });
+    let messages = if run.planned {
+        // Redelivered after planning but before the send finished: send what can run now.
+        waves::pending_now(&run)
     } else {
+        let mut mappings = store.list_mappings(t).await?;
         let last = crate::time::last_complete_day(
             ports.clock.now(),
             integration.settings.timezone.map(|z| z.0),
         );
-        for m in mappings.iter().filter(|m| m.enabled) {
+        let mut messages = Vec::new();
+        for m in mappings.iter_mut().filter(|m| m.enabled) {
             store.reset_mapping_state(t, &m.id, msg.generation).await?;
+            // Rebuilt by this run from its current configuration.
+            if m.rebuild_required {
+                m.rebuild_required = false;
+                store.put_mapping(m).await?;
+            }
             if let Some(w) =
                 plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0)
             {
                 plan_mapping(m, w, &mut run, &mut messages);
             }
         }
+        run.sources = plan_sources(ports, integration, &mappings).await;
         let creating = mappings
             .iter()
             .filter(|m| waves::creates_users(&integration.settings, m))
             .map(|m| m.id.clone())
             .collect();
-        messages = waves::defer_after_creators(&mut run, &creating, messages);
+        let messages = waves::defer_after_creators(&mut run, &creating, messages);
         run.planned = true;
         store.put_run(&run).await?;
-    }
+        messages
+    };
     ports
         .queue
         .send_fetch(&messages)
         .await
         .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+    store.set_run_flag(t, &msg.run_id, RunFlag::Queued).await?;
     tracing::info!(tenant = %t, generation = msg.generation, purged, chunks = messages.len(), "re-sync planned");
     Ok(Processed::Done(ChunkStats::default()))
+}
+
+/// What the run's Report mappings need from Pendo that does not change within a run: the list
+/// of saved reports, read once for the whole run (each day chunk then reads its report's
+/// definition from the run). `null` for a report Pendo does not list (its chunks fail with
+/// that); nothing at all when the list cannot be read now (each chunk then lists the reports
+/// itself, as a run planned before this existed does).
+pub async fn plan_sources(
+    ports: &Ports,
+    integration: &Integration,
+    mappings: &[Mapping],
+) -> std::collections::BTreeMap<crate::domain::MappingId, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    let reports: Vec<(&Mapping, &str)> = mappings
+        .iter()
+        .filter(|m| m.enabled)
+        .filter_map(|m| match &m.source {
+            MappingKind::Report { report_id, .. } => Some((m, report_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let Some(conn) = integration.connection.as_ref() else {
+        return out;
+    };
+    if reports.is_empty() {
+        return out;
+    }
+    match ports
+        .pendo
+        .list(conn, crate::pendo::ObjectList::Reports)
+        .await
+    {
+        Ok(listed) => {
+            for (m, id) in reports {
+                let found = super::report_source::find(&listed, id)
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null);
+                out.insert(m.id.clone(), found);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %integration.tenant, error = %e, "could not list the reports at planning; each report chunk lists them itself");
+        }
+    }
+    out
 }

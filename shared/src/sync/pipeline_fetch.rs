@@ -2,10 +2,10 @@
 //! day's request, stream its rows into a [`DayAccumulator`], write the day as one chunk. The
 //! pure parts live in `custom`, `custom_rows`, `report_source` and `pes`.
 
-use super::engine::ChunkError;
+use super::engine::{ChunkError, Job};
 use super::plan::Window;
 use crate::app::Ports;
-use crate::domain::{ChunkStats, Integration, Mapping, MappingKind, Target};
+use crate::domain::{ChunkStats, Connection, Mapping, MappingKind, RunId, Target, TenantId};
 use crate::pendo::PendoError;
 use crate::store::StoreError;
 
@@ -17,15 +17,52 @@ fn invalid(e: impl std::fmt::Display) -> ChunkError {
     })
 }
 
+/// The saved report a Report mapping's chunk runs: as its run's planning read it from Pendo
+/// (once for the whole run), else, for a run planned without it, listed now.
+async fn report_definition(
+    ports: &Ports,
+    t: &TenantId,
+    run: &RunId,
+    mapping: &Mapping,
+    conn: &Connection,
+    report_id: &str,
+) -> Result<serde_json::Value, ChunkError> {
+    let planned = ports
+        .store
+        .run_source(t, run, &mapping.id)
+        .await
+        .map_err(ChunkError::Store)?;
+    let listed;
+    let reports: &[serde_json::Value] = match &planned {
+        Some(serde_json::Value::Null) => &[],
+        Some(found) => std::slice::from_ref(found),
+        None => {
+            listed = ports
+                .pendo
+                .list(conn, crate::pendo::ObjectList::Reports)
+                .await
+                .map_err(ChunkError::Pendo)?;
+            &listed
+        }
+    };
+    super::report_source::find(reports, report_id)
+        .cloned()
+        .map_err(invalid)
+}
+
 /// One local day of a per-day pipeline mapping (custom aggregation): the pipeline re-anchored
 /// on the day, its rows summed per object/metric/app, written as the day's chunk.
 pub(super) async fn fetch_pipeline_day(
-    ports: &Ports,
-    integration: &Integration,
-    mapping: &Mapping,
-    conn: &crate::domain::Connection,
+    job: &Job<'_>,
     window: Window,
 ) -> Result<ChunkStats, ChunkError> {
+    let Job {
+        ports,
+        integration,
+        mapping,
+        conn,
+        run,
+    } = *job;
     use super::custom;
     use super::custom_rows::{DayAccumulator, DaySpec};
     use crate::pendo::pipelines::{
@@ -80,13 +117,8 @@ pub(super) async fn fetch_pipeline_day(
             )
         }
         MappingKind::Report { report_id, columns } => {
-            let reports = ports
-                .pendo
-                .list(conn, crate::pendo::ObjectList::Reports)
-                .await
-                .map_err(ChunkError::Pendo)?;
-            let report = super::report_source::find(&reports, report_id).map_err(invalid)?;
-            let src = super::report_source::prepare(report, columns, mapping.target, fm)
+            let report = report_definition(ports, t, run, mapping, conn, report_id).await?;
+            let src = super::report_source::prepare(&report, columns, mapping.target, fm)
                 .map_err(invalid)?;
             let ts = window_ending_on(day, tz, src.window_days);
             (

@@ -72,6 +72,28 @@ pub fn chunks(window: Window, max_days: u32) -> Vec<Window> {
     out
 }
 
+/// The end of the longest run of done chunks of `mapping` from the start of its window in `run`
+/// (chunks may finish in any order; a failed one stops the cursor before it).
+pub fn done_prefix_end(
+    run: &crate::domain::SyncRun,
+    mapping: &crate::domain::MappingId,
+) -> Option<NaiveDate> {
+    let mut mine: Vec<&crate::domain::ChunkRecord> = run
+        .chunks
+        .iter()
+        .filter(|c| &c.mapping_id == mapping)
+        .collect();
+    mine.sort_by_key(|c| c.from);
+    let mut reached = None;
+    for c in mine {
+        if c.status != crate::domain::ChunkStatus::Done {
+            break;
+        }
+        reached = Some(c.to);
+    }
+    reached
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

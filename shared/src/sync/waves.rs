@@ -5,13 +5,17 @@
 //! that creates a user would record no activity (and an end-user mapping without auto-create no
 //! value) for that user, and the final state would depend on which worker was faster.
 //!
-//! Queueing the deferred chunks is idempotent: whichever worker finishes the last creating chunk
-//! sends them; two workers finishing at once may both send them, which a duplicate delivery
-//! already tolerates (a chunk is a replace). A crash between recording the last creating chunk
-//! and sending leaves its message unacknowledged; its redelivery sends them.
+//! The deferred chunks are queued once per run. The store keeps the run's counters, updated
+//! atomically with each chunk's outcome, so exactly one outcome brings the open creating chunks
+//! to zero; its worker claims the release in the store (a conditional change that no other
+//! chunk can take) and sends. A crash between the claim and the send leaves that chunk's message
+//! unacknowledged: its redelivery is a duplicate of a finished chunk, finds the release claimed
+//! by its own index and sends again.
 
 use super::messages::{FetchMessage, MESSAGE_VERSION};
-use crate::domain::{ChunkRecord, ChunkStatus, Mapping, MappingId, Settings, SyncRun};
+use crate::domain::{
+    ChunkRecord, ChunkStatus, Mapping, MappingId, Release, RunProgress, Settings, SyncRun,
+};
 use std::collections::BTreeSet;
 
 /// Whether a mapping's chunks may create end users.
@@ -55,18 +59,30 @@ pub fn defer_after_creators(
         .collect()
 }
 
-/// The deferred chunks to queue now: every one still pending, once no other chunk is.
-pub fn deferred_ready(run: &SyncRun) -> Vec<FetchMessage> {
-    let pending = |c: &&ChunkRecord| c.status == ChunkStatus::Pending;
-    if run.chunks.iter().filter(pending).any(|c| !c.deferred) {
-        return Vec::new();
-    }
+/// Whether the outcome of `chunk`, with the run's counters after it, lets its worker try to
+/// release the deferred chunks: the run defers some, `chunk` is a creating one, no creating
+/// chunk is open, and the release is not done.
+pub fn may_release(chunk: &ChunkRecord, p: &RunProgress) -> bool {
+    p.deferred > 0 && !chunk.deferred && p.creators_open == 0 && p.release != Release::Released
+}
+
+/// The deferred chunks still pending (what a release sends).
+pub fn deferred_pending(run: &SyncRun) -> Vec<FetchMessage> {
     run.chunks
         .iter()
         .enumerate()
         .filter(|(_, c)| c.deferred && c.status == ChunkStatus::Pending)
         .map(|(i, c)| message_for(run, i, c))
         .collect()
+}
+
+/// The deferred chunks to queue now: every one still pending, once no other chunk is.
+pub fn deferred_ready(run: &SyncRun) -> Vec<FetchMessage> {
+    let pending = |c: &&ChunkRecord| c.status == ChunkStatus::Pending;
+    if run.chunks.iter().filter(pending).any(|c| !c.deferred) {
+        return Vec::new();
+    }
+    deferred_pending(run)
 }
 
 /// The chunks to (re)queue for a redelivered plan: pending creators, or the deferred ones once
@@ -92,15 +108,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn run(mappings: &[&str]) -> (SyncRun, Vec<FetchMessage>) {
-        let mut run = SyncRun {
-            tenant: TenantId::parse("t").unwrap(),
-            id: RunId::parse("r").unwrap(),
-            kind: RunKind::Daily,
-            generation: 3,
-            started_at: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
-            planned: true,
-            chunks: Vec::new(),
-        };
+        let mut run = SyncRun::new(
+            TenantId::parse("t").unwrap(),
+            RunId::parse("r").unwrap(),
+            RunKind::Daily,
+            3,
+            Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
+        );
+        run.planned = true;
         for m in mappings {
             run.chunks.push(ChunkRecord::pending(
                 MappingId::parse(m).unwrap(),
@@ -160,13 +175,54 @@ mod tests {
         }
     }
 
+    /// The worker's side of a release against a run kept as the store keeps it: the outcome of
+    /// chunk `i` recorded, then the counters read, then the conditional claim.
+    fn finish_and_release(r: &mut SyncRun, i: usize) -> Vec<FetchMessage> {
+        r.chunks[i].status = ChunkStatus::Done;
+        let p = r.progress(Some(&r.chunks[i].mapping_id.clone()));
+        if !may_release(&r.chunks[i], &p) {
+            return Vec::new();
+        }
+        let by = i as u32;
+        let free = match r.release {
+            Release::Waiting => true,
+            Release::Claimed { by: owner } => owner == by,
+            Release::Released => false,
+        };
+        if !free {
+            return Vec::new();
+        }
+        r.release = Release::Claimed { by };
+        let sent = deferred_pending(r);
+        r.release = Release::Released;
+        sent
+    }
+
+    #[test]
+    fn the_release_happens_once_and_a_late_duplicate_sends_nothing() {
+        let (mut r, msgs) = run(&["company", "users", "company", "users"]);
+        defer_after_creators(&mut r, &set(&["users"]), msgs);
+        assert!(finish_and_release(&mut r, 1).is_empty());
+        assert_eq!(indexes(&finish_and_release(&mut r, 3)), vec![0, 2]);
+        // A redelivery of either creator after the release: nothing again.
+        assert!(finish_and_release(&mut r, 3).is_empty());
+        assert!(finish_and_release(&mut r, 1).is_empty());
+        assert!(
+            finish_and_release(&mut r, 0).is_empty(),
+            "deferred chunks never release"
+        );
+    }
+
     proptest! {
-        /// Whatever the order chunks finish in, every chunk is queued exactly once by the plan
-        /// plus the releases, and no deferred chunk is queued while a creator is pending.
+        /// Whatever the order chunks finish in, and with any chunk's message delivered again
+        /// after it finished, every chunk is queued exactly once by the plan plus the release
+        /// (no de-duplication here: a chunk queued twice fails the test), and no deferred chunk
+        /// is queued while a creator is pending.
         #[test]
         fn every_chunk_is_queued_once_and_deferred_ones_after_creators(
             kinds in proptest::collection::vec(any::<bool>(), 1..12),
             order in proptest::collection::vec(any::<prop::sample::Index>(), 12),
+            again in proptest::collection::vec(any::<bool>(), 12),
         ) {
             let names: Vec<&str> = kinds.iter().map(|k| if *k { "users" } else { "other" }).collect();
             let (mut r, msgs) = run(&names);
@@ -180,12 +236,13 @@ mod tests {
                 if r.chunks[i].deferred {
                     prop_assert!(r.chunks.iter().all(|c| c.deferred || c.status != ChunkStatus::Pending));
                 }
-                r.chunks[i].status = ChunkStatus::Done;
-                for m in deferred_ready(&r) {
-                    if !queued.contains(&m.chunk_index) {
-                        queued.push(m.chunk_index);
-                        waiting.push(m.chunk_index);
-                    }
+                let mut sent = finish_and_release(&mut r, i);
+                if again[i % again.len()] {
+                    sent.extend(finish_and_release(&mut r, i));
+                }
+                for m in sent {
+                    queued.push(m.chunk_index);
+                    waiting.push(m.chunk_index);
                 }
             }
             queued.sort_unstable();

@@ -95,6 +95,9 @@ pub struct WriteMeter {
     read_calls: AtomicU64,
     items_read: AtomicU64,
     read_half_units: AtomicU64,
+    run_calls: AtomicU64,
+    run_write_units: AtomicU64,
+    run_read_half_units: AtomicU64,
 }
 
 /// A reading of a [`WriteMeter`].
@@ -121,6 +124,14 @@ pub struct WriteMeterSnapshot {
     pub items_read: u64,
     /// Read units they cost by DynamoDB's rules.
     pub read_units: f64,
+    /// Calls that record a run's progress on the config table (a chunk's delivery, outcome,
+    /// retry and counters, a run's flags and planning sources).
+    pub run_calls: u64,
+    /// Write units those calls cost by DynamoDB's rules (an update is billed by the item's
+    /// size; a transaction two units per started KB of each item).
+    pub run_write_units: u64,
+    /// Read units they cost.
+    pub run_read_units: f64,
 }
 
 impl WriteMeter {
@@ -140,6 +151,29 @@ impl WriteMeter {
             self.items_read.fetch_add(1, Ordering::Relaxed);
             self.read_half_units
                 .fetch_add(read_half_units(i, consistent), Ordering::Relaxed);
+        }
+    }
+    /// One update of a run item (`item` as returned, empty when unknown: then 1 unit).
+    pub(super) fn config_write(&self, item: &Item, calls: u64) {
+        self.run_calls.fetch_add(calls, Ordering::Relaxed);
+        let units = if item.is_empty() {
+            1
+        } else {
+            put_units(item, &[])
+        };
+        self.run_write_units.fetch_add(units, Ordering::Relaxed);
+    }
+    /// One transaction of `items` run items, each under 1 KB.
+    pub(super) fn config_transaction(&self, items: u64) {
+        self.run_calls.fetch_add(1, Ordering::Relaxed);
+        self.run_write_units.fetch_add(2 * items, Ordering::Relaxed);
+    }
+    /// One strongly consistent read of run items.
+    pub(super) fn config_read<'a>(&self, items: impl IntoIterator<Item = &'a Item>) {
+        self.run_calls.fetch_add(1, Ordering::Relaxed);
+        for i in items {
+            self.run_read_half_units
+                .fetch_add(read_half_units(i, true), Ordering::Relaxed);
         }
     }
     pub(super) fn delete(&self) {
@@ -164,6 +198,9 @@ impl WriteMeter {
             read_calls: self.read_calls.load(Ordering::Relaxed),
             items_read: self.items_read.load(Ordering::Relaxed),
             read_units: self.read_half_units.load(Ordering::Relaxed) as f64 / 2.0,
+            run_calls: self.run_calls.load(Ordering::Relaxed),
+            run_write_units: self.run_write_units.load(Ordering::Relaxed),
+            run_read_units: self.run_read_half_units.load(Ordering::Relaxed) as f64 / 2.0,
         }
     }
 }
@@ -239,6 +276,9 @@ mod tests {
                 items_read: 3,
                 // 1 + 2 (5,001 bytes: two started 4 KB) strongly consistent, then 0.5.
                 read_units: 3.5,
+                run_calls: 0,
+                run_write_units: 0,
+                run_read_units: 0.0,
             }
         );
     }

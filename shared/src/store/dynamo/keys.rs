@@ -70,6 +70,14 @@ pub fn run_header_sk(r: &RunId) -> String {
 pub fn run_chunk_sk(r: &RunId, index: usize) -> String {
     format!("{}C#{index:08}", run_prefix(r))
 }
+/// A run's counters of one mapping.
+pub fn run_mapping_sk(r: &RunId, m: &MappingId) -> String {
+    format!("{}M#{}", run_prefix(r), esc(m.as_str()))
+}
+/// What a run's planning read from Pendo for one mapping.
+pub fn run_source_sk(r: &RunId, m: &MappingId) -> String {
+    format!("{}S#{}", run_prefix(r), esc(m.as_str()))
+}
 /// GSI1 partition of a tenant's runs, sorted by start time.
 pub fn runs_gpk(t: &TenantId) -> String {
     format!("RUNS#{}", esc(t.as_str()))

@@ -9,8 +9,10 @@
 //! | integration | `T#t` | `INTEGRATION` | `TENANTS` / `t` (list tenants, no scan) |
 //! | mapping | `T#t` | `MAPPING#m` | – |
 //! | mapping state (cursor) | `T#t` | `STATE#m` | – |
-//! | run header | `T#t` | `RUN#r#H` | `RUNS#t` / `startedAt#r` (newest first) |
+//! | run header (counters) | `T#t` | `RUN#r#H` | `RUNS#t` / `startedAt#r` (newest first) |
 //! | run chunk | `T#t` | `RUN#r#C#00000007` | – |
+//! | run's counters of a mapping | `T#t` | `RUN#r#M#m` | – |
+//! | what a run's planning read from Pendo for a mapping | `T#t` | `RUN#r#S#m` | – |
 //!
 //! **Data table** (`pk`, `sk`; GSI `gsi2` on `cpk`, `csk`, projection ALL):
 //!
@@ -93,13 +95,15 @@ mod data;
 mod directory;
 pub mod keys;
 pub mod manifest;
+mod runs;
 pub mod tables;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, DirectoryObject, EndUser, EndUserInput, ExportRow, Integration,
-    Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
+    RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -109,7 +113,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
@@ -547,14 +551,58 @@ impl Store for DynamoStore {
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
         self.list_runs_impl(t, limit).await
     }
-    async fn update_chunk(
+    async fn begin_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<ChunkStart, StoreError> {
+        self.begin_chunk_impl(t, run, index, at, lease_until).await
+    }
+    async fn finish_chunk(
         &self,
         t: &TenantId,
         run: &RunId,
         index: usize,
         outcome: &ChunkOutcome,
-    ) -> Result<SyncRun, StoreError> {
-        self.update_chunk_impl(t, run, index, outcome).await
+    ) -> Result<RunProgress, StoreError> {
+        self.finish_chunk_impl(t, run, index, outcome).await
+    }
+    async fn retry_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.retry_chunk_impl(t, run, index, error, at).await
+    }
+    async fn run_progress(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        self.run_progress_impl(t, run, mapping).await
+    }
+    async fn set_run_flag(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        flag: RunFlag,
+    ) -> Result<bool, StoreError> {
+        self.set_run_flag_impl(t, run, flag).await
+    }
+    async fn run_source(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.run_source_impl(t, run, mapping).await
     }
     async fn upsert_objects(
         &self,

@@ -3,17 +3,18 @@
 //! Every statement is scoped by tenant.
 
 mod data;
+mod runs;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStatus, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunId, SyncRun, Target,
-    TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
+    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
+    RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -108,8 +109,9 @@ impl EmbeddedStore {
 
 /// The layout `schema.sql` describes, kept in `PRAGMA user_version`. Version 0 kept metric
 /// values in `metric_values`, keyed by the text of tenant, object, metric, app and day;
-/// versions 0 and 1 kept activity records in `activities`, keyed by end user first.
-const SCHEMA_VERSION: i64 = 2;
+/// versions 0 and 1 kept activity records in `activities`, keyed by end user first; versions
+/// 0 to 2 kept each run with all its chunks as one JSON body in `runs`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -161,6 +163,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
              DROP TABLE activities;",
         )?;
     }
+    runs::migrate_runs(&tx)?;
     tx.execute_batch("CREATE VIEW IF NOT EXISTS activities AS SELECT * FROM activity_records;")?;
     // Version 0's table as a read-only view, for SQL written against it (ad-hoc queries, tests
     // that count a file's rows); the store itself never reads it.
@@ -383,84 +386,79 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
-        let body = to_json(run)?;
         self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (tenant, id, started_at, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(tenant, id) DO UPDATE SET body=excluded.body",
-                params![
-                    run.tenant.as_str(),
-                    run.id.as_str(),
-                    run.started_at.to_rfc3339(),
-                    body
-                ],
-            )?;
+            let tx = write_tx(c)?;
+            runs::put_run(&tx, run)?;
+            tx.commit()?;
             Ok(())
         })
     }
 
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
-        self.with(|c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM runs WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            body.as_deref().map(from_json).transpose()
-        })
+        self.with(|c| runs::get_run(c, t, id))
     }
 
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT body FROM runs WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
-            )?;
-            let rows =
-                st.query_map(params![t.as_str(), limit as i64], |r| r.get::<_, String>(0))?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|s| from_json(&s)))
-                .collect()
-        })
+        self.with(|c| runs::list_runs(c, t, limit))
     }
 
-    async fn update_chunk(
+    async fn begin_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<ChunkStart, StoreError> {
+        self.with(|c| runs::begin_chunk(c, t, run, index, at, lease_until))
+    }
+
+    async fn finish_chunk(
         &self,
         t: &TenantId,
         run: &RunId,
         index: usize,
         outcome: &ChunkOutcome,
-    ) -> Result<SyncRun, StoreError> {
-        self.with(|c| {
-            let tx = write_tx(c)?;
-            let body: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM runs WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), run.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let mut r: SyncRun =
-                from_json(&body.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?)?;
-            let chunk = r
-                .chunks
-                .get_mut(index)
-                .ok_or_else(|| StoreError::NotFound(format!("chunk {index} of run {run}")))?;
-            chunk.attempts += 1;
-            chunk.updated_at = Some(outcome.at);
-            // A chunk already done stays done (a redelivered message re-did the same work).
-            if chunk.status != ChunkStatus::Done {
-                chunk.status = outcome.status.clone();
-                chunk.stats = outcome.stats.clone();
-                chunk.error = outcome.error.clone();
-            }
-            tx.execute(
-                "UPDATE runs SET body=?3 WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), run.as_str(), to_json(&r)?],
-            )?;
-            tx.commit()?;
-            Ok(r)
-        })
+    ) -> Result<RunProgress, StoreError> {
+        self.with(|c| runs::finish_chunk(c, t, run, index, outcome))
+    }
+
+    async fn retry_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| runs::retry_chunk(c, t, run, index, error, at))
+    }
+
+    async fn run_progress(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        self.with(|c| runs::progress(c, t, run, mapping))
+    }
+
+    async fn set_run_flag(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        flag: RunFlag,
+    ) -> Result<bool, StoreError> {
+        self.with(|c| runs::set_flag(c, t, run, flag))
+    }
+
+    async fn run_source(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.with(|c| runs::source(c, t, run, mapping))
     }
 
     async fn upsert_objects(

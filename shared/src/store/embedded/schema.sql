@@ -26,13 +26,47 @@ CREATE TABLE IF NOT EXISTS mapping_state (
     last_error TEXT,
     PRIMARY KEY (tenant, id)
 );
-CREATE TABLE IF NOT EXISTS runs (
+-- Runs (schema version 3; earlier versions kept a run and all its chunks as one JSON `body` in
+-- `runs`, rewritten whole for every chunk's outcome). A header with the counters the workers'
+-- decisions read, a row per chunk and a row per (run, mapping): recording a chunk's outcome
+-- reads and writes three small rows whatever the run's size.
+CREATE TABLE IF NOT EXISTS run_headers (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
     started_at TEXT NOT NULL,
+    -- The run without its chunks (JSON of `SyncRun`).
     body TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    creators_open INTEGER NOT NULL,
+    deferred INTEGER NOT NULL,
+    -- JSON of `Release`.
+    release TEXT NOT NULL,
+    queued INTEGER NOT NULL,
+    -- Until when a delivery of a Re-sync all's message holds its planning (RFC 3339).
+    planning_until TEXT,
     PRIMARY KEY (tenant, id)
 );
+CREATE INDEX IF NOT EXISTS run_headers_by_start ON run_headers (tenant, started_at, id);
+CREATE TABLE IF NOT EXISTS run_chunks (
+    tenant TEXT NOT NULL,
+    run TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    -- JSON of `ChunkRecord`.
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant, run, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_mappings (
+    tenant TEXT NOT NULL,
+    run TEXT NOT NULL,
+    mapping TEXT NOT NULL,
+    open INTEGER NOT NULL,
+    not_done INTEGER NOT NULL,
+    end_day TEXT,
+    -- What planning read from Pendo for the mapping (`SyncRun::sources`), JSON.
+    source TEXT,
+    PRIMARY KEY (tenant, run, mapping)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (
     tenant TEXT NOT NULL,
     kind TEXT NOT NULL,

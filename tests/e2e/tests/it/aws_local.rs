@@ -216,6 +216,124 @@ async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<Strin
     panic!("the queues did not drain");
 }
 
+/// [`drain_through_handlers`] with every message delivered twice in one batch, the batch in
+/// reverse order (SQS's at-least-once delivery, out of order), handled 4 at a time. Returns
+/// the distinct fetch messages sent and the deliveries made.
+async fn drain_twice_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> (usize, usize) {
+    let config = BatchConfig {
+        max_receives: 5,
+        concurrency: 4,
+    };
+    let (mut fetches, mut deliveries) = (HashSet::new(), 0);
+    for _ in 0..200 {
+        let mut idle = true;
+        for (url, resync) in [(q.resync_url(), true), (q.fetch_url(), false)] {
+            let msgs = aws.receive(url).await;
+            if msgs.is_empty() {
+                continue;
+            }
+            idle = false;
+            if !resync {
+                fetches.extend(msgs.iter().filter_map(|m| m.message_id.clone()));
+            }
+            let mut twice: Vec<Message> =
+                msgs.iter().flat_map(|m| [m.clone(), m.clone()]).collect();
+            twice.reverse();
+            deliveries += twice.len();
+            let r = if resync {
+                handle_resync_batch(app, config, sqs_event(&twice)).await
+            } else {
+                handle_fetch_batch(app, config, sqs_event(&twice)).await
+            }
+            .unwrap();
+            assert!(
+                r.batch_item_failures.is_empty(),
+                "{:?}",
+                r.batch_item_failures
+            );
+            for m in &msgs {
+                aws.delete(url, m).await;
+            }
+        }
+        if idle {
+            return (fetches.len(), deliveries);
+        }
+    }
+    panic!("the queues did not drain");
+}
+
+#[tokio::test]
+async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_once_per_chunk() {
+    let aws = Aws::connect().await;
+    let (s, queue) = aws_stack(&aws).await;
+    configure(&s.app, &s.tenant, &s.sim).await;
+    s.app
+        .create_mapping(
+            &s.tenant,
+            &MappingInput {
+                source: MappingKind::Report {
+                    report_id: "rpt-account-30d".into(),
+                    columns: vec![pendo_sync::domain::mapping::FieldMetric {
+                        field: "numEvents".into(),
+                        metric: "Events 30d".into(),
+                    }],
+                },
+                target: Target::Company,
+                metric_name: "Events 30d".into(),
+                passive: false,
+                multi_app: false,
+                auto_create_users: false,
+                segment_id: None,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let c = s.sim.control();
+    let (calls, lists) = (c.calls("/api/v1/aggregation"), c.calls("/api/v1/report"));
+    s.app.resync_all(&s.tenant).await.unwrap();
+    let (sent, deliveries) = drain_twice_through_handlers(&aws, &s.app, &queue).await;
+    let run = s.app.ports.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
+    // Two 7-day Feature mappings in one chunk each, the report in 7 one-day chunks; the
+    // company mapping's and the report's wait for the end-user mapping's (it creates users).
+    let chunks = run.chunks.len();
+    assert_eq!(chunks, 1 + 1 + 7);
+    assert_eq!(run.chunks.iter().filter(|c| c.deferred).count(), 8);
+    assert!(
+        run.chunks.iter().all(|c| c.status == ChunkStatus::Done),
+        "{:?}",
+        run.chunks
+    );
+    assert_eq!(
+        c.calls("/api/v1/aggregation") - calls,
+        chunks as u64,
+        "one Pendo call per chunk"
+    );
+    assert_eq!(
+        c.calls("/api/v1/report") - lists,
+        1,
+        "the report list read once per run"
+    );
+    assert_eq!(sent, chunks, "each chunk sent once");
+    assert_eq!(deliveries, 2 * (chunks + 1));
+    assert!(
+        run.chunks.iter().all(|c| (c.attempts, c.retries) == (2, 0)),
+        "{:?}",
+        run.chunks
+    );
+    assert_eq!(run.release, Release::Released);
+    assert!(run.queued);
+    // What recording the run's progress cost on the config table: a constant per delivery.
+    let meter = s.store.write_meter();
+    let per_chunk = meter.run_write_units as f64 / chunks as f64;
+    eprintln!(
+        "run bookkeeping on DynamoDB for {chunks} chunks, {deliveries} deliveries: {} calls, {} write units ({per_chunk:.2} per chunk), {} read units",
+        meter.run_calls, meter.run_write_units, meter.run_read_units
+    );
+    assert!(meter.run_calls > 0);
+    assert!(per_chunk <= 12.0, "{per_chunk} write units per chunk");
+}
+
 #[tokio::test]
 async fn dynamo_store_passes_the_store_contract() {
     let aws = Aws::connect().await;
@@ -516,6 +634,7 @@ async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
 
 struct AwsStack {
     app: App,
+    store: Arc<DynamoStore>,
     tenant: TenantId,
     sim: Simulator,
     _running: RunningSim,
@@ -536,8 +655,9 @@ async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     })
     .unwrap();
     let queue = aws.queue().await;
+    let store = Arc::new(aws.store().await);
     let app = App::new(Ports {
-        store: Arc::new(aws.store().await),
+        store: store.clone(),
         queue: Arc::new(queue.clone()),
         pendo: Arc::new(pendo),
         clock: Arc::new(FixedClock::new(now)),
@@ -546,6 +666,7 @@ async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
     let stack = AwsStack {
         app,
+        store,
         tenant,
         sim,
         _running: running,

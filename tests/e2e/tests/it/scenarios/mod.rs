@@ -1,3 +1,4 @@
+mod economy;
 mod faults;
 mod identity;
 mod multi_app;

@@ -1,0 +1,771 @@
+//! Runs on the config table: a header item with the run's counters, one item per chunk, one per
+//! (run, mapping) with that mapping's counters, and one per (run, mapping) with what planning
+//! read from Pendo. Concurrent workers each update their own chunk; recording a chunk's outcome
+//! is one TransactWriteItems of three small items (chunk, header, mapping counters), so its
+//! cost does not grow with the run, and the decisions after it ("was this the last creating
+//! chunk", "is the mapping's window over") read two items, never the chunks.
+//!
+//! | item | sk |
+//! |---|---|
+//! | header | `RUN#r#H` (gsi1 `RUNS#t` / `startedAt#r`) |
+//! | chunk | `RUN#r#C#00000007` |
+//! | mapping counters | `RUN#r#M#m` |
+//! | planning source | `RUN#r#S#m` |
+
+use super::{
+    from_json, get_n, get_s, is_condition_failure, key, keys, n, opt_s, put_req, s, to_json,
+    unavailable, DynamoStore, Item,
+};
+use crate::domain::{
+    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, Release, RunFlag, RunId,
+    RunProgress, SyncRun, TenantId,
+};
+use crate::store::StoreError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+
+/// Rounds of a chunk's outcome transaction cancelled by another transaction on the same header
+/// (workers finishing at the same moment) before the message is left to redeliver.
+const MAX_TRANSACTION_CONFLICTS: u32 = 8;
+
+fn status_str(st: &ChunkStatus) -> &'static str {
+    match st {
+        ChunkStatus::Pending => "pending",
+        ChunkStatus::Done => "done",
+        ChunkStatus::Failed => "failed",
+        ChunkStatus::Superseded => "superseded",
+    }
+}
+
+fn parse_status(v: &str) -> Result<ChunkStatus, StoreError> {
+    Ok(match v {
+        "pending" => ChunkStatus::Pending,
+        "done" => ChunkStatus::Done,
+        "failed" => ChunkStatus::Failed,
+        "superseded" => ChunkStatus::Superseded,
+        other => return Err(StoreError::Corrupt(format!("unknown chunk status {other}"))),
+    })
+}
+
+fn release_str(r: Release) -> String {
+    match r {
+        Release::Waiting => "waiting".into(),
+        Release::Claimed { by } => format!("claimed:{by}"),
+        Release::Released => "released".into(),
+    }
+}
+
+fn parse_release(v: &str) -> Result<Release, StoreError> {
+    match v {
+        "waiting" => Ok(Release::Waiting),
+        "released" => Ok(Release::Released),
+        other => other
+            .strip_prefix("claimed:")
+            .and_then(|by| by.parse().ok())
+            .map(|by| Release::Claimed { by })
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown release state {other}"))),
+    }
+}
+
+fn chunk_item(
+    t: &TenantId,
+    run: &RunId,
+    index: usize,
+    c: &ChunkRecord,
+) -> Result<Item, StoreError> {
+    let mut item = key(keys::tenant_pk(t), keys::run_chunk_sk(run, index));
+    item.insert("index".into(), n(index as u64));
+    item.insert("mapping".into(), s(c.mapping_id.as_str()));
+    item.insert("from".into(), s(keys::day(c.from)));
+    item.insert("to".into(), s(keys::day(c.to)));
+    item.insert("status".into(), s(status_str(&c.status)));
+    item.insert("attempts".into(), n(u64::from(c.attempts)));
+    item.insert("retries".into(), n(u64::from(c.retries)));
+    item.insert("stats".into(), s(to_json(&c.stats)?));
+    if let Some(e) = &c.error {
+        item.insert("error".into(), s(e.clone()));
+    }
+    if c.deferred {
+        item.insert("deferred".into(), AttributeValue::Bool(true));
+    }
+    if let Some(at) = c.updated_at {
+        item.insert("updatedAt".into(), s(lease_time(at)));
+    }
+    if let Some(at) = c.leased_until {
+        item.insert("leasedUntil".into(), s(lease_time(at)));
+    }
+    Ok(item)
+}
+
+fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError> {
+    let index = get_n::<usize>(item, "index")?;
+    let c = ChunkRecord {
+        mapping_id: MappingId::parse(get_s(item, "mapping")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        from: super::get_day(item, "from")?,
+        to: super::get_day(item, "to")?,
+        status: parse_status(get_s(item, "status")?)?,
+        stats: from_json(get_s(item, "stats")?)?,
+        attempts: get_n(item, "attempts")?,
+        retries: if item.contains_key("retries") {
+            get_n(item, "retries")?
+        } else {
+            0
+        },
+        error: opt_s(item, "error").filter(|e| !e.is_empty()),
+        deferred: matches!(item.get("deferred"), Some(AttributeValue::Bool(true))),
+        updated_at: parse_time(item, "updatedAt")?,
+        leased_until: parse_time(item, "leasedUntil")?,
+    };
+    Ok((index, c))
+}
+
+/// Times on chunk items: RFC 3339 in UTC with a fixed number of digits, so that they compare as
+/// strings in conditions (`leasedUntil <= :at`).
+fn lease_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    opt_s(item, name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(&v)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| StoreError::Corrupt(format!("chunk {name}: {e}")))
+        })
+        .transpose()
+}
+
+fn chunk_not_found(run: &RunId, index: usize) -> StoreError {
+    StoreError::NotFound(format!("chunk {index} of run {run}"))
+}
+
+fn update(
+    table: &str,
+    k: Item,
+    expression: &str,
+    condition: &str,
+    names: &[(&str, &str)],
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut u = Update::builder()
+        .table_name(table)
+        .set_key(Some(k))
+        .update_expression(expression)
+        .condition_expression(condition);
+    for (p, name) in names {
+        u = u.expression_attribute_names(*p, *name);
+    }
+    for (p, v) in values {
+        u = u.expression_attribute_values(p, v);
+    }
+    let u = u
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
+    Ok(TransactWriteItem::builder().update(u).build())
+}
+
+/// How a chunk's outcome transaction ended.
+enum Outcome {
+    /// The chunk was no longer pending.
+    AlreadyOver,
+    /// Another transaction held an item: try again.
+    Conflict,
+}
+
+fn transaction_outcome(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
+) -> Option<Outcome> {
+    let TransactWriteItemsError::TransactionCanceledException(c) = e.as_service_error()? else {
+        return None;
+    };
+    let codes: Vec<&str> = c
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None"))
+        .collect();
+    if codes.first() == Some(&"ConditionalCheckFailed") {
+        Some(Outcome::AlreadyOver)
+    } else if codes.contains(&"ConditionalCheckFailed") {
+        None // the header or the mapping counters are missing: a broken run
+    } else {
+        Some(Outcome::Conflict)
+    }
+}
+
+impl DynamoStore {
+    pub(super) async fn put_run_impl(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let t = &run.tenant;
+        let header = SyncRun {
+            chunks: Vec::new(),
+            ..run.clone()
+        };
+        let p = run.progress(None);
+        let started = run
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut item = key(keys::tenant_pk(t), keys::run_header_sk(&run.id));
+        item.insert("body".into(), s(to_json(&header)?));
+        item.insert("chunks".into(), n(p.total));
+        item.insert("open".into(), n(p.open));
+        item.insert("copen".into(), n(p.creators_open));
+        item.insert("ndef".into(), n(p.deferred));
+        item.insert("rel".into(), s(release_str(run.release)));
+        item.insert("queued".into(), AttributeValue::Bool(run.queued));
+        item.insert("run".into(), s(run.id.as_str()));
+        item.insert("gpk".into(), s(keys::runs_gpk(t)));
+        item.insert("gsk".into(), s(keys::runs_gsk(&started, &run.id)));
+        let mut requests = vec![put_req(item)?];
+        for (i, c) in run.chunks.iter().enumerate() {
+            requests.push(put_req(chunk_item(t, &run.id, i, c)?)?);
+        }
+        for m in run.mappings() {
+            let mp = run.progress(Some(m));
+            let mut item = key(keys::tenant_pk(t), keys::run_mapping_sk(&run.id, m));
+            item.insert("open".into(), n(mp.mapping_open));
+            item.insert("notDone".into(), n(mp.mapping_not_done));
+            if let Some(end) = mp.mapping_end {
+                item.insert("end".into(), s(keys::day(end)));
+            }
+            requests.push(put_req(item)?);
+        }
+        for (m, source) in &run.sources {
+            let mut item = key(keys::tenant_pk(t), keys::run_source_sk(&run.id, m));
+            item.insert("body".into(), s(to_json(source)?));
+            requests.push(put_req(item)?);
+        }
+        self.batch_write(&self.tables.config, requests, "put run")
+            .await
+    }
+
+    pub(super) async fn get_run_impl(
+        &self,
+        t: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<SyncRun>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.config)
+            .key_condition_expression("pk = :p AND begins_with(sk, :r)")
+            .expression_attribute_values(":p", s(keys::tenant_pk(t)))
+            .expression_attribute_values(":r", s(keys::run_prefix(id)))
+            .consistent_read(true);
+        let items = self.query_all(q, "get run").await?;
+        let header_sk = keys::run_header_sk(id);
+        let Some(header) = items
+            .iter()
+            .find(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk))
+        else {
+            return Ok(None);
+        };
+        let mut run: SyncRun = from_json(get_s(header, "body")?)?;
+        if header.contains_key("rel") {
+            run.release = parse_release(get_s(header, "rel")?)?;
+        }
+        if let Some(AttributeValue::Bool(q)) = header.get("queued") {
+            run.queued = *q;
+        }
+        let count: usize = get_n(header, "chunks")?;
+        let mut chunks: Vec<Option<ChunkRecord>> = vec![None; count];
+        for i in items.iter().filter(|i| i.contains_key("index")) {
+            let (index, c) = chunk_from(i)?;
+            if let Some(slot) = chunks.get_mut(index) {
+                *slot = Some(c);
+            }
+        }
+        run.chunks = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| c.ok_or_else(|| StoreError::Corrupt(format!("run {id} lacks chunk {i}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(run))
+    }
+
+    pub(super) async fn list_runs_impl(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.config)
+            .index_name("gsi1")
+            .key_condition_expression("gpk = :p")
+            .expression_attribute_values(":p", s(keys::runs_gpk(t)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| unavailable("list runs", e))?;
+        let mut runs = Vec::new();
+        for i in out.items.unwrap_or_default() {
+            let id =
+                RunId::parse(get_s(&i, "run")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(r) = self.get_run_impl(t, &id).await? {
+                runs.push(r);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Two updates at most: the first takes the chunk (pending, no live lease) and counts the
+    /// delivery; when its condition fails, the second only counts it.
+    pub(super) async fn begin_chunk_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<ChunkStart, StoreError> {
+        let k = key(keys::tenant_pk(t), keys::run_chunk_sk(run, index));
+        let take = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(k.clone()))
+            .update_expression("SET #u = :at, #l = :until ADD #a :one")
+            .condition_expression(
+                "attribute_exists(pk) AND #st = :pending AND (attribute_not_exists(#l) OR #l <= :at)",
+            )
+            .expression_attribute_names("#a", "attempts")
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_names("#l", "leasedUntil")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", s(lease_time(at)))
+            .expression_attribute_values(":until", s(lease_time(lease_until)))
+            .expression_attribute_values(":pending", s(status_str(&ChunkStatus::Pending)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match take {
+            Ok(o) => {
+                let item = o.attributes.unwrap_or_default();
+                self.meter.config_write(&item, 1);
+                return Ok(ChunkStart {
+                    chunk: chunk_from(&item)?.1,
+                    taken: true,
+                });
+            }
+            // A failed conditional write is billed as a write too.
+            Err(e) if is_condition_failure(&e) => self.meter.config_write(&Item::new(), 1),
+            Err(e) => return Err(unavailable("begin chunk", e)),
+        }
+        let count = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(k))
+            .update_expression("SET #u = :at ADD #a :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", "attempts")
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", s(lease_time(at)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match count {
+            Ok(o) => {
+                let item = o.attributes.unwrap_or_default();
+                self.meter.config_write(&item, 1);
+                Ok(ChunkStart {
+                    chunk: chunk_from(&item)?.1,
+                    taken: false,
+                })
+            }
+            Err(e) if is_condition_failure(&e) => Err(chunk_not_found(run, index)),
+            Err(e) => Err(unavailable("begin chunk", e)),
+        }
+    }
+
+    async fn get_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+    ) -> Result<ChunkRecord, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(
+                keys::tenant_pk(t),
+                keys::run_chunk_sk(run, index),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("read chunk", e))?;
+        let item = out.item.ok_or_else(|| chunk_not_found(run, index))?;
+        self.meter.config_read([&item]);
+        Ok(chunk_from(&item)?.1)
+    }
+
+    pub(super) async fn finish_chunk_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        outcome: &ChunkOutcome,
+    ) -> Result<RunProgress, StoreError> {
+        let chunk = self.get_chunk(t, run, index).await?;
+        let mut applied = false;
+        if !chunk.status.is_final() && outcome.status.is_final() {
+            let table = &self.tables.config;
+            let pk = keys::tenant_pk(t);
+            // The error and the lease are blanked rather than removed (moto cancels a
+            // transaction that removes an absent attribute; an empty value reads as none).
+            let sets = "SET #st = :st, #sx = :stats, #u = :at, #e = :e, #l = :none";
+            let values = vec![
+                (":st", s(status_str(&outcome.status))),
+                (":pending", s(status_str(&ChunkStatus::Pending))),
+                (":stats", s(to_json(&outcome.stats)?)),
+                (":at", s(lease_time(outcome.at))),
+                (":e", s(outcome.error.clone().unwrap_or_default())),
+                (":none", s("")),
+            ];
+            let minus = AttributeValue::N("-1".into());
+            let items = vec![
+                update(
+                    table,
+                    key(pk.clone(), keys::run_chunk_sk(run, index)),
+                    sets,
+                    "#st = :pending",
+                    &[
+                        ("#st", "status"),
+                        ("#sx", "stats"),
+                        ("#u", "updatedAt"),
+                        ("#e", "error"),
+                        ("#l", "leasedUntil"),
+                    ],
+                    values,
+                )?,
+                update(
+                    table,
+                    key(pk.clone(), keys::run_header_sk(run)),
+                    "ADD #o :m, #c :c",
+                    "attribute_exists(pk)",
+                    &[("#o", "open"), ("#c", "copen")],
+                    vec![
+                        (":m", minus.clone()),
+                        (
+                            ":c",
+                            AttributeValue::N(if chunk.deferred { "0" } else { "-1" }.into()),
+                        ),
+                    ],
+                )?,
+                update(
+                    table,
+                    key(pk, keys::run_mapping_sk(run, &chunk.mapping_id)),
+                    "ADD #o :m, #nd :nd",
+                    "attribute_exists(pk)",
+                    &[("#o", "open"), ("#nd", "notDone")],
+                    vec![
+                        (":m", minus),
+                        (":nd", n(u64::from(outcome.status != ChunkStatus::Done))),
+                    ],
+                )?,
+            ];
+            let mut conflicts = 0;
+            loop {
+                let sent = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => {
+                        applied = true;
+                        // A transaction bills two units per started KB of each item; the
+                        // three are each under 1 KB.
+                        self.meter.config_transaction(3);
+                        break;
+                    }
+                    Err(e) => match transaction_outcome(&e) {
+                        Some(Outcome::AlreadyOver) => break,
+                        Some(Outcome::Conflict) if conflicts < MAX_TRANSACTION_CONFLICTS => {
+                            conflicts += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(
+                                20 * u64::from(conflicts),
+                            ))
+                            .await;
+                        }
+                        _ => return Err(unavailable("finish chunk", e)),
+                    },
+                }
+            }
+        }
+        let mut p = self.progress(t, run, &chunk.mapping_id).await?;
+        p.applied = applied;
+        Ok(p)
+    }
+
+    pub(super) async fn retry_chunk_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(
+                keys::tenant_pk(t),
+                keys::run_chunk_sk(run, index),
+            )))
+            .update_expression("SET #e = :e, #u = :at REMOVE #l ADD #r :one")
+            .condition_expression("#st = :pending")
+            .expression_attribute_names("#l", "leasedUntil")
+            .expression_attribute_names("#e", "error")
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_names("#r", "retries")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":e", s(error))
+            .expression_attribute_values(":at", s(lease_time(at)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":pending", s(status_str(&ChunkStatus::Pending)))
+            .send()
+            .await;
+        match out {
+            Ok(_) => {
+                self.meter.config_write(&Item::new(), 1);
+                Ok(())
+            }
+            // Over meanwhile (or gone): nothing to record.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("record a retry", e)),
+        }
+    }
+
+    /// The header and the mapping's counters: one strongly consistent BatchGetItem.
+    async fn progress(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        let pk = keys::tenant_pk(t);
+        let header_sk = keys::run_header_sk(run);
+        let request = KeysAndAttributes::builder()
+            .keys(key(pk.clone(), header_sk.clone()))
+            .keys(key(pk, keys::run_mapping_sk(run, mapping)))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("building a read: {e}")))?;
+        let table = &self.tables.config;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|e| unavailable("read run progress", e))?;
+        if out
+            .unprocessed_keys
+            .as_ref()
+            .is_some_and(|u| u.values().any(|k| !k.keys.is_empty()))
+        {
+            return Err(StoreError::Unavailable(
+                "read run progress: keys left unprocessed".into(),
+            ));
+        }
+        let items = out
+            .responses
+            .and_then(|mut r| r.remove(table))
+            .unwrap_or_default();
+        self.meter.config_read(&items);
+        let header = items
+            .iter()
+            .find(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk))
+            .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
+        let mine = items
+            .iter()
+            .find(|i| get_s(i, "sk").is_ok_and(|k| k != header_sk));
+        let counter = |i: &Item, name: &str| -> Result<u64, StoreError> {
+            if i.contains_key(name) {
+                get_n(i, name)
+            } else {
+                Ok(0)
+            }
+        };
+        Ok(RunProgress {
+            applied: false,
+            total: get_n(header, "chunks")?,
+            open: counter(header, "open")?,
+            creators_open: counter(header, "copen")?,
+            deferred: counter(header, "ndef")?,
+            release: match header.get("rel") {
+                Some(_) => parse_release(get_s(header, "rel")?)?,
+                None => Release::Waiting,
+            },
+            queued: matches!(header.get("queued"), Some(AttributeValue::Bool(true))),
+            mapping_open: mine.map(|m| counter(m, "open")).transpose()?.unwrap_or(0),
+            mapping_not_done: mine
+                .map(|m| counter(m, "notDone"))
+                .transpose()?
+                .unwrap_or(0),
+            mapping_end: mine
+                .filter(|m| m.contains_key("end"))
+                .map(|m| super::get_day(m, "end"))
+                .transpose()?,
+        })
+    }
+
+    pub(super) async fn run_progress_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        self.progress(t, run, mapping).await
+    }
+
+    pub(super) async fn set_run_flag_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        flag: RunFlag,
+    ) -> Result<bool, StoreError> {
+        let u = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(keys::tenant_pk(t), keys::run_header_sk(run))));
+        let u = match flag {
+            RunFlag::Queued => u
+                .update_expression("SET #q = :true")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#q", "queued")
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+            RunFlag::ClaimRelease { by } => u
+                .update_expression("SET #r = :mine")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r = :waiting OR #r = :mine)",
+                )
+                .expression_attribute_names("#r", "rel")
+                .expression_attribute_values(":mine", s(release_str(Release::Claimed { by })))
+                .expression_attribute_values(":waiting", s(release_str(Release::Waiting))),
+            RunFlag::Released => u
+                .update_expression("SET #r = :done")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#r", "rel")
+                .expression_attribute_values(":done", s(release_str(Release::Released))),
+            RunFlag::ClaimPlanning { at, until } => u
+                .update_expression("SET #p = :until")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#p) OR #p <= :at)",
+                )
+                .expression_attribute_names("#p", "planUntil")
+                .expression_attribute_values(":until", s(lease_time(until)))
+                .expression_attribute_values(":at", s(lease_time(at))),
+            RunFlag::EndPlanning => u
+                .update_expression("SET #p = :none")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#p", "planUntil")
+                .expression_attribute_values(":none", s("")),
+        };
+        match u.send().await {
+            Ok(_) => {
+                self.meter.config_write(&Item::new(), 1);
+                Ok(true)
+            }
+            Err(e) if is_condition_failure(&e) => {
+                let exists = matches!(
+                    flag,
+                    RunFlag::ClaimRelease { .. } | RunFlag::ClaimPlanning { .. }
+                ) && self
+                    .client
+                    .get_item()
+                    .table_name(&self.tables.config)
+                    .set_key(Some(key(keys::tenant_pk(t), keys::run_header_sk(run))))
+                    .projection_expression("pk")
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("read a run", e))?
+                    .item
+                    .is_some();
+                if exists {
+                    Ok(false)
+                } else {
+                    Err(StoreError::NotFound(format!("run {run}")))
+                }
+            }
+            Err(e) => Err(unavailable("set a run flag", e)),
+        }
+    }
+
+    pub(super) async fn run_source_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(
+                keys::tenant_pk(t),
+                keys::run_source_sk(run, mapping),
+            )))
+            .send()
+            .await
+            .map_err(|e| unavailable("read a run's source", e))?;
+        match out.item {
+            Some(item) => {
+                self.meter.config_read([&item]);
+                Ok(Some(from_json(get_s(&item, "body")?)?))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_statuses_match_their_serde_names() {
+        for st in [
+            ChunkStatus::Pending,
+            ChunkStatus::Done,
+            ChunkStatus::Failed,
+            ChunkStatus::Superseded,
+        ] {
+            let serde = serde_json::to_value(&st).unwrap();
+            assert_eq!(serde.as_str(), Some(status_str(&st)));
+            assert_eq!(parse_status(status_str(&st)).unwrap(), st);
+        }
+    }
+
+    #[test]
+    fn release_states_round_trip() {
+        for r in [
+            Release::Waiting,
+            Release::Claimed { by: 0 },
+            Release::Claimed { by: 1306 },
+            Release::Released,
+        ] {
+            assert_eq!(parse_release(&release_str(r)).unwrap(), r);
+        }
+        assert!(parse_release("claimed:x").is_err());
+        assert!(parse_release("").is_err());
+    }
+}
