@@ -1391,3 +1391,174 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
         .await;
     assert_eq!(state(&r), (Some(true), Some("finished".into())), "{r}");
 }
+
+/// Every route that takes a body takes exactly one JSON value: a valid body followed by a stray
+/// character, by a second value, or by a NUL is a 400 naming where the extra bytes start, and
+/// nothing is stored; the same body followed by whitespace only is accepted.
+#[tokio::test]
+async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let mapping = a.clicks_mapping().await;
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/directory/companies",
+            Some(json!({"items": [{"externalId": "c1"}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, r["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{r}"
+    );
+    let feature = a.feature();
+    let pipeline = json!([
+        {"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": 1}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"sum": "numEvents"},
+            "accountId": {"first": "accountId"}}}},
+        {"select": {"accountId": "accountId", "visitorId": "visitorId", "metric1": "n"}}
+    ]);
+    // (method, documented path, path called, a valid body that changes something); the
+    // connection last, as it moves the integration to another domain.
+    let cases: Vec<(Method, &str, String, Value)> = vec![
+        (
+            Method::PATCH,
+            "/v1/integration/settings",
+            "/v1/integration/settings".into(),
+            json!({"daysToSync": 30}),
+        ),
+        (
+            Method::PUT,
+            "/v1/apps/{appId}",
+            "/v1/apps/5629499534213120".into(),
+            json!({"prefix": "Mobile"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/segments/{segmentId}",
+            "/v1/segments/seg-pro".into(),
+            json!({"name": "Pro"}),
+        ),
+        (
+            Method::POST,
+            "/v1/mappings",
+            "/v1/mappings".into(),
+            json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Other"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/mappings/{mappingId}",
+            format!("/v1/mappings/{mapping}"),
+            json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Renamed"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/directory/{kind}",
+            "/v1/directory/end-users".into(),
+            json!({"items": [{"companyId": "c1", "externalId": "u-new"}]}),
+        ),
+        (
+            Method::POST,
+            "/v1/discovery/aggregation-fields",
+            "/v1/discovery/aggregation-fields".into(),
+            json!({"pipeline": {"request": {"pipeline": pipeline}}}),
+        ),
+        (
+            Method::PUT,
+            "/v1/integration/connection",
+            "/v1/integration/connection".into(),
+            json!({"key": "eu-only-key-123", "domain": "app.eu.pendo.io"}),
+        ),
+    ];
+    // The table covers every documented operation with a request body.
+    let (_, doc) = pendo_sync::api::documented();
+    let mut with_body = Vec::new();
+    for (path, item) in doc.paths.paths.iter() {
+        for (m, op) in [
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::PATCH, &item.patch),
+        ] {
+            if op.as_ref().is_some_and(|o| o.request_body.is_some()) {
+                with_body.push((m, path.clone()));
+            }
+        }
+    }
+    let mut covered: Vec<(Method, String)> = cases
+        .iter()
+        .map(|(m, p, _, _)| (m.clone(), p.to_string()))
+        .collect();
+    let key = |(m, p): &(Method, String)| (p.clone(), m.to_string());
+    with_body.sort_by_key(key);
+    covered.sort_by_key(key);
+    assert_eq!(covered, with_body);
+
+    let before = configured(&a, ADMIN_A).await;
+    let mut wrong = Vec::new();
+    for (method, _, path, body) in &cases {
+        let one = body.to_string();
+        let col = one.len() + 1;
+        for (extra, at) in [
+            (" x".to_string(), col + 1),
+            ("x".to_string(), col),
+            (one.clone(), col),
+            (format!("\n{one}"), 1),
+            ("\0".to_string(), col),
+            ("  \u{0}".to_string(), col + 2),
+            ("]".to_string(), col),
+            (" 1".to_string(), col + 1),
+        ] {
+            let line = if extra.starts_with('\n') { 2 } else { 1 };
+            let sent = format!("{one}{extra}");
+            let (s, text) = a
+                .raw(
+                    Some(ADMIN_A),
+                    method.clone(),
+                    path,
+                    Some(sent.clone().into_bytes()),
+                )
+                .await;
+            let e: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+            let want = format!(
+                "the body must be one JSON value with only whitespace after it: trailing characters at line {line} column {at}"
+            );
+            if (
+                s,
+                e["error"]["code"].as_str(),
+                e["error"]["message"].as_str(),
+            ) != (
+                StatusCode::BAD_REQUEST,
+                Some("bad_json"),
+                Some(want.as_str()),
+            ) {
+                wrong.push(format!("{method} {path} {sent:?}: {s} {text}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        configured(&a, ADMIN_A).await,
+        before,
+        "a refused request stored something"
+    );
+    // The same bodies with whitespace after them are taken (and do change things).
+    for (method, _, path, body) in &cases {
+        let sent = format!("{body} \n\t\r ");
+        let (s, text) = a
+            .raw(Some(ADMIN_A), method.clone(), path, Some(sent.into_bytes()))
+            .await;
+        assert!(s.is_success(), "{method} {path}: {s} {text}");
+    }
+    let after = configured(&a, ADMIN_A).await;
+    assert_eq!(
+        (
+            after[0]["daysToSync"].as_u64(),
+            after[0]["domain"].as_str(),
+            after[3].as_array().map(Vec::len),
+            after[5].as_array().map(Vec::len),
+        ),
+        (Some(30), Some("app.eu.pendo.io"), Some(2), Some(1))
+    );
+}
