@@ -867,10 +867,12 @@ async fn another_tenant_sees_and_changes_nothing() {
         format!("/v1/objects/company/{acct}/metrics"),
         format!("/v1/objects/company/{acct}/series?metric=Clicks&from=2026-01-01&to=2026-12-01"),
         format!("/v1/objects/company/{acct}/activity"),
+        format!("/v1/objects/company/{acct}/system"),
     ] {
+        let (s, e) = a.call(ADMIN_B, Method::GET, &path, None).await;
         assert_eq!(
-            a.call(ADMIN_B, Method::GET, &path, None).await.1,
-            json!([]),
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
             "{path}"
         );
     }
@@ -1561,4 +1563,320 @@ async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
         ),
         (Some(30), Some("app.eu.pendo.io"), Some(2), Some(1))
     );
+}
+
+/// The four reads of an object answer 404 for an object that is neither in the caller's
+/// directory nor has values for the caller (a made-up id, another tenant's company), for every
+/// kind; an object in the directory, or with values but not in the directory, answers 200.
+#[tokio::test]
+async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    a.connect(ADMIN_B).await;
+    for (kind, body) in [
+        ("companies", json!({"items": [{"externalId": "c-dir"}]})),
+        ("assets", json!({"items": [{"externalId": "as-dir"}]})),
+        ("projects", json!({"items": [{"externalId": "pr-dir"}]})),
+        (
+            "end-users",
+            json!({"items": [{"companyId": "c-dir", "externalId": "u-dir"}]}),
+        ),
+    ] {
+        let (s, r) = a
+            .call(
+                ADMIN_A,
+                Method::PUT,
+                &format!("/v1/directory/{kind}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (s, r["accepted"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{kind}: {r}"
+        );
+    }
+    let (_, users) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/end-users", None)
+        .await;
+    let user = users[0]["id"].as_str().unwrap().to_string();
+    // Values (and activity) on objects that are not in the directory, as a sync writes them.
+    use pendo_sync::domain::{Activity, MappingId, MetricValue, ObjectRef, Target};
+    let t = TenantId::parse("tenant-a").unwrap();
+    let generation = a.app.integration(&t).await.unwrap().generation;
+    let mapping = MappingId::parse(&a.clicks_mapping().await).unwrap();
+    let day = d("2026-11-01");
+    let value = |kind, id: &str| MetricValue {
+        object: ObjectRef {
+            kind,
+            id: id.to_string(),
+        },
+        metric: "Clicks".into(),
+        app: String::new(),
+        day,
+        value: 3.0,
+    };
+    let values = [
+        value(Target::Company, "c-values"),
+        value(Target::EndUser, "u-values"),
+        value(Target::Asset, "as-values"),
+        value(Target::Project, "pr-values"),
+    ];
+    let activity = Activity {
+        end_user_id: "u-act".into(),
+        company_id: "c-act".into(),
+        mapping_id: mapping.clone(),
+        label: "Clicks".into(),
+        day,
+        events: 2.0,
+        minutes: 1.0,
+        passive: false,
+    };
+    a.app
+        .ports
+        .store
+        .replace_chunk(
+            &t,
+            generation,
+            &mapping,
+            pendo_sync::sync::plan::Window { from: day, to: day },
+            &values,
+            std::slice::from_ref(&activity),
+        )
+        .await
+        .unwrap();
+    let acct = "c-values".to_string();
+    let reads = |kind: &str, id: &str| {
+        [
+            "metrics",
+            "series?metric=Clicks&from=2026-10-01&to=2026-11-30",
+            "activity",
+            "system",
+        ]
+        .map(|r| {
+            (
+                r.split('?').next().unwrap_or(r).to_string(),
+                format!("/v1/objects/{kind}/{id}/{r}"),
+            )
+        })
+    };
+    let nothing = json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": null});
+    let no_activity = (StatusCode::BAD_REQUEST, json!("kind"));
+    let mut wrong = Vec::new();
+    let mut check = |token: &str,
+                     kind: &str,
+                     id: &str,
+                     want: [(StatusCode, Value); 4],
+                     got: Vec<(StatusCode, Value)>| {
+        for ((read, _), (w, g)) in reads(kind, id).iter().zip(want.iter().zip(got.iter())) {
+            if w != g {
+                wrong.push(format!("{token} {kind} {id} {read}: got {g:?}, want {w:?}"));
+            }
+        }
+    };
+    // What a read shows: its status, and its body, or the error's code (field for a 400).
+    let show = |s: StatusCode, v: Value| match s {
+        StatusCode::NOT_FOUND => (s, v["error"]["code"].clone()),
+        StatusCode::BAD_REQUEST => (s, v["error"]["field"].clone()),
+        _ => (s, v),
+    };
+    let not_found = || (StatusCode::NOT_FOUND, json!("not_found"));
+    let clicks = || json!([{"metric": "Clicks", "app": ""}]);
+    let series = || json!([{"day": "2026-11-01", "app": "", "value": 3.0}]);
+    let acts = serde_json::to_value(&activity).unwrap();
+    let ok = |v: Value| (StatusCode::OK, v);
+    let cases: Vec<(&str, &str, String, [(StatusCode, Value); 4])> = vec![
+        // Made-up ids of every kind.
+        (
+            ADMIN_A,
+            "company",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // Another tenant's objects, in its directory or with its values.
+        (
+            ADMIN_B,
+            "company",
+            "c-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "company",
+            acct.clone(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "endUser",
+            user.clone(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "asset",
+            "as-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "project",
+            "pr-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // A directory id is not a service id, nor the other way round.
+        (
+            ADMIN_A,
+            "endUser",
+            "u-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "c-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // In the directory, without values.
+        (
+            ADMIN_A,
+            "company",
+            "c-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 0})),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            user.clone(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([])),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "as-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "pr-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        // With values or activity, not in the directory.
+        (
+            ADMIN_A,
+            "company",
+            acct.clone(),
+            [
+                ok(clicks()),
+                ok(series()),
+                ok(json!([])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 0})),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "u-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                ok(json!([])),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "as-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "pr-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "u-act".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([acts.clone()])),
+                ok(
+                    json!({"lastSeen": "2026-11-01", "lastActive": "2026-11-01", "usersActiveLast7Days": null}),
+                ),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "company",
+            "c-act".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([acts.clone()])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 1})),
+            ],
+        ),
+    ];
+    for (token, kind, id, want) in cases {
+        let mut got = Vec::new();
+        for (_, path) in reads(kind, &id) {
+            let (s, v) = a.call(token, Method::GET, &path, None).await;
+            got.push(show(s, v));
+        }
+        check(token, kind, &id, want, got);
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
