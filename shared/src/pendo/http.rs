@@ -534,10 +534,11 @@ mod tests {
             rows > 0,
             "the request must have rows for the memory limit to bite"
         );
-        let refusal = match sim.run_aggregation(&bad_request()) {
-            Err(e) => e.to_string(),
-            Ok(r) => panic!("the simulator ran a bad pipeline: {r:?}"),
-        };
+        let refusal = sim
+            .run_aggregation(&bad_request())
+            .map(|rows| rows.len())
+            .unwrap_err()
+            .to_string();
         assert!(
             !refusal.is_empty() && !refusal.contains(MEMORY_LIMIT_TEXT),
             "{refusal}"

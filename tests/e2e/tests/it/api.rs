@@ -1685,7 +1685,9 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
     let series = || json!([{"day": "2026-11-01", "app": "", "value": 3.0}]);
     let acts = serde_json::to_value(&activity).unwrap();
     let ok = |v: Value| (StatusCode::OK, v);
-    let cases: Vec<(&str, &str, String, [(StatusCode, Value); 4])> = vec![
+    // (token, kind, id, what each of the four reads shows)
+    type Case<'a> = (&'a str, &'a str, String, [(StatusCode, Value); 4]);
+    let cases: Vec<Case> = vec![
         // Made-up ids of every kind.
         (
             ADMIN_A,
