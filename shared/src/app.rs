@@ -566,13 +566,15 @@ impl App {
     }
 
     /// Last seen / last active of an end user (non-passive activity only), or a company's users
-    /// active in the 7 days ending on the last complete day.
+    /// active in the 7 days ending on the last complete day. `NotFound` for an object the tenant
+    /// does not know (see [`App::require_object`]).
     pub async fn system_metrics(
         &self,
         t: &TenantId,
         object: &ObjectRef,
     ) -> Result<SystemMetrics, AppError> {
         let i = self.integration(t).await?;
+        self.require_object(t, object).await?;
         let last = crate::time::last_complete_day(
             self.ports.clock.now(),
             i.settings.timezone.map(|z| z.0),

@@ -217,4 +217,24 @@ proptest! {
         let _ = crate::domain::PendoDomain::parse(&raw);
         let _ = crate::domain::IntegrationKey::parse(&raw);
     }
+
+    /// A request body is exactly one JSON value: whatever follows it but whitespace makes it a
+    /// 400 `bad_json` naming where the extra bytes start, and whitespace alone changes nothing.
+    #[cfg(feature = "api")]
+    #[test]
+    fn a_body_with_anything_after_its_value_is_refused(
+        body in value(),
+        gap in "[ \t\r]{1,3}",
+        extra in prop_oneof![value().prop_map(|v| v.to_string()), "[^ \t\r\n]{1,4}".prop_map(String::from), Just("\0".to_string())],
+    ) {
+        let one = body.to_string();
+        let whole: Value = crate::api::error::parse_json(format!("{one}{gap}").as_bytes()).unwrap();
+        let alone: Value = serde_json::from_str(&one).unwrap();
+        prop_assert_eq!(whole, alone);
+        let sent = format!("{one}{gap}{extra}");
+        let e = crate::api::error::parse_json::<Value>(sent.as_bytes()).unwrap_err();
+        prop_assert_eq!((e.status.as_u16(), e.code), (400, "bad_json"));
+        let col = one.len() + gap.len() + 1;
+        prop_assert!(e.message.ends_with(&format!("trailing characters at line 1 column {col}")), "{}: {}", sent, e.message);
+    }
 }

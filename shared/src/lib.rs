@@ -33,6 +33,7 @@ mod hostile;
 pub mod lambda;
 pub mod pendo;
 pub mod queue;
+pub mod reads;
 pub mod store;
 pub mod sync;
 pub mod time;

@@ -1,11 +1,12 @@
 //! Reading metrics: the metrics of an object, one series, recent activity, system metrics.
+//! Each is 404 for an object the caller's tenant does not know (`App::require_object`).
 
 use super::auth::Caller;
 use super::error::{ApiError, Q};
 use super::Shared;
-use crate::app::{AppError, SystemMetrics};
+use crate::app::SystemMetrics;
 use crate::domain::{Activity, ObjectRef, Target};
-use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use crate::store::{MetricInfo, SeriesPoint};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -29,20 +30,14 @@ fn bad(field: &str, msg: &str) -> ApiError {
 /// The metrics present on an object (with the app of per-app metrics).
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/metrics", tag = "metrics",
     params(("kind" = String, Path, description = "company, endUser, asset or project"), ("id" = String, Path)),
-    responses((status = 200, body = Vec<MetricInfo>), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<MetricInfo>), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
 pub async fn list(
     State(app): State<Shared>,
     caller: Caller,
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<MetricInfo>>, ApiError> {
     let o = object(&kind, id)?;
-    Ok(Json(
-        app.ports
-            .store
-            .list_metrics(&caller.tenant, &o)
-            .await
-            .map_err(AppError::from)?,
-    ))
+    Ok(Json(app.object_metrics(&caller.tenant, &o).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -59,7 +54,8 @@ pub struct SeriesQuery {
 /// One metric's daily values between two days.
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/series", tag = "metrics",
     params(("kind" = String, Path), ("id" = String, Path), SeriesQuery),
-    responses((status = 200, body = Vec<SeriesPoint>), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<SeriesPoint>), (status = 400, body = super::error::ErrorBody),
+        (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
 pub async fn series(
     State(app): State<Shared>,
     caller: Caller,
@@ -74,11 +70,8 @@ pub async fn series(
         return Err(bad("to", "a series may span at most 800 days"));
     }
     Ok(Json(
-        app.ports
-            .store
-            .read_series(&caller.tenant, &o, &q.metric, q.from, q.to)
-            .await
-            .map_err(AppError::from)?,
+        app.object_series(&caller.tenant, &o, &q.metric, q.from, q.to)
+            .await?,
     ))
 }
 
@@ -94,41 +87,28 @@ pub struct ActivityQuery {
 /// Recent activity of an end user or a company, newest first (passive activity included).
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/activity", tag = "metrics",
     params(("kind" = String, Path, description = "endUser or company"), ("id" = String, Path), ActivityQuery),
-    responses((status = 200, body = Vec<Activity>), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<Activity>), (status = 400, description = "Invalid query, or an asset or project (no activity)", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
 pub async fn activity(
     State(app): State<Shared>,
     caller: Caller,
     Path((kind, id)): Path<(String, String)>,
     Q(q): Q<ActivityQuery>,
 ) -> Result<Json<Vec<Activity>>, ApiError> {
-    let of = match object(&kind, id)? {
-        ObjectRef {
-            kind: Target::EndUser,
-            id,
-        } => ActivityOf::EndUser(id),
-        ObjectRef {
-            kind: Target::Company,
-            id,
-        } => ActivityOf::Company(id),
-        _ => return Err(bad("kind", "activity exists for end users and companies")),
-    };
+    let o = object(&kind, id)?;
     let from = q
         .from
         .unwrap_or_else(|| app.ports.clock.now().date_naive() - Duration::days(30));
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
-        app.ports
-            .store
-            .recent_activity(&caller.tenant, &of, from, limit)
-            .await
-            .map_err(AppError::from)?,
+        app.object_activity(&caller.tenant, &o, from, limit).await?,
     ))
 }
 
 /// System metrics: an end user's last seen / last active, a company's users active last 7 days.
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/system", tag = "metrics",
     params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = SystemMetrics), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = SystemMetrics), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
 pub async fn system(
     State(app): State<Shared>,
     caller: Caller,

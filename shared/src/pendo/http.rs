@@ -177,7 +177,14 @@ fn transport(e: reqwest::Error) -> PendoError {
     }
 }
 
-/// Maps a non-2xx status to the error taxonomy.
+/// Most of an error body kept for its message (Pendo's are short plain text).
+const ERROR_BODY_KEPT: usize = 4096;
+/// Most of an error body read to learn that it arrived whole; past this, the kept part is used.
+const ERROR_BODY_READ: usize = 64 * 1024;
+
+/// Maps a non-2xx status to the error taxonomy. Only an error body that arrived whole is
+/// classified: one the connection cut (a body error or a read timeout) is a transient fault,
+/// whatever the status, and so is a memory-limit answer that ended cleanly but short.
 async fn classify(resp: reqwest::Response) -> Result<reqwest::Response, PendoError> {
     let status = resp.status();
     if status.is_success() {
@@ -190,36 +197,62 @@ async fn classify(resp: reqwest::Response) -> Result<reqwest::Response, PendoErr
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let code = status.as_u16();
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            Err(PendoError::Unauthorized { status: code })
+    let body = error_body(resp).await;
+    Err(match (status, body) {
+        // Retried whatever the body; the status (and its Retry-After) is what counts.
+        (StatusCode::TOO_MANY_REQUESTS, _) => PendoError::RateLimited { retry_after },
+        (s, _) if s.is_server_error() => PendoError::Server { status: code },
+        (_, Err(cut)) => cut,
+        (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Ok(_)) => {
+            PendoError::Unauthorized { status: code }
         }
-        StatusCode::TOO_MANY_REQUESTS => Err(PendoError::RateLimited { retry_after }),
-        s if s.is_server_error() => Err(PendoError::Server { status: code }),
-        _ => {
-            // Error bodies are short plain text; read at most 4 KiB of it.
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while let Some(Ok(chunk)) = stream.next().await {
-                body.extend_from_slice(&chunk);
-                if body.len() > 4096 {
-                    body.truncate(4096);
-                    break;
-                }
-            }
-            let message = String::from_utf8_lossy(&body).trim().to_string();
-            if message.contains(MEMORY_LIMIT_TEXT) {
-                Err(PendoError::MemoryLimit)
-            } else if status == StatusCode::REQUEST_TIMEOUT {
-                Err(PendoError::Timeout)
-            } else {
-                Err(PendoError::BadRequest {
-                    status: code,
-                    message,
-                })
-            }
+        (_, Ok(message)) => classify_message(status, message),
+    })
+}
+
+/// A whole 4xx body (401, 403, 429 aside): the memory limit, a timeout, or a refusal.
+fn classify_message(status: StatusCode, message: String) -> PendoError {
+    if message.contains(MEMORY_LIMIT_TEXT) {
+        PendoError::MemoryLimit
+    } else if is_cut_memory_limit(&message) {
+        // Only the memory-limit answer cut short reads like this: retry, never refuse.
+        PendoError::Truncated
+    } else if status == StatusCode::REQUEST_TIMEOUT {
+        PendoError::Timeout
+    } else {
+        PendoError::BadRequest {
+            status: status.as_u16(),
+            message,
         }
     }
+}
+
+/// A body that is the start, and only the start, of the memory-limit text.
+fn is_cut_memory_limit(message: &str) -> bool {
+    !message.is_empty()
+        && message.len() < MEMORY_LIMIT_TEXT.len()
+        && MEMORY_LIMIT_TEXT.starts_with(message)
+}
+
+/// Reads an error body to its end (up to [`ERROR_BODY_READ`]), keeping its first
+/// [`ERROR_BODY_KEPT`] bytes as trimmed text.
+///
+/// # Errors
+/// The transport error (retryable) when the body does not arrive whole.
+async fn error_body(resp: reqwest::Response) -> Result<String, PendoError> {
+    let mut kept = Vec::new();
+    let mut read = 0usize;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport)?;
+        read += chunk.len();
+        let room = ERROR_BODY_KEPT.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if read > ERROR_BODY_READ {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&kept).trim().to_string())
 }
 
 #[async_trait]
@@ -377,5 +410,257 @@ mod tests {
         .await;
         assert_eq!(two, vec![1; 8]);
         assert_eq!(max.load(Ordering::SeqCst), 4);
+    }
+
+    /// What a call against the simulator ended as, and how many Pendo calls it took.
+    type Outcome = (Result<u64, PendoError>, u64);
+
+    const AGG: &str = "/api/v1/aggregation";
+
+    /// How a row of the table gets its error answer from the simulator.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        /// `/_sim/memory-limit` below the result's size: 400 "Query exceeded memory limit".
+        MemoryLimit,
+        /// A pipeline the simulator refuses: 400 with its reason.
+        BadPipeline,
+        /// An unknown key: the key check's empty 403.
+        UnknownKey,
+        /// A status fault that answers `status` with `message` on every call.
+        Status(u16, &'static str),
+        /// 429 without / with `Retry-After: 0`, and the 5xx faults.
+        Fault(pendo_sim::FaultKind),
+    }
+
+    fn rows_request() -> serde_json::Value {
+        serde_json::json!({"response": {"mimeType": "application/json"},
+            "request": {"name": "t", "requestId": "t", "pipeline": [
+                {"source": {"events": {"appId": "expandAppIds(\"*\")"},
+                    "timeSeries": {"period": "dayRange", "first": "now()", "count": -7}}},
+                {"group": {"group": ["visitorId", "day"], "fields": {"n": {"sum": "numEvents"}}}}]}})
+    }
+
+    fn bad_request() -> serde_json::Value {
+        serde_json::json!({"response": {"mimeType": "application/json"},
+            "request": {"name": "t", "requestId": "t", "pipeline": [{"noSuchStage": {}}]}})
+    }
+
+    /// Sets the simulator up for `answer`, with `on_top` (a body or delay fault, or none) on
+    /// the first call only, and makes one aggregation call.
+    async fn call_with(
+        sim: &pendo_sim::Simulator,
+        pendo: &HttpPendo,
+        answer: Answer,
+        on_top: Option<pendo_sim::FaultKind>,
+    ) -> Outcome {
+        use pendo_sim::{FaultKind, FaultRule};
+        let c = sim.control();
+        c.clear_faults();
+        c.reset_requests();
+        c.set_memory_limit_rows(None);
+        let mut request = rows_request();
+        let mut key = "sim-key-0001";
+        let delayed = |mut r: FaultRule| {
+            if on_top == Some(FaultKind::Delay) {
+                r.delay_ms = Some(20);
+            }
+            r
+        };
+        let status_rule = |times: Option<u64>| match answer {
+            Answer::Status(code, message) => Some(FaultRule::status(AGG, code, message, times)),
+            Answer::Fault(kind) => Some(FaultRule {
+                times,
+                retry_after_secs: Some(0),
+                ..FaultRule::times(AGG, kind, 0)
+            }),
+            _ => None,
+        };
+        match status_rule(Some(1)) {
+            // A status answer: the first one carries the fault, the next ones are clean.
+            Some(first) => {
+                if let Some(k) = on_top {
+                    let first = FaultRule {
+                        body: Some(k).filter(|k| k.is_body()),
+                        ..delayed(first)
+                    };
+                    c.add_fault(first).unwrap();
+                }
+                c.add_fault(status_rule(None).unwrap()).unwrap();
+            }
+            None => {
+                match answer {
+                    Answer::MemoryLimit => c.set_memory_limit_rows(Some(0)),
+                    Answer::BadPipeline => request = bad_request(),
+                    _ => key = "unknown-key-0001",
+                }
+                if let Some(k) = on_top {
+                    c.add_fault(delayed(FaultRule::times(AGG, k, 1))).unwrap();
+                }
+            }
+        }
+        let mut sink = Count(0);
+        let result = pendo.aggregate(&conn(key), &request, &mut sink).await;
+        (result, c.calls(AGG))
+    }
+
+    /// Every error status the client classifies, with every fault the simulator can put on top
+    /// of it: an answer whose body did not arrive whole is retried (one more call), and only
+    /// the whole answer is classified. A cleanly ended body cannot be told from a whole one,
+    /// except a memory-limit text cut short, which is retried too.
+    #[tokio::test]
+    async fn error_answers_are_classified_only_when_their_body_arrived_whole() {
+        use pendo_sim::FaultKind::*;
+        let sim = pendo_sim::Simulator::new(pendo_sim::SimConfig {
+            keys: vec![pendo_sim::SimKey::write("sim-key-0001")],
+            ..pendo_sim::SimConfig::tiny()
+        });
+        let running = sim.spawn("127.0.0.1:0").await.unwrap();
+        let pendo = HttpPendo::new(HttpPendoConfig {
+            endpoints: PendoEndpoints {
+                all: Some(running.base_url()),
+                ..PendoEndpoints::default()
+            },
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+                max_retry_after: Duration::from_millis(5),
+            },
+            ..HttpPendoConfig::default()
+        })
+        .unwrap();
+        let rows = sim.run_aggregation(&rows_request()).unwrap().len() as u64;
+        assert!(
+            rows > 0,
+            "the request must have rows for the memory limit to bite"
+        );
+        let refusal = sim
+            .run_aggregation(&bad_request())
+            .map(|rows| rows.len())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !refusal.is_empty() && !refusal.contains(MEMORY_LIMIT_TEXT),
+            "{refusal}"
+        );
+        // The first half of a one-chunk plain-text body, as the simulator cuts it.
+        let half = |s: &str| s[..s.len() / 2].trim().to_string();
+        let bad = |status: u16, message: &str| PendoError::BadRequest {
+            status,
+            message: message.to_string(),
+        };
+        let server = |status| PendoError::Server { status };
+        let limited = |retry_after| PendoError::RateLimited { retry_after };
+        let zero = Some(Duration::ZERO);
+        // (answer, the whole answer's verdict and calls, then those of a cleanly truncated
+        // body: taken as whole, but for a memory-limit text cut short, which is retried)
+        type Row = (Answer, PendoError, u64, PendoError, u64);
+        let table: Vec<Row> = vec![
+            (
+                Answer::MemoryLimit,
+                PendoError::MemoryLimit,
+                1,
+                PendoError::MemoryLimit,
+                2,
+            ),
+            (
+                Answer::BadPipeline,
+                bad(400, &refusal),
+                1,
+                bad(400, &half(&refusal)),
+                1,
+            ),
+            (
+                Answer::Status(401, "Unauthorized"),
+                PendoError::Unauthorized { status: 401 },
+                1,
+                PendoError::Unauthorized { status: 401 },
+                1,
+            ),
+            (
+                Answer::UnknownKey,
+                PendoError::Unauthorized { status: 403 },
+                1,
+                PendoError::Unauthorized { status: 403 },
+                1,
+            ),
+            (
+                Answer::Status(404, "not found"),
+                bad(404, "not found"),
+                1,
+                bad(404, "not"),
+                1,
+            ),
+            (Answer::Fault(Status429), limited(None), 3, limited(None), 3),
+            (
+                Answer::Fault(Status429RetryAfter),
+                limited(zero),
+                3,
+                limited(zero),
+                3,
+            ),
+            (Answer::Fault(Status500), server(500), 3, server(500), 3),
+            (Answer::Fault(Status502), server(502), 3, server(502), 3),
+            (Answer::Fault(Status503), server(503), 3, server(503), 3),
+        ];
+        let mut failures = Vec::new();
+        for (answer, whole, calls, truncated, truncated_calls) in table {
+            // A permanent answer takes one more call when its first body was cut.
+            let after_cut = if whole.is_retryable() {
+                calls
+            } else {
+                calls + 1
+            };
+            for (on_top, want) in [
+                (None, (Err(whole.clone()), calls)),
+                (Some(Delay), (Err(whole.clone()), calls)),
+                (Some(DropMidBody), (Err(whole.clone()), after_cut)),
+                (
+                    Some(TruncateMidJson),
+                    (Err(truncated.clone()), truncated_calls),
+                ),
+            ] {
+                let got = call_with(&sim, &pendo, answer, on_top).await;
+                if got != want {
+                    failures.push(format!(
+                        "{answer:?} + {on_top:?}: got {got:?}, want {want:?}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // And with nothing in the way, the same call succeeds at once.
+        sim.control().clear_faults();
+        sim.control().reset_requests();
+        sim.control().set_memory_limit_rows(None);
+        let mut sink = Count(0);
+        let got = pendo
+            .aggregate(&conn("sim-key-0001"), &rows_request(), &mut sink)
+            .await;
+        assert_eq!((got, sim.control().calls(AGG)), (Ok(rows), 1));
+    }
+
+    #[test]
+    fn only_a_proper_start_of_the_memory_limit_text_reads_as_cut() {
+        assert!(is_cut_memory_limit("Query exceede"));
+        assert!(is_cut_memory_limit("Q"));
+        assert!(!is_cut_memory_limit(""));
+        assert!(!is_cut_memory_limit(MEMORY_LIMIT_TEXT));
+        assert!(!is_cut_memory_limit("Query failed"));
+        assert_eq!(
+            classify_message(StatusCode::BAD_REQUEST, "Query exceed".into()),
+            PendoError::Truncated
+        );
+        assert_eq!(
+            classify_message(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("{MEMORY_LIMIT_TEXT} (42 GB)")
+            ),
+            PendoError::MemoryLimit
+        );
+        assert_eq!(
+            classify_message(StatusCode::REQUEST_TIMEOUT, String::new()),
+            PendoError::Timeout
+        );
     }
 }

@@ -27,6 +27,28 @@ pub enum FaultKind {
     DropMidBody,
     /// Send a prefix of the JSON body, then end cleanly (client sees invalid JSON).
     TruncateMidJson,
+    /// Answer `status` (400–599) with the plain-text `message` (default: the reason phrase).
+    Status,
+}
+
+impl FaultKind {
+    /// Whether the fault replaces the answer with an error status of its own.
+    pub fn is_status(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Status429
+                | FaultKind::Status429RetryAfter
+                | FaultKind::Status500
+                | FaultKind::Status502
+                | FaultKind::Status503
+                | FaultKind::Status
+        )
+    }
+
+    /// Whether the fault cuts the body of whatever answer the call gets.
+    pub fn is_body(self) -> bool {
+        matches!(self, FaultKind::DropMidBody | FaultKind::TruncateMidJson)
+    }
 }
 
 /// A fault rule as posted to `POST /_sim/faults`.
@@ -47,9 +69,19 @@ pub struct FaultRule {
     /// `Retry-After` seconds for `status429RetryAfter` (default 1).
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
-    /// Delay for `delay` (default 1000 ms).
+    /// Delay for `delay` (default 1000 ms); on a status fault, a delay before its answer.
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// The status of a `status` fault.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The plain-text body of a `status` fault.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// On a status fault: cut its answer's body as this body fault (`dropMidBody` or
+    /// `truncateMidJson`) would, so that a fault can land on top of an error answer.
+    #[serde(default)]
+    pub body: Option<FaultKind>,
 }
 
 impl FaultRule {
@@ -62,6 +94,38 @@ impl FaultRule {
             every: None,
             retry_after_secs: None,
             delay_ms: None,
+            status: None,
+            message: None,
+            body: None,
+        }
+    }
+
+    /// A `status` fault answering `status` with `message`, on the next `times` calls.
+    pub fn status(path: &str, status: u16, message: &str, times: Option<u64>) -> Self {
+        FaultRule {
+            times,
+            status: Some(status),
+            message: Some(message.to_string()),
+            ..FaultRule::times(path, FaultKind::Status, 0)
+        }
+    }
+
+    /// How long to wait before answering, if at all.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        let ms = match self.kind {
+            FaultKind::Delay => Some(self.delay_ms.unwrap_or(1000)),
+            k if k.is_status() => self.delay_ms,
+            _ => None,
+        };
+        ms.map(std::time::Duration::from_millis)
+    }
+
+    /// The body fault to apply to the answer, if any.
+    pub fn cut(&self) -> Option<FaultKind> {
+        if self.kind.is_body() {
+            Some(self.kind)
+        } else {
+            self.body
         }
     }
 
@@ -72,6 +136,23 @@ impl FaultRule {
         }
         if self.every == Some(0) {
             return Err("every must be at least 1".into());
+        }
+        match (self.kind, self.status) {
+            (FaultKind::Status, Some(400..=599)) => {}
+            (FaultKind::Status, _) => return Err("a status fault needs a status 400-599".into()),
+            (_, Some(_)) => return Err("status is only for kind status".into()),
+            _ => {}
+        }
+        if self.message.is_some() && self.kind != FaultKind::Status {
+            return Err("message is only for kind status".into());
+        }
+        if let Some(b) = self.body {
+            if !b.is_body() {
+                return Err("body must be dropMidBody or truncateMidJson".into());
+            }
+            if !self.kind.is_status() {
+                return Err("body is only for status faults".into());
+            }
         }
         Ok(())
     }
@@ -139,6 +220,17 @@ pub fn status_response(rule: &FaultRule) -> Option<Response> {
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable",
         )),
+        FaultKind::Status => {
+            let code = rule
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = rule
+                .message
+                .clone()
+                .unwrap_or_else(|| code.canonical_reason().unwrap_or_default().to_string());
+            Some((code, message).into_response())
+        }
         _ => None,
     }
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 
-use crate::faults::{cut_body, status_response, FaultKind};
+use crate::faults::{cut_body, status_response, FaultKind, FaultRule};
 use crate::pipeline::{parse::parse_plan, plan_request};
 use crate::rng::fnv1a;
 use crate::stream::{error_response, json_value, stream_plan};
@@ -52,13 +52,12 @@ async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Respon
     let control = sim.control();
     control.count_call(&path);
     let fault = control.pick_fault(&path);
+    if let Some(d) = fault.as_ref().and_then(FaultRule::delay) {
+        tokio::time::sleep(d).await;
+    }
     let resp = match fault.as_ref().and_then(status_response) {
         Some(r) => r,
         None => {
-            if let Some(f) = fault.as_ref().filter(|f| f.kind == FaultKind::Delay) {
-                let ms = f.delay_ms.unwrap_or(1000);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            }
             let key = parts
                 .headers
                 .get("x-pendo-integration-key")
@@ -72,16 +71,15 @@ async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Respon
                 Some(write) => {
                     let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
                     req.extensions_mut().insert(KeyAccess { write });
-                    let r = next.run(req).await;
-                    match fault.as_ref().map(|f| f.kind) {
-                        Some(k @ (FaultKind::DropMidBody | FaultKind::TruncateMidJson)) => {
-                            cut_body(r, k)
-                        }
-                        _ => r,
-                    }
+                    next.run(req).await
                 }
             }
         }
+    };
+    // A body fault lands on whatever answer the call gets, error answers included.
+    let resp = match fault.as_ref().and_then(FaultRule::cut) {
+        Some(k) => cut_body(resp, k),
+        None => resp,
     };
     control.record(
         method.as_str(),

@@ -210,3 +210,87 @@ async fn memory_limit_400() {
     assert_eq!(post_agg(&base, Some(KEY), &body()).await.status(), 200);
     running.shutdown().await;
 }
+
+/// Body faults land on error answers too (the key check's 403, a memory-limit 400), a status
+/// fault answers any status with its message, and can carry a body fault and a delay itself.
+#[tokio::test]
+async fn faults_land_on_top_of_error_answers() {
+    let (sim, running) = spawn(tiny_nov5()).await;
+    let base = running.base_url();
+    let c = common::client();
+    // The key check's empty 403, its connection dropped.
+    add_fault(&base, json!({"kind":"dropMidBody","times":1})).await;
+    let r = post_agg(&base, Some("no-such-key"), &body()).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.bytes().await.is_err());
+    // A memory-limit 400, cut cleanly half-way.
+    c.post(format!("{base}/_sim/memory-limit"))
+        .json(&json!({"rows": 0}))
+        .send()
+        .await
+        .unwrap();
+    add_fault(&base, json!({"kind":"truncateMidJson","times":1})).await;
+    let r = post_agg(&base, Some(KEY), &body()).await;
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (400, "Query exceede".to_string())
+    );
+    c.post(format!("{base}/_sim/memory-limit"))
+        .json(&json!({"rows": null}))
+        .send()
+        .await
+        .unwrap();
+    // A status fault with its message; then with a dropped body after a delay.
+    add_fault(
+        &base,
+        json!({"kind":"status","status":404,"message":"not found","times":1}),
+    )
+    .await;
+    let r = post_agg(&base, Some(KEY), &body()).await;
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (404, "not found".to_string())
+    );
+    add_fault(
+        &base,
+        json!({"kind":"status503","body":"dropMidBody","delayMs":30,"times":1}),
+    )
+    .await;
+    let t = Instant::now();
+    let r = post_agg(&base, Some(KEY), &body()).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.bytes().await.is_err());
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    assert_eq!(post_agg(&base, Some(KEY), &body()).await.status(), 200);
+    let log = sim.control().request_log();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.status, e.fault.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![
+            (403, Some("dropMidBody")),
+            (400, Some("truncateMidJson")),
+            (404, Some("status")),
+            (503, Some("status503")),
+            (200, None)
+        ]
+    );
+    // Inconsistent rules are refused.
+    for rule in [
+        json!({"kind":"status"}),
+        json!({"kind":"status","status":200}),
+        json!({"kind":"status500","status":404}),
+        json!({"kind":"delay","message":"x"}),
+        json!({"kind":"status500","body":"delay"}),
+        json!({"kind":"delay","body":"dropMidBody"}),
+    ] {
+        let r = c
+            .post(format!("{base}/_sim/faults"))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{rule}");
+    }
+    running.shutdown().await;
+}

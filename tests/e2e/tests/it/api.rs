@@ -867,10 +867,12 @@ async fn another_tenant_sees_and_changes_nothing() {
         format!("/v1/objects/company/{acct}/metrics"),
         format!("/v1/objects/company/{acct}/series?metric=Clicks&from=2026-01-01&to=2026-12-01"),
         format!("/v1/objects/company/{acct}/activity"),
+        format!("/v1/objects/company/{acct}/system"),
     ] {
+        let (s, e) = a.call(ADMIN_B, Method::GET, &path, None).await;
         assert_eq!(
-            a.call(ADMIN_B, Method::GET, &path, None).await.1,
-            json!([]),
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
             "{path}"
         );
     }
@@ -1390,4 +1392,493 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
         )
         .await;
     assert_eq!(state(&r), (Some(true), Some("finished".into())), "{r}");
+}
+
+/// Every route that takes a body takes exactly one JSON value: a valid body followed by a stray
+/// character, by a second value, or by a NUL is a 400 naming where the extra bytes start, and
+/// nothing is stored; the same body followed by whitespace only is accepted.
+#[tokio::test]
+async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let mapping = a.clicks_mapping().await;
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            "/v1/directory/companies",
+            Some(json!({"items": [{"externalId": "c1"}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, r["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{r}"
+    );
+    let feature = a.feature();
+    let pipeline = json!([
+        {"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": 1}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"sum": "numEvents"},
+            "accountId": {"first": "accountId"}}}},
+        {"select": {"accountId": "accountId", "visitorId": "visitorId", "metric1": "n"}}
+    ]);
+    // (method, documented path, path called, a valid body that changes something); the
+    // connection last, as it moves the integration to another domain.
+    let cases: Vec<(Method, &str, String, Value)> = vec![
+        (
+            Method::PATCH,
+            "/v1/integration/settings",
+            "/v1/integration/settings".into(),
+            json!({"daysToSync": 30}),
+        ),
+        (
+            Method::PUT,
+            "/v1/apps/{appId}",
+            "/v1/apps/5629499534213120".into(),
+            json!({"prefix": "Mobile"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/segments/{segmentId}",
+            "/v1/segments/seg-pro".into(),
+            json!({"name": "Pro"}),
+        ),
+        (
+            Method::POST,
+            "/v1/mappings",
+            "/v1/mappings".into(),
+            json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Other"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/mappings/{mappingId}",
+            format!("/v1/mappings/{mapping}"),
+            json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Renamed"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/directory/{kind}",
+            "/v1/directory/end-users".into(),
+            json!({"items": [{"companyId": "c1", "externalId": "u-new"}]}),
+        ),
+        (
+            Method::POST,
+            "/v1/discovery/aggregation-fields",
+            "/v1/discovery/aggregation-fields".into(),
+            json!({"pipeline": {"request": {"pipeline": pipeline}}}),
+        ),
+        (
+            Method::PUT,
+            "/v1/integration/connection",
+            "/v1/integration/connection".into(),
+            json!({"key": "eu-only-key-123", "domain": "app.eu.pendo.io"}),
+        ),
+    ];
+    // The table covers every documented operation with a request body.
+    let (_, doc) = pendo_sync::api::documented();
+    let mut with_body = Vec::new();
+    for (path, item) in doc.paths.paths.iter() {
+        for (m, op) in [
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::PATCH, &item.patch),
+        ] {
+            if op.as_ref().is_some_and(|o| o.request_body.is_some()) {
+                with_body.push((m, path.clone()));
+            }
+        }
+    }
+    let mut covered: Vec<(Method, String)> = cases
+        .iter()
+        .map(|(m, p, _, _)| (m.clone(), p.to_string()))
+        .collect();
+    let key = |(m, p): &(Method, String)| (p.clone(), m.to_string());
+    with_body.sort_by_key(key);
+    covered.sort_by_key(key);
+    assert_eq!(covered, with_body);
+
+    let before = configured(&a, ADMIN_A).await;
+    let mut wrong = Vec::new();
+    for (method, _, path, body) in &cases {
+        let one = body.to_string();
+        let col = one.len() + 1;
+        for (extra, at) in [
+            (" x".to_string(), col + 1),
+            ("x".to_string(), col),
+            (one.clone(), col),
+            (format!("\n{one}"), 1),
+            ("\0".to_string(), col),
+            ("  \u{0}".to_string(), col + 2),
+            ("]".to_string(), col),
+            (" 1".to_string(), col + 1),
+        ] {
+            let line = if extra.starts_with('\n') { 2 } else { 1 };
+            let sent = format!("{one}{extra}");
+            let (s, text) = a
+                .raw(
+                    Some(ADMIN_A),
+                    method.clone(),
+                    path,
+                    Some(sent.clone().into_bytes()),
+                )
+                .await;
+            let e: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+            let want = format!(
+                "the body must be one JSON value with only whitespace after it: trailing characters at line {line} column {at}"
+            );
+            if (
+                s,
+                e["error"]["code"].as_str(),
+                e["error"]["message"].as_str(),
+            ) != (
+                StatusCode::BAD_REQUEST,
+                Some("bad_json"),
+                Some(want.as_str()),
+            ) {
+                wrong.push(format!("{method} {path} {sent:?}: {s} {text}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        configured(&a, ADMIN_A).await,
+        before,
+        "a refused request stored something"
+    );
+    // The same bodies with whitespace after them are taken (and do change things).
+    for (method, _, path, body) in &cases {
+        let sent = format!("{body} \n\t\r ");
+        let (s, text) = a
+            .raw(Some(ADMIN_A), method.clone(), path, Some(sent.into_bytes()))
+            .await;
+        assert!(s.is_success(), "{method} {path}: {s} {text}");
+    }
+    let after = configured(&a, ADMIN_A).await;
+    assert_eq!(
+        (
+            after[0]["daysToSync"].as_u64(),
+            after[0]["domain"].as_str(),
+            after[3].as_array().map(Vec::len),
+            after[5].as_array().map(Vec::len),
+        ),
+        (Some(30), Some("app.eu.pendo.io"), Some(2), Some(1))
+    );
+}
+
+/// The four reads of an object answer 404 for an object that is neither in the caller's
+/// directory nor has values for the caller (a made-up id, another tenant's company), for every
+/// kind; an object in the directory, or with values but not in the directory, answers 200.
+#[tokio::test]
+async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    a.connect(ADMIN_B).await;
+    for (kind, body) in [
+        ("companies", json!({"items": [{"externalId": "c-dir"}]})),
+        ("assets", json!({"items": [{"externalId": "as-dir"}]})),
+        ("projects", json!({"items": [{"externalId": "pr-dir"}]})),
+        (
+            "end-users",
+            json!({"items": [{"companyId": "c-dir", "externalId": "u-dir"}]}),
+        ),
+    ] {
+        let (s, r) = a
+            .call(
+                ADMIN_A,
+                Method::PUT,
+                &format!("/v1/directory/{kind}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (s, r["accepted"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{kind}: {r}"
+        );
+    }
+    let (_, users) = a
+        .call(ADMIN_A, Method::GET, "/v1/directory/end-users", None)
+        .await;
+    let user = users[0]["id"].as_str().unwrap().to_string();
+    // Values (and activity) on objects that are not in the directory, as a sync writes them.
+    use pendo_sync::domain::{Activity, MappingId, MetricValue, ObjectRef, Target};
+    let t = TenantId::parse("tenant-a").unwrap();
+    let generation = a.app.integration(&t).await.unwrap().generation;
+    let mapping = MappingId::parse(&a.clicks_mapping().await).unwrap();
+    let day = d("2026-11-01");
+    let value = |kind, id: &str| MetricValue {
+        object: ObjectRef {
+            kind,
+            id: id.to_string(),
+        },
+        metric: "Clicks".into(),
+        app: String::new(),
+        day,
+        value: 3.0,
+    };
+    let values = [
+        value(Target::Company, "c-values"),
+        value(Target::EndUser, "u-values"),
+        value(Target::Asset, "as-values"),
+        value(Target::Project, "pr-values"),
+    ];
+    let activity = Activity {
+        end_user_id: "u-act".into(),
+        company_id: "c-act".into(),
+        mapping_id: mapping.clone(),
+        label: "Clicks".into(),
+        day,
+        events: 2.0,
+        minutes: 1.0,
+        passive: false,
+    };
+    a.app
+        .ports
+        .store
+        .replace_chunk(
+            &t,
+            generation,
+            &mapping,
+            pendo_sync::sync::plan::Window { from: day, to: day },
+            &values,
+            std::slice::from_ref(&activity),
+        )
+        .await
+        .unwrap();
+    let acct = "c-values".to_string();
+    let reads = |kind: &str, id: &str| {
+        [
+            "metrics",
+            "series?metric=Clicks&from=2026-10-01&to=2026-11-30",
+            "activity",
+            "system",
+        ]
+        .map(|r| {
+            (
+                r.split('?').next().unwrap_or(r).to_string(),
+                format!("/v1/objects/{kind}/{id}/{r}"),
+            )
+        })
+    };
+    let nothing = json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": null});
+    let no_activity = (StatusCode::BAD_REQUEST, json!("kind"));
+    let mut wrong = Vec::new();
+    let mut check = |token: &str,
+                     kind: &str,
+                     id: &str,
+                     want: [(StatusCode, Value); 4],
+                     got: Vec<(StatusCode, Value)>| {
+        for ((read, _), (w, g)) in reads(kind, id).iter().zip(want.iter().zip(got.iter())) {
+            if w != g {
+                wrong.push(format!("{token} {kind} {id} {read}: got {g:?}, want {w:?}"));
+            }
+        }
+    };
+    // What a read shows: its status, and its body, or the error's code (field for a 400).
+    let show = |s: StatusCode, v: Value| match s {
+        StatusCode::NOT_FOUND => (s, v["error"]["code"].clone()),
+        StatusCode::BAD_REQUEST => (s, v["error"]["field"].clone()),
+        _ => (s, v),
+    };
+    let not_found = || (StatusCode::NOT_FOUND, json!("not_found"));
+    let clicks = || json!([{"metric": "Clicks", "app": ""}]);
+    let series = || json!([{"day": "2026-11-01", "app": "", "value": 3.0}]);
+    let acts = serde_json::to_value(&activity).unwrap();
+    let ok = |v: Value| (StatusCode::OK, v);
+    // (token, kind, id, what each of the four reads shows)
+    type Case<'a> = (&'a str, &'a str, String, [(StatusCode, Value); 4]);
+    let cases: Vec<Case> = vec![
+        // Made-up ids of every kind.
+        (
+            ADMIN_A,
+            "company",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "nope".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // Another tenant's objects, in its directory or with its values.
+        (
+            ADMIN_B,
+            "company",
+            "c-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "company",
+            acct.clone(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "endUser",
+            user.clone(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "asset",
+            "as-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_B,
+            "project",
+            "pr-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // A directory id is not a service id, nor the other way round.
+        (
+            ADMIN_A,
+            "endUser",
+            "u-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "c-dir".into(),
+            [not_found(), not_found(), not_found(), not_found()],
+        ),
+        // In the directory, without values.
+        (
+            ADMIN_A,
+            "company",
+            "c-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 0})),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            user.clone(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([])),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "as-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "pr-dir".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        // With values or activity, not in the directory.
+        (
+            ADMIN_A,
+            "company",
+            acct.clone(),
+            [
+                ok(clicks()),
+                ok(series()),
+                ok(json!([])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 0})),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "u-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                ok(json!([])),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "asset",
+            "as-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "project",
+            "pr-values".into(),
+            [
+                ok(clicks()),
+                ok(series()),
+                no_activity.clone(),
+                ok(nothing.clone()),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "endUser",
+            "u-act".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([acts.clone()])),
+                ok(
+                    json!({"lastSeen": "2026-11-01", "lastActive": "2026-11-01", "usersActiveLast7Days": null}),
+                ),
+            ],
+        ),
+        (
+            ADMIN_A,
+            "company",
+            "c-act".into(),
+            [
+                ok(json!([])),
+                ok(json!([])),
+                ok(json!([acts.clone()])),
+                ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 1})),
+            ],
+        ),
+    ];
+    for (token, kind, id, want) in cases {
+        let mut got = Vec::new();
+        for (_, path) in reads(kind, &id) {
+            let (s, v) = a.call(token, Method::GET, &path, None).await;
+            got.push(show(s, v));
+        }
+        check(token, kind, &id, want, got);
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -95,6 +95,49 @@ async fn a_memory_limit_splits_the_chunk_until_it_fits() {
     assert_eq!(s.export().await, want);
 }
 
+/// The memory-limit answer with its connection cut ("Query exceede") or its body ended short
+/// is retried, never taken as a refusal: the chunk is still split until it fits.
+#[tokio::test]
+async fn a_memory_limit_answer_cut_short_is_retried_and_still_splits_the_chunk() {
+    let clean = Stack::start().await;
+    scenario(&clean).await;
+    clean.resync().await;
+    let want = clean.export().await;
+    let largest_chunk = clean
+        .app
+        .ports
+        .store
+        .list_runs(&clean.tenant, 1)
+        .await
+        .unwrap()[0]
+        .chunks
+        .iter()
+        .map(|c| c.stats.rows_read)
+        .max()
+        .unwrap();
+
+    let s = Stack::start().await;
+    scenario(&s).await;
+    let c = s.sim.control();
+    c.set_memory_limit_rows(Some(largest_chunk / 3));
+    c.add_fault(every(FaultKind::DropMidBody, 2)).unwrap();
+    c.add_fault(every(FaultKind::TruncateMidJson, 3)).unwrap();
+    s.resync().await;
+    let cut = |kind: &str| {
+        c.request_log()
+            .iter()
+            .filter(|r| r.status == 400 && r.fault.as_deref() == Some(kind))
+            .count()
+    };
+    assert!(
+        cut("dropMidBody") > 0 && cut("truncateMidJson") > 0,
+        "memory-limit answers cut: {} dropped, {} truncated",
+        cut("dropMidBody"),
+        cut("truncateMidJson")
+    );
+    assert_eq!(s.export().await, want);
+}
+
 #[tokio::test]
 async fn a_revoked_key_disconnects_and_reconnecting_catches_up() {
     let clean = Stack::start().await;

@@ -1,0 +1,142 @@
+//! Reads of one object's data (DESIGN §1 "read metrics"): its metrics, one series, its recent
+//! activity (its system metrics are in `app.rs`, under the same rule). An object the caller's tenant neither has in its directory nor
+//! holds values or activity for is `NotFound`, like anything else outside the tenant (an empty
+//! answer would hide a typo in the id, and another tenant's id reads the same as a made-up one).
+
+use crate::app::{App, AppError};
+use crate::domain::{Activity, ObjectRef, Target, TenantId};
+use crate::error::ValidationError;
+use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use chrono::NaiveDate;
+
+/// Earliest day looked at to learn whether an object has any activity at all.
+const ACTIVITY_FLOOR: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+impl App {
+    /// `NotFound` unless the tenant knows the object: it has stored values or activity for it,
+    /// or the object is in its directory (companies, assets and projects by external id, end
+    /// users by the service's id).
+    ///
+    /// # Errors
+    /// `NotFound`, or the store's error.
+    pub async fn require_object(&self, t: &TenantId, object: &ObjectRef) -> Result<(), AppError> {
+        if self.knows_object(t, object).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!(
+                "{} {}",
+                object.kind.as_str(),
+                object.id
+            )))
+        }
+    }
+
+    async fn knows_object(&self, t: &TenantId, object: &ObjectRef) -> Result<bool, AppError> {
+        let store = &self.ports.store;
+        if !store.list_metrics(t, object).await?.is_empty() {
+            return Ok(true);
+        }
+        if let Some(of) = activity_of(object) {
+            if !store
+                .recent_activity(t, &of, ACTIVITY_FLOOR, 1)
+                .await?
+                .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(match object.kind {
+            Target::EndUser => store
+                .list_end_users(t)
+                .await?
+                .iter()
+                .any(|u| u.id == object.id),
+            kind => store
+                .list_objects(t, kind)
+                .await?
+                .iter()
+                .any(|o| o.external_id == object.id),
+        })
+    }
+
+    /// The metrics present on an object (with the app of per-app metrics).
+    ///
+    /// # Errors
+    /// `NotFound` for an object the tenant does not know.
+    pub async fn object_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, AppError> {
+        let metrics = self.ports.store.list_metrics(t, object).await?;
+        if metrics.is_empty() {
+            self.require_object(t, object).await?;
+        }
+        Ok(metrics)
+    }
+
+    /// One metric's daily values on an object between two days (inclusive).
+    ///
+    /// # Errors
+    /// `NotFound` for an object the tenant does not know.
+    pub async fn object_series(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, AppError> {
+        let points = self
+            .ports
+            .store
+            .read_series(t, object, metric, from, to)
+            .await?;
+        if points.is_empty() {
+            self.require_object(t, object).await?;
+        }
+        Ok(points)
+    }
+
+    /// Recent activity of an end user or a company on or after `from`, newest first, at most
+    /// `limit` records (passive activity included).
+    ///
+    /// # Errors
+    /// `NotFound` for an object the tenant does not know; `Validation` (field `kind`) for an
+    /// asset or a project, which have no activity.
+    pub async fn object_activity(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, AppError> {
+        let Some(of) = activity_of(object) else {
+            self.require_object(t, object).await?;
+            return Err(AppError::Validation(ValidationError::new(
+                "kind",
+                "activity exists for end users and companies",
+            )));
+        };
+        let acts = self
+            .ports
+            .store
+            .recent_activity(t, &of, from, limit)
+            .await?;
+        if acts.is_empty() {
+            self.require_object(t, object).await?;
+        }
+        Ok(acts)
+    }
+}
+
+fn activity_of(object: &ObjectRef) -> Option<ActivityOf> {
+    match object.kind {
+        Target::EndUser => Some(ActivityOf::EndUser(object.id.clone())),
+        Target::Company => Some(ActivityOf::Company(object.id.clone())),
+        Target::Asset | Target::Project => None,
+    }
+}
