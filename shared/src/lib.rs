@@ -7,6 +7,7 @@
 //! - `store`: the store port, its contract suite, the embedded SQLite and DynamoDB adapters.
 //! - `queue`: the queue port, its contract, the in-process and SQS adapters.
 //! - `clock`: the clock port.
+//! - `directory` (feature `api`): directory batches, per-row errors.
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
@@ -25,6 +26,8 @@ pub mod app;
 #[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
+#[cfg(feature = "api")]
+pub mod directory;
 pub mod domain;
 pub mod error;
 #[cfg(test)]

@@ -1391,3 +1391,6 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
         .await;
     assert_eq!(state(&r), (Some(true), Some("finished".into())), "{r}");
 }
+
+/// Directory integrity and per-row errors (issue 16).
+mod integrity;
