@@ -53,6 +53,10 @@ impl ApiError {
             format!("{} not found", what.into()),
         )
     }
+    /// 409 for a route that needs a Pendo connection the tenant does not have.
+    pub fn not_connected() -> Self {
+        Self::new(StatusCode::CONFLICT, "not_connected", "connect Pendo first")
+    }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -73,6 +77,7 @@ impl From<AppError> for ApiError {
         match e {
             AppError::Validation(v) => v.into(),
             AppError::NotFound(what) => Self::not_found(what),
+            AppError::NotConnected => Self::not_connected(),
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Connection(p) => {

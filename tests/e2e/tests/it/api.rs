@@ -363,7 +363,7 @@ async fn settings_validate_roles_and_unknown_fields_and_change_nothing_when_refu
             Some(json!({"daysToSync": 30})),
         )
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "connect first");
+    assert_eq!(s, StatusCode::CONFLICT, "connect first");
     a.connect(ADMIN_A).await;
     let cases = [
         (json!({"daysToSync": 0}), "daysToSync"),
@@ -821,7 +821,26 @@ async fn another_tenant_sees_and_changes_nothing() {
         .await;
     a.drain().await;
     let run_id = run["runId"].as_str().unwrap().to_string();
-    // Tenant B: every read is empty or 404, every write on A's objects is 404.
+    // Tenant B, not connected: its own defaults, and "connect Pendo first".
+    let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (ib["status"].as_str(), ib["tenant"].as_str()),
+        (Some("notConnected"), Some("tenant-b"))
+    );
+    for (m, path) in [
+        (Method::GET, "/v1/discovery/pages".to_string()),
+        (Method::POST, "/v1/resync".to_string()),
+        (Method::POST, format!("/v1/mappings/{id}/sync")),
+    ] {
+        let (s, e) = a.call(ADMIN_B, m.clone(), &path, None).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("not_connected")),
+            "{m} {path}"
+        );
+    }
+    // Tenant B connected: every read is empty or 404, every write on A's objects is 404.
+    a.connect(ADMIN_B).await;
     for path in [format!("/v1/mappings/{id}"), format!("/v1/runs/{run_id}")] {
         let (s, e) = a.call(ADMIN_B, Method::GET, &path, None).await;
         assert_eq!(
@@ -874,21 +893,6 @@ async fn another_tenant_sees_and_changes_nothing() {
             "{path}"
         );
     }
-    let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
-    assert_eq!(
-        (ib["status"].as_str(), ib["tenant"].as_str()),
-        (Some("notConnected"), Some("tenant-b"))
-    );
-    assert_eq!(
-        a.call(ADMIN_B, Method::GET, "/v1/discovery/pages", None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        a.call(ADMIN_B, Method::POST, "/v1/resync", None).await.0,
-        StatusCode::NOT_FOUND
-    );
     // A's data is intact.
     assert_eq!(
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
@@ -986,7 +990,7 @@ async fn report_discovery_lists_compatible_reports_and_the_reasons_of_the_others
         a.call(ADMIN_A, Method::GET, "/v1/discovery/reports", None)
             .await
             .0,
-        StatusCode::NOT_FOUND
+        StatusCode::CONFLICT
     );
     a.connect(ADMIN_A).await;
     let (s, r) = a
@@ -1392,5 +1396,5 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
     assert_eq!(state(&r), (Some(true), Some("finished".into())), "{r}");
 }
 
-/// Directory integrity and per-row errors (issue 16).
+/// Directory integrity, per-row errors and "connect Pendo first" (issue 16).
 mod integrity;

@@ -1,5 +1,5 @@
-//! Directory upserts that never rewrite another end user, and per-row errors in the product's
-//! words.
+//! Directory upserts that never rewrite another end user, per-row errors in the product's words,
+//! and the routes that need a Pendo connection.
 
 use super::*;
 
@@ -175,4 +175,298 @@ async fn a_batch_names_each_end_user_once_and_every_row_error_names_its_field() 
         "{text}"
     );
     assert!(text.contains("already belongs to end user v1"), "{text}");
+}
+
+/// Every documented route, a request that reaches its handler, and whether it needs a Pendo
+/// connection.
+fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool)> {
+    let mapping = json!({"source": {"kind": "feature", "featureId": "f1"}, "target": "company", "metricName": "Clicks"});
+    vec![
+        (
+            Method::GET,
+            "/v1/integration",
+            "/v1/integration".into(),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            "/v1/integration/connection",
+            "/v1/integration/connection".into(),
+            Some(json!({"key": "bad-key-12345678", "domain": "app.pendo.io"})),
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/v1/integration/connection",
+            "/v1/integration/connection".into(),
+            None,
+            true,
+        ),
+        (
+            Method::PATCH,
+            "/v1/integration/settings",
+            "/v1/integration/settings".into(),
+            Some(json!({"daysToSync": 30})),
+            true,
+        ),
+        (Method::GET, "/v1/apps", "/v1/apps".into(), None, true),
+        (
+            Method::PUT,
+            "/v1/apps/{appId}",
+            "/v1/apps/42".into(),
+            Some(json!({"prefix": "Web"})),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/v1/apps/{appId}",
+            "/v1/apps/42".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/segments",
+            "/v1/segments".into(),
+            None,
+            true,
+        ),
+        (
+            Method::PUT,
+            "/v1/segments/{segmentId}",
+            "/v1/segments/seg1".into(),
+            Some(json!({"name": "Paid"})),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/v1/segments/{segmentId}",
+            "/v1/segments/seg1".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/discovery/pages",
+            "/v1/discovery/pages".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/discovery/features",
+            "/v1/discovery/features".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/discovery/segments",
+            "/v1/discovery/segments".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/discovery/reports",
+            "/v1/discovery/reports".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/discovery/reports/{reportId}/columns",
+            "/v1/discovery/reports/r1/columns".into(),
+            None,
+            true,
+        ),
+        (
+            Method::POST,
+            "/v1/discovery/aggregation-fields",
+            "/v1/discovery/aggregation-fields".into(),
+            Some(json!({"pipeline": []})),
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/mappings",
+            "/v1/mappings".into(),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            "/v1/mappings",
+            "/v1/mappings".into(),
+            Some(mapping.clone()),
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/mappings/{mappingId}",
+            "/v1/mappings/m1".into(),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            "/v1/mappings/{mappingId}",
+            "/v1/mappings/m1".into(),
+            Some(mapping),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/v1/mappings/{mappingId}",
+            "/v1/mappings/m1".into(),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            "/v1/mappings/{mappingId}/sync",
+            "/v1/mappings/m1/sync".into(),
+            None,
+            true,
+        ),
+        (
+            Method::POST,
+            "/v1/mappings/{mappingId}/rebuild",
+            "/v1/mappings/m1/rebuild".into(),
+            None,
+            true,
+        ),
+        (Method::POST, "/v1/resync", "/v1/resync".into(), None, true),
+        (Method::GET, "/v1/runs", "/v1/runs".into(), None, false),
+        (
+            Method::GET,
+            "/v1/runs/{runId}",
+            "/v1/runs/r1".into(),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            "/v1/directory/{kind}",
+            "/v1/directory/companies".into(),
+            Some(json!({"items": []})),
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/directory/{kind}",
+            "/v1/directory/companies".into(),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/objects/{kind}/{id}/metrics",
+            "/v1/objects/company/c1/metrics".into(),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/objects/{kind}/{id}/series",
+            "/v1/objects/company/c1/series?metric=Clicks&from=2026-11-01&to=2026-11-02".into(),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/objects/{kind}/{id}/activity",
+            "/v1/objects/company/c1/activity".into(),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/objects/{kind}/{id}/system",
+            "/v1/objects/company/c1/system".into(),
+            None,
+            true,
+        ),
+        (Method::GET, "/v1/me", "/v1/me".into(), None, false),
+        (
+            Method::GET,
+            "/v1/choices",
+            "/v1/choices".into(),
+            None,
+            false,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
+    let a = api().await;
+    // The table covers every documented route, so a new one must say whether it needs one.
+    let (_, doc) = pendo_sync::api::documented();
+    let mut documented = Vec::new();
+    for (path, item) in doc.paths.paths.iter() {
+        for (m, op) in [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ] {
+            if op.is_some() {
+                documented.push(format!("{m} {path}"));
+            }
+        }
+    }
+    let mut listed: Vec<String> = connection_routes()
+        .iter()
+        .map(|(m, p, ..)| format!("{m} {p}"))
+        .collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(listed, documented);
+
+    let (s, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (s, i["status"].as_str()),
+        (StatusCode::OK, Some("notConnected"))
+    );
+    let mut refused = 0;
+    for (m, _, path, body, needs) in connection_routes() {
+        let (s, e) = a.call(ADMIN_A, m.clone(), &path, body).await;
+        let answer = (
+            s,
+            e["error"]["code"].as_str(),
+            e["error"]["message"].as_str(),
+        );
+        let want = (
+            StatusCode::CONFLICT,
+            Some("not_connected"),
+            Some("connect Pendo first"),
+        );
+        if needs {
+            assert_eq!(answer, want, "{m} {path}: {e}");
+            refused += 1;
+        } else {
+            assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
+        }
+    }
+    assert_eq!(refused, 19);
+    // Refused means refused: the tenant still has no integration.
+    let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (i["status"].as_str(), i["daysToSync"].as_u64()),
+        (Some("notConnected"), Some(90))
+    );
+    // Once connected, the same settings request goes through.
+    a.connect(ADMIN_A).await;
+    let (s, i) = a
+        .call(
+            ADMIN_A,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"daysToSync": 30})),
+        )
+        .await;
+    assert_eq!((s, i["daysToSync"].as_u64()), (StatusCode::OK, Some(30)));
 }
