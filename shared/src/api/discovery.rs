@@ -155,5 +155,14 @@ pub async fn aggregation_fields(
     _caller: Caller,
     super::error::Body(body): super::error::Body<PipelineBody>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(crate::sync::custom::mappable_fields(&body.pipeline)?))
+    // The validator names fields as in a mapping's body (`source.pipeline[…]`); here the
+    // pipeline is at the body's root.
+    crate::sync::custom::mappable_fields(&body.pipeline)
+        .map(Json)
+        .map_err(|mut e| {
+            if let Some(rest) = e.field.strip_prefix("source.") {
+                e.field = rest.to_string();
+            }
+            e.into()
+        })
 }

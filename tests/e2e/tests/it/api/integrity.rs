@@ -1,5 +1,5 @@
 //! Directory upserts that never rewrite another end user, per-row errors in the product's words,
-//! and the routes that need a Pendo connection.
+//! the routes that need a Pendo connection, and error fields as JSON paths of the request body.
 
 use super::*;
 
@@ -469,4 +469,76 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
         )
         .await;
     assert_eq!((s, i["daysToSync"].as_u64()), (StatusCode::OK, Some(30)));
+}
+
+#[tokio::test]
+async fn error_fields_are_json_paths_of_the_request_body() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let f = a.feature();
+    let cases = [
+        (
+            json!({"source": {"kind": "feature", "featureId": ""}, "target": "company", "metricName": "x"}),
+            "source.featureId",
+        ),
+        (
+            json!({"source": {"kind": "page", "pageId": ""}, "target": "company", "metricName": "x"}),
+            "source.pageId",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f, "minutesMetric": " "}, "target": "company", "metricName": "x"}),
+            "source.minutesMetric",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f, "minutesMetric": "x"}, "target": "company", "metricName": "x"}),
+            "source.minutesMetric",
+        ),
+        (
+            json!({"source": {"kind": "report", "reportId": "", "columns": [{"field": "a", "metric": "b"}]}, "target": "company", "metricName": "x"}),
+            "source.reportId",
+        ),
+        (
+            json!({"source": {"kind": "pes", "appId": -323232, "components": []}, "target": "company", "metricName": "x"}),
+            "source.components",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": ""}),
+            "metricName",
+        ),
+        (
+            json!({"source": {"kind": "feature"}, "target": "company", "metricName": "x"}),
+            "source.featureId",
+        ),
+        (
+            json!({"source": {"kind": "report", "reportId": "r", "columns": [{"field": "a"}]}, "target": "company", "metricName": "x"}),
+            // Within the tagged source serde's path stops at `source`: the message names the key.
+            "source",
+        ),
+        (
+            json!({"source": {"kind": "report", "reportId": "r", "columns": [{"field": "a", "metric": "m", "x": 1}]}, "target": "company", "metricName": "x"}),
+            "source",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "metricName": "x"}),
+            "target",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f}, "target": "company", "metricName": "x", "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"source": {"kind": "feature", "featureId": f, "bogus": 1}, "target": "company", "metricName": "x"}),
+            "source.bogus",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, e) = a
+            .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {e}"
+        );
+    }
 }
