@@ -8,6 +8,7 @@
 //! - `queue`: the queue port, its contract, the in-process and SQS adapters.
 //! - `clock`: the clock port.
 //! - `directory` (feature `api`): directory batches, per-row errors.
+//! - `schedule`: when the daily sync runs (pure).
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
@@ -36,6 +37,7 @@ mod hostile;
 pub mod lambda;
 pub mod pendo;
 pub mod queue;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod time;

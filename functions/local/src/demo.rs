@@ -388,7 +388,7 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
             // The simulator keeps running: the page's discovery lists its pages and features.
             println!();
             let (table, token) = crate::serve::fresh_admin(t.as_str())?;
-            crate::serve::run(rt, listen, table, token, 4).await?;
+            crate::serve::run(rt, listen, table, token, 4, None).await?;
         }
         None => println!(
             "\nThe configurator page: `make demo SERVE=1` (or `demo --serve`) serves it at http://127.0.0.1:8080/\n\
