@@ -31,6 +31,10 @@ pub enum AppError {
     Validation(#[from] ValidationError),
     #[error("{0} not found")]
     NotFound(String),
+    /// The route needs a Pendo connection and the tenant has none (never connected, or
+    /// disconnected).
+    #[error("connect Pendo first")]
+    NotConnected,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -119,7 +123,7 @@ impl App {
             .store
             .get_integration(t)
             .await?
-            .ok_or_else(|| AppError::NotFound("integration".into()))
+            .ok_or(AppError::NotConnected)
     }
 
     /// Reads, changes and writes the integration, retrying a lost optimistic write.
@@ -136,7 +140,7 @@ impl App {
             let mut i = match self.ports.store.get_integration(t).await? {
                 Some(i) => i,
                 None if create => Integration::new(t.clone()),
-                None => return Err(AppError::NotFound("integration".into())),
+                None => return Err(AppError::NotConnected),
             };
             f(&mut i)?;
             match self.ports.store.put_integration(&i).await {
@@ -441,9 +445,7 @@ impl App {
     async fn active_integration(&self, t: &TenantId) -> Result<Integration, AppError> {
         let i = self.integration(t).await?;
         if !i.is_active() {
-            return Err(AppError::Conflict(
-                "the Pendo integration is not connected".into(),
-            ));
+            return Err(AppError::NotConnected);
         }
         Ok(i)
     }

@@ -7,6 +7,8 @@
 //! - `store`: the store port, its contract suite, the embedded SQLite and DynamoDB adapters.
 //! - `queue`: the queue port, its contract, the in-process and SQS adapters.
 //! - `clock`: the clock port.
+//! - `directory` (feature `api`): directory batches, per-row errors.
+//! - `schedule`: when the daily sync runs (pure).
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
@@ -25,6 +27,8 @@ pub mod app;
 #[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
+#[cfg(feature = "api")]
+pub mod directory;
 pub mod domain;
 pub mod error;
 #[cfg(test)]
@@ -34,6 +38,7 @@ pub mod lambda;
 pub mod pendo;
 pub mod queue;
 pub mod reads;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod time;

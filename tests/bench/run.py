@@ -206,10 +206,10 @@ class Sim:
         self.proc.wait(timeout=10)
 
 
-def setup_tenant(sim, data, mappings, days, target):
+def setup_tenant(sim, data, mappings, days, target, auto_create=False):
     cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "setup", "--data", data, "--pendo-base-url", sim.url,
            "--key", KEY, "--visitors", str(sim.visitors), "--mappings", str(mappings), "--days", str(days),
-           "--target", target]
+           "--target", target] + (["--auto-create"] if auto_create else [])
     wall, _, _, out = measure(cmd)
     log(f"setup {out.strip()} in {wall:.1f}s")
     return json.loads(out)
@@ -455,7 +455,7 @@ def run_figures(results, figs, started):
             sim = Sim()
             try:
                 template = os.path.join(work, "resync")
-                setup = setup_tenant(sim, template, 10, 90, "mixed")
+                setup = setup_tenant(sim, template, 10, 90, "mixed", auto_create=True)
                 runs = resync(sim, template, RESYNC_RUNS)
                 same = {k: {r[k] for r in runs} for k in
                         ("pendo_calls", "rows_read", "values_written", "activities_written", "chunks")}
@@ -467,7 +467,9 @@ def run_figures(results, figs, started):
                            "(seed 42, 50,000 visitors; the seeded event data, answered by its per-item "
                            "generator) in its own process; the 5 most popular features of the default app -> "
                            "companies (with a minutes metric) and its 5 most popular pages -> end users, 90 "
-                           f"days = 13 chunks each; directory {setup['companies']} companies, "
+                           "days = 13 chunks each; the first end-user mapping auto-creates end users (auto-detect "
+                           "on), so the other nine mappings' chunks are deferred until its chunks are over; "
+                           f"directory {setup['companies']} companies, "
                            f"{setup['end_users']} end users; wall from spawn to exit of pendo-sync; sync CPU is "
                            "user+sys of the pendo-sync process alone (wait4), the simulator's CPU is read "
                            "separately from /proc; Pendo calls from the simulator's counters",
@@ -482,6 +484,13 @@ def run_figures(results, figs, started):
                     "values_written": r0["values_written"],
                     "activities_written": r0["activities_written"],
                     "values_per_call": r0["values_written"] / max(r0["pendo_calls"], 1),
+                    "deferred_chunks": r0["deferred"],
+                    "users_created": r0["users_created"],
+                    "pendo_calls_per_chunk": r0["pendo_calls"] / max(r0["chunks"], 1),
+                    # Fetch messages only: the run's own Re-sync all message is not a chunk's.
+                    "queue_messages_per_chunk": (r0["queue_messages"] - 1) / max(r0["chunks"], 1),
+                    "deliveries_per_chunk": r0["attempts"] / max(r0["chunks"], 1),
+                    "store_operations_per_chunk": r0["store_operations"] / max(r0["chunks"], 1),
                     "values_per_sync_cpu_s": r0["values_written"] / max(statistics.median(
                         [r["cpu_s"] for r in runs]), 1e-9),
                 }
@@ -544,6 +553,8 @@ def run_figures(results, figs, started):
                     "wcu_per_value": summary([r["billed_units_per_value"] for r in wcu], "WCU"),
                     "wcu_per_value_rewrite": w["billed_units_per_value_rewrite"],
                     "wcu_per_activity": w["billed_units_per_activity"],
+                    # A chunk's delivery and outcome on runs of 10 and 1,000 chunks.
+                    "run_bookkeeping_per_chunk": w["run_bookkeeping"],
                     "manifest_units_first_write": w["manifest_units_first_write"],
                     "manifest_units_rewrite": w["manifest_units_rewrite"],
                     "moto_reported_units": w["reported_units_first_write"],
@@ -592,6 +603,12 @@ def finish(results, started):
         lines.append(("4 Pendo calls / values / values per call",
                       f"{f['pendo_calls']} / {f['values_written']:,} / {f['values_per_call']:,.0f}", ""))
         lines.append(("4 rows read / activities written", f"{f['rows_read']:,} / {f['activities_written']:,}", ""))
+        lines.append((f"4 chunks ({f['deferred_chunks']} deferred) / users created",
+                      f"{f['chunks']} / {f['users_created']:,}", ""))
+        lines.append(("4 Pendo calls per chunk", f"{f['pendo_calls_per_chunk']:.3f}", "== 1"))
+        lines.append(("4 queue messages per chunk", f"{f['queue_messages_per_chunk']:.3f}", "== 1"))
+        lines.append(("4 deliveries per chunk", f"{f['deliveries_per_chunk']:.3f}", "== 1"))
+        lines.append(("4 store operations per chunk (embedded)", f"{f['store_operations_per_chunk']:.1f}", "constant"))
     if "5_lambda" in figs:
         for name, f in figs["5_lambda"]["functions"].items():
             lines.append((f"5 {name}: stripped size [MB]", f"{f['stripped_mb']:.2f}", "<= 15"))
@@ -601,6 +618,9 @@ def finish(results, started):
         lines.append(("6 DynamoDB WCU per value (daily)", fmt(f["wcu_per_value"], digits=3), "<= 1"))
         lines.append(("  WCU per value, rewrite", f"{f['wcu_per_value_rewrite']:.3f}", ""))
         lines.append(("  WCU per activity record", f"{f['wcu_per_activity']:.2f}", ""))
+        for b in f.get("run_bookkeeping_per_chunk", []):
+            lines.append((f"6 store units per chunk, run of {b['run_chunks']:,} chunks (write / read)",
+                          f"{b['write_units_per_chunk']:.1f} / {b['read_units_per_chunk']:.1f}", "constant"))
     lines.append(("release build + bench builds [s]", f"{results['build_s']:.0f}", ""))
     for name, p in PHASES.items():
         lines.append((f"  phase: {name} [s] (load)", f"{p['s']:.0f} ({p['load1']:.1f})", ""))

@@ -52,6 +52,10 @@ pub enum BenchCommand {
         days: i64,
         #[arg(long, value_enum, default_value_t = BenchTarget::Company)]
         target: BenchTarget,
+        /// The first end-user mapping auto-creates end users (auto-detect on): the run then
+        /// defers the other mappings' chunks until that mapping's are over.
+        #[arg(long)]
+        auto_create: bool,
     },
     /// Re-sync all of the benchmark tenant, drain, print a JSON summary line.
     Resync {
@@ -76,9 +80,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             mappings,
             days,
             target,
+            auto_create,
         } => {
             let rt = Local::open(&data, Some(&pendo_base_url), None)?;
-            setup(&rt, &key, seed, visitors, users, mappings, days, target).await
+            let shape = Shape {
+                mappings,
+                days,
+                target,
+                auto_create,
+            };
+            setup(&rt, &key, seed, visitors, users, shape).await
         }
         BenchCommand::Resync {
             data,
@@ -87,11 +98,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         } => {
             let rt = Local::open(&data, Some(&pendo_base_url), None)?;
             let t = TenantId::parse(TENANT)?;
+            let (ops, pushed) = (rt.store.operations(), rt.queue.pushed());
             let run_id = rt.app.resync_all(&t).await?;
             let stats = rt.drain(workers, false).await;
             let (done, retried, failed, _) = stats.snapshot();
+            let (ops, pushed) = (rt.store.operations() - ops, rt.queue.pushed() - pushed);
             let run = rt.app.run(&t, &run_id).await?;
             let totals = run.totals();
+            let attempts: u64 = run.chunks.iter().map(|c| u64::from(c.attempts)).sum();
             println!(
                 "{}",
                 serde_json::json!({
@@ -103,6 +117,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     "rows_skipped": totals.rows_skipped,
                     "values_written": totals.values_written,
                     "activities_written": totals.activities_written,
+                    "users_created": totals.users_created,
+                    "deferred": run.chunks.iter().filter(|c| c.deferred).count(),
+                    "attempts": attempts,
+                    "duplicates": stats.duplicates.load(std::sync::atomic::Ordering::Relaxed),
+                    // The Re-sync all message and every fetch message sent.
+                    "queue_messages": pushed,
+                    "store_operations": ops,
                 })
             );
             anyhow::ensure!(failed == 0, "{failed} chunks failed");
@@ -111,17 +132,28 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the benchmark tenant syncs.
+struct Shape {
+    mappings: usize,
+    days: i64,
+    target: BenchTarget,
+    auto_create: bool,
+}
+
 async fn setup(
     rt: &Local,
     key: &str,
     seed: u64,
     visitors: u32,
     users: usize,
-    mappings: usize,
-    days: i64,
-    target: BenchTarget,
+    shape: Shape,
 ) -> anyhow::Result<()> {
+    let Shape {
+        mappings,
+        days,
+        target,
+        auto_create,
+    } = shape;
     let mut config = SimConfig::large();
     config.seed = seed;
     config.visitors = visitors;
@@ -139,7 +171,7 @@ async fn setup(
             days_to_sync: Some(days),
             timezone: Some(sub.timezone.name().to_string()),
             field_mappings: None,
-            auto_detect_end_users: Some(false),
+            auto_detect_end_users: Some(auto_create),
         },
         pendo_sync::app::Role::Admin,
     )
@@ -200,6 +232,7 @@ async fn setup(
             .map(|p| (p.popularity, p.id.clone()))
             .collect(),
     );
+    let mut creator_chosen = false;
     for i in 0..mappings {
         let source = if i % 2 == 0 {
             MappingKind::Feature {
@@ -218,6 +251,9 @@ async fn setup(
             BenchTarget::Mixed if i % 2 == 0 => Target::Company,
             BenchTarget::Mixed => Target::EndUser,
         };
+        // With auto-create, the first end-user mapping creates the users it does not find.
+        let creates = auto_create && target == Target::EndUser && !creator_chosen;
+        creator_chosen |= creates;
         app.create_mapping(
             &t,
             &MappingInput {
@@ -226,13 +262,17 @@ async fn setup(
                 metric_name: format!("Bench metric {i}"),
                 passive: false,
                 multi_app: false,
-                auto_create_users: false,
+                auto_create_users: creates,
                 segment_id: None,
                 enabled: true,
             },
         )
         .await?;
     }
+    anyhow::ensure!(
+        !auto_create || creator_chosen,
+        "--auto-create needs an end-user mapping (--target end-user or mixed)"
+    );
     println!(
         "{}",
         serde_json::json!({ "companies": companies.len(), "end_users": n, "mappings": mappings, "days": days })

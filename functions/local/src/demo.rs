@@ -304,28 +304,32 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
         run.totals().rows_read
     );
 
-    println!(
-        "\n{:<28} {:>12} {:>10} {:>8} {:>8} {:>8}",
-        "mapping", "last synced", "rows read", "values", "created", "skipped"
-    );
+    let mut summary = Table::new(&[
+        ("mapping", Align::Left),
+        ("last synced", Align::Right),
+        ("rows read", Align::Right),
+        ("values", Align::Right),
+        ("created", Align::Right),
+        ("skipped", Align::Right),
+    ]);
     for m in &mappings {
         let st = store.get_mapping_state(&t, &m.id).await?;
         let mut totals = pendo_sync::domain::ChunkStats::default();
         for c in run.chunks.iter().filter(|c| c.mapping_id == m.id) {
             totals.add(&c.stats);
         }
-        println!(
-            "{:<28} {:>12} {:>10} {:>8} {:>8} {:>8}",
-            m.metric_name,
+        summary.row(vec![
+            m.metric_name.clone(),
             st.and_then(|s| s.last_synced_day)
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "-".into()),
-            totals.rows_read,
-            totals.values_written,
-            totals.users_created,
-            totals.rows_skipped
-        );
+            totals.rows_read.to_string(),
+            totals.values_written.to_string(),
+            totals.users_created.to_string(),
+            totals.rows_skipped.to_string(),
+        ]);
     }
+    print!("\n{}", summary.render());
 
     let i = app.integration(&t).await?;
     let last = pendo_sync::time::last_complete_day(
@@ -333,14 +337,16 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
         i.settings.timezone.map(|z| z.0),
     );
     let from = last - Duration::days(4);
-    println!("\nLast 5 days for three companies:");
-    print!("{:<12} {:<36}", "company", "metric");
-    let mut d = from;
-    while d <= last {
-        print!(" {:>6}", d.format("%m-%d"));
-        d += Duration::days(1);
-    }
-    println!();
+    let days: Vec<_> = from.iter_days().take_while(|d| *d <= last).collect();
+    let mut columns = vec![
+        ("company".to_string(), Align::Left),
+        ("metric".to_string(), Align::Left),
+    ];
+    columns.extend(
+        days.iter()
+            .map(|d| (d.format("%m-%d").to_string(), Align::Right)),
+    );
+    let mut recent = Table::with_columns(columns);
     for c in companies.iter().take(3) {
         let obj = ObjectRef {
             kind: Target::Company,
@@ -350,29 +356,33 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
             let series = store
                 .read_series(&t, &obj, &metric.metric, from, last)
                 .await?;
-            print!("{:<12} {:<36}", c.external_id, metric.metric);
-            let mut d = from;
-            while d <= last {
-                let v = series
+            let mut row = vec![c.external_id.clone(), metric.metric.clone()];
+            row.extend(days.iter().map(|d| {
+                series
                     .iter()
-                    .find(|p| p.day == d && p.app == metric.app)
-                    .map(|p| p.value);
-                print!(
-                    " {:>6}",
-                    v.map(|v| v.to_string()).unwrap_or_else(|| "·".into())
-                );
-                d += Duration::days(1);
-            }
-            println!();
+                    .find(|p| p.day == *d && p.app == metric.app)
+                    .map(|p| p.value.to_string())
+                    .unwrap_or_else(|| "·".into())
+            }));
+            recent.row(row);
         }
+        // One number for the 7 days ending on the last day: shown under that day.
         let sys = app.system_metrics(&t, &obj).await?;
-        println!(
-            "{:<12} {:<36} {}",
-            c.external_id,
-            "users active last 7 days",
-            sys.users_active_last_7_days.unwrap_or(0)
-        );
+        let mut row = vec![
+            c.external_id.clone(),
+            "users active last 7 days".to_string(),
+        ];
+        row.extend(days.iter().map(|d| {
+            if *d == last {
+                sys.users_active_last_7_days.unwrap_or(0).to_string()
+            } else {
+                String::new()
+            }
+        }));
+        recent.row(row);
     }
+    println!("\nLast 5 days for three companies:");
+    print!("{}", recent.render());
     let rows = store.export(Some(&t)).await?;
     println!(
         "\n{} values and activity records stored in {}",
@@ -388,7 +398,7 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
             // The simulator keeps running: the page's discovery lists its pages and features.
             println!();
             let (table, token) = crate::serve::fresh_admin(t.as_str())?;
-            crate::serve::run(rt, listen, table, token, 4).await?;
+            crate::serve::run(rt, listen, table, token, 4, None).await?;
         }
         None => println!(
             "\nThe configurator page: `make demo SERVE=1` (or `demo --serve`) serves it at http://127.0.0.1:8080/\n\
@@ -397,6 +407,85 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
     }
     running.shutdown().await;
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A text table whose columns are as wide as their widest cell (header included), one space
+/// apart, so long metric names never push the other columns out of line.
+struct Table {
+    columns: Vec<(String, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&str, Align)]) -> Self {
+        Self::with_columns(columns.iter().map(|(h, a)| (h.to_string(), *a)).collect())
+    }
+
+    fn with_columns(columns: Vec<(String, Align)>) -> Self {
+        Self {
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row; missing cells are empty, extra ones dropped.
+    fn row(&mut self, mut cells: Vec<String>) {
+        cells.resize(self.columns.len(), String::new());
+        self.rows.push(cells);
+    }
+
+    /// The table, a header line then one line per row, each ending in a newline (no trailing
+    /// spaces).
+    fn render(&self) -> String {
+        let width = |s: &str| s.chars().count();
+        let widths: Vec<usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| {
+                self.rows
+                    .iter()
+                    .map(|r| width(&r[i]))
+                    .chain([width(h)])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
+        for cells in std::iter::once(header).chain(
+            self.rows
+                .iter()
+                .map(|r| r.iter().map(String::as_str).collect()),
+        ) {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                let pad = " ".repeat(widths[i] - width(cell));
+                match self.columns[i].1 {
+                    Align::Left => {
+                        line.push_str(cell);
+                        line.push_str(&pad);
+                    }
+                    Align::Right => {
+                        line.push_str(&pad);
+                        line.push_str(cell);
+                    }
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// The functional spec's example pipeline: per visitor, the day's events (`metric1`) and
@@ -410,4 +499,45 @@ fn guide_pipeline() -> serde_json::Value {
         {"select": {"accountId": "accountId", "visitorId": "visitorId",
             "metric1": "metric1", "metric2": "metric2"}}
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_sized_from_the_data() {
+        let mut t = Table::new(&[
+            ("mapping", Align::Left),
+            ("last synced", Align::Right),
+            ("values", Align::Right),
+        ]);
+        t.row(vec!["Clicks".into(), "2026-11-30".into(), "12".into()]);
+        t.row(vec![
+            "Average Number of Minutes per Visitor, 7-day report".into(),
+            "-".into(),
+            "1234567".into(),
+        ]);
+        t.row(vec!["Page views".into()]);
+        assert_eq!(
+            t.render(),
+            "\
+mapping                                             last synced  values
+Clicks                                               2026-11-30      12
+Average Number of Minutes per Visitor, 7-day report           - 1234567
+Page views
+"
+        );
+    }
+
+    #[test]
+    fn widths_count_characters_not_bytes() {
+        let mut t = Table::new(&[("metric", Align::Left), ("11-30", Align::Right)]);
+        t.row(vec!["Café · visits".into(), "·".into()]);
+        t.row(vec!["x".into(), "1.5".into()]);
+        assert_eq!(
+            t.render(),
+            "metric        11-30\nCafé · visits     ·\nx               1.5\n"
+        );
+    }
 }

@@ -67,6 +67,17 @@ enum Command {
         pendo_base_url: Option<String>,
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// When the daily sync runs, as HH:MM in UTC.
+        #[arg(
+            long,
+            value_name = "HH:MM",
+            default_value = "02:00",
+            conflicts_with = "no_schedule"
+        )]
+        daily_at: pendo_sync::schedule::DailyAt,
+        /// Run no daily sync (runs start only from the API).
+        #[arg(long)]
+        no_schedule: bool,
     },
     /// The measured half of `make bench` (see tests/bench/run.py).
     #[command(subcommand)]
@@ -108,10 +119,13 @@ async fn main() -> anyhow::Result<()> {
             tokens,
             pendo_base_url,
             workers,
+            daily_at,
+            no_schedule,
         } => {
             let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
             let (table, signin) = serve::tokens(tokens.as_deref(), "default")?;
-            serve::run(rt, &listen, table, signin, workers).await
+            let schedule = (!no_schedule).then_some(daily_at);
+            serve::run(rt, &listen, table, signin, workers, schedule).await
         }
         Command::Sync {
             data,

@@ -33,6 +33,8 @@ pub fn init_logging(json: bool) {
 pub struct Local {
     pub app: Arc<App>,
     pub queue: InProcessQueue,
+    /// The store the app runs on (for its operation count).
+    pub store: EmbeddedStore,
 }
 
 impl Local {
@@ -54,7 +56,7 @@ impl Local {
         })?;
         let queue = InProcessQueue::new(MAX_RECEIVES, Duration::from_secs(2));
         let ports = Ports {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
             queue: Arc::new(queue.clone()),
             pendo: Arc::new(pendo),
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -62,6 +64,7 @@ impl Local {
         Ok(Self {
             app: Arc::new(App::new(ports)),
             queue,
+            store,
         })
     }
 

@@ -148,6 +148,7 @@ async fn fuzzing_the_api_from_its_openapi_document_finds_no_server_error_and_sto
             "127.0.0.1:0",
             "--workers",
             "2",
+            "--no-schedule",
             "--data",
         ])
         .arg(dir.path())

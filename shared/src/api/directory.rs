@@ -5,15 +5,15 @@ use super::auth::Caller;
 use super::error::{ApiError, Body};
 use super::Shared;
 use crate::app::AppError;
-use crate::domain::{DirectoryObject, EndUserInput, Target};
+use crate::domain::Target;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub const MAX_BATCH: usize = 1000;
+pub use crate::directory::{BatchResult, RowError, MAX_BATCH};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,19 +22,6 @@ pub struct Batch {
     /// `{companyId, externalId?, email?, name?, surname?}`.
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<Value>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RowError {
-    pub index: usize,
-    pub field: Option<String>,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResult {
-    pub accepted: usize,
-    pub errors: Vec<RowError>,
 }
 
 /// `companies`, `assets`, `projects` or `end-users`.
@@ -48,20 +35,10 @@ fn kind(raw: &str) -> Result<Target, ApiError> {
     }
 }
 
-fn row<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, (Option<String>, String)> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let msg = e.into_inner().to_string();
-        let field = if msg.starts_with("unknown field") {
-            msg.split('`').nth(1).map(str::to_string)
-        } else {
-            Some(path).filter(|p| p != ".")
-        };
-        (field, msg)
-    })
-}
-
-/// Upsert a batch; invalid rows are reported by index and the valid ones are kept.
+/// Upsert a batch; invalid rows are reported by index, field and reason, and the valid ones are
+/// kept. Matched by external id within the company (an end user without one, by email); an end
+/// user row whose email belongs to another end user of its company is refused, naming both,
+/// and a row repeating an earlier row's email or external id is refused, naming that row.
 #[utoipa::path(put, path = "/v1/directory/{kind}", tag = "directory", request_body = Batch,
     params(("kind" = String, Path, description = "companies, assets, projects or end-users")),
     responses((status = 200, body = BatchResult), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
@@ -80,51 +57,10 @@ pub async fn upsert(
         )
         .field("items"));
     }
-    let store = &app.ports.store;
-    let mut errors = Vec::new();
-    let mut accepted = 0;
-    if kind == Target::EndUser {
-        for (index, item) in batch.items.iter().enumerate() {
-            let parsed = row::<EndUserInput>(item)
-                .and_then(|u| u.validated().map_err(|e| (Some(e.field), e.reason)));
-            match parsed {
-                Ok(u) => match store.upsert_end_user(&caller.tenant, &u).await {
-                    Ok(_) => accepted += 1,
-                    Err(crate::store::StoreError::Conflict(m)) => errors.push(RowError {
-                        index,
-                        field: None,
-                        message: m,
-                    }),
-                    Err(e) => return Err(AppError::from(e).into()),
-                },
-                Err((field, message)) => errors.push(RowError {
-                    index,
-                    field,
-                    message,
-                }),
-            }
-        }
-    } else {
-        let mut valid = Vec::new();
-        for (index, item) in batch.items.iter().enumerate() {
-            match row::<DirectoryObject>(item)
-                .and_then(|o| o.validated().map_err(|e| (Some(e.field), e.reason)))
-            {
-                Ok(o) => valid.push(o),
-                Err((field, message)) => errors.push(RowError {
-                    index,
-                    field,
-                    message,
-                }),
-            }
-        }
-        accepted = valid.len();
-        store
-            .upsert_objects(&caller.tenant, kind, &valid)
-            .await
-            .map_err(AppError::from)?;
-    }
-    Ok(Json(BatchResult { accepted, errors }))
+    Ok(Json(
+        app.upsert_directory(&caller.tenant, kind, &batch.items)
+            .await?,
+    ))
 }
 
 /// List a directory (end users include their service id, used by the metrics routes).

@@ -7,7 +7,6 @@ use crate::app::AppError;
 use crate::pendo::reports::{classify, ReportInfo};
 use crate::pendo::ObjectList;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,13 +35,7 @@ async fn list(app: &crate::App, caller: &Caller, what: ObjectList) -> Result<Vec
         .connection
         .clone()
         .filter(|_| i.is_active())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "not_connected",
-                "connect the Pendo integration first",
-            )
-        })?;
+        .ok_or_else(ApiError::not_connected)?;
     Ok(app
         .ports
         .pendo
@@ -130,7 +123,7 @@ pub async fn reports(
 /// One report's numeric columns (404 for an unknown or refused report).
 #[utoipa::path(get, path = "/v1/discovery/reports/{reportId}/columns", tag = "discovery",
     params(("reportId" = String, Path)),
-    responses((status = 200, body = Vec<crate::pendo::reports::ReportColumn>), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<crate::pendo::reports::ReportColumn>), (status = 404, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn report_columns(
     State(app): State<Shared>,
     caller: Caller,
@@ -162,5 +155,14 @@ pub async fn aggregation_fields(
     _caller: Caller,
     super::error::Body(body): super::error::Body<PipelineBody>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(crate::sync::custom::mappable_fields(&body.pipeline)?))
+    // The validator names fields as in a mapping's body (`source.pipeline[…]`); here the
+    // pipeline is at the body's root.
+    crate::sync::custom::mappable_fields(&body.pipeline)
+        .map(Json)
+        .map_err(|mut e| {
+            if let Some(rest) = e.field.strip_prefix("source.") {
+                e.field = rest.to_string();
+            }
+            e.into()
+        })
 }

@@ -53,6 +53,10 @@ impl ApiError {
             format!("{} not found", what.into()),
         )
     }
+    /// 409 for a route that needs a Pendo connection the tenant does not have.
+    pub fn not_connected() -> Self {
+        Self::new(StatusCode::CONFLICT, "not_connected", "connect Pendo first")
+    }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -73,6 +77,7 @@ impl From<AppError> for ApiError {
         match e {
             AppError::Validation(v) => v.into(),
             AppError::NotFound(what) => Self::not_found(what),
+            AppError::NotConnected => Self::not_connected(),
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Connection(p) => {
@@ -141,12 +146,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let msg = inner.to_string();
         if msg.starts_with("unknown field") {
             let name = msg.split('`').nth(1).unwrap_or_default();
-            // The path already ends with the unknown key (`bogus`, `source.bogus`).
-            let field = if path == "." || path.is_empty() {
-                name.to_string()
-            } else {
-                path
-            };
+            let field = key_path(bytes, path, name, false);
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_field",
@@ -159,6 +159,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 "bad_json",
                 format!("the body is not valid JSON: {msg}"),
             )
+        } else if msg.starts_with("missing field") {
+            let name = msg.split('`').nth(1).unwrap_or_default();
+            let field = key_path(bytes, path, name, true);
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid", msg.clone()).field(field)
         } else {
             let field = if path == "." { None } else { Some(path) };
             let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid", msg);
@@ -174,6 +178,48 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// The JSON path of an unknown or missing key `name` reported at serde's `path`. serde's path
+/// ends with an unknown key and stops at the object a key is missing from, except inside an
+/// internally tagged enum (a mapping's `source`), where it stops at the enum whatever the depth.
+/// The key is appended only where the body shows it belongs: an unknown key present in the
+/// object at `path`; a missing key absent from it, with no list of objects below it that could
+/// be the one missing it. Otherwise the enclosing object's path is kept (shorter, never wrong).
+fn key_path(bytes: &[u8], path: String, name: &str, missing: bool) -> String {
+    if path == "." || path.is_empty() {
+        return name.to_string();
+    }
+    if path == name || path.ends_with(&format!(".{name}")) {
+        return path;
+    }
+    let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut at = Some(&body);
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
+        at = at.and_then(|v| v.get(key));
+        for i in indexes.split('[').filter(|i| !i.is_empty()) {
+            let i = i.trim_end_matches(']').parse::<usize>().ok();
+            at = at.and_then(|v| i.and_then(|i| v.get(i)));
+        }
+    }
+    let Some(obj) = at.and_then(serde_json::Value::as_object) else {
+        return path;
+    };
+    let lists_of_objects = obj
+        .values()
+        .filter_map(serde_json::Value::as_array)
+        .any(|a| a.iter().any(serde_json::Value::is_object));
+    let belongs = if missing {
+        !obj.contains_key(name) && !lists_of_objects
+    } else {
+        obj.contains_key(name)
+    };
+    if belongs {
+        format!("{path}.{name}")
+    } else {
+        path
+    }
 }
 
 /// A query string, with the same error envelope as bodies.

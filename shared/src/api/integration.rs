@@ -149,7 +149,7 @@ pub async fn connect(
 
 /// Disconnect: the key is forgotten; settings, mappings and values stay.
 #[utoipa::path(delete, path = "/v1/integration/connection", tag = "integration",
-    responses((status = 200, body = IntegrationView), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = IntegrationView), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn disconnect(State(app): State<Shared>, caller: Caller) -> ApiResult<IntegrationView> {
     view(app.disconnect(&caller.tenant).await?)
 }
@@ -157,7 +157,7 @@ pub async fn disconnect(State(app): State<Shared>, caller: Caller) -> ApiResult<
 /// Change settings (only an admin may change days to sync). Marks "re-sync required".
 #[utoipa::path(patch, path = "/v1/integration/settings", tag = "integration", request_body = SettingsUpdate,
     responses((status = 200, body = IntegrationView), (status = 400, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+        (status = 403, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn update_settings(
     State(app): State<Shared>,
     caller: Caller,
@@ -170,7 +170,7 @@ pub async fn update_settings(
 }
 
 /// The apps table.
-#[utoipa::path(get, path = "/v1/apps", tag = "apps", responses((status = 200, body = Vec<AppRow>)))]
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", responses((status = 200, body = Vec<AppRow>), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn list_apps(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<AppRow>> {
     Ok(Json(
         app.integration(&caller.tenant).await?.apps.rows().to_vec(),
@@ -180,7 +180,7 @@ pub async fn list_apps(State(app): State<Shared>, caller: Caller) -> ApiResult<V
 /// Add an app or change its prefix. Marks "re-sync required".
 #[utoipa::path(put, path = "/v1/apps/{appId}", tag = "apps", request_body = PrefixInput,
     params(("appId" = String, Path, description = "A Pendo app id or `unknown`")),
-    responses((status = 200, body = Vec<AppRow>), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<AppRow>), (status = 400, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn put_app(
     State(app): State<Shared>,
     caller: Caller,
@@ -215,7 +215,7 @@ pub async fn delete_app(
 }
 
 /// The segments table.
-#[utoipa::path(get, path = "/v1/segments", tag = "segments", responses((status = 200, body = Vec<Segment>)))]
+#[utoipa::path(get, path = "/v1/segments", tag = "segments", responses((status = 200, body = Vec<Segment>), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn list_segments(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<Segment>> {
     Ok(Json(app.integration(&caller.tenant).await?.segments))
 }
@@ -223,7 +223,7 @@ pub async fn list_segments(State(app): State<Shared>, caller: Caller) -> ApiResu
 /// Add or rename a segment.
 #[utoipa::path(put, path = "/v1/segments/{segmentId}", tag = "segments", request_body = NameInput,
     params(("segmentId" = String, Path, description = "A Pendo segment id")),
-    responses((status = 200, body = Vec<Segment>), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<Segment>), (status = 400, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn put_segment(
     State(app): State<Shared>,
     caller: Caller,

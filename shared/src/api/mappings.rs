@@ -102,7 +102,7 @@ pub async fn list(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<Ma
 
 /// Create a mapping.
 #[utoipa::path(post, path = "/v1/mappings", tag = "mappings", request_body = MappingInput,
-    responses((status = 201, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 201, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn create(
     State(app): State<Shared>,
     caller: Caller,
@@ -127,7 +127,7 @@ pub async fn get(
 /// Replace a mapping in place; a change of what it fetches marks it "rebuild required".
 #[utoipa::path(put, path = "/v1/mappings/{mappingId}", tag = "mappings", request_body = MappingInput,
     params(("mappingId" = String, Path)),
-    responses((status = 200, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn update(
     State(app): State<Shared>,
     caller: Caller,

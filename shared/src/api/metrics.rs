@@ -108,7 +108,7 @@ pub async fn activity(
 /// System metrics: an end user's last seen / last active, a company's users active last 7 days.
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/system", tag = "metrics",
     params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = SystemMetrics), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
+    responses((status = 200, body = SystemMetrics), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
 pub async fn system(
     State(app): State<Shared>,
     caller: Caller,

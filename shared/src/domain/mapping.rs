@@ -210,20 +210,20 @@ impl MappingInput {
                 feature_id,
                 minutes_metric,
             } => MappingKind::Feature {
-                feature_id: crate::domain::ids::check_id("featureId", feature_id)?,
+                feature_id: crate::domain::ids::check_id("source.featureId", feature_id)?,
                 minutes_metric: minutes_metric
                     .as_deref()
-                    .map(|m| check_metric_name("minutesMetric", m))
+                    .map(|m| check_metric_name("source.minutesMetric", m))
                     .transpose()?,
             },
             MappingKind::Page {
                 page_id,
                 minutes_metric,
             } => MappingKind::Page {
-                page_id: crate::domain::ids::check_id("pageId", page_id)?,
+                page_id: crate::domain::ids::check_id("source.pageId", page_id)?,
                 minutes_metric: minutes_metric
                     .as_deref()
-                    .map(|m| check_metric_name("minutesMetric", m))
+                    .map(|m| check_metric_name("source.minutesMetric", m))
                     .transpose()?,
             },
             MappingKind::Aggregation { pipeline, fields } => {
@@ -329,7 +329,7 @@ impl MappingInput {
         } {
             if minutes == metric_name {
                 return Err(ValidationError::new(
-                    "minutesMetric",
+                    "source.minutesMetric",
                     "must differ from metricName",
                 ));
             }

@@ -35,6 +35,40 @@ pub enum StoreError {
     /// Stored data that does not decode (a bug or a manual edit), never user input.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A directory end user whose email already belongs to another end user of its company:
+    /// nothing was written.
+    #[error(transparent)]
+    EmailTaken(#[from] EmailTaken),
+}
+
+/// The end user that holds an email a directory row asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("email {email} already belongs to end user {} of company {company}", holder_name(.holder_external_id.as_deref(), .holder_id))]
+pub struct EmailTaken {
+    pub company: String,
+    pub email: String,
+    /// The holder's external id (`None` for a user known only by its email).
+    pub holder_external_id: Option<String>,
+    /// The holder's service id.
+    pub holder_id: String,
+}
+
+impl EmailTaken {
+    pub fn new(email: &str, holder: &EndUser) -> Self {
+        Self {
+            company: holder.company_id.clone(),
+            email: email.to_string(),
+            holder_external_id: holder.external_id.clone(),
+            holder_id: holder.id.clone(),
+        }
+    }
+}
+
+fn holder_name(external_id: Option<&str>, id: &str) -> String {
+    match external_id {
+        Some(e) => e.to_string(),
+        None => format!("{id} (no external id)"),
+    }
 }
 
 /// Whose activity to read.
@@ -62,6 +96,17 @@ pub fn new_end_user(u: &EndUserInput) -> EndUser {
         email: u.email.clone(),
         name: u.name.clone(),
         surname: u.surname.clone(),
+    }
+}
+
+/// A directory row applied to the user it matched: given fields replace stored ones; the
+/// external id and the company stay.
+pub fn merged_user(found: EndUser, u: &EndUserInput) -> EndUser {
+    EndUser {
+        email: u.email.clone().or(found.email),
+        name: u.name.clone().or(found.name),
+        surname: u.surname.clone().or(found.surname),
+        ..found
     }
 }
 
@@ -318,8 +363,13 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         user: &EndUserInput,
     ) -> Result<(EndUser, bool), StoreError>;
-    /// Upserts directory end users (matched by external id, else email, within the company);
-    /// given fields replace stored ones (the directory owner's write).
+    /// Upserts a directory end user, matched within its company on the external id (on the
+    /// email for a row without one). Given fields replace stored ones (the directory owner's
+    /// write), except the external id, which is never rewritten.
+    ///
+    /// # Errors
+    /// `EmailTaken` when the row's email belongs to another end user of the company (a row with
+    /// an external id never takes over another user's email); nothing is written.
     async fn upsert_end_user(
         &self,
         t: &TenantId,

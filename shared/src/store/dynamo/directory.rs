@@ -6,7 +6,7 @@ use super::{
     get_s, is_condition_failure, key, keys, opt_s, put_req, s, unavailable, DynamoStore, Item,
 };
 use crate::domain::{DirectoryObject, EndUser, EndUserInput, Target, TenantId};
-use crate::store::{new_end_user, StoreError};
+use crate::store::{merged_user, new_end_user, EmailTaken, StoreError};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use std::collections::BTreeMap;
 
@@ -238,57 +238,79 @@ impl DynamoStore {
         t: &TenantId,
         u: &EndUserInput,
     ) -> Result<EndUser, StoreError> {
-        let clash = || StoreError::Conflict("end user clashes with another".into());
-        let Some(found) = self.find_user(t, u).await? else {
-            let user = new_end_user(u);
-            return if self.insert_user(t, &user).await? {
-                Ok(user)
-            } else {
-                Err(clash())
+        let c = &u.company_id;
+        // A lost race (another writer took a key or changed the user in between) reads again.
+        for _ in 0..3 {
+            let by_email = match &u.email {
+                Some(e) => self.via_lookup(t, keys::email_lookup_sk(c, e)).await?,
+                None => None,
             };
-        };
-        let merged = EndUser {
-            external_id: u.external_id.clone().or(found.external_id.clone()),
-            email: u.email.clone().or(found.email.clone()),
-            name: u.name.clone().or(found.name.clone()),
-            surname: u.surname.clone().or(found.surname.clone()),
-            ..found.clone()
-        };
-        let table = &self.tables.data;
-        let mut items = vec![tx_put(
-            table,
-            user_item(t, &merged),
-            "attribute_exists(pk)",
-        )?];
-        let c = &found.company_id;
-        let lookups = [
-            (
-                found
-                    .external_id
-                    .as_deref()
-                    .map(|e| keys::ext_lookup_sk(c, e)),
-                merged
-                    .external_id
-                    .as_deref()
-                    .map(|e| keys::ext_lookup_sk(c, e)),
-            ),
-            (
-                found.email.as_deref().map(|e| keys::email_lookup_sk(c, e)),
-                merged.email.as_deref().map(|e| keys::email_lookup_sk(c, e)),
-            ),
-        ];
-        for (old, new) in lookups {
-            if old == new {
-                continue;
+            let found = match &u.external_id {
+                Some(ext) => self.via_lookup(t, keys::ext_lookup_sk(c, ext)).await?,
+                None => by_email.clone(),
+            };
+            if let (Some(email), Some(holder)) = (&u.email, &by_email) {
+                if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
+                    return Err(EmailTaken::new(email, holder).into());
+                }
             }
-            if let Some(sk) = new {
+            let Some(found) = found else {
+                let user = new_end_user(u);
+                if self.insert_user(t, &user).await? {
+                    return Ok(user);
+                }
+                continue;
+            };
+            let merged = merged_user(found.clone(), u);
+            if self.update_user(t, &found, &merged).await? {
+                return Ok(merged);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "end user {} of company {c} changed concurrently; try again",
+            u.external_id
+                .as_deref()
+                .or(u.email.as_deref())
+                .unwrap_or("?")
+        )))
+    }
+
+    /// One transaction: the merged user item, only if its email is still the one read, and the
+    /// email lookup items moved along. `Ok(false)` when a condition failed.
+    async fn update_user(
+        &self,
+        t: &TenantId,
+        found: &EndUser,
+        merged: &EndUser,
+    ) -> Result<bool, StoreError> {
+        let table = &self.tables.data;
+        let (condition, old) = match &found.email {
+            Some(e) => ("attribute_exists(pk) AND #e = :old", Some(e)),
+            None => ("attribute_exists(pk) AND attribute_not_exists(#e)", None),
+        };
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(user_item(t, merged)))
+            .condition_expression(condition)
+            .expression_attribute_names("#e", "email")
+            .set_expression_attribute_values(
+                old.map(|e| std::collections::HashMap::from([(":old".to_string(), s(e.clone()))])),
+            )
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let c = &found.company_id;
+        let old_sk = found.email.as_deref().map(|e| keys::email_lookup_sk(c, e));
+        let new_sk = merged.email.as_deref().map(|e| keys::email_lookup_sk(c, e));
+        if old_sk != new_sk {
+            if let Some(sk) = new_sk {
                 items.push(tx_put(
                     table,
                     lookup_item(t, sk, &merged.id),
                     "attribute_not_exists(pk)",
                 )?);
             }
-            if let Some(sk) = old {
+            if let Some(sk) = old_sk {
                 let del = Delete::builder()
                     .table_name(table)
                     .set_key(Some(key(keys::users_pk(t), sk)))
@@ -297,11 +319,7 @@ impl DynamoStore {
                 items.push(TransactWriteItem::builder().delete(del).build());
             }
         }
-        if self.transact(items, "update end user").await? {
-            Ok(merged)
-        } else {
-            Err(clash())
-        }
+        self.transact(items, "update end user").await
     }
 
     pub(super) async fn fill_end_user_impl(

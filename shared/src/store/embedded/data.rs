@@ -6,7 +6,9 @@ use crate::domain::{
     Activity, DirectoryObject, EndUser, EndUserInput, ExportRow, MappingId, MetricValue, ObjectRef,
     Target, TenantId,
 };
-use crate::store::{new_end_user, ActivityOf, ChunkRecords, MetricInfo, SeriesPoint};
+use crate::store::{
+    merged_user, new_end_user, ActivityOf, ChunkRecords, EmailTaken, MetricInfo, SeriesPoint,
+};
 use crate::sync::plan::Window;
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -102,33 +104,52 @@ pub(super) fn list_end_users(c: &mut Connection, t: &TenantId) -> Result<Vec<End
     rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
+/// The user of `company` whose `col` (`external_id` or `email`) is `value`.
+fn user_by(
+    c: &Connection,
+    t: &TenantId,
+    company: &str,
+    col: &str,
+    value: &str,
+) -> Result<Option<EndUser>, StoreError> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 AND company_id=?2 AND {col}=?3"
+        ),
+        params![t.as_str(), company, value],
+        end_user,
+    )
+    .optional()?)
+}
+
+/// Matches on external id, then on email, within the company.
 fn find_user(
     c: &Connection,
     t: &TenantId,
     u: &EndUserInput,
 ) -> Result<Option<EndUser>, StoreError> {
     if let Some(ext) = &u.external_id {
-        let found = c
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM end_users WHERE tenant=?1 AND company_id=?2 AND external_id=?3"),
-                params![t.as_str(), u.company_id, ext],
-                end_user,
-            )
-            .optional()?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some(found) = user_by(c, t, &u.company_id, "external_id", ext)? {
+            return Ok(Some(found));
         }
     }
-    if let Some(email) = &u.email {
-        return Ok(c
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM end_users WHERE tenant=?1 AND company_id=?2 AND email=?3"),
-                params![t.as_str(), u.company_id, email],
-                end_user,
-            )
-            .optional()?);
+    match &u.email {
+        Some(email) => user_by(c, t, &u.company_id, "email", email),
+        None => Ok(None),
     }
-    Ok(None)
+}
+
+/// A unique-key failure names no storage detail: the checks before each write make it a lost
+/// race or a user whose service id is taken.
+fn clash(user: &EndUser) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
+            "end user {} clashes with another end user of company {}",
+            user.external_id.as_deref().unwrap_or(&user.id),
+            user.company_id
+        )),
+        _ => StoreError::from(e),
+    }
 }
 
 fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), StoreError> {
@@ -136,7 +157,7 @@ fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), Store
         "INSERT INTO end_users (tenant, id, company_id, external_id, email, name, surname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![t.as_str(), user.id, user.company_id, user.external_id, user.email, user.name, user.surname],
     )
-    .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
+    .map_err(clash(user))?;
     Ok(())
 }
 
@@ -161,18 +182,35 @@ pub(super) fn upsert_end_user(
     u: &EndUserInput,
 ) -> Result<EndUser, StoreError> {
     let tx = write_tx(c)?;
-    let out = match find_user(&tx, t, u)? {
-        Some(mut found) => {
-            found.external_id = u.external_id.clone().or(found.external_id);
-            found.email = u.email.clone().or(found.email);
-            found.name = u.name.clone().or(found.name);
-            found.surname = u.surname.clone().or(found.surname);
+    let company = &u.company_id;
+    let by_email = match &u.email {
+        Some(e) => user_by(&tx, t, company, "email", e)?,
+        None => None,
+    };
+    let found = match &u.external_id {
+        Some(ext) => user_by(&tx, t, company, "external_id", ext)?,
+        None => by_email.clone(),
+    };
+    if let (Some(email), Some(holder)) = (&u.email, &by_email) {
+        if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
+            return Err(EmailTaken::new(email, holder).into());
+        }
+    }
+    let out = match found {
+        Some(found) => {
+            let merged = merged_user(found, u);
             tx.execute(
-                "UPDATE end_users SET external_id=?3, email=?4, name=?5, surname=?6 WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), found.id, found.external_id, found.email, found.name, found.surname],
+                "UPDATE end_users SET email=?3, name=?4, surname=?5 WHERE tenant=?1 AND id=?2",
+                params![
+                    t.as_str(),
+                    merged.id,
+                    merged.email,
+                    merged.name,
+                    merged.surname
+                ],
             )
-            .map_err(|e| StoreError::Conflict(format!("end user clashes with another: {e}")))?;
-            found
+            .map_err(clash(&merged))?;
+            merged
         }
         None => {
             let user = new_end_user(u);

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct EmbeddedStore {
     conn: Arc<Mutex<Connection>>,
+    /// Store operations so far (calls through the port), for the run-cost figures.
+    operations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -90,7 +92,13 @@ impl EmbeddedStore {
         conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            operations: Arc::default(),
         })
+    }
+
+    /// Store operations so far (each a call through the port; clones share the count).
+    pub fn operations(&self) -> u64 {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the connection. SQLite calls are short; the lock serialises writers the way
@@ -99,6 +107,8 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.operations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut guard = self
             .conn
             .lock()

@@ -363,7 +363,7 @@ async fn settings_validate_roles_and_unknown_fields_and_change_nothing_when_refu
             Some(json!({"daysToSync": 30})),
         )
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "connect first");
+    assert_eq!(s, StatusCode::CONFLICT, "connect first");
     a.connect(ADMIN_A).await;
     let cases = [
         (json!({"daysToSync": 0}), "daysToSync"),
@@ -821,7 +821,26 @@ async fn another_tenant_sees_and_changes_nothing() {
         .await;
     a.drain().await;
     let run_id = run["runId"].as_str().unwrap().to_string();
-    // Tenant B: every read is empty or 404, every write on A's objects is 404.
+    // Tenant B, not connected: its own defaults, and "connect Pendo first".
+    let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
+    assert_eq!(
+        (ib["status"].as_str(), ib["tenant"].as_str()),
+        (Some("notConnected"), Some("tenant-b"))
+    );
+    for (m, path) in [
+        (Method::GET, "/v1/discovery/pages".to_string()),
+        (Method::POST, "/v1/resync".to_string()),
+        (Method::POST, format!("/v1/mappings/{id}/sync")),
+    ] {
+        let (s, e) = a.call(ADMIN_B, m.clone(), &path, None).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("not_connected")),
+            "{m} {path}"
+        );
+    }
+    // Tenant B connected: every read is empty or 404, every write on A's objects is 404.
+    a.connect(ADMIN_B).await;
     for path in [format!("/v1/mappings/{id}"), format!("/v1/runs/{run_id}")] {
         let (s, e) = a.call(ADMIN_B, Method::GET, &path, None).await;
         assert_eq!(
@@ -876,21 +895,6 @@ async fn another_tenant_sees_and_changes_nothing() {
             "{path}"
         );
     }
-    let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
-    assert_eq!(
-        (ib["status"].as_str(), ib["tenant"].as_str()),
-        (Some("notConnected"), Some("tenant-b"))
-    );
-    assert_eq!(
-        a.call(ADMIN_B, Method::GET, "/v1/discovery/pages", None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        a.call(ADMIN_B, Method::POST, "/v1/resync", None).await.0,
-        StatusCode::NOT_FOUND
-    );
     // A's data is intact.
     assert_eq!(
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
@@ -988,7 +992,7 @@ async fn report_discovery_lists_compatible_reports_and_the_reasons_of_the_others
         a.call(ADMIN_A, Method::GET, "/v1/discovery/reports", None)
             .await
             .0,
-        StatusCode::NOT_FOUND
+        StatusCode::CONFLICT
     );
     a.connect(ADMIN_A).await;
     let (s, r) = a
@@ -1074,10 +1078,13 @@ async fn aggregation_fields_lists_numeric_outputs_and_names_the_refused_stage() 
             Some(json!({"pipeline": [{"source": {"events": null}}]})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
-    assert!(
-        r.to_string()
-            .contains("source.pipeline[0].source.timeSeries"),
+    // The JSON path in this body, whose root holds the pipeline.
+    assert_eq!(
+        (s, r["error"]["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("pipeline[0].source.timeSeries")
+        ),
         "{r}"
     );
 }
@@ -1882,3 +1889,6 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Directory integrity, per-row errors, "connect Pendo first" and field paths (issue 16).
+mod integrity;

@@ -113,3 +113,44 @@ async fn resync_all_leaves_exactly_days_to_sync_days() {
     let rows = s.export().await;
     assert!(rows.iter().all(|r| r.day >= d("2026-10-31")));
 }
+
+#[tokio::test]
+async fn resync_all_rebuilds_an_edited_mapping_and_clears_its_rebuild_flag() {
+    let (s, m) = stack_with_mapping(3).await;
+    s.resync().await;
+    let mut input = pendo_sync::domain::MappingInput {
+        source: m.source.clone(),
+        target: m.target,
+        metric_name: "Renamed clicks".into(),
+        passive: m.passive,
+        multi_app: m.multi_app,
+        auto_create_users: m.auto_create_users,
+        segment_id: m.segment_id.clone(),
+        enabled: m.enabled,
+    };
+    let edited = s
+        .app
+        .update_mapping(&s.tenant, &m.id, &input)
+        .await
+        .unwrap();
+    assert!(edited.rebuild_required);
+    s.resync().await;
+    let after = s.app.mapping(&s.tenant, &m.id).await.unwrap();
+    assert!(!after.rebuild_required, "Re-sync all rebuilt it");
+    let metrics: std::collections::BTreeSet<String> = s
+        .values()
+        .await
+        .into_keys()
+        .map(|(_, metric, _, _)| metric)
+        .collect();
+    assert!(metrics.contains("Renamed clicks"), "{metrics:?}");
+    assert!(!metrics.contains("Clicks"), "{metrics:?}");
+    // An edit after that marks it again.
+    input.metric_name = "Clicks again".into();
+    let edited = s
+        .app
+        .update_mapping(&s.tenant, &m.id, &input)
+        .await
+        .unwrap();
+    assert!(edited.rebuild_required);
+}
