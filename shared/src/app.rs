@@ -35,6 +35,10 @@ pub enum AppError {
     /// disconnected).
     #[error("connect Pendo first")]
     NotConnected,
+    /// The mapping was edited in a way its stored values do not follow; it syncs again only
+    /// after its rebuild (or a Re-sync all).
+    #[error("mapping {0} was edited and needs a rebuild before it syncs again: rebuild it (POST /v1/mappings/{0}/rebuild) or run Re-sync all; until then its stored values stay as they were made")]
+    RebuildRequired(MappingId),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -416,6 +420,9 @@ impl App {
     pub async fn sync_now(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
         let m = self.mapping(t, id).await?;
+        if m.rebuild_required {
+            return Err(AppError::RebuildRequired(m.id));
+        }
         let kind = RunKind::SyncNow {
             mapping_id: m.id.clone(),
         };
@@ -538,7 +545,18 @@ impl App {
             if !i.is_active() {
                 continue;
             }
-            let mappings = self.ports.store.list_mappings(&t).await?;
+            // A mapping edited since its values were made waits for its rebuild: syncing it
+            // with the edit would split its series between the old and the new configuration.
+            let (waiting, mappings): (Vec<Mapping>, Vec<Mapping>) = self
+                .ports
+                .store
+                .list_mappings(&t)
+                .await?
+                .into_iter()
+                .partition(|m| m.rebuild_required);
+            for m in &waiting {
+                tracing::warn!(tenant = %t, mapping = %m.id, "not synced by the daily run: edited, waiting for its rebuild");
+            }
             runs.push(self.start_run(&i, &mappings, RunKind::Daily, false).await?);
         }
         Ok(runs)

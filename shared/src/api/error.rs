@@ -78,6 +78,9 @@ impl From<AppError> for ApiError {
             AppError::Validation(v) => v.into(),
             AppError::NotFound(what) => Self::not_found(what),
             AppError::NotConnected => Self::not_connected(),
+            e @ AppError::RebuildRequired(_) => {
+                Self::new(StatusCode::CONFLICT, "rebuild_required", e.to_string())
+            }
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Connection(p) => {

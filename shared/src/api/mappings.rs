@@ -153,10 +153,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sync now: fetch what is missing since the last synced day. Deletes nothing.
+/// Sync now: fetch what is missing since the last synced day. Deletes nothing. A mapping edited
+/// since its values were made (`rebuildRequired`) is refused with 409 `rebuild_required` until
+/// its rebuild: syncing it with the edit would split its series.
 #[utoipa::path(post, path = "/v1/mappings/{mappingId}/sync", tag = "sync",
     params(("mappingId" = String, Path)),
-    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, description = "not_connected, or rebuild_required: the mapping was edited and needs its rebuild first", body = super::error::ErrorBody)))]
 pub async fn sync_now(
     State(app): State<Shared>,
     caller: Caller,

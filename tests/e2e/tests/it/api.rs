@@ -168,6 +168,12 @@ impl Api {
         assert_eq!(s, StatusCode::OK);
     }
 
+    /// Tenant A's stored values and activity.
+    async fn export(&self) -> Vec<pendo_sync::domain::ExportRow> {
+        let t = TenantId::parse("tenant-a").unwrap();
+        self.app.ports.store.export(Some(&t)).await.unwrap()
+    }
+
     async fn drain(&self) {
         pendo_sync::worker::drain(
             self.app.clone(),
@@ -729,6 +735,28 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         (s, m["rebuildRequired"].as_bool()),
         (StatusCode::OK, Some(true))
     );
+    // Until the rebuild, Sync now is refused and changes nothing (it would write the new name
+    // on some days and keep the old one on the others).
+    let before = a.export().await;
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("rebuild_required")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("rebuild"),
+        "{e}"
+    );
+    a.drain().await;
+    assert_eq!(a.export().await, before);
     assert_eq!(
         a.call(
             ADMIN_A,
@@ -739,6 +767,20 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         .await
         .0,
         StatusCode::ACCEPTED
+    );
+    a.drain().await;
+    let (s, _) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::ACCEPTED,
+        "rebuilt: Sync now is accepted again"
     );
     a.drain().await;
     let (_, metrics) = a
@@ -755,8 +797,10 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         StatusCode::ACCEPTED
     );
     a.drain().await;
+    // The first sync, the rebuild, the Sync now after it and the Re-sync all (the refused Sync
+    // now started none).
     let (_, runs) = a.call(ADMIN_A, Method::GET, "/v1/runs?limit=5", None).await;
-    assert_eq!(runs.as_array().map(Vec::len), Some(3));
+    assert_eq!(runs.as_array().map(Vec::len), Some(4));
     assert_eq!(
         a.call(ADMIN_A, Method::GET, "/v1/runs?limit=abc", None)
             .await

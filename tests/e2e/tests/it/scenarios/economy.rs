@@ -5,11 +5,17 @@
 
 use super::reliability::{assert_same, export};
 use crate::helpers::*;
+use async_trait::async_trait;
 use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
+use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::{Queue, QueueError};
+use pendo_sync::sync::messages::{FetchMessage, ResyncMessage};
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 const AGG: &str = "/api/v1/aggregation";
 const REPORTS: &str = "/api/v1/report";
@@ -208,5 +214,65 @@ async fn each_injected_fault_costs_exactly_one_more_call() {
     assert_eq!(chunks, 4 * 2 + 3 * 14);
     assert_eq!(c.calls(AGG) - calls, chunks + 7);
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Done));
+    assert_same(&export(&s).await, &want);
+}
+
+/// A queue whose second `send_fetch` fails (the first is the Re-sync all's fan-out, the second
+/// the release of the deferred chunks): the worker that won the release is left as if it had
+/// crashed between its claim and its send.
+struct FailingRelease {
+    inner: InProcessQueue,
+    sends: AtomicU64,
+}
+
+#[async_trait]
+impl Queue for FailingRelease {
+    async fn send_fetch(&self, messages: &[FetchMessage]) -> Result<(), QueueError> {
+        if self.sends.fetch_add(1, Ordering::Relaxed) == 1 {
+            return Err(QueueError::Unavailable(
+                "the queue dropped the connection".into(),
+            ));
+        }
+        self.inner.send_fetch(messages).await
+    }
+    async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
+        self.inner.send_resync(message).await
+    }
+}
+
+#[tokio::test]
+async fn a_release_cut_between_its_claim_and_its_send_is_finished_by_the_redelivery() {
+    let clean = Stack::start().await;
+    seven_mappings(&clean, 7).await;
+    clean.resync().await;
+    let want = export(&clean).await;
+
+    let s = Stack::build(
+        sim_config(),
+        StackOptions {
+            wrap_queue: Some(Box::new(|q| {
+                Arc::new(FailingRelease {
+                    inner: q,
+                    sends: AtomicU64::new(0),
+                })
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    seven_mappings(&s, 7).await;
+    let c = s.sim.control();
+    let calls = c.calls(AGG);
+    s.resync().await;
+    let run = last_run(&s).await;
+    let chunks = run.chunks.len() as u64;
+    assert_eq!(chunks, 4 + 3 * 7);
+    assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Done));
+    assert_eq!(run.release, Release::Released);
+    // The chunk that won the release was delivered again (its message was not acknowledged)
+    // and sent the deferred chunks; no chunk called Pendo twice.
+    assert_eq!(c.calls(AGG) - calls, chunks);
+    let attempts: u32 = run.chunks.iter().map(|c| c.attempts).sum();
+    assert_eq!(u64::from(attempts), chunks + 1);
     assert_same(&export(&s).await, &want);
 }

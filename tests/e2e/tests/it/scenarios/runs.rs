@@ -134,6 +134,13 @@ async fn resync_all_rebuilds_an_edited_mapping_and_clears_its_rebuild_flag() {
         .await
         .unwrap();
     assert!(edited.rebuild_required);
+    // The daily run leaves the edited mapping out until its rebuild: its values stay as made.
+    let before = s.export().await;
+    let runs = s.app.run_schedule().await.unwrap();
+    s.drain().await;
+    let daily = s.app.run(&s.tenant, &runs[0]).await.unwrap();
+    assert!(daily.chunks.iter().all(|c| c.mapping_id != m.id));
+    assert_eq!(s.export().await, before);
     s.resync().await;
     let after = s.app.mapping(&s.tenant, &m.id).await.unwrap();
     assert!(!after.rebuild_required, "Re-sync all rebuilt it");
