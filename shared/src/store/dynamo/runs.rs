@@ -507,7 +507,7 @@ impl DynamoStore {
                 }
             }
         }
-        let mut p = self.progress(t, run, &chunk.mapping_id).await?;
+        let mut p = self.run_progress_impl(t, run, &chunk.mapping_id).await?;
         p.applied = applied;
         Ok(p)
     }
@@ -553,7 +553,7 @@ impl DynamoStore {
     }
 
     /// The header and the mapping's counters: one strongly consistent BatchGetItem.
-    async fn progress(
+    pub(super) async fn run_progress_impl(
         &self,
         t: &TenantId,
         run: &RunId,
@@ -624,15 +624,6 @@ impl DynamoStore {
                 .map(|m| super::get_day(m, "end"))
                 .transpose()?,
         })
-    }
-
-    pub(super) async fn run_progress_impl(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<RunProgress, StoreError> {
-        self.progress(t, run, mapping).await
     }
 
     pub(super) async fn set_run_flag_impl(
