@@ -112,6 +112,8 @@ pub struct SystemMetrics {
 pub struct App {
     pub ports: Ports,
     pub lookback_days: u32,
+    /// Directory snapshots shared by this process's chunks (see `sync::directory_cache`).
+    directories: crate::sync::directory_cache::DirectoryCache,
 }
 
 impl App {
@@ -119,6 +121,7 @@ impl App {
         Self {
             ports,
             lookback_days: DEFAULT_LOOKBACK_DAYS,
+            directories: Default::default(),
         }
     }
 
@@ -571,7 +574,7 @@ impl App {
         match QueueMessage::decode(body) {
             Err(e) => Err(ProcessError::Permanent(e.to_string())),
             Ok(QueueMessage::Fetch(m)) => {
-                engine::process_fetch(&self.ports, &m, final_attempt).await
+                engine::process_fetch(&self.ports, &self.directories, &m, final_attempt).await
             }
             Ok(QueueMessage::Resync(m)) => engine::process_resync(&self.ports, &m).await,
         }

@@ -47,6 +47,7 @@ pub async fn run_all(store: &dyn Store) {
     runs_record_chunk_outcomes(store).await;
     run_counters_and_flags_are_exact(store).await;
     separators_in_ids_never_confuse_keys(store).await;
+    super::contract_reads::run_all(store).await;
 }
 
 pub async fn integration_writes_are_optimistic(s: &dyn Store) {

@@ -5,6 +5,8 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_reads;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
@@ -355,6 +357,11 @@ pub trait Store: Send + Sync {
         kind: Target,
     ) -> Result<Vec<DirectoryObject>, StoreError>;
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError>;
+    /// A stamp of the tenant's directory (companies, assets, projects, end users): it MUST
+    /// change with every write that changes any of them, in the same atomic write, so a
+    /// snapshot read between two equal stamps is the directory as stored. `None` when the
+    /// adapter keeps no stamp (its callers then read the directory every time).
+    async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError>;
     /// Creates the end user unless one exists with the same (company, external id) or
     /// (company, email); returns the stored user and whether it was created. Two concurrent
     /// calls for the same user MUST leave exactly one.

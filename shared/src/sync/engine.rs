@@ -2,6 +2,7 @@
 //! replace → cursor. And the re-sync worker: purge older generations, reset cursors, fan out.
 //! Retry-vs-give-up is decided here, once; the queue glue only acts on it.
 
+use super::directory_cache::{DirectoryCache, Shape};
 use super::identity::{Directory, IdentityRules};
 use super::messages::{FetchMessage, ResyncMessage};
 use super::plan::{self, Window};
@@ -16,6 +17,7 @@ use crate::domain::{
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
 use crate::store::StoreError;
+use std::sync::Arc;
 
 /// How a message ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,7 @@ const MAX_SPLIT_DEPTH: u32 = 6;
 
 pub async fn process_fetch(
     ports: &Ports,
+    directories: &DirectoryCache,
     msg: &FetchMessage,
     final_attempt: bool,
 ) -> Result<Processed, ProcessError> {
@@ -83,7 +86,7 @@ pub async fn process_fetch(
         return Ok(Processed::Duplicate);
     }
     let chunk = chunk.map(|s| s.chunk);
-    let result = run_chunk(ports, msg, chunk.as_ref(), final_attempt).await;
+    let result = run_chunk(ports, directories, msg, chunk.as_ref(), final_attempt).await;
     if let (Err(ProcessError::Retryable(e)), Some(_)) = (&result, &chunk) {
         // Let the redelivery take the chunk at once (and show the retry on it).
         store
@@ -103,6 +106,7 @@ pub async fn process_fetch(
 /// The work of a delivery that holds its chunk (or of a chunk whose run is gone).
 async fn run_chunk(
     ports: &Ports,
+    directories: &DirectoryCache,
     msg: &FetchMessage,
     chunk: Option<&ChunkRecord>,
     final_attempt: bool,
@@ -152,6 +156,7 @@ async fn run_chunk(
     };
     let job = Job {
         ports,
+        directories,
         integration: &integration,
         mapping: &mapping,
         conn: &conn,
@@ -224,6 +229,7 @@ async fn run_chunk(
 /// What one chunk's fetch works with.
 pub(super) struct Job<'a> {
     pub ports: &'a Ports,
+    pub directories: &'a DirectoryCache,
     pub integration: &'a Integration,
     pub mapping: &'a Mapping,
     pub conn: &'a crate::domain::Connection,
@@ -254,22 +260,34 @@ async fn fetch_window(job: &Job<'_>, window: Window, depth: u32) -> Result<Chunk
 }
 
 /// The directory snapshot a chunk resolves against: companies always, assets or projects when
-/// they are the target, end users when asked for.
+/// they are the target, end users when asked for. Reused from `directories` while the store's
+/// directory stamp is unchanged; a snapshot is kept only when the stamp was the same before and
+/// after reading it (no directory write in between). One chunk of the process reads at a time.
 pub(super) async fn load_directory(
-    ports: &Ports,
-    t: &crate::domain::TenantId,
+    job: &Job<'_>,
     target: Target,
     with_users: bool,
-) -> Result<Directory, StoreError> {
-    let store = &ports.store;
+) -> Result<Arc<Directory>, StoreError> {
+    let store = &job.ports.store;
+    let t = &job.integration.tenant;
+    let shape = Shape::of(target, with_users);
+    let stamp = store.directory_stamp(t).await?;
+    if let Some(dir) = stamp.and_then(|s| job.directories.get(t, shape, s)) {
+        return Ok(dir);
+    }
+    let _reading = job.directories.reading().await;
+    let stamp = store.directory_stamp(t).await?;
+    if let Some(dir) = stamp.and_then(|s| job.directories.get(t, shape, s)) {
+        return Ok(dir);
+    }
     let only = |k: Target| async move {
-        if target == k {
+        if shape.objects == Some(k) {
             store.list_objects(t, k).await
         } else {
             Ok(Vec::new())
         }
     };
-    Ok(Directory::new(
+    let dir = Arc::new(Directory::new(
         store.list_objects(t, Target::Company).await?,
         only(Target::Asset).await?,
         only(Target::Project).await?,
@@ -278,7 +296,13 @@ pub(super) async fn load_directory(
         } else {
             Vec::new()
         },
-    ))
+    ));
+    if let Some(s) = stamp {
+        if store.directory_stamp(t).await? == Some(s) {
+            job.directories.put(t, shape, s, dir.clone());
+        }
+    }
+    Ok(dir)
 }
 
 async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkError> {
@@ -307,7 +331,7 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
         }
     };
     let st = |e| ChunkError::Store(e);
-    let dir = load_directory(ports, t, mapping.target, true)
+    let dir = load_directory(job, mapping.target, true)
         .await
         .map_err(st)?;
     let request_id = format!("{}-{}", mapping.id, window.from);

@@ -5,22 +5,36 @@
 use crate::domain::{DirectoryObject, EndUser, EndUserInput};
 use rustc_hash::FxHashMap as HashMap;
 
-#[derive(Debug, Default)]
-struct CompanyUsers {
-    by_email: HashMap<String, u32>,
-    by_ext: HashMap<String, u32>,
-}
-
 /// A snapshot of a tenant's directory, indexed for the hot path.
 #[derive(Debug, Default)]
 pub struct Directory {
+    /// Unique within the process: two snapshots never share it (see [`Directory::snapshot`]).
+    snapshot: u64,
     ids: [Vec<String>; 3],
     companies: HashMap<String, u32>,
     assets: HashMap<String, u32>,
     projects: HashMap<String, u32>,
     users: Vec<EndUser>,
-    by_company: HashMap<String, CompanyUsers>,
+    /// End users by a hash of (company, external id) and of (company, lower-cased email): a
+    /// compact table whose hits are checked against the user itself (a collision falls through
+    /// to `collided`).
+    by_ext: HashMap<u64, u32>,
+    by_email: HashMap<u64, u32>,
+    /// Keys whose hash another key of the same table already had.
+    collided: HashMap<(bool, String, String), u32>,
+    /// Lower-cased emails that differ from the stored one.
+    lower_emails: HashMap<u32, String>,
 }
+
+fn user_hash(company: &str, id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    company.hash(&mut h);
+    id.hash(&mut h);
+    h.finish()
+}
+
+static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// What the row's end user resolves to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,24 +71,92 @@ impl Directory {
                 .collect()
         };
         let all_ids = [ids(&companies), ids(&assets), ids(&projects)];
-        let mut by_company: HashMap<String, CompanyUsers> = HashMap::default();
-        for (i, u) in users.iter().enumerate() {
-            let cu = by_company.entry(u.company_id.clone()).or_default();
-            if let Some(e) = &u.email {
-                cu.by_email.insert(e.to_lowercase(), i as u32);
-            }
-            if let Some(x) = &u.external_id {
-                cu.by_ext.insert(x.clone(), i as u32);
-            }
-        }
-        Self {
+        let mut dir = Self {
+            snapshot: SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ids: all_ids,
             companies: index(companies),
             assets: index(assets),
             projects: index(projects),
-            users,
-            by_company,
+            users: Vec::new(),
+            by_ext: HashMap::default(),
+            by_email: HashMap::default(),
+            collided: HashMap::default(),
+            lower_emails: HashMap::default(),
+        };
+        dir.by_ext.reserve(users.len());
+        for (i, u) in users.iter().enumerate() {
+            let i = i as u32;
+            if let Some(e) = &u.email {
+                let lower = e.to_lowercase();
+                if lower != *e {
+                    dir.lower_emails.insert(i, lower.clone());
+                }
+                dir.index(true, &u.company_id, &lower, i, &users);
+            }
+            if let Some(x) = &u.external_id {
+                dir.index(false, &u.company_id, x, i, &users);
+            }
         }
+        dir.users = users;
+        dir
+    }
+
+    /// Indexes user `i` under (company, id); of two users with one key, the later is found.
+    fn index(&mut self, email: bool, company: &str, id: &str, i: u32, users: &[EndUser]) {
+        let h = user_hash(company, id);
+        let table = if email { &self.by_email } else { &self.by_ext };
+        let same_key = |j: u32| self.key_of(email, j, users) == Some((company, id));
+        match table.get(&h).copied() {
+            Some(j) if !same_key(j) => {
+                self.collided
+                    .insert((email, company.to_string(), id.to_string()), i);
+            }
+            _ => {
+                let table = if email {
+                    &mut self.by_email
+                } else {
+                    &mut self.by_ext
+                };
+                table.insert(h, i);
+            }
+        }
+    }
+
+    /// (company, external id or lower-cased email) of user `i`.
+    fn key_of<'u>(
+        &'u self,
+        email: bool,
+        i: u32,
+        users: &'u [EndUser],
+    ) -> Option<(&'u str, &'u str)> {
+        let u = users.get(i as usize)?;
+        let id = if email {
+            self.lower_emails
+                .get(&i)
+                .map(String::as_str)
+                .or(u.email.as_deref())
+        } else {
+            u.external_id.as_deref()
+        };
+        Some((u.company_id.as_str(), id?))
+    }
+
+    /// The user of `company` whose external id (or, with `email`, lower-cased email) is `id`.
+    fn find(&self, email: bool, company: &str, id: &str, users: &[EndUser]) -> Option<u32> {
+        let table = if email { &self.by_email } else { &self.by_ext };
+        let i = *table.get(&user_hash(company, id))?;
+        if self.key_of(email, i, users) == Some((company, id)) {
+            return Some(i);
+        }
+        self.collided
+            .get(&(email, company.to_string(), id.to_string()))
+            .copied()
+    }
+
+    /// This snapshot's number, unique within the process: indexes of end users (and objects)
+    /// of two snapshots with one number mean the same users.
+    pub fn snapshot(&self) -> u64 {
+        self.snapshot
     }
 
     /// The external id of a company, asset or project by its index.
@@ -117,13 +199,11 @@ impl Directory {
         };
         let email = email.filter(|e| rules.email_mapped && !e.is_empty());
         let external_id = external_id.filter(|x| !x.is_empty());
-        if let Some(cu) = self.by_company.get(company) {
-            if let Some(i) = email.and_then(|e| cu.by_email.get(e)) {
-                return UserMatch::Existing(*i);
-            }
-            if let Some(i) = external_id.and_then(|x| cu.by_ext.get(x)) {
-                return UserMatch::Existing(*i);
-            }
+        if let Some(i) = email.and_then(|e| self.find(true, company, e, &self.users)) {
+            return UserMatch::Existing(i);
+        }
+        if let Some(i) = external_id.and_then(|x| self.find(false, company, x, &self.users)) {
+            return UserMatch::Existing(i);
         }
         if rules.may_create
             && self.companies.contains_key(company)

@@ -1,11 +1,12 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
 //! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
-//! (`engine`); per-day pipeline
+//! (`engine`), the directory snapshots it shares (`directory_cache`); per-day pipeline
 //! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
 //! transform) and `pipeline_fetch`.
 
 pub mod custom;
 pub mod custom_rows;
+pub mod directory_cache;
 pub mod engine;
 pub(crate) mod event_row;
 pub mod identity;

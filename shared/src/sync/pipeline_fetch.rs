@@ -59,6 +59,7 @@ pub(super) async fn fetch_pipeline_day(
     let Job {
         ports,
         integration,
+        directories: _,
         mapping,
         conn,
         run,
@@ -149,10 +150,9 @@ pub(super) async fn fetch_pipeline_day(
     }
     let request = custom_request(stages, &format!("{}-{}", mapping.id, day));
     let st = |e| ChunkError::Store(e);
-    let dir =
-        super::engine::load_directory(ports, t, mapping.target, mapping.target == Target::EndUser)
-            .await
-            .map_err(st)?;
+    let dir = super::engine::load_directory(job, mapping.target, mapping.target == Target::EndUser)
+        .await
+        .map_err(st)?;
     let spec = DaySpec {
         target: mapping.target,
         ids,

@@ -39,6 +39,24 @@ fn day(d: NaiveDate) -> String {
     s
 }
 
+/// Marks the tenant's directory as changed (in the caller's write transaction).
+fn bump_directory_stamp(c: &Connection, t: &TenantId) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO directory_stamps (tenant, stamp) VALUES (?1, 1)
+         ON CONFLICT(tenant) DO UPDATE SET stamp = stamp + 1",
+    )?
+    .execute([t.as_str()])?;
+    Ok(())
+}
+
+pub(super) fn directory_stamp(c: &Connection, t: &TenantId) -> Result<u64, StoreError> {
+    let stamp: Option<i64> = c
+        .prepare_cached("SELECT stamp FROM directory_stamps WHERE tenant = ?1")?
+        .query_row([t.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(stamp.unwrap_or(0) as u64)
+}
+
 pub(super) fn upsert_objects(
     c: &mut Connection,
     t: &TenantId,
@@ -60,6 +78,9 @@ pub(super) fn upsert_objects(
                 o.company_id
             ])?;
         }
+    }
+    if !objects.is_empty() {
+        bump_directory_stamp(&tx, t)?;
     }
     tx.commit()?;
     Ok(())
@@ -172,6 +193,7 @@ pub(super) fn create_end_user_if_absent(
     }
     let user = new_end_user(u);
     insert_user(&tx, t, &user)?;
+    bump_directory_stamp(&tx, t)?;
     tx.commit()?;
     Ok((user, true))
 }
@@ -218,6 +240,7 @@ pub(super) fn upsert_end_user(
             user
         }
     };
+    bump_directory_stamp(&tx, t)?;
     tx.commit()?;
     Ok(out)
 }
@@ -231,9 +254,10 @@ pub(super) fn fill_end_user(
     surname: Option<&str>,
 ) -> Result<(), StoreError> {
     let tx = write_tx(c)?;
+    let mut changed = 0;
     for (col, v) in [("name", name), ("surname", surname)] {
         if let Some(v) = v {
-            tx.execute(
+            changed += tx.execute(
                 &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
                 params![t.as_str(), id, v],
             )?;
@@ -241,10 +265,13 @@ pub(super) fn fill_end_user(
     }
     if let Some(e) = email {
         // The email is unique within the company: a clash leaves the stored user as it is.
-        tx.execute(
+        changed += tx.execute(
             "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
             params![t.as_str(), id, e],
         )?;
+    }
+    if changed > 0 {
+        bump_directory_stamp(&tx, t)?;
     }
     tx.commit()?;
     Ok(())

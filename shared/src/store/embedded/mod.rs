@@ -489,6 +489,9 @@ impl Store for EmbeddedStore {
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
         self.with(|c| data::list_end_users(c, t))
     }
+    async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        self.with(|c| data::directory_stamp(c, t).map(Some))
+    }
     async fn create_end_user_if_absent(
         &self,
         t: &TenantId,

@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS objects (
     company_id TEXT,
     PRIMARY KEY (tenant, kind, external_id)
 );
+-- A tenant's directory stamp: bumped in the transaction of every write that changes its
+-- objects or end users (`Store::directory_stamp`). No row = 0.
+CREATE TABLE IF NOT EXISTS directory_stamps (
+    tenant TEXT PRIMARY KEY,
+    stamp INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS end_users (
     tenant TEXT NOT NULL,
     id TEXT NOT NULL,
