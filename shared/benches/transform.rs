@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use pendo_sync::domain::{DirectoryObject, EndUser, Integration, MappingId, Target, TenantId};
 use pendo_sync::pendo::pipelines::{event_request, EventSource};
 use pendo_sync::pendo::rows::RowScanner;
-use pendo_sync::store::ChunkRecords;
+use pendo_sync::store::{ChunkRecords, Text};
 use pendo_sync::sync::identity::{Directory, IdentityRules};
 use pendo_sync::sync::plan::Window;
 use pendo_sync::sync::transform::{ChunkAccumulator, TransformSpec};
@@ -123,13 +123,13 @@ fn transform(input: &Input) -> usize {
     let prepared = acc.prepare(Vec::new());
     let mut n = 0usize;
     prepared
-        .for_each_value(&mut |v| {
+        .for_each_value(Text::NewSlots, &mut |v, _| {
             n += v.object.id.len();
             Ok(())
         })
         .expect("values");
     prepared
-        .for_each_activity(&mut |a| {
+        .for_each_activity(Text::NewSlots, &mut |a, _| {
             n += a.end_user_id.len();
             Ok(())
         })

@@ -161,19 +161,52 @@ pub fn sort_export(rows: &mut [ExportRow]) {
     });
 }
 
+/// Which object and which metric (or label) a record of a chunk is of: within one
+/// [`ChunkRecords`], values with the same `object` slot are of one object (kind and id) and
+/// values with the same `metric` slot of one metric and app; activity records with the same
+/// `object` slot are of one end user and company, and with the same `metric` slot of one label
+/// (the objects of one chunk are of one kind).
+/// A store may then resolve each slot once instead of each record's text. `None`: not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slots {
+    pub object: Option<u32>,
+    pub metric: Option<u32>,
+}
+
+/// Which records of a [`ChunkRecords`] call carry their text (object, end-user and company ids,
+/// metric names and apps, labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// Every record.
+    Every,
+    /// Only records without slots, and records whose object slot, or whose metric slot, was not
+    /// given before in the same call (for the object's ids and the metric's names). The text
+    /// of the others is left as it was (any text): a caller that resolves slots never reads it.
+    NewSlots,
+}
+
 /// The values and activity records of one chunk, produced on demand: a chunk of a large
 /// response aggregates to hundreds of thousands of records, and an adapter that writes as it
 /// goes ([`Store::replace_chunk_from`]) then never holds them all as owned structs.
 pub trait ChunkRecords: Sync {
-    /// Calls `f` with every value, stopping at its first error.
+    /// A number that makes object slots hold beyond these records: records of two
+    /// [`ChunkRecords`] of one tenant with the same space give one object (per object kind),
+    /// and one end user and company, the same `object` slot. `None`: the slots mean something
+    /// within these records only.
+    fn slot_space(&self) -> Option<u64> {
+        None
+    }
+    /// Calls `f` with every value and its [`Slots`], stopping at its first error.
     fn for_each_value(
         &self,
-        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+        text: Text,
+        f: &mut dyn FnMut(&MetricValue, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
-    /// Calls `f` with every activity record, stopping at its first error.
+    /// Calls `f` with every activity record and its [`Slots`], stopping at its first error.
     fn for_each_activity(
         &self,
-        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+        text: Text,
+        f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 }
 
@@ -186,15 +219,19 @@ pub struct RecordSlices<'a> {
 impl ChunkRecords for RecordSlices<'_> {
     fn for_each_value(
         &self,
-        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+        _: Text,
+        f: &mut dyn FnMut(&MetricValue, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.values.iter().try_for_each(f)
+        self.values.iter().try_for_each(|v| f(v, Slots::default()))
     }
     fn for_each_activity(
         &self,
-        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+        _: Text,
+        f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.activities.iter().try_for_each(f)
+        self.activities
+            .iter()
+            .try_for_each(|a| f(a, Slots::default()))
     }
 }
 
@@ -203,12 +240,12 @@ pub fn collect_records(
     records: &dyn ChunkRecords,
 ) -> Result<(Vec<MetricValue>, Vec<Activity>), StoreError> {
     let mut values = Vec::new();
-    records.for_each_value(&mut |v| {
+    records.for_each_value(Text::Every, &mut |v, _| {
         values.push(v.clone());
         Ok(())
     })?;
     let mut activities = Vec::new();
-    records.for_each_activity(&mut |a| {
+    records.for_each_activity(Text::Every, &mut |a, _| {
         activities.push(a.clone());
         Ok(())
     })?;

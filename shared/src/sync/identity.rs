@@ -377,4 +377,56 @@ mod tests {
             UserMatch::Unresolvable
         );
     }
+
+    #[test]
+    fn emails_match_lower_cased_and_the_later_of_two_users_with_one_key_is_found() {
+        let d = Directory::new(
+            vec![obj("acme")],
+            vec![],
+            vec![],
+            vec![
+                user("u0", "acme", Some("v1"), Some("Ann@Acme.io")),
+                user("u1", "acme", Some("v1"), None),
+            ],
+        );
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), None, Some("ann@acme.io")),
+            UserMatch::Existing(0)
+        );
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v1"), None),
+            UserMatch::Existing(1)
+        );
+    }
+
+    /// A key whose hash another key took is found in `collided`; a key whose hash points at a
+    /// user with another key is not taken for it.
+    #[test]
+    fn a_key_whose_hash_another_key_took_is_still_found() {
+        let mut d = dir();
+        // As if v1's hash were v2's: its table entry points at u1 (v2), v1 is in `collided`.
+        d.by_ext.insert(user_hash("acme", "v1"), 1);
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v1"), None),
+            UserMatch::Unresolvable
+        );
+        d.collided.insert((false, "acme".into(), "v1".into()), 0);
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v1"), None),
+            UserMatch::Existing(0)
+        );
+        assert_eq!(
+            d.match_user(WITH_EMAIL, Some("acme"), Some("v2"), None),
+            UserMatch::Existing(1)
+        );
+        // Indexing a user under a taken hash puts it in `collided`.
+        let users = d.users.clone();
+        d.collided.clear();
+        d.index(false, "acme", "v1", 0, &users);
+        assert_eq!(
+            d.collided
+                .get(&(false, "acme".to_string(), "v1".to_string())),
+            Some(&0)
+        );
+    }
 }

@@ -7,7 +7,7 @@ use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
 use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Target};
 use crate::pendo::RowSink;
-use crate::store::{ChunkRecords, StoreError};
+use crate::store::{ChunkRecords, Slots, StoreError, Text};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap as HashMap;
@@ -524,10 +524,57 @@ impl PreparedChunk<'_> {
     }
 }
 
+/// Which slots a call has given, with their text (see [`Text::NewSlots`]).
+struct Given {
+    every: bool,
+    seen: Vec<bool>,
+}
+
+impl Given {
+    fn new(text: Text) -> Self {
+        Self {
+            every: text == Text::Every,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether the record of `slot` needs its text: it is the slot's first, or every record
+    /// does.
+    fn needs_text(&mut self, slot: u32) -> bool {
+        let i = slot as usize;
+        if i >= self.seen.len() {
+            self.seen.resize(i + 1, false);
+        }
+        let first = !self.seen[i];
+        self.seen[i] = true;
+        self.every || first
+    }
+
+    /// The slot's record was not given (its object is gone): its next record is a first again.
+    fn forget(&mut self, slot: u32) {
+        if let Some(s) = self.seen.get_mut(slot as usize) {
+            *s = false;
+        }
+    }
+}
+
+impl PreparedChunk<'_> {
+    /// The slot of an end user or object in the slot space (the directory snapshot): a user
+    /// the chunk creates has a slot of this chunk only.
+    fn stable(&self, slot: u32, user: bool) -> Option<u32> {
+        (!user || (slot as usize) < self.acc.dir.user_count()).then_some(slot)
+    }
+}
+
 impl ChunkRecords for PreparedChunk<'_> {
+    fn slot_space(&self) -> Option<u64> {
+        Some(self.acc.dir.snapshot())
+    }
+
     fn for_each_value(
         &self,
-        f: &mut dyn FnMut(&MetricValue) -> Result<(), StoreError>,
+        text: Text,
+        f: &mut dyn FnMut(&MetricValue, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let spec = &self.acc.spec;
         // Metric names per app slot, built once.
@@ -546,9 +593,11 @@ impl ChunkRecords for PreparedChunk<'_> {
                 (name(&spec.metric), spec.minutes_metric.as_deref().map(name))
             })
             .collect();
-        // In key order (the directory is sorted by id): the store's B-tree inserts stay local.
+        // In the store's key order: metric by metric (the events metric of every app, then the
+        // minutes metric), each by day, then object (the directory is sorted by id), so a
+        // chunk's inserts go to one range of the table per metric.
         let mut entries: Vec<(&ValueKey, &Sums)> = self.acc.values.iter().collect();
-        entries.sort_unstable_by_key(|(k, _)| **k);
+        entries.sort_unstable_by_key(|((obj, app, day), _)| (*app, *day, *obj));
         // One record reused: its strings keep their buffers from value to value.
         let mut v = MetricValue {
             object: ObjectRef {
@@ -560,30 +609,50 @@ impl ChunkRecords for PreparedChunk<'_> {
             day: spec.window.from,
             value: 0.0,
         };
-        for ((obj, app, day), sums) in entries {
-            let Some(id) = self.object_id(*obj) else {
-                continue;
-            };
-            let Some((metric, minutes)) = names.get(*app as usize) else {
-                continue;
-            };
-            let app_key = self
-                .acc
-                .app_slots
-                .get(*app as usize)
-                .map_or("", |(k, _)| k.as_str());
-            v.object.id.clear();
-            v.object.id.push_str(id);
-            v.app.clear();
-            v.app.push_str(app_key);
-            v.metric.clone_from(metric);
-            v.day = *day;
-            v.value = sums.events;
-            f(&v)?;
-            if let Some(m) = minutes {
-                v.metric.clone_from(m);
-                v.value = sums.minutes;
-                f(&v)?;
+        // The (metric, app slot) `v` holds.
+        let mut current: Option<(bool, u16)> = None;
+        let users = spec.target == Target::EndUser;
+        let mut given = Given::new(text);
+        for minutes in [false, true] {
+            if minutes && spec.minutes_metric.is_none() {
+                break;
+            }
+            for ((obj, app, day), sums) in &entries {
+                let object = self.stable(*obj, users);
+                if object.is_none() || given.needs_text(*obj) {
+                    let Some(id) = self.object_id(*obj) else {
+                        given.forget(*obj);
+                        continue;
+                    };
+                    v.object.id.clear();
+                    v.object.id.push_str(id);
+                }
+                let Some(slot_names) = names.get(*app as usize) else {
+                    continue;
+                };
+                let metric = match (minutes, &slot_names.1) {
+                    (false, _) => &slot_names.0,
+                    (true, Some(m)) => m,
+                    (true, None) => continue,
+                };
+                if current != Some((minutes, *app)) {
+                    current = Some((minutes, *app));
+                    v.metric.clone_from(metric);
+                    v.app.clear();
+                    v.app.push_str(
+                        self.acc
+                            .app_slots
+                            .get(*app as usize)
+                            .map_or("", |(k, _)| k.as_str()),
+                    );
+                }
+                v.day = *day;
+                v.value = if minutes { sums.minutes } else { sums.events };
+                let slots = Slots {
+                    object,
+                    metric: Some(u32::from(*app) * 2 + u32::from(minutes)),
+                };
+                f(&v, slots)?;
             }
         }
         Ok(())
@@ -591,9 +660,11 @@ impl ChunkRecords for PreparedChunk<'_> {
 
     fn for_each_activity(
         &self,
-        f: &mut dyn FnMut(&Activity) -> Result<(), StoreError>,
+        text: Text,
+        f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let spec = &self.acc.spec;
+        let mut given = Given::new(text);
         let mut a = Activity {
             end_user_id: String::new(),
             company_id: String::new(),
@@ -604,21 +675,31 @@ impl ChunkRecords for PreparedChunk<'_> {
             minutes: 0.0,
             passive: spec.passive,
         };
+        // In the store's key order: by day, then end user.
         let mut entries: Vec<(&ActivityKey, &Sums)> = self.acc.activity.iter().collect();
-        entries.sort_unstable_by_key(|(k, _)| **k);
+        entries.sort_unstable_by_key(|((slot, day), _)| (*day, *slot));
         for ((slot, day), sums) in entries {
-            let Some((user, company)) = self.user(*slot) else {
-                continue;
-            };
-            // One record reused: its strings keep their buffers from row to row.
-            a.end_user_id.clear();
-            a.end_user_id.push_str(user);
-            a.company_id.clear();
-            a.company_id.push_str(company);
+            let owner = self.stable(*slot, true);
+            if owner.is_none() || given.needs_text(*slot) {
+                let Some((user, company)) = self.user(*slot) else {
+                    given.forget(*slot);
+                    continue;
+                };
+                // One record reused: its strings keep their buffers from row to row.
+                a.end_user_id.clear();
+                a.end_user_id.push_str(user);
+                a.company_id.clear();
+                a.company_id.push_str(company);
+            }
             a.day = *day;
             a.events = sums.events;
             a.minutes = sums.minutes;
-            f(&a)?;
+            // One label in a chunk.
+            let slots = Slots {
+                object: owner,
+                metric: Some(0),
+            };
+            f(&a, slots)?;
         }
         Ok(())
     }
@@ -731,7 +812,7 @@ mod tests {
         let prepared = acc.prepare(Vec::new());
         let mut values = BTreeMap::new();
         prepared
-            .for_each_value(&mut |v| {
+            .for_each_value(Text::Every, &mut |v, _| {
                 let old = values.insert((v.object.id.clone(), v.metric.clone(), v.day), v.value);
                 assert!(old.is_none(), "one value per key");
                 Ok(())
@@ -739,7 +820,7 @@ mod tests {
             .unwrap();
         let mut activity = BTreeMap::new();
         prepared
-            .for_each_activity(&mut |a| {
+            .for_each_activity(Text::Every, &mut |a, _| {
                 let old = activity.insert((a.end_user_id.clone(), a.day), (a.events, a.minutes));
                 assert!(old.is_none(), "one record per key");
                 Ok(())

@@ -2,7 +2,12 @@
 //! Configuration operations are here; values, activity and the directory are in `data.rs`.
 //! Every statement is scoped by tenant.
 
-mod data;
+mod blocks;
+mod directory;
+mod keys;
+mod migrate;
+mod points;
+mod reads;
 mod runs;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
@@ -21,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Mutex<Inner>>,
     /// Store operations so far (calls through the port), for the run-cost figures.
     operations: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -75,7 +80,7 @@ impl EmbeddedStore {
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        migrate(&mut conn)?;
+        migrate::migrate(&mut conn)?;
         // SQLite's default page cache (2 MiB): a 16 MiB cache was measured at +10 MiB peak
         // resident memory for a 1M-row sync (72 MiB, over the 64 MiB budget) for a small gain in
         // write speed. A WAL checkpoint every ~16 MiB instead of every 4 MiB, so a chunk's
@@ -91,7 +96,10 @@ impl EmbeddedStore {
         // of a series' points or a page of activity.
         conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            inner: Arc::new(Mutex::new(Inner {
+                conn,
+                keys: keys::KeyCache::default(),
+            })),
             operations: Arc::default(),
         })
     }
@@ -107,87 +115,29 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_keys(|c, _| f(c))
+    }
+
+    /// [`EmbeddedStore::with`], with the cache of the point tables' keys.
+    fn with_keys<T>(
+        &self,
+        f: impl FnOnce(&mut Connection, &mut keys::KeyCache) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.operations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut guard = self
-            .conn
+            .inner
             .lock()
             .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
-        f(&mut guard)
+        let Inner { conn, keys } = &mut *guard;
+        f(conn, keys)
     }
 }
 
-/// The layout `schema.sql` describes, kept in `PRAGMA user_version`. Version 0 kept metric
-/// values in `metric_values`, keyed by the text of tenant, object, metric, app and day;
-/// versions 0 and 1 kept activity records in `activities`, keyed by end user first; versions
-/// 0 to 2 kept each run with all its chunks as one JSON body in `runs`.
-const SCHEMA_VERSION: i64 = 3;
-
-/// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
-/// failure leaves the file as it was; another process opening it at the same time waits).
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(()); // without the write lock: opening a file another process writes to
-    }
-    let tx = write_tx(conn)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(());
-    }
-    let old_values: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='metric_values')",
-        [],
-        |r| r.get(0),
-    )?;
-    if old_values {
-        // Day numbers of the common era: the Julian day of 0001-01-01 is 1721425.5.
-        tx.execute_batch(
-            "INSERT OR IGNORE INTO mapping_keys (tenant, mapping_id)
-                SELECT DISTINCT tenant, mapping_id FROM metric_values;
-             INSERT OR IGNORE INTO series (tenant, object_kind, object_id, metric, app)
-                SELECT DISTINCT tenant, object_kind, object_id, metric, app FROM metric_values;
-             INSERT OR REPLACE INTO series_values (bucket, series, day, value, mapping, generation)
-                SELECT day >> 3, series, day, value, mapping, generation FROM (
-                    SELECT s.id AS series, CAST(julianday(v.day) - 1721424.5 AS INTEGER) AS day,
-                        v.value AS value, m.id AS mapping, v.generation AS generation
-                    FROM metric_values v
-                    JOIN series s ON s.tenant = v.tenant AND s.object_kind = v.object_kind
-                        AND s.object_id = v.object_id AND s.metric = v.metric AND s.app = v.app
-                    JOIN mapping_keys m ON m.tenant = v.tenant AND m.mapping_id = v.mapping_id
-                )
-                ORDER BY day >> 3, series, day;
-             DROP TABLE metric_values;",
-        )?;
-    }
-    let old_activities: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='activities')",
-        [],
-        |r| r.get(0),
-    )?;
-    if old_activities {
-        // The same columns in the same order; only the key's order changed.
-        tx.execute_batch(
-            "INSERT OR REPLACE INTO activity_records SELECT * FROM activities
-                ORDER BY tenant, mapping_id, day, end_user_id;
-             DROP TABLE activities;",
-        )?;
-    }
-    runs::migrate_runs(&tx)?;
-    tx.execute_batch("CREATE VIEW IF NOT EXISTS activities AS SELECT * FROM activity_records;")?;
-    // Version 0's table as a read-only view, for SQL written against it (ad-hoc queries, tests
-    // that count a file's rows); the store itself never reads it.
-    tx.execute_batch(
-        "CREATE VIEW IF NOT EXISTS metric_values AS
-            SELECT s.tenant, s.object_kind, s.object_id, s.metric, s.app,
-                date(v.day + 1721424.5) AS day, v.value, m.mapping_id, v.generation
-            FROM series_values v
-            JOIN series s ON s.id = v.series
-            JOIN mapping_keys m ON m.id = v.mapping;",
-    )?;
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
-    tx.commit()?;
-    Ok(())
+/// The connection and what the store keeps beside it.
+struct Inner {
+    conn: Connection,
+    keys: keys::KeyCache,
 }
 
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
@@ -324,7 +274,7 @@ impl Store for EmbeddedStore {
             let p = params![t.as_str(), id.as_str()];
             let n = tx.execute("DELETE FROM mappings WHERE tenant=?1 AND id=?2", p)?;
             tx.execute("DELETE FROM mapping_state WHERE tenant=?1 AND id=?2", p)?;
-            data::delete_values_of(&tx, t, id)?;
+            points::delete_values_of(&tx, t, id)?;
             tx.commit()?;
             Ok(n > 0)
         })
@@ -477,30 +427,30 @@ impl Store for EmbeddedStore {
         kind: Target,
         objects: &[DirectoryObject],
     ) -> Result<(), StoreError> {
-        self.with(|c| data::upsert_objects(c, t, kind, objects))
+        self.with(|c| directory::upsert_objects(c, t, kind, objects))
     }
     async fn list_objects(
         &self,
         t: &TenantId,
         kind: Target,
     ) -> Result<Vec<DirectoryObject>, StoreError> {
-        self.with(|c| data::list_objects(c, t, kind))
+        self.with(|c| directory::list_objects(c, t, kind))
     }
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
-        self.with(|c| data::list_end_users(c, t))
+        self.with(|c| directory::list_end_users(c, t))
     }
     async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
-        self.with(|c| data::directory_stamp(c, t).map(Some))
+        self.with(|c| directory::directory_stamp(c, t).map(Some))
     }
     async fn create_end_user_if_absent(
         &self,
         t: &TenantId,
         u: &EndUserInput,
     ) -> Result<(EndUser, bool), StoreError> {
-        self.with(|c| data::create_end_user_if_absent(c, t, u))
+        self.with(|c| directory::create_end_user_if_absent(c, t, u))
     }
     async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
-        self.with(|c| data::upsert_end_user(c, t, u))
+        self.with(|c| directory::upsert_end_user(c, t, u))
     }
     async fn fill_end_user(
         &self,
@@ -510,7 +460,7 @@ impl Store for EmbeddedStore {
         name: Option<&str>,
         surname: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.with(|c| data::fill_end_user(c, t, id, email, name, surname))
+        self.with(|c| directory::fill_end_user(c, t, id, email, name, surname))
     }
     async fn replace_chunk(
         &self,
@@ -522,7 +472,9 @@ impl Store for EmbeddedStore {
         activities: &[Activity],
     ) -> Result<(), StoreError> {
         let records = crate::store::RecordSlices { values, activities };
-        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, &records))
+        self.with_keys(|c, keys| {
+            points::replace_chunk(c, keys, t, generation, mapping, window, &records)
+        })
     }
     async fn replace_chunk_from(
         &self,
@@ -532,21 +484,23 @@ impl Store for EmbeddedStore {
         window: Window,
         records: &dyn crate::store::ChunkRecords,
     ) -> Result<(), StoreError> {
-        self.with(|c| data::replace_chunk(c, t, generation, mapping, window, records))
+        self.with_keys(|c, keys| {
+            points::replace_chunk(c, keys, t, generation, mapping, window, records)
+        })
     }
     async fn purge_below_generation(
         &self,
         t: &TenantId,
         generation: u64,
     ) -> Result<u64, StoreError> {
-        self.with(|c| data::purge_below_generation(c, t, generation))
+        self.with(|c| points::purge_below_generation(c, t, generation))
     }
     async fn delete_mapping_data(
         &self,
         t: &TenantId,
         mapping: &MappingId,
     ) -> Result<u64, StoreError> {
-        self.with(|c| data::delete_mapping_data(c, t, mapping))
+        self.with(|c| points::delete_mapping_data(c, t, mapping))
     }
     async fn read_series(
         &self,
@@ -556,14 +510,14 @@ impl Store for EmbeddedStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
-        self.with(|c| data::read_series(c, t, object, metric, from, to))
+        self.with(|c| reads::read_series(c, t, object, metric, from, to))
     }
     async fn list_metrics(
         &self,
         t: &TenantId,
         object: &ObjectRef,
     ) -> Result<Vec<MetricInfo>, StoreError> {
-        self.with(|c| data::list_metrics(c, t, object))
+        self.with(|c| reads::list_metrics(c, t, object))
     }
     async fn recent_activity(
         &self,
@@ -572,10 +526,10 @@ impl Store for EmbeddedStore {
         from: NaiveDate,
         limit: usize,
     ) -> Result<Vec<Activity>, StoreError> {
-        self.with(|c| data::recent_activity(c, t, of, from, limit))
+        self.with(|c| reads::recent_activity(c, t, of, from, limit))
     }
     async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
-        self.with(|c| data::export(c, t))
+        self.with(|c| reads::export(c, t))
     }
 }
 
@@ -607,288 +561,5 @@ mod tests {
             .with(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(page_size, 8192);
-    }
-
-    /// A file written before schema version 1 (values keyed by text in `metric_values`) opens
-    /// with its values, activity and mappings as they were, in the new layout.
-    #[tokio::test]
-    async fn a_file_of_schema_version_0_is_migrated() {
-        use crate::domain::{ExportRow, Integration, MappingId, ObjectRef, Target, TenantId};
-        use crate::store::{MetricInfo, SeriesPoint, Store};
-        use chrono::NaiveDate;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pendo-sync.sqlite");
-        let t = TenantId::parse("t1").unwrap();
-        let mut integration = Integration::new(t.clone());
-        integration.generation = 2;
-        integration.version = 1;
-        {
-            let c = rusqlite::Connection::open(&path).unwrap();
-            c.execute_batch(include_str!("testdata/schema_v0.sql"))
-                .unwrap();
-            c.execute(
-                "INSERT INTO integrations (tenant, version, generation, body) VALUES ('t1', 1, 2, ?1)",
-                [serde_json::to_string(&integration).unwrap()],
-            )
-            .unwrap();
-            c.execute_batch(
-                "INSERT INTO metric_values VALUES
-                    ('t1', 'company', 'acme', 'Clicks', '', '2024-02-28', 3.0, 'm1', 2),
-                    ('t1', 'company', 'acme', 'Clicks', '', '2024-02-29', 4.5, 'm1', 2),
-                    ('t1', 'company', 'acme', 'Clicks', '-323', '2024-02-29', 1.0, 'm2', 2),
-                    ('t1', 'company', 'acme', 'Minutes', '', '2024-03-01', 7.0, 'm1', 2),
-                    ('t1', 'company', 'acme', 'Stale', '', '2024-03-01', 9.0, 'm1', 1),
-                    ('t1', 'endUser', 'u1', 'Clicks', '', '2023-12-31', 2.0, 'm2', 2),
-                    ('t2', 'company', 'acme', 'Clicks', '', '2024-02-28', 5.0, 'm1', 1);
-                 INSERT INTO activities VALUES
-                    ('t1', 'u1', 'm1', '2024-02-29', 'acme', 'Page', 6.0, 2.5, 0, 2);",
-            )
-            .unwrap();
-        }
-        let s = super::EmbeddedStore::open(&path).unwrap();
-        let d = |m, day| NaiveDate::from_ymd_opt(2024, m, day).unwrap();
-        let row = |kind: &str, id: &str, metric: &str, app: &str, day, value| ExportRow {
-            tenant: "t1".into(),
-            record: "value".into(),
-            object_type: kind.into(),
-            object_id: id.into(),
-            metric: metric.into(),
-            app: app.into(),
-            day,
-            value,
-        };
-        let activity = ExportRow {
-            tenant: "t1".into(),
-            record: "activity".into(),
-            object_type: "endUser".into(),
-            object_id: "u1".into(),
-            metric: "m1".into(),
-            app: String::new(),
-            day: d(2, 29),
-            value: 6.0,
-        };
-        let expected = vec![
-            activity.clone(),
-            row("company", "acme", "Clicks", "", d(2, 28), 3.0),
-            row("company", "acme", "Clicks", "", d(2, 29), 4.5),
-            row("company", "acme", "Clicks", "-323", d(2, 29), 1.0),
-            row("company", "acme", "Minutes", "", d(3, 1), 7.0),
-            row(
-                "endUser",
-                "u1",
-                "Clicks",
-                "",
-                NaiveDate::from_ymd_opt(2023, 12, 31).unwrap(),
-                2.0,
-            ),
-        ];
-        assert_eq!(s.export(None).await.unwrap(), expected);
-        let acme = ObjectRef {
-            kind: Target::Company,
-            id: "acme".into(),
-        };
-        let point = |day, app: &str, value| SeriesPoint {
-            day,
-            app: app.into(),
-            value,
-        };
-        assert_eq!(
-            s.read_series(&t, &acme, "Clicks", d(2, 1), d(3, 31))
-                .await
-                .unwrap(),
-            vec![
-                point(d(2, 28), "", 3.0),
-                point(d(2, 29), "", 4.5),
-                point(d(2, 29), "-323", 1.0)
-            ]
-        );
-        let info = |metric: &str, app: &str| MetricInfo {
-            metric: metric.into(),
-            app: app.into(),
-        };
-        assert_eq!(
-            s.list_metrics(&t, &acme).await.unwrap(),
-            vec![
-                info("Clicks", ""),
-                info("Clicks", "-323"),
-                info("Minutes", "")
-            ]
-        );
-        // The migrated values still belong to their mapping: replacing m1's 2024-02-29 leaves
-        // its other days and m2's value of that day.
-        let m1 = MappingId::parse("m1").unwrap();
-        let window = crate::sync::plan::Window {
-            from: d(2, 29),
-            to: d(2, 29),
-        };
-        s.replace_chunk(&t, 2, &m1, window, &[], &[]).await.unwrap();
-        let mut expected: Vec<ExportRow> = expected
-            .into_iter()
-            .filter(|r| !(r.metric == "Clicks" && r.day == d(2, 29) && r.app.is_empty()))
-            .filter(|r| r.record != "activity")
-            .collect();
-        assert_eq!(s.export(None).await.unwrap(), expected);
-        // The stale generation is still stored, and purged as before.
-        assert_eq!(s.purge_below_generation(&t, 2).await.unwrap(), 1);
-        assert_eq!(s.delete_mapping_data(&t, &m1).await.unwrap(), 2);
-        expected.retain(|r| r.metric != "Minutes" && r.day != d(2, 28));
-        assert_eq!(s.export(None).await.unwrap(), expected);
-        drop(s);
-        let c = rusqlite::Connection::open(&path).unwrap();
-        let version: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, super::SCHEMA_VERSION);
-        // A file keeps its page size (schema.sql's applies to new files).
-        let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-        assert_eq!(page_size, 4096);
-        let old: i64 = c
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
-                    AND name IN ('metric_values', 'activities')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(old, 0);
-        // The view of version 0's table shows the rows still stored, as they were written.
-        let mut st = c
-            .prepare(
-                "SELECT tenant, object_kind, object_id, metric, app, day, value, mapping_id, generation
-                 FROM metric_values ORDER BY tenant, object_id, metric, app, day",
-            )
-            .unwrap();
-        let rows: Vec<String> = st
-            .query_map([], |r| {
-                Ok(format!(
-                    "{} {} {} {} [{}] {} {} {} {}",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, f64>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?
-                ))
-            })
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                "t1 company acme Clicks [-323] 2024-02-29 1 m2 2",
-                "t1 endUser u1 Clicks [] 2023-12-31 2 m2 2",
-                "t2 company acme Clicks [] 2024-02-28 5 m1 1",
-            ]
-        );
-        drop(st);
-        // t2's value (its integration is gone) was kept too, as before the migration.
-        let t2: i64 = c
-            .query_row(
-                "SELECT count(*) FROM series_values v JOIN series s ON s.id = v.series WHERE s.tenant = 't2'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(t2, 1);
-        drop(c);
-        // Opening it again does not migrate twice.
-        let s = super::EmbeddedStore::open(&path).unwrap();
-        assert_eq!(s.export(None).await.unwrap(), expected);
-    }
-
-    /// A chunk of more values than one multi-row insert holds, with values repeated for one
-    /// series and day (within a batch, across batches, in the last partial batch): every value
-    /// is stored and the later of two wins, as with one insert per value.
-    #[tokio::test]
-    async fn a_large_chunk_is_stored_whole_and_the_later_value_wins() {
-        use crate::domain::{
-            Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
-        };
-        use crate::store::Store;
-        use chrono::NaiveDate;
-        let s = super::EmbeddedStore::in_memory().unwrap();
-        let t = TenantId::parse("t1").unwrap();
-        s.put_integration(&Integration::new(t.clone()))
-            .await
-            .unwrap();
-        let m = MappingId::parse("m1").unwrap();
-        let first = NaiveDate::from_ymd_opt(2024, 2, 25).unwrap();
-        let value = |object: usize, day: u64, v: f64| MetricValue {
-            object: ObjectRef {
-                kind: Target::Company,
-                id: format!("c{object:03}"),
-            },
-            metric: "Clicks".into(),
-            app: String::new(),
-            day: first + chrono::Days::new(day),
-            value: v,
-        };
-        // 300 values: objects 0..100 on days 0..3 (2024-02-25 to 27), in day order.
-        let mut values: Vec<MetricValue> = (0..300)
-            .map(|i| value(i % 100, (i / 100) as u64, i as f64))
-            .collect();
-        values[20] = value(7, 0, 1000.0); // repeats [7] (day 0) in the same batch
-        values[200] = value(3, 0, 2000.0); // repeats [3] two batches later
-        values[299] = value(290 % 100, 2, 3000.0); // repeats [290] in the last batch
-        assert_eq!(super::data::BATCH_ROWS, 128);
-        let window = crate::sync::plan::Window {
-            from: first,
-            to: first + chrono::Days::new(2),
-        };
-        // The same shape for activity: users 0..100 on days 0..3, three records repeated.
-        let activity = |user: usize, day: u64, events: f64| Activity {
-            end_user_id: format!("u{user:03}"),
-            company_id: "acme".into(),
-            mapping_id: m.clone(),
-            label: "Clicks".into(),
-            day: first + chrono::Days::new(day),
-            events,
-            minutes: 1.0,
-            passive: false,
-        };
-        let mut activities: Vec<Activity> = (0..300)
-            .map(|i| activity(i % 100, (i / 100) as u64, i as f64))
-            .collect();
-        activities[20] = activity(7, 0, 1000.0);
-        activities[200] = activity(3, 0, 2000.0);
-        activities[299] = activity(90, 2, 3000.0);
-        s.replace_chunk(&t, 1, &m, window, &values, &activities)
-            .await
-            .unwrap();
-        let (recorded, stored): (Vec<_>, Vec<_>) = s
-            .export(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .partition(|r| r.record == "activity");
-        let recorded: Vec<(String, NaiveDate, f64)> = recorded
-            .into_iter()
-            .map(|r| (r.object_id.replace('u', "c"), r.day, r.value))
-            .collect();
-        let stored: Vec<(String, NaiveDate, f64)> = stored
-            .into_iter()
-            .map(|r| (r.object_id, r.day, r.value))
-            .collect();
-        let mut expected = Vec::new();
-        for object in 0..100 {
-            for day in 0..3u64 {
-                let i = day as usize * 100 + object;
-                let v = match (object, day) {
-                    (7, 0) => 1000.0,
-                    (3, 0) => 2000.0,
-                    (90, 2) => 3000.0,
-                    (20, 0) | (0, 2) | (99, 2) => continue,
-                    _ => i as f64,
-                };
-                expected.push((format!("c{object:03}"), first + chrono::Days::new(day), v));
-            }
-        }
-        assert_eq!(stored.len(), 297);
-        assert_eq!(stored, expected);
-        assert_eq!(recorded, expected);
     }
 }

@@ -93,55 +93,69 @@ CREATE TABLE IF NOT EXISTS end_users (
     UNIQUE (tenant, company_id, external_id),
     UNIQUE (tenant, company_id, email)
 );
--- A metric value series: one object's metric for one app. Values refer to it by its integer id,
--- so each value's keys are a few bytes instead of the text of its tenant, object, metric and app.
-CREATE TABLE IF NOT EXISTS series (
+-- Integer keys (schema version 4): the point tables below refer to objects, metrics, labels and
+-- mappings by these, so a value or an activity record is a few small integers. A key row is
+-- never changed or deleted (the store caches them in memory, `keys.rs`).
+CREATE TABLE IF NOT EXISTS object_keys (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
-    object_kind TEXT NOT NULL,
-    object_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    UNIQUE (tenant, kind, external_id)
+);
+-- A metric of an object kind, for one app ('' without multi-app).
+CREATE TABLE IF NOT EXISTS metric_keys (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
     metric TEXT NOT NULL,
     app TEXT NOT NULL,
-    UNIQUE (tenant, object_kind, object_id, metric, app)
+    UNIQUE (tenant, kind, metric, app)
 );
--- A tenant's mapping as an integer, for the values it wrote.
+CREATE TABLE IF NOT EXISTS label_keys (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    label TEXT NOT NULL,
+    UNIQUE (tenant, label)
+);
+-- A tenant's mapping as an integer, for the values and activity it wrote.
 CREATE TABLE IF NOT EXISTS mapping_keys (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     mapping_id TEXT NOT NULL,
     UNIQUE (tenant, mapping_id)
 );
--- Metric values (schema version 1; version 0 kept them in `metric_values`, keyed by text).
--- `day` is the day number of the common era (chrono's `num_days_from_ce`) and `bucket` is
--- `day >> 3`: the table is clustered by 8-day bucket, then series, so the write of a chunk (a
--- window of days) touches a few small regions of it instead of a page of every series.
-CREATE TABLE IF NOT EXISTS series_values (
-    bucket INTEGER NOT NULL,
-    series INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    value REAL NOT NULL,
+-- The metrics a mapping ever wrote: its replace and delete clear those metrics' rows.
+CREATE TABLE IF NOT EXISTS mapping_metrics (
     mapping INTEGER NOT NULL,
-    generation INTEGER NOT NULL,
-    PRIMARY KEY (bucket, series, day)
+    metric INTEGER NOT NULL,
+    PRIMARY KEY (mapping, metric)
 ) WITHOUT ROWID;
--- What a mapping wrote on which days: the replace, delete and purge paths.
-CREATE INDEX IF NOT EXISTS series_values_by_mapping ON series_values (mapping, day);
--- Activity records (schema version 2; earlier versions kept them in `activities`, keyed by end
--- user first). Keyed by mapping and day first, so the write of a chunk (one mapping's window of
--- days) goes into a few regions of the table instead of a page of every end user; the indexes
--- serve an end user's and a company's activity.
-CREATE TABLE IF NOT EXISTS activity_records (
-    tenant TEXT NOT NULL,
-    end_user_id TEXT NOT NULL,
-    mapping_id TEXT NOT NULL,
-    day TEXT NOT NULL,
-    company_id TEXT NOT NULL,
-    label TEXT NOT NULL,
-    events REAL NOT NULL,
-    minutes REAL NOT NULL,
-    passive INTEGER NOT NULL,
-    generation INTEGER NOT NULL,
-    PRIMARY KEY (tenant, mapping_id, day, end_user_id)
+-- Metric values and activity records, up to 64 to a row (`blocks.rs`): a row holds one group's
+-- records of one day (values: of a metric key; activity: of a mapping key), sorted by their
+-- object's key, as a JSON array of arrays in `points`:
+--   values   [object, value, mapping, generation]
+--   activity [end user, company, label, passive, events, minutes, generation]
+-- keyed by (group, day, key of its first record). `day` is the day number of the common era
+-- (chrono's `num_days_from_ce`); `n` is the number of records; `mapping` and `generation` are
+-- those of every record of the row, or NULL when they differ. A chunk (a mapping's window of
+-- days) deletes and writes one range of rows per group.
+CREATE TABLE IF NOT EXISTS metric_blocks (
+    metric INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    mapping INTEGER,
+    generation INTEGER,
+    points TEXT NOT NULL,
+    PRIMARY KEY (metric, day, first)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS activity_records_by_user ON activity_records (tenant, end_user_id, day);
-CREATE INDEX IF NOT EXISTS activity_records_by_company ON activity_records (tenant, company_id, day);
+CREATE TABLE IF NOT EXISTS activity_blocks (
+    mapping INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    generation INTEGER,
+    points TEXT NOT NULL,
+    PRIMARY KEY (mapping, day, first)
+) WITHOUT ROWID;

@@ -1,0 +1,364 @@
+//! Reads of metric values and activity (schema version 4): an object's series and metrics, an
+//! end user's or a company's recent activity, and the export. Only the integration's current
+//! generation is visible.
+//!
+//! The tables are keyed for the chunk's write (see `blocks.rs`): rows of values by (metric,
+//! day, object), of activity by (mapping, day, end user). A read of one object therefore seeks
+//! one row per (metric or mapping, day) within the days that group holds, newest first where it
+//! can stop early: a few hundred seeks for a year of a metric. A company's activity is read from
+//! every row of its mappings' days (a company's records are spread over its users' keys).
+
+use super::blocks::{self, ActivityEntry, Entry, Table, ValueEntry};
+use super::keys::{find, KeyTable};
+use super::points::{day_num, num_day};
+use super::StoreError;
+use crate::domain::{Activity, ExportRow, MappingId, ObjectRef, Target, TenantId};
+use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension};
+
+fn current_generation(c: &Connection, t: &TenantId) -> Result<Option<i64>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT generation FROM integrations WHERE tenant=?1")?
+            .query_row([t.as_str()], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// The first and last day stored under a metric key (or a mapping key for activity).
+fn day_span(c: &Connection, sql: &str, key: i64) -> Result<Option<(i64, i64)>, StoreError> {
+    let span: (Option<i64>, Option<i64>) = c
+        .prepare_cached(sql)?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(match span {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    })
+}
+
+const METRIC_SPAN: &str =
+    "SELECT (SELECT day FROM metric_blocks WHERE metric = ?1 ORDER BY day LIMIT 1),
+        (SELECT day FROM metric_blocks WHERE metric = ?1 ORDER BY day DESC LIMIT 1)";
+const ACTIVITY_SPAN: &str =
+    "SELECT (SELECT day FROM activity_blocks WHERE mapping = ?1 ORDER BY day LIMIT 1),
+        (SELECT day FROM activity_blocks WHERE mapping = ?1 ORDER BY day DESC LIMIT 1)";
+
+/// The metric keys of a tenant for an object kind: (key, metric, app), by metric and app.
+fn metric_keys(
+    c: &Connection,
+    t: &TenantId,
+    kind: Target,
+    metric: Option<&str>,
+) -> Result<Vec<(i64, String, String)>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT id, metric, app FROM metric_keys WHERE tenant=?1 AND kind=?2 AND (?3 IS NULL OR metric=?3)
+         ORDER BY metric, app",
+    )?;
+    let rows = st.query_map(params![t.as_str(), kind.as_str(), metric], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.map(|r| r.map_err(StoreError::from)).collect()
+}
+
+fn object_key(c: &Connection, t: &TenantId, o: &ObjectRef) -> Result<Option<i64>, StoreError> {
+    find(
+        c,
+        KeyTable::Object,
+        t.as_str(),
+        [o.kind.as_str(), o.id.as_str(), ""],
+    )
+}
+
+pub(super) fn read_series(
+    c: &mut Connection,
+    t: &TenantId,
+    o: &ObjectRef,
+    metric: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<SeriesPoint>, StoreError> {
+    let (Some(object), Some(generation)) = (object_key(c, t, o)?, current_generation(c, t)?) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (key, _, app) in metric_keys(c, t, o.kind, Some(metric))? {
+        let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+            continue;
+        };
+        for day in day_num(from).max(first)..=day_num(to).min(last) {
+            let point: Option<ValueEntry> = blocks::find(c, Table::Values, key, day, object)?;
+            if let Some(p) = point.filter(|p| p.generation == generation) {
+                out.push(SeriesPoint {
+                    day: num_day(day)?,
+                    app: app.clone(),
+                    value: p.value,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.day.cmp(&b.day).then_with(|| a.app.cmp(&b.app)));
+    Ok(out)
+}
+
+/// An object's metrics with a value of the current generation: for each metric of the object's
+/// kind, its days are tried newest first until one holds a value of the object.
+pub(super) fn list_metrics(
+    c: &mut Connection,
+    t: &TenantId,
+    o: &ObjectRef,
+) -> Result<Vec<MetricInfo>, StoreError> {
+    let (Some(object), Some(generation)) = (object_key(c, t, o)?, current_generation(c, t)?) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (key, metric, app) in metric_keys(c, t, o.kind, None)? {
+        let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+            continue;
+        };
+        for day in (first..=last).rev() {
+            let point: Option<ValueEntry> = blocks::find(c, Table::Values, key, day, object)?;
+            if point.is_some_and(|p| p.generation == generation) {
+                out.push(MetricInfo { metric, app });
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The text of an object or label key (cached per read).
+struct Names<'c> {
+    c: &'c Connection,
+    known: rustc_hash::FxHashMap<(bool, i64), String>,
+}
+
+impl Names<'_> {
+    fn get(&mut self, label: bool, id: i64) -> Result<String, StoreError> {
+        if let Some(s) = self.known.get(&(label, id)) {
+            return Ok(s.clone());
+        }
+        let sql = if label {
+            "SELECT label FROM label_keys WHERE id = ?1"
+        } else {
+            "SELECT external_id FROM object_keys WHERE id = ?1"
+        };
+        let s: String = self.c.prepare_cached(sql)?.query_row([id], |r| r.get(0))?;
+        self.known.insert((label, id), s.clone());
+        Ok(s)
+    }
+}
+
+pub(super) fn recent_activity(
+    c: &mut Connection,
+    t: &TenantId,
+    of: &ActivityOf,
+    from: NaiveDate,
+    limit: usize,
+) -> Result<Vec<Activity>, StoreError> {
+    let (kind, id) = match of {
+        ActivityOf::EndUser(id) => (Target::EndUser, id),
+        ActivityOf::Company(id) => (Target::Company, id),
+    };
+    let owner = find(c, KeyTable::Object, t.as_str(), [kind.as_str(), id, ""])?;
+    let (Some(owner), Some(generation)) = (owner, current_generation(c, t)?) else {
+        return Ok(Vec::new());
+    };
+    // The tenant's mappings with activity, and the days each holds.
+    let mut mappings: Vec<(i64, MappingId, i64, i64)> = Vec::new();
+    {
+        let mut st = c.prepare_cached("SELECT id, mapping_id FROM mapping_keys WHERE tenant=?1")?;
+        let keys: Vec<(i64, String)> = st
+            .query_map([t.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (key, m) in keys {
+            if let Some((first, last)) = day_span(c, ACTIVITY_SPAN, key)? {
+                let m = MappingId::parse(&m).map_err(super::corrupt)?;
+                mappings.push((key, m, first, last));
+            }
+        }
+    }
+    let Some(newest) = mappings.iter().map(|m| m.3).max() else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<(i64, usize, ActivityEntry)> = Vec::new();
+    // Newest day first; a day is read whole, then the read stops once it has `limit` records.
+    let mut day = newest;
+    while day >= day_num(from) && found.len() < limit {
+        for (i, (key, _, first, last)) in mappings.iter().enumerate() {
+            if day < *first || day > *last {
+                continue;
+            }
+            let records: Vec<ActivityEntry> = match of {
+                ActivityOf::EndUser(_) => blocks::find(c, Table::Activity, *key, day, owner)?
+                    .into_iter()
+                    .collect(),
+                ActivityOf::Company(_) => {
+                    let mut all: Vec<ActivityEntry> =
+                        blocks::load_group(c, Table::Activity, *key, day)?;
+                    all.retain(|e| e.company == owner);
+                    all
+                }
+            };
+            found.extend(
+                records
+                    .into_iter()
+                    .filter(|e| e.generation == generation)
+                    .map(|e| (day, i, e)),
+            );
+        }
+        if mappings.iter().all(|m| day <= m.2) {
+            break;
+        }
+        day -= 1;
+    }
+    let mut names = Names {
+        c,
+        known: Default::default(),
+    };
+    let mut out = Vec::with_capacity(found.len());
+    for (day, i, e) in found {
+        out.push(Activity {
+            end_user_id: names.get(false, e.end_user)?,
+            company_id: names.get(false, e.company)?,
+            mapping_id: mappings[i].1.clone(),
+            label: names.get(true, e.label)?,
+            day: num_day(day)?,
+            events: e.events,
+            minutes: e.minutes,
+            passive: e.passive,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.day
+            .cmp(&a.day)
+            .then_with(|| a.end_user_id.cmp(&b.end_user_id))
+            .then_with(|| a.mapping_id.cmp(&b.mapping_id))
+    });
+    out.truncate(limit);
+    Ok(out)
+}
+
+pub(super) fn export(
+    c: &mut Connection,
+    t: Option<&TenantId>,
+) -> Result<Vec<ExportRow>, StoreError> {
+    let tenant = t.map(|t| t.as_str().to_string());
+    let mut names = Names {
+        c,
+        known: Default::default(),
+    };
+    let mut out = Vec::new();
+    {
+        let mut st = c.prepare_cached(
+            "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, i.generation
+             FROM integrations i JOIN metric_keys k ON k.tenant = i.tenant
+             JOIN metric_blocks b ON b.metric = k.id
+             WHERE (?1 IS NULL OR i.tenant = ?1)",
+        )?;
+        let mut rows = st.query(params![tenant])?;
+        while let Some(r) = rows.next()? {
+            let (tenant, kind, metric, app): (String, String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let day = num_day(r.get(4)?)?;
+            let generation: i64 = r.get(6)?;
+            let points: String = r.get(5)?;
+            for e in <ValueEntry as Entry>::parse(&points)? {
+                if e.generation != generation {
+                    continue;
+                }
+                out.push(ExportRow {
+                    tenant: tenant.clone(),
+                    record: "value".into(),
+                    object_type: kind.clone(),
+                    object_id: names.get(false, e.object)?,
+                    metric: metric.clone(),
+                    app: app.clone(),
+                    day,
+                    value: e.value,
+                });
+            }
+        }
+    }
+    {
+        let mut st = c.prepare_cached(
+            "SELECT m.tenant, m.mapping_id, b.day, b.points, i.generation
+             FROM integrations i JOIN mapping_keys m ON m.tenant = i.tenant
+             JOIN activity_blocks b ON b.mapping = m.id
+             WHERE (?1 IS NULL OR i.tenant = ?1)",
+        )?;
+        let mut rows = st.query(params![tenant])?;
+        while let Some(r) = rows.next()? {
+            let (tenant, mapping): (String, String) = (r.get(0)?, r.get(1)?);
+            let day = num_day(r.get(2)?)?;
+            let generation: i64 = r.get(4)?;
+            let points: String = r.get(3)?;
+            for e in <ActivityEntry as Entry>::parse(&points)? {
+                if e.generation != generation {
+                    continue;
+                }
+                out.push(ExportRow {
+                    tenant: tenant.clone(),
+                    record: if e.passive {
+                        "activity:passive".into()
+                    } else {
+                        "activity".into()
+                    },
+                    object_type: Target::EndUser.as_str().into(),
+                    object_id: names.get(false, e.end_user)?,
+                    metric: mapping.clone(),
+                    app: String::new(),
+                    day,
+                    value: e.events,
+                });
+            }
+        }
+    }
+    crate::store::sort_export(&mut out);
+    Ok(out)
+}
+
+/// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).
+#[cfg(test)]
+pub(super) fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
+    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+    st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every lookup of a read is a seek of a primary key or index, never a scan.
+    #[test]
+    fn reads_seek_by_key_and_day() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(include_str!("schema.sql")).unwrap();
+        let find = |t: Table| t.sql(blocks::FIND);
+        let cases = [
+            (
+                find(Table::Values),
+                "USING PRIMARY KEY (metric=? AND day=? AND first<?)",
+            ),
+            (
+                find(Table::Activity),
+                "USING PRIMARY KEY (mapping=? AND day=? AND first<?)",
+            ),
+            (METRIC_SPAN.to_string(), "USING PRIMARY KEY (metric=?)"),
+            (ACTIVITY_SPAN.to_string(), "USING PRIMARY KEY (mapping=?)"),
+        ];
+        for (sql, seek) in cases {
+            let plan = query_plan(&c, &sql);
+            assert!(plan.iter().any(|l| l.contains(seek)), "{sql}: {plan:#?}");
+            assert!(
+                !plan
+                    .iter()
+                    .any(|l| l.starts_with("SCAN") && l != "SCAN CONSTANT ROW"),
+                "{sql}: {plan:#?}"
+            );
+        }
+    }
+}
