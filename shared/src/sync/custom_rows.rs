@@ -172,7 +172,7 @@ impl<'d> DayAccumulator<'d> {
         for ((obj, app, i), value) in self.values {
             let id = match self.spec.target {
                 Target::EndUser if obj >= base => created.get((obj - base) as usize).cloned(),
-                Target::EndUser => self.dir.user(obj).map(|u| u.id.clone()),
+                Target::EndUser => self.dir.user(obj).map(|u| u.id.to_string()),
                 kind => self.dir.object_id(kind, obj).map(str::to_string),
             };
             let (Some(id), Some((_, metric))) = (id, self.spec.fields.get(i)) else {

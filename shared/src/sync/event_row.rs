@@ -580,6 +580,9 @@ mod tests {
                     prop_assert!(same(&f, &p), "{object}: fast {f:?} prefix {p:?}");
                 }
                 (None, None) => {}
+                // Not a row, but it starts with one (`{"company":""}"}`): the prefix is that row,
+                // and the scanner then finds the bytes after it out of place.
+                (None, Some((_, len))) if len < object.len() => {}
                 (f, p) => prop_assert!(false, "{object}: fast {f:?} prefix {p:?}"),
             }
             let cut = &object.as_bytes()[..object.len() - 1];

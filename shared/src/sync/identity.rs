@@ -2,6 +2,7 @@
 //! once per chunk: end users matched on email first, then on external id, always within the
 //! company; created only when all four conditions hold; never guessed.
 
+use super::user_list::{UserList, UserRef};
 use crate::domain::{DirectoryObject, EndUser, EndUserInput};
 use rustc_hash::FxHashMap as HashMap;
 
@@ -14,7 +15,7 @@ pub struct Directory {
     companies: HashMap<String, u32>,
     assets: HashMap<String, u32>,
     projects: HashMap<String, u32>,
-    users: Vec<EndUser>,
+    users: UserList,
     /// End users by a hash of (company, external id) and of (company, lower-cased email): a
     /// compact table whose hits are checked against the user itself (a collision falls through
     /// to `collided`).
@@ -77,35 +78,36 @@ impl Directory {
             companies: index(companies),
             assets: index(assets),
             projects: index(projects),
-            users: Vec::new(),
+            users: UserList::new(users),
             by_ext: HashMap::default(),
             by_email: HashMap::default(),
             collided: HashMap::default(),
             lower_emails: HashMap::default(),
         };
-        dir.by_ext.reserve(users.len());
-        for (i, u) in users.iter().enumerate() {
-            let i = i as u32;
-            if let Some(e) = &u.email {
+        dir.by_ext.reserve(dir.users.len());
+        for i in 0..dir.users.len() as u32 {
+            let Some(u) = dir.users.user(i) else { continue };
+            let (company, external_id) =
+                (u.company_id.to_string(), u.external_id.map(str::to_string));
+            if let Some(e) = u.email {
                 let lower = e.to_lowercase();
-                if lower != *e {
+                if lower != e {
                     dir.lower_emails.insert(i, lower.clone());
                 }
-                dir.index(true, &u.company_id, &lower, i, &users);
+                dir.index(true, &company, &lower, i);
             }
-            if let Some(x) = &u.external_id {
-                dir.index(false, &u.company_id, x, i, &users);
+            if let Some(x) = external_id {
+                dir.index(false, &company, &x, i);
             }
         }
-        dir.users = users;
         dir
     }
 
     /// Indexes user `i` under (company, id); of two users with one key, the later is found.
-    fn index(&mut self, email: bool, company: &str, id: &str, i: u32, users: &[EndUser]) {
+    fn index(&mut self, email: bool, company: &str, id: &str, i: u32) {
         let h = user_hash(company, id);
         let table = if email { &self.by_email } else { &self.by_ext };
-        let same_key = |j: u32| self.key_of(email, j, users) == Some((company, id));
+        let same_key = |j: u32| self.key_of(email, j) == Some((company, id));
         match table.get(&h).copied() {
             Some(j) if !same_key(j) => {
                 self.collided
@@ -123,29 +125,21 @@ impl Directory {
     }
 
     /// (company, external id or lower-cased email) of user `i`.
-    fn key_of<'u>(
-        &'u self,
-        email: bool,
-        i: u32,
-        users: &'u [EndUser],
-    ) -> Option<(&'u str, &'u str)> {
-        let u = users.get(i as usize)?;
+    fn key_of(&self, email: bool, i: u32) -> Option<(&str, &str)> {
+        let u = self.users.user(i)?;
         let id = if email {
-            self.lower_emails
-                .get(&i)
-                .map(String::as_str)
-                .or(u.email.as_deref())
+            self.lower_emails.get(&i).map(String::as_str).or(u.email)
         } else {
-            u.external_id.as_deref()
+            u.external_id
         };
-        Some((u.company_id.as_str(), id?))
+        Some((u.company_id, id?))
     }
 
     /// The user of `company` whose external id (or, with `email`, lower-cased email) is `id`.
-    fn find(&self, email: bool, company: &str, id: &str, users: &[EndUser]) -> Option<u32> {
+    fn find(&self, email: bool, company: &str, id: &str) -> Option<u32> {
         let table = if email { &self.by_email } else { &self.by_ext };
         let i = *table.get(&user_hash(company, id))?;
-        if self.key_of(email, i, users) == Some((company, id)) {
+        if self.key_of(email, i) == Some((company, id)) {
             return Some(i);
         }
         self.collided
@@ -165,7 +159,7 @@ impl Directory {
             crate::domain::Target::Company => &self.ids[0],
             crate::domain::Target::Asset => &self.ids[1],
             crate::domain::Target::Project => &self.ids[2],
-            crate::domain::Target::EndUser => return self.user(idx).map(|u| u.id.as_str()),
+            crate::domain::Target::EndUser => return self.user(idx).map(|u| u.id),
         };
         list.get(idx as usize).map(String::as_str)
     }
@@ -179,8 +173,8 @@ impl Directory {
     pub fn project(&self, id: &str) -> Option<u32> {
         self.projects.get(id).copied()
     }
-    pub fn user(&self, idx: u32) -> Option<&EndUser> {
-        self.users.get(idx as usize)
+    pub fn user(&self, idx: u32) -> Option<UserRef<'_>> {
+        self.users.user(idx)
     }
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -199,10 +193,10 @@ impl Directory {
         };
         let email = email.filter(|e| rules.email_mapped && !e.is_empty());
         let external_id = external_id.filter(|x| !x.is_empty());
-        if let Some(i) = email.and_then(|e| self.find(true, company, e, &self.users)) {
+        if let Some(i) = email.and_then(|e| self.find(true, company, e)) {
             return UserMatch::Existing(i);
         }
-        if let Some(i) = external_id.and_then(|x| self.find(false, company, x, &self.users)) {
+        if let Some(i) = external_id.and_then(|x| self.find(false, company, x)) {
             return UserMatch::Existing(i);
         }
         if rules.may_create
@@ -420,9 +414,8 @@ mod tests {
             UserMatch::Existing(1)
         );
         // Indexing a user under a taken hash puts it in `collided`.
-        let users = d.users.clone();
         d.collided.clear();
-        d.index(false, "acme", "v1", 0, &users);
+        d.index(false, "acme", "v1", 0);
         assert_eq!(
             d.collided
                 .get(&(false, "acme".to_string(), "v1".to_string())),

@@ -16,4 +16,5 @@ pub mod pipeline_fetch;
 pub mod plan;
 pub mod report_source;
 pub mod transform;
+pub mod user_list;
 pub mod waves;

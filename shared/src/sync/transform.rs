@@ -331,10 +331,9 @@ impl<'d> ChunkAccumulator<'d> {
     /// when there is something to fill in.
     fn note_fill(&mut self, i: u32, row: &EventRow<'_>, email: Option<&str>) {
         let Some(u) = self.dir.user(i) else { return };
-        let empty = |f: &Option<String>| f.as_deref().is_none_or(str::is_empty);
         // The row's trimmed text for a field the stored user has empty.
-        let text = |v: &'_ Option<Loose<'_>>, stored: &Option<String>| -> Option<String> {
-            if !empty(stored) {
+        let text = |v: &'_ Option<Loose<'_>>, stored_empty: bool| -> Option<String> {
+            if !stored_empty {
                 return None;
             }
             v.as_ref()
@@ -342,16 +341,16 @@ impl<'d> ChunkAccumulator<'d> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        let name = text(&row.name, &u.name);
-        let surname = text(&row.surname, &u.surname);
+        let name = text(&row.name, u.name_empty);
+        let surname = text(&row.surname, u.surname_empty);
         let email = email
-            .filter(|_| self.spec.auto_create && self.spec.rules.email_mapped && empty(&u.email))
+            .filter(|_| self.spec.auto_create && self.spec.rules.email_mapped && u.email_empty)
             .map(str::to_string);
         if name.is_none() && surname.is_none() && email.is_none() {
             return;
         }
         let f = self.fills.entry(i).or_insert_with(|| Fill {
-            user_id: u.id.clone(),
+            user_id: u.id.to_string(),
             ..Fill::default()
         });
         f.name = f.name.take().or(name);
@@ -469,10 +468,7 @@ impl PreparedChunk<'_> {
     fn user(&self, slot: u32) -> Option<(&str, &str)> {
         let base = self.acc.dir.user_count() as u32;
         if slot < base {
-            self.acc
-                .dir
-                .user(slot)
-                .map(|u| (u.id.as_str(), u.company_id.as_str()))
+            self.acc.dir.user(slot).map(|u| (u.id, u.company_id))
         } else {
             let p = (slot - base) as usize;
             Some((

@@ -85,11 +85,18 @@ fn end_user(r: &Row<'_>) -> rusqlite::Result<EndUser> {
 const USER_COLS: &str = "id, company_id, external_id, email, name, surname";
 
 pub(super) fn list_end_users(c: &mut Connection, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+    // Sized first: a directory of 50,000 users grown by doubling held half as much again.
+    let n: i64 = c
+        .prepare_cached("SELECT count(*) FROM end_users WHERE tenant=?1")?
+        .query_row([t.as_str()], |r| r.get(0))?;
+    let mut out = Vec::with_capacity(n as usize);
     let mut st = c.prepare_cached(&format!(
         "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 ORDER BY id"
     ))?;
-    let rows = st.query_map([t.as_str()], end_user)?;
-    rows.map(|r| r.map_err(StoreError::from)).collect()
+    for r in st.query_map([t.as_str()], end_user)? {
+        out.push(r?);
+    }
+    Ok(out)
 }
 
 /// The user of `company` whose `col` (`external_id` or `email`) is `value`.
