@@ -123,13 +123,13 @@ fn transform(input: &Input) -> usize {
     let prepared = acc.prepare(Vec::new());
     let mut n = 0usize;
     prepared
-        .for_each_value(Text::NewSlots, &mut |v, _| {
+        .for_each_value(Text::Unslotted, &mut |v, _| {
             n += v.object.id.len();
             Ok(())
         })
         .expect("values");
     prepared
-        .for_each_activity(Text::NewSlots, &mut |a, _| {
+        .for_each_activity(Text::Unslotted, &mut |a, _| {
             n += a.end_user_id.len();
             Ok(())
         })

@@ -5,14 +5,15 @@
 //! late chunk), then 1,000 end-user activity records. Prints one JSON line with the adapter's
 //! meter: units billed by DynamoDB's rules for the items written, and the units the server
 //! reported (moto reports a fixed 1.0 per call, so only the first is a cost), the part of them
-//! spent on manifests, and the reads each replace made (GetItem/BatchGetItem on the data table).
+//! spent on manifests, and the reads each replace made (GetItem/BatchGetItem on the data table);
+//! then the read units of the directory a chunk reads (2,000 companies, 200 end users).
 //! `dynamo_wcu --ensure-tables PREFIX` only creates the tables `PREFIX-config`/`PREFIX-data`.
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use pendo_sync::domain::{
-    Activity, ChunkOutcome, ChunkRecord, ChunkStatus, Integration, MappingId, MetricValue,
-    ObjectRef, RunId, RunKind, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkRecord, ChunkStatus, DirectoryObject, EndUserInput, Integration,
+    MappingId, MetricValue, ObjectRef, RunId, RunKind, SyncRun, Target, TenantId,
 };
 use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
 use pendo_sync::store::Store;
@@ -20,6 +21,8 @@ use pendo_sync::sync::plan::Window;
 
 const COMPANIES: usize = 2_000;
 const ACTIVITIES: usize = 1_000;
+/// End users in the directory a chunk reads (each upsert is a few calls to the local server).
+const DIRECTORY_USERS: usize = 200;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -128,6 +131,40 @@ async fn main() -> anyhow::Result<()> {
             "read_units_per_chunk": (after.run_read_units - before.run_read_units) / 10.0,
         }));
     }
+    // What a chunk reads of the directory (the DynamoDB store keeps no directory stamp, so each
+    // chunk reads it): the companies and the end users, here 2,000 and DIRECTORY_USERS.
+    let companies: Vec<DirectoryObject> = (0..COMPANIES)
+        .map(|c| DirectoryObject {
+            external_id: format!("account-{c:05}"),
+            name: Some(format!("Account {c}")),
+            company_id: None,
+        })
+        .collect();
+    store
+        .upsert_objects(&t, Target::Company, &companies)
+        .await?;
+    for u in 0..DIRECTORY_USERS {
+        store
+            .upsert_end_user(
+                &t,
+                &EndUserInput {
+                    company_id: format!("account-{:05}", u % COMPANIES),
+                    external_id: Some(format!("visitor-{u:06}")),
+                    email: Some(format!("user{u}@example.com")),
+                    name: Some("Ann".into()),
+                    surname: Some("Example".into()),
+                },
+            )
+            .await?;
+    }
+    let before_dir = store.write_meter();
+    let listed = store.list_objects(&t, Target::Company).await?.len();
+    let users = store.list_end_users(&t).await?.len();
+    let after_dir = store.write_meter();
+    anyhow::ensure!(
+        (listed, users) == (COMPANIES, DIRECTORY_USERS),
+        "the directory read {listed} companies and {users} end users"
+    );
     let per = |units: f64, n: usize| units / n as f64;
     println!(
         "{}",
@@ -148,6 +185,10 @@ async fn main() -> anyhow::Result<()> {
             "billed_units_per_activity": per((last.billed_put_units - again.billed_put_units) as f64, activities.len()),
             "manifest_units_activities": last.manifest_units - again.manifest_units,
             "run_bookkeeping": bookkeeping,
+            "directory_companies": COMPANIES,
+            "directory_end_users": DIRECTORY_USERS,
+            "directory_read_pages": after_dir.query_pages - before_dir.query_pages,
+            "directory_read_units": after_dir.query_units - before_dir.query_units,
         })
     );
     Ok(())

@@ -5,23 +5,25 @@ target/bench/results.json. Standard library only.
 Figures (see issue 8):
   1 transform throughput      criterion, shared/benches/transform.rs
   2 peak RSS of pendo-sync    `pendo-sync bench resync` against `pendo-sim` (separate process)
-  3 embedded store writes     criterion, shared/benches/store.rs
+  3 embedded store writes     criterion, shared/benches/store.rs (a chunk's replace)
   4 large-preset Re-sync all  `pendo-sync bench resync`, ten Feature/Page mappings, 90 days
   5 Lambda binaries           stripped sizes; cold start against a local Runtime API emulator
   6 DynamoDB WCU per value    shared/examples/dynamo_wcu.rs against moto
+  7 sync CPU per million rows figure 4's runs: sync CPU / Pendo rows read
 
 Processes are measured from outside: wall clock around the child, CPU (user + sys) and peak
 RSS (ru_maxrss) from wait4() of that child only, so the simulator's work is never counted.
 Every figure is the median of several runs with its spread (min-max).
 
 Environment: CARGO_TARGET_DIR (default ./target), AWS_LOCAL_PORT (moto, default 4566),
-BENCH_RUNS (default 3), BENCH_RESYNC_RUNS (figure 4's runs, default 1; 3 for its spread),
+BENCH_RUNS (default 3), BENCH_RESYNC_RUNS (figure 4's runs, default 3),
 BENCH_SKIP (comma list of figure numbers).
 
 Time budget (`make bench` within 15 minutes on 2 cores, release build included): moto is
 installed and started in the background while cargo builds; criterion runs with 1 s warm-up and
 flat sampling; every phase's wall time is printed at the end and written to results.json
-("phases_s", with the load average when each phase ended).
+("phases_s", with the load average sampled during each phase: min, mean, max). Each figure is
+printed against its target (report.py) and results.json's "targets" says which are met.
 """
 
 import http.server
@@ -36,15 +38,17 @@ import threading
 import time
 import urllib.request
 
+import report
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
 RELEASE = os.path.join(TARGET, "release")
 OUT_DIR = os.path.join(ROOT, "target", "bench")
 CRITERION = os.path.join(OUT_DIR, "criterion")
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-# Figure 4 is one run by default: a run takes about as long as everything else after the build
-# (130 Pendo calls, ~4M rows, ~3M values), and the 15-minute budget has room for one.
-RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "1"))
+# Figure 4 (and 7, from the same runs): three runs, about 20-30 s each (130 Pendo calls,
+# ~4M rows, ~3M values, ~3.6M activity records).
+RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "3"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 AWS_PORT = os.environ.get("AWS_LOCAL_PORT", "4566")
 KEY = "bench-key"
@@ -68,12 +72,15 @@ def log(msg):
 
 
 PHASES = {}
+LOAD = None
 
 
 def phase_done(name, since):
-    """Records a phase of the run: wall time since `since` and the 1-minute load average now."""
-    PHASES[name] = {"s": round(time.monotonic() - since, 1), "load1": os.getloadavg()[0]}
-    log(f"{name}: {PHASES[name]['s']:.0f}s (load {PHASES[name]['load1']:.1f})")
+    """Records a phase of the run: its wall time and the load average sampled during it."""
+    now = time.monotonic()
+    load = LOAD.between(since, now) if LOAD else {"min": 0, "mean": 0, "max": 0}
+    PHASES[name] = {"s": round(now - since, 1), "load": load}
+    log(f"{name}: {PHASES[name]['s']:.0f}s (load {load['min']:.1f}-{load['max']:.1f})")
 
 
 class phase:
@@ -240,10 +247,13 @@ def resync(sim, template, runs):
 
 # ---------------------------------------------------------------- criterion
 
-def criterion_throughput(group, name, elements):
-    """Per-sample throughput (elements/s) of a criterion benchmark's last run."""
-    path = os.path.join(CRITERION, group, name, "new", "sample.json")
-    with open(path) as f:
+def criterion_throughput(group, name):
+    """Per-sample throughput (elements/s) of a criterion benchmark's last run (its elements per
+    iteration as the bench declared them)."""
+    path = os.path.join(CRITERION, group, name, "new")
+    with open(os.path.join(path, "benchmark.json")) as f:
+        elements = json.load(f)["throughput"]["Elements"]
+    with open(os.path.join(path, "sample.json")) as f:
         s = json.load(f)
     return [elements * it / (t * 1e-9) for it, t in zip(s["iters"], s["times"])]
 
@@ -252,6 +262,13 @@ def criterion_throughput(group, name, elements):
 
 class RuntimeApi(http.server.ThreadingHTTPServer):
     """The two Lambda Runtime API calls a function makes for one invocation."""
+
+    def handle_error(self, request, client_address):
+        # The function is stopped while its next poll is held: the answer to that poll finds
+        # the connection closed. Expected; anything else is still reported.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, event):
         super().__init__(("127.0.0.1", 0), RuntimeHandler)
@@ -350,6 +367,8 @@ def lambda_events():
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
+    global LOAD
+    LOAD = report.LoadSampler()
     results = {"machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}, "figures": {}}
     figs = results["figures"]
     started = time.monotonic()
@@ -400,23 +419,26 @@ def run_figures(results, figs, started):
                                 "--measurement-time", "3"], cwd=ROOT, check=True,
                                env={**os.environ, "CRITERION_HOME": CRITERION}, stdout=sys.stderr)
     if "1" not in SKIP:
-        rows = 300_000
         figs["1_transform"] = {
             "how": "criterion (10 samples): 300,000 grouped featureEvents rows (seed 42, large preset) as "
                    "response bytes in 64 KiB pieces -> RowScanner -> serde row parse -> identity against "
                    "50,000 end users / 2,000 companies -> per-object-day and per-user-day sums; one core, "
                    "no store",
             "target": ">= 1,500,000 rows/s",
-            "company_rows_per_s": summary(criterion_throughput("transform", "company", rows), "rows/s"),
-            "end_user_rows_per_s": summary(criterion_throughput("transform", "end_user", rows), "rows/s"),
-            "scan_only_rows_per_s": summary(criterion_throughput("transform", "scan_only", rows), "rows/s"),
+            "company_rows_per_s": summary(criterion_throughput("transform", "company"), "rows/s"),
+            "end_user_rows_per_s": summary(criterion_throughput("transform", "end_user"), "rows/s"),
+            "scan_only_rows_per_s": summary(criterion_throughput("transform", "scan_only"), "rows/s"),
         }
     if "3" not in SKIP:
         figs["3_store_writes"] = {
-            "how": "criterion (10 samples): one replace_chunk of 28,000 values (2,000 companies x 7 days x "
-                   "2 metrics) per iteration, one SQLite transaction, file-backed WAL store",
-            "target": ">= 300,000 values/s",
-            "values_per_s": summary(criterion_throughput("store", "embedded_replace_chunk", 28_000), "values/s"),
+            "how": "criterion (10 samples): a store (file, WAL, synchronous=NORMAL as the local runner "
+                   "opens it) holding 90 days of 4 mappings (2 Feature -> 2,000 companies x 2 metrics, "
+                   "2 Page -> 4,000 end users, each with 4,000 end users' activity a day); an iteration "
+                   "replaces one company chunk and one end-user chunk (7 days inside the 90: every "
+                   "record of the window is deleted, the new values and activity records written, one "
+                   "transaction each, committed); records = values + activity records",
+            "target": ">= 400,000 records/s",
+            "records_per_s": summary(criterion_throughput("store", "embedded_replace_chunk"), "records/s"),
         }
 
     work = tempfile.mkdtemp(prefix="pendo-bench-")
@@ -473,6 +495,7 @@ def run_figures(results, figs, started):
                            f"{setup['end_users']} end users; wall from spawn to exit of pendo-sync; sync CPU is "
                            "user+sys of the pendo-sync process alone (wait4), the simulator's CPU is read "
                            "separately from /proc; Pendo calls from the simulator's counters",
+                    "target": "<= 60 s wall, <= 20 s sync CPU, <= 64 MiB peak, 1 Pendo call per chunk",
                     "runs": len(runs),
                     "wall_s": summary([r["wall_s"] for r in runs], "s"),
                     "sync_cpu_s": summary([r["cpu_s"] for r in runs], "s"),
@@ -493,6 +516,16 @@ def run_figures(results, figs, started):
                     "store_operations_per_chunk": r0["store_operations"] / max(r0["chunks"], 1),
                     "values_per_sync_cpu_s": r0["values_written"] / max(statistics.median(
                         [r["cpu_s"] for r in runs]), 1e-9),
+                }
+                figs["7_cpu_per_million_rows"] = {
+                    "how": "figure 4's runs: CPU (user + sys, wait4) of the pendo-sync process end to end "
+                           "(fetch, parse, transform, identities, store, cursor, the run's bookkeeping) "
+                           "divided by the Pendo rows it read, per million rows; the simulator's CPU is "
+                           "not counted",
+                    "target": "<= 3 s per million rows",
+                    "rows_read": r0["rows_read"],
+                    "sync_cpu_s_per_million_rows": summary(
+                        [r["cpu_s"] / r["rows_read"] * 1e6 for r in runs], "s"),
                 }
             finally:
                 sim.close()
@@ -524,7 +557,7 @@ def run_figures(results, figs, started):
                               "Lambda Runtime API emulator (this script), x86_64, tables on moto; fixture "
                               "events (tests/fixtures), each handled to completion (the configurator: a member "
                               "listing mappings through API Gateway v2)",
-                       "target": "<= 15 MB each, <= 50 ms cold start", "functions": {}}
+                       "target": "< 30 ms cold start; size reported", "functions": {}}
                 for f in FUNCTIONS:
                     binary = os.path.join(RELEASE, f)
                     size = os.path.getsize(binary)
@@ -548,7 +581,7 @@ def run_figures(results, figs, started):
                            "(the daily fetch's store call) on moto; units billed computed by the adapter's meter "
                            "from item sizes by DynamoDB's rules (base item + every GSI entry, manifest items "
                            "included), because moto reports a fixed 1.0 per BatchWriteItem call whatever it holds",
-                    "target": "<= 1 WCU per value, no read-before-write",
+                    "target": "<= 1.01 WCU per value; read units per chunk reported",
                     "values": w["values"],
                     "wcu_per_value": summary([r["billed_units_per_value"] for r in wcu], "WCU"),
                     "wcu_per_value_rewrite": w["billed_units_per_value_rewrite"],
@@ -562,6 +595,12 @@ def run_figures(results, figs, started):
                     "reads_per_chunk": f"2 GetItem on the config table (generation check before and after) + "
                                        f"{w['read_calls_per_chunk']} BatchGetItem of the window's manifests on the data table "
                                        f"({w['items_read_per_chunk']} items, {w['read_units_per_chunk']} RCU); no per-item read",
+                    "read_units_per_chunk": w["read_units_per_chunk"],
+                    "directory_read_units": w["directory_read_units"],
+                    "directory_read_how": f"the directory a chunk reads (DynamoDB keeps no directory stamp, so every "
+                                          f"chunk reads it): {w['directory_companies']:,} companies and "
+                                          f"{w['directory_end_users']:,} end users, {w['directory_read_pages']} Query "
+                                          f"pages; it grows with the directory",
                 }
                 phase_done("figure 6", t_fig)
         finally:
@@ -572,65 +611,10 @@ def run_figures(results, figs, started):
     return finish(results, started)
 
 
-def fmt(s, scale=1.0, digits=1):
-    return (f"{s['median'] * scale:,.{digits}f} ({s['min'] * scale:,.{digits}f}-{s['max'] * scale:,.{digits}f})")
-
-
 def finish(results, started):
-    results["total_s"] = time.monotonic() - started
-    results["phases_s"] = PHASES
-    with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    figs = results["figures"]
-    lines = [("figure", "median (min-max)", "target")]
-    if "1_transform" in figs:
-        f = figs["1_transform"]
-        lines.append(("1 transform, company target [rows/s]", fmt(f["company_rows_per_s"], digits=0), ">= 1,500,000"))
-        lines.append(("1 transform, end-user target [rows/s]", fmt(f["end_user_rows_per_s"], digits=0), ">= 1,500,000"))
-        lines.append(("  row scanner alone [rows/s]", fmt(f["scan_only_rows_per_s"], digits=0), ""))
-    if "2_peak_rss" in figs:
-        for n, s in figs["2_peak_rss"]["sizes"].items():
-            lines.append((f"2 peak RSS, {int(n):,} rows [MiB]", fmt(s["peak_rss_mib"]), "<= 64, flat"))
-            lines.append((f"  wall / CPU, {int(n):,} rows [s]", f"{fmt(s['wall_s'], digits=2)} / {fmt(s['cpu_s'], digits=2)}", ""))
-    if "3_store_writes" in figs:
-        lines.append(("3 embedded store writes [values/s]", fmt(figs["3_store_writes"]["values_per_s"], digits=0), ">= 300,000"))
-    if "4_resync_all" in figs:
-        f = figs["4_resync_all"]
-        lines.append((f"4 re-sync all: wall [s] ({f['runs']} run{'s' if f['runs'] > 1 else ''})", fmt(f["wall_s"]), ""))
-        lines.append(("4 re-sync all: sync CPU [s]", fmt(f["sync_cpu_s"]), ""))
-        lines.append(("4 re-sync all: peak RSS [MiB]", fmt(f["peak_rss_mib"]), ""))
-        lines.append(("4 re-sync all: simulator CPU [s]", fmt(f["simulator_cpu_s"]), ""))
-        lines.append(("4 Pendo calls / values / values per call",
-                      f"{f['pendo_calls']} / {f['values_written']:,} / {f['values_per_call']:,.0f}", ""))
-        lines.append(("4 rows read / activities written", f"{f['rows_read']:,} / {f['activities_written']:,}", ""))
-        lines.append((f"4 chunks ({f['deferred_chunks']} deferred) / users created",
-                      f"{f['chunks']} / {f['users_created']:,}", ""))
-        lines.append(("4 Pendo calls per chunk", f"{f['pendo_calls_per_chunk']:.3f}", "== 1"))
-        lines.append(("4 queue messages per chunk", f"{f['queue_messages_per_chunk']:.3f}", "== 1"))
-        lines.append(("4 deliveries per chunk", f"{f['deliveries_per_chunk']:.3f}", "== 1"))
-        lines.append(("4 store operations per chunk (embedded)", f"{f['store_operations_per_chunk']:.1f}", "constant"))
-    if "5_lambda" in figs:
-        for name, f in figs["5_lambda"]["functions"].items():
-            lines.append((f"5 {name}: stripped size [MB]", f"{f['stripped_mb']:.2f}", "<= 15"))
-            lines.append((f"5 {name}: cold start [ms]", fmt(f["cold_start_ms"]), "<= 50"))
-    if "6_dynamodb_wcu" in figs:
-        f = figs["6_dynamodb_wcu"]
-        lines.append(("6 DynamoDB WCU per value (daily)", fmt(f["wcu_per_value"], digits=3), "<= 1"))
-        lines.append(("  WCU per value, rewrite", f"{f['wcu_per_value_rewrite']:.3f}", ""))
-        lines.append(("  WCU per activity record", f"{f['wcu_per_activity']:.2f}", ""))
-        for b in f.get("run_bookkeeping_per_chunk", []):
-            lines.append((f"6 store units per chunk, run of {b['run_chunks']:,} chunks (write / read)",
-                          f"{b['write_units_per_chunk']:.1f} / {b['read_units_per_chunk']:.1f}", "constant"))
-    lines.append(("release build + bench builds [s]", f"{results['build_s']:.0f}", ""))
-    for name, p in PHASES.items():
-        lines.append((f"  phase: {name} [s] (load)", f"{p['s']:.0f} ({p['load1']:.1f})", ""))
-    lines.append(("make bench total [s]", f"{results['total_s']:.0f}", "<= 900"))
-    w0 = max(len(a) for a, _, _ in lines)
-    w1 = max(len(b) for _, b, _ in lines)
-    for a, b, c in lines:
-        print(f"{a:<{w0}}  {b:>{w1}}  {c}")
-    print(f"\nwritten to {os.path.relpath(os.path.join(OUT_DIR, 'results.json'), ROOT)}")
-    return 0
+    if LOAD:
+        LOAD.stop()
+    return report.finish(results, started, PHASES, OUT_DIR, ROOT)
 
 
 if __name__ == "__main__":

@@ -173,16 +173,17 @@ pub struct Slots {
     pub metric: Option<u32>,
 }
 
-/// Which records of a [`ChunkRecords`] call carry their text (object, end-user and company ids,
-/// metric names and apps, labels).
+/// Which records of a [`ChunkRecords`] call carry their object's text (the object's id; for
+/// activity, the end user's and the company's ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
     /// Every record.
     Every,
-    /// Only records without slots, and records whose object slot, or whose metric slot, was not
-    /// given before in the same call (for the object's ids and the metric's names). The text
-    /// of the others is left as it was (any text): a caller that resolves slots never reads it.
-    NewSlots,
+    /// Only records without an object slot. A record with one carries no object text (what its
+    /// fields hold is any text): its object is [`ChunkRecords::slot_object`] (values) or
+    /// [`ChunkRecords::slot_owner`] (activity) of the slot, for a caller that does not know the
+    /// slot yet.
+    Unslotted,
 }
 
 /// The values and activity records of one chunk, produced on demand: a chunk of a large
@@ -194,6 +195,14 @@ pub trait ChunkRecords: Sync {
     /// and one end user and company, the same `object` slot. `None`: the slots mean something
     /// within these records only.
     fn slot_space(&self) -> Option<u64> {
+        None
+    }
+    /// The object of a value's object slot.
+    fn slot_object(&self, _slot: u32) -> Option<ObjectRef> {
+        None
+    }
+    /// The end user and company ids of an activity record's object slot.
+    fn slot_owner(&self, _slot: u32) -> Option<(String, String)> {
         None
     }
     /// Calls `f` with every value and its [`Slots`], stopping at its first error.

@@ -485,14 +485,21 @@ impl PreparedChunk<'_> {
         }
     }
 
+    /// Whether the object (or end user) of a slot exists: a slot of the snapshot always does;
+    /// a user this chunk creates once it was created.
+    fn exists(&self, slot: u32, user: bool) -> bool {
+        self.stable(slot, user).is_some() || self.user(slot).is_some()
+    }
+
     /// Values the chunk writes.
     pub fn value_count(&self) -> u64 {
         let per = 1 + u64::from(self.acc.spec.minutes_metric.is_some());
+        let users = self.acc.spec.target == Target::EndUser;
         let objects = self
             .acc
             .values
             .keys()
-            .filter(|(obj, _, _)| self.object_id(*obj).is_some())
+            .filter(|(obj, _, _)| self.exists(*obj, users))
             .count() as u64;
         objects * per
     }
@@ -502,7 +509,7 @@ impl PreparedChunk<'_> {
         self.acc
             .activity
             .keys()
-            .filter(|(slot, _)| self.user(*slot).is_some())
+            .filter(|(slot, _)| self.exists(*slot, true))
             .count() as u64
     }
 
@@ -520,40 +527,6 @@ impl PreparedChunk<'_> {
     }
 }
 
-/// Which slots a call has given, with their text (see [`Text::NewSlots`]).
-struct Given {
-    every: bool,
-    seen: Vec<bool>,
-}
-
-impl Given {
-    fn new(text: Text) -> Self {
-        Self {
-            every: text == Text::Every,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Whether the record of `slot` needs its text: it is the slot's first, or every record
-    /// does.
-    fn needs_text(&mut self, slot: u32) -> bool {
-        let i = slot as usize;
-        if i >= self.seen.len() {
-            self.seen.resize(i + 1, false);
-        }
-        let first = !self.seen[i];
-        self.seen[i] = true;
-        self.every || first
-    }
-
-    /// The slot's record was not given (its object is gone): its next record is a first again.
-    fn forget(&mut self, slot: u32) {
-        if let Some(s) = self.seen.get_mut(slot as usize) {
-            *s = false;
-        }
-    }
-}
-
 impl PreparedChunk<'_> {
     /// The slot of an end user or object in the slot space (the directory snapshot): a user
     /// the chunk creates has a slot of this chunk only.
@@ -565,6 +538,18 @@ impl PreparedChunk<'_> {
 impl ChunkRecords for PreparedChunk<'_> {
     fn slot_space(&self) -> Option<u64> {
         Some(self.acc.dir.snapshot())
+    }
+
+    fn slot_object(&self, slot: u32) -> Option<ObjectRef> {
+        Some(ObjectRef {
+            kind: self.acc.spec.target,
+            id: self.object_id(slot)?.to_string(),
+        })
+    }
+
+    fn slot_owner(&self, slot: u32) -> Option<(String, String)> {
+        self.user(slot)
+            .map(|(user, company)| (user.to_string(), company.to_string()))
     }
 
     fn for_each_value(
@@ -608,16 +593,16 @@ impl ChunkRecords for PreparedChunk<'_> {
         // The (metric, app slot) `v` holds.
         let mut current: Option<(bool, u16)> = None;
         let users = spec.target == Target::EndUser;
-        let mut given = Given::new(text);
         for minutes in [false, true] {
             if minutes && spec.minutes_metric.is_none() {
                 break;
             }
             for ((obj, app, day), sums) in &entries {
+                // A slot of the snapshot is an object that exists; a user this chunk creates may
+                // have failed to be created.
                 let object = self.stable(*obj, users);
-                if object.is_none() || given.needs_text(*obj) {
+                if object.is_none() || text == Text::Every {
                     let Some(id) = self.object_id(*obj) else {
-                        given.forget(*obj);
                         continue;
                     };
                     v.object.id.clear();
@@ -660,7 +645,6 @@ impl ChunkRecords for PreparedChunk<'_> {
         f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let spec = &self.acc.spec;
-        let mut given = Given::new(text);
         let mut a = Activity {
             end_user_id: String::new(),
             company_id: String::new(),
@@ -676,9 +660,8 @@ impl ChunkRecords for PreparedChunk<'_> {
         entries.sort_unstable_by_key(|((slot, day), _)| (*day, *slot));
         for ((slot, day), sums) in entries {
             let owner = self.stable(*slot, true);
-            if owner.is_none() || given.needs_text(*slot) {
+            if owner.is_none() || text == Text::Every {
                 let Some((user, company)) = self.user(*slot) else {
-                    given.forget(*slot);
                     continue;
                 };
                 // One record reused: its strings keep their buffers from row to row.

@@ -98,6 +98,8 @@ pub struct WriteMeter {
     run_calls: AtomicU64,
     run_write_units: AtomicU64,
     run_read_half_units: AtomicU64,
+    query_pages: AtomicU64,
+    query_half_units: AtomicU64,
 }
 
 /// A reading of a [`WriteMeter`].
@@ -132,6 +134,11 @@ pub struct WriteMeterSnapshot {
     pub run_write_units: u64,
     /// Read units they cost.
     pub run_read_units: f64,
+    /// `Query` pages read (the directory, runs, exports).
+    pub query_pages: u64,
+    /// Read units those pages cost by DynamoDB's rules (a page: the size of its items together,
+    /// in 4 KB units, half for an eventually consistent read).
+    pub query_units: f64,
 }
 
 impl WriteMeter {
@@ -176,6 +183,16 @@ impl WriteMeter {
                 .fetch_add(read_half_units(i, true), Ordering::Relaxed);
         }
     }
+    /// One `Query` page that returned `items`.
+    pub(super) fn query_page(&self, items: &[Item], consistent: bool) {
+        self.query_pages.fetch_add(1, Ordering::Relaxed);
+        let size: usize = items.iter().map(item_size).sum();
+        let units = size.div_ceil(4 * KB).max(1) as u64;
+        self.query_half_units.fetch_add(
+            if consistent { 2 * units } else { units },
+            Ordering::Relaxed,
+        );
+    }
     pub(super) fn delete(&self) {
         self.deletes.fetch_add(1, Ordering::Relaxed);
     }
@@ -201,6 +218,8 @@ impl WriteMeter {
             run_calls: self.run_calls.load(Ordering::Relaxed),
             run_write_units: self.run_write_units.load(Ordering::Relaxed),
             run_read_units: self.run_read_half_units.load(Ordering::Relaxed) as f64 / 2.0,
+            query_pages: self.query_pages.load(Ordering::Relaxed),
+            query_units: self.query_half_units.load(Ordering::Relaxed) as f64 / 2.0,
         }
     }
 }
@@ -262,6 +281,14 @@ mod tests {
         m.read([&small, &big], true);
         m.read([&small], false);
         m.read([], true);
+        // A page's items together: 3 KB + 3 KB is two units strongly consistent, one half
+        // eventually; an empty page still costs its minimum.
+        let three_kb: Item = [("b".to_string(), s(&"x".repeat(3000)))]
+            .into_iter()
+            .collect();
+        m.query_page(&[three_kb.clone(), three_kb.clone()], true);
+        m.query_page(&[three_kb], false);
+        m.query_page(&[], false);
         assert_eq!(
             m.snapshot(),
             WriteMeterSnapshot {
@@ -279,6 +306,8 @@ mod tests {
                 run_calls: 0,
                 run_write_units: 0,
                 run_read_units: 0.0,
+                query_pages: 3,
+                query_units: 3.0,
             }
         );
     }

@@ -176,6 +176,7 @@ impl DynamoStore {
     async fn query_all(&self, q: QueryFluentBuilder, what: &str) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
+        let consistent = q.get_consistent_read().unwrap_or(false);
         loop {
             let page = q
                 .clone()
@@ -183,7 +184,9 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| unavailable(what, e))?;
-            out.extend(page.items.unwrap_or_default());
+            let items = page.items.unwrap_or_default();
+            self.meter.query_page(&items, consistent);
+            out.extend(items);
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),

@@ -30,6 +30,13 @@ pub(super) fn num_day(n: i64) -> Result<NaiveDate, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("day number {n} is out of range")))
 }
 
+/// A slot the records gave without its object (a bug of the records' producer).
+fn missing(what: &str, slot: u32) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the chunk's records name no {what} for slot {slot}"
+    ))
+}
+
 /// Replaces everything `mapping` wrote on the window's days with `records`, in one
 /// transaction, if the tenant's integration is at `generation`.
 pub(super) fn replace_chunk(
@@ -58,7 +65,7 @@ pub(super) fn replace_chunk(
         let mut rows = GroupWriter::new(Table::Values);
         let mut metrics = SlotKeys::default();
         let mut written: Vec<i64> = Vec::new();
-        records.for_each_value(Text::NewSlots, &mut |v, slots| {
+        records.for_each_value(Text::Unslotted, &mut |v, slots| {
             let kind = v.object.kind.as_str();
             let metric = metrics.get(slots.metric, || {
                 keys.key(KeyTable::Metric, [kind, &v.metric, &v.app])
@@ -67,7 +74,16 @@ pub(super) fn replace_chunk(
                 written.push(metric);
             }
             let object = space.objects(v.object.kind).get(slots.object, || {
-                keys.key(KeyTable::Object, [kind, &v.object.id, ""])
+                let id = match slots.object {
+                    Some(slot) => {
+                        records
+                            .slot_object(slot)
+                            .ok_or_else(|| missing("object", slot))?
+                            .id
+                    }
+                    None => v.object.id.clone(),
+                };
+                keys.key(KeyTable::Object, [kind, &id, ""])
             })?;
             let e = ValueEntry {
                 object,
@@ -92,11 +108,17 @@ pub(super) fn replace_chunk(
             crate::domain::Target::EndUser.as_str(),
             crate::domain::Target::Company.as_str(),
         );
-        records.for_each_activity(Text::NewSlots, &mut |a, slots| {
+        records.for_each_activity(Text::Unslotted, &mut |a, slots| {
             let (end_user, company) = space.owners.get(slots.object, || {
+                let (user, company) = match slots.object {
+                    Some(slot) => records
+                        .slot_owner(slot)
+                        .ok_or_else(|| missing("end user", slot))?,
+                    None => (a.end_user_id.clone(), a.company_id.clone()),
+                };
                 Ok((
-                    keys.key(KeyTable::Object, [user_kind, &a.end_user_id, ""])?,
-                    keys.key(KeyTable::Object, [company_kind, &a.company_id, ""])?,
+                    keys.key(KeyTable::Object, [user_kind, &user, ""])?,
+                    keys.key(KeyTable::Object, [company_kind, &company, ""])?,
                 ))
             })?;
             let label = labels.get(slots.metric, || {
