@@ -1,10 +1,11 @@
 //! The queue port: send fetch and resync messages. Consuming is the inbound side's concern
-//! (Lambda's event source, or the local worker loop on `InProcessQueue`).
+//! (Lambda's event source, or the local worker loop on `EmbeddedQueue`, the durable queue kept in
+//! the embedded store's file).
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 #[cfg(feature = "embedded")]
-pub mod in_process;
+pub mod embedded;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
@@ -15,6 +16,9 @@ use async_trait::async_trait;
 pub enum QueueError {
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// Another process consumes the queue of this data folder (the local runner).
+    #[error("the data folder {folder} is in use by {holder}: stop it first, or use another --data folder")]
+    InUse { folder: String, holder: String },
 }
 
 #[async_trait]

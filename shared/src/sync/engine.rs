@@ -342,6 +342,7 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
         .aggregate(conn, &request, &mut acc)
         .await
         .map_err(ChunkError::Pendo)?;
+    crate::stall::point("chunk-fetched").await;
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
     let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
@@ -460,6 +461,7 @@ async fn release_deferred(ports: &Ports, msg: &FetchMessage) -> Result<(), Proce
         return Ok(());
     };
     let ready = waves::deferred_pending(&run);
+    crate::stall::point("release-claimed").await;
     tracing::info!(tenant = %t, run = %run_id, chunks = ready.len(), "queueing the chunks that waited for new end users");
     ports
         .queue
@@ -671,6 +673,7 @@ async fn plan_resync(
         store.put_run(&run).await?;
         messages
     };
+    crate::stall::point("resync-fan-out").await;
     ports
         .queue
         .send_fetch(&messages)

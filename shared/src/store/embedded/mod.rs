@@ -35,7 +35,7 @@ impl From<rusqlite::Error> for StoreError {
 /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
 /// busy timeout for another process. A deferred one would read first and then fail with
 /// "database is locked" when another connection wrote in between (two processes on one file).
-pub(super) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+pub(crate) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     Ok(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
@@ -59,7 +59,28 @@ impl EmbeddedStore {
     /// Opens (creating if needed) `DIR/pendo-sync.sqlite`.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Self::open(&dir.join("pendo-sync.sqlite"))
+        Self::open(&dir.join(Self::FILE))
+    }
+
+    /// The store file of a data folder.
+    pub const FILE: &'static str = "pendo-sync.sqlite";
+
+    /// Removes the store of `DIR` (its file and SQLite's companions), if any: the next
+    /// `open_dir` starts empty. Only for a process that holds the folder (no connection open).
+    pub fn remove_files(dir: &Path) -> Result<(), StoreError> {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{}{suffix}", Self::FILE));
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Unavailable(format!(
+                        "removing {}: {e}",
+                        p.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -101,6 +122,25 @@ impl EmbeddedStore {
         self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Ends the holds of workers that are gone (see `runs::end_holds`): for the local runner
+    /// only, once it holds the data folder's consumer lock.
+    pub fn end_holds_of_dead_workers(&self) -> Result<usize, StoreError> {
+        self.with_connection(runs::end_holds)
+    }
+
+    /// Runs `f` on the connection without counting a store operation: for the queue kept in
+    /// the same file (`queue::embedded`), whose operations are the queue's, not the store's.
+    pub(crate) fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        f(&mut guard)
+    }
+
     /// Runs `f` on the connection. SQLite calls are short; the lock serialises writers the way
     /// SQLite would anyway.
     fn with<T>(
@@ -109,11 +149,7 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         self.operations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
-        f(&mut guard)
+        self.with_connection(f)
     }
 }
 

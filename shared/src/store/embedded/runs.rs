@@ -384,6 +384,40 @@ pub(super) fn set_flag(
     Ok(taken)
 }
 
+/// Ends every hold a worker took on work of an open run: the chunks' leases and the Re-sync
+/// all plannings' holds. Only for a process that knows every worker of the file is gone (the
+/// local runner, once it holds the folder's consumer lock): the deliveries that held them died
+/// with their process, and their messages are delivered again at once. Returns how many holds
+/// ended.
+pub(super) fn end_holds(c: &mut Connection) -> Result<usize, StoreError> {
+    let tx = write_tx(c)?;
+    let mut ended = tx.execute(
+        "UPDATE run_headers SET planning_until = NULL WHERE planning_until IS NOT NULL",
+        [],
+    )?;
+    let held: Vec<(String, String, i64, String)> = {
+        let mut st = tx.prepare(
+            "SELECT c.tenant, c.run, c.idx, c.body FROM run_headers h
+             JOIN run_chunks c ON c.tenant = h.tenant AND c.run = h.id
+             WHERE h.open > 0",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (t, run, idx, body) in held {
+        let mut chunk: ChunkRecord = from_json(&body)?;
+        if chunk.leased_until.take().is_some() {
+            tx.execute(
+                "UPDATE run_chunks SET body=?4 WHERE tenant=?1 AND run=?2 AND idx=?3",
+                params![t, run, idx, to_json(&chunk)?],
+            )?;
+            ended += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(ended)
+}
+
 pub(super) fn source(
     c: &Connection,
     t: &TenantId,

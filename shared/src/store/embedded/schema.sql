@@ -139,3 +139,18 @@ CREATE TABLE IF NOT EXISTS activity_records (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_records_by_user ON activity_records (tenant, end_user_id, day);
 CREATE INDEX IF NOT EXISTS activity_records_by_company ON activity_records (tenant, company_id, day);
+-- The local runner's queue (queue/embedded.rs): messages with SQS's states. `visible_at` is
+-- when the message may be received (ms since the Unix epoch): the send time, then after each
+-- receive the end of its visibility timeout, or of its retry delay once it is returned. A
+-- message with `dead_at` set is a dead letter. A delete or a return names the receive it
+-- answers (`receive_count`), so an answer to an older receive changes nothing.
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    dead_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (visible_at, id)
+    WHERE dead_at IS NULL;

@@ -15,7 +15,7 @@ use pendo_sync::domain::TenantId;
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::{App, Ports};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ struct Api {
     router: Router,
     app: Arc<App>,
     clock: FixedClock,
-    queue: InProcessQueue,
+    queue: EmbeddedQueue,
     sim: Simulator,
     _running: Vec<pendo_sim::RunningSim>,
 }
@@ -69,10 +69,14 @@ async fn api() -> Api {
         ..HttpPendoConfig::default()
     })
     .unwrap();
-    let queue = InProcessQueue::new(5, std::time::Duration::from_millis(1));
+    let store = EmbeddedStore::in_memory().unwrap();
+    let queue = EmbeddedQueue::new(
+        &store,
+        QueueSettings::with(5, std::time::Duration::from_millis(1)),
+    );
     let clock = FixedClock::new(sim_config().now);
     let app = Arc::new(App::new(Ports {
-        store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+        store: Arc::new(store),
         queue: Arc::new(queue.clone()),
         pendo: Arc::new(pendo),
         clock: Arc::new(clock.clone()),
@@ -175,14 +179,8 @@ impl Api {
     }
 
     async fn drain(&self) {
-        pendo_sync::worker::drain(
-            self.app.clone(),
-            self.queue.clone(),
-            5,
-            2,
-            Default::default(),
-        )
-        .await;
+        pendo_sync::worker::drain(self.app.clone(), self.queue.clone(), 2, Default::default())
+            .await;
     }
 
     /// A Feature mapping to companies named "Clicks", created through the API: its id.
@@ -1402,7 +1400,7 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
     let path = format!("/v1/runs/{}", run["runId"].as_str().unwrap());
     // The worker takes the message and is never heard of again.
     let lost = a.queue.receive().unwrap().expect("the chunk's message");
-    a.queue.ack(lost.id).unwrap();
+    a.queue.ack(&lost).unwrap();
     let start = a.clock.now_value();
     let state = |r: &Value| {
         (
