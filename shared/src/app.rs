@@ -52,6 +52,10 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("queue: {0}")]
     Queue(#[from] crate::queue::QueueError),
+    /// A directory upload that cannot be read as it is; nothing of it was stored.
+    #[cfg(feature = "api")]
+    #[error("{0}")]
+    Upload(#[from] crate::directory::csv::CsvError),
 }
 
 /// Why a key was not accepted, each with its own message.
@@ -574,6 +578,7 @@ impl App {
                 engine::process_fetch(&self.ports, &m, final_attempt).await
             }
             Ok(QueueMessage::Resync(m)) => engine::process_resync(&self.ports, &m).await,
+            Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
         }
     }
 

@@ -7,7 +7,8 @@
 //! - `store`: the store port, its contract suite, the embedded SQLite and DynamoDB adapters.
 //! - `queue`: the queue port, its contract, the embedded (durable, local) and SQS adapters.
 //! - `clock`: the clock port.
-//! - `directory` (feature `api`): directory batches, per-row errors.
+//! - `directory`: directory batches and per-row errors, CSV uploads (feature `api`), imports
+//!   from Pendo.
 //! - `schedule`: when the daily sync runs (pure).
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
 //! - `api` (feature `api`): the configurator HTTP API.
@@ -29,7 +30,6 @@ pub mod app;
 #[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
-#[cfg(feature = "api")]
 pub mod directory;
 pub mod domain;
 pub mod error;

@@ -181,7 +181,7 @@ pub async fn resume(
         let key = match QueueMessage::decode(&kept.body) {
             Ok(QueueMessage::Fetch(m)) => (m.tenant, m.run_id),
             Ok(QueueMessage::Resync(m)) => (m.tenant, m.run_id),
-            Err(_) => continue,
+            Ok(QueueMessage::Import(_)) | Err(_) => continue,
         };
         if !runs.contains(&key) {
             runs.push(key);

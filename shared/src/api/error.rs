@@ -89,6 +89,23 @@ impl From<AppError> for ApiError {
             AppError::Pendo(p) => Self::new(StatusCode::BAD_GATEWAY, "pendo_error", p.to_string()),
             AppError::Store(e) => internal(&e),
             AppError::Queue(e) => internal(&e),
+            AppError::Upload(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::directory::csv::CsvError> for ApiError {
+    fn from(e: crate::directory::csv::CsvError) -> Self {
+        use crate::directory::csv::CsvError;
+        match e {
+            CsvError::Io(_) => internal(&e),
+            CsvError::TooManyRows | CsvError::TooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            CsvError::Header(_) | CsvError::Empty => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_csv", e.to_string()).field("header")
+            }
+            CsvError::Row { .. } => Self::new(StatusCode::BAD_REQUEST, "bad_csv", e.to_string()),
         }
     }
 }

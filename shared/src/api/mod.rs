@@ -79,6 +79,8 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mappings::runs))
         .routes(routes!(mappings::run))
         .routes(routes!(directory::upsert, directory::list))
+        .routes(routes!(directory::start_import, directory::imports))
+        .routes(routes!(directory::import))
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::series))
         .routes(routes!(metrics::activity))

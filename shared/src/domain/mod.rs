@@ -3,13 +3,15 @@
 pub mod apps;
 pub mod directory;
 pub mod ids;
+pub mod imports;
 pub mod integration;
 pub mod mapping;
 pub mod metric;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
-pub use ids::{MappingId, RunId, TenantId};
+pub use ids::{ImportId, MappingId, RunId, TenantId};
+pub use imports::{DirectoryImport, ImportCounts, ImportOptions, ImportStage, ImportState};
 pub use integration::{
     Connection, ConnectionStatus, DaysToSync, FieldMappings, FieldMappingsInput, FieldRecord,
     FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,

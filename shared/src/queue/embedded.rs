@@ -19,7 +19,7 @@
 use super::{Queue, QueueError};
 use crate::store::embedded::{write_tx, EmbeddedStore};
 use crate::store::StoreError;
-use crate::sync::messages::{FetchMessage, QueueMessage, ResyncMessage};
+use crate::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use std::fs::File;
@@ -316,6 +316,10 @@ impl Queue for EmbeddedQueue {
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
         self.send_raw(&[QueueMessage::Resync(message.clone()).encode()])
     }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        self.send_raw(&[QueueMessage::Import(message.clone()).encode()])
+    }
 }
 
 /// A process's claim to consume the queue of a data folder: at most one at a time, so that
@@ -542,6 +546,6 @@ mod tests {
             out
         })
         .await;
-        assert_eq!(q.sent(), 24);
+        assert_eq!(q.sent(), 25);
     }
 }

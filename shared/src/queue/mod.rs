@@ -9,7 +9,7 @@ pub mod embedded;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
-use crate::sync::messages::{FetchMessage, ResyncMessage};
+use crate::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,4 +31,9 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `Unavailable`.
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError>;
+    /// A directory import's page (on the resync queue: one worker at a time, like a re-sync).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError>;
 }

@@ -47,6 +47,55 @@ pub async fn run_all(store: &dyn Store) {
     runs_record_chunk_outcomes(store).await;
     run_counters_and_flags_are_exact(store).await;
     separators_in_ids_never_confuse_keys(store).await;
+    imports_are_written_with_a_version_and_listed_newest_first(store).await;
+}
+
+pub async fn imports_are_written_with_a_version_and_listed_newest_first(s: &dyn Store) {
+    let t = tenant("c-imports");
+    let options = ImportOptions {
+        companies: true,
+        end_users: true,
+        company_name_field: None,
+        page_rows: 10,
+    };
+    let at = |m| Utc.with_ymd_and_hms(2026, 11, 1, 10, m, 0).unwrap();
+    let first = DirectoryImport::new(t.clone(), options.clone(), at(0));
+    let second = DirectoryImport::new(t.clone(), options, at(5));
+    assert_eq!(s.put_import(&first).await.unwrap(), 1);
+    assert_eq!(s.put_import(&second).await.unwrap(), 1);
+    // A second writer from version 0 loses; so does one from an old version.
+    assert!(matches!(
+        s.put_import(&first).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut stored = s.get_import(&t, &first.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    stored.advance(10, Some("acct-0010".into()), at(1));
+    assert_eq!(s.put_import(&stored).await.unwrap(), 2);
+    assert!(matches!(
+        s.put_import(&stored).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let read = s.get_import(&t, &first.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        DirectoryImport {
+            version: 2,
+            ..stored
+        }
+    );
+    let listed: Vec<ImportId> = s
+        .list_imports(&t, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, vec![second.id.clone(), first.id.clone()]);
+    assert_eq!(s.list_imports(&t, 1).await.unwrap().len(), 1);
+    let other = tenant("c-imports-other");
+    assert!(s.get_import(&other, &first.id).await.unwrap().is_none());
+    assert!(s.list_imports(&other, 10).await.unwrap().is_empty());
 }
 
 pub async fn integration_writes_are_optimistic(s: &dyn Store) {

@@ -12,9 +12,9 @@ pub mod embedded;
 
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
-    RunProgress, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef,
+    RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -278,6 +278,25 @@ pub trait Store: Send + Sync {
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
     /// Newest first.
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+
+    /// Writes a directory import with optimistic concurrency, as `put_integration`: the stored
+    /// version MUST equal `i.version` (0 = must not exist yet); the stored copy gets
+    /// `i.version + 1`, which is returned.
+    ///
+    /// # Errors
+    /// `Conflict` when the stored version differs.
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError>;
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError>;
+    /// Newest first.
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError>;
     /// Counts one delivery of chunk `index` (its `attempts`; `updated_at` set) and, when the
     /// chunk is pending and no other delivery holds it (no lease, or one that ended before
     /// `at`), gives it to this delivery until `lease_until`. Returns the chunk as stored and

@@ -6,7 +6,9 @@ use super::{
     DynamoStore,
 };
 use crate::domain::mapping::LastError;
-use crate::domain::{Integration, Mapping, MappingId, MappingState, RunId, TenantId};
+use crate::domain::{
+    DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
+};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::NaiveDate;
@@ -74,6 +76,67 @@ impl DynamoStore {
             ))),
             Err(e) => Err(unavailable("put integration", e)),
         }
+    }
+
+    pub(super) async fn put_import_impl(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let mut item = key(keys::tenant_pk(&i.tenant), keys::import_sk(&i.id));
+        item.insert("body".into(), s(to_json(&stored)?));
+        item.insert("version".into(), n(stored.version));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.config)
+            .set_item(Some(item));
+        let put = if i.version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(i.version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(stored.version),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
+                "import {} is not at version {}",
+                i.id, i.version
+            ))),
+            Err(e) => Err(unavailable("put import", e)),
+        }
+    }
+
+    pub(super) async fn get_import_impl(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.get_body(keys::tenant_pk(t), keys::import_sk(id), "get import")
+            .await
+    }
+
+    /// A tenant keeps few imports: all are read, then sorted.
+    pub(super) async fn list_imports_impl(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.config)
+            .key_condition_expression("pk = :p AND begins_with(sk, :s)")
+            .expression_attribute_values(":p", s(keys::tenant_pk(t)))
+            .expression_attribute_values(":s", s(keys::IMPORT_PREFIX));
+        let mut out = self
+            .query_all(q, "list imports")
+            .await?
+            .iter()
+            .map(|i| get_s(i, "body").and_then(from_json::<DirectoryImport>))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        out.truncate(limit);
+        Ok(out)
     }
 
     pub(super) async fn list_tenants_impl(&self) -> Result<Vec<TenantId>, StoreError> {

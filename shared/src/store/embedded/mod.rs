@@ -8,9 +8,9 @@ mod runs;
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
-    RunProgress, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef,
+    RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -437,6 +437,75 @@ impl Store for EmbeddedStore {
             runs::put_run(&tx, run)?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let body = to_json(&stored)?;
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM imports WHERE tenant=?1 AND id=?2",
+                    params![i.tenant.as_str(), i.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current.unwrap_or(0) as u64 != i.version {
+                return Err(StoreError::Conflict(format!(
+                    "import {} is not at version {}",
+                    i.id, i.version
+                )));
+            }
+            tx.execute(
+                "INSERT INTO imports (tenant, id, started_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(tenant, id) DO UPDATE SET version=excluded.version, body=excluded.body",
+                params![
+                    i.tenant.as_str(),
+                    i.id.as_str(),
+                    i.started_at.to_rfc3339(),
+                    stored.version as i64,
+                    body
+                ],
+            )?;
+            tx.commit()?;
+            Ok(stored.version)
+        })
+    }
+
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.with(|c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM imports WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.as_deref().map(from_json).transpose()
+        })
+    }
+
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT body FROM imports WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![t.as_str(), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|s| from_json(&s)))
+                .collect()
         })
     }
 

@@ -139,6 +139,16 @@ CREATE TABLE IF NOT EXISTS activity_records (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS activity_records_by_user ON activity_records (tenant, end_user_id, day);
 CREATE INDEX IF NOT EXISTS activity_records_by_company ON activity_records (tenant, company_id, day);
+-- Directory imports from Pendo (`DirectoryImport` as JSON), written with a version.
+CREATE TABLE IF NOT EXISTS imports (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS imports_by_start ON imports (tenant, started_at);
 -- The local runner's queue (queue/embedded.rs): messages with SQS's states. `visible_at` is
 -- when the message may be received (ms since the Unix epoch): the send time, then after each
 -- receive the end of its visibility timeout, or of its retry delay once it is returned. A

@@ -1517,6 +1517,12 @@ async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
             json!({"pipeline": {"request": {"pipeline": pipeline}}}),
         ),
         (
+            Method::POST,
+            "/v1/imports",
+            "/v1/imports".into(),
+            json!({"companies": false, "pageRows": 10}),
+        ),
+        (
             Method::PUT,
             "/v1/integration/connection",
             "/v1/integration/connection".into(),
@@ -1934,3 +1940,6 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
 
 /// Directory integrity, per-row errors, "connect Pendo first" and field paths (issue 16).
 mod integrity;
+
+/// The directory from a CSV file or from Pendo (issue 20).
+mod directory;

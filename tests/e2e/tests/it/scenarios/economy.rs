@@ -12,7 +12,7 @@ use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::{Queue, QueueError};
-use pendo_sync::sync::messages::{FetchMessage, ResyncMessage};
+use pendo_sync::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -237,6 +237,10 @@ impl Queue for FailingRelease {
     }
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
         self.inner.send_resync(message).await
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        self.inner.send_import(message).await
     }
 }
 

@@ -1,3 +1,4 @@
+mod directory_import;
 mod economy;
 mod faults;
 mod identity;

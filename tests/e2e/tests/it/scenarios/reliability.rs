@@ -15,7 +15,7 @@ use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
 use pendo_sync::sync::engine::Processed;
-use pendo_sync::sync::messages::{FetchMessage, QueueMessage, ResyncMessage};
+use pendo_sync::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -285,6 +285,12 @@ impl Queue for TwiceShuffled {
 
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
         let b = QueueMessage::Resync(message.clone()).encode();
+        self.extra.fetch_add(1, Ordering::Relaxed);
+        self.push_all(vec![b.clone(), b])
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        let b = QueueMessage::Import(message.clone()).encode();
         self.extra.fetch_add(1, Ordering::Relaxed);
         self.push_all(vec![b.clone(), b])
     }
