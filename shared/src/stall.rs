@@ -7,7 +7,8 @@
 //! The points: `resync-fan-out` (a Re-sync all planned and recorded, its chunks not yet sent),
 //! `chunk-fetched` (a chunk's rows read from Pendo, nothing written), `chunk-written` (a
 //! chunk's writes and follow-up done, its message not yet deleted), `release-claimed` (the
-//! release of a run's deferred chunks claimed, nothing sent).
+//! release of a run's deferred chunks claimed, nothing sent), `import-page-read` (a page of a
+//! directory import read from Pendo, nothing written).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -4,7 +4,7 @@
 //! resumes when it starts on a folder whose last process died with work in its queue.
 
 use crate::app::App;
-use crate::domain::{RunId, RunKind, TenantId};
+use crate::domain::{ImportId, RunId, RunKind, TenantId};
 use crate::queue::embedded::{ConsumerLock, Delivery, EmbeddedQueue};
 use crate::queue::QueueError;
 use crate::store::embedded::EmbeddedStore;
@@ -150,6 +150,25 @@ impl std::fmt::Display for ResumedRun {
     }
 }
 
+/// A directory import whose next page a starting process found in its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumedImport {
+    pub tenant: TenantId,
+    pub import: ImportId,
+    /// Pages done before.
+    pub pages: u32,
+}
+
+impl std::fmt::Display for ResumedImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "resuming import {} (directory of {}): {} pages done",
+            self.import, self.tenant, self.pages
+        )
+    }
+}
+
 /// What a process resumed when it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resumed {
@@ -159,6 +178,8 @@ pub struct Resumed {
     pub holds_ended: usize,
     /// The runs with messages in the queue, in the order they were queued.
     pub runs: Vec<ResumedRun>,
+    /// The directory imports with a page in the queue.
+    pub imports: Vec<ResumedImport>,
 }
 
 /// Takes over what the folder's last consumer left when it died: its messages in flight are
@@ -177,11 +198,22 @@ pub async fn resume(
     let returned = queue.return_in_flight()?;
     let holds_ended = store.end_holds_of_dead_workers()?;
     let mut runs: Vec<(TenantId, RunId)> = Vec::new();
+    let mut imports: Vec<ResumedImport> = Vec::new();
     for kept in queue.messages()? {
         let key = match QueueMessage::decode(&kept.body) {
             Ok(QueueMessage::Fetch(m)) => (m.tenant, m.run_id),
             Ok(QueueMessage::Resync(m)) => (m.tenant, m.run_id),
-            Ok(QueueMessage::Import(_)) | Err(_) => continue,
+            Ok(QueueMessage::Import(m)) => {
+                if !imports.iter().any(|i| i.import == m.import_id) {
+                    imports.push(ResumedImport {
+                        tenant: m.tenant,
+                        import: m.import_id,
+                        pages: m.page,
+                    });
+                }
+                continue;
+            }
+            Err(_) => continue,
         };
         if !runs.contains(&key) {
             runs.push(key);
@@ -205,5 +237,6 @@ pub async fn resume(
         returned,
         holds_ended,
         runs: out,
+        imports,
     })
 }

@@ -115,6 +115,9 @@ impl Local {
         for run in &resumed.runs {
             println!("{run}");
         }
+        for import in &resumed.imports {
+            println!("{import}");
+        }
         if resumed.returned > 0 {
             tracing::info!(
                 messages = resumed.returned,

@@ -177,3 +177,76 @@ async fn a_serve_killed_at_any_step_of_a_resync_all_resumes_it_when_started_agai
         );
     }
 }
+
+/// `serve` SIGKILLed with a page of a directory import read from Pendo and nothing written,
+/// then started again: the import finishes by itself, the directory equals an import never
+/// killed, and only the page in flight is read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_during_a_directory_import_finishes_it_when_started_again() {
+    let (sim, running) = stack().await;
+    let url = running.base_url();
+    let c = sim.control();
+    let template = tempfile::tempdir().unwrap();
+    configure(template.path(), &sim, &url).await;
+    let body = serde_json::json!({"companyNameField": "metadata.agent.name", "pageRows": 50});
+
+    let clean = tempfile::tempdir().unwrap();
+    copy_folder(template.path(), &clean.path().join("data"));
+    let serve = Serve::start(clean.path(), &url, &[]);
+    let before = c.calls(AGG);
+    let id = serve.post_json("/v1/imports", &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = serve.finished_import(&id).await;
+    serve.kill();
+    let pages = want["pages"].as_u64().unwrap();
+    assert_eq!(c.calls(AGG) - before, pages);
+    assert!(pages > 3, "{want}");
+    let want_users = directory(&clean.path().join("data")).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_folder(template.path(), &dir.path().join("data"));
+    let mut serve = Serve::start(
+        dir.path(),
+        &url,
+        &[("PENDO_SYNC_STALL_AT", "import-page-read@3")],
+    );
+    let before = c.calls(AGG);
+    let id = serve.post_json("/v1/imports", &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    serve.wait_for(|l| l.starts_with("stalled at import-page-read"));
+    serve.kill();
+    let mut again = Serve::start(dir.path(), &url, &[]);
+    let line = again.wait_for(|l| l.starts_with("resuming import"));
+    assert_eq!(
+        line,
+        format!("resuming import {id} (directory of acme-cs): 2 pages done")
+    );
+    let done = again.finished_import(&id).await;
+    again.kill();
+    assert_eq!(
+        (&done["companies"], &done["endUsers"], &done["pages"]),
+        (&want["companies"], &want["endUsers"], &want["pages"])
+    );
+    assert_eq!(
+        c.calls(AGG) - before,
+        pages + 1,
+        "the page in flight is read again"
+    );
+    assert_eq!(directory(&dir.path().join("data")).await, want_users);
+}
+
+async fn directory(data: &std::path::Path) -> (Vec<DirectoryObject>, Vec<EndUser>) {
+    let store = EmbeddedStore::open_dir(data).unwrap();
+    let mut companies = store
+        .list_objects(&tenant(), Target::Company)
+        .await
+        .unwrap();
+    companies.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    let mut users = store.list_end_users(&tenant()).await.unwrap();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    (companies, users)
+}

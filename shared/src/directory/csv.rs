@@ -76,11 +76,7 @@ impl Parser {
 
     /// Feeds `input`; an empty `input` is the end of the upload. Calls `record` with the cells
     /// of each record completed.
-    fn feed(
-        &mut self,
-        mut input: &[u8],
-        record: &mut OnRecord<'_>,
-    ) -> Result<(), CsvError> {
+    fn feed(&mut self, mut input: &[u8], record: &mut OnRecord<'_>) -> Result<(), CsvError> {
         let at_end = input.is_empty();
         loop {
             let (result, read, written, ended) = self.reader.read_record(
@@ -142,6 +138,14 @@ fn header(kind: Target, cells: &[&[u8]]) -> Result<Vec<String>, CsvError> {
             text
         }
         .trim();
+        if cells.len() == 1 {
+            if let Some(sep) = [';', '\t'].into_iter().find(|c| name.contains(*c)) {
+                let sep = if sep == ';' { "semicolons" } else { "tabs" };
+                return Err(CsvError::Header(format!(
+                    "the header's columns are separated by {sep}: save the file as comma-separated CSV"
+                )));
+            }
+        }
         if !allowed.contains(&name) {
             return Err(CsvError::Header(format!(
                 "unknown column '{name}'; the columns of this directory are {}",
@@ -369,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_bad_shape_is_refused_naming_the_row_before_anything_is_read_back() {
-        let cases: [(&str, Target, CsvError); 6] = [
+        let cases: [(&str, Target, CsvError); 7] = [
             ("", Target::Company, CsvError::Empty),
             (
                 "externalId,plan\nc1,gold\n",
@@ -382,6 +386,13 @@ mod tests {
                 "name\nAcme\n",
                 Target::Company,
                 CsvError::Header("the header needs a column 'externalId'".into()),
+            ),
+            (
+                "externalId;name\nc1;A\n",
+                Target::Company,
+                CsvError::Header(
+                    "the header's columns are separated by semicolons: save the file as comma-separated CSV".into(),
+                ),
             ),
             (
                 "externalId,externalId\n",

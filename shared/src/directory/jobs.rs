@@ -337,14 +337,31 @@ impl App {
             }
             return Ok(Processed::Duplicate);
         }
+        // Take the page (one delivery reads it from Pendo; a duplicate meanwhile is
+        // acknowledged), as a chunk is taken.
+        let now = self.ports.clock.now();
+        if job.leased_until.is_some_and(|l| l > now) {
+            return Ok(Processed::Duplicate);
+        }
+        job.leased_until =
+            Some(now + chrono::Duration::minutes(crate::domain::CHUNK_LEASE_MINUTES));
+        match store.put_import(&job).await {
+            Ok(v) => job.version = v,
+            Err(StoreError::Conflict(_)) => return Ok(Processed::Duplicate),
+            Err(e) => return Err(e.into()),
+        }
         let mut next = job.clone();
         match self.import_page(&mut next).await {
             Ok(()) => job = next,
             Err(AppError::Store(StoreError::Conflict(_))) => return Ok(Processed::Duplicate),
             Err(AppError::Pendo(e)) if e.is_retryable() && !final_attempt => {
-                return Err(ProcessError::Retryable(e.to_string()))
+                self.release_import(job).await;
+                return Err(ProcessError::Retryable(e.to_string()));
             }
-            Err(AppError::Store(e)) if !final_attempt => return Err(e.into()),
+            Err(AppError::Store(e)) if !final_attempt => {
+                self.release_import(job).await;
+                return Err(e.into());
+            }
             Err(e) => {
                 let message = e.to_string();
                 self.fail_import(job, &message).await;
@@ -374,6 +391,7 @@ impl App {
             &request_id,
         )
         .await?;
+        crate::stall::point("import-page-read").await;
         let companies = store.list_objects(&t, Target::Company).await?;
         let mut counts = ImportCounts::default();
         if job.stage == ImportStage::Companies {
@@ -437,11 +455,19 @@ impl App {
         Ok(())
     }
 
+    /// Ends a delivery's hold on its page, so the redelivery takes it at once (best effort: else
+    /// the hold ends with its lease).
+    async fn release_import(&self, mut job: DirectoryImport) {
+        job.leased_until = None;
+        self.ports.store.put_import(&job).await.ok();
+    }
+
     /// Records an import as failed (best effort: a lost write leaves it running, and its next
     /// delivery fails it again).
     async fn fail_import(&self, mut job: DirectoryImport, message: &str) {
         job.state = ImportState::Failed;
         job.error = Some(message.to_string());
+        job.leased_until = None;
         let now = self.ports.clock.now();
         job.updated_at = now;
         job.finished_at = Some(now);

@@ -81,6 +81,10 @@ pub struct DirectoryImport {
     pub pages: u32,
     /// Whether the message of page `pages` was sent (a delivery that finds it was not, sends it).
     pub next_queued: bool,
+    /// A delivery at work on page `pages` holds it until then: a duplicate of its message
+    /// meanwhile is acknowledged without calling Pendo (see `CHUNK_LEASE_MINUTES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_until: Option<DateTime<Utc>>,
     pub companies: ImportCounts,
     pub end_users: ImportCounts,
     pub started_at: DateTime<Utc>,
@@ -108,6 +112,7 @@ impl DirectoryImport {
             cursor: None,
             pages: 0,
             next_queued: false,
+            leased_until: None,
             companies: ImportCounts::default(),
             end_users: ImportCounts::default(),
             started_at: now,
@@ -123,6 +128,7 @@ impl DirectoryImport {
     pub fn advance(&mut self, rows: usize, last: Option<String>, now: DateTime<Utc>) {
         self.pages += 1;
         self.next_queued = false;
+        self.leased_until = None;
         self.updated_at = now;
         if rows >= self.options.page_rows as usize && last.is_some() {
             self.cursor = last;

@@ -273,6 +273,34 @@ impl Serve {
         r.json().await.unwrap()
     }
 
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Waits (at most a minute) for import `id` to read finished; returns it.
+    pub async fn finished_import(&self, id: &str) -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let import = self.get(&format!("/v1/imports/{id}")).await;
+            if import["state"] == "finished" {
+                return import;
+            }
+            assert!(
+                Instant::now() < until,
+                "import {id} did not finish: {import:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> serde_json::Value {
         let r = reqwest::Client::new()
             .get(format!("{}{path}", self.base))

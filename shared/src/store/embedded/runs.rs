@@ -384,8 +384,8 @@ pub(super) fn set_flag(
     Ok(taken)
 }
 
-/// Ends every hold a worker took on work of an open run: the chunks' leases and the Re-sync
-/// all plannings' holds. Only for a process that knows every worker of the file is gone (the
+/// Ends every hold a worker took on work in progress: the chunks' leases of open runs, the
+/// Re-sync all plannings' holds, and the page holds of running directory imports. Only for a process that knows every worker of the file is gone (the
 /// local runner, once it holds the folder's consumer lock): the deliveries that held them died
 /// with their process, and their messages are delivered again at once. Returns how many holds
 /// ended.
@@ -410,6 +410,21 @@ pub(super) fn end_holds(c: &mut Connection) -> Result<usize, StoreError> {
             tx.execute(
                 "UPDATE run_chunks SET body=?4 WHERE tenant=?1 AND run=?2 AND idx=?3",
                 params![t, run, idx, to_json(&chunk)?],
+            )?;
+            ended += 1;
+        }
+    }
+    let imports: Vec<(String, String, String)> = {
+        let mut st = tx.prepare("SELECT tenant, id, body FROM imports")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (t, id, body) in imports {
+        let mut import: crate::domain::DirectoryImport = from_json(&body)?;
+        if import.leased_until.take().is_some() {
+            tx.execute(
+                "UPDATE imports SET body=?3 WHERE tenant=?1 AND id=?2",
+                params![t, id, to_json(&import)?],
             )?;
             ended += 1;
         }
