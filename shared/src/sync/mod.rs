@@ -1,6 +1,6 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
 //! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
-//! (`engine`); per-day pipeline
+//! (`engine`), the rows no object took (`unmatched`); per-day pipeline
 //! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
 //! transform) and `pipeline_fetch`.
 
@@ -15,4 +15,5 @@ pub mod pipeline_fetch;
 pub mod plan;
 pub mod report_source;
 pub mod transform;
+pub mod unmatched;
 pub mod waves;
