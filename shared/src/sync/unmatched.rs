@@ -90,10 +90,13 @@ impl Sums {
     }
 }
 
+/// An identity's rows per day.
+type Days = BTreeMap<NaiveDate, Sums>;
+
 /// A chunk's unmatched rows as they are read.
 #[derive(Debug, Default, Clone)]
 pub struct UnmatchedTally {
-    by_identity: HashMap<(UnmatchedReason, String), BTreeMap<NaiveDate, Sums>>,
+    by_identity: HashMap<(UnmatchedReason, String), Days>,
 }
 
 impl UnmatchedTally {
@@ -121,21 +124,20 @@ impl UnmatchedTally {
     /// value, then id), each per day; the rest summed per day without an identity. Sorted by
     /// reason, identity (the sum last), day.
     pub fn entries(&self) -> Vec<UnmatchedEntry> {
-        let mut by_reason: BTreeMap<UnmatchedReason, Vec<(&String, &BTreeMap<NaiveDate, Sums>)>> =
-            BTreeMap::new();
+        let mut by_reason: BTreeMap<UnmatchedReason, Vec<(&String, &Days)>> = BTreeMap::new();
         for ((reason, id), days) in &self.by_identity {
             by_reason.entry(*reason).or_default().push((id, days));
         }
         let mut out = Vec::new();
         for (reason, mut ids) in by_reason {
-            let total = |days: &BTreeMap<NaiveDate, Sums>| {
+            let total = |days: &Days| {
                 days.values().fold(Sums::default(), |mut a, s| {
                     a.add(s.rows, s.value);
                     a
                 })
             };
             ids.sort_by(|a, b| rank(&total(b.1), b.0).cmp_to(&rank(&total(a.1), a.0)));
-            let mut rest: BTreeMap<NaiveDate, Sums> = BTreeMap::new();
+            let mut rest: Days = BTreeMap::new();
             let mut listed = Vec::new();
             for (i, (id, days)) in ids.into_iter().enumerate() {
                 if i < MAX_IDENTITIES {
