@@ -9,7 +9,9 @@
 //! - `clock`: the clock port.
 //! - `directory` (feature `api`): directory batches, per-row errors.
 //! - `schedule`: when the daily sync runs (pure).
-//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
+//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers);
+//!   `mappings` (creating and editing mappings, their references checked with Pendo) and
+//!   `reads` add to them.
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
 //!   `configurator`) and the app of a function, wired from its environment.
@@ -35,6 +37,7 @@ pub mod error;
 mod hostile;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod mappings;
 pub mod pendo;
 pub mod queue;
 pub mod reads;

@@ -17,8 +17,8 @@ use super::{
     unavailable, DynamoStore, Item,
 };
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, Release, RunFlag, RunId,
-    RunProgress, SyncRun, TenantId,
+    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, MappingId, MappingRun,
+    MappingRunCounters, Release, RunFlag, RunId, RunProgress, SkippedRows, SyncRun, TenantId,
 };
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -144,6 +144,72 @@ fn chunk_not_found(run: &RunId, index: usize) -> StoreError {
     StoreError::NotFound(format!("chunk {index} of run {run}"))
 }
 
+/// The numbers of a mapping's counters item that each chunk outcome adds to (attribute, value
+/// in `stats`), besides `open`, `notDone` and `failed`.
+fn stat_numbers(st: &ChunkStats) -> [(&'static str, u64); 10] {
+    let k = &st.skipped;
+    [
+        ("rr", st.rows_read),
+        ("vw", st.values_written),
+        ("aw", st.activities_written),
+        ("uc", st.users_created),
+        ("rs", st.rows_skipped),
+        ("sw", k.outside_window),
+        ("sn", k.no_object_id),
+        ("sd", k.not_in_directory),
+        ("su", k.end_user_unmatched),
+        ("sx", k.unusable),
+    ]
+}
+
+fn counter(i: &Item, name: &str) -> Result<u64, StoreError> {
+    if i.contains_key(name) {
+        get_n(i, name)
+    } else {
+        Ok(0)
+    }
+}
+
+/// A mapping's status counters from its counters item (an item written before they existed
+/// reads as zeros).
+fn counters_from(i: &Item) -> Result<MappingRunCounters, StoreError> {
+    let c = |name: &str| counter(i, name);
+    Ok(MappingRunCounters {
+        chunks: c("chunks")?,
+        open: c("open")?,
+        failed: c("failed")?,
+        not_done: c("notDone")?,
+        stats: ChunkStats {
+            rows_read: c("rr")?,
+            values_written: c("vw")?,
+            activities_written: c("aw")?,
+            users_created: c("uc")?,
+            rows_skipped: c("rs")?,
+            skipped: SkippedRows {
+                outside_window: c("sw")?,
+                no_object_id: c("sn")?,
+                not_in_directory: c("sd")?,
+                end_user_unmatched: c("su")?,
+                unusable: c("sx")?,
+            },
+        },
+        error: opt_s(i, "err").filter(|e| !e.is_empty()),
+        last_at: parse_time(i, "at")?,
+    })
+}
+
+/// A run's header item as the run (no chunks).
+fn header_from(item: &Item) -> Result<SyncRun, StoreError> {
+    let mut run: SyncRun = from_json(get_s(item, "body")?)?;
+    if item.contains_key("rel") {
+        run.release = parse_release(get_s(item, "rel")?)?;
+    }
+    if let Some(AttributeValue::Bool(q)) = item.get("queued") {
+        run.queued = *q;
+    }
+    Ok(run)
+}
+
 fn update(
     table: &str,
     k: Item,
@@ -167,6 +233,64 @@ fn update(
         .build()
         .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
     Ok(TransactWriteItem::builder().update(u).build())
+}
+
+/// The update of a mapping's counters item by one chunk outcome: the counts and stats added,
+/// the time (and a failure's error) set. The item stays well under 1 KB.
+fn mapping_update(
+    table: &str,
+    k: Item,
+    outcome: &ChunkOutcome,
+) -> Result<TransactWriteItem, StoreError> {
+    let failed = outcome.status == ChunkStatus::Failed;
+    let mut adds = vec![
+        ("open", AttributeValue::N("-1".into())),
+        ("notDone", n(u64::from(outcome.status != ChunkStatus::Done))),
+        ("failed", n(u64::from(failed))),
+    ];
+    for (name, v) in stat_numbers(&outcome.stats) {
+        adds.push((name, n(v)));
+    }
+    let mut sets = vec![("at", s(lease_time(outcome.at)))];
+    if let Some(e) = outcome.error.as_ref().filter(|_| failed) {
+        sets.push(("err", s(e.clone())));
+    }
+    let names: Vec<(String, &str)> = adds
+        .iter()
+        .chain(sets.iter())
+        .enumerate()
+        .map(|(i, (name, _))| (format!("#a{i}"), *name))
+        .collect();
+    let values: Vec<(String, AttributeValue)> = adds
+        .iter()
+        .chain(sets.iter())
+        .enumerate()
+        .map(|(i, (_, v))| (format!(":a{i}"), v.clone()))
+        .collect();
+    let clause = |range: std::ops::Range<usize>, sep: &str| {
+        range
+            .map(|i| format!("#a{i}{sep}:a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let expression = format!(
+        "ADD {} SET {}",
+        clause(0..adds.len(), " "),
+        clause(adds.len()..adds.len() + sets.len(), " = ")
+    );
+    let names: Vec<(&str, &str)> = names.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    let values: Vec<(&str, AttributeValue)> = values
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.clone()))
+        .collect();
+    update(
+        table,
+        k,
+        &expression,
+        "attribute_exists(pk)",
+        &names,
+        values,
+    )
 }
 
 /// How a chunk's outcome transaction ended.
@@ -225,11 +349,23 @@ impl DynamoStore {
         }
         for m in run.mappings() {
             let mp = run.progress(Some(m));
+            let c = MappingRunCounters::of(run, m);
             let mut item = key(keys::tenant_pk(t), keys::run_mapping_sk(&run.id, m));
             item.insert("open".into(), n(mp.mapping_open));
             item.insert("notDone".into(), n(mp.mapping_not_done));
             if let Some(end) = mp.mapping_end {
                 item.insert("end".into(), s(keys::day(end)));
+            }
+            item.insert("chunks".into(), n(c.chunks));
+            item.insert("failed".into(), n(c.failed));
+            for (name, v) in stat_numbers(&c.stats) {
+                item.insert(name.into(), n(v));
+            }
+            if let Some(e) = c.error {
+                item.insert("err".into(), s(e));
+            }
+            if let Some(at) = c.last_at {
+                item.insert("at".into(), s(lease_time(at)));
             }
             requests.push(put_req(item)?);
         }
@@ -263,13 +399,7 @@ impl DynamoStore {
         else {
             return Ok(None);
         };
-        let mut run: SyncRun = from_json(get_s(header, "body")?)?;
-        if header.contains_key("rel") {
-            run.release = parse_release(get_s(header, "rel")?)?;
-        }
-        if let Some(AttributeValue::Bool(q)) = header.get("queued") {
-            run.queued = *q;
-        }
+        let mut run = header_from(header)?;
         let count: usize = get_n(header, "chunks")?;
         let mut chunks: Vec<Option<ChunkRecord>> = vec![None; count];
         for i in items.iter().filter(|i| i.contains_key("index")) {
@@ -435,7 +565,6 @@ impl DynamoStore {
                 (":e", s(outcome.error.clone().unwrap_or_default())),
                 (":none", s("")),
             ];
-            let minus = AttributeValue::N("-1".into());
             let items = vec![
                 update(
                     table,
@@ -458,23 +587,17 @@ impl DynamoStore {
                     "attribute_exists(pk)",
                     &[("#o", "open"), ("#c", "copen")],
                     vec![
-                        (":m", minus.clone()),
+                        (":m", AttributeValue::N("-1".into())),
                         (
                             ":c",
                             AttributeValue::N(if chunk.deferred { "0" } else { "-1" }.into()),
                         ),
                     ],
                 )?,
-                update(
+                mapping_update(
                     table,
                     key(pk, keys::run_mapping_sk(run, &chunk.mapping_id)),
-                    "ADD #o :m, #nd :nd",
-                    "attribute_exists(pk)",
-                    &[("#o", "open"), ("#nd", "notDone")],
-                    vec![
-                        (":m", minus),
-                        (":nd", n(u64::from(outcome.status != ChunkStatus::Done))),
-                    ],
+                    outcome,
                 )?,
             ];
             let mut conflicts = 0;
@@ -552,13 +675,13 @@ impl DynamoStore {
         }
     }
 
-    /// The header and the mapping's counters: one strongly consistent BatchGetItem.
-    pub(super) async fn run_progress_impl(
+    /// The header and the mapping's counters items: one strongly consistent BatchGetItem.
+    async fn header_and_mapping(
         &self,
         t: &TenantId,
         run: &RunId,
         mapping: &MappingId,
-    ) -> Result<RunProgress, StoreError> {
+    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
         let pk = keys::tenant_pk(t);
         let header_sk = keys::run_header_sk(run);
         let request = KeysAndAttributes::builder()
@@ -589,20 +712,23 @@ impl DynamoStore {
             .and_then(|mut r| r.remove(table))
             .unwrap_or_default();
         self.meter.config_read(&items);
-        let header = items
-            .iter()
-            .find(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk))
-            .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
-        let mine = items
-            .iter()
-            .find(|i| get_s(i, "sk").is_ok_and(|k| k != header_sk));
-        let counter = |i: &Item, name: &str| -> Result<u64, StoreError> {
-            if i.contains_key(name) {
-                get_n(i, name)
-            } else {
-                Ok(0)
-            }
-        };
+        let (header, mine): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk));
+        Ok((header.into_iter().next(), mine.into_iter().next()))
+    }
+
+    /// The header and the mapping's counters: one strongly consistent BatchGetItem.
+    pub(super) async fn run_progress_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        let (header, mine) = self.header_and_mapping(t, run, mapping).await?;
+        let header = header.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
+        let header = &header;
+        let mine = mine.as_ref();
         Ok(RunProgress {
             applied: false,
             total: get_n(header, "chunks")?,
@@ -624,6 +750,27 @@ impl DynamoStore {
                 .map(|m| super::get_day(m, "end"))
                 .transpose()?,
         })
+    }
+
+    /// The header and the mapping's status counters: the same single read.
+    pub(super) async fn mapping_run_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        let (header, mine) = self.header_and_mapping(t, run, mapping).await?;
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        Ok(Some(MappingRun {
+            run: header_from(&header)?,
+            counters: mine
+                .as_ref()
+                .map(counters_from)
+                .transpose()?
+                .unwrap_or_default(),
+        }))
     }
 
     pub(super) async fn set_run_flag_impl(

@@ -532,8 +532,9 @@ async fn apps_and_segments_tables() {
         )
         .await;
     assert_eq!((s, segs[0]["name"].as_str()), (StatusCode::OK, Some("Pro")));
+    let page = a.sim.subscription().pages[0].id.clone();
     let (s, m) = a
-        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": "p1"}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": page}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     assert_eq!(
@@ -1936,3 +1937,6 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
 
 /// Directory integrity, per-row errors, "connect Pendo first" and field paths (issue 16).
 mod integrity;
+mod pes_field;
+mod references;
+mod status;

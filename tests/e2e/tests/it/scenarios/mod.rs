@@ -1,5 +1,6 @@
 mod economy;
 mod faults;
+mod fills;
 mod identity;
 mod multi_app;
 mod pipelines;
