@@ -383,9 +383,18 @@ impl App {
     }
 
     /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
+    /// A mapping whose Pendo object is gone is refused (`Conflict`) before anything is purged:
+    /// its values could not be fetched again.
     pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
         let mut m = self.mapping(t, id).await?;
+        let checked =
+            crate::sync::references::plan_checks(&self.ports, &i, std::slice::from_ref(&m)).await;
+        if let Some(why) = checked.left_out.get(id) {
+            return Err(AppError::Conflict(format!(
+                "mapping {id} cannot be rebuilt, its values were kept: {why}"
+            )));
+        }
         self.ports.store.delete_mapping_data(t, id).await?;
         self.ports
             .store

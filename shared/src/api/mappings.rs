@@ -178,10 +178,12 @@ pub async fn sync_now(
     ))
 }
 
-/// Rebuild one mapping: purge its values and re-fetch `daysToSync` days.
+/// Rebuild one mapping: purge its values and re-fetch `daysToSync` days. A mapping whose Pendo
+/// object (feature, page, report, segment) is no longer listed is refused with 409 `conflict`
+/// before anything is purged.
 #[utoipa::path(post, path = "/v1/mappings/{mappingId}/rebuild", tag = "sync",
     params(("mappingId" = String, Path)),
-    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, description = "not_connected, or conflict: an object the mapping refers to is no longer in Pendo (nothing purged)", body = super::error::ErrorBody)))]
 pub async fn rebuild(
     State(app): State<Shared>,
     caller: Caller,

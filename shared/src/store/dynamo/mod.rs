@@ -95,6 +95,7 @@ mod data;
 mod directory;
 pub mod keys;
 pub mod manifest;
+mod run_status;
 mod runs;
 pub mod tables;
 

@@ -3,7 +3,8 @@
 //! read from Pendo. Concurrent workers each update their own chunk; recording a chunk's outcome
 //! is one TransactWriteItems of three small items (chunk, header, mapping counters), so its
 //! cost does not grow with the run, and the decisions after it ("was this the last creating
-//! chunk", "is the mapping's window over") read two items, never the chunks.
+//! chunk", "is the mapping's window over") read two items, never the chunks. The mapping
+//! counters item also holds the mapping's status numbers (`run_status.rs`).
 //!
 //! | item | sk |
 //! |---|---|
@@ -17,8 +18,8 @@ use super::{
     unavailable, DynamoStore, Item,
 };
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, MappingId, MappingRun,
-    MappingRunCounters, Release, RunFlag, RunId, RunProgress, SkippedRows, SyncRun, TenantId,
+    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, MappingRunCounters, Release,
+    RunFlag, RunId, RunProgress, SyncRun, TenantId,
 };
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -125,11 +126,11 @@ fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError> {
 
 /// Times on chunk items: RFC 3339 in UTC with a fixed number of digits, so that they compare as
 /// strings in conditions (`leasedUntil <= :at`).
-fn lease_time(at: DateTime<Utc>) -> String {
+pub(super) fn lease_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     opt_s(item, name)
         .filter(|v| !v.is_empty())
         .map(|v| {
@@ -144,25 +145,7 @@ fn chunk_not_found(run: &RunId, index: usize) -> StoreError {
     StoreError::NotFound(format!("chunk {index} of run {run}"))
 }
 
-/// The numbers of a mapping's counters item that each chunk outcome adds to (attribute, value
-/// in `stats`), besides `open`, `notDone` and `failed`.
-fn stat_numbers(st: &ChunkStats) -> [(&'static str, u64); 10] {
-    let k = &st.skipped;
-    [
-        ("rr", st.rows_read),
-        ("vw", st.values_written),
-        ("aw", st.activities_written),
-        ("uc", st.users_created),
-        ("rs", st.rows_skipped),
-        ("sw", k.outside_window),
-        ("sn", k.no_object_id),
-        ("sd", k.not_in_directory),
-        ("su", k.end_user_unmatched),
-        ("sx", k.unusable),
-    ]
-}
-
-fn counter(i: &Item, name: &str) -> Result<u64, StoreError> {
+pub(super) fn counter(i: &Item, name: &str) -> Result<u64, StoreError> {
     if i.contains_key(name) {
         get_n(i, name)
     } else {
@@ -170,36 +153,8 @@ fn counter(i: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
-/// A mapping's status counters from its counters item (an item written before they existed
-/// reads as zeros).
-fn counters_from(i: &Item) -> Result<MappingRunCounters, StoreError> {
-    let c = |name: &str| counter(i, name);
-    Ok(MappingRunCounters {
-        chunks: c("chunks")?,
-        open: c("open")?,
-        failed: c("failed")?,
-        not_done: c("notDone")?,
-        stats: ChunkStats {
-            rows_read: c("rr")?,
-            values_written: c("vw")?,
-            activities_written: c("aw")?,
-            users_created: c("uc")?,
-            rows_skipped: c("rs")?,
-            skipped: SkippedRows {
-                outside_window: c("sw")?,
-                no_object_id: c("sn")?,
-                not_in_directory: c("sd")?,
-                end_user_unmatched: c("su")?,
-                unusable: c("sx")?,
-            },
-        },
-        error: opt_s(i, "err").filter(|e| !e.is_empty()),
-        last_at: parse_time(i, "at")?,
-    })
-}
-
 /// A run's header item as the run (no chunks).
-fn header_from(item: &Item) -> Result<SyncRun, StoreError> {
+pub(super) fn header_from(item: &Item) -> Result<SyncRun, StoreError> {
     let mut run: SyncRun = from_json(get_s(item, "body")?)?;
     if item.contains_key("rel") {
         run.release = parse_release(get_s(item, "rel")?)?;
@@ -210,7 +165,7 @@ fn header_from(item: &Item) -> Result<SyncRun, StoreError> {
     Ok(run)
 }
 
-fn update(
+pub(super) fn update(
     table: &str,
     k: Item,
     expression: &str,
@@ -233,64 +188,6 @@ fn update(
         .build()
         .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
     Ok(TransactWriteItem::builder().update(u).build())
-}
-
-/// The update of a mapping's counters item by one chunk outcome: the counts and stats added,
-/// the time (and a failure's error) set. The item stays well under 1 KB.
-fn mapping_update(
-    table: &str,
-    k: Item,
-    outcome: &ChunkOutcome,
-) -> Result<TransactWriteItem, StoreError> {
-    let failed = outcome.status == ChunkStatus::Failed;
-    let mut adds = vec![
-        ("open", AttributeValue::N("-1".into())),
-        ("notDone", n(u64::from(outcome.status != ChunkStatus::Done))),
-        ("failed", n(u64::from(failed))),
-    ];
-    for (name, v) in stat_numbers(&outcome.stats) {
-        adds.push((name, n(v)));
-    }
-    let mut sets = vec![("at", s(lease_time(outcome.at)))];
-    if let Some(e) = outcome.error.as_ref().filter(|_| failed) {
-        sets.push(("err", s(e.clone())));
-    }
-    let names: Vec<(String, &str)> = adds
-        .iter()
-        .chain(sets.iter())
-        .enumerate()
-        .map(|(i, (name, _))| (format!("#a{i}"), *name))
-        .collect();
-    let values: Vec<(String, AttributeValue)> = adds
-        .iter()
-        .chain(sets.iter())
-        .enumerate()
-        .map(|(i, (_, v))| (format!(":a{i}"), v.clone()))
-        .collect();
-    let clause = |range: std::ops::Range<usize>, sep: &str| {
-        range
-            .map(|i| format!("#a{i}{sep}:a{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let expression = format!(
-        "ADD {} SET {}",
-        clause(0..adds.len(), " "),
-        clause(adds.len()..adds.len() + sets.len(), " = ")
-    );
-    let names: Vec<(&str, &str)> = names.iter().map(|(p, n)| (p.as_str(), *n)).collect();
-    let values: Vec<(&str, AttributeValue)> = values
-        .iter()
-        .map(|(p, v)| (p.as_str(), v.clone()))
-        .collect();
-    update(
-        table,
-        k,
-        &expression,
-        "attribute_exists(pk)",
-        &names,
-        values,
-    )
 }
 
 /// How a chunk's outcome transaction ended.
@@ -358,7 +255,7 @@ impl DynamoStore {
             }
             item.insert("chunks".into(), n(c.chunks));
             item.insert("failed".into(), n(c.failed));
-            for (name, v) in stat_numbers(&c.stats) {
+            for (name, v) in super::run_status::stat_numbers(&c.stats) {
                 item.insert(name.into(), n(v));
             }
             if let Some(e) = c.error {
@@ -594,7 +491,7 @@ impl DynamoStore {
                         ),
                     ],
                 )?,
-                mapping_update(
+                super::run_status::mapping_update(
                     table,
                     key(pk, keys::run_mapping_sk(run, &chunk.mapping_id)),
                     outcome,
@@ -676,7 +573,7 @@ impl DynamoStore {
     }
 
     /// The header and the mapping's counters items: one strongly consistent BatchGetItem.
-    async fn header_and_mapping(
+    pub(super) async fn header_and_mapping(
         &self,
         t: &TenantId,
         run: &RunId,
@@ -750,27 +647,6 @@ impl DynamoStore {
                 .map(|m| super::get_day(m, "end"))
                 .transpose()?,
         })
-    }
-
-    /// The header and the mapping's status counters: the same single read.
-    pub(super) async fn mapping_run_impl(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<Option<MappingRun>, StoreError> {
-        let (header, mine) = self.header_and_mapping(t, run, mapping).await?;
-        let Some(header) = header else {
-            return Ok(None);
-        };
-        Ok(Some(MappingRun {
-            run: header_from(&header)?,
-            counters: mine
-                .as_ref()
-                .map(counters_from)
-                .transpose()?
-                .unwrap_or_default(),
-        }))
     }
 
     pub(super) async fn set_run_flag_impl(

@@ -3,6 +3,7 @@
 //! Every statement is scoped by tenant.
 
 mod data;
+mod run_status;
 mod runs;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
@@ -137,7 +138,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
-    runs::migrate_status(&tx)?;
+    run_status::migrate_status(&tx)?;
     let old_values: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='metric_values')",
         [],
@@ -420,7 +421,7 @@ impl Store for EmbeddedStore {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<Option<MappingRun>, StoreError> {
-        self.with(|c| runs::mapping_run(c, t, run, mapping))
+        self.with(|c| run_status::mapping_run(c, t, run, mapping))
     }
 
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {

@@ -1,11 +1,12 @@
 //! Runs on the embedded store: a header row with the run's counters, a row per chunk and a row
 //! per (run, mapping) with that mapping's counters and planning source. Recording a chunk's
-//! outcome reads and writes those three rows only (constant cost, whatever the run's size).
+//! outcome reads and writes those three rows only (constant cost, whatever the run's size). The
+//! mapping's row also holds its status numbers (`run_status.rs`).
 
 use super::{corrupt, from_json, parse_day, to_json, write_tx};
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, MappingId, MappingRun, MappingRunCounters,
-    Release, RunFlag, RunId, RunProgress, SyncRun, TenantId,
+    ChunkOutcome, ChunkRecord, ChunkStart, MappingId, MappingRunCounters, Release, RunFlag, RunId,
+    RunProgress, SyncRun, TenantId,
 };
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
@@ -92,7 +93,11 @@ pub(super) fn put_run(tx: &Transaction<'_>, run: &SyncRun) -> Result<(), StoreEr
     Ok(())
 }
 
-fn header(c: &Connection, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+pub(super) fn header(
+    c: &Connection,
+    t: &TenantId,
+    id: &RunId,
+) -> Result<Option<SyncRun>, StoreError> {
     let row: Option<(String, String, bool)> = c
         .query_row(
             "SELECT body, release, queued FROM run_headers WHERE tenant=?1 AND id=?2",
@@ -249,115 +254,12 @@ pub(super) fn finish_chunk(
              WHERE tenant=?1 AND id=?2",
             params![t.as_str(), run.as_str(), i64::from(!chunk.deferred)],
         )?;
-        record_mapping_outcome(&tx, t, run, &chunk.mapping_id, outcome)?;
+        super::run_status::record_mapping_outcome(&tx, t, run, &chunk.mapping_id, outcome)?;
     }
     let mut p = progress(&tx, t, run, &chunk.mapping_id)?;
     tx.commit()?;
     p.applied = applied;
     Ok(p)
-}
-
-/// The chunk's outcome in its mapping's counters (the caller's transaction holds the write
-/// lock, so reading the stats and writing them back is atomic).
-fn record_mapping_outcome(
-    tx: &Connection,
-    t: &TenantId,
-    run: &RunId,
-    mapping: &MappingId,
-    outcome: &ChunkOutcome,
-) -> Result<(), StoreError> {
-    let Some(mut c) = counters(tx, t, run, mapping)? else {
-        return Ok(());
-    };
-    c.record(outcome);
-    tx.execute(
-        "UPDATE run_mappings SET open = ?4, not_done = ?5, failed = ?6, stats = ?7, error = ?8,
-            last_at = ?9
-         WHERE tenant=?1 AND run=?2 AND mapping=?3",
-        params![
-            t.as_str(),
-            run.as_str(),
-            mapping.as_str(),
-            c.open as i64,
-            c.not_done as i64,
-            c.failed as i64,
-            to_json(&c.stats)?,
-            c.error,
-            c.last_at.map(|a| a.to_rfc3339()),
-        ],
-    )?;
-    Ok(())
-}
-
-/// The mapping's counters in the run (`None` when the run has no row for it).
-fn counters(
-    c: &Connection,
-    t: &TenantId,
-    run: &RunId,
-    mapping: &MappingId,
-) -> Result<Option<MappingRunCounters>, StoreError> {
-    type Row = (
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Row> = c
-        .query_row(
-            "SELECT chunks, open, failed, not_done, stats, error, last_at FROM run_mappings
-             WHERE tenant=?1 AND run=?2 AND mapping=?3",
-            params![t.as_str(), run.as_str(), mapping.as_str()],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((chunks, open, failed, not_done, stats, error, last_at)) = row else {
-        return Ok(None);
-    };
-    let n = |v: i64| u64::try_from(v).map_err(|_| corrupt(format!("run {run}: counter {v}")));
-    Ok(Some(MappingRunCounters {
-        chunks: n(chunks)?,
-        open: n(open)?,
-        failed: n(failed)?,
-        not_done: n(not_done)?,
-        stats: match stats {
-            Some(s) => from_json(&s)?,
-            None => ChunkStats::default(),
-        },
-        error,
-        last_at: last_at
-            .map(|a| DateTime::parse_from_rfc3339(&a).map(|d| d.with_timezone(&Utc)))
-            .transpose()
-            .map_err(corrupt)?,
-    }))
-}
-
-/// The run's header and the mapping's counters in it (two rows, whatever the run's size).
-pub(super) fn mapping_run(
-    c: &Connection,
-    t: &TenantId,
-    run: &RunId,
-    mapping: &MappingId,
-) -> Result<Option<MappingRun>, StoreError> {
-    let Some(header) = header(c, t, run)? else {
-        return Ok(None);
-    };
-    Ok(Some(MappingRun {
-        run: header,
-        counters: counters(c, t, run, mapping)?.unwrap_or_default(),
-    }))
 }
 
 pub(super) fn progress(
@@ -529,76 +431,5 @@ pub(super) fn migrate_runs(tx: &Transaction<'_>) -> Result<(), StoreError> {
         put_run(tx, &run)?;
     }
     tx.execute_batch("DROP TABLE runs;")?;
-    Ok(())
-}
-
-/// Adds `column` to `table` unless it is there; returns whether it was added.
-fn add_column(
-    tx: &Transaction<'_>,
-    table: &str,
-    column: &str,
-    decl: &str,
-) -> Result<bool, StoreError> {
-    let present: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
-        params![table, column],
-        |r| r.get(0),
-    )?;
-    if !present {
-        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl};"))?;
-    }
-    Ok(!present)
-}
-
-/// Schema version 4: the status of each (run, mapping) (`run_mappings.chunks` … `last_at`,
-/// computed from the run's chunks) and `mapping_state.last_ok_run` (version 3's `last_run`, the
-/// run that last moved the cursor, is the closest it kept).
-pub(super) fn migrate_status(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    if add_column(tx, "mapping_state", "last_ok_run", "TEXT")? {
-        tx.execute_batch("UPDATE mapping_state SET last_ok_run = last_run;")?;
-    }
-    let mut added = false;
-    for (column, decl) in [
-        ("chunks", "INTEGER NOT NULL DEFAULT 0"),
-        ("failed", "INTEGER NOT NULL DEFAULT 0"),
-        ("stats", "TEXT"),
-        ("error", "TEXT"),
-        ("last_at", "TEXT"),
-    ] {
-        added |= add_column(tx, "run_mappings", column, decl)?;
-    }
-    if !added {
-        return Ok(());
-    }
-    let runs: Vec<(String, String)> = {
-        let mut st = tx.prepare("SELECT tenant, id FROM run_headers")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for (t, id) in runs {
-        let t = TenantId::parse(&t).map_err(corrupt)?;
-        let id = RunId::parse(&id).map_err(corrupt)?;
-        let Some(run) = get_run(tx, &t, &id)? else {
-            continue;
-        };
-        for m in run.mappings() {
-            let c = MappingRunCounters::of(&run, m);
-            tx.execute(
-                "UPDATE run_mappings SET chunks = ?4, failed = ?5, stats = ?6, error = ?7,
-                    last_at = ?8
-                 WHERE tenant=?1 AND run=?2 AND mapping=?3",
-                params![
-                    t.as_str(),
-                    id.as_str(),
-                    m.as_str(),
-                    c.chunks as i64,
-                    c.failed as i64,
-                    to_json(&c.stats)?,
-                    c.error,
-                    c.last_at.map(|a| a.to_rfc3339()),
-                ],
-            )?;
-        }
-    }
     Ok(())
 }

@@ -295,11 +295,31 @@ async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_o
         .call(ADMIN_A, Method::GET, &format!("/v1/runs/{second}"), None)
         .await
         .1;
-    let left_out: serde_json::Map<String, Value> =
-        [(id.clone(), Value::String(why))].into_iter().collect();
+    let left_out: serde_json::Map<String, Value> = [(id.clone(), Value::String(why.clone()))]
+        .into_iter()
+        .collect();
     assert_eq!(run["leftOut"], Value::Object(left_out));
     assert_eq!(
         (run["chunksTotal"].as_u64(), run["finished"].as_bool()),
         (Some(0), Some(true))
     );
+    // Its rebuild is refused before anything is purged: the values could not come back.
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/rebuild"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, &e["error"]),
+        (
+            StatusCode::CONFLICT,
+            &json!({"code": "conflict", "field": null,
+                "message": format!("mapping {id} cannot be rebuilt, its values were kept: {why}")})
+        )
+    );
+    a.drain().await;
+    assert_eq!(a.export().await, before);
 }
