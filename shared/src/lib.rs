@@ -10,7 +10,9 @@
 //! - `directory`: directory batches and per-row errors, CSV uploads (feature `api`), imports
 //!   from Pendo.
 //! - `schedule`: when the daily sync runs (pure).
-//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
+//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers);
+//!   `mappings` (creating and editing mappings, their references checked with Pendo) and
+//!   `reads` add to them.
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
 //!   `configurator`) and the app of a function, wired from its environment.
@@ -37,6 +39,7 @@ pub mod error;
 mod hostile;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod mappings;
 pub mod pendo;
 pub mod queue;
 pub mod reads;

@@ -87,6 +87,9 @@ impl From<AppError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, p.code(), p.to_string()).field("key")
             }
             AppError::Pendo(p) => Self::new(StatusCode::BAD_GATEWAY, "pendo_error", p.to_string()),
+            e @ AppError::PendoCheck { field, .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "pendo_unreachable", e.to_string()).field(field)
+            }
             AppError::Store(e) => internal(&e),
             AppError::Queue(e) => internal(&e),
             AppError::Upload(e) => e.into(),

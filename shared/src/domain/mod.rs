@@ -7,6 +7,7 @@ pub mod imports;
 pub mod integration;
 pub mod mapping;
 pub mod metric;
+pub mod status;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
@@ -19,6 +20,7 @@ pub use integration::{
 pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
 pub use metric::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,
-    MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SyncRun,
+    MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SkippedRows, SyncRun,
     CHUNK_LEASE_MINUTES, RUN_STALL_LIMIT_MINUTES,
 };
+pub use status::{MappingOutcome, MappingRun, MappingRunCounters, MappingRunView, MappingStatus};

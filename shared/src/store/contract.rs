@@ -48,6 +48,7 @@ pub async fn run_all(store: &dyn Store) {
     run_counters_and_flags_are_exact(store).await;
     separators_in_ids_never_confuse_keys(store).await;
     imports_are_written_with_a_version_and_listed_newest_first(store).await;
+    super::contract_status::run_all(store).await;
 }
 
 pub async fn imports_are_written_with_a_version_and_listed_newest_first(s: &dyn Store) {
@@ -121,11 +122,11 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
     let run = RunId::parse("r1").unwrap_or_else(|_| unreachable!());
     s.reset_mapping_state(&t, &m, 1).await.ok();
     assert!(s
-        .advance_cursor(&t, &m, 1, d("2026-11-10"), &run)
+        .advance_cursor(&t, &m, 1, d("2026-11-10"), Some(&run))
         .await
         .is_ok());
     assert!(s
-        .advance_cursor(&t, &m, 1, d("2026-11-05"), &run)
+        .advance_cursor(&t, &m, 1, d("2026-11-05"), Some(&run))
         .await
         .is_ok());
     let st = s.get_mapping_state(&t, &m).await.ok().flatten();
@@ -134,7 +135,7 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
         Some(d("2026-11-10"))
     );
     assert!(matches!(
-        s.advance_cursor(&t, &m, 2, d("2026-11-12"), &run).await,
+        s.advance_cursor(&t, &m, 2, d("2026-11-12"), None).await,
         Err(StoreError::Conflict(_))
     ));
     s.set_mapping_error(

@@ -5,16 +5,20 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_status;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
 use crate::domain::mapping::LastError;
+#[cfg(doc)]
+use crate::domain::MappingRunCounters;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
-    ExportRow, ImportId, Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef,
-    RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -251,7 +255,9 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         generation: u64,
     ) -> Result<(), StoreError>;
-    /// Moves the cursor to `max(cursor, to)`.
+    /// Moves the cursor to `max(cursor, to)`. With `succeeded` (every chunk of the mapping in
+    /// that run was done), also records that run as the mapping's last successful run and
+    /// clears its last error; without, both stay as they are.
     ///
     /// # Errors
     /// `Conflict` if the state is not for `generation` (a re-sync reset it meanwhile).
@@ -261,6 +267,14 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
+        succeeded: Option<&RunId>,
+    ) -> Result<(), StoreError>;
+    /// Records `run` as the latest run planned with the mapping (its status reads it); nothing
+    /// for a mapping without state.
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
         run: &RunId,
     ) -> Result<(), StoreError>;
     async fn set_mapping_error(
@@ -314,7 +328,8 @@ pub trait Store: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError>;
     /// Records a final outcome (done, failed or superseded) of a chunk still pending, and the
-    /// run's counters with it, in one atomic write; a chunk already over is left as it is
+    /// run's counters with it (the run's, and its mapping's as [`MappingRunCounters::record`]
+    /// changes them), in one atomic write; a chunk already over is left as it is
     /// (`applied` false). Returns the counters after, for the chunk's mapping. Constant cost.
     ///
     /// # Errors
@@ -346,6 +361,15 @@ pub trait Store: Send + Sync {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<RunProgress, StoreError>;
+    /// The run's header (without chunks) and `mapping`'s counters in it, which every
+    /// `finish_chunk` of the mapping's chunks updates in its atomic write (zero counters for a
+    /// mapping the run has no chunk of). Constant cost. `None` for an unknown run.
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError>;
     /// Changes a flag of the run conditionally (see [`RunFlag`]); returns whether it was taken.
     async fn set_run_flag(
         &self,

@@ -2,7 +2,7 @@
 //! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
 //! (`engine`), the rows no object took (`unmatched`); per-day pipeline
 //! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
-//! transform) and `pipeline_fetch`.
+//! transform) and `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
 
 pub mod custom;
 pub mod custom_rows;
@@ -13,6 +13,7 @@ pub mod messages;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;
+pub mod references;
 pub mod report_source;
 pub mod transform;
 pub mod unmatched;

@@ -5,7 +5,7 @@ use super::identity::{Directory, IdentityRules, UserMatch};
 use super::plan::Window;
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
-use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Target};
+use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, SkippedRows, Target};
 use crate::pendo::RowSink;
 use crate::store::{ChunkRecords, StoreError};
 use chrono::NaiveDate;
@@ -209,7 +209,7 @@ pub struct ChunkAccumulator<'d> {
     pending_index: HashMap<(String, String), u32>,
     fills: HashMap<u32, Fill>,
     pub rows_read: u64,
-    pub rows_skipped: u64,
+    pub skipped: SkippedRows,
 }
 
 impl<'d> ChunkAccumulator<'d> {
@@ -230,7 +230,7 @@ impl<'d> ChunkAccumulator<'d> {
             pending_index: HashMap::default(),
             fills: HashMap::default(),
             rows_read: 0,
-            rows_skipped: 0,
+            skipped: SkippedRows::default(),
         }
     }
 
@@ -368,11 +368,11 @@ impl<'d> ChunkAccumulator<'d> {
     fn add_parsed(&mut self, row: EventRow<'_>) -> Result<(), String> {
         self.rows_read += 1;
         let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
-            self.rows_skipped += 1;
+            self.skipped.outside_window += 1;
             return Ok(());
         };
         if day < self.spec.window.from || day > self.spec.window.to {
-            self.rows_skipped += 1;
+            self.skipped.outside_window += 1;
             return Ok(());
         }
         let sums = Sums {
@@ -402,7 +402,17 @@ impl<'d> ChunkAccumulator<'d> {
             Target::EndUser => user,
         };
         let Some(object) = object else {
-            self.rows_skipped += 1;
+            let id = match self.spec.target {
+                Target::Company => &row.company,
+                Target::Asset => &row.asset,
+                Target::Project => &row.project,
+                Target::EndUser => &None,
+            };
+            match (self.spec.target, id) {
+                (Target::EndUser, _) => self.skipped.end_user_unmatched += 1,
+                (_, Some(id)) if !id.0.is_empty() => self.skipped.not_in_directory += 1,
+                _ => self.skipped.no_object_id += 1,
+            }
             return Ok(());
         };
         let app = self.app_slot(row.app_id.unwrap_or(0));
@@ -520,7 +530,11 @@ impl PreparedChunk<'_> {
     }
 
     pub fn rows_skipped(&self) -> u64 {
-        self.acc.rows_skipped
+        self.acc.skipped.total()
+    }
+
+    pub fn skipped(&self) -> &SkippedRows {
+        &self.acc.skipped
     }
 }
 
@@ -643,7 +657,7 @@ impl RowSink for ChunkAccumulator<'_> {
         self.pending_index.clear();
         self.fills.clear();
         self.rows_read = 0;
-        self.rows_skipped = 0;
+        self.skipped = SkippedRows::default();
     }
 }
 

@@ -256,6 +256,9 @@ impl DynamoStore {
             last_run: opt_s(&i, "last_run")
                 .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
+            last_successful_run: opt_s(&i, "last_ok_run")
+                .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?,
             last_error: opt_s(&i, "last_error")
                 .map(|e| from_json::<LastError>(&e))
                 .transpose()?,
@@ -283,57 +286,89 @@ impl DynamoStore {
     }
 
     /// Moves the cursor forward only, and only within `generation` (two conditional updates:
-    /// the first moves the day if it is ahead, the second records the run when it is not).
+    /// the first moves the day if it is ahead, the second records a success when it is not, or
+    /// only checks the generation).
     pub(super) async fn advance_cursor_impl(
         &self,
         t: &TenantId,
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
-        run: &RunId,
+        succeeded: Option<&RunId>,
     ) -> Result<(), StoreError> {
         let k = key(keys::tenant_pk(t), keys::state_sk(id));
-        let forward = self
+        // A success records its run and clears the last error.
+        let (success, names): (&str, &[(&str, &str)]) = match succeeded {
+            Some(_) => (
+                ", #ok = :r REMOVE #le",
+                &[("#ok", "last_ok_run"), ("#le", "last_error")],
+            ),
+            None => ("", &[]),
+        };
+        let mut forward = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k.clone()))
-            .update_expression("SET #ld = :d, #lr = :r REMOVE #le")
+            .update_expression(format!("SET #ld = :d{success}"))
             .condition_expression("#g = :g AND (attribute_not_exists(#ld) OR #ld < :d)")
             .expression_attribute_names("#g", "generation")
             .expression_attribute_names("#ld", "last_day")
-            .expression_attribute_names("#lr", "last_run")
-            .expression_attribute_names("#le", "last_error")
             .expression_attribute_values(":g", n(generation))
-            .expression_attribute_values(":d", s(keys::day(to)))
-            .expression_attribute_values(":r", s(run.as_str()))
-            .send()
-            .await;
-        match forward {
-            Ok(_) => return Ok(()),
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(unavailable("advance cursor", e)),
-        }
-        let same_gen = self
+            .expression_attribute_values(":d", s(keys::day(to)));
+        let mut same_gen = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k))
-            .update_expression("SET #lr = :r REMOVE #le")
+            .update_expression(format!("SET #g = :g{success}"))
             .condition_expression("#g = :g")
             .expression_attribute_names("#g", "generation")
-            .expression_attribute_names("#lr", "last_run")
-            .expression_attribute_names("#le", "last_error")
-            .expression_attribute_values(":g", n(generation))
-            .expression_attribute_values(":r", s(run.as_str()))
-            .send()
-            .await;
-        match same_gen {
+            .expression_attribute_values(":g", n(generation));
+        for (p, name) in names {
+            forward = forward.expression_attribute_names(*p, *name);
+            same_gen = same_gen.expression_attribute_names(*p, *name);
+        }
+        if let Some(run) = succeeded {
+            forward = forward.expression_attribute_values(":r", s(run.as_str()));
+            same_gen = same_gen.expression_attribute_values(":r", s(run.as_str()));
+        }
+        match forward.send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(unavailable("advance cursor", e)),
+        }
+        match same_gen.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
                 "mapping {id} is not at generation {generation}"
             ))),
             Err(e) => Err(unavailable("advance cursor", e)),
+        }
+    }
+
+    pub(super) async fn set_last_run_impl(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(keys::tenant_pk(t), keys::state_sk(id))))
+            .update_expression("SET #lr = :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#lr", "last_run")
+            .expression_attribute_values(":r", s(run.as_str()))
+            .send()
+            .await;
+        match out {
+            // No state yet: like the embedded store, there is nothing to annotate.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("set last run", e)),
         }
     }
 

@@ -95,6 +95,7 @@ mod data;
 mod directory;
 pub mod keys;
 pub mod manifest;
+mod run_status;
 mod runs;
 pub mod tables;
 
@@ -102,8 +103,8 @@ use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
-    ExportRow, ImportId, Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef,
-    RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -530,9 +531,26 @@ impl Store for DynamoStore {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
+        succeeded: Option<&RunId>,
+    ) -> Result<(), StoreError> {
+        self.advance_cursor_impl(t, id, generation, to, succeeded)
+            .await
+    }
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
         run: &RunId,
     ) -> Result<(), StoreError> {
-        self.advance_cursor_impl(t, id, generation, to, run).await
+        self.set_last_run_impl(t, id, run).await
+    }
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        self.mapping_run_impl(t, run, mapping).await
     }
     async fn set_mapping_error(
         &self,

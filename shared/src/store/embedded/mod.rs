@@ -3,14 +3,15 @@
 //! Every statement is scoped by tenant.
 
 mod data;
+mod run_status;
 mod runs;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
-    ExportRow, ImportId, Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef,
-    RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -156,8 +157,10 @@ impl EmbeddedStore {
 /// The layout `schema.sql` describes, kept in `PRAGMA user_version`. Version 0 kept metric
 /// values in `metric_values`, keyed by the text of tenant, object, metric, app and day;
 /// versions 0 and 1 kept activity records in `activities`, keyed by end user first; versions
-/// 0 to 2 kept each run with all its chunks as one JSON body in `runs`.
-const SCHEMA_VERSION: i64 = 3;
+/// 0 to 2 kept each run with all its chunks as one JSON body in `runs`; versions 0 to 3 kept no
+/// per-mapping status of a run (`run_mappings.chunks` … `last_at`) nor a mapping's last
+/// successful run (`mapping_state.last_ok_run`).
+const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -171,6 +174,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
+    run_status::migrate_status(&tx)?;
     let old_values: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='metric_values')",
         [],
@@ -229,7 +233,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT generation, last_synced_day, last_run, last_error FROM mapping_state WHERE tenant=?1 AND id=?2",
+            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run
+             FROM mapping_state WHERE tenant=?1 AND id=?2",
             params![t, id],
             |r| {
                 Ok((
@@ -237,21 +242,20 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((generation, day, run, err)) = row else {
+    let Some((generation, day, run, err, ok_run)) = row else {
         return Ok(None);
     };
+    let run_id = |r: Option<String>| r.as_deref().map(RunId::parse).transpose().map_err(corrupt);
     Ok(Some(MappingState {
         generation: generation as u64,
         last_synced_day: day.as_deref().map(parse_day).transpose()?,
-        last_run: run
-            .as_deref()
-            .map(RunId::parse)
-            .transpose()
-            .map_err(corrupt)?,
+        last_run: run_id(run)?,
+        last_successful_run: run_id(ok_run)?,
         last_error: err.as_deref().map(from_json::<LastError>).transpose()?,
     }))
 }
@@ -397,16 +401,17 @@ impl Store for EmbeddedStore {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
-        run: &RunId,
+        succeeded: Option<&RunId>,
     ) -> Result<(), StoreError> {
         let day = to.format("%Y-%m-%d").to_string();
         self.with(|c| {
             let n = c.execute(
                 "UPDATE mapping_state SET
                     last_synced_day = CASE WHEN last_synced_day IS NULL OR last_synced_day < ?4 THEN ?4 ELSE last_synced_day END,
-                    last_run = ?5, last_error = NULL
+                    last_ok_run = coalesce(?5, last_ok_run),
+                    last_error = CASE WHEN ?5 IS NULL THEN last_error END
                  WHERE tenant=?1 AND id=?2 AND generation=?3",
-                params![t.as_str(), id.as_str(), generation as i64, day, run.as_str()],
+                params![t.as_str(), id.as_str(), generation as i64, day, succeeded.map(RunId::as_str)],
             )?;
             if n == 0 {
                 return Err(StoreError::Conflict(format!("mapping {id} is not at generation {generation}")));
@@ -429,6 +434,30 @@ impl Store for EmbeddedStore {
             )?;
             Ok(())
         })
+    }
+
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE mapping_state SET last_run=?3 WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), id.as_str(), run.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        self.with(|c| run_status::mapping_run(c, t, run, mapping))
     }
 
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {

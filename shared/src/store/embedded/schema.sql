@@ -22,8 +22,11 @@ CREATE TABLE IF NOT EXISTS mapping_state (
     id TEXT NOT NULL,
     generation INTEGER NOT NULL,
     last_synced_day TEXT,
+    -- The latest run planned with the mapping, and the latest in which all its chunks were
+    -- done (schema version 4; `last_run` was the last run that moved the cursor before).
     last_run TEXT,
     last_error TEXT,
+    last_ok_run TEXT,
     PRIMARY KEY (tenant, id)
 );
 -- Runs (schema version 3; earlier versions kept a run and all its chunks as one JSON `body` in
@@ -65,6 +68,14 @@ CREATE TABLE IF NOT EXISTS run_mappings (
     end_day TEXT,
     -- What planning read from Pendo for the mapping (`SyncRun::sources`), JSON.
     source TEXT,
+    -- The mapping's status in the run (schema version 4; `MappingRunCounters`): its chunks,
+    -- those that failed, the sums of its chunks' stats (JSON of `ChunkStats`), the error of
+    -- the last that failed and when an outcome was last recorded (RFC 3339).
+    chunks INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    stats TEXT,
+    error TEXT,
+    last_at TEXT,
     PRIMARY KEY (tenant, run, mapping)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (

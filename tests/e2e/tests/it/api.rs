@@ -530,8 +530,9 @@ async fn apps_and_segments_tables() {
         )
         .await;
     assert_eq!((s, segs[0]["name"].as_str()), (StatusCode::OK, Some("Pro")));
+    let page = a.sim.subscription().pages[0].id.clone();
     let (s, m) = a
-        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": "p1"}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": page}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     assert_eq!(
@@ -1943,3 +1944,6 @@ mod integrity;
 
 /// The directory from a CSV file or from Pendo (issue 20).
 mod directory;
+mod pes_field;
+mod references;
+mod status;

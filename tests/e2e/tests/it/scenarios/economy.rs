@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 const AGG: &str = "/api/v1/aggregation";
 const REPORTS: &str = "/api/v1/report";
+const FEATURES: &str = "/api/v1/feature";
+const PAGES: &str = "/api/v1/page";
 
 fn fields(pairs: &[(&str, &str)]) -> Vec<FieldMetric> {
     pairs
@@ -125,6 +127,7 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     seven_mappings(&s, 90).await;
     let c = s.sim.control();
     let (calls, lists, pushed) = (c.calls(AGG), c.calls(REPORTS), s.queue.sent());
+    let objects = (c.calls(FEATURES), c.calls(PAGES));
     s.resync().await;
     let run = last_run(&s).await;
     // Four event mappings in 13 chunks of at most 7 days, three per-day ones in 90.
@@ -144,6 +147,11 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
         c.calls(REPORTS) - lists,
         1,
         "the report list is read once per run"
+    );
+    assert_eq!(
+        (c.calls(FEATURES) - objects.0, c.calls(PAGES) - objects.1),
+        (1, 1),
+        "the lists of features and pages the mappings refer to are read once per run"
     );
     // The Re-sync all message, then one message per chunk.
     assert_eq!(s.queue.sent() - pushed, chunks + 1);

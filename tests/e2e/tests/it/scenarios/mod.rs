@@ -1,6 +1,7 @@
 mod directory_import;
 mod economy;
 mod faults;
+mod fills;
 mod identity;
 mod multi_app;
 mod pipelines;
