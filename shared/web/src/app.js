@@ -1,8 +1,8 @@
 // The Pendo Sync configurator page. Plain JavaScript, no framework; charts with uPlot.
 // It talks only to the public /v1 API of the server that served it, with a bearer token.
+// The server joins the page's scripts (this file, then directory.js) into one function scope
+// (shared/src/api/web.rs), so they share their helpers and state.
 /* global uPlot */
-(() => {
-  'use strict';
 
   const TOKEN_KEY = 'pendo-sync-token';
   const KIND_ORDER = ['feature', 'page', 'report', 'aggregation', 'pes'];
@@ -201,7 +201,7 @@
   function renderShell() {
     panelEl = h('aside', { class: 'panel', 'aria-label': 'Integration' });
     bannerEl = h('div', { class: 'banner', role: 'status', hidden: true });
-    const tabs = [['mapping', 'Mapping'], ['apps', 'Apps'], ['segments', 'Segments'], ['metrics', 'Metrics']];
+    const tabs = [['mapping', 'Mapping'], ['apps', 'Apps'], ['segments', 'Segments'], ['directory', 'Directory'], ['metrics', 'Metrics']];
     const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Sections' });
     const panes = {};
     for (const [id, title] of tabs) {
@@ -240,6 +240,7 @@
     if (id === 'mapping') renderMappings();
     if (id === 'apps') renderApps();
     if (id === 'segments') renderSegments();
+    if (id === 'directory') renderDirectory();
     if (id === 'metrics') renderMetrics();
   }
   const pane = (id) => document.getElementById(`pane-${id}`);
@@ -980,4 +981,3 @@
     if (!token) { renderSignIn(); return; }
     start().catch((e) => renderSignIn(e.message));
   });
-})();

@@ -30,11 +30,12 @@ export const TOKENS = {
   formsAdmin: 'forms-admin-token-00001',
   layoutAdmin: 'layout-admin-token-0001',
   pesAdmin: 'pes-admin-token-0000001',
+  directoryAdmin: 'directory-admin-token-01',
 };
 const TOKEN_SPEC = [
   `${TOKENS.flowAdmin}:flow:admin`, `${TOKENS.badKeyAdmin}:badkey:admin`, `${TOKENS.teamAdmin}:team:admin`,
   `${TOKENS.teamMember}:team:member`, `${TOKENS.resyncAdmin}:resync:admin`, `${TOKENS.formsAdmin}:forms:admin`,
-  `${TOKENS.layoutAdmin}:layout:admin`, `${TOKENS.pesAdmin}:pes:admin`,
+  `${TOKENS.layoutAdmin}:layout:admin`, `${TOKENS.pesAdmin}:pes:admin`, `${TOKENS.directoryAdmin}:directory:admin`,
 ].join(',');
 
 /** Spawns a binary and resolves with the first `listening on http://…` address it prints. */

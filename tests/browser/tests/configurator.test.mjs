@@ -417,4 +417,54 @@ describe('configurator page', () => {
     assert.deepEqual(problems, []);
     await context.close();
   });
+
+  test('the directory tab: a CSV upload adds companies, a preview counts what Pendo holds, an import fills the rest', { timeout: 120_000 }, async () => {
+    const token = TOKENS.directoryAdmin;
+    await connectByApi(token);
+    const info = await (await fetch(`${env.sim}/_sim/info`)).json();
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    await page.getByRole('tab', { name: 'Directory' }).click();
+    await page.locator('#directory-sizes').filter({ hasText: 'In the directory: 0 companies' }).waitFor(T);
+
+    // Upload: two companies, one named, one not.
+    const form = page.locator('#upload-form');
+    await form.getByLabel('Directory').selectOption('companies');
+    await form.getByLabel('File').setInputFiles({ name: 'companies.csv', mimeType: 'text/csv', buffer: Buffer.from('externalId,name\nacct-0001,Acme Test\nacct-0002,\n') });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.locator('#upload-result').filter({ hasText: '2 of 2 rows stored.' }).waitFor(T);
+    await page.locator('#directory-sizes').filter({ hasText: 'In the directory: 2 companies' }).waitFor(T);
+    // A file with an unknown column is refused next to the file field, and stores nothing.
+    await form.getByLabel('File').setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from('externalId,plan\nacct-0003,gold\n') });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.waitForFunction(() => document.querySelector('#upload-form .err[data-err="header"]').textContent.includes("unknown column 'plan'"), null, T);
+    assert.equal(await page.locator('#upload-result').innerText(), '', 'the earlier upload\'s result is gone');
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/companies')).body.length, 2);
+
+    // Preview: the other accounts would be new, acct-0002 gets its name, acct-0001 keeps its own.
+    const card = page.locator('#import-card');
+    await card.getByRole('button', { name: 'Preview (dry run)' }).click();
+    const companies = page.locator('#import-result table[data-counts=Companies]');
+    await companies.waitFor(T);
+    const cell = async (table, row) => table.locator('tr').filter({ has: page.getByRole('rowheader', { name: row, exact: true }) }).locator('td').innerText();
+    assert.equal(await cell(companies, 'New'), String(info.accounts - 2));
+    assert.equal(await cell(companies, 'Filled in (empty fields)'), '1');
+    assert.equal(await cell(companies, 'Unchanged'), '1');
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/companies')).body.length, 2, 'a preview writes nothing');
+
+    // Import: runs in the background; the page follows it to the end.
+    await card.getByRole('button', { name: 'Import' }).click();
+    await page.locator('#import-result [role=status]').filter({ hasText: 'Finished' }).waitFor({ timeout: 60_000 });
+    const listed = (await api(env.base, token, 'GET', '/v1/directory/companies')).body;
+    assert.equal(listed.length, info.accounts);
+    assert.equal(listed.find((c) => c.externalId === 'acct-0001').name, 'Acme Test', 'a name is never overwritten');
+    assert.ok(listed.find((c) => c.externalId === 'acct-0002').name, 'an empty name is filled in');
+    await page.locator('#directory-sizes').filter({ hasText: `In the directory: ${info.accounts} companies` }).waitFor(T);
+    const overflow = await page.evaluate(() => { const m = document.querySelector('.main'); return m.scrollWidth - m.clientWidth; });
+    assert.ok(overflow <= 0, `the main panel scrolls sideways by ${overflow} px`);
+    await page.screenshot({ path: join(SCREENSHOTS, 'directory.png'), fullPage: true });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
 });
