@@ -7,6 +7,7 @@ pub mod imports;
 pub mod integration;
 pub mod mapping;
 pub mod metric;
+pub mod unmatched;
 pub mod status;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
@@ -24,3 +25,4 @@ pub use metric::{
     CHUNK_LEASE_MINUTES, RUN_STALL_LIMIT_MINUTES,
 };
 pub use status::{MappingOutcome, MappingRun, MappingRunCounters, MappingRunView, MappingStatus};
+pub use unmatched::{UnmatchedEntry, UnmatchedReason};

@@ -48,7 +48,72 @@ pub async fn run_all(store: &dyn Store) {
     run_counters_and_flags_are_exact(store).await;
     separators_in_ids_never_confuse_keys(store).await;
     imports_are_written_with_a_version_and_listed_newest_first(store).await;
+    unmatched_entries_are_replaced_per_day_and_generation(store).await;
     super::contract_status::run_all(store).await;
+}
+
+pub async fn unmatched_entries_are_replaced_per_day_and_generation(s: &dyn Store) {
+    let t = tenant("c-unmatched");
+    let m = MappingId::parse("m#1/x").unwrap();
+    let other = MappingId::parse("m-2").unwrap();
+    let e = |reason, id: Option<&str>, day: &str, rows, value| UnmatchedEntry {
+        reason,
+        identity: id.map(str::to_string),
+        day: d(day),
+        rows,
+        value,
+    };
+    use UnmatchedReason::{CompanyNotInDirectory as Company, NoCompanyId as NoId};
+    let w = |from: &str, to: &str| Window {
+        from: d(from),
+        to: d(to),
+    };
+    let first = vec![
+        e(Company, Some("acct#9"), "2026-11-01", 2, 5.0),
+        e(Company, Some("acct#9"), "2026-11-03", 1, 1.5),
+        e(Company, None, "2026-11-02", 7, 7.0),
+        e(NoId, Some("v1"), "2026-11-02", 1, 0.0),
+    ];
+    s.replace_unmatched(&t, &m, 1, w("2026-11-01", "2026-11-07"), &first)
+        .await
+        .unwrap();
+    s.replace_unmatched(&t, &other, 1, w("2026-11-01", "2026-11-07"), &first[..1])
+        .await
+        .unwrap();
+    let mut want = first.clone();
+    crate::domain::unmatched::sort_entries(&mut want);
+    assert_eq!(s.unmatched_of(&t, &m, 1).await.unwrap(), want);
+    // A re-fetch of 11-02..11-03 replaces those days only: 11-01 stays, 11-03 is gone.
+    let again = vec![e(Company, Some("acct-7"), "2026-11-02", 3, 3.0)];
+    s.replace_unmatched(&t, &m, 1, w("2026-11-02", "2026-11-03"), &again)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.unmatched_of(&t, &m, 1).await.unwrap(),
+        vec![
+            e(Company, Some("acct#9"), "2026-11-01", 2, 5.0),
+            e(Company, Some("acct-7"), "2026-11-02", 3, 3.0),
+        ]
+    );
+    // The same replace twice leaves the same.
+    s.replace_unmatched(&t, &m, 1, w("2026-11-02", "2026-11-03"), &again)
+        .await
+        .unwrap();
+    assert_eq!(s.unmatched_of(&t, &m, 1).await.unwrap().len(), 2);
+    // A newer generation starts empty and drops the older one's entries.
+    s.replace_unmatched(&t, &m, 2, w("2026-11-05", "2026-11-05"), &[])
+        .await
+        .unwrap();
+    assert!(s.unmatched_of(&t, &m, 2).await.unwrap().is_empty());
+    assert!(s.unmatched_of(&t, &m, 1).await.unwrap().is_empty());
+    assert_eq!(s.unmatched_of(&t, &other, 1).await.unwrap().len(), 1);
+    assert!(s
+        .unmatched_of(&tenant("c-unmatched-other"), &other, 1)
+        .await
+        .unwrap()
+        .is_empty());
+    s.delete_unmatched(&t, &other).await.unwrap();
+    assert!(s.unmatched_of(&t, &other, 1).await.unwrap().is_empty());
 }
 
 pub async fn imports_are_written_with_a_version_and_listed_newest_first(s: &dyn Store) {

@@ -18,7 +18,7 @@ use crate::domain::MappingRunCounters;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
-    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -471,6 +471,28 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         mapping: &MappingId,
     ) -> Result<u64, StoreError>;
+
+    /// Replaces what `mapping` recorded as unmatched on the window's days at `generation` with
+    /// `entries` (each on a day of the window; a day without entries ends up with none), and
+    /// drops the mapping's entries of older generations. Idempotent.
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError>;
+    /// Every entry `mapping` recorded at `generation`, sorted by reason, identity (the sum of
+    /// the identities past the bound last) and day.
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError>;
+    /// Deletes every entry of `mapping` (its deletion).
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError>;
 
     async fn read_series(
         &self,

@@ -98,13 +98,14 @@ pub mod manifest;
 mod run_status;
 mod runs;
 pub mod tables;
+mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
-    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -706,6 +707,28 @@ impl Store for DynamoStore {
         mapping: &MappingId,
     ) -> Result<u64, StoreError> {
         self.delete_mapping_data_impl(t, mapping).await
+    }
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError> {
+        self.replace_unmatched_impl(t, mapping, generation, window, entries)
+            .await
+    }
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError> {
+        self.unmatched_of_impl(t, mapping, generation).await
+    }
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError> {
+        self.delete_unmatched_impl(t, mapping).await
     }
     async fn read_series(
         &self,

@@ -5,13 +5,14 @@
 mod data;
 mod run_status;
 mod runs;
+mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
-    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -678,6 +679,27 @@ impl Store for EmbeddedStore {
         mapping: &MappingId,
     ) -> Result<u64, StoreError> {
         self.with(|c| data::delete_mapping_data(c, t, mapping))
+    }
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError> {
+        self.with(|c| unmatched::replace(c, t, mapping, generation, window, entries))
+    }
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError> {
+        self.with(|c| unmatched::of_mapping(c, t, mapping, generation))
+    }
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError> {
+        self.with(|c| unmatched::delete(c, t, mapping))
     }
     async fn read_series(
         &self,

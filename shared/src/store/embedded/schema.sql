@@ -175,3 +175,17 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 );
 CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (visible_at, id)
     WHERE dead_at IS NULL;
+-- What a mapping's chunks could not use (`UnmatchedEntry`): per generation, day, reason and Pendo
+-- identity ('' for the identities past the bound, summed). `day` is a day number as in
+-- `series_values`.
+CREATE TABLE IF NOT EXISTS unmatched (
+    tenant TEXT NOT NULL,
+    mapping TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (tenant, mapping, generation, day, reason, identity)
+) WITHOUT ROWID;
