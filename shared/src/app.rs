@@ -15,6 +15,18 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// What a run fetches of each mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Planning {
+    /// From the cursor (minus the look-back) to the last complete day; with `recover`, also the
+    /// earlier days whose unmatched rows the directory now resolves.
+    FromCursor { recover: bool },
+    /// `days_to_sync` days, the cursor reset (a rebuild).
+    FromScratch,
+    /// Only the days whose unmatched rows the directory now resolves.
+    RecoverOnly,
+}
+
 /// The ports the core runs on, built once per process or container.
 #[derive(Clone)]
 pub struct Ports {
@@ -367,6 +379,7 @@ impl App {
 
     pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
         if self.ports.store.delete_mapping(t, id).await? {
+            self.ports.store.delete_unmatched(t, id).await?;
             Ok(())
         } else {
             Err(AppError::NotFound(format!("mapping {id}")))
@@ -383,7 +396,8 @@ impl App {
         let kind = RunKind::SyncNow {
             mapping_id: m.id.clone(),
         };
-        self.start_run(&i, &[m], kind, false).await
+        self.start_run(&i, &[m], kind, Planning::FromCursor { recover: false })
+            .await
     }
 
     /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
@@ -410,7 +424,7 @@ impl App {
             &i,
             &[m.clone()],
             RunKind::SyncNow { mapping_id: m.id },
-            true,
+            Planning::FromScratch,
         )
         .await
     }
@@ -423,14 +437,15 @@ impl App {
         Ok(i)
     }
 
-    /// Plans a run over `mappings` from their cursors and queues its chunks.
-    async fn start_run(
+    /// Plans a run over `mappings` and queues its chunks.
+    pub(crate) async fn start_run(
         &self,
         i: &Integration,
         mappings: &[Mapping],
         kind: RunKind,
-        from_scratch: bool,
+        planning: Planning,
     ) -> Result<RunId, AppError> {
+        let from_scratch = planning == Planning::FromScratch;
         let store = &self.ports.store;
         let now = self.ports.clock.now();
         let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
@@ -453,14 +468,30 @@ impl App {
                     None
                 }
             };
-            if let Some(w) = plan::plan_window(
+            let window = plan::plan_window(
                 cursor,
                 last,
                 i.settings.days_to_sync.get(),
                 self.lookback_days,
-            ) {
+            )
+            .filter(|_| planning != Planning::RecoverOnly);
+            if let Some(w) = window {
                 engine::plan_mapping(m, w, &mut run, &mut messages);
             }
+            if matches!(
+                planning,
+                Planning::RecoverOnly | Planning::FromCursor { recover: true }
+            ) {
+                let before = window.map(|w| w.from);
+                for w in self.recovery_windows(i, m, before).await? {
+                    engine::plan_mapping(m, w, &mut run, &mut messages);
+                }
+            }
+        }
+        if planning == Planning::RecoverOnly && run.chunks.is_empty() {
+            return Err(AppError::Conflict(
+                "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now".into(),
+            ));
         }
         let creating = mappings
             .iter()
@@ -529,7 +560,11 @@ impl App {
             for m in &waiting {
                 tracing::warn!(tenant = %t, mapping = %m.id, "not synced by the daily run: edited, waiting for its rebuild");
             }
-            runs.push(self.start_run(&i, &mappings, RunKind::Daily, false).await?);
+            let planning = Planning::FromCursor { recover: true };
+            runs.push(
+                self.start_run(&i, &mappings, RunKind::Daily, planning)
+                    .await?,
+            );
         }
         Ok(runs)
     }

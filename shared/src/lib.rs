@@ -10,6 +10,7 @@
 //! - `directory`: directory batches and per-row errors, CSV uploads (feature `api`), imports
 //!   from Pendo.
 //! - `schedule`: when the daily sync runs (pure).
+//! - `recovery`: what each mapping could not use, and its recovery once the directory knows it.
 //! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers);
 //!   `mappings` (creating and editing mappings, their references checked with Pendo) and
 //!   `reads` add to them.
@@ -43,6 +44,7 @@ pub mod mappings;
 pub mod pendo;
 pub mod queue;
 pub mod reads;
+pub mod recovery;
 pub mod schedule;
 pub mod stall;
 pub mod store;

@@ -71,7 +71,7 @@ impl RunView {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
+pub(super) fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
     MappingId::parse(raw).map_err(|_| ApiError::not_found(format!("mapping {raw}")))
 }
 

@@ -57,6 +57,12 @@ pub enum RunKind {
         mapping_id: MappingId,
     },
     ResyncAll,
+    /// The days a mapping could not use rows of identities the directory now knows.
+    #[serde(rename_all = "camelCase")]
+    Recover {
+        #[schema(value_type = String)]
+        mapping_id: MappingId,
+    },
 }
 
 /// Per-chunk outcome, recorded by the worker.

@@ -7,8 +7,8 @@ pub mod imports;
 pub mod integration;
 pub mod mapping;
 pub mod metric;
-pub mod unmatched;
 pub mod status;
+pub mod unmatched;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};

@@ -101,7 +101,6 @@ pub struct UnmatchedTotals {
     pub other_value: f64,
 }
 
-
 /// The order entries are read in: by reason, identity (the sum of the identities past the bound
 /// last), day.
 pub fn sort_entries(entries: &mut [UnmatchedEntry]) {

@@ -9,6 +9,7 @@
 use super::custom::IdFields;
 use super::identity::{Directory, IdentityRules, NewUsers, UserMatch};
 use super::transform::Fill;
+use super::unmatched::{UnmatchedReason, UnmatchedTally};
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::{AppsTable, MetricValue, ObjectRef, SkippedRows, Target};
 use crate::pendo::RowSink;
@@ -69,6 +70,8 @@ pub struct DayAccumulator<'d> {
     fills: HashMap<u32, Fill>,
     pub rows_read: u64,
     pub skipped: SkippedRows,
+    /// The identities of the rows no object took, and why.
+    pub unmatched: UnmatchedTally,
 }
 
 impl<'d> DayAccumulator<'d> {
@@ -82,6 +85,7 @@ impl<'d> DayAccumulator<'d> {
             fills: HashMap::new(),
             rows_read: 0,
             skipped: SkippedRows::default(),
+            unmatched: UnmatchedTally::default(),
         }
     }
 
@@ -202,6 +206,7 @@ impl<'d> DayAccumulator<'d> {
                     Skip::NotInDirectory => &mut k.not_in_directory,
                     Skip::EndUser => &mut k.end_user_unmatched,
                 } += 1;
+                self.note_unmatched(row, &skip);
                 return;
             }
         };
@@ -211,6 +216,47 @@ impl<'d> DayAccumulator<'d> {
                 *self.values.entry((object, app, i)).or_insert(0.0) += v;
             }
         }
+    }
+
+    /// Why a row no object took was not used, and whose it was; its value is the first mapped
+    /// column's.
+    fn note_unmatched(&mut self, row: &Map<String, Value>, skip: &Skip) {
+        use UnmatchedReason as R;
+        let cell = |f: Option<&String>| {
+            f.and_then(|c| text(row.get(c)))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let company = cell(Some(&self.spec.ids.company));
+        let user = cell(self.spec.ids.end_user.as_ref()).or(cell(self.spec.ids.email.as_ref()));
+        let (reason, id) = match (self.spec.target, skip) {
+            (Target::Company, Skip::NotInDirectory) => (R::CompanyNotInDirectory, company),
+            (Target::Company, _) => (R::NoCompanyId, user),
+            (Target::Asset | Target::Project, Skip::NotInDirectory) => {
+                (R::NotInDirectory, cell(self.spec.ids.object.as_ref()))
+            }
+            (Target::Asset | Target::Project, _) => (R::NoId, company),
+            (Target::EndUser, _) => match (&user, &company) {
+                (Some(u), _) if u.starts_with(super::transform::ANONYMOUS_PREFIX) => {
+                    (R::AnonymousVisitor, user)
+                }
+                (_, None) => (R::NoCompanyId, user),
+                (_, Some(c)) if self.dir.company(c).is_none() => {
+                    (R::CompanyNotInDirectory, company)
+                }
+                (None, Some(_)) => (R::NoId, company),
+                (Some(_), Some(_)) => (R::EndUserNotFound, user),
+            },
+        };
+        let value = self
+            .spec
+            .fields
+            .first()
+            .and_then(|(c, _)| number(row.get(c)))
+            .unwrap_or(0.0);
+        let day = self.spec.day;
+        self.unmatched
+            .note(reason, id.as_deref().unwrap_or_default(), day, value);
     }
 
     /// Fields to fill in on existing end users, by user id.
@@ -275,6 +321,7 @@ impl RowSink for DayAccumulator<'_> {
         self.fills.clear();
         self.rows_read = 0;
         self.skipped = SkippedRows::default();
+        self.unmatched.clear();
     }
 }
 

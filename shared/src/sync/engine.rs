@@ -372,6 +372,17 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
             .await
             .map_err(st)?;
     }
+    // What no object took, replacing what the mapping recorded on these days (as the values).
+    store
+        .replace_unmatched(
+            t,
+            &mapping.id,
+            integration.generation,
+            window,
+            &prepared.unmatched(),
+        )
+        .await
+        .map_err(st)?;
     Ok(ChunkStats {
         rows_read: prepared.rows_read(),
         values_written: prepared.value_count(),

@@ -189,6 +189,7 @@ pub(super) async fn fetch_pipeline_day(
     };
     fetched.map_err(ChunkError::Pendo)?;
     let (rows_read, skipped, fills) = (acc.rows_read, acc.skipped.clone(), acc.fills());
+    let unmatched = acc.unmatched.entries();
     let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
         .await
         .map_err(st)?;
@@ -212,6 +213,10 @@ pub(super) async fn fetch_pipeline_day(
             .await
             .map_err(st)?;
     }
+    store
+        .replace_unmatched(t, &mapping.id, integration.generation, window, &unmatched)
+        .await
+        .map_err(st)?;
     Ok(ChunkStats {
         rows_read,
         values_written: values.len() as u64,

@@ -3,9 +3,13 @@
 
 use super::identity::{Directory, IdentityRules, UserMatch};
 use super::plan::Window;
+use super::unmatched::{UnmatchedEntry, UnmatchedReason, UnmatchedTally};
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
 use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, SkippedRows, Target};
+
+/// The prefix of Pendo's anonymous visitor ids.
+pub const ANONYMOUS_PREFIX: &str = "_PENDO_T_";
 use crate::pendo::RowSink;
 use crate::store::{ChunkRecords, StoreError};
 use chrono::NaiveDate;
@@ -210,6 +214,8 @@ pub struct ChunkAccumulator<'d> {
     fills: HashMap<u32, Fill>,
     pub rows_read: u64,
     pub skipped: SkippedRows,
+    /// The identities of the rows no object took, and why.
+    unmatched: UnmatchedTally,
 }
 
 impl<'d> ChunkAccumulator<'d> {
@@ -231,6 +237,7 @@ impl<'d> ChunkAccumulator<'d> {
             fills: HashMap::default(),
             rows_read: 0,
             skipped: SkippedRows::default(),
+            unmatched: UnmatchedTally::default(),
         }
     }
 
@@ -413,12 +420,49 @@ impl<'d> ChunkAccumulator<'d> {
                 (_, Some(id)) if !id.0.is_empty() => self.skipped.not_in_directory += 1,
                 _ => self.skipped.no_object_id += 1,
             }
+            self.note_unmatched(&row, day, sums.events);
             return Ok(());
         };
         let app = self.app_slot(row.app_id.unwrap_or(0));
         self.value_run
             .add(object, (app, day), sums, &mut self.values, value_key);
         Ok(())
+    }
+
+    /// Why a row no object took was not used, and whose it was (off the hot path: only for
+    /// such rows).
+    fn note_unmatched(&mut self, row: &EventRow<'_>, day: NaiveDate, value: f64) {
+        use UnmatchedReason as R;
+        fn text<'r>(v: &'r Option<Loose<'_>>) -> Option<&'r str> {
+            v.as_ref().map(|s| s.0.trim()).filter(|s| !s.is_empty())
+        }
+        let company = text(&row.company);
+        let user = text(&row.end_user).or(text(&row.email));
+        let (reason, id) = match self.spec.target {
+            Target::Company => match company {
+                Some(c) => (R::CompanyNotInDirectory, c),
+                None => (R::NoCompanyId, user.unwrap_or_default()),
+            },
+            Target::Asset | Target::Project => {
+                let id = if self.spec.target == Target::Asset {
+                    text(&row.asset)
+                } else {
+                    text(&row.project)
+                };
+                match id {
+                    Some(id) => (R::NotInDirectory, id),
+                    None => (R::NoId, company.unwrap_or_default()),
+                }
+            }
+            Target::EndUser => match (user, company) {
+                (Some(u), _) if u.starts_with(ANONYMOUS_PREFIX) => (R::AnonymousVisitor, u),
+                (_, None) => (R::NoCompanyId, user.unwrap_or_default()),
+                (_, Some(c)) if self.dir.company(c).is_none() => (R::CompanyNotInDirectory, c),
+                (None, Some(c)) => (R::NoId, c),
+                (Some(u), Some(_)) => (R::EndUserNotFound, u),
+            },
+        };
+        self.unmatched.note(reason, id, day, value);
     }
 
     /// The directory index of a company, remembered for the next row.
@@ -535,6 +579,11 @@ impl PreparedChunk<'_> {
 
     pub fn skipped(&self) -> &SkippedRows {
         &self.acc.skipped
+    }
+
+    /// The chunk's unmatched identities, bounded, per day.
+    pub fn unmatched(&self) -> Vec<UnmatchedEntry> {
+        self.acc.unmatched.entries()
     }
 }
 
@@ -658,6 +707,7 @@ impl RowSink for ChunkAccumulator<'_> {
         self.fills.clear();
         self.rows_read = 0;
         self.skipped = SkippedRows::default();
+        self.unmatched.clear();
     }
 }
 

@@ -2,11 +2,13 @@
 //! rows, the value those rows carried and the days they fell on; bounded per chunk and per
 //! mapping to the identities with the most rows, with exact totals for the rest.
 
+use super::plan::Window;
 pub use crate::domain::unmatched::{
     UnmatchedEntry, UnmatchedIdentity, UnmatchedReason, UnmatchedTotals, MAX_IDENTITIES,
 };
-use chrono::NaiveDate;
-use std::collections::{BTreeMap, HashMap};
+use crate::domain::{DirectoryObject, EndUser, Target};
+use chrono::{Duration, NaiveDate};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Sums {
@@ -203,6 +205,95 @@ pub fn summarize(
     (kept, totals)
 }
 
+/// What the directory knows, for telling which unmatched identities it now resolves.
+pub struct Known<'a> {
+    companies: HashSet<&'a str>,
+    objects: HashSet<&'a str>,
+    end_users: HashSet<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    /// The companies, the mapping target's assets or projects (`objects`), and the end users
+    /// (by external id and by email).
+    pub fn new(
+        companies: &'a [DirectoryObject],
+        objects: &'a [DirectoryObject],
+        end_users: &'a [EndUser],
+    ) -> Self {
+        Self {
+            companies: companies.iter().map(|c| c.external_id.as_str()).collect(),
+            objects: objects.iter().map(|o| o.external_id.as_str()).collect(),
+            end_users: end_users
+                .iter()
+                .flat_map(|u| [u.external_id.as_deref(), u.email.as_deref()])
+                .flatten()
+                .collect(),
+        }
+    }
+
+    /// Whether a row of `identity` unmatched for `reason` would now be matched (only a
+    /// directory change can fix the first three reasons).
+    pub fn resolves(&self, reason: UnmatchedReason, identity: &str) -> bool {
+        match reason {
+            UnmatchedReason::CompanyNotInDirectory => self.companies.contains(identity),
+            UnmatchedReason::NotInDirectory => self.objects.contains(identity),
+            UnmatchedReason::EndUserNotFound => self.end_users.contains(identity),
+            UnmatchedReason::NoCompanyId
+            | UnmatchedReason::AnonymousVisitor
+            | UnmatchedReason::NoId => false,
+        }
+    }
+}
+
+/// Which directory holds the objects a target's unmatched rows name, besides companies.
+pub fn objects_of(target: Target) -> Option<Target> {
+    matches!(target, Target::Asset | Target::Project).then_some(target)
+}
+
+/// The days of `entries` with an identity the directory now resolves (the identities summed
+/// past the bound are not known one by one, so they are never recovered).
+pub fn recoverable_days(entries: &[UnmatchedEntry], known: &Known<'_>) -> BTreeSet<NaiveDate> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.identity
+                .as_deref()
+                .is_some_and(|id| known.resolves(e.reason, id))
+        })
+        .map(|e| e.day)
+        .collect()
+}
+
+/// The identities of `entries` the directory now resolves, by reason.
+pub fn recoverable_identities(
+    entries: &[UnmatchedEntry],
+    known: &Known<'_>,
+) -> BTreeMap<UnmatchedReason, BTreeSet<String>> {
+    let mut out: BTreeMap<UnmatchedReason, BTreeSet<String>> = BTreeMap::new();
+    for e in entries {
+        if let Some(id) = e
+            .identity
+            .as_deref()
+            .filter(|id| known.resolves(e.reason, id))
+        {
+            out.entry(e.reason).or_default().insert(id.to_string());
+        }
+    }
+    out
+}
+
+/// Consecutive days as windows.
+pub fn windows(days: &BTreeSet<NaiveDate>) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    for &d in days {
+        match out.last_mut() {
+            Some(w) if w.to + Duration::days(1) == d => w.to = d,
+            _ => out.push(Window { from: d, to: d }),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +367,61 @@ mod tests {
                 other_value: 3.0,
             }
         );
+    }
+
+    #[test]
+    fn days_are_recovered_for_identities_the_directory_now_knows() {
+        let e = |reason, id: Option<&str>, day| UnmatchedEntry {
+            reason,
+            identity: id.map(str::to_string),
+            day: d(day),
+            rows: 1,
+            value: 1.0,
+        };
+        let entries = [
+            e(UnmatchedReason::CompanyNotInDirectory, Some("acct-1"), 1),
+            e(UnmatchedReason::CompanyNotInDirectory, Some("acct-1"), 2),
+            e(UnmatchedReason::CompanyNotInDirectory, Some("acct-2"), 4),
+            e(UnmatchedReason::CompanyNotInDirectory, None, 6),
+            e(UnmatchedReason::EndUserNotFound, Some("ann@x.io"), 5),
+            e(UnmatchedReason::NoCompanyId, Some("acct-1"), 7),
+        ];
+        let companies = [DirectoryObject {
+            external_id: "acct-1".into(),
+            name: None,
+            company_id: None,
+        }];
+        let users = [EndUser {
+            id: "acct-1|e:ann@x.io".into(),
+            company_id: "acct-1".into(),
+            external_id: None,
+            email: Some("ann@x.io".into()),
+            name: None,
+            surname: None,
+        }];
+        let known = Known::new(&companies, &[], &users);
+        let days = recoverable_days(&entries, &known);
+        assert_eq!(days, [d(1), d(2), d(5)].into());
+        assert_eq!(
+            windows(&days),
+            vec![
+                Window {
+                    from: d(1),
+                    to: d(2)
+                },
+                Window {
+                    from: d(5),
+                    to: d(5)
+                }
+            ]
+        );
+        let ids = recoverable_identities(&entries, &known);
+        assert_eq!(
+            ids[&UnmatchedReason::CompanyNotInDirectory],
+            ["acct-1".to_string()].into()
+        );
+        assert_eq!(ids.len(), 2);
+        assert!(windows(&BTreeSet::new()).is_empty());
     }
 
     #[test]

@@ -16,7 +16,12 @@ fn pk(t: &TenantId, m: &MappingId) -> String {
 }
 
 fn sk(generation: u64, day: NaiveDate, reason: UnmatchedReason) -> String {
-    format!("{}#{}#{}", keys::gen(generation), keys::day(day), reason.as_str())
+    format!(
+        "{}#{}#{}",
+        keys::gen(generation),
+        keys::day(day),
+        reason.as_str()
+    )
 }
 
 /// Which sort keys a query reads.
@@ -64,7 +69,10 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let pk = pk(t, m);
         let mut items: BTreeMap<String, (NaiveDate, UnmatchedReason, Cells)> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.day >= window.from && e.day <= window.to) {
+        for e in entries
+            .iter()
+            .filter(|e| e.day >= window.from && e.day <= window.to)
+        {
             items
                 .entry(sk(generation, e.day, e.reason))
                 .or_insert_with(|| (e.day, e.reason, Vec::new()))
@@ -118,18 +126,23 @@ impl DynamoStore {
             .await?;
         let mut out = Vec::new();
         for item in items {
-            let day = NaiveDate::parse_from_str(get_s(&item, "day")?, "%Y-%m-%d").map_err(corrupt)?;
+            let day =
+                NaiveDate::parse_from_str(get_s(&item, "day")?, "%Y-%m-%d").map_err(corrupt)?;
             let reason = get_s(&item, "reason")?;
             let reason = UnmatchedReason::parse(reason)
                 .ok_or_else(|| corrupt(format!("unknown reason {reason}")))?;
             let cells: Cells = serde_json::from_str(get_s(&item, "e")?).map_err(corrupt)?;
-            out.extend(cells.into_iter().map(|(identity, rows, value)| UnmatchedEntry {
-                reason,
-                identity,
-                day,
-                rows,
-                value,
-            }));
+            out.extend(
+                cells
+                    .into_iter()
+                    .map(|(identity, rows, value)| UnmatchedEntry {
+                        reason,
+                        identity,
+                        day,
+                        rows,
+                        value,
+                    }),
+            );
         }
         sort_entries(&mut out);
         Ok(out)

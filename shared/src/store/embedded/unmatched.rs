@@ -35,7 +35,10 @@ pub(super) fn replace(
             "INSERT OR REPLACE INTO unmatched (tenant, mapping, generation, day, reason, identity, rows, value)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        for e in entries.iter().filter(|e| e.day >= window.from && e.day <= window.to) {
+        for e in entries
+            .iter()
+            .filter(|e| e.day >= window.from && e.day <= window.to)
+        {
             ins.execute(params![
                 tenant,
                 mapping,

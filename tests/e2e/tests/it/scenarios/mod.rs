@@ -8,3 +8,4 @@ mod pipelines;
 mod reliability;
 mod runs;
 mod time;
+mod unmatched;
