@@ -29,6 +29,8 @@ pub const APP_JS: &str = concat!(
     include_str!("../../web/src/app.js"),
     "\n",
     include_str!("../../web/src/directory.js"),
+    "\n",
+    include_str!("../../web/src/unmatched.js"),
     "\n})();\n"
 );
 pub const APP_CSS: &str = concat!(

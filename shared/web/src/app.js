@@ -1,7 +1,8 @@
 // The Pendo Sync configurator page. Plain JavaScript, no framework; charts with uPlot.
 // It talks only to the public /v1 API of the server that served it, with a bearer token.
 // The server joins the page's scripts (this file, then directory.js) into one function scope
-// (shared/src/api/web.rs), so they share their helpers and state.
+// (shared/src/api/web.rs), so they share their helpers and state: directory.js (the Directory
+// tab) and unmatched.js (what each mapping could not use, and its recovery).
 /* global uPlot */
 
   const TOKEN_KEY = 'pendo-sync-token';
@@ -130,7 +131,7 @@
   // ---------- state ----------
   const state = {
     me: null, choices: null, integration: null, mappings: [], runs: new Map(), discovery: {}, tab: 'mapping',
-    polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false,
+    polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false, unmatched: new Map(),
   };
   const isAdmin = () => state.me && state.me.role === 'admin';
   const connected = () => state.integration && state.integration.status === 'active';
@@ -368,7 +369,7 @@
   }
 
   // ---------- runs ----------
-  const RUN_KIND = { daily: 'Daily run', syncNow: 'Sync now', resyncAll: 'Re-sync all' };
+  const RUN_KIND = { daily: 'Daily run', syncNow: 'Sync now', resyncAll: 'Re-sync all', recover: 'Recovery' };
   const when = (t) => (t ? `${t.slice(0, 16).replace('T', ' ')} UTC` : '');
   const count = (n, one, many) => `${n} ${n === 1 ? one : many || `${one}s`}`;
 
@@ -446,6 +447,7 @@
   // ---------- mapping tab ----------
   async function refreshMappings() {
     state.mappings = await api('GET', '/v1/mappings');
+    await refreshUnmatched();
     if (state.tab === 'mapping') renderMappings();
   }
 
@@ -565,7 +567,7 @@
         toggle('autoCreateUsers', 'Auto-create users?'), toggle('enabled', 'Enabled')),
       h('td', { class: 'status-cell' },
         h('div', {}, h('span', { class: 'muted', text: 'Last synced day: ' }), h('span', { class: 'last-synced', text: st.lastSyncedDay || 'never' })),
-        h('div', { class: 'last-run' }, lastRunDetails(st))),
+        h('div', { class: 'last-run' }, lastRunDetails(st)), unmatchedSummary(m)),
       h('td', { class: 'row-actions' }, h('div', { class: 'actions' }, actions), progress));
   }
 

@@ -467,4 +467,70 @@ describe('configurator page', () => {
     assert.deepEqual(problems, []);
     await context.close();
   });
+
+  test('the unmatched panel lists the companies a mapping could not use; a CSV upload adds them and Recover gets their days back', { timeout: 180_000 }, async () => {
+    const token = TOKENS.unmatchedAdmin;
+    await connectByApi(token);
+    const info = await (await fetch(`${env.sim}/_sim/info`)).json();
+    const left = ['acct-0001', 'acct-0002'];
+    const items = Array.from({ length: info.accounts }, (_, i) => ({ externalId: `acct-${String(i + 1).padStart(4, '0')}` }))
+      .filter((c) => !left.includes(c.externalId));
+    assert.equal((await api(env.base, token, 'PUT', '/v1/directory/companies', { items })).status, 200);
+    const features = (await api(env.base, token, 'GET', '/v1/discovery/features')).body;
+    const created = await api(env.base, token, 'POST', '/v1/mappings', { source: { kind: 'feature', featureId: features[0].id }, target: 'company', metricName: 'Clicks' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const waitRun = async (runId) => {
+      for (let i = 0; i < 600; i += 1) {
+        const r = (await api(env.base, token, 'GET', `/v1/runs/${runId}`)).body;
+        if (r.state === 'finished') return r;
+        await new Promise((res) => { setTimeout(res, 100); });
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    await waitRun((await api(env.base, token, 'POST', `/v1/mappings/${id}/sync`)).body.runId);
+    const before = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched?reason=companyNotInDirectory&limit=1000`)).body;
+    const missing = before.identities.map((i) => i.identity).sort();
+    assert.deepEqual(missing, left, 'both companies left out had rows');
+
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    const summary = page.locator(`.unmatched-summary[data-mapping="${id}"]`);
+    await summary.waitFor(T);
+    const rows = before.totals.companyNotInDirectory.rows;
+    assert.match(await summary.innerText(), new RegExp(`${rows} rows from 2 companies not in the directory`));
+    await summary.getByRole('button', { name: /could not use/ }).click();
+    const panel = page.locator('#unmatched-panel');
+    await panel.getByLabel('Reason').selectOption('companyNotInDirectory');
+    await panel.locator('tr[data-reason=companyNotInDirectory]').nth(1).waitFor(T);
+    const ids = await panel.locator('tr[data-reason=companyNotInDirectory] td:first-child').allInnerTexts();
+    assert.deepEqual(ids.sort(), left);
+    assert.equal(await panel.getByRole('button', { name: /^Recover/ }).isDisabled(), true, 'nothing to recover yet');
+
+    // The Directory tab's CSV upload adds them; the mapping then says its days are recoverable.
+    await page.getByRole('tab', { name: 'Directory' }).click();
+    const form = page.locator('#upload-form');
+    await form.getByLabel('File').setInputFiles({ name: 'missing.csv', mimeType: 'text/csv', buffer: Buffer.from(`externalId\n${left.join('\n')}\n`) });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.locator('#upload-result').filter({ hasText: '2 of 2 rows stored.' }).waitFor(T);
+    await page.getByRole('tab', { name: 'Mapping' }).click();
+    await page.evaluate(() => document.getElementById('unmatched-panel')?.remove());
+    const view = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched`)).body;
+    assert.ok(view.recoverableDays.length > 0);
+    await page.reload();
+    await summary.filter({ hasText: `(${view.recoverableDays.length} days recoverable)` }).waitFor(T);
+    await summary.getByRole('button', { name: /could not use/ }).click();
+    const recover = panel.getByRole('button', { name: `Recover ${view.recoverableDays.length} days` });
+    await recover.waitFor(T);
+    await recover.click();
+    await page.waitForFunction(() => !document.querySelector('#unmatched-panel tr[data-reason=companyNotInDirectory]')
+      && document.querySelector('#unmatched-panel table.unmatched, #unmatched-panel p.muted'), null, { timeout: 60_000 });
+    const after = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched`)).body;
+    assert.equal(after.totals.companyNotInDirectory, undefined, 'nothing left of the companies');
+    const series = (await api(env.base, token, 'GET', `/v1/objects/company/${left[0]}/metrics`)).body;
+    assert.ok(series.some((m) => m.metric === 'Clicks'), 'the recovered company has its values');
+    await page.screenshot({ path: join(SCREENSHOTS, 'unmatched.png'), fullPage: true });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
 });
