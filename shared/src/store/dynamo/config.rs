@@ -3,7 +3,7 @@
 
 use super::{
     from_json, get_n, get_s, is_condition_failure, key, keys, n, opt_s, s, to_json, unavailable,
-    DynamoStore,
+    DynamoStore, Item,
 };
 use crate::domain::mapping::LastError;
 use crate::domain::{
@@ -46,6 +46,30 @@ impl DynamoStore {
         .await
     }
 
+    /// Puts `item` if the stored one is at `version` (0: none is stored); `what` names it in a
+    /// conflict.
+    async fn put_versioned(&self, item: Item, version: u64, what: String) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.config)
+            .set_item(Some(item));
+        let put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
+                "{what} is not at version {version}"
+            ))),
+            Err(e) => Err(unavailable("put a versioned item", e)),
+        }
+    }
+
     pub(super) async fn put_integration_impl(&self, i: &Integration) -> Result<u64, StoreError> {
         let mut stored = i.clone();
         stored.version = i.version + 1;
@@ -56,26 +80,9 @@ impl DynamoStore {
         item.insert("tenant".into(), s(i.tenant.as_str()));
         item.insert("gpk".into(), s(keys::TENANTS_GPK));
         item.insert("gsk".into(), s(keys::tenants_gsk(&i.tenant)));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.tables.config)
-            .set_item(Some(item));
-        let put = if i.version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(i.version))
-        };
-        match put.send().await {
-            Ok(_) => Ok(stored.version),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
-                "the integration of {} is not at version {}",
-                i.tenant, i.version
-            ))),
-            Err(e) => Err(unavailable("put integration", e)),
-        }
+        let what = format!("the integration of {}", i.tenant);
+        self.put_versioned(item, i.version, what).await?;
+        Ok(stored.version)
     }
 
     pub(super) async fn put_import_impl(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
@@ -84,26 +91,9 @@ impl DynamoStore {
         let mut item = key(keys::tenant_pk(&i.tenant), keys::import_sk(&i.id));
         item.insert("body".into(), s(to_json(&stored)?));
         item.insert("version".into(), n(stored.version));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.tables.config)
-            .set_item(Some(item));
-        let put = if i.version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(i.version))
-        };
-        match put.send().await {
-            Ok(_) => Ok(stored.version),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
-                "import {} is not at version {}",
-                i.id, i.version
-            ))),
-            Err(e) => Err(unavailable("put import", e)),
-        }
+        self.put_versioned(item, i.version, format!("import {}", i.id))
+            .await?;
+        Ok(stored.version)
     }
 
     pub(super) async fn get_import_impl(
