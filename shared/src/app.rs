@@ -2,7 +2,6 @@
 //! handlers). Validation happens before anything is stored; a refused request changes nothing.
 
 use crate::clock::Clock;
-use crate::domain::mapping::MappingInput;
 use crate::domain::*;
 use crate::error::ValidationError;
 use crate::pendo::{PendoApi, PendoError};
@@ -15,6 +14,18 @@ use crate::sync::waves;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// What a run fetches of each mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Planning {
+    /// From the cursor (minus the look-back) to the last complete day; with `recover`, also the
+    /// earlier days whose unmatched rows the directory now resolves.
+    FromCursor { recover: bool },
+    /// `days_to_sync` days, the cursor reset (a rebuild).
+    FromScratch,
+    /// Only the days whose unmatched rows the directory now resolves.
+    RecoverOnly,
+}
 
 /// The ports the core runs on, built once per process or container.
 #[derive(Clone)]
@@ -48,10 +59,21 @@ pub enum AppError {
     Connection(ConnectProblem),
     #[error("Pendo: {0}")]
     Pendo(#[from] PendoError),
+    /// A reference of a mapping could not be checked because Pendo could not be reached (or
+    /// refused the call); nothing was saved.
+    #[error("could not check {field} with Pendo ({error}); nothing was saved: try again")]
+    PendoCheck {
+        field: &'static str,
+        error: PendoError,
+    },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("queue: {0}")]
     Queue(#[from] crate::queue::QueueError),
+    /// A directory upload that cannot be read as it is; nothing of it was stored.
+    #[cfg(feature = "api")]
+    #[error("{0}")]
+    Upload(#[from] crate::directory::csv::CsvError),
 }
 
 /// Why a key was not accepted, each with its own message.
@@ -247,6 +269,18 @@ impl App {
             Some("") => Some(None),
             Some(z) => Some(Some(Timezone::parse(z)?)),
         };
+        // PES mappings need the company id field to stay accountId.
+        let pes = match &u.field_mappings {
+            Some(f) if f.company_id.is_some() => self
+                .ports
+                .store
+                .list_mappings(t)
+                .await?
+                .into_iter()
+                .filter(|m| matches!(m.source, MappingKind::Pes { .. }))
+                .collect(),
+            _ => Vec::new(),
+        };
         self.update_integration(t, false, |i| {
             let before = i.settings.clone();
             if let Some(d) = days {
@@ -256,7 +290,9 @@ impl App {
                 i.settings.timezone = z;
             }
             if let Some(f) = &u.field_mappings {
-                i.settings.field_mappings = f.apply(&i.settings.field_mappings)?;
+                let fm = f.apply(&i.settings.field_mappings)?;
+                crate::mappings::check_pes_company_field(&fm, &pes)?;
+                i.settings.field_mappings = fm;
             }
             if let Some(a) = u.auto_detect_end_users {
                 i.settings.auto_detect_end_users = a;
@@ -336,73 +372,6 @@ impl App {
         .await
     }
 
-    /// The checks of a mapping that need Pendo: a Report mapping's report must be a compatible
-    /// saved report whose numeric columns include the mapped ones.
-    async fn check_source_with_pendo(&self, i: &Integration, m: &Mapping) -> Result<(), AppError> {
-        let MappingKind::Report { report_id, columns } = &m.source else {
-            return Ok(());
-        };
-        let conn = i
-            .connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "source.reportId",
-                    "connect the Pendo integration before mapping a report",
-                )
-            })?;
-        let reports = self
-            .ports
-            .pendo
-            .list(&conn, crate::pendo::ObjectList::Reports)
-            .await?;
-        let report = crate::sync::report_source::find(&reports, report_id)?;
-        crate::sync::report_source::prepare(report, columns, m.target, &i.settings.field_mappings)?;
-        Ok(())
-    }
-
-    pub async fn create_mapping(
-        &self,
-        t: &TenantId,
-        input: &MappingInput,
-    ) -> Result<Mapping, AppError> {
-        let i = self.integration(t).await?;
-        let existing = self.ports.store.list_mappings(t).await?;
-        let m = input.validate(&i, MappingId::random(), &existing, self.ports.clock.now())?;
-        self.check_source_with_pendo(&i, &m).await?;
-        self.ports
-            .store
-            .reset_mapping_state(t, &m.id, i.generation)
-            .await?;
-        self.ports.store.put_mapping(&m).await?;
-        Ok(m)
-    }
-
-    /// Edits a mapping in place; it is marked "rebuild required" until `rebuild_mapping`.
-    pub async fn update_mapping(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-        input: &MappingInput,
-    ) -> Result<Mapping, AppError> {
-        let i = self.integration(t).await?;
-        let old = self.mapping(t, id).await?;
-        let existing = self.ports.store.list_mappings(t).await?;
-        let mut m = input.validate(&i, id.clone(), &existing, self.ports.clock.now())?;
-        self.check_source_with_pendo(&i, &m).await?;
-        m.created_at = old.created_at;
-        m.rebuild_required = old.rebuild_required
-            || m.source != old.source
-            || m.target != old.target
-            || m.metric_name != old.metric_name
-            || m.multi_app != old.multi_app
-            || m.segment_id != old.segment_id
-            || m.passive != old.passive;
-        self.ports.store.put_mapping(&m).await?;
-        Ok(m)
-    }
-
     pub async fn mapping(&self, t: &TenantId, id: &MappingId) -> Result<Mapping, AppError> {
         self.ports
             .store
@@ -413,6 +382,7 @@ impl App {
 
     pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
         if self.ports.store.delete_mapping(t, id).await? {
+            self.ports.store.delete_unmatched(t, id).await?;
             Ok(())
         } else {
             Err(AppError::NotFound(format!("mapping {id}")))
@@ -429,13 +399,23 @@ impl App {
         let kind = RunKind::SyncNow {
             mapping_id: m.id.clone(),
         };
-        self.start_run(&i, &[m], kind, false).await
+        self.start_run(&i, &[m], kind, Planning::FromCursor { recover: false })
+            .await
     }
 
     /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
+    /// A mapping whose Pendo object is gone is refused (`Conflict`) before anything is purged:
+    /// its values could not be fetched again.
     pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
         let mut m = self.mapping(t, id).await?;
+        let checked =
+            crate::sync::references::plan_checks(&self.ports, &i, std::slice::from_ref(&m)).await;
+        if let Some(why) = checked.left_out.get(id) {
+            return Err(AppError::Conflict(format!(
+                "mapping {id} cannot be rebuilt, its values were kept: {why}"
+            )));
+        }
         self.ports.store.delete_mapping_data(t, id).await?;
         self.ports
             .store
@@ -447,7 +427,7 @@ impl App {
             &i,
             &[m.clone()],
             RunKind::SyncNow { mapping_id: m.id },
-            true,
+            Planning::FromScratch,
         )
         .await
     }
@@ -460,21 +440,26 @@ impl App {
         Ok(i)
     }
 
-    /// Plans a run over `mappings` from their cursors and queues its chunks.
-    async fn start_run(
+    /// Plans a run over `mappings` and queues its chunks.
+    pub(crate) async fn start_run(
         &self,
         i: &Integration,
         mappings: &[Mapping],
         kind: RunKind,
-        from_scratch: bool,
+        planning: Planning,
     ) -> Result<RunId, AppError> {
+        let from_scratch = planning == Planning::FromScratch;
         let store = &self.ports.store;
         let now = self.ports.clock.now();
         let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
         let mut run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
         run.planned = true;
+        let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
         let mut messages = Vec::new();
-        for m in mappings.iter().filter(|m| m.enabled) {
+        for m in mappings
+            .iter()
+            .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
+        {
             let state = store.get_mapping_state(&i.tenant, &m.id).await?;
             let cursor = match state {
                 Some(s) if s.generation == i.generation && !from_scratch => s.last_synced_day,
@@ -486,14 +471,30 @@ impl App {
                     None
                 }
             };
-            if let Some(w) = plan::plan_window(
+            let window = plan::plan_window(
                 cursor,
                 last,
                 i.settings.days_to_sync.get(),
                 self.lookback_days,
-            ) {
+            )
+            .filter(|_| planning != Planning::RecoverOnly);
+            if let Some(w) = window {
                 engine::plan_mapping(m, w, &mut run, &mut messages);
             }
+            if matches!(
+                planning,
+                Planning::RecoverOnly | Planning::FromCursor { recover: true }
+            ) {
+                let before = window.map(|w| w.from);
+                for w in self.recovery_windows(i, m, before).await? {
+                    engine::plan_mapping(m, w, &mut run, &mut messages);
+                }
+            }
+        }
+        if planning == Planning::RecoverOnly && run.chunks.is_empty() {
+            return Err(AppError::Conflict(
+                "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now".into(),
+            ));
         }
         let creating = mappings
             .iter()
@@ -501,10 +502,12 @@ impl App {
             .map(|m| m.id.clone())
             .collect();
         let messages = waves::defer_after_creators(&mut run, &creating, messages);
-        run.sources = engine::plan_sources(&self.ports, i, mappings).await;
+        run.sources = checked.sources;
+        run.left_out = checked.left_out;
         // Sent right below; only a Re-sync all's redelivered plan reads this flag.
         run.queued = true;
         store.put_run(&run).await?;
+        engine::note_planned(&self.ports, &run).await?;
         self.ports.queue.send_fetch(&messages).await?;
         Ok(run.id)
     }
@@ -560,7 +563,11 @@ impl App {
             for m in &waiting {
                 tracing::warn!(tenant = %t, mapping = %m.id, "not synced by the daily run: edited, waiting for its rebuild");
             }
-            runs.push(self.start_run(&i, &mappings, RunKind::Daily, false).await?);
+            let planning = Planning::FromCursor { recover: true };
+            runs.push(
+                self.start_run(&i, &mappings, RunKind::Daily, planning)
+                    .await?,
+            );
         }
         Ok(runs)
     }
@@ -577,6 +584,7 @@ impl App {
                 engine::process_fetch(&self.ports, &self.directories, &m, final_attempt).await
             }
             Ok(QueueMessage::Resync(m)) => engine::process_resync(&self.ports, &m).await,
+            Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
         }
     }
 

@@ -5,15 +5,21 @@
 //! - `pendo`: the Pendo port, its HTTP adapter, the streaming row parser, retries, pipelines.
 //! - `sync`: planning, identity resolution, the row transform and the chunk worker.
 //! - `store`: the store port, its contract suite, the embedded SQLite and DynamoDB adapters.
-//! - `queue`: the queue port, its contract, the in-process and SQS adapters.
+//! - `queue`: the queue port, its contract, the embedded (durable, local) and SQS adapters.
 //! - `clock`: the clock port.
-//! - `directory` (feature `api`): directory batches, per-row errors.
+//! - `directory`: directory batches and per-row errors, CSV uploads (feature `api`), imports
+//!   from Pendo.
 //! - `schedule`: when the daily sync runs (pure).
-//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers).
+//! - `recovery`: what each mapping could not use, and its recovery once the directory knows it.
+//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers);
+//!   `mappings` (creating and editing mappings, their references checked with Pendo) and
+//!   `reads` add to them.
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
 //!   `configurator`) and the app of a function, wired from its environment.
-//! - `worker` (feature `embedded`): the local worker pool on the in-process queue.
+//! - `worker` (feature `embedded`): the local worker pool on the durable queue kept in the
+//!   embedded store, and what a starting process resumes.
+//! - `stall`: stall points for the local runner's crash tests (debug builds only).
 //!
 //! Features pick what a binary links: a Lambda function builds with `default-features = false`
 //! and `lambda` (plus `configurator` for the API function); the local runner with `embedded` and
@@ -27,7 +33,6 @@ pub mod app;
 #[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
-#[cfg(feature = "api")]
 pub mod directory;
 pub mod domain;
 pub mod error;
@@ -35,10 +40,13 @@ pub mod error;
 mod hostile;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod mappings;
 pub mod pendo;
 pub mod queue;
 pub mod reads;
+pub mod recovery;
 pub mod schedule;
+pub mod stall;
 pub mod store;
 pub mod sync;
 pub mod time;

@@ -96,13 +96,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             pendo_base_url,
             workers,
         } => {
-            let rt = Local::open(&data, Some(&pendo_base_url), None)?;
+            let rt = Local::consume(&data, "bench", Some(&pendo_base_url), None).await?;
             let t = TenantId::parse(TENANT)?;
-            let (ops, pushed) = (rt.store.operations(), rt.queue.pushed());
+            let (ops, pushed) = (rt.store.operations(), rt.queue.sent());
             let run_id = rt.app.resync_all(&t).await?;
             let stats = rt.drain(workers, false).await;
             let (done, retried, failed, _) = stats.snapshot();
-            let (ops, pushed) = (rt.store.operations() - ops, rt.queue.pushed() - pushed);
+            let (ops, pushed) = (rt.store.operations() - ops, rt.queue.sent() - pushed);
             let run = rt.app.run(&t, &run_id).await?;
             let totals = run.totals();
             let attempts: u64 = run.chunks.iter().map(|c| u64::from(c.attempts)).sum();

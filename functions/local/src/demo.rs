@@ -16,14 +16,6 @@ use std::path::Path;
 const KEY: &str = "demo-integration-key";
 
 pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyhow::Result<()> {
-    // Start from an empty store so the demo shows one clean re-sync.
-    let db = data.join("pendo-sync.sqlite");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = format!("{}{}", db.display(), suffix);
-        if Path::new(&p).exists() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {p}"))?;
-        }
-    }
     let mut config = SimConfig::small();
     config.seed = seed;
     config.now = chrono::Utc::now();
@@ -46,7 +38,8 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
         sub.timezone
     );
 
-    let rt = Local::open(data, Some(&running.base_url()), None)?;
+    // An empty store, so the demo shows one clean re-sync.
+    let rt = Local::consume_fresh(data, "demo", Some(&running.base_url())).await?;
     let app = &rt.app;
     let t = TenantId::parse("demo")?;
     let i = app.connect(&t, KEY, "app.pendo.io").await?;
@@ -387,7 +380,8 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
     println!(
         "\n{} values and activity records stored in {}",
         rows.len(),
-        db.display()
+        data.join(pendo_sync::store::embedded::EmbeddedStore::FILE)
+            .display()
     );
     println!(
         "Export them with: cargo run -p local --bin pendo-sync -- export --data {}",

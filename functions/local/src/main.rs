@@ -1,5 +1,5 @@
 //! `pendo-sync`: the local runner. One process hosts the stages: the use cases, a worker pool on
-//! an in-process queue, and the embedded store under a data folder.
+//! the durable queue kept in the embedded store, and that store, under a data folder.
 
 mod bench;
 mod demo;
@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
             daily_at,
             no_schedule,
         } => {
-            let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
+            let rt =
+                runtime::Local::consume(&data, "serve", pendo_base_url.as_deref(), None).await?;
             let (table, signin) = serve::tokens(tokens.as_deref(), "default")?;
             let schedule = (!no_schedule).then_some(daily_at);
             serve::run(rt, &listen, table, signin, workers, schedule).await
@@ -132,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
             pendo_base_url,
             workers,
         } => {
-            let rt = runtime::Local::open(&data, pendo_base_url.as_deref(), None)?;
+            let rt =
+                runtime::Local::consume(&data, "sync", pendo_base_url.as_deref(), None).await?;
+            // What a process killed earlier left in the queue first, so the daily runs plan
+            // from the cursors it moved.
+            rt.drain(workers, true).await;
             let runs = rt
                 .app
                 .run_schedule()

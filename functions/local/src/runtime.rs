@@ -1,21 +1,19 @@
-//! Wiring of the local process: embedded store, in-process queue, HTTP Pendo client, clock,
-//! the drain loop with progress, and the export writer.
+//! Wiring of the local process: embedded store, the durable queue kept in it, HTTP Pendo
+//! client, clock, the drain loop with progress, and the export writer.
 
 use anyhow::Context;
 use pendo_sync::clock::{Clock, SystemClock};
 use pendo_sync::domain::ExportRow;
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::PendoEndpoints;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::{ConsumerLock, EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::worker::{drain, DrainStats};
+use pendo_sync::worker::{drain, resume, DrainStats};
 use pendo_sync::{App, Ports};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-pub const MAX_RECEIVES: u32 = 5;
 
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,12 +30,16 @@ pub fn init_logging(json: bool) {
 
 pub struct Local {
     pub app: Arc<App>,
-    pub queue: InProcessQueue,
+    /// The durable queue kept in the store's file.
+    pub queue: EmbeddedQueue,
     /// The store the app runs on (for its operation count).
     pub store: EmbeddedStore,
+    /// This process's claim on the folder's queue (`None` for a process that only reads).
+    _lock: Option<ConsumerLock>,
 }
 
 impl Local {
+    /// The store and queue of `data`, to read or configure (no worker runs on it).
     pub fn open(
         data: &Path,
         pendo_base_url: Option<&str>,
@@ -54,7 +56,7 @@ impl Local {
             endpoints,
             ..HttpPendoConfig::default()
         })?;
-        let queue = InProcessQueue::new(MAX_RECEIVES, Duration::from_secs(2));
+        let queue = EmbeddedQueue::new(&store, QueueSettings::LOCAL);
         let ports = Ports {
             store: Arc::new(store.clone()),
             queue: Arc::new(queue.clone()),
@@ -65,7 +67,66 @@ impl Local {
             app: Arc::new(App::new(ports)),
             queue,
             store,
+            _lock: None,
         })
+    }
+
+    /// `open`, as the one process that works the folder's queue (`what` names it to another
+    /// process that tries): takes the folder's lock, then resumes what the last process left
+    /// in the queue, printing a line per run it resumes.
+    pub async fn consume(
+        data: &Path,
+        what: &str,
+        pendo_base_url: Option<&str>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> anyhow::Result<Self> {
+        Self::consume_with(
+            ConsumerLock::acquire(data, what)?,
+            data,
+            pendo_base_url,
+            clock,
+        )
+        .await
+    }
+
+    /// `consume` on an empty store: the folder's store files are removed first (once this
+    /// process holds the folder, so never under another process's feet).
+    pub async fn consume_fresh(
+        data: &Path,
+        what: &str,
+        pendo_base_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let lock = ConsumerLock::acquire(data, what)?;
+        EmbeddedStore::remove_files(data)
+            .with_context(|| format!("emptying the store in {}", data.display()))?;
+        Self::consume_with(lock, data, pendo_base_url, None).await
+    }
+
+    async fn consume_with(
+        lock: ConsumerLock,
+        data: &Path,
+        pendo_base_url: Option<&str>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> anyhow::Result<Self> {
+        let mut rt = Self::open(data, pendo_base_url, clock)?;
+        let resumed = resume(&lock, &rt.app, &rt.queue, &rt.store)
+            .await
+            .context("resuming the work left in the queue")?;
+        for run in &resumed.runs {
+            println!("{run}");
+        }
+        for import in &resumed.imports {
+            println!("{import}");
+        }
+        if resumed.returned > 0 {
+            tracing::info!(
+                messages = resumed.returned,
+                holds = resumed.holds_ended,
+                "took over the work of a process that ended without finishing it"
+            );
+        }
+        rt._lock = Some(lock);
+        Ok(rt)
     }
 
     /// Drains the queue; with `progress`, prints a line per second to stderr.
@@ -74,7 +135,6 @@ impl Local {
         let task = tokio::spawn(drain(
             self.app.clone(),
             self.queue.clone(),
-            MAX_RECEIVES,
             workers,
             stats.clone(),
         ));
@@ -85,8 +145,9 @@ impl Local {
                 _ = &mut task => break,
                 _ = tokio::time::sleep(Duration::from_secs(1)), if progress => {
                     let (done, retried, failed, _) = stats.snapshot();
-                    eprintln!("  … {:>4.0}s  chunks done {done}, waiting {}, retried {retried}, failed {failed}",
-                        started.elapsed().as_secs_f64(), self.queue.len());
+                    let waiting = self.queue.len().unwrap_or(0);
+                    eprintln!("  … {:>4.0}s  chunks done {done}, waiting {waiting}, retried {retried}, failed {failed}",
+                        started.elapsed().as_secs_f64());
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! `pendo-sync serve`: the configurator API on a local port, the same router the Lambda serves,
-//! a worker pool that drains the in-process queue whenever work arrives, and the daily sync at
+//! a worker pool that drains the durable local queue whenever work arrives, and the daily sync at
 //! `--daily-at` (the scheduler tick; off with `--no-schedule`).
 
 use crate::runtime::Local;
@@ -148,16 +148,9 @@ pub async fn run(
     let (app, queue) = (rt.app.clone(), rt.queue.clone());
     tokio::spawn(async move {
         loop {
-            if !queue.is_empty() {
+            if queue.is_empty().is_ok_and(|empty| !empty) {
                 let stats = Arc::new(pendo_sync::worker::DrainStats::default());
-                pendo_sync::worker::drain(
-                    app.clone(),
-                    queue.clone(),
-                    crate::runtime::MAX_RECEIVES,
-                    workers,
-                    stats,
-                )
-                .await;
+                pendo_sync::worker::drain(app.clone(), queue.clone(), workers, stats).await;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -177,7 +170,7 @@ mod tests {
     use pendo_sync::clock::FixedClock;
     use pendo_sync::domain::*;
     use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-    use pendo_sync::queue::in_process::InProcessQueue;
+    use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
     use pendo_sync::store::embedded::EmbeddedStore;
     use pendo_sync::Ports;
 
@@ -188,9 +181,10 @@ mod tests {
     /// An app on the clock with one connected tenant (no mappings: a daily run is recorded and
     /// has nothing to fetch).
     async fn app(clock: &FixedClock) -> Arc<App> {
+        let store = EmbeddedStore::in_memory().unwrap();
         let app = App::new(Ports {
-            store: Arc::new(EmbeddedStore::in_memory().unwrap()),
-            queue: Arc::new(InProcessQueue::new(5, Duration::from_millis(1))),
+            queue: Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)),
+            store: Arc::new(store),
             pendo: Arc::new(HttpPendo::new(HttpPendoConfig::default()).unwrap()),
             clock: Arc::new(clock.clone()),
         });

@@ -77,3 +77,176 @@ async fn a_sync_killed_mid_chunk_converges_after_a_restart() {
     assert!(finish(sync(dir.path(), &url)).await);
     assert_eq!(export(dir.path()).await, want);
 }
+
+/// Copies the files of a store folder (its store closed).
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The simulator on an ephemeral port, "now" being now.
+async fn stack() -> (Simulator, pendo_sim::RunningSim) {
+    let mut config = SimConfig::small();
+    config.now = Utc::now();
+    config.keys = vec![SimKey {
+        key: KEY.into(),
+        write_access: true,
+    }];
+    let sim = Simulator::new(config);
+    let running = sim.spawn("127.0.0.1:0").await.unwrap();
+    (sim, running)
+}
+
+/// `pendo-sync serve` SIGKILLed at each step of a Re-sync all and started again with no user
+/// action: the run finishes by itself, the store equals that of a run never killed, and no
+/// chunk is fetched twice but the one in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_at_any_step_of_a_resync_all_resumes_it_when_started_again() {
+    let (sim, running) = stack().await;
+    let url = running.base_url();
+    let c = sim.control();
+
+    // One configuration, copied into each folder: the same mapping ids everywhere.
+    let template = tempfile::tempdir().unwrap();
+    configure_with(template.path(), &sim, &url, true).await;
+    let clean = tempfile::tempdir().unwrap();
+    copy_folder(template.path(), &clean.path().join("data"));
+    let before = c.calls(AGG);
+    let serve = Serve::start(clean.path(), &url, &[]);
+    let run_id = serve.post("/v1/resync").await["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = serve.finished(&run_id).await;
+    serve.kill();
+    let want = export(&clean.path().join("data")).await;
+    let chunks = run["chunksTotal"].as_u64().unwrap();
+    let creating = run["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["deferred"] == false)
+        .count() as u64;
+    assert_eq!(c.calls(AGG) - before, chunks, "one call per chunk");
+    assert!(creating > 1 && creating < chunks, "{creating} of {chunks}");
+    assert!(!want.is_empty());
+
+    // (point, chunks over when it stalls, Pendo calls beyond one per chunk)
+    let points = [
+        ("resync-fan-out", 0, 0),
+        ("chunk-fetched@2", 1, 1),
+        ("chunk-written@2", 2, 0),
+        ("release-claimed", creating, 0),
+    ];
+    for (point, over, extra) in points {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_folder(template.path(), &data);
+        let before = c.calls(AGG);
+        let mut serve = Serve::start(dir.path(), &url, &[("PENDO_SYNC_STALL_AT", point)]);
+        let run_id = serve.post("/v1/resync").await["runId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let name = point.split('@').next().unwrap();
+        serve.wait_for(|l| l.starts_with(&format!("stalled at {name}")));
+        serve.kill();
+
+        let mut again = Serve::start(dir.path(), &url, &[]);
+        let left = chunks - over;
+        let said = format!(
+            "resuming run {run_id} (re-sync all of acme-cs): {left} of {chunks} chunks left"
+        );
+        let line = again.wait_for(|l| l.starts_with("resuming run"));
+        assert_eq!(line, said, "{point}");
+        let run = again.finished(&run_id).await;
+        again.kill();
+        assert_eq!(run["chunksDone"].as_u64(), Some(chunks), "{point}");
+        assert_eq!(
+            c.calls(AGG) - before,
+            chunks + extra,
+            "{point}: Pendo calls of the killed and the resumed process"
+        );
+        assert_eq!(export(&data).await, want, "{point}");
+        eprintln!(
+            "killed at {point}: resumed with {left} of {chunks} chunks left, {} Pendo calls",
+            chunks + extra
+        );
+    }
+}
+
+/// `serve` SIGKILLed with a page of a directory import read from Pendo and nothing written,
+/// then started again: the import finishes by itself, the directory equals an import never
+/// killed, and only the page in flight is read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_during_a_directory_import_finishes_it_when_started_again() {
+    let (sim, running) = stack().await;
+    let url = running.base_url();
+    let c = sim.control();
+    let template = tempfile::tempdir().unwrap();
+    configure(template.path(), &sim, &url).await;
+    let body = serde_json::json!({"companyNameField": "metadata.agent.name", "pageRows": 50});
+
+    let clean = tempfile::tempdir().unwrap();
+    copy_folder(template.path(), &clean.path().join("data"));
+    let serve = Serve::start(clean.path(), &url, &[]);
+    let before = c.calls(AGG);
+    let id = serve.post_json("/v1/imports", &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = serve.finished_import(&id).await;
+    serve.kill();
+    let pages = want["pages"].as_u64().unwrap();
+    assert_eq!(c.calls(AGG) - before, pages);
+    assert!(pages > 3, "{want}");
+    let want_users = directory(&clean.path().join("data")).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_folder(template.path(), &dir.path().join("data"));
+    let mut serve = Serve::start(
+        dir.path(),
+        &url,
+        &[("PENDO_SYNC_STALL_AT", "import-page-read@3")],
+    );
+    let before = c.calls(AGG);
+    let id = serve.post_json("/v1/imports", &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    serve.wait_for(|l| l.starts_with("stalled at import-page-read"));
+    serve.kill();
+    let mut again = Serve::start(dir.path(), &url, &[]);
+    let line = again.wait_for(|l| l.starts_with("resuming import"));
+    assert_eq!(
+        line,
+        format!("resuming import {id} (directory of acme-cs): 2 pages done")
+    );
+    let done = again.finished_import(&id).await;
+    again.kill();
+    assert_eq!(
+        (&done["companies"], &done["endUsers"], &done["pages"]),
+        (&want["companies"], &want["endUsers"], &want["pages"])
+    );
+    assert_eq!(
+        c.calls(AGG) - before,
+        pages + 1,
+        "the page in flight is read again"
+    );
+    assert_eq!(directory(&dir.path().join("data")).await, want_users);
+}
+
+async fn directory(data: &std::path::Path) -> (Vec<DirectoryObject>, Vec<EndUser>) {
+    let store = EmbeddedStore::open_dir(data).unwrap();
+    let mut companies = store
+        .list_objects(&tenant(), Target::Company)
+        .await
+        .unwrap();
+    companies.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    let mut users = store.list_end_users(&tenant()).await.unwrap();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    (companies, users)
+}

@@ -87,8 +87,28 @@ impl From<AppError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, p.code(), p.to_string()).field("key")
             }
             AppError::Pendo(p) => Self::new(StatusCode::BAD_GATEWAY, "pendo_error", p.to_string()),
+            e @ AppError::PendoCheck { field, .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "pendo_unreachable", e.to_string()).field(field)
+            }
             AppError::Store(e) => internal(&e),
             AppError::Queue(e) => internal(&e),
+            AppError::Upload(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::directory::csv::CsvError> for ApiError {
+    fn from(e: crate::directory::csv::CsvError) -> Self {
+        use crate::directory::csv::CsvError;
+        match e {
+            CsvError::Io(_) => internal(&e),
+            CsvError::TooManyRows | CsvError::TooLarge => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            CsvError::Header(_) | CsvError::Empty => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_csv", e.to_string()).field("header")
+            }
+            CsvError::Row { .. } => Self::new(StatusCode::BAD_REQUEST, "bad_csv", e.to_string()),
         }
     }
 }

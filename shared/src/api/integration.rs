@@ -154,7 +154,9 @@ pub async fn disconnect(State(app): State<Shared>, caller: Caller) -> ApiResult<
     view(app.disconnect(&caller.tenant).await?)
 }
 
-/// Change settings (only an admin may change days to sync). Marks "re-sync required".
+/// Change settings (only an admin may change days to sync). Marks "re-sync required". The
+/// company id field cannot leave `accountId` while PES mappings exist: 400 on
+/// `fieldMappings.companyId`, naming them (PES is computed per Pendo account).
 #[utoipa::path(patch, path = "/v1/integration/settings", tag = "integration", request_body = SettingsUpdate,
     responses((status = 200, body = IntegrationView), (status = 400, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]

@@ -6,7 +6,7 @@ use super::error::{ApiError, Body};
 use super::Shared;
 use crate::domain::mapping::MappingInput;
 use crate::domain::{
-    ChunkStats, ChunkStatus, Mapping, MappingId, MappingState, RunId, RunState, SyncRun,
+    ChunkStats, ChunkStatus, Mapping, MappingId, MappingStatus, RunId, RunState, SyncRun,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,13 +14,14 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// A mapping with its sync state (last synced day, last run, last error).
+/// A mapping with its sync status (last synced day, last run and last successful run with the
+/// mapping's share of each, last error).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingView {
     #[serde(flatten)]
     pub mapping: Mapping,
-    pub state: Option<MappingState>,
+    pub state: Option<MappingStatus>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,17 +71,12 @@ impl RunView {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
+pub(super) fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
     MappingId::parse(raw).map_err(|_| ApiError::not_found(format!("mapping {raw}")))
 }
 
 async fn with_state(app: &crate::App, m: Mapping) -> Result<MappingView, ApiError> {
-    let state = app
-        .ports
-        .store
-        .get_mapping_state(&m.tenant, &m.id)
-        .await
-        .map_err(crate::app::AppError::from)?;
+    let state = app.mapping_status(&m).await?;
     Ok(MappingView { mapping: m, state })
 }
 
@@ -100,9 +96,14 @@ pub async fn list(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<Ma
     Ok(Json(out))
 }
 
-/// Create a mapping.
+/// Create a mapping. Every Pendo object it refers to (feature, page, saved report, PES app,
+/// segment) is checked against what Pendo lists first: one it does not list is a 400 naming
+/// the field (`source.featureId`, `source.pageId`, `source.reportId`, `source.appId`,
+/// `segmentId`); when Pendo cannot be reached, a 502 `pendo_unreachable` naming the field.
+/// Nothing is stored unless every check passes.
 #[utoipa::path(post, path = "/v1/mappings", tag = "mappings", request_body = MappingInput,
-    responses((status = 201, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
+    responses((status = 201, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody),
+        (status = 502, description = "Pendo could not be reached to check a reference (pendo_unreachable); nothing was saved", body = super::error::ErrorBody)))]
 pub async fn create(
     State(app): State<Shared>,
     caller: Caller,
@@ -124,10 +125,14 @@ pub async fn get(
     Ok(Json(with_state(&app, m).await?))
 }
 
-/// Replace a mapping in place; a change of what it fetches marks it "rebuild required".
+/// Replace a mapping in place; a change of what it fetches marks it "rebuild required". The
+/// Pendo objects the edit refers to anew (another feature, page, report, app or segment; a
+/// report also when the target changes) are checked as on create; references it keeps are
+/// not (their disappearance shows on the mapping's status after a sync).
 #[utoipa::path(put, path = "/v1/mappings/{mappingId}", tag = "mappings", request_body = MappingInput,
     params(("mappingId" = String, Path)),
-    responses((status = 200, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody)))]
+    responses((status = 200, body = MappingView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody),
+        (status = 502, description = "Pendo could not be reached to check a reference (pendo_unreachable); nothing was saved", body = super::error::ErrorBody)))]
 pub async fn update(
     State(app): State<Shared>,
     caller: Caller,
@@ -173,10 +178,12 @@ pub async fn sync_now(
     ))
 }
 
-/// Rebuild one mapping: purge its values and re-fetch `daysToSync` days.
+/// Rebuild one mapping: purge its values and re-fetch `daysToSync` days. A mapping whose Pendo
+/// object (feature, page, report, segment) is no longer listed is refused with 409 `conflict`
+/// before anything is purged.
 #[utoipa::path(post, path = "/v1/mappings/{mappingId}/rebuild", tag = "sync",
     params(("mappingId" = String, Path)),
-    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, description = "not_connected, or conflict: an object the mapping refers to is no longer in Pendo (nothing purged)", body = super::error::ErrorBody)))]
 pub async fn rebuild(
     State(app): State<Shared>,
     caller: Caller,

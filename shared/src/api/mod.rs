@@ -11,6 +11,7 @@ pub mod error;
 pub mod integration;
 pub mod mappings;
 pub mod metrics;
+pub mod unmatched;
 pub mod web;
 
 use crate::App;
@@ -75,10 +76,15 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mappings::get, mappings::update, mappings::delete))
         .routes(routes!(mappings::sync_now))
         .routes(routes!(mappings::rebuild))
+        .routes(routes!(unmatched::of_mapping))
+        .routes(routes!(unmatched::recover))
+        .routes(routes!(unmatched::overview))
         .routes(routes!(mappings::resync_all))
         .routes(routes!(mappings::runs))
         .routes(routes!(mappings::run))
         .routes(routes!(directory::upsert, directory::list))
+        .routes(routes!(directory::start_import, directory::imports))
+        .routes(routes!(directory::import))
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::series))
         .routes(routes!(metrics::activity))

@@ -22,10 +22,16 @@ use utoipa::ToSchema;
 
 /// The page's files: uPlot joined to the sources.
 pub const INDEX_HTML: &str = include_str!("../../web/src/index.html");
+/// The page's scripts run in one function scope, in strict mode.
 pub const APP_JS: &str = concat!(
     include_str!("../../assets/web/uplot.js"),
-    "\n;\n",
-    include_str!("../../web/src/app.js")
+    "\n;\n(() => {\n  'use strict';\n",
+    include_str!("../../web/src/app.js"),
+    "\n",
+    include_str!("../../web/src/directory.js"),
+    "\n",
+    include_str!("../../web/src/unmatched.js"),
+    "\n})();\n"
 );
 pub const APP_CSS: &str = concat!(
     include_str!("../../assets/web/uplot.css"),

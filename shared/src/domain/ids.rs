@@ -80,6 +80,18 @@ id_type!(
     "runId"
 );
 
+id_type!(
+    /// An import of the directory from Pendo.
+    ImportId,
+    "importId"
+);
+
+impl ImportId {
+    pub fn random() -> Self {
+        Self(format!("i-{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
 impl MappingId {
     pub fn random() -> Self {
         Self(format!("m-{}", uuid::Uuid::new_v4().simple()))

@@ -412,15 +412,20 @@ pub struct LastError {
     pub message: String,
 }
 
-/// The sync state of one mapping: its cursor for the generation it was reset for.
+/// The sync state of one mapping: its cursor for the generation it was reset for, and the runs
+/// its status is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingState {
     pub generation: u64,
     /// Last local day whose values are complete; `None` before the first sync.
     pub last_synced_day: Option<NaiveDate>,
+    /// The latest run planned with this mapping, whatever its outcome.
     #[schema(value_type = Option<String>)]
     pub last_run: Option<RunId>,
+    /// The latest run in which every chunk of this mapping was done.
+    #[schema(value_type = Option<String>)]
+    pub last_successful_run: Option<RunId>,
     pub last_error: Option<LastError>,
 }
 

@@ -57,6 +57,12 @@ pub enum RunKind {
         mapping_id: MappingId,
     },
     ResyncAll,
+    /// The days a mapping could not use rows of identities the directory now knows.
+    #[serde(rename_all = "camelCase")]
+    Recover {
+        #[schema(value_type = String)]
+        mapping_id: MappingId,
+    },
 }
 
 /// Per-chunk outcome, recorded by the worker.
@@ -78,8 +84,11 @@ pub struct ChunkStats {
     pub values_written: u64,
     pub activities_written: u64,
     pub users_created: u64,
-    /// Rows whose target object or end user could be neither matched nor created.
+    /// Rows the mapping could not use (the sum of `skipped`).
     pub rows_skipped: u64,
+    /// The skipped rows by reason.
+    #[serde(default)]
+    pub skipped: SkippedRows,
 }
 
 impl ChunkStats {
@@ -89,6 +98,66 @@ impl ChunkStats {
         self.activities_written += o.activities_written;
         self.users_created += o.users_created;
         self.rows_skipped += o.rows_skipped;
+        self.skipped.add(&o.skipped);
+    }
+}
+
+/// Why rows of a chunk were not used, counted per reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SkippedRows {
+    /// Rows without a day, or with a day outside the chunk's days.
+    pub outside_window: u64,
+    /// Rows without a value in the target's id field (no company id for a company target).
+    pub no_object_id: u64,
+    /// Rows whose company, asset or project is not in the directory.
+    pub not_in_directory: u64,
+    /// Rows whose end user could be neither matched nor created (DESIGN §2).
+    pub end_user_unmatched: u64,
+    /// Rows of no use to the mapping (a PES row of another app, or without a score).
+    pub unusable: u64,
+}
+
+impl SkippedRows {
+    /// Every reason with its count and what it means, in a fixed order.
+    pub fn reasons(&self) -> [(&'static str, u64, &'static str); 5] {
+        [
+            (
+                "outsideWindow",
+                self.outside_window,
+                "no day, or a day outside the synced days",
+            ),
+            (
+                "noObjectId",
+                self.no_object_id,
+                "no value in the target's id field",
+            ),
+            (
+                "notInDirectory",
+                self.not_in_directory,
+                "the company, asset or project is not in the directory",
+            ),
+            (
+                "endUserUnmatched",
+                self.end_user_unmatched,
+                "the end user could be neither matched nor created (auto-create off, no company id on the row, or its company not in the directory)",
+            ),
+            (
+                "unusable",
+                self.unusable,
+                "rows the mapping does not use (another app's score, or no value)",
+            ),
+        ]
+    }
+    pub fn total(&self) -> u64 {
+        self.reasons().iter().map(|r| r.1).sum()
+    }
+    pub fn add(&mut self, o: &SkippedRows) {
+        self.outside_window += o.outside_window;
+        self.no_object_id += o.no_object_id;
+        self.not_in_directory += o.not_in_directory;
+        self.end_user_unmatched += o.end_user_unmatched;
+        self.unusable += o.unusable;
     }
 }
 
@@ -274,6 +343,11 @@ pub struct SyncRun {
     /// of listing the reports again. Stored apart from the run's header.
     #[serde(skip)]
     pub sources: std::collections::BTreeMap<MappingId, serde_json::Value>,
+    /// Mappings the run did not sync, each with the reason (a Pendo object it refers to is no
+    /// longer in Pendo): their status shows the run as failed with that reason.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub left_out: std::collections::BTreeMap<MappingId, String>,
 }
 
 impl SyncRun {
@@ -296,6 +370,7 @@ impl SyncRun {
             release: Release::Waiting,
             chunks: Vec::new(),
             sources: Default::default(),
+            left_out: Default::default(),
         }
     }
     /// The counters a store keeps for this run, computed from its chunks (for `put_run` and

@@ -3,13 +3,17 @@
 pub mod apps;
 pub mod directory;
 pub mod ids;
+pub mod imports;
 pub mod integration;
 pub mod mapping;
 pub mod metric;
+pub mod status;
+pub mod unmatched;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
-pub use ids::{MappingId, RunId, TenantId};
+pub use ids::{ImportId, MappingId, RunId, TenantId};
+pub use imports::{DirectoryImport, ImportCounts, ImportOptions, ImportStage, ImportState};
 pub use integration::{
     Connection, ConnectionStatus, DaysToSync, FieldMappings, FieldMappingsInput, FieldRecord,
     FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,
@@ -17,6 +21,8 @@ pub use integration::{
 pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
 pub use metric::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,
-    MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SyncRun,
+    MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SkippedRows, SyncRun,
     CHUNK_LEASE_MINUTES, RUN_STALL_LIMIT_MINUTES,
 };
+pub use status::{MappingOutcome, MappingRun, MappingRunCounters, MappingRunView, MappingStatus};
+pub use unmatched::{UnmatchedEntry, UnmatchedReason};

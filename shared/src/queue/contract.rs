@@ -2,12 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::Queue;
-use crate::domain::{MappingId, RunId, TenantId};
-use crate::sync::messages::{FetchMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use crate::domain::{ImportId, MappingId, RunId, TenantId};
+use crate::sync::messages::{
+    FetchMessage, ImportMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
+};
 use chrono::NaiveDate;
 
-/// Sends 23 fetch messages (more than one SQS batch of 10) and a resync; `drain` returns every
-/// body received. Each message MUST arrive exactly as sent (order is not promised).
+/// Sends 23 fetch messages (more than one SQS batch of 10), a resync and an import page; `drain`
+/// returns every body received. Each message MUST arrive exactly as sent (order is not promised).
 pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<String>) {
     let t = TenantId::parse("t").unwrap();
     let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
@@ -31,15 +33,24 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
         generation: 2,
     };
     q.send_resync(&resync).await.unwrap();
+    let import = ImportMessage {
+        v: MESSAGE_VERSION,
+        tenant: TenantId::parse("t").unwrap(),
+        import_id: ImportId::parse("i").unwrap(),
+        page: 3,
+    };
+    q.send_import(&import).await.unwrap();
     let mut got: Vec<QueueMessage> = drain()
         .iter()
         .map(|b| QueueMessage::decode(b).unwrap())
         .collect();
     got.sort_by_key(|m| match m {
         QueueMessage::Fetch(f) => f.chunk_index,
-        QueueMessage::Resync(_) => usize::MAX,
+        QueueMessage::Resync(_) => usize::MAX - 1,
+        QueueMessage::Import(_) => usize::MAX,
     });
     let mut want: Vec<QueueMessage> = fetches.into_iter().map(QueueMessage::Fetch).collect();
     want.push(QueueMessage::Resync(resync));
+    want.push(QueueMessage::Import(import));
     assert_eq!(got, want);
 }

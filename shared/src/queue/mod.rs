@@ -1,20 +1,24 @@
 //! The queue port: send fetch and resync messages. Consuming is the inbound side's concern
-//! (Lambda's event source, or the local worker loop on `InProcessQueue`).
+//! (Lambda's event source, or the local worker loop on `EmbeddedQueue`, the durable queue kept in
+//! the embedded store's file).
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 #[cfg(feature = "embedded")]
-pub mod in_process;
+pub mod embedded;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
-use crate::sync::messages::{FetchMessage, ResyncMessage};
+use crate::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// Another process consumes the queue of this data folder (the local runner).
+    #[error("the data folder {folder} is in use by {holder}: stop it first, or use another --data folder")]
+    InUse { folder: String, holder: String },
 }
 
 #[async_trait]
@@ -27,4 +31,9 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `Unavailable`.
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError>;
+    /// A directory import's page (on the resync queue: one worker at a time, like a re-sync).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError>;
 }

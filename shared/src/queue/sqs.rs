@@ -3,7 +3,7 @@
 //! call (SQS's limit), and entries that fail are re-sent with backoff a bounded number of times.
 
 use super::{Queue, QueueError};
-use crate::sync::messages::{FetchMessage, QueueMessage, ResyncMessage};
+use crate::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -130,10 +130,22 @@ impl Queue for SqsQueue {
     }
 
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Resync(message.clone()))
+            .await
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Import(message.clone()))
+            .await
+    }
+}
+
+impl SqsQueue {
+    async fn send_to_resync(&self, message: QueueMessage) -> Result<(), QueueError> {
         self.client
             .send_message()
             .queue_url(&self.resync_url)
-            .message_body(QueueMessage::Resync(message.clone()).encode())
+            .message_body(message.encode())
             .send()
             .await
             .map_err(|e| {

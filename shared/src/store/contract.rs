@@ -47,7 +47,122 @@ pub async fn run_all(store: &dyn Store) {
     runs_record_chunk_outcomes(store).await;
     run_counters_and_flags_are_exact(store).await;
     separators_in_ids_never_confuse_keys(store).await;
+    imports_are_written_with_a_version_and_listed_newest_first(store).await;
+    unmatched_entries_are_replaced_per_day_and_generation(store).await;
+    super::contract_status::run_all(store).await;
     super::contract_reads::run_all(store).await;
+}
+
+pub async fn unmatched_entries_are_replaced_per_day_and_generation(s: &dyn Store) {
+    let t = tenant("c-unmatched");
+    let m = MappingId::parse("m#1/x").unwrap();
+    let other = MappingId::parse("m-2").unwrap();
+    let e = |reason, id: Option<&str>, day: &str, rows, value| UnmatchedEntry {
+        reason,
+        identity: id.map(str::to_string),
+        day: d(day),
+        rows,
+        value,
+    };
+    use UnmatchedReason::{CompanyNotInDirectory as Company, NoCompanyId as NoId};
+    let w = |from: &str, to: &str| Window {
+        from: d(from),
+        to: d(to),
+    };
+    let first = vec![
+        e(Company, Some("acct#9"), "2026-11-01", 2, 5.0),
+        e(Company, Some("acct#9"), "2026-11-03", 1, 1.5),
+        e(Company, None, "2026-11-02", 7, 7.0),
+        e(NoId, Some("v1"), "2026-11-02", 1, 0.0),
+    ];
+    s.replace_unmatched(&t, &m, 1, w("2026-11-01", "2026-11-07"), &first)
+        .await
+        .unwrap();
+    s.replace_unmatched(&t, &other, 1, w("2026-11-01", "2026-11-07"), &first[..1])
+        .await
+        .unwrap();
+    let mut want = first.clone();
+    crate::domain::unmatched::sort_entries(&mut want);
+    assert_eq!(s.unmatched_of(&t, &m, 1).await.unwrap(), want);
+    // A re-fetch of 11-02..11-03 replaces those days only: 11-01 stays, 11-03 is gone.
+    let again = vec![e(Company, Some("acct-7"), "2026-11-02", 3, 3.0)];
+    s.replace_unmatched(&t, &m, 1, w("2026-11-02", "2026-11-03"), &again)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.unmatched_of(&t, &m, 1).await.unwrap(),
+        vec![
+            e(Company, Some("acct#9"), "2026-11-01", 2, 5.0),
+            e(Company, Some("acct-7"), "2026-11-02", 3, 3.0),
+        ]
+    );
+    // The same replace twice leaves the same.
+    s.replace_unmatched(&t, &m, 1, w("2026-11-02", "2026-11-03"), &again)
+        .await
+        .unwrap();
+    assert_eq!(s.unmatched_of(&t, &m, 1).await.unwrap().len(), 2);
+    // A newer generation starts empty and drops the older one's entries.
+    s.replace_unmatched(&t, &m, 2, w("2026-11-05", "2026-11-05"), &[])
+        .await
+        .unwrap();
+    assert!(s.unmatched_of(&t, &m, 2).await.unwrap().is_empty());
+    assert!(s.unmatched_of(&t, &m, 1).await.unwrap().is_empty());
+    assert_eq!(s.unmatched_of(&t, &other, 1).await.unwrap().len(), 1);
+    assert!(s
+        .unmatched_of(&tenant("c-unmatched-other"), &other, 1)
+        .await
+        .unwrap()
+        .is_empty());
+    s.delete_unmatched(&t, &other).await.unwrap();
+    assert!(s.unmatched_of(&t, &other, 1).await.unwrap().is_empty());
+}
+
+pub async fn imports_are_written_with_a_version_and_listed_newest_first(s: &dyn Store) {
+    let t = tenant("c-imports");
+    let options = ImportOptions {
+        companies: true,
+        end_users: true,
+        company_name_field: None,
+        page_rows: 10,
+    };
+    let at = |m| Utc.with_ymd_and_hms(2026, 11, 1, 10, m, 0).unwrap();
+    let first = DirectoryImport::new(t.clone(), options.clone(), at(0));
+    let second = DirectoryImport::new(t.clone(), options, at(5));
+    assert_eq!(s.put_import(&first).await.unwrap(), 1);
+    assert_eq!(s.put_import(&second).await.unwrap(), 1);
+    // A second writer from version 0 loses; so does one from an old version.
+    assert!(matches!(
+        s.put_import(&first).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut stored = s.get_import(&t, &first.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    stored.advance(10, Some("acct-0010".into()), at(1));
+    assert_eq!(s.put_import(&stored).await.unwrap(), 2);
+    assert!(matches!(
+        s.put_import(&stored).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let read = s.get_import(&t, &first.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        DirectoryImport {
+            version: 2,
+            ..stored
+        }
+    );
+    let listed: Vec<ImportId> = s
+        .list_imports(&t, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, vec![second.id.clone(), first.id.clone()]);
+    assert_eq!(s.list_imports(&t, 1).await.unwrap().len(), 1);
+    let other = tenant("c-imports-other");
+    assert!(s.get_import(&other, &first.id).await.unwrap().is_none());
+    assert!(s.list_imports(&other, 10).await.unwrap().is_empty());
 }
 
 pub async fn integration_writes_are_optimistic(s: &dyn Store) {
@@ -73,11 +188,11 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
     let run = RunId::parse("r1").unwrap_or_else(|_| unreachable!());
     s.reset_mapping_state(&t, &m, 1).await.ok();
     assert!(s
-        .advance_cursor(&t, &m, 1, d("2026-11-10"), &run)
+        .advance_cursor(&t, &m, 1, d("2026-11-10"), Some(&run))
         .await
         .is_ok());
     assert!(s
-        .advance_cursor(&t, &m, 1, d("2026-11-05"), &run)
+        .advance_cursor(&t, &m, 1, d("2026-11-05"), Some(&run))
         .await
         .is_ok());
     let st = s.get_mapping_state(&t, &m).await.ok().flatten();
@@ -86,7 +201,7 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
         Some(d("2026-11-10"))
     );
     assert!(matches!(
-        s.advance_cursor(&t, &m, 2, d("2026-11-12"), &run).await,
+        s.advance_cursor(&t, &m, 2, d("2026-11-12"), None).await,
         Err(StoreError::Conflict(_))
     ));
     s.set_mapping_error(

@@ -7,16 +7,20 @@
 pub mod contract;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract_reads;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_status;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
 use crate::domain::mapping::LastError;
+#[cfg(doc)]
+use crate::domain::MappingRunCounters;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
-    RunProgress, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -299,7 +303,9 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         generation: u64,
     ) -> Result<(), StoreError>;
-    /// Moves the cursor to `max(cursor, to)`.
+    /// Moves the cursor to `max(cursor, to)`. With `succeeded` (every chunk of the mapping in
+    /// that run was done), also records that run as the mapping's last successful run and
+    /// clears its last error; without, both stay as they are.
     ///
     /// # Errors
     /// `Conflict` if the state is not for `generation` (a re-sync reset it meanwhile).
@@ -309,6 +315,14 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
+        succeeded: Option<&RunId>,
+    ) -> Result<(), StoreError>;
+    /// Records `run` as the latest run planned with the mapping (its status reads it); nothing
+    /// for a mapping without state.
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
         run: &RunId,
     ) -> Result<(), StoreError>;
     async fn set_mapping_error(
@@ -326,6 +340,25 @@ pub trait Store: Send + Sync {
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
     /// Newest first.
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+
+    /// Writes a directory import with optimistic concurrency, as `put_integration`: the stored
+    /// version MUST equal `i.version` (0 = must not exist yet); the stored copy gets
+    /// `i.version + 1`, which is returned.
+    ///
+    /// # Errors
+    /// `Conflict` when the stored version differs.
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError>;
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError>;
+    /// Newest first.
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError>;
     /// Counts one delivery of chunk `index` (its `attempts`; `updated_at` set) and, when the
     /// chunk is pending and no other delivery holds it (no lease, or one that ended before
     /// `at`), gives it to this delivery until `lease_until`. Returns the chunk as stored and
@@ -343,7 +376,8 @@ pub trait Store: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError>;
     /// Records a final outcome (done, failed or superseded) of a chunk still pending, and the
-    /// run's counters with it, in one atomic write; a chunk already over is left as it is
+    /// run's counters with it (the run's, and its mapping's as [`MappingRunCounters::record`]
+    /// changes them), in one atomic write; a chunk already over is left as it is
     /// (`applied` false). Returns the counters after, for the chunk's mapping. Constant cost.
     ///
     /// # Errors
@@ -375,6 +409,15 @@ pub trait Store: Send + Sync {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<RunProgress, StoreError>;
+    /// The run's header (without chunks) and `mapping`'s counters in it, which every
+    /// `finish_chunk` of the mapping's chunks updates in its atomic write (zero counters for a
+    /// mapping the run has no chunk of). Constant cost. `None` for an unknown run.
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError>;
     /// Changes a flag of the run conditionally (see [`RunFlag`]); returns whether it was taken.
     async fn set_run_flag(
         &self,
@@ -481,6 +524,28 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         mapping: &MappingId,
     ) -> Result<u64, StoreError>;
+
+    /// Replaces what `mapping` recorded as unmatched on the window's days at `generation` with
+    /// `entries` (each on a day of the window; a day without entries ends up with none), and
+    /// drops the mapping's entries of older generations. Idempotent.
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError>;
+    /// Every entry `mapping` recorded at `generation`, sorted by reason, identity (the sum of
+    /// the identities past the bound last) and day.
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError>;
+    /// Deletes every entry of `mapping` (its deletion).
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError>;
 
     async fn read_series(
         &self,

@@ -242,11 +242,28 @@ pub struct IdFields {
     pub email: Option<String>,
     /// Assets/projects: their id column.
     pub object: Option<String>,
+    /// End users: the columns holding the name and surname to fill in (if present).
+    pub name: Option<String>,
+    pub surname: Option<String>,
 }
 
 fn row_path(f: Option<&crate::domain::FieldRef>) -> Option<&str> {
     f.filter(|f| f.record == FieldRecord::Row)
         .map(|f| f.path.as_str())
+}
+
+/// The output column a mapped end-user field names, if the output has it: a row field by its
+/// name (`visitor_agent_email`), a metadata field by the name Pendo's reports give its column
+/// (`metadata.agent.email` of visitors is `visitor_agent_email`; of accounts,
+/// `account_agent_…`).
+pub fn column_of(f: Option<&crate::domain::FieldRef>, out: &Output) -> Option<String> {
+    let f = f?;
+    let name = match f.record {
+        FieldRecord::Row => f.path.clone(),
+        FieldRecord::Visitor => format!("visitor_{}", f.path.replace('.', "_")),
+        FieldRecord::Account => format!("account_{}", f.path.replace('.', "_")),
+    };
+    out.get(&name).is_some().then_some(name)
 }
 
 /// Which output columns resolve `target`, checked against `out`.
@@ -272,6 +289,8 @@ pub fn id_fields(
         end_user: None,
         email: None,
         object: None,
+        name: None,
+        surname: None,
     };
     match target {
         Target::Company => {}
@@ -285,7 +304,9 @@ pub fn id_fields(
                 (fm.end_user_id.is_some() && out.get("visitorId").is_some())
                     .then(|| "visitorId".to_string())
             });
-            ids.email = present(fm.email.as_ref());
+            ids.email = column_of(fm.email.as_ref(), out);
+            ids.name = column_of(fm.name.as_ref(), out);
+            ids.surname = column_of(fm.surname.as_ref(), out);
             if ids.end_user.is_none() && ids.email.is_none() {
                 return Err(ValidationError::new(
                     out.defined_at.clone(),

@@ -2,13 +2,16 @@
 //! columns and numeric columns; values per (object, metric, app, day) are the sums of each
 //! mapped column over the rows resolved to that object. Rows stream in through [`RowSink`];
 //! end users are resolved and, when the mapping may create them, queued for creation with the
-//! Feature/Page identity rules (names are not read from pipeline rows, and these kinds write no
-//! activity). No I/O.
+//! Feature/Page identity rules, and their name, surname and email are taken from the row's
+//! columns the field mappings name, only where the user's field is empty (email only on a
+//! mapping with "Auto-create users?" on). These kinds write no activity. No I/O.
 
 use super::custom::IdFields;
 use super::identity::{Directory, IdentityRules, NewUsers, UserMatch};
+use super::transform::Fill;
+use super::unmatched::{UnmatchedReason, UnmatchedTally};
 use crate::domain::apps::multi_app_metric_name;
-use crate::domain::{AppsTable, MetricValue, ObjectRef, Target};
+use crate::domain::{AppsTable, MetricValue, ObjectRef, SkippedRows, Target};
 use crate::pendo::RowSink;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -25,6 +28,8 @@ pub struct DaySpec {
     pub email_mapped: bool,
     /// The global auto-detect setting AND the mapping's "Auto-create users?".
     pub may_create: bool,
+    /// The mapping's "Auto-create users?" (emails are filled in only with it on).
+    pub auto_create: bool,
     pub day: NaiveDate,
     pub apps: AppsTable,
 }
@@ -48,6 +53,13 @@ pub fn number(v: Option<&Value>) -> Option<f64> {
     }
 }
 
+/// Why a row resolves to no object.
+enum Skip {
+    NoId,
+    NotInDirectory,
+    EndUser,
+}
+
 /// The rows of one day, summed. Key: (object slot, app slot, field index).
 pub struct DayAccumulator<'d> {
     spec: DaySpec,
@@ -55,8 +67,11 @@ pub struct DayAccumulator<'d> {
     app_slots: Vec<(String, String)>,
     values: HashMap<(u32, u16, usize), f64>,
     new_users: NewUsers,
+    fills: HashMap<u32, Fill>,
     pub rows_read: u64,
-    pub rows_skipped: u64,
+    pub skipped: SkippedRows,
+    /// The identities of the rows no object took, and why.
+    pub unmatched: UnmatchedTally,
 }
 
 impl<'d> DayAccumulator<'d> {
@@ -67,8 +82,10 @@ impl<'d> DayAccumulator<'d> {
             app_slots: Vec::new(),
             values: HashMap::new(),
             new_users: NewUsers::default(),
+            fills: HashMap::new(),
             rows_read: 0,
-            rows_skipped: 0,
+            skipped: SkippedRows::default(),
+            unmatched: UnmatchedTally::default(),
         }
     }
 
@@ -89,53 +106,84 @@ impl<'d> DayAccumulator<'d> {
         }
     }
 
-    fn object(&mut self, row: &Map<String, Value>) -> Option<u32> {
-        let company = text(row.get(&self.spec.ids.company));
+    /// The row's object, or why it has none.
+    fn object(&mut self, row: &Map<String, Value>) -> Result<u32, Skip> {
+        let company = text(row.get(&self.spec.ids.company)).filter(|c| !c.is_empty());
+        let column = |f: &Option<String>| {
+            f.as_ref()
+                .and_then(|c| text(row.get(c)))
+                .filter(|v| !v.is_empty())
+        };
+        let in_directory = |found: Option<u32>| found.ok_or(Skip::NotInDirectory);
         match self.spec.target {
-            Target::Company => self.dir.company(company?.as_str()),
-            Target::Asset => self
-                .dir
-                .asset(&text(row.get(self.spec.ids.object.as_ref()?))?),
-            Target::Project => self
-                .dir
-                .project(&text(row.get(self.spec.ids.object.as_ref()?))?),
+            Target::Company => in_directory(self.dir.company(&company.ok_or(Skip::NoId)?)),
+            Target::Asset => in_directory(
+                self.dir
+                    .asset(&column(&self.spec.ids.object).ok_or(Skip::NoId)?),
+            ),
+            Target::Project => in_directory(
+                self.dir
+                    .project(&column(&self.spec.ids.object).ok_or(Skip::NoId)?),
+            ),
             Target::EndUser => {
-                let ext = self
-                    .spec
-                    .ids
-                    .end_user
-                    .as_ref()
-                    .and_then(|f| text(row.get(f)));
-                let email = self
-                    .spec
-                    .ids
-                    .email
-                    .as_ref()
-                    .and_then(|f| text(row.get(f)))
-                    .map(|e| e.trim().to_lowercase());
+                let ext = column(&self.spec.ids.end_user);
+                let email = column(&self.spec.ids.email).map(|e| e.trim().to_lowercase());
+                let name = column(&self.spec.ids.name).map(|v| v.trim().to_string());
+                let surname = column(&self.spec.ids.surname).map(|v| v.trim().to_string());
                 let rules = IdentityRules {
                     email_mapped: self.spec.email_mapped,
                     may_create: self.spec.may_create,
                 };
-                match self.dir.match_user(
+                let found = match self.dir.match_user(
                     rules,
                     company.as_deref(),
                     ext.as_deref(),
                     email.as_deref(),
                 ) {
-                    UserMatch::Existing(i) => Some(i),
+                    UserMatch::Existing(i) => {
+                        self.note_fill(i, email, name, surname);
+                        Some(i)
+                    }
                     UserMatch::Create => self.new_users.slot(
                         self.dir,
                         rules,
                         company.as_deref().unwrap_or_default(),
                         ext.as_deref(),
                         email.as_deref(),
-                        || (None, None),
+                        || (name, surname),
                     ),
                     UserMatch::Unresolvable => None,
-                }
+                };
+                found.ok_or(Skip::EndUser)
             }
         }
+    }
+
+    /// Remembers the row's values for the fields an existing user has empty (never
+    /// overwriting; an email only on a mapping with "Auto-create users?" on).
+    fn note_fill(
+        &mut self,
+        i: u32,
+        email: Option<String>,
+        name: Option<String>,
+        surname: Option<String>,
+    ) {
+        let Some(u) = self.dir.user(i) else { return };
+        let name = name.filter(|v| !v.is_empty() && u.name_empty);
+        let surname = surname.filter(|v| !v.is_empty() && u.surname_empty);
+        let email = email.filter(|e| {
+            !e.is_empty() && self.spec.auto_create && self.spec.email_mapped && u.email_empty
+        });
+        if name.is_none() && surname.is_none() && email.is_none() {
+            return;
+        }
+        let f = self.fills.entry(i).or_insert_with(|| Fill {
+            user_id: u.id.to_string(),
+            ..Fill::default()
+        });
+        f.name = f.name.take().or(name);
+        f.surname = f.surname.take().or(surname);
+        f.email = f.email.take().or(email);
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
@@ -148,9 +196,18 @@ impl<'d> DayAccumulator<'d> {
     /// Adds one already parsed row.
     pub fn add_map(&mut self, row: &Map<String, Value>) {
         self.rows_read += 1;
-        let Some(object) = self.object(row) else {
-            self.rows_skipped += 1;
-            return;
+        let object = match self.object(row) {
+            Ok(o) => o,
+            Err(skip) => {
+                let k = &mut self.skipped;
+                *match skip {
+                    Skip::NoId => &mut k.no_object_id,
+                    Skip::NotInDirectory => &mut k.not_in_directory,
+                    Skip::EndUser => &mut k.end_user_unmatched,
+                } += 1;
+                self.note_unmatched(row, &skip);
+                return;
+            }
         };
         let app = self.app_slot(row);
         for (i, (col, _)) in self.spec.fields.iter().enumerate() {
@@ -158,6 +215,54 @@ impl<'d> DayAccumulator<'d> {
                 *self.values.entry((object, app, i)).or_insert(0.0) += v;
             }
         }
+    }
+
+    /// Why a row no object took was not used, and whose it was; its value is the first mapped
+    /// column's.
+    fn note_unmatched(&mut self, row: &Map<String, Value>, skip: &Skip) {
+        use UnmatchedReason as R;
+        let cell = |f: Option<&String>| {
+            f.and_then(|c| text(row.get(c)))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let company = cell(Some(&self.spec.ids.company));
+        let user = cell(self.spec.ids.end_user.as_ref()).or(cell(self.spec.ids.email.as_ref()));
+        let (reason, id) = match (self.spec.target, skip) {
+            (Target::Company, Skip::NotInDirectory) => (R::CompanyNotInDirectory, company),
+            (Target::Company, _) => (R::NoCompanyId, user),
+            (Target::Asset | Target::Project, Skip::NotInDirectory) => {
+                (R::NotInDirectory, cell(self.spec.ids.object.as_ref()))
+            }
+            (Target::Asset | Target::Project, _) => (R::NoId, company),
+            (Target::EndUser, _) => match (&user, &company) {
+                (Some(u), _) if u.starts_with(super::transform::ANONYMOUS_PREFIX) => {
+                    (R::AnonymousVisitor, user)
+                }
+                (_, None) => (R::NoCompanyId, user),
+                (_, Some(c)) if self.dir.company(c).is_none() => {
+                    (R::CompanyNotInDirectory, company)
+                }
+                (None, Some(_)) => (R::NoId, company),
+                (Some(_), Some(_)) => (R::EndUserNotFound, user),
+            },
+        };
+        let value = self
+            .spec
+            .fields
+            .first()
+            .and_then(|(c, _)| number(row.get(c)))
+            .unwrap_or(0.0);
+        let day = self.spec.day;
+        self.unmatched
+            .note(reason, id.as_deref().unwrap_or_default(), day, value);
+    }
+
+    /// Fields to fill in on existing end users, by user id.
+    pub fn fills(&self) -> Vec<Fill> {
+        let mut out: Vec<Fill> = self.fills.values().cloned().collect();
+        out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        out
     }
 
     /// End users to create before the values can be written.
@@ -212,8 +317,10 @@ impl RowSink for DayAccumulator<'_> {
     fn reset(&mut self) {
         self.values.clear();
         self.new_users.clear();
+        self.fills.clear();
         self.rows_read = 0;
-        self.rows_skipped = 0;
+        self.skipped = SkippedRows::default();
+        self.unmatched.clear();
     }
 }
 
@@ -240,11 +347,14 @@ mod tests {
                 end_user: Some("visitorId".into()),
                 email: None,
                 object: None,
+                name: None,
+                surname: None,
             },
             fields: vec![("m1".into(), "M1".into()), ("m2".into(), "M2".into())],
             multi_app,
             email_mapped: false,
             may_create: false,
+            auto_create: false,
             day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             apps,
         }
@@ -270,7 +380,12 @@ mod tests {
         let dir = Directory::new(vec![obj("a")], vec![], vec![], vec![]);
         let mut acc = DayAccumulator::new(spec(Target::Company, false), &dir);
         feed(&mut acc, &rows());
-        assert_eq!((acc.rows_read, acc.rows_skipped), (4, 2));
+        assert_eq!((acc.rows_read, acc.skipped.total()), (4, 2));
+        // zz is not a company of the directory; the last row has no company id.
+        assert_eq!(
+            (acc.skipped.not_in_directory, acc.skipped.no_object_id),
+            (1, 1)
+        );
         let v = acc.finish(&[]);
         let got: Vec<(&str, f64)> = v.iter().map(|m| (m.metric.as_str(), m.value)).collect();
         assert_eq!(got, vec![("M1", 5.0), ("M2", 1.5)]);
@@ -335,7 +450,7 @@ mod tests {
             .map(|u| (u.company_id.as_str(), u.external_id.as_deref()))
             .collect();
         assert_eq!(made, vec![("a", Some("v1")), ("a", Some("v2"))]);
-        assert_eq!((acc.rows_read, acc.rows_skipped), (5, 2));
+        assert_eq!((acc.rows_read, acc.skipped.end_user_unmatched), (5, 2));
         let v = acc.finish(&["id-1".to_string(), "id-2".to_string()]);
         let got: Vec<(&str, &str, f64)> = v
             .iter()
@@ -349,6 +464,75 @@ mod tests {
                 ("id-2", "M1", 3.0)
             ]
         );
+    }
+
+    #[test]
+    fn names_and_emails_fill_only_empty_fields_and_emails_only_with_auto_create() {
+        let user = |id: &str, ext: &str, email: Option<&str>, name: Option<&str>| EndUser {
+            id: id.into(),
+            company_id: "a".into(),
+            external_id: Some(ext.into()),
+            email: email.map(Into::into),
+            name: name.map(Into::into),
+            surname: None,
+        };
+        let dir = Directory::new(
+            vec![obj("a")],
+            vec![],
+            vec![],
+            vec![
+                user("u1", "v1", None, None),
+                user("u2", "v2", Some("kept@a.io"), Some("Kept")),
+            ],
+        );
+        let mut sp = spec(Target::EndUser, false);
+        sp.ids.email = Some("mail".into());
+        sp.ids.name = Some("first".into());
+        sp.ids.surname = Some("last".into());
+        sp.email_mapped = true;
+        let rows = vec![
+            serde_json::json!({"accountId": "a", "visitorId": "v1", "mail": "", "first": " Ann ", "last": "Lee", "m1": 1}),
+            serde_json::json!({"accountId": "a", "visitorId": "v1", "mail": "ANN@a.io", "m1": 1}),
+            serde_json::json!({"accountId": "a", "visitorId": "v2", "mail": "new@a.io", "first": "Bo", "last": "Ng", "m1": 1}),
+            serde_json::json!({"accountId": "a", "visitorId": "v3", "mail": "cy@a.io", "first": "Cy", "m1": 1}),
+        ];
+        let fill =
+            |id: &str, email: Option<&str>, name: Option<&str>, surname: Option<&str>| Fill {
+                user_id: id.into(),
+                email: email.map(Into::into),
+                name: name.map(Into::into),
+                surname: surname.map(Into::into),
+            };
+        // Without auto-create: names where empty, never an email; v2's email matches nobody,
+        // so it is matched on its external id and keeps its name.
+        let mut acc = DayAccumulator::new(sp.clone(), &dir);
+        feed(&mut acc, &rows);
+        assert_eq!(
+            acc.fills(),
+            vec![
+                fill("u1", None, Some("Ann"), Some("Lee")),
+                fill("u2", None, None, Some("Ng"))
+            ]
+        );
+        assert!(acc.new_users().is_empty());
+        // With auto-create: the email too where empty, and a new user with the row's fields.
+        sp.auto_create = true;
+        sp.may_create = true;
+        let mut acc = DayAccumulator::new(sp, &dir);
+        feed(&mut acc, &rows);
+        assert_eq!(
+            acc.fills(),
+            vec![
+                fill("u1", Some("ann@a.io"), Some("Ann"), Some("Lee")),
+                fill("u2", None, None, Some("Ng"))
+            ]
+        );
+        let made: Vec<_> = acc
+            .new_users()
+            .iter()
+            .map(|u| (u.email.as_deref(), u.name.as_deref(), u.surname.as_deref()))
+            .collect();
+        assert_eq!(made, vec![(Some("cy@a.io"), Some("Cy"), None)]);
     }
 
     #[test]

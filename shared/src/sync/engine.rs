@@ -179,7 +179,7 @@ async fn run_chunk(
                 }
                 None => {
                     store
-                        .advance_cursor(t, &msg.mapping_id, msg.generation, msg.to, &msg.run_id)
+                        .advance_cursor(t, &msg.mapping_id, msg.generation, msg.to, None)
                         .await
                         .ok();
                 }
@@ -217,6 +217,10 @@ async fn run_chunk(
             fail(ports, msg, chunk, &m).await;
             Err(ProcessError::Permanent(m))
         }
+        Err(ChunkError::Invalid(m)) => {
+            fail(ports, msg, chunk, &m).await;
+            Err(ProcessError::Permanent(m))
+        }
         Err(ChunkError::Store(e)) => {
             if final_attempt {
                 fail(ports, msg, chunk, &e.to_string()).await;
@@ -241,6 +245,9 @@ pub(super) enum ChunkError {
     Pendo(PendoError),
     Store(StoreError),
     Stale,
+    /// The mapping cannot be fetched as it is stored (an invalid pipeline or report, PES
+    /// without accountId): never retried.
+    Invalid(String),
 }
 
 /// Fetches and writes one window, halving it on "Query exceeded memory limit".
@@ -366,6 +373,7 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
         .aggregate(conn, &request, &mut acc)
         .await
         .map_err(ChunkError::Pendo)?;
+    crate::stall::point("chunk-fetched").await;
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
     let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
@@ -388,12 +396,24 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
             .await
             .map_err(st)?;
     }
+    // What no object took, replacing what the mapping recorded on these days (as the values).
+    store
+        .replace_unmatched(
+            t,
+            &mapping.id,
+            integration.generation,
+            window,
+            &prepared.unmatched(),
+        )
+        .await
+        .map_err(st)?;
     Ok(ChunkStats {
         rows_read: prepared.rows_read(),
         values_written: prepared.value_count(),
         activities_written: prepared.activity_count(),
         users_created,
         rows_skipped: prepared.rows_skipped(),
+        skipped: prepared.skipped().clone(),
     })
 }
 
@@ -433,8 +453,9 @@ async fn follow_up(
     Ok(())
 }
 
-/// Moves the mapping's cursor to the end of its window in this run, or, when some of its chunks
-/// failed, to the end of the longest run of done chunks from the window's start.
+/// Moves the mapping's cursor to the end of its window in this run (recording the run as its
+/// last successful one), or, when some of its chunks failed, to the end of the longest run of
+/// done chunks from the window's start.
 async fn advance(
     ports: &Ports,
     msg: &FetchMessage,
@@ -448,16 +469,11 @@ async fn advance(
             None => None,
         }
     };
+    let succeeded = (progress.mapping_not_done == 0).then_some(&msg.run_id);
     if let Some(to) = reached {
         match ports
             .store
-            .advance_cursor(
-                &msg.tenant,
-                &msg.mapping_id,
-                msg.generation,
-                to,
-                &msg.run_id,
-            )
+            .advance_cursor(&msg.tenant, &msg.mapping_id, msg.generation, to, succeeded)
             .await
         {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
@@ -484,6 +500,7 @@ async fn release_deferred(ports: &Ports, msg: &FetchMessage) -> Result<(), Proce
         return Ok(());
     };
     let ready = waves::deferred_pending(&run);
+    crate::stall::point("release-claimed").await;
     tracing::info!(tenant = %t, run = %run_id, chunks = ready.len(), "queueing the chunks that waited for new end users");
     ports
         .queue
@@ -670,6 +687,7 @@ async fn plan_resync(
             ports.clock.now(),
             integration.settings.timezone.map(|z| z.0),
         );
+        let checked = super::references::plan_checks(ports, integration, &mappings).await;
         let mut messages = Vec::new();
         for m in mappings.iter_mut().filter(|m| m.enabled) {
             store.reset_mapping_state(t, &m.id, msg.generation).await?;
@@ -678,13 +696,17 @@ async fn plan_resync(
                 m.rebuild_required = false;
                 store.put_mapping(m).await?;
             }
+            if checked.left_out.contains_key(&m.id) {
+                continue;
+            }
             if let Some(w) =
                 plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0)
             {
                 plan_mapping(m, w, &mut run, &mut messages);
             }
         }
-        run.sources = plan_sources(ports, integration, &mappings).await;
+        run.sources = checked.sources;
+        run.left_out = checked.left_out;
         let creating = mappings
             .iter()
             .filter(|m| waves::creates_users(&integration.settings, m))
@@ -693,8 +715,10 @@ async fn plan_resync(
         let messages = waves::defer_after_creators(&mut run, &creating, messages);
         run.planned = true;
         store.put_run(&run).await?;
+        note_planned(ports, &run).await?;
         messages
     };
+    crate::stall::point("resync-fan-out").await;
     ports
         .queue
         .send_fetch(&messages)
@@ -705,47 +729,19 @@ async fn plan_resync(
     Ok(Processed::Done(ChunkStats::default()))
 }
 
-/// What the run's Report mappings need from Pendo that does not change within a run: the list
-/// of saved reports, read once for the whole run (each day chunk then reads its report's
-/// definition from the run). `null` for a report Pendo does not list (its chunks fail with
-/// that); nothing at all when the list cannot be read now (each chunk then lists the reports
-/// itself, as a run planned before this existed does).
-pub async fn plan_sources(
-    ports: &Ports,
-    integration: &Integration,
-    mappings: &[Mapping],
-) -> std::collections::BTreeMap<crate::domain::MappingId, serde_json::Value> {
-    let mut out = std::collections::BTreeMap::new();
-    let reports: Vec<(&Mapping, &str)> = mappings
-        .iter()
-        .filter(|m| m.enabled)
-        .filter_map(|m| match &m.source {
-            MappingKind::Report { report_id, .. } => Some((m, report_id.as_str())),
-            _ => None,
-        })
-        .collect();
-    let Some(conn) = integration.connection.as_ref() else {
-        return out;
-    };
-    if reports.is_empty() {
-        return out;
+/// After a run is stored: each of its mappings' status now reads this run as its last, and a
+/// mapping the run left out shows why as its last error.
+pub async fn note_planned(ports: &Ports, run: &SyncRun) -> Result<(), StoreError> {
+    let store = &ports.store;
+    for m in run.mappings().into_iter().chain(run.left_out.keys()) {
+        store.set_last_run(&run.tenant, m, &run.id).await?;
     }
-    match ports
-        .pendo
-        .list(conn, crate::pendo::ObjectList::Reports)
-        .await
-    {
-        Ok(listed) => {
-            for (m, id) in reports {
-                let found = super::report_source::find(&listed, id)
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                out.insert(m.id.clone(), found);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(tenant = %integration.tenant, error = %e, "could not list the reports at planning; each report chunk lists them itself");
-        }
+    for (m, why) in &run.left_out {
+        let e = LastError {
+            at: ports.clock.now(),
+            message: why.clone(),
+        };
+        store.set_mapping_error(&run.tenant, m, Some(e)).await?;
     }
-    out
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Queue message bodies: versioned JSON. Every fetch message carries the generation it was
 //! planned for; a message of an older generation is dropped by the worker.
 
-use crate::domain::{MappingId, RunId, TenantId};
+use crate::domain::{ImportId, MappingId, RunId, TenantId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -31,12 +31,23 @@ pub struct ResyncMessage {
     pub generation: u64,
 }
 
-/// Either message, as it travels on a queue.
+/// Read page `page` of a directory import (it travels on the resync queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportMessage {
+    pub v: u32,
+    pub tenant: TenantId,
+    pub import_id: ImportId,
+    pub page: u32,
+}
+
+/// Any message, as it travels on a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum QueueMessage {
     Fetch(FetchMessage),
     Resync(ResyncMessage),
+    Import(ImportMessage),
 }
 
 /// Why a body could not be decoded.
@@ -58,6 +69,7 @@ impl QueueMessage {
         let v = match &m {
             QueueMessage::Fetch(f) => f.v,
             QueueMessage::Resync(r) => r.v,
+            QueueMessage::Import(i) => i.v,
         };
         if v != MESSAGE_VERSION {
             return Err(DecodeError::Version(v));

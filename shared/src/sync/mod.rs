@@ -1,8 +1,9 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
 //! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
-//! (`engine`), the directory snapshots it shares (`directory_cache`); per-day pipeline
+//! (`engine`), the directory snapshots it shares (`directory_cache`), the rows no object took
+//! (`unmatched`); per-day pipeline
 //! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
-//! transform) and `pipeline_fetch`.
+//! transform) and `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
 
 pub mod custom;
 pub mod custom_rows;
@@ -14,7 +15,9 @@ pub mod messages;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;
+pub mod references;
 pub mod report_source;
 pub mod transform;
+pub mod unmatched;
 pub mod user_list;
 pub mod waves;

@@ -123,7 +123,7 @@ impl RowSink for PesSink<'_, '_> {
             {
                 self.acc.add_map(&row);
             }
-            _ => self.acc.rows_skipped += 1,
+            _ => self.acc.skipped.unusable += 1,
         }
         Ok(())
     }

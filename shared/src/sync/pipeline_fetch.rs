@@ -6,15 +6,11 @@ use super::engine::{ChunkError, Job};
 use super::plan::Window;
 use crate::app::Ports;
 use crate::domain::{ChunkStats, Connection, Mapping, MappingKind, RunId, Target, TenantId};
-use crate::pendo::PendoError;
 use crate::store::StoreError;
 
-/// A refused pipeline (never retried): the mapping is invalid as stored.
+/// A mapping that cannot be fetched as it is stored (never retried).
 fn invalid(e: impl std::fmt::Display) -> ChunkError {
-    ChunkError::Pendo(PendoError::BadRequest {
-        status: 0,
-        message: e.to_string(),
-    })
+    ChunkError::Invalid(e.to_string())
 }
 
 /// The saved report a Report mapping's chunk runs: as its run's planning read it from Pendo
@@ -83,6 +79,15 @@ pub(super) async fn fetch_pipeline_day(
         custom::IdFields,
     ) = match &mapping.source {
         MappingKind::Pes { app_id, components } => {
+            // PES is per Pendo account: with another company id field its rows would land on
+            // the wrong companies (the settings refuse that change while a PES mapping exists).
+            if fm.company_id.record != crate::domain::FieldRecord::Row
+                || fm.company_id.path != "accountId"
+            {
+                return Err(invalid(
+                    "PES is computed per Pendo account, but the company id field is no longer accountId: set it back to accountId, or delete this mapping",
+                ));
+            }
             pes_app = Some(*app_id);
             let fields = components
                 .iter()
@@ -100,6 +105,8 @@ pub(super) async fn fetch_pipeline_day(
                 end_user: None,
                 email: None,
                 object: None,
+                name: None,
+                surname: None,
             };
             let stages = super::pes::pes_pipeline(*app_id, day, tz, mapping.segment_id.as_deref());
             (stages, std::borrow::Cow::Owned(fields), None, ids)
@@ -165,6 +172,7 @@ pub(super) async fn fetch_pipeline_day(
         may_create: mapping.target == Target::EndUser
             && settings.auto_detect_end_users
             && mapping.auto_create_users,
+        auto_create: mapping.auto_create_users,
         day,
         apps: integration.apps.clone(),
     };
@@ -180,7 +188,8 @@ pub(super) async fn fetch_pipeline_day(
         None => ports.pendo.aggregate(conn, &request, &mut acc).await,
     };
     fetched.map_err(ChunkError::Pendo)?;
-    let (rows_read, rows_skipped) = (acc.rows_read, acc.rows_skipped);
+    let (rows_read, skipped, fills) = (acc.rows_read, acc.skipped.clone(), acc.fills());
+    let unmatched = acc.unmatched.entries();
     let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
         .await
         .map_err(st)?;
@@ -192,11 +201,28 @@ pub(super) async fn fetch_pipeline_day(
         Err(StoreError::StaleGeneration(_)) => return Err(ChunkError::Stale),
         other => other.map_err(st)?,
     }
+    for f in fills {
+        store
+            .fill_end_user(
+                t,
+                &f.user_id,
+                f.email.as_deref(),
+                f.name.as_deref(),
+                f.surname.as_deref(),
+            )
+            .await
+            .map_err(st)?;
+    }
+    store
+        .replace_unmatched(t, &mapping.id, integration.generation, window, &unmatched)
+        .await
+        .map_err(st)?;
     Ok(ChunkStats {
         rows_read,
         values_written: values.len() as u64,
         activities_written: 0,
         users_created,
-        rows_skipped,
+        rows_skipped: skipped.total(),
+        skipped,
     })
 }

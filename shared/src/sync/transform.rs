@@ -3,9 +3,13 @@
 
 use super::identity::{Directory, IdentityRules, UserMatch};
 use super::plan::Window;
+use super::unmatched::{UnmatchedEntry, UnmatchedReason, UnmatchedTally};
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
-use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Target};
+use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, SkippedRows, Target};
+
+/// The prefix of Pendo's anonymous visitor ids.
+pub const ANONYMOUS_PREFIX: &str = "_PENDO_T_";
 use crate::pendo::RowSink;
 use crate::store::{ChunkRecords, Slots, StoreError, Text};
 use chrono::NaiveDate;
@@ -209,7 +213,9 @@ pub struct ChunkAccumulator<'d> {
     pending_index: HashMap<(String, String), u32>,
     fills: HashMap<u32, Fill>,
     pub rows_read: u64,
-    pub rows_skipped: u64,
+    pub skipped: SkippedRows,
+    /// The identities of the rows no object took, and why.
+    unmatched: UnmatchedTally,
 }
 
 impl<'d> ChunkAccumulator<'d> {
@@ -230,7 +236,8 @@ impl<'d> ChunkAccumulator<'d> {
             pending_index: HashMap::default(),
             fills: HashMap::default(),
             rows_read: 0,
-            rows_skipped: 0,
+            skipped: SkippedRows::default(),
+            unmatched: UnmatchedTally::default(),
         }
     }
 
@@ -367,11 +374,11 @@ impl<'d> ChunkAccumulator<'d> {
     fn add_parsed(&mut self, row: EventRow<'_>) -> Result<(), String> {
         self.rows_read += 1;
         let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
-            self.rows_skipped += 1;
+            self.skipped.outside_window += 1;
             return Ok(());
         };
         if day < self.spec.window.from || day > self.spec.window.to {
-            self.rows_skipped += 1;
+            self.skipped.outside_window += 1;
             return Ok(());
         }
         let sums = Sums {
@@ -401,13 +408,60 @@ impl<'d> ChunkAccumulator<'d> {
             Target::EndUser => user,
         };
         let Some(object) = object else {
-            self.rows_skipped += 1;
+            let id = match self.spec.target {
+                Target::Company => &row.company,
+                Target::Asset => &row.asset,
+                Target::Project => &row.project,
+                Target::EndUser => &None,
+            };
+            match (self.spec.target, id) {
+                (Target::EndUser, _) => self.skipped.end_user_unmatched += 1,
+                (_, Some(id)) if !id.0.is_empty() => self.skipped.not_in_directory += 1,
+                _ => self.skipped.no_object_id += 1,
+            }
+            self.note_unmatched(&row, day, sums.events);
             return Ok(());
         };
         let app = self.app_slot(row.app_id.unwrap_or(0));
         self.value_run
             .add(object, (app, day), sums, &mut self.values, value_key);
         Ok(())
+    }
+
+    /// Why a row no object took was not used, and whose it was (off the hot path: only for
+    /// such rows).
+    fn note_unmatched(&mut self, row: &EventRow<'_>, day: NaiveDate, value: f64) {
+        use UnmatchedReason as R;
+        fn text<'r>(v: &'r Option<Loose<'_>>) -> Option<&'r str> {
+            v.as_ref().map(|s| s.0.trim()).filter(|s| !s.is_empty())
+        }
+        let company = text(&row.company);
+        let user = text(&row.end_user).or(text(&row.email));
+        let (reason, id) = match self.spec.target {
+            Target::Company => match company {
+                Some(c) => (R::CompanyNotInDirectory, c),
+                None => (R::NoCompanyId, user.unwrap_or_default()),
+            },
+            Target::Asset | Target::Project => {
+                let id = if self.spec.target == Target::Asset {
+                    text(&row.asset)
+                } else {
+                    text(&row.project)
+                };
+                match id {
+                    Some(id) => (R::NotInDirectory, id),
+                    None => (R::NoId, company.unwrap_or_default()),
+                }
+            }
+            Target::EndUser => match (user, company) {
+                (Some(u), _) if u.starts_with(ANONYMOUS_PREFIX) => (R::AnonymousVisitor, u),
+                (_, None) => (R::NoCompanyId, user.unwrap_or_default()),
+                (_, Some(c)) if self.dir.company(c).is_none() => (R::CompanyNotInDirectory, c),
+                (None, Some(c)) => (R::NoId, c),
+                (Some(u), Some(_)) => (R::EndUserNotFound, u),
+            },
+        };
+        self.unmatched.note(reason, id, day, value);
     }
 
     /// The directory index of a company, remembered for the next row.
@@ -523,7 +577,16 @@ impl PreparedChunk<'_> {
     }
 
     pub fn rows_skipped(&self) -> u64 {
-        self.acc.rows_skipped
+        self.acc.skipped.total()
+    }
+
+    pub fn skipped(&self) -> &SkippedRows {
+        &self.acc.skipped
+    }
+
+    /// The chunk's unmatched identities, bounded, per day.
+    pub fn unmatched(&self) -> Vec<UnmatchedEntry> {
+        self.acc.unmatched.entries()
     }
 }
 
@@ -703,7 +766,8 @@ impl RowSink for ChunkAccumulator<'_> {
         self.pending_index.clear();
         self.fills.clear();
         self.rows_read = 0;
-        self.rows_skipped = 0;
+        self.skipped = SkippedRows::default();
+        self.unmatched.clear();
     }
 }
 

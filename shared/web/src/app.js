@@ -1,8 +1,9 @@
 // The Pendo Sync configurator page. Plain JavaScript, no framework; charts with uPlot.
 // It talks only to the public /v1 API of the server that served it, with a bearer token.
+// The server joins the page's scripts (this file, then directory.js) into one function scope
+// (shared/src/api/web.rs), so they share their helpers and state: directory.js (the Directory
+// tab) and unmatched.js (what each mapping could not use, and its recovery).
 /* global uPlot */
-(() => {
-  'use strict';
 
   const TOKEN_KEY = 'pendo-sync-token';
   const KIND_ORDER = ['feature', 'page', 'report', 'aggregation', 'pes'];
@@ -130,7 +131,7 @@
   // ---------- state ----------
   const state = {
     me: null, choices: null, integration: null, mappings: [], runs: new Map(), discovery: {}, tab: 'mapping',
-    polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false,
+    polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false, unmatched: new Map(),
   };
   const isAdmin = () => state.me && state.me.role === 'admin';
   const connected = () => state.integration && state.integration.status === 'active';
@@ -201,7 +202,7 @@
   function renderShell() {
     panelEl = h('aside', { class: 'panel', 'aria-label': 'Integration' });
     bannerEl = h('div', { class: 'banner', role: 'status', hidden: true });
-    const tabs = [['mapping', 'Mapping'], ['apps', 'Apps'], ['segments', 'Segments'], ['metrics', 'Metrics']];
+    const tabs = [['mapping', 'Mapping'], ['apps', 'Apps'], ['segments', 'Segments'], ['directory', 'Directory'], ['metrics', 'Metrics']];
     const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Sections' });
     const panes = {};
     for (const [id, title] of tabs) {
@@ -240,6 +241,7 @@
     if (id === 'mapping') renderMappings();
     if (id === 'apps') renderApps();
     if (id === 'segments') renderSegments();
+    if (id === 'directory') renderDirectory();
     if (id === 'metrics') renderMetrics();
   }
   const pane = (id) => document.getElementById(`pane-${id}`);
@@ -367,18 +369,56 @@
   }
 
   // ---------- runs ----------
-  /** A run's outcome; with `mappingId`, only that mapping's chunks (a Re-sync all has them all). */
-  function outcome(run, mappingId) {
+  const RUN_KIND = { daily: 'Daily run', syncNow: 'Sync now', resyncAll: 'Re-sync all', recover: 'Recovery' };
+  const when = (t) => (t ? `${t.slice(0, 16).replace('T', ' ')} UTC` : '');
+  const count = (n, one, many) => `${n} ${n === 1 ? one : many || `${one}s`}`;
+
+  /** A whole run's outcome (its progress while it runs). */
+  function outcome(run) {
     if (!run) return '—';
     if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${run.chunksTotal} chunks (no progress for an hour; the next sync continues)`;
     if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal || '?'} chunks)`;
-    const chunks = mappingId ? (run.chunks || []).filter((c) => c.mappingId === mappingId) : run.chunks || [];
-    const total = mappingId ? chunks.length : run.chunksTotal;
-    const failed = mappingId ? chunks.filter((c) => c.status === 'failed').length : run.chunksFailed;
-    const values = mappingId ? chunks.reduce((n, c) => n + c.stats.valuesWritten, 0) : run.totals.valuesWritten;
     const what = run.kind && run.kind.type === 'resyncAll' ? ' (Re-sync all)' : '';
-    if (failed) return `failed: ${failed} of ${total} chunks${what}`;
-    return `ok: ${total} chunks, ${values} values${what}`;
+    if (run.chunksFailed) return `failed: ${run.chunksFailed} of ${run.chunksTotal} chunks${what}`;
+    return `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values${what}`;
+  }
+
+  /** A mapping's share of a run (`state.lastRun` of a mapping), in one line. */
+  function mappingOutcome(r) {
+    switch (r.outcome) {
+      case 'succeeded': return `ok: ${r.chunks} chunks, ${r.valuesWritten} values`;
+      case 'running': return `running (${r.chunksDone} of ${r.chunks} chunks)`;
+      case 'interrupted': return `interrupted after ${r.chunksDone} of ${r.chunks} chunks (no progress for an hour; the next sync continues)`;
+      case 'superseded': return 'superseded by a Re-sync all';
+      case 'failed': return r.chunks ? `failed: ${r.chunksFailed} of ${r.chunks} chunks` : 'failed: not synced';
+      default: return r.outcome;
+    }
+  }
+
+  /** The Status cell's account of a mapping's last run: what it did and, if any, why rows were skipped or it failed. */
+  function lastRunDetails(st) {
+    const r = st.lastRun;
+    if (!r) return [h('span', { class: 'outcome', text: 'never run' })];
+    const facts = [`${RUN_KIND[r.kind.type] || r.kind.type}, ${when(r.startedAt)}`];
+    if (r.finishedAt) facts.push(`finished ${when(r.finishedAt).slice(11)}`);
+    const numbers = [count(r.rowsRead, 'row') + ' read', count(r.valuesWritten, 'value') + ' written'];
+    if (r.usersCreated) numbers.push(count(r.usersCreated, 'user') + ' created');
+    const out = [
+      h('span', { class: `outcome outcome-${r.outcome}`, text: mappingOutcome(r) }),
+      h('div', { class: 'run-facts muted', text: facts.join(' · ') }),
+      r.chunks ? h('div', { class: 'run-numbers muted', text: numbers.join(' · ') }) : null,
+    ];
+    if (r.rowsSkipped) {
+      out.push(h('details', { class: 'skipped' }, h('summary', { text: `${count(r.rowsSkipped, 'row')} skipped` }),
+        h('ul', {}, r.skipped.map((k) => h('li', { dataset: { reason: k.reason } }, `${k.rows}: ${k.meaning}`)))));
+    }
+    if (r.error) out.push(h('div', { class: 'error-text run-error', text: r.error }));
+    const ok = st.lastSuccessfulRun;
+    if (ok && ok.runId !== r.runId) out.push(h('div', { class: 'muted last-ok', text: `last success: ${when(ok.finishedAt || ok.startedAt)}` }));
+    if (!ok && r.outcome !== 'succeeded' && r.outcome !== 'running') out.push(h('div', { class: 'muted last-ok', text: 'no successful run yet' }));
+    const e = st.lastError;
+    if (e && e.message !== r.error) out.push(h('div', { class: 'error-text last-error', text: `${when(e.at)}: ${e.message}` }));
+    return out;
   }
 
   /** Polls a run, drawing its progress into `slot`, until it finishes. */
@@ -406,9 +446,8 @@
 
   // ---------- mapping tab ----------
   async function refreshMappings() {
-    const [mappings, runs] = await Promise.all([api('GET', '/v1/mappings'), api('GET', '/v1/runs?limit=200')]);
-    state.mappings = mappings;
-    for (const r of runs) state.runs.set(r.id, r);
+    state.mappings = await api('GET', '/v1/mappings');
+    await refreshUnmatched();
     if (state.tab === 'mapping') renderMappings();
   }
 
@@ -448,7 +487,8 @@
       return h('section', { class: 'group', dataset: { kind } },
         h('h3', { text: `${KIND_TITLE[kind]} (${ms.length})` }),
         h('div', { class: 'table-wrap' }, h('table', { class: 'mappings' },
-          h('thead', {}, h('tr', {}, ['Metric', 'Source', 'Target', 'Options', 'Last synced day', 'Last run', ''].map((t) => h('th', { scope: 'col', text: t })))),
+          h('colgroup', {}, ['metric', 'source', 'options', 'status', 'actions'].map((c) => h('col', { class: `col-${c}` }))),
+          h('thead', {}, h('tr', {}, ['Metric', 'Source', 'Options', 'Status', ''].map((t) => h('th', { scope: 'col', text: t })))),
           h('tbody', {}, ms.map(mappingRow)))));
     }).filter(Boolean);
     // The list is redrawn on every refresh; the add form keeps what the user typed (it is
@@ -480,7 +520,6 @@
 
   function mappingRow(m) {
     const st = m.state || {};
-    const run = st.lastRun ? state.runs.get(st.lastRun) : null;
     const toggle = (key, label) => {
       const cb = h('input', { type: 'checkbox', checked: m[key], 'aria-label': `${label} for ${m.metricName}` });
       cb.addEventListener('change', () => submit(cb, null, async () => {
@@ -519,15 +558,16 @@
       },
     }));
     return h('tr', { dataset: { id: m.id } },
-      h('th', { scope: 'row' }, m.metricName, m.rebuildRequired ? h('span', { class: 'tag', text: 'rebuild required' }) : null,
+      h('th', { scope: 'row' }, h('span', { class: 'metric-name', text: m.metricName }),
+        h('div', { class: 'target muted', text: `→ ${TARGET_TITLE[m.target] || m.target}` }),
+        m.rebuildRequired ? h('span', { class: 'tag', text: 'rebuild required' }) : null,
         m.segmentId ? h('span', { class: 'tag muted', text: `segment ${m.segmentId}` }) : null),
       h('td', { class: 'source', dataset: { id: m.id }, text: sourceLabel(m) }),
-      h('td', { text: TARGET_TITLE[m.target] || m.target }),
       h('td', { class: 'toggles-cell' }, toggle('passive', 'Passive?'), toggle('multiApp', 'Multi-app?'),
         toggle('autoCreateUsers', 'Auto-create users?'), toggle('enabled', 'Enabled')),
-      h('td', { class: 'last-synced', text: st.lastSyncedDay || 'never' }),
-      h('td', { class: 'last-run' }, h('span', { class: 'outcome', text: outcome(run, m.id) }),
-        st.lastError ? h('div', { class: 'error-text', text: `${st.lastError.at.slice(0, 16).replace('T', ' ')} UTC: ${st.lastError.message}` }) : null),
+      h('td', { class: 'status-cell' },
+        h('div', {}, h('span', { class: 'muted', text: 'Last synced day: ' }), h('span', { class: 'last-synced', text: st.lastSyncedDay || 'never' })),
+        h('div', { class: 'last-run' }, lastRunDetails(st)), unmatchedSummary(m)),
       h('td', { class: 'row-actions' }, h('div', { class: 'actions' }, actions), progress));
   }
 
@@ -943,4 +983,3 @@
     if (!token) { renderSignIn(); return; }
     start().catch((e) => renderSignIn(e.message));
   });
-})();

@@ -28,10 +28,15 @@ export const TOKENS = {
   teamMember: 'team-member-token-00001',
   resyncAdmin: 'resync-admin-token-0001',
   formsAdmin: 'forms-admin-token-00001',
+  layoutAdmin: 'layout-admin-token-0001',
+  pesAdmin: 'pes-admin-token-0000001',
+  directoryAdmin: 'directory-admin-token-01',
+  unmatchedAdmin: 'unmatched-admin-token-01',
 };
 const TOKEN_SPEC = [
   `${TOKENS.flowAdmin}:flow:admin`, `${TOKENS.badKeyAdmin}:badkey:admin`, `${TOKENS.teamAdmin}:team:admin`,
   `${TOKENS.teamMember}:team:member`, `${TOKENS.resyncAdmin}:resync:admin`, `${TOKENS.formsAdmin}:forms:admin`,
+  `${TOKENS.layoutAdmin}:layout:admin`, `${TOKENS.pesAdmin}:pes:admin`, `${TOKENS.directoryAdmin}:directory:admin`, `${TOKENS.unmatchedAdmin}:unmatched:admin`,
 ].join(',');
 
 /** Spawns a binary and resolves with the first `listening on http://…` address it prints. */

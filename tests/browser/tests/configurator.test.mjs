@@ -59,7 +59,8 @@ describe('configurator page', () => {
 
     const row = page.locator('section.group[data-kind=feature] tbody tr').filter({ hasText: 'Feature clicks' });
     await row.waitFor(T);
-    assert.equal(await row.locator('td.last-synced').innerText(), 'never');
+    assert.equal(await row.locator('.last-synced').innerText(), 'never');
+    assert.equal(await row.locator('.outcome').innerText(), 'never run');
     const mapping = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/mappings')).body;
     const integ0 = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/integration')).body;
     assert.equal(mapping.length, 1);
@@ -78,13 +79,13 @@ describe('configurator page', () => {
     }, mapping[0].id);
     await row.getByRole('button', { name: 'Sync now: Feature clicks' }).click();
     await page.waitForFunction(() => {
-      const cell = document.querySelector('section.group[data-kind=feature] td.last-synced');
+      const cell = document.querySelector('section.group[data-kind=feature] .last-synced');
       return cell && /^\d{4}-\d{2}-\d{2}$/.test(cell.textContent);
     }, null, { timeout: 120_000 });
     const state = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/mappings/${mapping[0].id}`)).body.state;
     const synced = page.locator('section.group[data-kind=feature] tbody tr').filter({ hasText: 'Feature clicks' });
-    assert.equal(await synced.locator('td.last-synced').innerText(), state.lastSyncedDay);
-    const run = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/runs/${state.lastRun}`)).body;
+    assert.equal(await synced.locator('.last-synced').innerText(), state.lastSyncedDay);
+    const run = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/runs/${state.lastRun.runId}`)).body;
     assert.equal(run.finished, true);
     assert.equal(run.chunksFailed, 0);
     // 90 days in chunks of at most 7 days; the row showed the run's progress up to its end.
@@ -312,6 +313,223 @@ describe('configurator page', () => {
     await page.locator('section.group[data-kind=aggregation] tbody tr').filter({ hasText: 'Custom events' }).waitFor(T);
     const created = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/mappings')).body;
     assert.deepEqual(created.map((m) => [m.source.kind, m.metricName, m.source.fields]), [['aggregation', 'Custom events', [{ field: 'metric1', metric: 'Events per day' }]]]);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the mapping tables read without sideways scroll at 1280×800 and each row shows its status', { timeout: 180_000 }, async () => {
+    const token = TOKENS.layoutAdmin;
+    await connectByApi(token);
+    await loadCompanies(token);
+    const features = (await api(env.base, token, 'GET', '/v1/discovery/features')).body;
+    const pages = (await api(env.base, token, 'GET', '/v1/discovery/pages')).body;
+    const reports = (await api(env.base, token, 'GET', '/v1/discovery/reports')).body;
+    const add = async (body) => {
+      const r = await api(env.base, token, 'POST', '/v1/mappings', { target: 'company', ...body });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return r.body;
+    };
+    // Long names and ids, every kind, a segment tag and a rebuild tag: the widest rows there are.
+    const synced = await add({ source: { kind: 'feature', featureId: features[0].id, minutesMetric: 'Minutes spent on the first feature of the web app' }, metricName: 'Clicks on the first feature of the web app, all apps together' });
+    const gone = await add({ source: { kind: 'feature', featureId: features[1].id }, metricName: 'Clicks on a feature deleted later' });
+    await add({ source: { kind: 'page', pageId: pages[0].id, minutesMetric: 'Page minutes' }, metricName: 'Page views', multiApp: true });
+    const rep = reports.compatible[0];
+    await add({ source: { kind: 'report', reportId: rep.id, columns: rep.numericColumns.map((c) => ({ field: c.field, metric: `${rep.name} — ${c.field}` })) }, metricName: rep.name });
+    await add({ source: { kind: 'pes', appId: -323232, components: ['score', 'adoption', 'stickiness', 'growth'] }, metricName: 'Product engagement score of the web app' });
+    const edited = await add({ source: { kind: 'page', pageId: pages[1].id }, metricName: 'Edited page views' });
+    const editedAgain = await api(env.base, token, 'PUT', `/v1/mappings/${edited.id}`, { source: edited.source, target: 'company', metricName: 'Edited page views, renamed' });
+    assert.equal(editedAgain.body.rebuildRequired, true);
+    const syncAndWait = async (id) => {
+      const { runId } = (await api(env.base, token, 'POST', `/v1/mappings/${id}/sync`)).body;
+      for (let i = 0; i < 600; i += 1) {
+        const run = (await api(env.base, token, 'GET', `/v1/runs/${runId}`)).body;
+        if (run.finished) return run;
+        await new Promise((r) => { setTimeout(r, 200); });
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    await syncAndWait(synced.id);
+    // The second feature is deleted in Pendo: its next run leaves it out, and its row says why.
+    const del = await fetch(`${env.sim}/_sim/objects/feature/${encodeURIComponent(features[1].id)}`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    await syncAndWait(gone.id);
+
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    const rows = page.locator('table.mappings tbody tr');
+    await page.waitForFunction(() => document.querySelectorAll('table.mappings tbody tr').length === 6, null, T);
+    // Nothing scrolls sideways: the page, the main panel, any table of it.
+    const overflow = await page.evaluate(() => [document.documentElement, ...document.querySelectorAll('.main, .main .table-wrap')]
+      .filter((e) => e.scrollWidth > e.clientWidth + 1)
+      .map((e) => `${e.className || e.tagName}: ${e.scrollWidth} > ${e.clientWidth}`));
+    assert.deepEqual(overflow, []);
+    // The status column is wide enough to read, and the same in every row.
+    const widths = await rows.evaluateAll((trs) => trs.map((tr) => Math.round(tr.querySelector('td.status-cell').getBoundingClientRect().width)));
+    assert.equal(widths.length, 6);
+    assert.ok(widths.every((w) => w >= 240 && w === widths[0]), widths.join(', '));
+
+    // The synced row: its run's outcome and numbers as the API gives them.
+    const st = (await api(env.base, token, 'GET', `/v1/mappings/${synced.id}`)).body.state;
+    const row = page.locator(`tr[data-id="${synced.id}"]`);
+    assert.equal(await row.locator('.last-synced').innerText(), st.lastSyncedDay);
+    assert.equal(await row.locator('.outcome').innerText(), `ok: ${st.lastRun.chunks} chunks, ${st.lastRun.valuesWritten} values`);
+    const numbers = `${st.lastRun.rowsRead} rows read · ${st.lastRun.valuesWritten} values written`;
+    assert.equal(await row.locator('.run-numbers').innerText(), numbers);
+    assert.match(await row.locator('.run-facts').innerText(), /^Sync now, \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC · finished \d{2}:\d{2} UTC$/);
+    if (st.lastRun.rowsSkipped) {
+      assert.equal(await row.locator('details.skipped summary').innerText(), `${st.lastRun.rowsSkipped} rows skipped`);
+    }
+    // The deleted feature's row: failed, with the reason, after its last success.
+    const gst = (await api(env.base, token, 'GET', `/v1/mappings/${gone.id}`)).body.state;
+    assert.equal(gst.lastRun.outcome, 'failed');
+    const grow = page.locator(`tr[data-id="${gone.id}"]`);
+    assert.equal(await grow.locator('.outcome').innerText(), 'failed: not synced');
+    assert.equal(await grow.locator('.run-error').innerText(), gst.lastRun.error);
+    assert.match(gst.lastRun.error, new RegExp(`feature ${features[1].id} is not among the subscription's features any more`));
+    assert.equal(await grow.locator('.last-ok').innerText(), 'no successful run yet');
+    await page.locator('.mapping-list').screenshot({ path: join(SCREENSHOTS, 'mapping-status.png') });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the company id field cannot leave accountId while a PES mapping exists: the reason shows next to it', { timeout: 60_000 }, async () => {
+    const token = TOKENS.pesAdmin;
+    await connectByApi(token);
+    const pes = await api(env.base, token, 'POST', '/v1/mappings', { source: { kind: 'pes', appId: -323232, components: ['score'] }, target: 'company', metricName: 'Engagement' });
+    assert.equal(pes.status, 201, JSON.stringify(pes.body));
+    const before = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    const companyId = page.getByLabel('Company id');
+    await companyId.fill('metadata.custom.region');
+    await page.getByRole('button', { name: 'Update' }).click();
+    await page.waitForFunction(() => document.querySelector('#settings-form .err[data-err="fieldMappings.companyId"]').textContent !== '', null, T);
+    const direct = await api(env.base, token, 'PATCH', '/v1/integration/settings', { fieldMappings: { companyId: 'metadata.custom.region' } });
+    assert.equal(direct.status, 400);
+    assert.equal(direct.body.error.field, 'fieldMappings.companyId');
+    assert.match(direct.body.error.message, new RegExp(`'Engagement' \\(${pes.body.id}\\)`));
+    assert.equal(await page.locator('#settings-form .err[data-err="fieldMappings.companyId"]').innerText(), direct.body.error.message);
+    assert.equal(await companyId.getAttribute('aria-invalid'), 'true');
+    assert.equal(await companyId.inputValue(), 'metadata.custom.region', 'nothing typed is lost');
+    assert.deepEqual((await api(env.base, token, 'GET', '/v1/integration')).body, before, 'nothing changed');
+    assert.equal(await page.locator('.banner').isVisible(), false);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the directory tab: a CSV upload adds companies, a preview counts what Pendo holds, an import fills the rest', { timeout: 120_000 }, async () => {
+    const token = TOKENS.directoryAdmin;
+    await connectByApi(token);
+    const info = await (await fetch(`${env.sim}/_sim/info`)).json();
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    await page.getByRole('tab', { name: 'Directory' }).click();
+    await page.locator('#directory-sizes').filter({ hasText: 'In the directory: 0 companies' }).waitFor(T);
+
+    // Upload: two companies, one named, one not.
+    const form = page.locator('#upload-form');
+    await form.getByLabel('Directory').selectOption('companies');
+    await form.getByLabel('File').setInputFiles({ name: 'companies.csv', mimeType: 'text/csv', buffer: Buffer.from('externalId,name\nacct-0001,Acme Test\nacct-0002,\n') });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.locator('#upload-result').filter({ hasText: '2 of 2 rows stored.' }).waitFor(T);
+    await page.locator('#directory-sizes').filter({ hasText: 'In the directory: 2 companies' }).waitFor(T);
+    // A file with an unknown column is refused next to the file field, and stores nothing.
+    await form.getByLabel('File').setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from('externalId,plan\nacct-0003,gold\n') });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.waitForFunction(() => document.querySelector('#upload-form .err[data-err="header"]').textContent.includes("unknown column 'plan'"), null, T);
+    assert.equal(await page.locator('#upload-result').innerText(), '', 'the earlier upload\'s result is gone');
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/companies')).body.length, 2);
+
+    // Preview: the other accounts would be new, acct-0002 gets its name, acct-0001 keeps its own.
+    const card = page.locator('#import-card');
+    await card.getByRole('button', { name: 'Preview (dry run)' }).click();
+    const companies = page.locator('#import-result table[data-counts=Companies]');
+    await companies.waitFor(T);
+    const cell = async (table, row) => table.locator('tr').filter({ has: page.getByRole('rowheader', { name: row, exact: true }) }).locator('td').innerText();
+    assert.equal(await cell(companies, 'New'), String(info.accounts - 2));
+    assert.equal(await cell(companies, 'Filled in (empty fields)'), '1');
+    assert.equal(await cell(companies, 'Unchanged'), '1');
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/companies')).body.length, 2, 'a preview writes nothing');
+
+    // Import: runs in the background; the page follows it to the end.
+    await card.getByRole('button', { name: 'Import' }).click();
+    await page.locator('#import-result [role=status]').filter({ hasText: 'Finished' }).waitFor({ timeout: 60_000 });
+    const listed = (await api(env.base, token, 'GET', '/v1/directory/companies')).body;
+    assert.equal(listed.length, info.accounts);
+    assert.equal(listed.find((c) => c.externalId === 'acct-0001').name, 'Acme Test', 'a name is never overwritten');
+    assert.ok(listed.find((c) => c.externalId === 'acct-0002').name, 'an empty name is filled in');
+    await page.locator('#directory-sizes').filter({ hasText: `In the directory: ${info.accounts} companies` }).waitFor(T);
+    const overflow = await page.evaluate(() => { const m = document.querySelector('.main'); return m.scrollWidth - m.clientWidth; });
+    assert.ok(overflow <= 0, `the main panel scrolls sideways by ${overflow} px`);
+    await page.screenshot({ path: join(SCREENSHOTS, 'directory.png'), fullPage: true });
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test('the unmatched panel lists the companies a mapping could not use; a CSV upload adds them and Recover gets their days back', { timeout: 180_000 }, async () => {
+    const token = TOKENS.unmatchedAdmin;
+    await connectByApi(token);
+    const info = await (await fetch(`${env.sim}/_sim/info`)).json();
+    const left = ['acct-0001', 'acct-0002'];
+    const items = Array.from({ length: info.accounts }, (_, i) => ({ externalId: `acct-${String(i + 1).padStart(4, '0')}` }))
+      .filter((c) => !left.includes(c.externalId));
+    assert.equal((await api(env.base, token, 'PUT', '/v1/directory/companies', { items })).status, 200);
+    const features = (await api(env.base, token, 'GET', '/v1/discovery/features')).body;
+    const created = await api(env.base, token, 'POST', '/v1/mappings', { source: { kind: 'feature', featureId: features[0].id }, target: 'company', metricName: 'Clicks' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const waitRun = async (runId) => {
+      for (let i = 0; i < 600; i += 1) {
+        const r = (await api(env.base, token, 'GET', `/v1/runs/${runId}`)).body;
+        if (r.state === 'finished') return r;
+        await new Promise((res) => { setTimeout(res, 100); });
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    await waitRun((await api(env.base, token, 'POST', `/v1/mappings/${id}/sync`)).body.runId);
+    const before = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched?reason=companyNotInDirectory&limit=1000`)).body;
+    const missing = before.identities.map((i) => i.identity).sort();
+    assert.deepEqual(missing, left, 'both companies left out had rows');
+
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    const summary = page.locator(`.unmatched-summary[data-mapping="${id}"]`);
+    await summary.waitFor(T);
+    const rows = before.totals.companyNotInDirectory.rows;
+    assert.match(await summary.innerText(), new RegExp(`${rows} rows from 2 companies not in the directory`));
+    await summary.getByRole('button', { name: /could not use/ }).click();
+    const panel = page.locator('#unmatched-panel');
+    await panel.getByLabel('Reason').selectOption('companyNotInDirectory');
+    await panel.locator('tr[data-reason=companyNotInDirectory]').nth(1).waitFor(T);
+    const ids = await panel.locator('tr[data-reason=companyNotInDirectory] td:first-child').allInnerTexts();
+    assert.deepEqual(ids.sort(), left);
+    assert.equal(await panel.getByRole('button', { name: /^Recover/ }).isDisabled(), true, 'nothing to recover yet');
+
+    // The Directory tab's CSV upload adds them; the mapping then says its days are recoverable.
+    await page.getByRole('tab', { name: 'Directory' }).click();
+    const form = page.locator('#upload-form');
+    await form.getByLabel('File').setInputFiles({ name: 'missing.csv', mimeType: 'text/csv', buffer: Buffer.from(`externalId\n${left.join('\n')}\n`) });
+    await form.getByRole('button', { name: 'Upload' }).click();
+    await page.locator('#upload-result').filter({ hasText: '2 of 2 rows stored.' }).waitFor(T);
+    await page.getByRole('tab', { name: 'Mapping' }).click();
+    await page.evaluate(() => document.getElementById('unmatched-panel')?.remove());
+    const view = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched`)).body;
+    assert.ok(view.recoverableDays.length > 0);
+    await page.reload();
+    await summary.filter({ hasText: `(${view.recoverableDays.length} days recoverable)` }).waitFor(T);
+    await summary.getByRole('button', { name: /could not use/ }).click();
+    const recover = panel.getByRole('button', { name: `Recover ${view.recoverableDays.length} days` });
+    await recover.waitFor(T);
+    await recover.click();
+    await page.waitForFunction(() => !document.querySelector('#unmatched-panel tr[data-reason=companyNotInDirectory]')
+      && document.querySelector('#unmatched-panel table.unmatched, #unmatched-panel p.muted'), null, { timeout: 60_000 });
+    const after = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched`)).body;
+    assert.equal(after.totals.companyNotInDirectory, undefined, 'nothing left of the companies');
+    const series = (await api(env.base, token, 'GET', `/v1/objects/company/${left[0]}/metrics`)).body;
+    assert.ok(series.some((m) => m.metric === 'Clicks'), 'the recovered company has its values');
+    await page.screenshot({ path: join(SCREENSHOTS, 'unmatched.png'), fullPage: true });
     assert.deepEqual(problems, []);
     await context.close();
   });

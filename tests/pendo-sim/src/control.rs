@@ -1,7 +1,7 @@
 //! Mutable simulator state behind the control API: clock, keys, faults, memory limit,
-//! request log and per-path call counters.
+//! objects deleted from the subscription, request log and per-path call counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -28,6 +28,33 @@ pub struct RequestLogEntry {
     pub fault: Option<String>,
 }
 
+/// The kinds of objects the control API can delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectKind {
+    /// A feature (`GET /api/v1/feature`).
+    Feature,
+    /// A page (`GET /api/v1/page`).
+    Page,
+    /// A saved report (`GET /api/v1/report`).
+    Report,
+    /// A segment (`GET /api/v1/segment`).
+    Segment,
+}
+
+impl ObjectKind {
+    /// `feature`, `page`, `report` or `segment`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "feature" => Some(Self::Feature),
+            "page" => Some(Self::Page),
+            "report" => Some(Self::Report),
+            "segment" => Some(Self::Segment),
+            _ => None,
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -40,6 +67,7 @@ pub struct Control {
     faults: Mutex<Vec<FaultState>>,
     memory_limit: Mutex<Option<u64>>,
     synthetic_rows: Mutex<Option<u64>>,
+    deleted: RwLock<BTreeSet<(ObjectKind, String)>>,
     log: Mutex<Vec<RequestLogEntry>>,
     counters: Mutex<BTreeMap<String, u64>>,
 }
@@ -57,6 +85,7 @@ impl Control {
             faults: Mutex::new(Vec::new()),
             memory_limit: Mutex::new(None),
             synthetic_rows: Mutex::new(None),
+            deleted: RwLock::new(BTreeSet::new()),
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(BTreeMap::new()),
         }
@@ -117,6 +146,24 @@ impl Control {
     /// The configured synthetic row count.
     pub fn synthetic_event_rows(&self) -> Option<u64> {
         *lock(&self.synthetic_rows)
+    }
+
+    /// Delete an object of the subscription, as a user deleting it in Pendo would: it leaves
+    /// its list (`GET /api/v1/feature`, …), a deleted report's results answer 404 and a deleted
+    /// feature or page has no events any more. Returns whether it was listed before.
+    pub fn delete_object(&self, kind: ObjectKind, id: &str) -> bool {
+        self.deleted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((kind, id.to_string()))
+    }
+
+    /// Whether an object was deleted.
+    pub fn is_deleted(&self, kind: ObjectKind, id: &str) -> bool {
+        self.deleted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(kind, id.to_string()))
     }
 
     /// Add or replace a key.

@@ -1,5 +1,5 @@
 //! HTTP control API under `/_sim/` (no key needed): clock, faults, memory limit, keys,
-//! request log and counters.
+//! deleting objects of the subscription, request log and counters.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::control::ObjectKind;
 use crate::faults::FaultRule;
 use crate::stream::json_value;
 use crate::Simulator;
@@ -132,6 +133,29 @@ async fn revoke_key(State(sim): State<Simulator>, Path(key): Path<String>) -> Re
     json_value(&json!({ "key": key, "revoked": existed }))
 }
 
+async fn delete_object(
+    State(sim): State<Simulator>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    let Some(k) = ObjectKind::parse(&kind) else {
+        return bad(format!(
+            "unknown object kind {kind:?}: feature, page, report or segment"
+        ));
+    };
+    let sub = sim.subscription();
+    let exists = match k {
+        ObjectKind::Feature => sub.features.iter().any(|f| f.id == id),
+        ObjectKind::Page => sub.pages.iter().any(|p| p.id == id),
+        ObjectKind::Report => sub.report(&id).is_some(),
+        ObjectKind::Segment => sub.segment(&id).is_some(),
+    };
+    if !exists {
+        return (StatusCode::NOT_FOUND, format!("no {kind} {id}")).into_response();
+    }
+    let was_listed = sim.control().delete_object(k, &id);
+    json_value(&json!({ "kind": k, "id": id, "deleted": was_listed }))
+}
+
 async fn requests(State(sim): State<Simulator>) -> Response {
     json_value(&json!(sim.control().request_log()))
 }
@@ -170,6 +194,7 @@ pub fn control_router(sim: Simulator) -> Router {
         .route("/_sim/synthetic-rows", post(synthetic_rows))
         .route("/_sim/keys", post(set_key))
         .route("/_sim/keys/{key}", delete(revoke_key))
+        .route("/_sim/objects/{kind}/{id}", delete(delete_object))
         .route("/_sim/requests", get(requests).delete(reset_requests))
         .route("/_sim/counters", get(counters))
         .route("/_sim/info", get(info))

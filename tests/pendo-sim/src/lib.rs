@@ -31,7 +31,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use config::{SimConfig, SimKey};
-pub use control::{Control, RequestLogEntry};
+pub use control::{Control, ObjectKind, RequestLogEntry};
 pub use data::{
     Account, App, EventRow, EventSource, Feature, Page, Segment, SegmentRule, Subscription, Tier,
     TrackType, Visitor, DEFAULT_APP_ID,

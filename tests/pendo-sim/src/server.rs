@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 
+use crate::control::ObjectKind;
 use crate::faults::{cut_body, status_response, FaultKind, FaultRule};
 use crate::pipeline::{parse::parse_plan, plan_request};
 use crate::rng::fnv1a;
@@ -100,19 +101,52 @@ async fn aggregation(State(sim): State<Simulator>, body: Bytes) -> Response {
     };
     let ctx = sim.eval_ctx();
     match plan_request(&json, sim.subscription(), &ctx) {
-        Ok(plan) => stream_plan(sim, plan, ctx, true).await,
+        Ok(mut plan) => {
+            forget_deleted(&sim, &mut plan);
+            stream_plan(sim, plan, ctx, true).await
+        }
         Err(e) => error_response(&e),
     }
 }
 
+/// A deleted feature or page has no events any more: its source matches none.
+fn forget_deleted(sim: &Simulator, plan: &mut crate::pipeline::Plan) {
+    if let crate::pipeline::source::Source::Events {
+        kind,
+        item: Some(id),
+        ..
+    } = &mut plan.source
+    {
+        let object = match kind {
+            crate::data::EventSource::FeatureEvents => ObjectKind::Feature,
+            crate::data::EventSource::PageEvents => ObjectKind::Page,
+            _ => return,
+        };
+        if sim.control().is_deleted(object, id) {
+            id.push_str("#deleted");
+        }
+    }
+}
+
 async fn reports(State(sim): State<Simulator>) -> Response {
-    json_value(&Value::Array(sim.subscription().reports.clone()))
+    let listed = sim
+        .subscription()
+        .reports
+        .iter()
+        .filter(|r| {
+            let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+            !sim.control().is_deleted(ObjectKind::Report, id)
+        })
+        .cloned()
+        .collect();
+    json_value(&Value::Array(listed))
 }
 
 async fn report_results(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     let sub = sim.subscription();
     let Some(pipeline) = sub
         .report(&id)
+        .filter(|_| !sim.control().is_deleted(ObjectKind::Report, &id))
         .and_then(|r| r.pointer("/aggregation/pipeline"))
         .and_then(Value::as_array)
     else {
@@ -139,6 +173,7 @@ async fn pages(
         .pages
         .iter()
         .filter(|p| all || p.app_id == crate::data::DEFAULT_APP_ID)
+        .filter(|p| !sim.control().is_deleted(ObjectKind::Page, &p.id))
         .map(|p| sub.page_json(p))
         .collect();
     json_value(&Value::Array(out))
@@ -154,6 +189,7 @@ async fn features(
         .features
         .iter()
         .filter(|f| all || f.app_id == crate::data::DEFAULT_APP_ID)
+        .filter(|f| !sim.control().is_deleted(ObjectKind::Feature, &f.id))
         .map(|f| sub.feature_json(f))
         .collect();
     json_value(&Value::Array(out))
@@ -162,13 +198,20 @@ async fn features(
 async fn segments(State(sim): State<Simulator>) -> Response {
     let sub = sim.subscription();
     json_value(&Value::Array(
-        sub.segments.iter().map(|s| sub.segment_json(s)).collect(),
+        sub.segments
+            .iter()
+            .filter(|s| !sim.control().is_deleted(ObjectKind::Segment, &s.id))
+            .map(|s| sub.segment_json(s))
+            .collect(),
     ))
 }
 
 async fn segment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     let sub = sim.subscription();
-    match sub.segment(&id) {
+    match sub
+        .segment(&id)
+        .filter(|_| !sim.control().is_deleted(ObjectKind::Segment, &id))
+    {
         Some(s) => json_value(&sub.segment_json(s)),
         None => error_response(&SimError::NotFound),
     }

@@ -3,10 +3,12 @@
 
 use super::{
     from_json, get_n, get_s, is_condition_failure, key, keys, n, opt_s, s, to_json, unavailable,
-    DynamoStore,
+    DynamoStore, Item,
 };
 use crate::domain::mapping::LastError;
-use crate::domain::{Integration, Mapping, MappingId, MappingState, RunId, TenantId};
+use crate::domain::{
+    DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
+};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::NaiveDate;
@@ -44,6 +46,35 @@ impl DynamoStore {
         .await
     }
 
+    /// Puts `item` if the stored one is at `version` (0: none is stored); `what` names it in a
+    /// conflict.
+    async fn put_versioned(
+        &self,
+        item: Item,
+        version: u64,
+        what: String,
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.config)
+            .set_item(Some(item));
+        let put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
+                "{what} is not at version {version}"
+            ))),
+            Err(e) => Err(unavailable("put a versioned item", e)),
+        }
+    }
+
     pub(super) async fn put_integration_impl(&self, i: &Integration) -> Result<u64, StoreError> {
         let mut stored = i.clone();
         stored.version = i.version + 1;
@@ -54,26 +85,53 @@ impl DynamoStore {
         item.insert("tenant".into(), s(i.tenant.as_str()));
         item.insert("gpk".into(), s(keys::TENANTS_GPK));
         item.insert("gsk".into(), s(keys::tenants_gsk(&i.tenant)));
-        let put = self
+        let what = format!("the integration of {}", i.tenant);
+        self.put_versioned(item, i.version, what).await?;
+        Ok(stored.version)
+    }
+
+    pub(super) async fn put_import_impl(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let mut item = key(keys::tenant_pk(&i.tenant), keys::import_sk(&i.id));
+        item.insert("body".into(), s(to_json(&stored)?));
+        item.insert("version".into(), n(stored.version));
+        self.put_versioned(item, i.version, format!("import {}", i.id))
+            .await?;
+        Ok(stored.version)
+    }
+
+    pub(super) async fn get_import_impl(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.get_body(keys::tenant_pk(t), keys::import_sk(id), "get import")
+            .await
+    }
+
+    /// A tenant keeps few imports: all are read, then sorted.
+    pub(super) async fn list_imports_impl(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        let q = self
             .client
-            .put_item()
+            .query()
             .table_name(&self.tables.config)
-            .set_item(Some(item));
-        let put = if i.version == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(i.version))
-        };
-        match put.send().await {
-            Ok(_) => Ok(stored.version),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
-                "the integration of {} is not at version {}",
-                i.tenant, i.version
-            ))),
-            Err(e) => Err(unavailable("put integration", e)),
-        }
+            .key_condition_expression("pk = :p AND begins_with(sk, :s)")
+            .expression_attribute_values(":p", s(keys::tenant_pk(t)))
+            .expression_attribute_values(":s", s(keys::IMPORT_PREFIX));
+        let mut out = self
+            .query_all(q, "list imports")
+            .await?
+            .iter()
+            .map(|i| get_s(i, "body").and_then(from_json::<DirectoryImport>))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        out.truncate(limit);
+        Ok(out)
     }
 
     pub(super) async fn list_tenants_impl(&self) -> Result<Vec<TenantId>, StoreError> {
@@ -193,6 +251,9 @@ impl DynamoStore {
             last_run: opt_s(&i, "last_run")
                 .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
+            last_successful_run: opt_s(&i, "last_ok_run")
+                .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?,
             last_error: opt_s(&i, "last_error")
                 .map(|e| from_json::<LastError>(&e))
                 .transpose()?,
@@ -220,57 +281,89 @@ impl DynamoStore {
     }
 
     /// Moves the cursor forward only, and only within `generation` (two conditional updates:
-    /// the first moves the day if it is ahead, the second records the run when it is not).
+    /// the first moves the day if it is ahead, the second records a success when it is not, or
+    /// only checks the generation).
     pub(super) async fn advance_cursor_impl(
         &self,
         t: &TenantId,
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
-        run: &RunId,
+        succeeded: Option<&RunId>,
     ) -> Result<(), StoreError> {
         let k = key(keys::tenant_pk(t), keys::state_sk(id));
-        let forward = self
+        // A success records its run and clears the last error.
+        let (success, names): (&str, &[(&str, &str)]) = match succeeded {
+            Some(_) => (
+                ", #ok = :r REMOVE #le",
+                &[("#ok", "last_ok_run"), ("#le", "last_error")],
+            ),
+            None => ("", &[]),
+        };
+        let mut forward = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k.clone()))
-            .update_expression("SET #ld = :d, #lr = :r REMOVE #le")
+            .update_expression(format!("SET #ld = :d{success}"))
             .condition_expression("#g = :g AND (attribute_not_exists(#ld) OR #ld < :d)")
             .expression_attribute_names("#g", "generation")
             .expression_attribute_names("#ld", "last_day")
-            .expression_attribute_names("#lr", "last_run")
-            .expression_attribute_names("#le", "last_error")
             .expression_attribute_values(":g", n(generation))
-            .expression_attribute_values(":d", s(keys::day(to)))
-            .expression_attribute_values(":r", s(run.as_str()))
-            .send()
-            .await;
-        match forward {
-            Ok(_) => return Ok(()),
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(unavailable("advance cursor", e)),
-        }
-        let same_gen = self
+            .expression_attribute_values(":d", s(keys::day(to)));
+        let mut same_gen = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k))
-            .update_expression("SET #lr = :r REMOVE #le")
+            .update_expression(format!("SET #g = :g{success}"))
             .condition_expression("#g = :g")
             .expression_attribute_names("#g", "generation")
-            .expression_attribute_names("#lr", "last_run")
-            .expression_attribute_names("#le", "last_error")
-            .expression_attribute_values(":g", n(generation))
-            .expression_attribute_values(":r", s(run.as_str()))
-            .send()
-            .await;
-        match same_gen {
+            .expression_attribute_values(":g", n(generation));
+        for (p, name) in names {
+            forward = forward.expression_attribute_names(*p, *name);
+            same_gen = same_gen.expression_attribute_names(*p, *name);
+        }
+        if let Some(run) = succeeded {
+            forward = forward.expression_attribute_values(":r", s(run.as_str()));
+            same_gen = same_gen.expression_attribute_values(":r", s(run.as_str()));
+        }
+        match forward.send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(unavailable("advance cursor", e)),
+        }
+        match same_gen.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
                 "mapping {id} is not at generation {generation}"
             ))),
             Err(e) => Err(unavailable("advance cursor", e)),
+        }
+    }
+
+    pub(super) async fn set_last_run_impl(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(keys::tenant_pk(t), keys::state_sk(id))))
+            .update_expression("SET #lr = :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#lr", "last_run")
+            .expression_attribute_values(":r", s(run.as_str()))
+            .send()
+            .await;
+        match out {
+            // No state yet: like the embedded store, there is nothing to annotate.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("set last run", e)),
         }
     }
 

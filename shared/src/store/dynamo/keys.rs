@@ -61,6 +61,13 @@ pub fn state_sk(m: &MappingId) -> String {
     format!("STATE#{}", esc(m.as_str()))
 }
 /// Every item of one run (its header and its chunks) starts with this.
+/// The sort keys of a tenant's directory imports begin with this.
+pub const IMPORT_PREFIX: &str = "IMPORT#";
+
+pub fn import_sk(id: &crate::domain::ImportId) -> String {
+    format!("{IMPORT_PREFIX}{}", esc(id.as_str()))
+}
+
 pub fn run_prefix(r: &RunId) -> String {
     format!("RUN#{}#", esc(r.as_str()))
 }

@@ -95,15 +95,17 @@ mod data;
 mod directory;
 pub mod keys;
 pub mod manifest;
+mod run_status;
 mod runs;
 pub mod tables;
+mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
-    RunProgress, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -533,9 +535,26 @@ impl Store for DynamoStore {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
+        succeeded: Option<&RunId>,
+    ) -> Result<(), StoreError> {
+        self.advance_cursor_impl(t, id, generation, to, succeeded)
+            .await
+    }
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
         run: &RunId,
     ) -> Result<(), StoreError> {
-        self.advance_cursor_impl(t, id, generation, to, run).await
+        self.set_last_run_impl(t, id, run).await
+    }
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        self.mapping_run_impl(t, run, mapping).await
     }
     async fn set_mapping_error(
         &self,
@@ -553,6 +572,23 @@ impl Store for DynamoStore {
     }
     async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
         self.list_runs_impl(t, limit).await
+    }
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        self.put_import_impl(i).await
+    }
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.get_import_impl(t, id).await
+    }
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        self.list_imports_impl(t, limit).await
     }
     async fn begin_chunk(
         &self,
@@ -680,6 +716,28 @@ impl Store for DynamoStore {
         mapping: &MappingId,
     ) -> Result<u64, StoreError> {
         self.delete_mapping_data_impl(t, mapping).await
+    }
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError> {
+        self.replace_unmatched_impl(t, mapping, generation, window, entries)
+            .await
+    }
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError> {
+        self.unmatched_of_impl(t, mapping, generation).await
+    }
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError> {
+        self.delete_unmatched_impl(t, mapping).await
     }
     async fn read_series(
         &self,

@@ -3,7 +3,8 @@
 //! read from Pendo. Concurrent workers each update their own chunk; recording a chunk's outcome
 //! is one TransactWriteItems of three small items (chunk, header, mapping counters), so its
 //! cost does not grow with the run, and the decisions after it ("was this the last creating
-//! chunk", "is the mapping's window over") read two items, never the chunks.
+//! chunk", "is the mapping's window over") read two items, never the chunks. The mapping
+//! counters item also holds the mapping's status numbers (`run_status.rs`).
 //!
 //! | item | sk |
 //! |---|---|
@@ -17,8 +18,8 @@ use super::{
     unavailable, DynamoStore, Item,
 };
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, Release, RunFlag, RunId,
-    RunProgress, SyncRun, TenantId,
+    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, MappingRunCounters, Release,
+    RunFlag, RunId, RunProgress, SyncRun, TenantId,
 };
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -125,11 +126,11 @@ fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError> {
 
 /// Times on chunk items: RFC 3339 in UTC with a fixed number of digits, so that they compare as
 /// strings in conditions (`leasedUntil <= :at`).
-fn lease_time(at: DateTime<Utc>) -> String {
+pub(super) fn lease_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     opt_s(item, name)
         .filter(|v| !v.is_empty())
         .map(|v| {
@@ -144,7 +145,27 @@ fn chunk_not_found(run: &RunId, index: usize) -> StoreError {
     StoreError::NotFound(format!("chunk {index} of run {run}"))
 }
 
-fn update(
+pub(super) fn counter(i: &Item, name: &str) -> Result<u64, StoreError> {
+    if i.contains_key(name) {
+        get_n(i, name)
+    } else {
+        Ok(0)
+    }
+}
+
+/// A run's header item as the run (no chunks).
+pub(super) fn header_from(item: &Item) -> Result<SyncRun, StoreError> {
+    let mut run: SyncRun = from_json(get_s(item, "body")?)?;
+    if item.contains_key("rel") {
+        run.release = parse_release(get_s(item, "rel")?)?;
+    }
+    if let Some(AttributeValue::Bool(q)) = item.get("queued") {
+        run.queued = *q;
+    }
+    Ok(run)
+}
+
+pub(super) fn update(
     table: &str,
     k: Item,
     expression: &str,
@@ -225,11 +246,23 @@ impl DynamoStore {
         }
         for m in run.mappings() {
             let mp = run.progress(Some(m));
+            let c = MappingRunCounters::of(run, m);
             let mut item = key(keys::tenant_pk(t), keys::run_mapping_sk(&run.id, m));
             item.insert("open".into(), n(mp.mapping_open));
             item.insert("notDone".into(), n(mp.mapping_not_done));
             if let Some(end) = mp.mapping_end {
                 item.insert("end".into(), s(keys::day(end)));
+            }
+            item.insert("chunks".into(), n(c.chunks));
+            item.insert("failed".into(), n(c.failed));
+            for (name, v) in super::run_status::stat_numbers(&c.stats) {
+                item.insert(name.into(), n(v));
+            }
+            if let Some(e) = c.error {
+                item.insert("err".into(), s(e));
+            }
+            if let Some(at) = c.last_at {
+                item.insert("at".into(), s(lease_time(at)));
             }
             requests.push(put_req(item)?);
         }
@@ -263,13 +296,7 @@ impl DynamoStore {
         else {
             return Ok(None);
         };
-        let mut run: SyncRun = from_json(get_s(header, "body")?)?;
-        if header.contains_key("rel") {
-            run.release = parse_release(get_s(header, "rel")?)?;
-        }
-        if let Some(AttributeValue::Bool(q)) = header.get("queued") {
-            run.queued = *q;
-        }
+        let mut run = header_from(header)?;
         let count: usize = get_n(header, "chunks")?;
         let mut chunks: Vec<Option<ChunkRecord>> = vec![None; count];
         for i in items.iter().filter(|i| i.contains_key("index")) {
@@ -435,7 +462,6 @@ impl DynamoStore {
                 (":e", s(outcome.error.clone().unwrap_or_default())),
                 (":none", s("")),
             ];
-            let minus = AttributeValue::N("-1".into());
             let items = vec![
                 update(
                     table,
@@ -458,23 +484,17 @@ impl DynamoStore {
                     "attribute_exists(pk)",
                     &[("#o", "open"), ("#c", "copen")],
                     vec![
-                        (":m", minus.clone()),
+                        (":m", AttributeValue::N("-1".into())),
                         (
                             ":c",
                             AttributeValue::N(if chunk.deferred { "0" } else { "-1" }.into()),
                         ),
                     ],
                 )?,
-                update(
+                super::run_status::mapping_update(
                     table,
                     key(pk, keys::run_mapping_sk(run, &chunk.mapping_id)),
-                    "ADD #o :m, #nd :nd",
-                    "attribute_exists(pk)",
-                    &[("#o", "open"), ("#nd", "notDone")],
-                    vec![
-                        (":m", minus),
-                        (":nd", n(u64::from(outcome.status != ChunkStatus::Done))),
-                    ],
+                    outcome,
                 )?,
             ];
             let mut conflicts = 0;
@@ -552,13 +572,13 @@ impl DynamoStore {
         }
     }
 
-    /// The header and the mapping's counters: one strongly consistent BatchGetItem.
-    pub(super) async fn run_progress_impl(
+    /// The header and the mapping's counters items: one strongly consistent BatchGetItem.
+    pub(super) async fn header_and_mapping(
         &self,
         t: &TenantId,
         run: &RunId,
         mapping: &MappingId,
-    ) -> Result<RunProgress, StoreError> {
+    ) -> Result<(Option<Item>, Option<Item>), StoreError> {
         let pk = keys::tenant_pk(t);
         let header_sk = keys::run_header_sk(run);
         let request = KeysAndAttributes::builder()
@@ -589,20 +609,23 @@ impl DynamoStore {
             .and_then(|mut r| r.remove(table))
             .unwrap_or_default();
         self.meter.config_read(&items);
-        let header = items
-            .iter()
-            .find(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk))
-            .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
-        let mine = items
-            .iter()
-            .find(|i| get_s(i, "sk").is_ok_and(|k| k != header_sk));
-        let counter = |i: &Item, name: &str| -> Result<u64, StoreError> {
-            if i.contains_key(name) {
-                get_n(i, name)
-            } else {
-                Ok(0)
-            }
-        };
+        let (header, mine): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk));
+        Ok((header.into_iter().next(), mine.into_iter().next()))
+    }
+
+    /// The header and the mapping's counters: one strongly consistent BatchGetItem.
+    pub(super) async fn run_progress_impl(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        let (header, mine) = self.header_and_mapping(t, run, mapping).await?;
+        let header = header.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
+        let header = &header;
+        let mine = mine.as_ref();
         Ok(RunProgress {
             applied: false,
             total: get_n(header, "chunks")?,

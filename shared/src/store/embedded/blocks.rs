@@ -1,4 +1,4 @@
-//! Block rows (schema version 4): the store keeps metric values and activity records [`BLOCK`]
+//! Block rows (schema version 5): the store keeps metric values and activity records [`BLOCK`]
 //! to a row. A row holds the records of one group (a metric, or a mapping for activity) and one
 //! day, sorted by their object's key, as a JSON array of arrays (`points`); it is keyed by
 //! (group, day, first key). A chunk writes a few hundred rows where it wrote tens of thousands:

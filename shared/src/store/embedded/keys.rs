@@ -1,4 +1,4 @@
-//! The integer keys the point tables refer to (schema version 4): objects (`object_keys`:
+//! The integer keys the point tables refer to (schema version 5): objects (`object_keys`:
 //! tenant, kind, external id), metrics (`metric_keys`: tenant, object kind, metric, app) and
 //! activity labels (`label_keys`). A key row is never changed or deleted once committed, so the
 //! store keeps the keys it has seen in memory ([`KeyCache`]) and a chunk's write looks each of

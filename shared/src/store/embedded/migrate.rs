@@ -7,20 +7,22 @@
 //! - 2: activity in `activity_records`, keyed by mapping and day, with indexes by end user and
 //!   by company.
 //! - 3: runs as a header, a row per chunk and a row per (run, mapping) instead of one JSON body.
-//! - 4: values in `metric_blocks` and activity in `activity_blocks`, up to 64 records to a
+//! - 4: a run's status per mapping (`run_mappings.chunks` … `last_at`) and a mapping's last
+//!   successful run (`mapping_state.last_ok_run`; see `run_status.rs`).
+//! - 5: values in `metric_blocks` and activity in `activity_blocks`, up to 64 records to a
 //!   row, referring to objects, metrics, labels and mappings by integer keys (`object_keys`,
 //!   `metric_keys`, `label_keys`, `mapping_keys`; see `blocks.rs` and `points.rs`).
 //!
-//! The tables of versions 1-3 are created (`legacy_v3.sql`) while migrating, so the older steps
-//! fill them as they always did, then converted to version 4 and dropped. `metric_values` and
+//! The tables of versions 1-4 are created (`legacy_v4.sql`) while migrating, so the older steps
+//! fill them as they always did, then converted to version 5 and dropped. `metric_values` and
 //! `activities` remain as read-only views of the rows, for SQL written against them.
 
 use super::blocks::{ActivityEntry, GroupWriter, Table, ValueEntry};
-use super::{runs, write_tx, StoreError};
+use super::{run_status, runs, write_tx, StoreError};
 use rusqlite::Connection;
 
 /// The layout `schema.sql` describes.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -41,7 +43,8 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             |r| r.get(0),
         )?)
     };
-    tx.execute_batch(include_str!("legacy_v3.sql"))?;
+    run_status::migrate_status(&tx)?;
+    tx.execute_batch(include_str!("legacy_v4.sql"))?;
     if table("metric_values")? {
         // Version 0. Day numbers of the common era: the Julian day of 0001-01-01 is 1721425.5.
         tx.execute_batch(
@@ -71,15 +74,15 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )?;
     }
     runs::migrate_runs(&tx)?;
-    to_version_4(&tx)?;
+    to_version_5(&tx)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit()?;
     Ok(())
 }
 
-/// Versions 1-3's values and activity into version 4's keyed block rows; the old tables and
+/// Versions 1-4's values and activity into version 5's keyed block rows; the old tables and
 /// views go, and the views are made again over the new tables.
-fn to_version_4(tx: &Connection) -> Result<(), StoreError> {
+fn to_version_5(tx: &Connection) -> Result<(), StoreError> {
     tx.execute_batch(
         "DROP VIEW IF EXISTS metric_values;
          DROP VIEW IF EXISTS activities;

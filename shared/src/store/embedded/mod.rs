@@ -8,14 +8,16 @@ mod keys;
 mod migrate;
 mod points;
 mod reads;
+mod run_status;
 mod runs;
+mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
 use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryObject, EndUser, EndUserInput, ExportRow,
-    Integration, Mapping, MappingId, MappingState, MetricValue, ObjectRef, RunFlag, RunId,
-    RunProgress, SyncRun, Target, TenantId,
+    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
+    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
+    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::sync::plan::Window;
 use async_trait::async_trait;
@@ -40,7 +42,7 @@ impl From<rusqlite::Error> for StoreError {
 /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), waiting up to the
 /// busy timeout for another process. A deferred one would read first and then fail with
 /// "database is locked" when another connection wrote in between (two processes on one file).
-pub(super) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+pub(crate) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
     Ok(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
@@ -64,7 +66,28 @@ impl EmbeddedStore {
     /// Opens (creating if needed) `DIR/pendo-sync.sqlite`.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Self::open(&dir.join("pendo-sync.sqlite"))
+        Self::open(&dir.join(Self::FILE))
+    }
+
+    /// The store file of a data folder.
+    pub const FILE: &'static str = "pendo-sync.sqlite";
+
+    /// Removes the store of `DIR` (its file and SQLite's companions), if any: the next
+    /// `open_dir` starts empty. Only for a process that holds the folder (no connection open).
+    pub fn remove_files(dir: &Path) -> Result<(), StoreError> {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("{}{suffix}", Self::FILE));
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Unavailable(format!(
+                        "removing {}: {e}",
+                        p.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -109,6 +132,25 @@ impl EmbeddedStore {
         self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Ends the holds of workers that are gone (see `runs::end_holds`): for the local runner
+    /// only, once it holds the data folder's consumer lock.
+    pub fn end_holds_of_dead_workers(&self) -> Result<usize, StoreError> {
+        self.with_connection(runs::end_holds)
+    }
+
+    /// Runs `f` on the connection without counting a store operation: for the queue kept in
+    /// the same file (`queue::embedded`), whose operations are the queue's, not the store's.
+    pub(crate) fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        f(&mut guard.conn)
+    }
+
     /// Runs `f` on the connection. SQLite calls are short; the lock serialises writers the way
     /// SQLite would anyway.
     fn with<T>(
@@ -143,7 +185,8 @@ struct Inner {
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT generation, last_synced_day, last_run, last_error FROM mapping_state WHERE tenant=?1 AND id=?2",
+            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run
+             FROM mapping_state WHERE tenant=?1 AND id=?2",
             params![t, id],
             |r| {
                 Ok((
@@ -151,21 +194,20 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((generation, day, run, err)) = row else {
+    let Some((generation, day, run, err, ok_run)) = row else {
         return Ok(None);
     };
+    let run_id = |r: Option<String>| r.as_deref().map(RunId::parse).transpose().map_err(corrupt);
     Ok(Some(MappingState {
         generation: generation as u64,
         last_synced_day: day.as_deref().map(parse_day).transpose()?,
-        last_run: run
-            .as_deref()
-            .map(RunId::parse)
-            .transpose()
-            .map_err(corrupt)?,
+        last_run: run_id(run)?,
+        last_successful_run: run_id(ok_run)?,
         last_error: err.as_deref().map(from_json::<LastError>).transpose()?,
     }))
 }
@@ -311,16 +353,17 @@ impl Store for EmbeddedStore {
         id: &MappingId,
         generation: u64,
         to: NaiveDate,
-        run: &RunId,
+        succeeded: Option<&RunId>,
     ) -> Result<(), StoreError> {
         let day = to.format("%Y-%m-%d").to_string();
         self.with(|c| {
             let n = c.execute(
                 "UPDATE mapping_state SET
                     last_synced_day = CASE WHEN last_synced_day IS NULL OR last_synced_day < ?4 THEN ?4 ELSE last_synced_day END,
-                    last_run = ?5, last_error = NULL
+                    last_ok_run = coalesce(?5, last_ok_run),
+                    last_error = CASE WHEN ?5 IS NULL THEN last_error END
                  WHERE tenant=?1 AND id=?2 AND generation=?3",
-                params![t.as_str(), id.as_str(), generation as i64, day, run.as_str()],
+                params![t.as_str(), id.as_str(), generation as i64, day, succeeded.map(RunId::as_str)],
             )?;
             if n == 0 {
                 return Err(StoreError::Conflict(format!("mapping {id} is not at generation {generation}")));
@@ -345,12 +388,105 @@ impl Store for EmbeddedStore {
         })
     }
 
+    async fn set_last_run(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE mapping_state SET last_run=?3 WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), id.as_str(), run.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        self.with(|c| run_status::mapping_run(c, t, run, mapping))
+    }
+
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
             runs::put_run(&tx, run)?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let body = to_json(&stored)?;
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM imports WHERE tenant=?1 AND id=?2",
+                    params![i.tenant.as_str(), i.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current.unwrap_or(0) as u64 != i.version {
+                return Err(StoreError::Conflict(format!(
+                    "import {} is not at version {}",
+                    i.id, i.version
+                )));
+            }
+            tx.execute(
+                "INSERT INTO imports (tenant, id, started_at, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(tenant, id) DO UPDATE SET version=excluded.version, body=excluded.body",
+                params![
+                    i.tenant.as_str(),
+                    i.id.as_str(),
+                    i.started_at.to_rfc3339(),
+                    stored.version as i64,
+                    body
+                ],
+            )?;
+            tx.commit()?;
+            Ok(stored.version)
+        })
+    }
+
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.with(|c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM imports WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.as_deref().map(from_json).transpose()
+        })
+    }
+
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT body FROM imports WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![t.as_str(), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|s| from_json(&s)))
+                .collect()
         })
     }
 
@@ -501,6 +637,27 @@ impl Store for EmbeddedStore {
         mapping: &MappingId,
     ) -> Result<u64, StoreError> {
         self.with(|c| points::delete_mapping_data(c, t, mapping))
+    }
+    async fn replace_unmatched(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+        window: Window,
+        entries: &[UnmatchedEntry],
+    ) -> Result<(), StoreError> {
+        self.with(|c| unmatched::replace(c, t, mapping, generation, window, entries))
+    }
+    async fn unmatched_of(
+        &self,
+        t: &TenantId,
+        mapping: &MappingId,
+        generation: u64,
+    ) -> Result<Vec<UnmatchedEntry>, StoreError> {
+        self.with(|c| unmatched::of_mapping(c, t, mapping, generation))
+    }
+    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError> {
+        self.with(|c| unmatched::delete(c, t, mapping))
     }
     async fn read_series(
         &self,

@@ -1,4 +1,4 @@
-//! Writes of metric values and activity records (schema version 4): a chunk's replace, the
+//! Writes of metric values and activity records (schema version 5): a chunk's replace, the
 //! purge of older generations and a mapping's delete.
 //!
 //! Both tables are keyed so that a chunk's write is one contiguous region of each: values by

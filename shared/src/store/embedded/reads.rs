@@ -1,4 +1,4 @@
-//! Reads of metric values and activity (schema version 4): an object's series and metrics, an
+//! Reads of metric values and activity (schema version 5): an object's series and metrics, an
 //! end user's or a company's recent activity, and the export. Only the integration's current
 //! generation is visible.
 //!

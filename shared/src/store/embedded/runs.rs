@@ -1,10 +1,11 @@
 //! Runs on the embedded store: a header row with the run's counters, a row per chunk and a row
 //! per (run, mapping) with that mapping's counters and planning source. Recording a chunk's
-//! outcome reads and writes those three rows only (constant cost, whatever the run's size).
+//! outcome reads and writes those three rows only (constant cost, whatever the run's size). The
+//! mapping's row also holds its status numbers (`run_status.rs`).
 
 use super::{corrupt, from_json, parse_day, to_json, write_tx};
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, ChunkStatus, MappingId, Release, RunFlag, RunId,
+    ChunkOutcome, ChunkRecord, ChunkStart, MappingId, MappingRunCounters, Release, RunFlag, RunId,
     RunProgress, SyncRun, TenantId,
 };
 use crate::store::StoreError;
@@ -60,8 +61,9 @@ pub(super) fn put_run(tx: &Transaction<'_>, run: &SyncRun) -> Result<(), StoreEr
         }
     }
     let mut ins = tx.prepare(
-        "INSERT INTO run_mappings (tenant, run, mapping, open, not_done, end_day, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO run_mappings (tenant, run, mapping, open, not_done, end_day, source,
+            chunks, failed, stats, error, last_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut mappings: Vec<&MappingId> = run.mappings();
     for m in run.sources.keys() {
@@ -72,6 +74,7 @@ pub(super) fn put_run(tx: &Transaction<'_>, run: &SyncRun) -> Result<(), StoreEr
     for m in mappings {
         let mp = run.progress(Some(m));
         let source = run.sources.get(m).map(to_json).transpose()?;
+        let c = MappingRunCounters::of(run, m);
         ins.execute(params![
             t,
             id,
@@ -79,13 +82,22 @@ pub(super) fn put_run(tx: &Transaction<'_>, run: &SyncRun) -> Result<(), StoreEr
             mp.mapping_open as i64,
             mp.mapping_not_done as i64,
             mp.mapping_end.map(|d| d.to_string()),
-            source
+            source,
+            c.chunks as i64,
+            c.failed as i64,
+            to_json(&c.stats)?,
+            c.error,
+            c.last_at.map(|a| a.to_rfc3339()),
         ])?;
     }
     Ok(())
 }
 
-fn header(c: &Connection, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+pub(super) fn header(
+    c: &Connection,
+    t: &TenantId,
+    id: &RunId,
+) -> Result<Option<SyncRun>, StoreError> {
     let row: Option<(String, String, bool)> = c
         .query_row(
             "SELECT body, release, queued FROM run_headers WHERE tenant=?1 AND id=?2",
@@ -242,16 +254,7 @@ pub(super) fn finish_chunk(
              WHERE tenant=?1 AND id=?2",
             params![t.as_str(), run.as_str(), i64::from(!chunk.deferred)],
         )?;
-        tx.execute(
-            "UPDATE run_mappings SET open = open - 1, not_done = not_done + ?4
-             WHERE tenant=?1 AND run=?2 AND mapping=?3",
-            params![
-                t.as_str(),
-                run.as_str(),
-                chunk.mapping_id.as_str(),
-                i64::from(outcome.status != ChunkStatus::Done)
-            ],
-        )?;
+        super::run_status::record_mapping_outcome(&tx, t, run, &chunk.mapping_id, outcome)?;
     }
     let mut p = progress(&tx, t, run, &chunk.mapping_id)?;
     tx.commit()?;
@@ -382,6 +385,55 @@ pub(super) fn set_flag(
     };
     tx.commit()?;
     Ok(taken)
+}
+
+/// Ends every hold a worker took on work in progress: the chunks' leases of open runs, the
+/// Re-sync all plannings' holds, and the page holds of running directory imports. Only for a process that knows every worker of the file is gone (the
+/// local runner, once it holds the folder's consumer lock): the deliveries that held them died
+/// with their process, and their messages are delivered again at once. Returns how many holds
+/// ended.
+pub(super) fn end_holds(c: &mut Connection) -> Result<usize, StoreError> {
+    let tx = write_tx(c)?;
+    let mut ended = tx.execute(
+        "UPDATE run_headers SET planning_until = NULL WHERE planning_until IS NOT NULL",
+        [],
+    )?;
+    let held: Vec<(String, String, i64, String)> = {
+        let mut st = tx.prepare(
+            "SELECT c.tenant, c.run, c.idx, c.body FROM run_headers h
+             JOIN run_chunks c ON c.tenant = h.tenant AND c.run = h.id
+             WHERE h.open > 0",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (t, run, idx, body) in held {
+        let mut chunk: ChunkRecord = from_json(&body)?;
+        if chunk.leased_until.take().is_some() {
+            tx.execute(
+                "UPDATE run_chunks SET body=?4 WHERE tenant=?1 AND run=?2 AND idx=?3",
+                params![t, run, idx, to_json(&chunk)?],
+            )?;
+            ended += 1;
+        }
+    }
+    let imports: Vec<(String, String, String)> = {
+        let mut st = tx.prepare("SELECT tenant, id, body FROM imports")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (t, id, body) in imports {
+        let mut import: crate::domain::DirectoryImport = from_json(&body)?;
+        if import.leased_until.take().is_some() {
+            tx.execute(
+                "UPDATE imports SET body=?3 WHERE tenant=?1 AND id=?2",
+                params![t, id, to_json(&import)?],
+            )?;
+            ended += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(ended)
 }
 
 pub(super) fn source(

@@ -22,8 +22,11 @@ CREATE TABLE IF NOT EXISTS mapping_state (
     id TEXT NOT NULL,
     generation INTEGER NOT NULL,
     last_synced_day TEXT,
+    -- The latest run planned with the mapping, and the latest in which all its chunks were
+    -- done (schema version 4; `last_run` was the last run that moved the cursor before).
     last_run TEXT,
     last_error TEXT,
+    last_ok_run TEXT,
     PRIMARY KEY (tenant, id)
 );
 -- Runs (schema version 3; earlier versions kept a run and all its chunks as one JSON `body` in
@@ -65,6 +68,14 @@ CREATE TABLE IF NOT EXISTS run_mappings (
     end_day TEXT,
     -- What planning read from Pendo for the mapping (`SyncRun::sources`), JSON.
     source TEXT,
+    -- The mapping's status in the run (schema version 4; `MappingRunCounters`): its chunks,
+    -- those that failed, the sums of its chunks' stats (JSON of `ChunkStats`), the error of
+    -- the last that failed and when an outcome was last recorded (RFC 3339).
+    chunks INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    stats TEXT,
+    error TEXT,
+    last_at TEXT,
     PRIMARY KEY (tenant, run, mapping)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (
@@ -93,7 +104,7 @@ CREATE TABLE IF NOT EXISTS end_users (
     UNIQUE (tenant, company_id, external_id),
     UNIQUE (tenant, company_id, email)
 );
--- Integer keys (schema version 4): the point tables below refer to objects, metrics, labels and
+-- Integer keys (schema version 5): the point tables below refer to objects, metrics, labels and
 -- mappings by these, so a value or an activity record is a few small integers. A key row is
 -- never changed or deleted (the store caches them in memory, `keys.rs`).
 CREATE TABLE IF NOT EXISTS object_keys (
@@ -158,4 +169,43 @@ CREATE TABLE IF NOT EXISTS activity_blocks (
     generation INTEGER,
     points TEXT NOT NULL,
     PRIMARY KEY (mapping, day, first)
+) WITHOUT ROWID;
+-- Directory imports from Pendo (`DirectoryImport` as JSON), written with a version.
+CREATE TABLE IF NOT EXISTS imports (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS imports_by_start ON imports (tenant, started_at);
+-- The local runner's queue (queue/embedded.rs): messages with SQS's states. `visible_at` is
+-- when the message may be received (ms since the Unix epoch): the send time, then after each
+-- receive the end of its visibility timeout, or of its retry delay once it is returned. A
+-- message with `dead_at` set is a dead letter. A delete or a return names the receive it
+-- answers (`receive_count`), so an answer to an older receive changes nothing.
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    dead_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (visible_at, id)
+    WHERE dead_at IS NULL;
+-- What a mapping's chunks could not use (`UnmatchedEntry`): per generation, day, reason and Pendo
+-- identity ('' for the identities past the bound, summed). `day` is a day number as in
+-- `metric_blocks`.
+CREATE TABLE IF NOT EXISTS unmatched (
+    tenant TEXT NOT NULL,
+    mapping TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (tenant, mapping, generation, day, reason, identity)
 ) WITHOUT ROWID;

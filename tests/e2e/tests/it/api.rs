@@ -15,7 +15,7 @@ use pendo_sync::domain::TenantId;
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::{App, Ports};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ struct Api {
     router: Router,
     app: Arc<App>,
     clock: FixedClock,
-    queue: InProcessQueue,
+    queue: EmbeddedQueue,
     sim: Simulator,
     _running: Vec<pendo_sim::RunningSim>,
 }
@@ -69,10 +69,14 @@ async fn api() -> Api {
         ..HttpPendoConfig::default()
     })
     .unwrap();
-    let queue = InProcessQueue::new(5, std::time::Duration::from_millis(1));
+    let store = EmbeddedStore::in_memory().unwrap();
+    let queue = EmbeddedQueue::new(
+        &store,
+        QueueSettings::with(5, std::time::Duration::from_millis(1)),
+    );
     let clock = FixedClock::new(sim_config().now);
     let app = Arc::new(App::new(Ports {
-        store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+        store: Arc::new(store),
         queue: Arc::new(queue.clone()),
         pendo: Arc::new(pendo),
         clock: Arc::new(clock.clone()),
@@ -175,14 +179,8 @@ impl Api {
     }
 
     async fn drain(&self) {
-        pendo_sync::worker::drain(
-            self.app.clone(),
-            self.queue.clone(),
-            5,
-            2,
-            Default::default(),
-        )
-        .await;
+        pendo_sync::worker::drain(self.app.clone(), self.queue.clone(), 2, Default::default())
+            .await;
     }
 
     /// A Feature mapping to companies named "Clicks", created through the API: its id.
@@ -532,8 +530,9 @@ async fn apps_and_segments_tables() {
         )
         .await;
     assert_eq!((s, segs[0]["name"].as_str()), (StatusCode::OK, Some("Pro")));
+    let page = a.sim.subscription().pages[0].id.clone();
     let (s, m) = a
-        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": "p1"}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "page", "pageId": page}, "target": "company", "metricName": "Views", "segmentId": "seg-pro"})))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     assert_eq!(
@@ -1402,7 +1401,7 @@ async fn a_run_without_progress_for_an_hour_reads_interrupted() {
     let path = format!("/v1/runs/{}", run["runId"].as_str().unwrap());
     // The worker takes the message and is never heard of again.
     let lost = a.queue.receive().unwrap().expect("the chunk's message");
-    a.queue.ack(lost.id).unwrap();
+    a.queue.ack(&lost).unwrap();
     let start = a.clock.now_value();
     let state = |r: &Value| {
         (
@@ -1517,6 +1516,12 @@ async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
             "/v1/discovery/aggregation-fields",
             "/v1/discovery/aggregation-fields".into(),
             json!({"pipeline": {"request": {"pipeline": pipeline}}}),
+        ),
+        (
+            Method::POST,
+            "/v1/imports",
+            "/v1/imports".into(),
+            json!({"companies": false, "pageRows": 10}),
         ),
         (
             Method::PUT,
@@ -1936,3 +1941,9 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
 
 /// Directory integrity, per-row errors, "connect Pendo first" and field paths (issue 16).
 mod integrity;
+
+/// The directory from a CSV file or from Pendo (issue 20).
+mod directory;
+mod pes_field;
+mod references;
+mod status;

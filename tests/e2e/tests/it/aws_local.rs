@@ -219,7 +219,11 @@ async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<Strin
 /// [`drain_through_handlers`] with every message delivered twice in one batch, the batch in
 /// reverse order (SQS's at-least-once delivery, out of order), handled 4 at a time. Returns
 /// the distinct fetch messages sent and the deliveries made.
-async fn drain_twice_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> (usize, usize) {
+pub(crate) async fn drain_twice_through_handlers(
+    aws: &Aws,
+    app: &App,
+    q: &SqsQueue,
+) -> (usize, usize) {
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 4,
@@ -632,15 +636,15 @@ async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
     rows
 }
 
-struct AwsStack {
-    app: App,
-    store: Arc<DynamoStore>,
-    tenant: TenantId,
-    sim: Simulator,
+pub(crate) struct AwsStack {
+    pub(crate) app: App,
+    pub(crate) store: Arc<DynamoStore>,
+    pub(crate) tenant: TenantId,
+    pub(crate) sim: Simulator,
     _running: RunningSim,
 }
 
-async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
+pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     let config = sim_config();
     let now = config.now;
     let sim = Simulator::new(config);

@@ -14,7 +14,7 @@ use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, BatchConfig};
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
 use pendo_sync::{App, Ports};
@@ -32,7 +32,7 @@ const CONFIG: BatchConfig = BatchConfig {
 struct Fixture {
     app: App,
     store: Arc<EmbeddedStore>,
-    queue: InProcessQueue,
+    queue: EmbeddedQueue,
     _sim: Simulator,
     _running: RunningSim,
 }
@@ -78,7 +78,7 @@ async fn fixture() -> Fixture {
     })
     .unwrap();
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
-    let queue = InProcessQueue::new(5, Duration::from_millis(1));
+    let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, Duration::from_millis(1)));
     let app = App::new(Ports {
         store: store.clone(),
         queue: Arc::new(queue.clone()),
@@ -228,5 +228,5 @@ async fn the_schedule_plans_a_run_for_each_active_tenant() {
         .await
         .unwrap();
     assert_eq!(out.runs.len(), 2);
-    assert!(!f.queue.is_empty(), "fetch messages were queued");
+    assert!(!f.queue.is_empty().unwrap(), "fetch messages were queued");
 }

@@ -1,4 +1,4 @@
-//! `Stack`: a simulator on an ephemeral port, an embedded store, an in-process queue, a fixed
+//! `Stack`: a simulator on an ephemeral port, an embedded store, the queue kept in it, a fixed
 //! clock and the app, plus typed helpers to configure a tenant and compute expectations.
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use pendo_sync::domain::*;
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::worker::{drain, DrainStats};
@@ -29,8 +29,8 @@ pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-/// Wraps the queue the app sends to (the drain still reads the in-process queue).
-pub type QueueWrapper = Box<dyn FnOnce(InProcessQueue) -> Arc<dyn Queue>>;
+/// Wraps the queue the app sends to (the drain still reads the embedded queue).
+pub type QueueWrapper = Box<dyn FnOnce(EmbeddedQueue) -> Arc<dyn Queue>>;
 
 /// Variations of [`Stack::build`].
 #[derive(Default)]
@@ -47,7 +47,7 @@ pub struct Stack {
     pub sim: Simulator,
     pub running: RunningSim,
     pub app: Arc<App>,
-    pub queue: InProcessQueue,
+    pub queue: EmbeddedQueue,
     pub clock: FixedClock,
     pub tenant: TenantId,
 }
@@ -74,7 +74,7 @@ impl Stack {
     }
 
     /// A stack with a shorter Pendo client timeout, a file store and/or a queue wrapper
-    /// (what the app sends goes through the wrapper; the drain reads the in-process queue).
+    /// (what the app sends goes through the wrapper; the drain reads the embedded queue).
     pub async fn build(config: SimConfig, opts: StackOptions) -> Stack {
         let now = config.now;
         let sim = Simulator::new(config);
@@ -92,12 +92,12 @@ impl Stack {
             ..HttpPendoConfig::default()
         })
         .unwrap();
-        let queue = InProcessQueue::new(5, StdDuration::from_millis(1));
         let clock = FixedClock::new(now);
         let store = match &opts.store_dir {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
             None => EmbeddedStore::in_memory().unwrap(),
         };
+        let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, StdDuration::from_millis(1)));
         let sent: Arc<dyn Queue> = match opts.wrap_queue {
             Some(wrap) => wrap(queue.clone()),
             None => Arc::new(queue.clone()),
@@ -218,16 +218,12 @@ impl Stack {
         drain(
             self.app.clone(),
             self.queue.clone(),
-            5,
             2,
             Arc::new(DrainStats::default()),
         )
         .await;
-        assert!(
-            self.queue.dead_letters().is_empty(),
-            "dead letters: {:?}",
-            self.queue.dead_letters()
-        );
+        let dead = self.queue.dead_letters().unwrap();
+        assert!(dead.is_empty(), "dead letters: {dead:?}");
     }
 
     pub async fn resync(&self) {

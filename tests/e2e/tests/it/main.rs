@@ -4,6 +4,7 @@
 
 mod api;
 mod aws_handlers;
+mod aws_imports;
 mod aws_local;
 mod configurator;
 mod handlers;

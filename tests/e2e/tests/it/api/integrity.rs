@@ -361,6 +361,48 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             false,
         ),
         (
+            Method::POST,
+            "/v1/imports",
+            "/v1/imports".into(),
+            Some(json!({"dryRun": true})),
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/imports",
+            "/v1/imports".into(),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            "/v1/mappings/{mappingId}/unmatched",
+            "/v1/mappings/m-1/unmatched".into(),
+            None,
+            true,
+        ),
+        (
+            Method::POST,
+            "/v1/mappings/{mappingId}/recover",
+            "/v1/mappings/m-1/recover".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/unmatched",
+            "/v1/unmatched".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/v1/imports/{importId}",
+            "/v1/imports/i-unknown".into(),
+            None,
+            false,
+        ),
+        (
             Method::GET,
             "/v1/objects/{kind}/{id}/metrics",
             "/v1/objects/company/c1/metrics".into(),
@@ -451,7 +493,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 19);
+    assert_eq!(refused, 23);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

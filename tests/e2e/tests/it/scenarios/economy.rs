@@ -1,5 +1,5 @@
 //! What a run costs, counted: Pendo calls (the simulator's counters), queue messages (the
-//! in-process queue's count) and the run's own counters. When nothing fails, each chunk calls
+//! embedded queue's count) and the run's own counters. When nothing fails, each chunk calls
 //! Pendo once and is queued once; each injected fault costs exactly one more call; the saved
 //! report list is read once per run.
 
@@ -10,15 +10,17 @@ use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::{Queue, QueueError};
-use pendo_sync::sync::messages::{FetchMessage, ResyncMessage};
+use pendo_sync::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const AGG: &str = "/api/v1/aggregation";
 const REPORTS: &str = "/api/v1/report";
+const FEATURES: &str = "/api/v1/feature";
+const PAGES: &str = "/api/v1/page";
 
 fn fields(pairs: &[(&str, &str)]) -> Vec<FieldMetric> {
     pairs
@@ -124,7 +126,8 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     let s = Stack::start().await;
     seven_mappings(&s, 90).await;
     let c = s.sim.control();
-    let (calls, lists, pushed) = (c.calls(AGG), c.calls(REPORTS), s.queue.pushed());
+    let (calls, lists, pushed) = (c.calls(AGG), c.calls(REPORTS), s.queue.sent());
+    let objects = (c.calls(FEATURES), c.calls(PAGES));
     s.resync().await;
     let run = last_run(&s).await;
     // Four event mappings in 13 chunks of at most 7 days, three per-day ones in 90.
@@ -145,8 +148,13 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
         1,
         "the report list is read once per run"
     );
+    assert_eq!(
+        (c.calls(FEATURES) - objects.0, c.calls(PAGES) - objects.1),
+        (1, 1),
+        "the lists of features and pages the mappings refer to are read once per run"
+    );
     // The Re-sync all message, then one message per chunk.
-    assert_eq!(s.queue.pushed() - pushed, chunks + 1);
+    assert_eq!(s.queue.sent() - pushed, chunks + 1);
     assert!(run.chunks.iter().all(|c| (c.attempts, c.retries) == (1, 0)));
     assert_eq!(run.release, Release::Released);
     assert!(run.queued);
@@ -172,7 +180,7 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     for (i, chunk) in run.chunks.iter().enumerate().take(20) {
         let m = pendo_sync::sync::waves::message_for(&run, i, chunk);
         s.queue
-            .push_raw(pendo_sync::sync::messages::QueueMessage::Fetch(m).encode())
+            .send_raw(&[pendo_sync::sync::messages::QueueMessage::Fetch(m).encode()])
             .unwrap();
     }
     s.drain().await;
@@ -221,7 +229,7 @@ async fn each_injected_fault_costs_exactly_one_more_call() {
 /// the release of the deferred chunks): the worker that won the release is left as if it had
 /// crashed between its claim and its send.
 struct FailingRelease {
-    inner: InProcessQueue,
+    inner: EmbeddedQueue,
     sends: AtomicU64,
 }
 
@@ -237,6 +245,10 @@ impl Queue for FailingRelease {
     }
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
         self.inner.send_resync(message).await
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        self.inner.send_import(message).await
     }
 }
 

@@ -149,7 +149,7 @@ async fn a_revoked_key_disconnects_and_reconnecting_catches_up() {
     scenario(&s).await;
     s.sim.control().revoke_key(KEY);
     s.app.resync_all(&s.tenant).await.unwrap();
-    pendo_sync::worker::drain(s.app.clone(), s.queue.clone(), 5, 2, Default::default()).await;
+    pendo_sync::worker::drain(s.app.clone(), s.queue.clone(), 2, Default::default()).await;
     let i = s.app.integration(&s.tenant).await.unwrap();
     match &i.status {
         ConnectionStatus::Disconnected { message } => assert!(message.contains("403"), "{message}"),

@@ -1,8 +1,11 @@
+mod directory_import;
 mod economy;
 mod faults;
+mod fills;
 mod identity;
 mod multi_app;
 mod pipelines;
 mod reliability;
 mod runs;
 mod time;
+mod unmatched;

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
-use pendo_sync::queue::in_process::InProcessQueue;
+use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
 use pendo_sync::sync::engine::Processed;
-use pendo_sync::sync::messages::{FetchMessage, QueueMessage, ResyncMessage};
+use pendo_sync::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +49,7 @@ fn total(f: &[(FaultKind, u64)]) -> u64 {
 async fn step(s: &Stack) -> Processed {
     let d = s.queue.receive().unwrap().expect("a queued message");
     let out = s.app.process_message(&d.body, false).await.unwrap();
-    s.queue.ack(d.id).unwrap();
+    s.queue.ack(&d).unwrap();
     out
 }
 
@@ -248,7 +248,7 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
 
 /// A queue that delivers every message twice, in a shuffled order.
 struct TwiceShuffled {
-    inner: InProcessQueue,
+    inner: EmbeddedQueue,
     seed: Mutex<u64>,
     extra: Arc<AtomicU64>,
 }
@@ -264,10 +264,7 @@ impl TwiceShuffled {
             let j = ((*seed >> 33) % (i as u64 + 1)) as usize;
             bodies.swap(i, j);
         }
-        for b in bodies {
-            self.inner.push_raw(b)?;
-        }
-        Ok(())
+        self.inner.send_raw(&bodies)
     }
 }
 
@@ -288,6 +285,12 @@ impl Queue for TwiceShuffled {
 
     async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
         let b = QueueMessage::Resync(message.clone()).encode();
+        self.extra.fetch_add(1, Ordering::Relaxed);
+        self.push_all(vec![b.clone(), b])
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        let b = QueueMessage::Import(message.clone()).encode();
         self.extra.fetch_add(1, Ordering::Relaxed);
         self.push_all(vec![b.clone(), b])
     }
@@ -435,7 +438,7 @@ async fn a_fetch_dropped_mid_chunk_then_redelivered_converges() {
     // the chunk has ended.
     s.clock
         .set(s.now() + chrono::Duration::minutes(CHUNK_LEASE_MINUTES + 1));
-    s.queue.nack(d.id).unwrap();
+    s.queue.nack(&d).unwrap();
     s.drain().await;
     eprintln!("dropped mid-chunk: faults injected {}", total(&fired(&s)));
     assert_same(&export(&s).await, &want);
@@ -509,7 +512,7 @@ async fn resync_all_during_a_daily_run_and_twice_in_a_row_keeps_only_the_newest_
     s.app.resync_all(&s.tenant).await.unwrap();
     // Its write lands after the generation moved on: refused, the chunk superseded.
     assert_eq!(in_flight.await.unwrap().unwrap(), Processed::Superseded);
-    s.queue.ack(msg.id).unwrap();
+    s.queue.ack(&msg).unwrap();
     // One more daily-run message, processed between the two re-syncs' fan-outs.
     assert_eq!(step(&s).await, Processed::Superseded);
     s.drain().await;
@@ -624,7 +627,6 @@ async fn two_chunks_creating_the_same_new_end_users_at_once_make_one_each() {
     pendo_sync::worker::drain(
         clean.app.clone(),
         clean.queue.clone(),
-        5,
         1,
         Default::default(),
     )

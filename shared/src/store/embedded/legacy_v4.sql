@@ -1,6 +1,6 @@
--- The value and activity tables of schema versions 1 to 3, created only while a file of an
+-- The value and activity tables of schema versions 1 to 4, created only while a file of an
 -- earlier version is migrated (`migrate.rs`): the steps from versions 0-2 fill them, then they
--- are converted to version 4's tables and dropped.
+-- are converted to version 5's tables and dropped.
 -- A metric value series: one object's metric for one app. Values refer to it by its integer id,
 -- so each value's keys are a few bytes instead of the text of its tenant, object, metric and app.
 CREATE TABLE IF NOT EXISTS series (

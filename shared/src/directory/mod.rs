@@ -1,11 +1,16 @@
 //! Directory batches (`PUT /v1/directory/{kind}`): each row parsed and validated on its own,
 //! invalid rows reported by index, field and reason in the product's words, the valid rows
-//! upserted by external id.
+//! upserted by external id. A CSV upload (`csv.rs`) is read back as such batches.
 //!
 //! End users: a row is matched within its company on its external id (on its email when it has
 //! none). A row whose email belongs to another end user of the company is refused, naming both;
 //! nothing is rewritten. A batch names each end user once: a row repeating the email or the
 //! external id of an earlier row of the same company is refused, naming that row.
+
+#[cfg(feature = "api")]
+pub mod csv;
+pub mod import;
+pub mod jobs;
 
 use crate::app::{App, AppError};
 use crate::domain::{DirectoryObject, EndUserInput, Target, TenantId};
@@ -33,6 +38,22 @@ pub struct RowError {
 pub struct BatchResult {
     pub accepted: usize,
     pub errors: Vec<RowError>,
+}
+
+/// Per-row errors an upload lists in full; past this many they are only counted.
+pub const MAX_LISTED_ERRORS: usize = 1000;
+
+/// The outcome of a CSV upload: its rows, how many were stored, and why the others were not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadResult {
+    /// Data rows in the upload.
+    pub rows: usize,
+    pub accepted: usize,
+    /// The first per-row errors (`index` counts the upload's data rows from 0).
+    pub errors: Vec<RowError>,
+    /// Per-row errors past the first `MAX_LISTED_ERRORS`, counted only.
+    pub errors_not_listed: usize,
 }
 
 /// Parses one row; a refusal names the field and says why in the product's words (never
@@ -178,6 +199,39 @@ impl App {
             store.upsert_objects(t, kind, &valid).await?;
         }
         Ok(BatchResult { accepted, errors })
+    }
+}
+
+#[cfg(feature = "api")]
+impl App {
+    /// Upserts a checked CSV upload, batch by batch, exactly as JSON batches.
+    pub async fn upsert_directory_csv(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        mut upload: csv::Spooled,
+    ) -> Result<UploadResult, AppError> {
+        let mut out = UploadResult {
+            rows: upload.rows(),
+            accepted: 0,
+            errors: Vec::new(),
+            errors_not_listed: 0,
+        };
+        let mut offset = 0;
+        while let Some(batch) = upload.next_batch()? {
+            let done = self.upsert_directory(t, kind, &batch).await?;
+            out.accepted += done.accepted;
+            for mut e in done.errors {
+                if out.errors.len() < MAX_LISTED_ERRORS {
+                    e.index += offset;
+                    out.errors.push(e);
+                } else {
+                    out.errors_not_listed += 1;
+                }
+            }
+            offset += batch.len();
+        }
+        Ok(out)
     }
 }
 

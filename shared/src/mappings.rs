@@ -1,0 +1,158 @@
+//! Creating and editing mappings (DESIGN §1 "mappings"): the input is validated, then every
+//! Pendo object it refers to is checked against Pendo (a feature, page or saved report Pendo does
+//! not list, a PES app that is not an app of the subscription, a segment Pendo does not list:
+//! 400 naming the field; Pendo unreachable: 502), and only then stored. A refused request
+//! changes nothing. Also the rule that keeps PES mappings valid when the settings change.
+
+use crate::app::{App, AppError};
+use crate::domain::mapping::MappingInput;
+use crate::domain::{
+    FieldMappings, FieldRecord, Integration, Mapping, MappingId, MappingKind, MappingRun,
+    MappingRunView, MappingStatus, TenantId,
+};
+use crate::error::ValidationError;
+use crate::sync::references::{references, Catalog, Reference};
+
+impl App {
+    pub async fn create_mapping(
+        &self,
+        t: &TenantId,
+        input: &MappingInput,
+    ) -> Result<Mapping, AppError> {
+        let i = self.integration(t).await?;
+        let existing = self.ports.store.list_mappings(t).await?;
+        let m = input.validate(&i, MappingId::random(), &existing, self.ports.clock.now())?;
+        self.check_with_pendo(&i, &m, None).await?;
+        self.ports
+            .store
+            .reset_mapping_state(t, &m.id, i.generation)
+            .await?;
+        self.ports.store.put_mapping(&m).await?;
+        Ok(m)
+    }
+
+    /// Edits a mapping in place; it is marked "rebuild required" until `rebuild_mapping`.
+    pub async fn update_mapping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        input: &MappingInput,
+    ) -> Result<Mapping, AppError> {
+        let i = self.integration(t).await?;
+        let old = self.mapping(t, id).await?;
+        let existing = self.ports.store.list_mappings(t).await?;
+        let mut m = input.validate(&i, id.clone(), &existing, self.ports.clock.now())?;
+        self.check_with_pendo(&i, &m, Some(&old)).await?;
+        m.created_at = old.created_at;
+        m.rebuild_required = old.rebuild_required
+            || m.source != old.source
+            || m.target != old.target
+            || m.metric_name != old.metric_name
+            || m.multi_app != old.multi_app
+            || m.segment_id != old.segment_id
+            || m.passive != old.passive;
+        self.ports.store.put_mapping(&m).await?;
+        Ok(m)
+    }
+
+    /// The mapping's status: its cursor, and its share of its last run and of its last
+    /// successful run (two small reads each, whatever the runs' size).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn mapping_status(&self, m: &Mapping) -> Result<Option<MappingStatus>, AppError> {
+        let store = &self.ports.store;
+        let Some(state) = store.get_mapping_state(&m.tenant, &m.id).await? else {
+            return Ok(None);
+        };
+        let now = self.ports.clock.now();
+        let view = |run: Option<MappingRun>| run.map(|r| MappingRunView::at(&r, &m.id, now));
+        let last = match &state.last_run {
+            Some(r) => view(store.mapping_run(&m.tenant, r, &m.id).await?),
+            None => None,
+        };
+        let ok = match &state.last_successful_run {
+            Some(r) if Some(r) == state.last_run.as_ref() => last.clone(),
+            Some(r) => view(store.mapping_run(&m.tenant, r, &m.id).await?),
+            None => None,
+        };
+        Ok(Some(MappingStatus::new(&state, last, ok)))
+    }
+
+    /// Checks the mapping's references against what Pendo lists (each list read once), and a
+    /// Report mapping's report against the mapping (compatible, numeric columns, id fields).
+    /// An edit checks only what it changes: a reference kept as it was is left to the sync
+    /// (which shows on the mapping when its object disappears), so a mapping whose feature
+    /// was deleted can still be disabled or renamed.
+    async fn check_with_pendo(
+        &self,
+        i: &Integration,
+        m: &Mapping,
+        old: Option<&Mapping>,
+    ) -> Result<(), AppError> {
+        let kept = old.map(references).unwrap_or_default();
+        // A report is re-checked whenever its mapping's source or target changes: its columns
+        // and id fields depend on both.
+        let report_changed = old.is_none_or(|o| o.source != m.source || o.target != m.target);
+        let refs: Vec<Reference> = references(m)
+            .into_iter()
+            .filter(|r| !kept.contains(r) || (report_changed && matches!(r, Reference::Report(_))))
+            .collect();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let conn = i
+            .connection
+            .clone()
+            .filter(|_| i.is_active())
+            .ok_or(AppError::NotConnected)?;
+        let catalog = Catalog::load(&self.ports, &conn, &refs)
+            .await
+            .map_err(|(r, error)| AppError::PendoCheck {
+                field: r.field(),
+                error,
+            })?;
+        for r in &refs {
+            if let Some(why) = catalog.missing(r) {
+                return Err(ValidationError::new(r.field(), why).into());
+            }
+        }
+        if let MappingKind::Report { report_id, columns } = &m.source {
+            if let Some(report) = catalog.report(report_id) {
+                crate::sync::report_source::prepare(
+                    report,
+                    columns,
+                    m.target,
+                    &i.settings.field_mappings,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// PES is computed per Pendo account: while PES mappings exist, the company id field must stay
+/// the row field `accountId`. The refusal names the field and the PES mappings.
+///
+/// # Errors
+/// A `ValidationError` on `fieldMappings.companyId`.
+pub fn check_pes_company_field(fm: &FieldMappings, pes: &[Mapping]) -> Result<(), ValidationError> {
+    let account = fm.company_id.record == FieldRecord::Row && fm.company_id.path == "accountId";
+    if account || pes.is_empty() {
+        return Ok(());
+    }
+    let mut pes: Vec<&Mapping> = pes.iter().collect();
+    pes.sort_by(|a, b| (&a.metric_name, &a.id).cmp(&(&b.metric_name, &b.id)));
+    let names: Vec<String> = pes
+        .iter()
+        .map(|m| format!("'{}' ({})", m.metric_name, m.id))
+        .collect();
+    Err(ValidationError::new(
+        "fieldMappings.companyId",
+        format!(
+            "PES is computed per Pendo account, so the company id field must stay accountId while PES mappings exist: delete the PES mapping{} {} first",
+            if pes.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+    ))
+}

@@ -1,0 +1,237 @@
+//! Unmatched identities, the use cases: what each mapping could not use and why (read at the
+//! mapping's current generation), which of it the directory now resolves, and the recovery of
+//! those days (by the next daily run, or at once with `recover`).
+
+use crate::app::{App, AppError, Planning};
+use crate::domain::unmatched::{UnmatchedIdentity, UnmatchedReason, UnmatchedTotals};
+use crate::domain::{Integration, Mapping, MappingId, RunId, RunKind, Target, TenantId};
+use crate::sync::plan::Window;
+use crate::sync::unmatched::{
+    objects_of, recoverable_days, recoverable_identities, summarize, windows, Known,
+};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a mapping's list is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnmatchedQuery {
+    /// Only this reason (`companyNotInDirectory`, `notInDirectory`, `endUserNotFound`,
+    /// `noCompanyId`, `anonymousVisitor`, `noId`).
+    pub reason: Option<String>,
+    /// `rows` (default) or `value`: the largest first.
+    pub sort: Option<String>,
+    /// Identities to skip (default 0).
+    pub offset: Option<usize>,
+    /// At most this many identities (default 100, at most 1,000).
+    pub limit: Option<usize>,
+}
+
+/// What a mapping could not use.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnmatchedView {
+    #[schema(value_type = String)]
+    pub mapping_id: MappingId,
+    pub metric_name: String,
+    /// Exact totals per reason (identities past the 1,000 kept per reason counted in
+    /// `otherRows`/`otherValue`).
+    pub totals: BTreeMap<UnmatchedReason, UnmatchedTotals>,
+    /// Identities listed for the query, before `offset`/`limit`.
+    pub matching: usize,
+    pub identities: Vec<UnmatchedIdentity>,
+    /// Identities the directory now holds, by reason: their days are re-fetched by the next
+    /// daily run, or at once by `POST /v1/mappings/{id}/recover`.
+    pub recoverable: BTreeMap<UnmatchedReason, Vec<String>>,
+    /// The days a recovery would re-fetch.
+    pub recoverable_days: Vec<NaiveDate>,
+}
+
+/// A mapping's totals, for the integration's overview.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingUnmatched {
+    #[schema(value_type = String)]
+    pub mapping_id: MappingId,
+    pub metric_name: String,
+    pub totals: BTreeMap<UnmatchedReason, UnmatchedTotals>,
+    pub recoverable_days: usize,
+}
+
+impl App {
+    /// What the directory knows, for a mapping's target.
+    async fn known_directory(
+        &self,
+        t: &TenantId,
+        target: Target,
+    ) -> Result<
+        (
+            Vec<crate::domain::DirectoryObject>,
+            Vec<crate::domain::DirectoryObject>,
+            Vec<crate::domain::EndUser>,
+        ),
+        AppError,
+    > {
+        let store = &self.ports.store;
+        let companies = store.list_objects(t, Target::Company).await?;
+        let objects = match objects_of(target) {
+            Some(k) => store.list_objects(t, k).await?,
+            None => Vec::new(),
+        };
+        let users = if target == Target::EndUser {
+            store.list_end_users(t).await?
+        } else {
+            Vec::new()
+        };
+        Ok((companies, objects, users))
+    }
+
+    /// The windows of days before `before` (all days when `None`) whose unmatched rows the
+    /// directory now resolves, for a run to re-fetch.
+    pub(crate) async fn recovery_windows(
+        &self,
+        i: &Integration,
+        m: &Mapping,
+        before: Option<NaiveDate>,
+    ) -> Result<Vec<Window>, AppError> {
+        let entries = self
+            .ports
+            .store
+            .unmatched_of(&i.tenant, &m.id, i.generation)
+            .await?;
+        if entries.iter().all(|e| e.identity.is_none()) {
+            return Ok(Vec::new());
+        }
+        let (companies, objects, users) = self.known_directory(&i.tenant, m.target).await?;
+        let known = Known::new(&companies, &objects, &users);
+        let mut days = recoverable_days(&entries, &known);
+        if let Some(before) = before {
+            days.retain(|d| *d < before);
+        }
+        let mut out = Vec::new();
+        for w in windows(&days) {
+            out.extend(crate::sync::plan::chunks(w, m.source.max_chunk_days()));
+        }
+        Ok(out)
+    }
+
+    /// What a mapping could not use, listed per identity and totalled per reason.
+    pub async fn unmatched(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        q: &UnmatchedQuery,
+    ) -> Result<UnmatchedView, AppError> {
+        let i = self.integration(t).await?;
+        let m = self.mapping(t, id).await?;
+        let reason = q
+            .reason
+            .as_deref()
+            .map(|r| {
+                UnmatchedReason::parse(r).ok_or_else(|| {
+                    crate::error::ValidationError::new("reason", format!("unknown reason {r:?}"))
+                })
+            })
+            .transpose()?;
+        let by_value = match q.sort.as_deref() {
+            None | Some("rows") => false,
+            Some("value") => true,
+            Some(_) => {
+                return Err(
+                    crate::error::ValidationError::new("sort", "must be rows or value").into(),
+                )
+            }
+        };
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        let entries = self.ports.store.unmatched_of(t, id, i.generation).await?;
+        let (companies, objects, users) = self.known_directory(t, m.target).await?;
+        let known = Known::new(&companies, &objects, &users);
+        let recoverable = recoverable_identities(&entries, &known)
+            .into_iter()
+            .map(|(r, ids)| (r, ids.into_iter().collect()))
+            .collect();
+        let recoverable_days = recoverable_days(&entries, &known).into_iter().collect();
+        let (mut identities, totals) = summarize(entries);
+        identities.retain(|x| reason.is_none_or(|r| x.reason == r));
+        if by_value {
+            identities.sort_by(|a, b| {
+                b.value
+                    .total_cmp(&a.value)
+                    .then(b.rows.cmp(&a.rows))
+                    .then_with(|| a.identity.cmp(&b.identity))
+            });
+        } else {
+            identities.sort_by(|a, b| {
+                b.rows
+                    .cmp(&a.rows)
+                    .then(b.value.total_cmp(&a.value))
+                    .then_with(|| a.identity.cmp(&b.identity))
+            });
+        }
+        let matching = identities.len();
+        let identities = identities
+            .into_iter()
+            .skip(q.offset.unwrap_or(0))
+            .take(limit)
+            .collect();
+        Ok(UnmatchedView {
+            mapping_id: m.id,
+            metric_name: m.metric_name,
+            totals,
+            matching,
+            identities,
+            recoverable,
+            recoverable_days,
+        })
+    }
+
+    /// Every mapping's totals of what it could not use (mappings with nothing unmatched left out).
+    pub async fn unmatched_overview(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<MappingUnmatched>, AppError> {
+        let i = self.integration(t).await?;
+        let store = &self.ports.store;
+        let mut out = Vec::new();
+        let mut directories = BTreeMap::new();
+        for m in store.list_mappings(t).await? {
+            let entries = store.unmatched_of(t, &m.id, i.generation).await?;
+            if entries.is_empty() {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(slot) = directories.entry(m.target) {
+                slot.insert(self.known_directory(t, m.target).await?);
+            }
+            let recoverable = match directories.get(&m.target) {
+                Some((c, o, u)) => recoverable_days(&entries, &Known::new(c, o, u)).len(),
+                None => 0,
+            };
+            let (_, totals) = summarize(entries);
+            out.push(MappingUnmatched {
+                mapping_id: m.id,
+                metric_name: m.metric_name,
+                totals,
+                recoverable_days: recoverable,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Re-fetches, now, only the days a mapping could not use rows of identities the directory
+    /// now holds. `Conflict` when there is none.
+    pub async fn recover(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
+        let i = self.integration(t).await?;
+        if !i.is_active() {
+            return Err(AppError::NotConnected);
+        }
+        let m = self.mapping(t, id).await?;
+        if m.rebuild_required {
+            return Err(AppError::RebuildRequired(m.id));
+        }
+        let kind = RunKind::Recover {
+            mapping_id: m.id.clone(),
+        };
+        self.start_run(&i, &[m], kind, Planning::RecoverOnly).await
+    }
+}

@@ -1,0 +1,325 @@
+//! Every Pendo object a mapping refers to is checked against Pendo on create and edit (a 400
+//! naming the field for one Pendo does not list, a 502 when Pendo cannot be reached, nothing
+//! stored either way), and an object that disappears later shows on its mapping: the run
+//! leaves the mapping out and its status says why.
+
+use super::*;
+use pendo_sim::{FaultKind, FaultRule, ObjectKind};
+
+async fn mappings(a: &Api) -> Value {
+    a.call(ADMIN_A, Method::GET, "/v1/mappings", None).await.1
+}
+
+fn page(a: &Api) -> String {
+    a.sim
+        .subscription()
+        .pages
+        .iter()
+        .find(|p| p.app_id == -323232)
+        .unwrap()
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothing_is_stored() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    for (id, name) in [("seg-pro", "Pro"), ("seg-nope", "Not in Pendo")] {
+        let (s, _) = a
+            .call(
+                ADMIN_A,
+                Method::PUT,
+                &format!("/v1/segments/{id}"),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (f, p) = (a.feature(), page(&a));
+    let apps: Vec<String> = a
+        .sim
+        .subscription()
+        .app_ids()
+        .iter()
+        .map(i64::to_string)
+        .collect();
+    let m = |source: Value| json!({"source": source, "target": "company", "metricName": "M"});
+    let cases = [
+        (
+            m(json!({"kind": "feature", "featureId": "no-such-feature"})),
+            "source.featureId",
+            "feature no-such-feature is not among the subscription's features".to_string(),
+        ),
+        (
+            m(json!({"kind": "page", "pageId": "no-such-page"})),
+            "source.pageId",
+            "page no-such-page is not among the subscription's pages".to_string(),
+        ),
+        (
+            m(
+                json!({"kind": "report", "reportId": "rpt-gone", "columns": [{"field": "numEvents", "metric": "E"}]}),
+            ),
+            "source.reportId",
+            "report rpt-gone is not among the subscription's saved reports".to_string(),
+        ),
+        (
+            m(json!({"kind": "pes", "appId": 4242, "components": ["score"]})),
+            "source.appId",
+            format!(
+                "app 4242 is not an app of the subscription (its apps: {})",
+                apps.join(", ")
+            ),
+        ),
+        (
+            json!({"source": {"kind": "page", "pageId": p}, "target": "company", "metricName": "M", "segmentId": "seg-nope"}),
+            "segmentId",
+            "segment seg-nope is not among the subscription's segments".to_string(),
+        ),
+    ];
+    for (body, field, message) in &cases {
+        let (s, e) = a
+            .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, &e["error"]),
+            (
+                StatusCode::BAD_REQUEST,
+                &json!({"code": "invalid", "field": field, "message": message})
+            ),
+            "{body}"
+        );
+    }
+    assert_eq!(mappings(&a).await, json!([]), "nothing stored");
+
+    // Known references are accepted; each list was read once per request.
+    let c = a.sim.control();
+    c.reset_requests();
+    let (s, created) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/mappings",
+            Some(
+                json!({"source": {"kind": "feature", "featureId": f}, "target": "company",
+                "metricName": "Clicks", "segmentId": "seg-pro"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/feature", 1), ("/api/v1/segment", 1)]
+            .into_iter()
+            .map(|(p, n)| (p.to_string(), n))
+            .collect()
+    );
+    let (s, pes) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/mappings",
+            Some(m(
+                json!({"kind": "pes", "appId": -323232, "components": ["score"]}),
+            )),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{pes}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let stored = a
+        .call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+        .await
+        .1;
+
+    // An edit to a reference Pendo does not list is refused the same way; the mapping stays.
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            &format!("/v1/mappings/{id}"),
+            Some(
+                json!({"source": {"kind": "feature", "featureId": "no-such-feature"},
+                "target": "company", "metricName": "Clicks", "segmentId": "seg-pro"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("source.featureId")),
+        "{e}"
+    );
+    assert_eq!(
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .1,
+        stored
+    );
+
+    // Pendo unreachable: 502 naming the field it could not check; nothing stored.
+    c.add_fault(FaultRule::times("/api/v1/page", FaultKind::Status503, 1))
+        .unwrap();
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/mappings",
+            Some(json!({"source": {"kind": "page", "pageId": p}, "target": "company", "metricName": "Views"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+        (
+            StatusCode::BAD_GATEWAY,
+            Some("pendo_unreachable"),
+            Some("source.pageId")
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e["error"]["message"],
+        "could not check source.pageId with Pendo (Pendo server error (HTTP 503)); nothing was saved: try again"
+    );
+    assert_eq!(mappings(&a).await.as_array().map(Vec::len), Some(2));
+
+    // A feature deleted in Pendo after the mapping was made: an edit that keeps it (here, a
+    // new metric name) is not refused for it, so the mapping can still be changed.
+    c.delete_object(ObjectKind::Feature, &f);
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::PUT,
+            &format!("/v1/mappings/{id}"),
+            Some(
+                json!({"source": {"kind": "feature", "featureId": f}, "target": "company",
+                "metricName": "Clicks", "segmentId": "seg-pro", "enabled": false}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, e["enabled"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_out() {
+    let a = &api().await;
+    a.connect(ADMIN_A).await;
+    a.call(
+        ADMIN_A,
+        Method::PATCH,
+        "/v1/integration/settings",
+        Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
+    )
+    .await;
+    let companies: Vec<Value> = a
+        .sim
+        .subscription()
+        .accounts
+        .iter()
+        .map(|c| json!({"externalId": c.id}))
+        .collect();
+    a.call(
+        ADMIN_A,
+        Method::PUT,
+        "/v1/directory/companies",
+        Some(json!({ "items": companies })),
+    )
+    .await;
+    let id = a.clicks_mapping().await;
+    let sync = |id: String| async move {
+        let (s, r) = a
+            .call(
+                ADMIN_A,
+                Method::POST,
+                &format!("/v1/mappings/{id}/sync"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+        a.drain().await;
+        r["runId"].as_str().unwrap().to_string()
+    };
+    let first = sync(id.clone()).await;
+    let state = |id: String| async move {
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .1["state"]
+            .clone()
+    };
+    let st = state(id.clone()).await;
+    assert_eq!(
+        (
+            st["lastRun"]["runId"].as_str(),
+            st["lastRun"]["outcome"].as_str()
+        ),
+        (Some(first.as_str()), Some("succeeded"))
+    );
+    let before = a.export().await;
+    assert!(!before.is_empty());
+
+    // The feature is deleted in Pendo: the next run reads the feature list once, leaves the
+    // mapping out (no aggregation for it, its values stay) and its status says why.
+    let f = a.feature();
+    let c = a.sim.control();
+    c.delete_object(ObjectKind::Feature, &f);
+    c.reset_requests();
+    let second = sync(id.clone()).await;
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/feature".to_string(), 1)].into_iter().collect()
+    );
+    assert_eq!(a.export().await, before);
+    let why = format!(
+        "not synced: feature {f} is not among the subscription's features any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
+    );
+    let st = state(id.clone()).await;
+    assert_eq!(st["lastRun"]["runId"].as_str(), Some(second.as_str()));
+    assert_eq!(st["lastRun"]["outcome"], "failed");
+    assert_eq!(st["lastRun"]["error"].as_str(), Some(why.as_str()));
+    assert_eq!(
+        (
+            st["lastRun"]["chunks"].as_u64(),
+            st["lastRun"]["kind"]["type"].as_str()
+        ),
+        (Some(0), Some("syncNow"))
+    );
+    assert_eq!(
+        st["lastSuccessfulRun"]["runId"].as_str(),
+        Some(first.as_str())
+    );
+    assert_eq!(st["lastError"]["message"].as_str(), Some(why.as_str()));
+    assert_eq!(st["lastSyncedDay"], "2026-11-04", "the cursor stays");
+    let run = a
+        .call(ADMIN_A, Method::GET, &format!("/v1/runs/{second}"), None)
+        .await
+        .1;
+    let left_out: serde_json::Map<String, Value> = [(id.clone(), Value::String(why.clone()))]
+        .into_iter()
+        .collect();
+    assert_eq!(run["leftOut"], Value::Object(left_out));
+    assert_eq!(
+        (run["chunksTotal"].as_u64(), run["finished"].as_bool()),
+        (Some(0), Some(true))
+    );
+    // Its rebuild is refused before anything is purged: the values could not come back.
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/rebuild"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, &e["error"]),
+        (
+            StatusCode::CONFLICT,
+            &json!({"code": "conflict", "field": null,
+                "message": format!("mapping {id} cannot be rebuilt, its values were kept: {why}")})
+        )
+    );
+    a.drain().await;
+    assert_eq!(a.export().await, before);
+}
