@@ -10,12 +10,12 @@
 
 use chrono::NaiveDate;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use pendo_sync::domain::Window;
 use pendo_sync::domain::{
     Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
 };
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::{RecordSlices, Store};
-use pendo_sync::sync::plan::Window;
 
 const COMPANIES: usize = 2_000;
 const END_USERS: usize = 4_000;

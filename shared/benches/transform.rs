@@ -7,12 +7,12 @@
 //! divides).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use pendo_sync::domain::Window;
 use pendo_sync::domain::{DirectoryObject, EndUser, Integration, MappingId, Target, TenantId};
 use pendo_sync::pendo::pipelines::{event_request, EventSource};
 use pendo_sync::pendo::rows::RowScanner;
 use pendo_sync::store::{ChunkRecords, Text};
 use pendo_sync::sync::identity::{Directory, IdentityRules};
-use pendo_sync::sync::plan::Window;
 use pendo_sync::sync::transform::{ChunkAccumulator, TransformSpec};
 use std::hint::black_box;
 

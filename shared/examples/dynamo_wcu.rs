@@ -11,13 +11,13 @@
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use pendo_sync::domain::Window;
 use pendo_sync::domain::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStatus, DirectoryObject, EndUserInput, Integration,
     MappingId, MetricValue, ObjectRef, RunId, RunKind, SyncRun, Target, TenantId,
 };
 use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
 use pendo_sync::store::Store;
-use pendo_sync::sync::plan::Window;
 
 const COMPANIES: usize = 2_000;
 const ACTIVITIES: usize = 1_000;

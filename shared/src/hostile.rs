@@ -4,10 +4,10 @@
 //! and what they accept keeps its invariants.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::domain::aggregation;
 use crate::domain::mapping::FieldMetric;
 use crate::domain::{FieldMappings, FieldMappingsInput, FieldRef, FieldRole, Target};
 use crate::pendo::rows::RowScanner;
-use crate::sync::custom;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -124,17 +124,17 @@ proptest! {
             .map(|(field, metric)| FieldMetric { field, metric })
             .collect();
         let fm = FieldMappings::default();
-        if let Ok(stages) = custom::unwrap_pipeline(&raw) {
+        if let Ok(stages) = aggregation::unwrap_pipeline(&raw) {
             prop_assert!(!stages.is_empty());
-            if let Some(out) = custom::output(&stages) {
-                let _ = custom::id_fields(target, &fm, &out);
-                let _ = custom::check_fields(&fields, &out, "fields");
+            if let Some(out) = aggregation::output(&stages) {
+                let _ = aggregation::id_fields(target, &fm, &out);
+                let _ = aggregation::check_fields(&fields, &out, "fields");
             }
         }
-        let _ = custom::mappable_fields(&raw);
-        if let Ok(stages) = custom::validate_aggregation(&raw, &fields, target, &fm) {
+        let _ = aggregation::mappable_fields(&raw);
+        if let Ok(stages) = aggregation::validate_aggregation(&raw, &fields, target, &fm) {
             // Accepted: every mapped field is among the pipeline's numeric outputs.
-            let out = custom::output(&stages).unwrap();
+            let out = aggregation::output(&stages).unwrap();
             for f in &fields {
                 prop_assert!(out.fields.iter().any(|o| o.name == f.field.trim() || o.name == f.field), "{:?}", f);
             }
@@ -143,7 +143,7 @@ proptest! {
 
     #[test]
     fn re_anchoring_never_panics(raw in prop_oneof![value(), pipeline()], day in 0i64..40_000) {
-        if let Ok(stages) = custom::unwrap_pipeline(&raw) {
+        if let Ok(stages) = aggregation::unwrap_pipeline(&raw) {
             let day = chrono::NaiveDate::from_num_days_from_ce_opt(700_000 + (day as i32)).unwrap();
             let ts = crate::pendo::pipelines::day_time_series(day, Some(chrono_tz::America::New_York));
             if let Some(p) = crate::pendo::pipelines::reanchor(&stages, ts) {

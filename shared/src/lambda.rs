@@ -15,6 +15,7 @@
 //! `maxReceiveCount`), so the core can record a last failure before SQS gives up.
 
 use crate::app::App;
+use crate::queue::messages::MessageKind;
 use crate::sync::engine::{ProcessError, Processed};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -162,8 +163,13 @@ pub async fn handle_fetch_batch(
     config: BatchConfig,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, HandlerError> {
-    Ok(sqs_batch(app, config, event.payload).await)
+    Ok(sqs_batch(app, config, FETCH_TAKES, event.payload).await)
 }
+
+/// What the fetch function takes.
+pub const FETCH_TAKES: &[MessageKind] = &[MessageKind::Fetch];
+/// What the resync function takes (both on the resync queue).
+pub const RESYNC_TAKES: &[MessageKind] = &[MessageKind::Resync, MessageKind::Import];
 
 /// The resync function: purge, reset and fan out per record.
 ///
@@ -174,7 +180,7 @@ pub async fn handle_resync_batch(
     config: BatchConfig,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, HandlerError> {
-    Ok(sqs_batch(app, config, event.payload).await)
+    Ok(sqs_batch(app, config, RESYNC_TAKES, event.payload).await)
 }
 
 /// What became of one record.
@@ -184,12 +190,18 @@ pub enum RecordOutcome {
     Retry,
 }
 
-/// Processes every record on its own and returns the ids of those to redeliver.
-pub async fn sqs_batch(app: &App, config: BatchConfig, event: SqsEvent) -> SqsBatchResponse {
+/// Processes every record on its own (of the kinds `accepts`) and returns the ids of those to
+/// redeliver.
+pub async fn sqs_batch(
+    app: &App,
+    config: BatchConfig,
+    accepts: &[MessageKind],
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let outcomes: Vec<(Option<String>, RecordOutcome)> = futures_util::stream::iter(event.records)
         .map(|record| async move {
             let id = record.message_id.clone();
-            (id, process_record(app, config, &record).await)
+            (id, process_record(app, config, accepts, &record).await)
         })
         .buffer_unordered(config.concurrency.max(1))
         .collect()
@@ -215,7 +227,12 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-async fn process_record(app: &App, config: BatchConfig, record: &SqsMessage) -> RecordOutcome {
+async fn process_record(
+    app: &App,
+    config: BatchConfig,
+    accepts: &[MessageKind],
+    record: &SqsMessage,
+) -> RecordOutcome {
     let id = record.message_id.as_deref().unwrap_or("");
     let receives = receive_count(record);
     let span = tracing::info_span!("message", message_id = id, receives);
@@ -225,7 +242,7 @@ async fn process_record(app: &App, config: BatchConfig, record: &SqsMessage) -> 
             return RecordOutcome::Acknowledged;
         };
         let final_attempt = receives >= config.max_receives;
-        match app.process_message(body, final_attempt).await {
+        match app.process_message_of(accepts, body, final_attempt).await {
             Ok(Processed::Done(_)) => RecordOutcome::Acknowledged,
             Ok(Processed::Superseded) => {
                 tracing::info!("superseded message acknowledged");

@@ -10,10 +10,11 @@
 //! - `directory`: directory batches and per-row errors, CSV uploads (feature `api`), imports
 //!   from Pendo.
 //! - `schedule`: when the daily sync runs (pure).
-//! - `recovery`: what each mapping could not use, and its recovery once the directory knows it.
-//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers);
-//!   `mappings` (creating and editing mappings, their references checked with Pendo) and
-//!   `reads` add to them.
+//! - `ports`: the bundle of ports (store, queue, Pendo, clock) the workers and use cases take.
+//! - `app`: the use cases every entry point calls (local runner, HTTP API, Lambda handlers):
+//!   `mappings` (creating and editing mappings, their references checked with Pendo), `reads`,
+//!   `directory` (batches and uploads), `imports` (the directory from Pendo) and `recovery` (what
+//!   each mapping could not use, and its recovery once the directory knows it).
 //! - `api` (feature `api`): the configurator HTTP API.
 //! - `lambda`, `aws_env` (feature `lambda`): the Lambda handlers (the configurator's with feature
 //!   `configurator`) and the app of a function, wired from its environment.
@@ -40,11 +41,9 @@ pub mod error;
 mod hostile;
 #[cfg(feature = "lambda")]
 pub mod lambda;
-pub mod mappings;
 pub mod pendo;
+pub mod ports;
 pub mod queue;
-pub mod reads;
-pub mod recovery;
 pub mod schedule;
 pub mod stall;
 pub mod store;

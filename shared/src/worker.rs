@@ -6,10 +6,10 @@
 use crate::app::App;
 use crate::domain::{ImportId, RunId, RunKind, TenantId};
 use crate::queue::embedded::{ConsumerLock, Delivery, EmbeddedQueue};
+use crate::queue::messages::QueueMessage;
 use crate::queue::QueueError;
 use crate::store::embedded::EmbeddedStore;
 use crate::sync::engine::{ProcessError, Processed};
-use crate::sync::messages::QueueMessage;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

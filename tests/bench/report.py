@@ -82,11 +82,13 @@ def table(results):
         row("4 re-sync all: peak RSS [MiB]", fmt(f["peak_rss_mib"]), "<= 64",
             check(results, "4 peak RSS", f["peak_rss_mib"]["median"], "<=", 64, "MiB"))
         row("4 re-sync all: simulator CPU [s]", fmt(f["simulator_cpu_s"]))
-        row("4 Pendo calls / values / values per call",
+        row("4 Pendo aggregation calls / values / values per call",
             f"{f['pendo_calls']} / {f['values_written']:,} / {f['values_per_call']:,.0f}")
+        if "pendo_list_calls" in f:
+            row("4 Pendo object lists (once per run)", f"{f['pendo_list_calls']}")
         row("4 rows read / activities written", f"{f['rows_read']:,} / {f['activities_written']:,}")
         row(f"4 chunks ({f['deferred_chunks']} deferred) / users created", f"{f['chunks']} / {f['users_created']:,}")
-        row("4 Pendo calls per chunk", f"{f['pendo_calls_per_chunk']:.3f}", "== 1",
+        row("4 Pendo aggregation calls per chunk", f"{f['pendo_calls_per_chunk']:.3f}", "== 1",
             check(results, "4 Pendo calls per chunk", f["pendo_calls_per_chunk"], "==", 1, "calls"))
         row("4 queue messages per chunk", f"{f['queue_messages_per_chunk']:.3f}", "== 1")
         row("4 deliveries per chunk", f"{f['deliveries_per_chunk']:.3f}", "== 1")
@@ -95,6 +97,12 @@ def table(results):
         s = figs["7_cpu_per_million_rows"]["sync_cpu_s_per_million_rows"]
         row("7 sync CPU per million Pendo rows [s]", fmt(s, digits=2), "<= 3",
             check(results, "7 sync CPU per million rows", s["median"], "<=", 3, "s"))
+    if "8_csv_upload" in figs:
+        f = figs["8_csv_upload"]
+        row(f"8 CSV upload of {f['rows']:,} rows: peak RSS [MiB]", fmt(f["peak_rss_mib"]), "<= 64",
+            check(results, "8 CSV upload peak RSS", f["peak_rss_mib"]["median"], "<=", 64, "MiB"))
+        row("  RSS before the upload [MiB] / upload [s]",
+            f"{fmt(f['rss_before_upload_mib'])} / {fmt(f['upload_s'], digits=2)}")
     if "5_lambda" in figs:
         for name, f in figs["5_lambda"]["functions"].items():
             row(f"5 {name}: stripped size [MB]", f"{f['stripped_mb']:.2f}", "(reported)")

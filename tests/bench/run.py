@@ -10,6 +10,7 @@ Figures (see issue 8):
   5 Lambda binaries           stripped sizes; cold start against a local Runtime API emulator
   6 DynamoDB WCU per value    shared/examples/dynamo_wcu.rs against moto
   7 sync CPU per million rows figure 4's runs: sync CPU / Pendo rows read
+  8 CSV upload memory         `pendo-sync serve`: peak RSS of a 100,000-row directory upload
 
 Processes are measured from outside: wall clock around the child, CPU (user + sys) and peak
 RSS (ru_maxrss) from wait4() of that child only, so the simulator's work is never counted.
@@ -198,9 +199,13 @@ class Sim:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.load(r)
 
-    def aggregation_calls(self):
+    def calls(self):
+        """(aggregation calls, other Pendo API calls) so far, from the simulator's counters."""
         with urllib.request.urlopen(self.url + "/_sim/counters", timeout=30) as r:
-            return sum(n for path, n in json.load(r).items() if path.startswith("/api/"))
+            counters = json.load(r)
+        agg = sum(n for path, n in counters.items() if path == "/api/v1/aggregation")
+        other = sum(n for path, n in counters.items() if path.startswith("/api/")) - agg
+        return agg, other
 
     def cpu_s(self):
         """CPU time (user + sys) the simulator process has used so far."""
@@ -229,17 +234,19 @@ def resync(sim, template, runs):
         data = template + f"-run{i}"
         shutil.rmtree(data, ignore_errors=True)
         shutil.copytree(template, data)
-        before = sim.aggregation_calls()
+        before = sim.calls()
         sim_cpu = sim.cpu_s()
         cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "resync", "--data", data, "--pendo-base-url", sim.url]
         wall, cpu, rss_kib, out = measure(cmd)
         sim_cpu = sim.cpu_s() - sim_cpu
-        calls = sim.aggregation_calls() - before
+        after = sim.calls()
+        calls, lists = after[0] - before[0], after[1] - before[1]
         r = json.loads(out)
         r.update({"wall_s": wall, "cpu_s": cpu, "sim_cpu_s": sim_cpu, "peak_rss_mib": rss_kib / 1024,
-                  "pendo_calls": calls})
+                  "pendo_calls": calls, "pendo_list_calls": lists})
         log(f"  run {i + 1}/{runs}: {wall:.2f}s wall, {cpu:.2f}s CPU (simulator {sim_cpu:.2f}s), "
-            f"{rss_kib / 1024:.1f} MiB, {r['rows_read']} rows, {r['values_written']} values, {calls} calls")
+            f"{rss_kib / 1024:.1f} MiB, {r['rows_read']} rows, {r['values_written']} values, {calls} aggregation "
+            f"calls + {lists} object lists")
         results.append(r)
         shutil.rmtree(data, ignore_errors=True)
     return results
@@ -256,6 +263,62 @@ def criterion_throughput(group, name):
     with open(os.path.join(path, "sample.json")) as f:
         s = json.load(f)
     return [elements * it / (t * 1e-9) for it, t in zip(s["iters"], s["times"])]
+
+
+# ---------------------------------------------------------------- CSV upload (figure 8)
+
+CSV_ROWS = 100_000
+CSV_TOKEN = "bench-csv-token-0123456789abcdef"
+
+
+def csv_upload(work, rows):
+    """One `pendo-sync serve` on a fresh data folder takes one CSV upload of `rows` companies;
+    returns its peak RSS (wait4) and the upload's figures."""
+    base = tempfile.mkdtemp(prefix="csv-", dir=work)
+    tokens = os.path.join(base, "tokens")
+    with open(tokens, "w") as f:
+        f.write(f"{CSV_TOKEN}:bench-csv:admin\n")
+    path = os.path.join(base, "companies.csv")
+    with open(path, "w") as f:
+        f.write("externalId,name\n")
+        for i in range(rows):
+            f.write(f"acct-{i:06d},Company number {i} of the bench\n")
+    size = os.path.getsize(path)
+    p = subprocess.Popen([os.path.join(RELEASE, "pendo-sync"), "serve", "--listen", "127.0.0.1:0",
+                          "--no-schedule", "--workers", "1", "--data", os.path.join(base, "data"),
+                          "--tokens", tokens, "--pendo-base-url", "http://127.0.0.1:9"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        address = None
+        deadline = time.monotonic() + 60
+        while address is None and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            if line.startswith("listening on http://"):
+                address = line.split()[2]
+        if address is None:
+            raise RuntimeError("figure 8: pendo-sync serve printed no address")
+        threading.Thread(target=p.stdout.read, daemon=True).start()
+        with open(f"/proc/{p.pid}/status") as f:
+            before = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+        start = time.monotonic()
+        with open(path, "rb") as body:
+            req = urllib.request.Request(f"{address}/v1/directory/companies", data=body, method="PUT",
+                                         headers={"Authorization": f"Bearer {CSV_TOKEN}",
+                                                  "Content-Type": "text/csv",
+                                                  "Content-Length": str(size)})
+            with urllib.request.urlopen(req, timeout=300) as r:
+                answer = json.loads(r.read())
+        upload_s = time.monotonic() - start
+        if answer.get("accepted") != rows:
+            raise RuntimeError(f"figure 8: the upload accepted {answer.get('accepted')} of {rows} rows")
+    finally:
+        p.terminate()
+    _, _, ru = os.wait4(p.pid, 0)
+    p.returncode = 0
+    return {"peak_rss_mib": ru.ru_maxrss / 1024, "rss_before_mib": before, "upload_s": upload_s,
+            "bytes": size, "accepted": answer["accepted"]}
 
 
 # ---------------------------------------------------------------- lambda cold start
@@ -480,7 +543,8 @@ def run_figures(results, figs, started):
                 setup = setup_tenant(sim, template, 10, 90, "mixed", auto_create=True)
                 runs = resync(sim, template, RESYNC_RUNS)
                 same = {k: {r[k] for r in runs} for k in
-                        ("pendo_calls", "rows_read", "values_written", "activities_written", "chunks")}
+                        ("pendo_calls", "pendo_list_calls", "rows_read", "values_written", "activities_written",
+                          "chunks")}
                 if any(len(v) != 1 for v in same.values()):
                     raise RuntimeError(f"figure 4: runs differ in what they did: {same}")
                 r0 = runs[0]
@@ -503,6 +567,9 @@ def run_figures(results, figs, started):
                     "peak_rss_mib": summary([r["peak_rss_mib"] for r in runs], "MiB"),
                     "chunks": r0["chunks"],
                     "pendo_calls": r0["pendo_calls"],
+                    # The run's check of the objects its mappings refer to: one feature list and
+                    # one page list per run, whatever its size.
+                    "pendo_list_calls": r0["pendo_list_calls"],
                     "rows_read": r0["rows_read"],
                     "values_written": r0["values_written"],
                     "activities_written": r0["activities_written"],
@@ -530,6 +597,25 @@ def run_figures(results, figs, started):
             finally:
                 sim.close()
             phase_done("figure 4", t_fig)
+
+        if "8" not in SKIP:
+            log("figure 8: CSV directory upload, 100,000 rows")
+            t_fig = time.monotonic()
+            runs = [csv_upload(work, CSV_ROWS) for _ in range(RUNS)]
+            figs["8_csv_upload"] = {
+                "how": f"`pendo-sync serve` (release, empty data folder, no schedule) on 127.0.0.1; "
+                       f"PUT /v1/directory/companies with text/csv, {CSV_ROWS:,} rows (externalId,name; "
+                       f"{runs[0]['bytes']:,} bytes) sent from a file; peak RSS (ru_maxrss, wait4) of the "
+                       "serve process, which started, took the upload and was stopped with SIGTERM; its RSS "
+                       "before the upload is shown beside",
+                "target": "<= 64 MiB peak",
+                "rows": CSV_ROWS,
+                "accepted": runs[0]["accepted"],
+                "peak_rss_mib": summary([r["peak_rss_mib"] for r in runs], "MiB"),
+                "rss_before_upload_mib": summary([r["rss_before_mib"] for r in runs], "MiB"),
+                "upload_s": summary([r["upload_s"] for r in runs], "s"),
+            }
+            phase_done("figure 8", t_fig)
 
         if "5" in SKIP and "6" in SKIP:
             return finish(results, started)

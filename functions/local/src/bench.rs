@@ -11,7 +11,7 @@ use clap::{Subcommand, ValueEnum};
 use pendo_sim::{SimConfig, Simulator};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::MappingInput;
-use pendo_sync::domain::{DirectoryObject, EndUserInput, MappingKind, Target, TenantId};
+use pendo_sync::domain::{MappingKind, Target, TenantId};
 use std::path::PathBuf;
 
 /// The benchmark tenant.
@@ -160,7 +160,6 @@ async fn setup(
     let sim = Simulator::new(config);
     let sub = sim.subscription();
     let app = &rt.app;
-    let store = &app.ports.store;
     let t = TenantId::parse(TENANT)?;
     app.connect(&t, key, "app.pendo.io")
         .await
@@ -179,40 +178,18 @@ async fn setup(
     for a in &sub.apps {
         app.upsert_app(&t, &a.id.to_string(), &a.name).await?;
     }
-    let companies: Vec<DirectoryObject> = sub
-        .accounts
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: Some(a.name.clone()),
-            company_id: None,
-        })
-        .collect();
-    store
-        .upsert_objects(&t, Target::Company, &companies)
-        .await?;
-    let mut n = 0;
-    for v in sub.visitors.iter().filter(|v| !v.anonymous) {
-        if n == users {
-            break;
-        }
-        let Some(acc) = v.account.and_then(|i| sub.accounts.get(i)) else {
-            continue;
-        };
-        store
-            .upsert_end_user(
-                &t,
-                &EndUserInput {
-                    company_id: acc.id.clone(),
-                    external_id: Some(v.id.clone()),
-                    email: v.email.clone(),
-                    name: v.first_name.clone(),
-                    surname: v.last_name.clone(),
-                },
-            )
-            .await?;
-        n += 1;
-    }
+    let seeded = crate::seed::directory(
+        app,
+        &t,
+        sub,
+        &crate::seed::Pick {
+            accounts_left_out: 0,
+            every_nth_visitor: 1,
+            max_end_users: users,
+            with_names: true,
+        },
+    )
+    .await?;
     let app_id = sub.apps.first().map(|a| a.id).context("no app")?;
     let by_popularity = |mut v: Vec<(f64, String)>| {
         v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -275,7 +252,7 @@ async fn setup(
     );
     println!(
         "{}",
-        serde_json::json!({ "companies": companies.len(), "end_users": n, "mappings": mappings, "days": days })
+        serde_json::json!({ "companies": seeded.companies.len(), "end_users": seeded.end_users, "mappings": mappings, "days": days })
     );
     Ok(())
 }

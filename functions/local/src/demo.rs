@@ -3,286 +3,48 @@
 //! through the real worker path, and prints what was synced.
 
 use crate::runtime::Local;
+use crate::seed;
 use anyhow::Context;
 use chrono::Duration;
-use pendo_sim::{SimConfig, SimKey, Simulator};
+use pendo_sim::data::{Segment, Subscription};
+use pendo_sim::{RunningSim, SimConfig, SimKey, Simulator};
 use pendo_sync::app::{Role, SettingsUpdate};
 use pendo_sync::domain::mapping::{FieldMetric, MappingInput, PesComponent};
 use pendo_sync::domain::{
-    DirectoryObject, EndUserInput, FieldMappingsInput, MappingKind, ObjectRef, Target, TenantId,
+    ChunkStats, DirectoryObject, FieldMappingsInput, Mapping, MappingKind, ObjectRef, SyncRun,
+    Target, TenantId,
 };
+use pendo_sync::App;
 use std::path::Path;
 
 const KEY: &str = "demo-integration-key";
 
 pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyhow::Result<()> {
-    let mut config = SimConfig::small();
-    config.seed = seed;
-    config.now = chrono::Utc::now();
-    config.keys = vec![SimKey {
-        key: KEY.into(),
-        write_access: true,
-    }];
-    let sim = Simulator::new(config.clone());
-    let running = sim
-        .spawn("127.0.0.1:0")
-        .await
-        .context("starting the Pendo simulator")?;
+    let (sim, running) = start_simulator(seed).await?;
     let sub = sim.subscription();
-    println!(
-        "Pendo simulator on {} — seed {seed}, {} accounts, {} visitors, {} apps, timezone {}",
-        running.base_url(),
-        sub.accounts.len(),
-        sub.visitors.len(),
-        sub.apps.len(),
-        sub.timezone
-    );
-
     // An empty store, so the demo shows one clean re-sync.
     let rt = Local::consume_fresh(data, "demo", Some(&running.base_url())).await?;
     let app = &rt.app;
     let t = TenantId::parse("demo")?;
-    let i = app.connect(&t, KEY, "app.pendo.io").await?;
-    println!(
-        "Connected tenant '{t}' to app.pendo.io with key {}",
-        i.connection
-            .as_ref()
-            .map(|c| c.key.masked())
-            .unwrap_or_default()
-    );
-
-    app.update_settings(
+    let segment = configure(app, &t, sub, days).await?;
+    let seeded = seed::directory(
+        app,
         &t,
-        &SettingsUpdate {
-            days_to_sync: Some(days),
-            timezone: Some(sub.timezone.name().to_string()),
-            field_mappings: Some(FieldMappingsInput {
-                email: Some("metadata.agent.email".into()),
-                name: Some("metadata.agent.firstname".into()),
-                surname: Some("metadata.agent.lastname".into()),
-                ..Default::default()
-            }),
-            auto_detect_end_users: Some(true),
+        sub,
+        &seed::Pick {
+            accounts_left_out: 2,
+            every_nth_visitor: 2,
+            max_end_users: usize::MAX,
+            with_names: false,
         },
-        Role::Admin,
     )
     .await?;
-    for a in &sub.apps {
-        app.upsert_app(&t, &a.id.to_string(), &a.name).await?;
-    }
-    app.upsert_app(&t, "unknown", "Other Apps").await?;
-    let segment = sub
-        .segments
-        .first()
-        .context("the simulator has no segment")?;
-    app.upsert_segment(&t, &segment.id, &segment.name).await?;
-
-    // The directory: all but the last two accounts, and every other identified visitor.
-    let companies: Vec<DirectoryObject> = sub.accounts[..sub.accounts.len().saturating_sub(2)]
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: Some(a.name.clone()),
-            company_id: None,
-        })
-        .collect();
-    let store = &app.ports.store;
-    store
-        .upsert_objects(&t, Target::Company, &companies)
-        .await?;
-    let mut users = 0;
-    for v in sub.visitors.iter().filter(|v| !v.anonymous).step_by(2) {
-        let Some(acc) = v.account.and_then(|i| sub.accounts.get(i)) else {
-            continue;
-        };
-        store
-            .upsert_end_user(
-                &t,
-                &EndUserInput {
-                    company_id: acc.id.clone(),
-                    external_id: Some(v.id.clone()),
-                    email: None,
-                    name: None,
-                    surname: None,
-                },
-            )
-            .await?;
-        users += 1;
-    }
     println!(
-        "Directory: {} companies, {users} end users",
-        companies.len()
+        "Directory: {} companies, {} end users",
+        seeded.companies.len(),
+        seeded.end_users
     );
-
-    let default_app = sub.apps.first().map(|a| a.id).unwrap_or(-323232);
-    let top_feature = |app_id: i64, skip: usize| {
-        let mut f: Vec<_> = sub.features.iter().filter(|f| f.app_id == app_id).collect();
-        f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
-        f.get(skip).map(|f| (f.id.clone(), f.name.clone()))
-    };
-    let (f1, f1_name) = top_feature(default_app, 0).context("no feature in the default app")?;
-    let (f2, _) = top_feature(default_app, 1).unwrap_or((f1.clone(), String::new()));
-    let mut pages: Vec<_> = sub
-        .pages
-        .iter()
-        .filter(|p| p.app_id == default_app)
-        .collect();
-    pages.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
-    let page = pages.first().context("no page in the default app")?;
-    let mapping = |source: MappingKind,
-                   target,
-                   name: &str,
-                   passive,
-                   multi_app,
-                   auto_create,
-                   segment: Option<&str>| MappingInput {
-        source,
-        target,
-        metric_name: name.into(),
-        passive,
-        multi_app,
-        auto_create_users: auto_create,
-        segment_id: segment.map(str::to_string),
-        enabled: true,
-    };
-    let inputs = [
-        mapping(
-            MappingKind::Feature {
-                feature_id: f1.clone(),
-                minutes_metric: Some("Feature minutes".into()),
-            },
-            Target::Company,
-            "Feature clicks",
-            false,
-            true,
-            false,
-            None,
-        ),
-        mapping(
-            MappingKind::Page {
-                page_id: page.id.clone(),
-                minutes_metric: None,
-            },
-            Target::Company,
-            "Page views",
-            true,
-            false,
-            false,
-            None,
-        ),
-        mapping(
-            MappingKind::Feature {
-                feature_id: f2,
-                minutes_metric: None,
-            },
-            Target::Company,
-            "Segment clicks",
-            false,
-            false,
-            false,
-            Some(&segment.id),
-        ),
-        mapping(
-            MappingKind::Feature {
-                feature_id: f1,
-                minutes_metric: None,
-            },
-            Target::EndUser,
-            "Clicks",
-            false,
-            false,
-            true,
-            None,
-        ),
-    ];
-    let mut inputs = inputs.to_vec();
-    // One mapping of each per-day kind: a saved report, the setup guide's aggregation, PES.
-    let conn = i
-        .connection
-        .clone()
-        .context("the demo tenant is not connected")?;
-    let reports = app
-        .ports
-        .pendo
-        .list(&conn, pendo_sync::pendo::ObjectList::Reports)
-        .await?;
-    let report = reports
-        .iter()
-        .map(pendo_sync::pendo::reports::classify)
-        .filter(|r| r.compatible && r.window_days == Some(7))
-        .find(|r| !r.numeric_columns.is_empty())
-        .context("the simulator has no compatible 7-day report")?;
-    let column = &report.numeric_columns[0];
-    inputs.push(mapping(
-        MappingKind::Report {
-            report_id: report.id.clone(),
-            columns: vec![FieldMetric {
-                field: column.field.clone(),
-                metric: format!("{}, 7-day report", column.title),
-            }],
-        },
-        Target::Company,
-        &format!("{}, 7-day report", column.title),
-        false,
-        false,
-        false,
-        None,
-    ));
-    inputs.push(mapping(
-        MappingKind::Aggregation {
-            pipeline: guide_pipeline(),
-            fields: vec![
-                FieldMetric {
-                    field: "metric1".into(),
-                    metric: "Daily events".into(),
-                },
-                FieldMetric {
-                    field: "metric2".into(),
-                    metric: "Daily minutes".into(),
-                },
-            ],
-        },
-        Target::Company,
-        "Daily events",
-        false,
-        false,
-        false,
-        None,
-    ));
-    inputs.push(mapping(
-        MappingKind::Pes {
-            app_id: default_app,
-            components: vec![PesComponent::Score, PesComponent::Adoption],
-        },
-        Target::Company,
-        "Engagement",
-        false,
-        false,
-        false,
-        None,
-    ));
-    let mut mappings = Vec::new();
-    for input in &inputs {
-        let m = app.create_mapping(&t, input).await?;
-        println!(
-            "Mapping {:<28} {:<11} → {:<8} passive={} multi-app={} auto-create={} segment={}",
-            m.metric_name,
-            m.source.name(),
-            m.target.as_str(),
-            m.passive,
-            m.multi_app,
-            m.auto_create_users,
-            m.segment_id.as_deref().unwrap_or("-")
-        );
-        mappings.push(m);
-    }
-    println!(
-        "(feature '{f1_name}', page '{}', segment '{}', report '{}' over {} days)",
-        page.name,
-        segment.name,
-        report.name,
-        report.window_days.unwrap_or_default()
-    );
+    let mappings = create_mappings(app, &t, sub, &segment).await?;
 
     println!("Re-sync all ({days} days) …");
     let started = std::time::Instant::now();
@@ -296,87 +58,15 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
         run.chunks.len(),
         run.totals().rows_read
     );
-
-    let mut summary = Table::new(&[
-        ("mapping", Align::Left),
-        ("last synced", Align::Right),
-        ("rows read", Align::Right),
-        ("values", Align::Right),
-        ("created", Align::Right),
-        ("skipped", Align::Right),
-    ]);
-    for m in &mappings {
-        let st = store.get_mapping_state(&t, &m.id).await?;
-        let mut totals = pendo_sync::domain::ChunkStats::default();
-        for c in run.chunks.iter().filter(|c| c.mapping_id == m.id) {
-            totals.add(&c.stats);
-        }
-        summary.row(vec![
-            m.metric_name.clone(),
-            st.and_then(|s| s.last_synced_day)
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "-".into()),
-            totals.rows_read.to_string(),
-            totals.values_written.to_string(),
-            totals.users_created.to_string(),
-            totals.rows_skipped.to_string(),
-        ]);
-    }
-    print!("\n{}", summary.render());
-
-    let i = app.integration(&t).await?;
-    let last = pendo_sync::time::last_complete_day(
-        app.ports.clock.now(),
-        i.settings.timezone.map(|z| z.0),
-    );
-    let from = last - Duration::days(4);
-    let days: Vec<_> = from.iter_days().take_while(|d| *d <= last).collect();
-    let mut columns = vec![
-        ("company".to_string(), Align::Left),
-        ("metric".to_string(), Align::Left),
-    ];
-    columns.extend(
-        days.iter()
-            .map(|d| (d.format("%m-%d").to_string(), Align::Right)),
-    );
-    let mut recent = Table::with_columns(columns);
-    for c in companies.iter().take(3) {
-        let obj = ObjectRef {
-            kind: Target::Company,
-            id: c.external_id.clone(),
-        };
-        for metric in store.list_metrics(&t, &obj).await? {
-            let series = store
-                .read_series(&t, &obj, &metric.metric, from, last)
-                .await?;
-            let mut row = vec![c.external_id.clone(), metric.metric.clone()];
-            row.extend(days.iter().map(|d| {
-                series
-                    .iter()
-                    .find(|p| p.day == *d && p.app == metric.app)
-                    .map(|p| p.value.to_string())
-                    .unwrap_or_else(|| "·".into())
-            }));
-            recent.row(row);
-        }
-        // One number for the 7 days ending on the last day: shown under that day.
-        let sys = app.system_metrics(&t, &obj).await?;
-        let mut row = vec![
-            c.external_id.clone(),
-            "users active last 7 days".to_string(),
-        ];
-        row.extend(days.iter().map(|d| {
-            if *d == last {
-                sys.users_active_last_7_days.unwrap_or(0).to_string()
-            } else {
-                String::new()
-            }
-        }));
-        recent.row(row);
-    }
+    print!("\n{}", summary(app, &t, &mappings, &run).await?.render());
     println!("\nLast 5 days for three companies:");
-    print!("{}", recent.render());
-    let rows = store.export(Some(&t)).await?;
+    print!(
+        "{}",
+        recent(app, &t, &seeded.companies[..seeded.companies.len().min(3)])
+            .await?
+            .render()
+    );
+    let rows = app.ports.store.export(Some(&t)).await?;
     println!(
         "\n{} values and activity records stored in {}",
         rows.len(),
@@ -401,6 +91,305 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// The small preset's simulator on a free port, with the demo's key.
+async fn start_simulator(seed: u64) -> anyhow::Result<(Simulator, RunningSim)> {
+    let mut config = SimConfig::small();
+    config.seed = seed;
+    config.now = chrono::Utc::now();
+    config.keys = vec![SimKey {
+        key: KEY.into(),
+        write_access: true,
+    }];
+    let sim = Simulator::new(config);
+    let running = sim
+        .spawn("127.0.0.1:0")
+        .await
+        .context("starting the Pendo simulator")?;
+    let sub = sim.subscription();
+    println!(
+        "Pendo simulator on {} — seed {seed}, {} accounts, {} visitors, {} apps, timezone {}",
+        running.base_url(),
+        sub.accounts.len(),
+        sub.visitors.len(),
+        sub.apps.len(),
+        sub.timezone
+    );
+    Ok((sim, running))
+}
+
+/// Connects the tenant, sets its settings (days, the subscription's timezone, field mappings,
+/// auto-detect) and its apps and first segment; returns that segment.
+async fn configure(
+    app: &App,
+    t: &TenantId,
+    sub: &Subscription,
+    days: i64,
+) -> anyhow::Result<Segment> {
+    let i = app.connect(t, KEY, "app.pendo.io").await?;
+    println!(
+        "Connected tenant '{t}' to app.pendo.io with key {}",
+        i.connection
+            .as_ref()
+            .map(|c| c.key.masked())
+            .unwrap_or_default()
+    );
+    app.update_settings(
+        t,
+        &SettingsUpdate {
+            days_to_sync: Some(days),
+            timezone: Some(sub.timezone.name().to_string()),
+            field_mappings: Some(FieldMappingsInput {
+                email: Some("metadata.agent.email".into()),
+                name: Some("metadata.agent.firstname".into()),
+                surname: Some("metadata.agent.lastname".into()),
+                ..Default::default()
+            }),
+            auto_detect_end_users: Some(true),
+        },
+        Role::Admin,
+    )
+    .await?;
+    for a in &sub.apps {
+        app.upsert_app(t, &a.id.to_string(), &a.name).await?;
+    }
+    app.upsert_app(t, "unknown", "Other Apps").await?;
+    let segment = sub
+        .segments
+        .first()
+        .context("the simulator has no segment")?;
+    app.upsert_segment(t, &segment.id, &segment.name).await?;
+    Ok(segment.clone())
+}
+
+/// A mapping's input with the demo's defaults (enabled).
+fn input(source: MappingKind, target: Target, name: &str) -> MappingInput {
+    MappingInput {
+        source,
+        target,
+        metric_name: name.into(),
+        passive: false,
+        multi_app: false,
+        auto_create_users: false,
+        segment_id: None,
+        enabled: true,
+    }
+}
+
+/// The demo's seven mappings, one or more of each kind, created and printed.
+async fn create_mappings(
+    app: &App,
+    t: &TenantId,
+    sub: &Subscription,
+    segment: &Segment,
+) -> anyhow::Result<Vec<Mapping>> {
+    let default_app = sub.apps.first().map(|a| a.id).unwrap_or(-323232);
+    let top_feature = |app_id: i64, skip: usize| {
+        let mut f: Vec<_> = sub.features.iter().filter(|f| f.app_id == app_id).collect();
+        f.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+        f.get(skip).map(|f| (f.id.clone(), f.name.clone()))
+    };
+    let (f1, f1_name) = top_feature(default_app, 0).context("no feature in the default app")?;
+    let (f2, _) = top_feature(default_app, 1).unwrap_or((f1.clone(), String::new()));
+    let mut pages: Vec<_> = sub
+        .pages
+        .iter()
+        .filter(|p| p.app_id == default_app)
+        .collect();
+    pages.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+    let page = pages.first().context("no page in the default app")?;
+    let feature = |id: &str, minutes: Option<&str>| MappingKind::Feature {
+        feature_id: id.to_string(),
+        minutes_metric: minutes.map(str::to_string),
+    };
+    let mut inputs = vec![
+        MappingInput {
+            multi_app: true,
+            ..input(
+                feature(&f1, Some("Feature minutes")),
+                Target::Company,
+                "Feature clicks",
+            )
+        },
+        MappingInput {
+            passive: true,
+            ..input(
+                MappingKind::Page {
+                    page_id: page.id.clone(),
+                    minutes_metric: None,
+                },
+                Target::Company,
+                "Page views",
+            )
+        },
+        MappingInput {
+            segment_id: Some(segment.id.clone()),
+            ..input(feature(&f2, None), Target::Company, "Segment clicks")
+        },
+        MappingInput {
+            auto_create_users: true,
+            ..input(feature(&f1, None), Target::EndUser, "Clicks")
+        },
+    ];
+    // One mapping of each per-day kind: a saved report, the setup guide's aggregation, PES.
+    let report = app
+        .report_catalog(t)
+        .await?
+        .into_iter()
+        .filter(|r| r.compatible && r.window_days == Some(7))
+        .find(|r| !r.numeric_columns.is_empty())
+        .context("the simulator has no compatible 7-day report")?;
+    let column = &report.numeric_columns[0];
+    let metric = format!("{}, 7-day report", column.title);
+    inputs.push(input(
+        MappingKind::Report {
+            report_id: report.id.clone(),
+            columns: vec![FieldMetric {
+                field: column.field.clone(),
+                metric: metric.clone(),
+            }],
+        },
+        Target::Company,
+        &metric,
+    ));
+    let field = |field: &str, metric: &str| FieldMetric {
+        field: field.into(),
+        metric: metric.into(),
+    };
+    inputs.push(input(
+        MappingKind::Aggregation {
+            pipeline: guide_pipeline(),
+            fields: vec![
+                field("metric1", "Daily events"),
+                field("metric2", "Daily minutes"),
+            ],
+        },
+        Target::Company,
+        "Daily events",
+    ));
+    inputs.push(input(
+        MappingKind::Pes {
+            app_id: default_app,
+            components: vec![PesComponent::Score, PesComponent::Adoption],
+        },
+        Target::Company,
+        "Engagement",
+    ));
+    let mut mappings = Vec::new();
+    for input in &inputs {
+        let m = app.create_mapping(t, input).await?;
+        println!(
+            "Mapping {:<28} {:<11} → {:<8} passive={} multi-app={} auto-create={} segment={}",
+            m.metric_name,
+            m.source.name(),
+            m.target.as_str(),
+            m.passive,
+            m.multi_app,
+            m.auto_create_users,
+            m.segment_id.as_deref().unwrap_or("-")
+        );
+        mappings.push(m);
+    }
+    println!(
+        "(feature '{f1_name}', page '{}', segment '{}', report '{}' over {} days)",
+        page.name,
+        segment.name,
+        report.name,
+        report.window_days.unwrap_or_default()
+    );
+    Ok(mappings)
+}
+
+/// Each mapping's cursor and what the run did for it.
+async fn summary(
+    app: &App,
+    t: &TenantId,
+    mappings: &[Mapping],
+    run: &SyncRun,
+) -> anyhow::Result<Table> {
+    let mut table = Table::new(&[
+        ("mapping", Align::Left),
+        ("last synced", Align::Right),
+        ("rows read", Align::Right),
+        ("values", Align::Right),
+        ("created", Align::Right),
+        ("skipped", Align::Right),
+    ]);
+    for m in mappings {
+        let st = app.ports.store.get_mapping_state(t, &m.id).await?;
+        let mut totals = ChunkStats::default();
+        for c in run.chunks.iter().filter(|c| c.mapping_id == m.id) {
+            totals.add(&c.stats);
+        }
+        table.row(vec![
+            m.metric_name.clone(),
+            st.and_then(|s| s.last_synced_day)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            totals.rows_read.to_string(),
+            totals.values_written.to_string(),
+            totals.users_created.to_string(),
+            totals.rows_skipped.to_string(),
+        ]);
+    }
+    Ok(table)
+}
+
+/// The last 5 days of each metric of `companies`, and their users active in the last 7 days.
+async fn recent(app: &App, t: &TenantId, companies: &[DirectoryObject]) -> anyhow::Result<Table> {
+    let i = app.integration(t).await?;
+    let last = pendo_sync::time::last_complete_day(
+        app.ports.clock.now(),
+        i.settings.timezone.map(|z| z.0),
+    );
+    let from = last - Duration::days(4);
+    let days: Vec<_> = from.iter_days().take_while(|d| *d <= last).collect();
+    let mut columns = vec![
+        ("company".to_string(), Align::Left),
+        ("metric".to_string(), Align::Left),
+    ];
+    columns.extend(
+        days.iter()
+            .map(|d| (d.format("%m-%d").to_string(), Align::Right)),
+    );
+    let mut table = Table::with_columns(columns);
+    let store = &app.ports.store;
+    for c in companies {
+        let obj = ObjectRef {
+            kind: Target::Company,
+            id: c.external_id.clone(),
+        };
+        for metric in store.list_metrics(t, &obj).await? {
+            let series = store
+                .read_series(t, &obj, &metric.metric, from, last)
+                .await?;
+            let mut row = vec![c.external_id.clone(), metric.metric.clone()];
+            row.extend(days.iter().map(|d| {
+                series
+                    .iter()
+                    .find(|p| p.day == *d && p.app == metric.app)
+                    .map(|p| p.value.to_string())
+                    .unwrap_or_else(|| "·".into())
+            }));
+            table.row(row);
+        }
+        // One number for the 7 days ending on the last day: shown under that day.
+        let sys = app.system_metrics(t, &obj).await?;
+        let mut row = vec![
+            c.external_id.clone(),
+            "users active last 7 days".to_string(),
+        ];
+        row.extend(days.iter().map(|d| {
+            if *d == last {
+                sys.users_active_last_7_days.unwrap_or(0).to_string()
+            } else {
+                String::new()
+            }
+        }));
+        table.row(row);
+    }
+    Ok(table)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod runtime;
+mod seed;
 mod serve;
 
 use anyhow::Context;

@@ -5,9 +5,9 @@
 use super::auth::Caller;
 use super::error::{ApiError, Body};
 use super::Shared;
+use crate::app::imports::{ImportPreview, ImportRequest};
 use crate::app::AppError;
 use crate::directory::csv::Spooler;
-use crate::directory::jobs::{ImportPreview, ImportRequest};
 use crate::domain::{DirectoryImport, ImportId, Target};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -3,8 +3,7 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::Shared;
-use crate::app::AppError;
-use crate::pendo::reports::{classify, ReportInfo};
+use crate::pendo::reports::ReportInfo;
 use crate::pendo::ObjectList;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -30,18 +29,7 @@ pub struct ReportsView {
 }
 
 async fn list(app: &crate::App, caller: &Caller, what: ObjectList) -> Result<Vec<Value>, ApiError> {
-    let i = app.integration(&caller.tenant).await?;
-    let conn = i
-        .connection
-        .clone()
-        .filter(|_| i.is_active())
-        .ok_or_else(ApiError::not_connected)?;
-    Ok(app
-        .ports
-        .pendo
-        .list(&conn, what)
-        .await
-        .map_err(AppError::from)?)
+    Ok(app.pendo_objects(&caller.tenant, what).await?)
 }
 
 fn objects(v: Vec<Value>) -> Vec<PendoObject> {
@@ -109,10 +97,10 @@ pub async fn reports(
     State(app): State<Shared>,
     caller: Caller,
 ) -> Result<Json<ReportsView>, ApiError> {
-    let (compatible, rejected) = list(&app, &caller, ObjectList::Reports)
+    let (compatible, rejected) = app
+        .report_catalog(&caller.tenant)
         .await?
-        .iter()
-        .map(classify)
+        .into_iter()
         .partition(|r| r.compatible);
     Ok(Json(ReportsView {
         compatible,
@@ -129,10 +117,10 @@ pub async fn report_columns(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<crate::pendo::reports::ReportColumn>>, ApiError> {
-    let found = list(&app, &caller, ObjectList::Reports)
+    let found = app
+        .report_catalog(&caller.tenant)
         .await?
-        .iter()
-        .map(classify)
+        .into_iter()
         .find(|r| r.id == id && r.compatible)
         .ok_or_else(|| ApiError::not_found(format!("compatible report {id}")))?;
     Ok(Json(found.numeric_columns))
@@ -157,7 +145,7 @@ pub async fn aggregation_fields(
 ) -> Result<Json<Vec<String>>, ApiError> {
     // The validator names fields as in a mapping's body (`source.pipeline[…]`); here the
     // pipeline is at the body's root.
-    crate::sync::custom::mappable_fields(&body.pipeline)
+    crate::domain::aggregation::mappable_fields(&body.pipeline)
         .map(Json)
         .map_err(|mut e| {
             if let Some(rest) = e.field.strip_prefix("source.") {

@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::error::{ApiError, Q};
 use super::mappings::{mapping_id, Accepted};
 use super::Shared;
-use crate::recovery::{MappingUnmatched, UnmatchedQuery, UnmatchedView};
+use crate::app::recovery::{MappingUnmatched, UnmatchedQuery, UnmatchedView};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

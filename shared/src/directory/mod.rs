@@ -10,11 +10,8 @@
 #[cfg(feature = "api")]
 pub mod csv;
 pub mod import;
-pub mod jobs;
 
-use crate::app::{App, AppError};
-use crate::domain::{DirectoryObject, EndUserInput, Target, TenantId};
-use crate::store::StoreError;
+use crate::domain::EndUserInput;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -58,7 +55,10 @@ pub struct UploadResult {
 
 /// Parses one row; a refusal names the field and says why in the product's words (never
 /// serde's or the store's).
-fn parse_row<T: serde::de::DeserializeOwned>(index: usize, v: &Value) -> Result<T, RowError> {
+pub(crate) fn parse_row<T: serde::de::DeserializeOwned>(
+    index: usize,
+    v: &Value,
+) -> Result<T, RowError> {
     if !v.is_object() {
         return Err(RowError {
             index,
@@ -91,7 +91,7 @@ fn parse_row<T: serde::de::DeserializeOwned>(index: usize, v: &Value) -> Result<
     })
 }
 
-fn invalid(index: usize, e: crate::ValidationError) -> RowError {
+pub(crate) fn invalid(index: usize, e: crate::ValidationError) -> RowError {
     RowError {
         index,
         field: Some(e.field),
@@ -101,7 +101,7 @@ fn invalid(index: usize, e: crate::ValidationError) -> RowError {
 
 /// The rows of an end-user batch that may be written: valid, and each naming an end user no
 /// earlier row of the batch named.
-fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec<RowError>) {
+pub(crate) fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec<RowError>) {
     let mut valid = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<(&'static str, String, String), usize> = HashMap::new();
@@ -145,94 +145,6 @@ fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec<RowError>)
         valid.push((index, u));
     }
     (valid, errors)
-}
-
-impl App {
-    /// Upserts a directory batch of `kind` (at most `MAX_BATCH` rows, checked by the caller):
-    /// the valid rows are stored, the others reported. A store failure other than a refused
-    /// row fails the whole call.
-    pub async fn upsert_directory(
-        &self,
-        t: &TenantId,
-        kind: Target,
-        items: &[Value],
-    ) -> Result<BatchResult, AppError> {
-        let store = &self.ports.store;
-        let mut accepted = 0;
-        let mut errors = Vec::new();
-        if kind == Target::EndUser {
-            let (valid, refused) = end_user_rows(items);
-            errors = refused;
-            for (index, u) in valid {
-                match store.upsert_end_user(t, &u).await {
-                    Ok(_) => accepted += 1,
-                    Err(StoreError::EmailTaken(taken)) => errors.push(RowError {
-                        index,
-                        field: Some("email".into()),
-                        message: match &u.external_id {
-                            Some(ext) => {
-                                format!("{taken}, not to end user {ext}; nothing was changed")
-                            }
-                            None => format!("{taken}; nothing was changed"),
-                        },
-                    }),
-                    Err(StoreError::Conflict(m)) => errors.push(RowError {
-                        index,
-                        field: None,
-                        message: m,
-                    }),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            errors.sort_by_key(|e| e.index);
-        } else {
-            let mut valid = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                match parse_row::<DirectoryObject>(index, item)
-                    .and_then(|o| o.validated().map_err(|e| invalid(index, e)))
-                {
-                    Ok(o) => valid.push(o),
-                    Err(e) => errors.push(e),
-                }
-            }
-            accepted = valid.len();
-            store.upsert_objects(t, kind, &valid).await?;
-        }
-        Ok(BatchResult { accepted, errors })
-    }
-}
-
-#[cfg(feature = "api")]
-impl App {
-    /// Upserts a checked CSV upload, batch by batch, exactly as JSON batches.
-    pub async fn upsert_directory_csv(
-        &self,
-        t: &TenantId,
-        kind: Target,
-        mut upload: csv::Spooled,
-    ) -> Result<UploadResult, AppError> {
-        let mut out = UploadResult {
-            rows: upload.rows(),
-            accepted: 0,
-            errors: Vec::new(),
-            errors_not_listed: 0,
-        };
-        let mut offset = 0;
-        while let Some(batch) = upload.next_batch()? {
-            let done = self.upsert_directory(t, kind, &batch).await?;
-            out.accepted += done.accepted;
-            for mut e in done.errors {
-                if out.errors.len() < MAX_LISTED_ERRORS {
-                    e.index += offset;
-                    out.errors.push(e);
-                } else {
-                    out.errors_not_listed += 1;
-                }
-            }
-            offset += batch.len();
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,18 @@ pub enum PesComponent {
     Growth,
 }
 
+impl PesComponent {
+    /// The label of a component in metric names.
+    pub fn label(self) -> &'static str {
+        match self {
+            PesComponent::Score => "PES",
+            PesComponent::Adoption => "Adoption",
+            PesComponent::Stickiness => "Stickiness",
+            PesComponent::Growth => "Growth",
+        }
+    }
+}
+
 /// A mapped column or output field and the metric it feeds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -227,7 +239,7 @@ impl MappingInput {
                     .transpose()?,
             },
             MappingKind::Aggregation { pipeline, fields } => {
-                let stages = crate::sync::custom::validate_aggregation(
+                let stages = crate::domain::aggregation::validate_aggregation(
                     pipeline,
                     fields,
                     self.target,
@@ -400,7 +412,7 @@ pub fn pes_metric_name(metric_name: &str, count: usize, c: PesComponent) -> Stri
     if count <= 1 {
         metric_name.to_string()
     } else {
-        format!("{metric_name} - {}", crate::sync::pes::label(c))
+        format!("{metric_name} - {}", c.label())
     }
 }
 

@@ -215,7 +215,7 @@ impl ChunkRecord {
 /// worker died always finds the lease expired and takes the chunk over.
 pub const CHUNK_LEASE_MINUTES: i64 = 15;
 
-/// A delivery's start on a chunk ([`crate::store::Store::begin_chunk`]).
+/// A delivery's start on a chunk (what the store's `begin_chunk` answers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkStart {
     pub chunk: ChunkRecord,

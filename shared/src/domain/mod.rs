@@ -1,5 +1,6 @@
 //! Domain types and their validation. Pure data: no I/O here.
 
+pub mod aggregation;
 pub mod apps;
 pub mod directory;
 pub mod ids;
@@ -9,6 +10,7 @@ pub mod mapping;
 pub mod metric;
 pub mod status;
 pub mod unmatched;
+pub mod window;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
@@ -26,3 +28,4 @@ pub use metric::{
 };
 pub use status::{MappingOutcome, MappingRun, MappingRunCounters, MappingRunView, MappingStatus};
 pub use unmatched::{UnmatchedEntry, UnmatchedReason};
+pub use window::Window;

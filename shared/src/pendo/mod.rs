@@ -3,6 +3,7 @@
 //! `rows.rs`, the retry policy in `retry.rs`, request builders in `pipelines.rs`.
 //! Nothing here may log or format the integration key.
 
+pub(crate) mod event_row;
 pub mod http;
 pub mod pipelines;
 pub mod reports;

@@ -1,8 +1,8 @@
 //! Aggregation requests per mapping kind (pure). Every request asks only for the columns the
 //! transform reads, under fixed names, so the row shape is the same whatever the field mappings.
 
+use crate::domain::Window;
 use crate::domain::{FieldMappings, FieldRecord, FieldRef};
-use crate::sync::plan::Window;
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 

@@ -371,7 +371,7 @@ mod tests {
             Ok(())
         }
         fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
-            let (_, len) = crate::sync::event_row::EventRow::parse_prefix(rest)?;
+            let (_, len) = crate::pendo::event_row::EventRow::parse_prefix(rest)?;
             self.rows
                 .push(String::from_utf8_lossy(&rest[..len]).into_owned());
             self.by_prefix += 1;

@@ -3,7 +3,7 @@
 
 use super::Queue;
 use crate::domain::{ImportId, MappingId, RunId, TenantId};
-use crate::sync::messages::{
+use crate::queue::messages::{
     FetchMessage, ImportMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
 };
 use chrono::NaiveDate;

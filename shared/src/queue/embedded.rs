@@ -17,9 +17,9 @@
 //! same to the next process.
 
 use super::{Queue, QueueError};
+use crate::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use crate::store::embedded::{write_tx, EmbeddedStore};
 use crate::store::StoreError;
-use crate::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 use std::fs::File;

@@ -6,10 +6,11 @@
 pub mod contract;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod messages;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
-use crate::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
+use crate::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! call (SQS's limit), and entries that fail are re-sent with backoff a bounded number of times.
 
 use super::{Queue, QueueError};
-use crate::sync::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
+use crate::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;

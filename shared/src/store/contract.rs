@@ -4,8 +4,8 @@
 
 use super::{ActivityOf, Store, StoreError};
 use crate::domain::mapping::LastError;
+use crate::domain::Window;
 use crate::domain::*;
-use crate::sync::plan::Window;
 use chrono::{NaiveDate, TimeZone, Utc};
 
 fn d(s: &str) -> NaiveDate {

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::{ActivityOf, Store};
+use crate::domain::Window;
 use crate::domain::*;
-use crate::sync::plan::Window;
 use chrono::NaiveDate;
 
 fn d(s: &str) -> NaiveDate {

@@ -17,12 +17,12 @@ pub mod embedded;
 use crate::domain::mapping::LastError;
 #[cfg(doc)]
 use crate::domain::MappingRunCounters;
+use crate::domain::Window;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
     ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
-use crate::sync::plan::Window;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 

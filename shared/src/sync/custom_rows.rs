@@ -6,10 +6,10 @@
 //! columns the field mappings name, only where the user's field is empty (email only on a
 //! mapping with "Auto-create users?" on). These kinds write no activity. No I/O.
 
-use super::custom::IdFields;
 use super::identity::{Directory, IdentityRules, NewUsers, UserMatch};
 use super::transform::Fill;
 use super::unmatched::{UnmatchedReason, UnmatchedTally};
+use crate::domain::aggregation::IdFields;
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::{AppsTable, MetricValue, ObjectRef, SkippedRows, Target};
 use crate::pendo::RowSink;

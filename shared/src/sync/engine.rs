@@ -4,18 +4,19 @@
 
 use super::directory_cache::{DirectoryCache, Shape};
 use super::identity::{Directory, IdentityRules};
-use super::messages::{FetchMessage, ResyncMessage};
-use super::plan::{self, Window};
+use super::plan;
 use super::transform::{ChunkAccumulator, TransformSpec};
 use super::waves;
-use crate::app::Ports;
 use crate::domain::mapping::LastError;
+use crate::domain::Window;
 use crate::domain::{
     ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping,
     MappingKind, RunFlag, RunKind, RunProgress, SyncRun, Target,
 };
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
+use crate::ports::Ports;
+use crate::queue::messages::{FetchMessage, ResyncMessage};
 use crate::store::StoreError;
 use std::sync::Arc;
 

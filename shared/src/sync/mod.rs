@@ -1,17 +1,13 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
-//! (`transform`), queue messages (`messages`), the order of a run's chunks (`waves`) and the chunk worker
-//! (`engine`), the directory snapshots it shares (`directory_cache`), the rows no object took
-//! (`unmatched`); per-day pipeline
-//! mappings: `custom` (aggregation analysis), `report_source`, `pes`, `custom_rows` (their
-//! transform) and `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
+//! (`transform`), the order of a run's chunks (`waves`) and the chunk worker (`engine`), the
+//! directory snapshots it shares (`directory_cache`), the rows no object took (`unmatched`);
+//! per-day pipeline mappings: `report_source`, `pes`, `custom_rows` (their transform) and
+//! `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
 
-pub mod custom;
 pub mod custom_rows;
 pub mod directory_cache;
 pub mod engine;
-pub(crate) mod event_row;
 pub mod identity;
-pub mod messages;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;

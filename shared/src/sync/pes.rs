@@ -23,16 +23,6 @@ pub fn column(c: PesComponent) -> &'static str {
     }
 }
 
-/// The label of a component in metric names.
-pub fn label(c: PesComponent) -> &'static str {
-    match c {
-        PesComponent::Score => "PES",
-        PesComponent::Adoption => "Adoption",
-        PesComponent::Stickiness => "Stickiness",
-        PesComponent::Growth => "Growth",
-    }
-}
-
 /// The `pes` pipeline: the 30 local days ending on `day` (Pendo's negative count ends just
 /// before the day containing `firstDay`, so `firstDay` is the day after, at local noon).
 pub fn pes_pipeline(

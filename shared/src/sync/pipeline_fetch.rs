@@ -3,9 +3,9 @@
 //! pure parts live in `custom`, `custom_rows`, `report_source` and `pes`.
 
 use super::engine::{ChunkError, Job};
-use super::plan::Window;
-use crate::app::Ports;
+use crate::domain::Window;
 use crate::domain::{ChunkStats, Connection, Mapping, MappingKind, RunId, Target, TenantId};
+use crate::ports::Ports;
 use crate::store::StoreError;
 
 /// A mapping that cannot be fetched as it is stored (never retried).
@@ -60,8 +60,8 @@ pub(super) async fn fetch_pipeline_day(
         conn,
         run,
     } = *job;
-    use super::custom;
     use super::custom_rows::{DayAccumulator, DaySpec};
+    use crate::domain::aggregation;
     use crate::pendo::pipelines::{
         custom_request, custom_time_series, reanchor, source_time_series, window_ending_on,
     };
@@ -76,7 +76,7 @@ pub(super) async fn fetch_pipeline_day(
         Vec<serde_json::Value>,
         std::borrow::Cow<'_, [crate::domain::mapping::FieldMetric]>,
         Option<serde_json::Value>,
-        custom::IdFields,
+        aggregation::IdFields,
     ) = match &mapping.source {
         MappingKind::Pes { app_id, components } => {
             // PES is per Pendo account: with another company id field its rows would land on
@@ -100,7 +100,7 @@ pub(super) async fn fetch_pipeline_day(
                     ),
                 })
                 .collect();
-            let ids = custom::IdFields {
+            let ids = aggregation::IdFields {
                 company: "accountId".into(),
                 end_user: None,
                 email: None,
@@ -112,10 +112,10 @@ pub(super) async fn fetch_pipeline_day(
             (stages, std::borrow::Cow::Owned(fields), None, ids)
         }
         MappingKind::Aggregation { pipeline, fields } => {
-            let stages = custom::unwrap_pipeline(pipeline).map_err(invalid)?;
-            let out = custom::output(&stages)
+            let stages = aggregation::unwrap_pipeline(pipeline).map_err(invalid)?;
+            let out = aggregation::output(&stages)
                 .ok_or_else(|| invalid("the pipeline's output fields cannot be known"))?;
-            let ids = custom::id_fields(mapping.target, fm, &out).map_err(invalid)?;
+            let ids = aggregation::id_fields(mapping.target, fm, &out).map_err(invalid)?;
             let ts = custom_time_series(source_time_series(&stages), day, tz);
             (
                 stages,

@@ -5,10 +5,10 @@
 //! status says why. Each list is read from Pendo once per check or run, whatever the number of
 //! mappings.
 
-use crate::app::Ports;
 use crate::domain::{Connection, Integration, Mapping, MappingId, MappingKind};
 use crate::pendo::pipelines::custom_request;
 use crate::pendo::{ObjectList, PendoError, RowSink};
+use crate::ports::Ports;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,7 @@
 //! this service runs — the report's own `aggregation.pipeline`, re-anchored so its relative
 //! window of N days ends on the synced day — and the checks of a Report mapping.
 
-use super::custom::{self, IdFields};
+use crate::domain::aggregation::{self, IdFields};
 use crate::domain::mapping::FieldMetric;
 use crate::domain::{FieldMappings, FieldRecord, Target};
 use crate::error::ValidationError;
@@ -87,23 +87,23 @@ pub fn prepare(
     }
     let mut stages = report
         .pointer("/aggregation/pipeline")
-        .map(custom::unwrap_pipeline)
+        .map(aggregation::unwrap_pipeline)
         .transpose()?
         .ok_or_else(|| ValidationError::new("source.reportId", "the report has no pipeline"))?;
-    let mut out = custom::output(&stages).ok_or_else(|| {
+    let mut out = aggregation::output(&stages).ok_or_else(|| {
         ValidationError::new("source.reportId", "the report's output cannot be known")
     })?;
     let company_is_account =
         fm.company_id.record == FieldRecord::Row && fm.company_id.path == "accountId";
-    let has = |o: &custom::Output, n: &str| o.fields.iter().any(|f| f.name == n);
+    let has = |o: &aggregation::Output, n: &str| o.fields.iter().any(|f| f.name == n);
     if company_is_account && !has(&out, "accountId") && has(&out, "visitorId") {
         stages.push(json!({ "bulkExpand": { "visitor": { "visitor": "visitorId" } } }));
         stages.push(json!({ "eval": { "accountId": "visitor.auto.accountid" } }));
-        out = custom::output(&stages).ok_or_else(|| {
+        out = aggregation::output(&stages).ok_or_else(|| {
             ValidationError::new("source.reportId", "the report's output cannot be known")
         })?;
     }
-    let ids = custom::id_fields(target, fm, &out).map_err(|e| {
+    let ids = aggregation::id_fields(target, fm, &out).map_err(|e| {
         ValidationError::new(
             "source.reportId",
             format!("the report cannot feed this target: {}", e.reason),

@@ -2,10 +2,10 @@
 //! per-user activity, aggregated in memory keyed by small integers. No I/O here.
 
 use super::identity::{Directory, IdentityRules, UserMatch};
-use super::plan::Window;
 use super::unmatched::{UnmatchedEntry, UnmatchedReason, UnmatchedTally};
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::EndUserInput;
+use crate::domain::Window;
 use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, SkippedRows, Target};
 
 /// The prefix of Pendo's anonymous visitor ids.
@@ -16,8 +16,8 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap as HashMap;
 
-use super::event_row::EventRow;
-pub use super::event_row::Loose;
+use crate::pendo::event_row::EventRow;
+pub use crate::pendo::event_row::Loose;
 
 /// What one Feature/Page mapping turns rows into.
 #[derive(Debug, Clone)]

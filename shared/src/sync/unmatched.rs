@@ -2,10 +2,10 @@
 //! rows, the value those rows carried and the days they fell on; bounded per chunk and per
 //! mapping to the identities with the most rows, with exact totals for the rest.
 
-use super::plan::Window;
 pub use crate::domain::unmatched::{
     UnmatchedEntry, UnmatchedIdentity, UnmatchedReason, UnmatchedTotals, MAX_IDENTITIES,
 };
+use crate::domain::Window;
 use crate::domain::{DirectoryObject, EndUser, Target};
 use chrono::{Duration, NaiveDate};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -12,10 +12,10 @@
 //! unacknowledged: its redelivery is a duplicate of a finished chunk, finds the release claimed
 //! by its own index and sends again.
 
-use super::messages::{FetchMessage, MESSAGE_VERSION};
 use crate::domain::{
     ChunkRecord, ChunkStatus, Mapping, MappingId, Release, RunProgress, Settings, SyncRun,
 };
+use crate::queue::messages::{FetchMessage, MESSAGE_VERSION};
 use std::collections::BTreeSet;
 
 /// Whether a mapping's chunks may create end users.

@@ -6,9 +6,9 @@ use super::{
     delete_req, f, get_bool, get_day, get_n, get_s, is_condition_failure, key, key_of, keys, n,
     put_req, s, unavailable, DynamoStore, Item,
 };
+use crate::domain::Window;
 use crate::domain::{Activity, ExportRow, MappingId, MetricValue, ObjectRef, Target, TenantId};
 use crate::store::{ActivityOf, MetricInfo, SeriesPoint, StoreError};
-use crate::sync::plan::Window;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;

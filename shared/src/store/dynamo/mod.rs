@@ -102,12 +102,12 @@ mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
+use crate::domain::Window;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
     ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
-use crate::sync::plan::Window;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;

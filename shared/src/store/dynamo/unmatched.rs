@@ -5,9 +5,9 @@
 
 use super::{get_s, key, keys, s, DynamoStore, Item};
 use crate::domain::unmatched::sort_entries;
+use crate::domain::Window;
 use crate::domain::{MappingId, TenantId, UnmatchedEntry, UnmatchedReason};
 use crate::store::StoreError;
-use crate::sync::plan::Window;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 

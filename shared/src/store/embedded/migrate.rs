@@ -302,7 +302,7 @@ mod tests {
         // The migrated values still belong to their mapping: replacing m1's 2024-02-29 leaves
         // its other days and m2's value of that day.
         let m1 = MappingId::parse("m1").unwrap();
-        let window = crate::sync::plan::Window {
+        let window = crate::domain::Window {
             from: d(2, 29),
             to: d(2, 29),
         };

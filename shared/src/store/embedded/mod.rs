@@ -14,12 +14,12 @@ mod unmatched;
 
 use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
 use crate::domain::mapping::LastError;
+use crate::domain::Window;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
     ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
-use crate::sync::plan::Window;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};

@@ -12,9 +12,9 @@
 use super::blocks::{filter_days, ActivityEntry, GroupWriter, Table, ValueEntry};
 use super::keys::{ensure_mapping_key, mapping_key, KeyCache, KeyTable, KeyTx, SlotKeys};
 use super::{write_tx, StoreError};
+use crate::domain::Window;
 use crate::domain::{MappingId, TenantId};
 use crate::store::{ChunkRecords, Text};
-use crate::sync::plan::Window;
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -362,7 +362,7 @@ mod tests {
         values[200] = value(3, 0, 2000.0); // repeats [3] among day 2's (merged into day 0's rows)
         values[299] = value(290 % 100, 2, 3000.0); // repeats [290] in the last day's records
         assert_eq!(super::super::blocks::BLOCK, 64);
-        let window = crate::sync::plan::Window {
+        let window = crate::domain::Window {
             from: first,
             to: first + chrono::Days::new(2),
         };
@@ -474,7 +474,7 @@ mod tests {
                 may_create: false,
             },
             tz: None,
-            window: crate::sync::plan::Window {
+            window: crate::domain::Window {
                 from: day0 + chrono::Days::new(from as u64),
                 to: day0 + chrono::Days::new(from as u64 + 2),
             },

@@ -2,9 +2,9 @@
 //! identity); a chunk's replace deletes its days and inserts what it found, in one transaction.
 
 use super::{corrupt, write_tx};
+use crate::domain::Window;
 use crate::domain::{MappingId, TenantId, UnmatchedEntry, UnmatchedReason};
 use crate::store::StoreError;
-use crate::sync::plan::Window;
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection};
 

@@ -1695,7 +1695,7 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
             &t,
             generation,
             &mapping,
-            pendo_sync::sync::plan::Window { from: day, to: day },
+            pendo_sync::domain::Window { from: day, to: day },
             &values,
             std::slice::from_ref(&activity),
         )

@@ -17,9 +17,9 @@ use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, receive_count, Bat
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::Store;
-use pendo_sync::sync::messages::QueueMessage;
 use pendo_sync::{App, Ports};
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -5,8 +5,8 @@
 
 use crate::aws_local::{aws_stack, drain_twice_through_handlers, Aws};
 use crate::helpers::Stack;
+use pendo_sync::app::imports::ImportRequest;
 use pendo_sync::app::{Role, SettingsUpdate};
-use pendo_sync::directory::jobs::ImportRequest;
 use pendo_sync::domain::*;
 use pendo_sync::store::Store;
 

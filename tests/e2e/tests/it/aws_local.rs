@@ -21,10 +21,10 @@ use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
+use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
 use pendo_sync::store::{contract, Store};
-use pendo_sync::sync::messages::QueueMessage;
 use pendo_sync::{App, Ports};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -414,7 +414,7 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
         values.push(v("a", "x#2026-11-01", "", n, 2.0));
         values.push(v("a", "x", "b#", n, 3.0));
     }
-    let w = pendo_sync::sync::plan::Window {
+    let w = pendo_sync::domain::Window {
         from: day0,
         to: day0 + chrono::Duration::days(19),
     };
@@ -475,7 +475,7 @@ async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
     let g = i.generation;
     let m = MappingId::parse("m").unwrap();
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    let w = pendo_sync::sync::plan::Window { from: day, to: day };
+    let w = pendo_sync::domain::Window { from: day, to: day };
     let v = |id: String| MetricValue {
         object: ObjectRef {
             kind: Target::Company,

@@ -10,11 +10,12 @@ use pendo_sim::{RunningSim, Simulator};
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
-use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, BatchConfig};
+use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, handle_schedule, BatchConfig};
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
+use pendo_sync::queue::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::Store;
 use pendo_sync::{App, Ports};
@@ -203,6 +204,57 @@ async fn the_last_receive_of_a_failing_message_is_acknowledged_and_shown_on_the_
         .unwrap();
     assert!(st.last_error.is_some());
     assert_eq!(st.last_synced_day, None);
+}
+
+/// Each function takes only its own kinds of message: the fixture's fetch messages given to the
+/// resync function, and a Re-sync all message given to the fetch function, are reported for
+/// redelivery (on their last receive too, so the queue keeps them as dead letters) with no
+/// Pendo call, write or message; the undecodable one is acknowledged as before.
+#[tokio::test]
+async fn each_function_takes_only_its_own_kinds_of_message() {
+    let f = fixture().await;
+    let acme = TenantId::parse("acme-cs").unwrap();
+    let mut ev = event(FETCH_BATCH);
+    let decodable: Vec<String> = ev
+        .payload
+        .records
+        .iter()
+        .filter(|r| QueueMessage::decode(r.body.as_deref().unwrap_or("")).is_ok())
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    assert_eq!(decodable.len(), 3);
+    for rec in &mut ev.payload.records {
+        rec.attributes.insert(
+            "ApproximateReceiveCount".into(),
+            CONFIG.max_receives.to_string(),
+        );
+    }
+    let r = handle_resync_batch(&f.app, CONFIG, ev).await.unwrap();
+    let mut failed = failed_ids(&r);
+    failed.sort();
+    let mut want = decodable.clone();
+    want.sort();
+    assert_eq!(failed, want);
+    assert!(f.store.export(Some(&acme)).await.unwrap().is_empty());
+    assert_eq!(f._sim.control().calls("/api/v1/aggregation"), 0);
+
+    let resync = QueueMessage::Resync(ResyncMessage {
+        v: MESSAGE_VERSION,
+        tenant: acme.clone(),
+        run_id: RunId::random(),
+        generation: 3,
+    });
+    let body = serde_json::json!({"Records": [{
+        "messageId": "resync-1", "receiptHandle": "h", "body": resync.encode(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "awsRegion": "us-east-1"
+    }]});
+    let r = handle_fetch_batch(&f.app, CONFIG, event(&body.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&r), vec!["resync-1".to_string()]);
+    assert_eq!(f.queue.sent(), 0);
+    assert!(f.store.list_runs(&acme, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

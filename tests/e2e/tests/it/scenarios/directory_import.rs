@@ -6,12 +6,12 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
+use pendo_sync::app::imports::ImportRequest;
 use pendo_sync::app::SettingsUpdate;
-use pendo_sync::directory::jobs::ImportRequest;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
+use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
-use pendo_sync::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -283,8 +283,8 @@ async fn an_import_fills_the_directory_from_pendo_as_its_dry_run_said() {
     let before = c.calls(AGG);
     s.queue
         .send_raw(&[
-            pendo_sync::sync::messages::QueueMessage::Import(ImportMessage {
-                v: pendo_sync::sync::messages::MESSAGE_VERSION,
+            pendo_sync::queue::messages::QueueMessage::Import(ImportMessage {
+                v: pendo_sync::queue::messages::MESSAGE_VERSION,
                 tenant: s.tenant.clone(),
                 import_id: started.id.clone(),
                 page: 1,

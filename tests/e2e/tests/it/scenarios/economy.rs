@@ -11,8 +11,8 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
+use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
-use pendo_sync::sync::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -180,7 +180,7 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     for (i, chunk) in run.chunks.iter().enumerate().take(20) {
         let m = pendo_sync::sync::waves::message_for(&run, i, chunk);
         s.queue
-            .send_raw(&[pendo_sync::sync::messages::QueueMessage::Fetch(m).encode()])
+            .send_raw(&[pendo_sync::queue::messages::QueueMessage::Fetch(m).encode()])
             .unwrap();
     }
     s.drain().await;

@@ -5,10 +5,10 @@
 
 use crate::helpers::*;
 use chrono::NaiveDate;
+use pendo_sync::app::recovery::UnmatchedQuery;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::unmatched::UnmatchedReason as R;
 use pendo_sync::domain::*;
-use pendo_sync::recovery::UnmatchedQuery;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,7 +124,7 @@ async fn setup(s: &Stack, left_out: bool) -> Setup {
     }
 }
 
-fn listed(v: &pendo_sync::recovery::UnmatchedView, reason: R) -> BTreeMap<String, Tally> {
+fn listed(v: &pendo_sync::app::recovery::UnmatchedView, reason: R) -> BTreeMap<String, Tally> {
     v.identities
         .iter()
         .filter(|i| i.reason == reason)

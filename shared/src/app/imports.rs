@@ -6,7 +6,7 @@
 //! delivered again, and a page done twice writes nothing new (creations are "if absent", fills
 //! only touch empty fields).
 
-use super::import::{
+use crate::directory::import::{
     accounts_page, companies_from_accounts, plan_companies, plan_end_users, visitors_page, Action,
     PendoRow, SampleRow, UserDirectory, PAGE_ROWS,
 };
@@ -20,9 +20,9 @@ use crate::domain::{
 };
 use crate::error::ValidationError;
 use crate::pendo::{PendoError, RowSink};
+use crate::queue::messages::{ImportMessage, MESSAGE_VERSION};
 use crate::store::StoreError;
 use crate::sync::engine::{ProcessError, Processed};
-use crate::sync::messages::{ImportMessage, MESSAGE_VERSION};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

@@ -1,19 +1,25 @@
 //! `App`: the use cases every entry point calls (the local runner, the HTTP API, the Lambda
 //! handlers). Validation happens before anything is stored; a refused request changes nothing.
 
-use crate::clock::Clock;
 use crate::domain::*;
 use crate::error::ValidationError;
-use crate::pendo::{PendoApi, PendoError};
-use crate::queue::Queue;
-use crate::store::{ActivityOf, Store, StoreError};
+use crate::pendo::PendoError;
+use crate::queue::messages::{MessageKind, QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use crate::store::{ActivityOf, StoreError};
 use crate::sync::engine::{self, ProcessError, Processed};
-use crate::sync::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
 use crate::sync::plan::{self, DEFAULT_LOOKBACK_DAYS};
 use crate::sync::waves;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+
+mod directory;
+mod discovery;
+pub mod imports;
+pub mod mappings;
+pub mod reads;
+pub mod recovery;
+
+pub use crate::ports::Ports;
 
 /// What a run fetches of each mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +31,6 @@ pub(crate) enum Planning {
     FromScratch,
     /// Only the days whose unmatched rows the directory now resolves.
     RecoverOnly,
-}
-
-/// The ports the core runs on, built once per process or container.
-#[derive(Clone)]
-pub struct Ports {
-    pub store: Arc<dyn Store>,
-    pub queue: Arc<dyn Queue>,
-    pub pendo: Arc<dyn PendoApi>,
-    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,7 +288,7 @@ impl App {
             }
             if let Some(f) = &u.field_mappings {
                 let fm = f.apply(&i.settings.field_mappings)?;
-                crate::mappings::check_pes_company_field(&fm, &pes)?;
+                crate::app::mappings::check_pes_company_field(&fm, &pes)?;
                 i.settings.field_mappings = fm;
             }
             if let Some(a) = u.auto_detect_end_users {
@@ -572,13 +569,40 @@ impl App {
         Ok(runs)
     }
 
-    /// Processes one queue message body. `final_attempt`: the queue will not redeliver it.
+    /// Processes one queue message body of any kind (the local worker). `final_attempt`: the
+    /// queue will not redeliver it.
     pub async fn process_message(
         &self,
         body: &str,
         final_attempt: bool,
     ) -> Result<Processed, ProcessError> {
-        match QueueMessage::decode(body) {
+        self.process_message_of(MessageKind::ALL, body, final_attempt)
+            .await
+    }
+
+    /// [`App::process_message`] for a consumer that takes only the kinds `accepts` (a Lambda
+    /// function). A message of another kind is not processed and fails as retryable, so that
+    /// after its last receive the queue keeps it as a dead letter (a queue wired to the wrong
+    /// function loses nothing).
+    pub async fn process_message_of(
+        &self,
+        accepts: &[MessageKind],
+        body: &str,
+        final_attempt: bool,
+    ) -> Result<Processed, ProcessError> {
+        let message = QueueMessage::decode(body);
+        if let Ok(m) = &message {
+            if !accepts.contains(&m.kind()) {
+                let takes: Vec<&str> = accepts.iter().map(|k| k.name()).collect();
+                return Err(ProcessError::Retryable(format!(
+                    "a {} message reached a consumer that takes only {} messages (is the queue \
+                     wired to the right function?): not processed, left for the dead-letter queue",
+                    m.kind().name(),
+                    takes.join(" and ")
+                )));
+            }
+        }
+        match message {
             Err(e) => Err(ProcessError::Permanent(e.to_string())),
             Ok(QueueMessage::Fetch(m)) => {
                 engine::process_fetch(&self.ports, &self.directories, &m, final_attempt).await

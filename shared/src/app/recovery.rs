@@ -4,8 +4,8 @@
 
 use crate::app::{App, AppError, Planning};
 use crate::domain::unmatched::{UnmatchedIdentity, UnmatchedReason, UnmatchedTotals};
+use crate::domain::Window;
 use crate::domain::{Integration, Mapping, MappingId, RunId, RunKind, Target, TenantId};
-use crate::sync::plan::Window;
 use crate::sync::unmatched::{
     objects_of, recoverable_days, recoverable_identities, summarize, windows, Known,
 };

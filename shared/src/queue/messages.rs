@@ -50,6 +50,38 @@ pub enum QueueMessage {
     Import(ImportMessage),
 }
 
+/// The kinds of message: the fetch function takes fetch messages, the resync function resync
+/// and import messages (both on the resync queue), the local worker all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Fetch,
+    Resync,
+    Import,
+}
+
+impl MessageKind {
+    pub const ALL: &'static [MessageKind] =
+        &[MessageKind::Fetch, MessageKind::Resync, MessageKind::Import];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Fetch => "fetch",
+            MessageKind::Resync => "resync",
+            MessageKind::Import => "import",
+        }
+    }
+}
+
+impl QueueMessage {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            QueueMessage::Fetch(_) => MessageKind::Fetch,
+            QueueMessage::Resync(_) => MessageKind::Resync,
+            QueueMessage::Import(_) => MessageKind::Import,
+        }
+    }
+}
+
 /// Why a body could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -1,0 +1,37 @@
+//! Discovery: what Pendo lists for the tenant's connection (pages, features, segments, saved
+//! reports), for the page's pickers and the demo.
+
+use super::{App, AppError};
+use crate::domain::TenantId;
+use crate::pendo::reports::{classify, ReportInfo};
+use crate::pendo::ObjectList;
+use serde_json::Value;
+
+impl App {
+    /// Pendo's objects of one kind, as it lists them; `NotConnected` without an active
+    /// connection.
+    pub async fn pendo_objects(
+        &self,
+        t: &TenantId,
+        what: ObjectList,
+    ) -> Result<Vec<Value>, AppError> {
+        let i = self.integration(t).await?;
+        let conn = i
+            .connection
+            .clone()
+            .filter(|_| i.is_active())
+            .ok_or(AppError::NotConnected)?;
+        Ok(self.ports.pendo.list(&conn, what).await?)
+    }
+
+    /// The saved reports, each classified (compatible with its numeric columns, or refused with
+    /// the reason).
+    pub async fn report_catalog(&self, t: &TenantId) -> Result<Vec<ReportInfo>, AppError> {
+        Ok(self
+            .pendo_objects(t, ObjectList::Reports)
+            .await?
+            .iter()
+            .map(classify)
+            .collect())
+    }
+}
