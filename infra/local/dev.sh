@@ -48,7 +48,7 @@ if ! "${VENV}/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "^cargo-l
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==${CARGO_LAMBDA_VERSION}"
 fi
 
-cargo build -p pendo-sim -p local --bin pendo-sim --bin sqs-poller
+cargo build -p pendo-sim -p sqs-poller --bin pendo-sim --bin sqs-poller
 "${TARGET}/debug/pendo-sim" --preset small --key scenario-key --listen "127.0.0.1:${SIM_PORT}" \
   >"${DEV}/pendo-sim.log" 2>&1 &
 pids+=($!)
