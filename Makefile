@@ -23,7 +23,7 @@ HYPOTHESIS_VERSION = 6.130.13
 ## with a sign-in link until interrupted (LISTEN=host:port to move it).
 LISTEN ?= 127.0.0.1:8080
 demo:
-	cargo run --release -p local --bin pendo-sync -- demo --data $(DATA)/demo $(if $(SERVE),--serve --listen $(LISTEN))
+	cargo run --profile demo -p local --bin pendo-sync -- demo --data $(DATA)/demo $(if $(SERVE),--serve --listen $(LISTEN))
 
 ## Everything CI checks: formatting, lints, the SAM stack's lints, then every test of the
 ## workspace with a local DynamoDB/SQS server (moto, installed into .venv) started first and

@@ -25,59 +25,87 @@ impl Sums {
 
 /// An identity's rows per day.
 type Days = BTreeMap<NaiveDate, Sums>;
+/// A kept identity's rows per day in a chunk (a few days: a short list).
+type ChunkDays = Vec<(NaiveDate, Sums)>;
+
+/// Distinct identities a chunk keeps apart per reason; the rows of any identity seen after them
+/// are summed per day with the rest (totals stay exact). Ten times the identities a mapping
+/// lists: the listed ones are the chunk's top ones unless one chunk meets more than this many
+/// distinct identities of one reason (such as 140,000 visitors without an account), when the
+/// first ones seen are kept. Memory stays about 1 MB per reason whatever the chunk's size.
+pub const KEPT_PER_CHUNK: usize = 10 * MAX_IDENTITIES;
 
 /// A chunk's unmatched rows as they are read.
 #[derive(Debug, Default, Clone)]
 pub struct UnmatchedTally {
-    by_identity: HashMap<(UnmatchedReason, String), Days>,
+    /// Per reason, each kept identity's rows per day.
+    by_reason: BTreeMap<UnmatchedReason, HashMap<Box<str>, ChunkDays>>,
+    /// Per reason, the rows of identities past [`KEPT_PER_CHUNK`], per day.
+    overflow: BTreeMap<UnmatchedReason, Days>,
 }
 
 impl UnmatchedTally {
     /// One row of `identity` that could not be used for `reason`, carrying `value`.
     pub fn note(&mut self, reason: UnmatchedReason, identity: &str, day: NaiveDate, value: f64) {
-        let days = match self.by_identity.get_mut(&(reason, identity.to_string())) {
-            Some(days) => days,
-            None => self
-                .by_identity
-                .entry((reason, identity.to_string()))
-                .or_default(),
+        let ids = self.by_reason.entry(reason).or_default();
+        if !ids.contains_key(identity) {
+            if ids.len() >= KEPT_PER_CHUNK {
+                let rest = self.overflow.entry(reason).or_default();
+                rest.entry(day).or_default().add(1, value);
+                return;
+            }
+            ids.insert(identity.into(), Vec::new());
+        }
+        let Some(days) = ids.get_mut(identity) else {
+            return;
         };
-        days.entry(day).or_default().add(1, value);
+        match days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, s)) => s.add(1, value),
+            None => days.push((day, Sums { rows: 1, value })),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_identity.is_empty()
+        self.by_reason.values().all(HashMap::is_empty) && self.overflow.is_empty()
     }
 
     pub fn clear(&mut self) {
-        self.by_identity.clear();
+        self.by_reason.clear();
+        self.overflow.clear();
     }
 
     /// The entries to store: per reason, the `MAX_IDENTITIES` identities with the most rows (then
     /// value, then id), each per day; the rest summed per day without an identity. Sorted by
     /// reason, identity (the sum last), day.
     pub fn entries(&self) -> Vec<UnmatchedEntry> {
-        let mut by_reason: BTreeMap<UnmatchedReason, Vec<(&String, &Days)>> = BTreeMap::new();
-        for ((reason, id), days) in &self.by_identity {
-            by_reason.entry(*reason).or_default().push((id, days));
-        }
+        let reasons: BTreeSet<UnmatchedReason> = self
+            .by_reason
+            .keys()
+            .chain(self.overflow.keys())
+            .copied()
+            .collect();
         let mut out = Vec::new();
-        for (reason, mut ids) in by_reason {
-            let total = |days: &Days| {
-                days.values().fold(Sums::default(), |mut a, s| {
+        for reason in reasons {
+            let total = |days: &[(NaiveDate, Sums)]| {
+                days.iter().fold(Sums::default(), |mut a, (_, s)| {
                     a.add(s.rows, s.value);
                     a
                 })
             };
+            let mut ids: Vec<(&Box<str>, &ChunkDays)> = self
+                .by_reason
+                .get(&reason)
+                .map(|m| m.iter().collect())
+                .unwrap_or_default();
             ids.sort_by(|a, b| rank(&total(b.1), b.0).cmp_to(&rank(&total(a.1), a.0)));
-            let mut rest: Days = BTreeMap::new();
+            let mut rest: Days = self.overflow.get(&reason).cloned().unwrap_or_default();
             let mut listed = Vec::new();
             for (i, (id, days)) in ids.into_iter().enumerate() {
                 if i < MAX_IDENTITIES {
                     for (day, s) in days {
                         listed.push(UnmatchedEntry {
                             reason,
-                            identity: Some(id.clone()),
+                            identity: Some(id.to_string()),
                             day: *day,
                             rows: s.rows,
                             value: s.value,
@@ -325,6 +353,34 @@ mod tests {
                 e(UnmatchedReason::NoCompanyId, "v7", 1, 1, 2.0),
             ]
         );
+    }
+
+    #[test]
+    fn a_chunk_keeps_at_most_its_bound_of_identities_and_sums_the_later_ones() {
+        let mut t = UnmatchedTally::default();
+        let r = UnmatchedReason::NoCompanyId;
+        // 25,000 distinct visitors, each 1 row; then the first one again (kept: 2 rows).
+        for i in 0..25_000 {
+            t.note(r, &format!("v{i:05}"), d(1 + (i % 2) as u32), 1.0);
+        }
+        t.note(r, "v00000", d(1), 1.0);
+        assert_eq!(t.by_reason[&r].len(), KEPT_PER_CHUNK);
+        assert_eq!(t.overflow[&r].values().map(|s| s.rows).sum::<u64>(), 15_000);
+        let entries = t.entries();
+        assert_eq!(entries.iter().map(|e| e.rows).sum::<u64>(), 25_001);
+        assert_eq!(
+            entries.iter().filter(|e| e.identity.is_some()).count(),
+            MAX_IDENTITIES
+        );
+        // The kept identity with 2 rows ranks first; the sum is one entry per day.
+        assert_eq!(entries[0].identity.as_deref(), Some("v00000"));
+        assert_eq!(entries[0].rows, 2);
+        let rest: Vec<(NaiveDate, u64)> = entries
+            .iter()
+            .filter(|e| e.identity.is_none())
+            .map(|e| (e.day, e.rows))
+            .collect();
+        assert_eq!(rest, vec![(d(1), 12_000), (d(2), 12_000)]);
     }
 
     #[test]
