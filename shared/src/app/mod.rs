@@ -5,10 +5,9 @@ use crate::domain::*;
 use crate::error::ValidationError;
 use crate::pendo::PendoError;
 use crate::queue::messages::{MessageKind, QueueMessage, ResyncMessage, MESSAGE_VERSION};
-use crate::store::{ActivityOf, StoreError};
+use crate::store::{optimistic, ActivityOf, StoreError};
 use crate::sync::engine::{self, ProcessError, Processed};
 use crate::sync::plan::{self, DEFAULT_LOOKBACK_DAYS};
-use crate::sync::waves;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -162,25 +161,16 @@ impl App {
     where
         F: FnMut(&mut Integration) -> Result<(), AppError>,
     {
-        for _ in 0..5 {
-            let mut i = match self.ports.store.get_integration(t).await? {
-                Some(i) => i,
-                None if create => Integration::new(t.clone()),
-                None => return Err(AppError::NotConnected),
-            };
-            f(&mut i)?;
-            match self.ports.store.put_integration(&i).await {
-                Ok(v) => {
-                    i.version = v;
-                    return Ok(i);
-                }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Conflict(
-            "the integration changed concurrently; try again".into(),
-        ))
+        let start = |stored: Option<Integration>| match stored {
+            Some(i) => Ok(i),
+            None if create => Ok(Integration::new(t.clone())),
+            None => Err(AppError::NotConnected),
+        };
+        optimistic::update_integration(&*self.ports.store, t, start, &mut f)
+            .await?
+            .ok_or_else(|| {
+                AppError::Conflict("the integration changed concurrently; try again".into())
+            })
     }
 
     /// Verifies the key against Pendo, then stores key and domain. Nothing is stored when the
@@ -452,7 +442,7 @@ impl App {
         let mut run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
         run.planned = true;
         let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
-        let mut messages = Vec::new();
+        let mut windows = Vec::new();
         for m in mappings
             .iter()
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
@@ -475,30 +465,23 @@ impl App {
                 self.lookback_days,
             )
             .filter(|_| planning != Planning::RecoverOnly);
-            if let Some(w) = window {
-                engine::plan_mapping(m, w, &mut run, &mut messages);
-            }
+            windows.extend(window.map(|w| (m, w)));
             if matches!(
                 planning,
                 Planning::RecoverOnly | Planning::FromCursor { recover: true }
             ) {
                 let before = window.map(|w| w.from);
                 for w in self.recovery_windows(i, m, before).await? {
-                    engine::plan_mapping(m, w, &mut run, &mut messages);
+                    windows.push((m, w));
                 }
             }
         }
+        let messages = plan::plan_run(&mut run, &i.settings, mappings, &windows);
         if planning == Planning::RecoverOnly && run.chunks.is_empty() {
             return Err(AppError::Conflict(
                 "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now".into(),
             ));
         }
-        let creating = mappings
-            .iter()
-            .filter(|m| waves::creates_users(&i.settings, m))
-            .map(|m| m.id.clone())
-            .collect();
-        let messages = waves::defer_after_creators(&mut run, &creating, messages);
         run.sources = checked.sources;
         run.left_out = checked.left_out;
         // Sent right below; only a Re-sync all's redelivered plan reads this flag.

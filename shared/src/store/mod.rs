@@ -13,6 +13,7 @@ pub mod contract_status;
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod optimistic;
 
 use crate::domain::mapping::LastError;
 #[cfg(doc)]

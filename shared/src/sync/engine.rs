@@ -17,7 +17,7 @@ use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
 use crate::ports::Ports;
 use crate::queue::messages::{FetchMessage, ResyncMessage};
-use crate::store::StoreError;
+use crate::store::{optimistic, StoreError};
 use std::sync::Arc;
 
 /// How a message ended.
@@ -586,34 +586,18 @@ async fn fail(ports: &Ports, msg: &FetchMessage, chunk: Option<&ChunkRecord>, me
 
 /// Marks the integration disconnected (retrying a lost optimistic write a few times).
 pub async fn disconnect(ports: &Ports, integration: &Integration, message: &str) {
-    let mut current = integration.clone();
-    for _ in 0..5 {
-        current.status = ConnectionStatus::Disconnected {
+    let t = &integration.tenant;
+    let start = |stored: Option<Integration>| {
+        stored.ok_or_else(|| StoreError::NotFound(format!("the integration of {t}")))
+    };
+    let disconnected = |i: &mut Integration| {
+        i.status = ConnectionStatus::Disconnected {
             message: message.to_string(),
         };
-        match ports.store.put_integration(&current).await {
-            Err(StoreError::Conflict(_)) => {
-                match ports.store.get_integration(&current.tenant).await {
-                    Ok(Some(fresh)) => current = fresh,
-                    _ => return,
-                }
-            }
-            _ => return,
-        }
-    }
-}
-
-/// The fetch messages and chunk records of one mapping's window.
-pub fn plan_mapping(
-    mapping: &Mapping,
-    window: Window,
-    run: &mut SyncRun,
-    out: &mut Vec<FetchMessage>,
-) {
-    for w in plan::chunks(window, mapping.source.max_chunk_days()) {
-        let chunk = ChunkRecord::pending(mapping.id.clone(), w.from, w.to);
-        out.push(waves::message_for(run, run.chunks.len(), &chunk));
-        run.chunks.push(chunk);
+        Ok::<(), StoreError>(())
+    };
+    if let Err(e) = optimistic::update_integration(&*ports.store, t, start, disconnected).await {
+        tracing::warn!(tenant = %t, error.message = %e, "could not record the disconnection");
     }
 }
 
@@ -689,7 +673,6 @@ async fn plan_resync(
             integration.settings.timezone.map(|z| z.0),
         );
         let checked = super::references::plan_checks(ports, integration, &mappings).await;
-        let mut messages = Vec::new();
         for m in mappings.iter_mut().filter(|m| m.enabled) {
             store.reset_mapping_state(t, &m.id, msg.generation).await?;
             // Rebuilt by this run from its current configuration.
@@ -697,23 +680,16 @@ async fn plan_resync(
                 m.rebuild_required = false;
                 store.put_mapping(m).await?;
             }
-            if checked.left_out.contains_key(&m.id) {
-                continue;
-            }
-            if let Some(w) =
-                plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0)
-            {
-                plan_mapping(m, w, &mut run, &mut messages);
-            }
         }
+        let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
+        let windows: Vec<(&Mapping, Window)> = mappings
+            .iter()
+            .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
+            .filter_map(|m| Some((m, window?)))
+            .collect();
+        let messages = plan::plan_run(&mut run, &integration.settings, &mappings, &windows);
         run.sources = checked.sources;
         run.left_out = checked.left_out;
-        let creating = mappings
-            .iter()
-            .filter(|m| waves::creates_users(&integration.settings, m))
-            .map(|m| m.id.clone())
-            .collect();
-        let messages = waves::defer_after_creators(&mut run, &creating, messages);
         run.planned = true;
         store.put_run(&run).await?;
         note_planned(ports, &run).await?;
