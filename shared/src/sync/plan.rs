@@ -66,6 +66,32 @@ pub fn done_prefix_end(
     reached
 }
 
+/// Plans a run (a daily or on-demand run, a recovery and a Re-sync all alike): each
+/// `(mapping, window)` cut into chunks of at most the mapping's chunk length, recorded in `run`
+/// in that order; the chunks of the mappings that must wait for the end users an auto-creating
+/// mapping of `mappings` creates are deferred (`waves`). Returns the fetch messages to send now.
+pub fn plan_run(
+    run: &mut SyncRun,
+    settings: &Settings,
+    mappings: &[Mapping],
+    windows: &[(&Mapping, Window)],
+) -> Vec<FetchMessage> {
+    let mut messages = Vec::new();
+    for (mapping, window) in windows {
+        for w in chunks(*window, mapping.source.max_chunk_days()) {
+            let chunk = ChunkRecord::pending(mapping.id.clone(), w.from, w.to);
+            messages.push(waves::message_for(run, run.chunks.len(), &chunk));
+            run.chunks.push(chunk);
+        }
+    }
+    let creating = mappings
+        .iter()
+        .filter(|m| waves::creates_users(settings, m))
+        .map(|m| m.id.clone())
+        .collect();
+    waves::defer_after_creators(run, &creating, messages)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,30 +203,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Plans a run (a daily or on-demand run, a recovery and a Re-sync all alike): each
-/// `(mapping, window)` cut into chunks of at most the mapping's chunk length, recorded in `run`
-/// in that order; the chunks of the mappings that must wait for the end users an auto-creating
-/// mapping of `mappings` creates are deferred (`waves`). Returns the fetch messages to send now.
-pub fn plan_run(
-    run: &mut SyncRun,
-    settings: &Settings,
-    mappings: &[Mapping],
-    windows: &[(&Mapping, Window)],
-) -> Vec<FetchMessage> {
-    let mut messages = Vec::new();
-    for (mapping, window) in windows {
-        for w in chunks(*window, mapping.source.max_chunk_days()) {
-            let chunk = ChunkRecord::pending(mapping.id.clone(), w.from, w.to);
-            messages.push(waves::message_for(run, run.chunks.len(), &chunk));
-            run.chunks.push(chunk);
-        }
-    }
-    let creating = mappings
-        .iter()
-        .filter(|m| waves::creates_users(settings, m))
-        .map(|m| m.id.clone())
-        .collect();
-    waves::defer_after_creators(run, &creating, messages)
 }
