@@ -6,7 +6,6 @@ use super::auth::Caller;
 use super::error::{ApiError, Body};
 use super::Shared;
 use crate::app::imports::{ImportPreview, ImportRequest};
-use crate::app::AppError;
 use crate::directory::csv::Spooler;
 use crate::domain::{DirectoryImport, ImportId, Target};
 use axum::extract::{FromRequest, Path, Request, State};
@@ -119,21 +118,10 @@ pub async fn list(
     Path(k): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let kind = kind(&k)?;
-    let store = &app.ports.store;
     let v = if kind == Target::EndUser {
-        serde_json::to_value(
-            store
-                .list_end_users(&caller.tenant)
-                .await
-                .map_err(AppError::from)?,
-        )
+        serde_json::to_value(app.directory_end_users(&caller.tenant).await?)
     } else {
-        serde_json::to_value(
-            store
-                .list_objects(&caller.tenant, kind)
-                .await
-                .map_err(AppError::from)?,
-        )
+        serde_json::to_value(app.directory_objects(&caller.tenant, kind).await?)
     };
     v.map(Json)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))

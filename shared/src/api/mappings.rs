@@ -231,13 +231,8 @@ pub async fn runs(
     Q(q): Q<RunsQuery>,
 ) -> ApiResult<Vec<RunView>> {
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
-    let runs = app
-        .ports
-        .store
-        .list_runs(&caller.tenant, limit)
-        .await
-        .map_err(crate::app::AppError::from)?;
-    let now = app.ports.clock.now();
+    let runs = app.runs(&caller.tenant, limit).await?;
+    let now = app.now();
     Ok(Json(
         runs.into_iter().map(|r| RunView::at(r, now)).collect(),
     ))
@@ -253,5 +248,5 @@ pub async fn run(
 ) -> ApiResult<RunView> {
     let id = RunId::parse(&id).map_err(|_| ApiError::not_found(format!("run {id}")))?;
     let run = app.run(&caller.tenant, &id).await?;
-    Ok(Json(RunView::at(run, app.ports.clock.now())))
+    Ok(Json(RunView::at(run, app.now())))
 }

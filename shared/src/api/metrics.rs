@@ -98,7 +98,7 @@ pub async fn activity(
     let o = object(&kind, id)?;
     let from = q
         .from
-        .unwrap_or_else(|| app.ports.clock.now().date_naive() - Duration::days(30));
+        .unwrap_or_else(|| app.now().date_naive() - Duration::days(30));
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
         app.object_activity(&caller.tenant, &o, from, limit).await?,

@@ -5,7 +5,7 @@ use super::{App, AppError};
 #[cfg(feature = "api")]
 use crate::directory::{csv, UploadResult, MAX_LISTED_ERRORS};
 use crate::directory::{end_user_rows, invalid, parse_row, BatchResult, RowError};
-use crate::domain::{DirectoryObject, Target, TenantId};
+use crate::domain::{DirectoryObject, EndUser, Target, TenantId};
 use crate::store::StoreError;
 use serde_json::Value;
 
@@ -61,6 +61,22 @@ impl App {
             store.upsert_objects(t, kind, &valid).await?;
         }
         Ok(BatchResult { accepted, errors })
+    }
+}
+
+impl App {
+    /// The tenant's companies, assets or projects.
+    pub async fn directory_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, AppError> {
+        Ok(self.ports.store.list_objects(t, kind).await?)
+    }
+
+    /// The tenant's end users (with their service ids).
+    pub async fn directory_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, AppError> {
+        Ok(self.ports.store.list_end_users(t).await?)
     }
 }
 

@@ -595,6 +595,16 @@ impl App {
         }
     }
 
+    /// The tenant's most recent runs, newest first.
+    pub async fn runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, AppError> {
+        Ok(self.ports.store.list_runs(t, limit).await?)
+    }
+
+    /// The time by the app's clock (what runs and reads measure "now" against).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.ports.clock.now()
+    }
+
     pub async fn run(&self, t: &TenantId, id: &RunId) -> Result<SyncRun, AppError> {
         self.ports
             .store
