@@ -234,14 +234,8 @@ async fn setup(
         app.create_mapping(
             &t,
             &MappingInput {
-                source,
-                target,
-                metric_name: format!("Bench metric {i}"),
-                passive: false,
-                multi_app: false,
                 auto_create_users: creates,
-                segment_id: None,
-                enabled: true,
+                ..MappingInput::new(source, target, &format!("Bench metric {i}"))
             },
         )
         .await?;

@@ -163,20 +163,6 @@ async fn configure(
     Ok(segment.clone())
 }
 
-/// A mapping's input with the demo's defaults (enabled).
-fn input(source: MappingKind, target: Target, name: &str) -> MappingInput {
-    MappingInput {
-        source,
-        target,
-        metric_name: name.into(),
-        passive: false,
-        multi_app: false,
-        auto_create_users: false,
-        segment_id: None,
-        enabled: true,
-    }
-}
-
 /// The demo's seven mappings, one or more of each kind, created and printed.
 async fn create_mappings(
     app: &App,
@@ -206,7 +192,7 @@ async fn create_mappings(
     let mut inputs = vec![
         MappingInput {
             multi_app: true,
-            ..input(
+            ..MappingInput::new(
                 feature(&f1, Some("Feature minutes")),
                 Target::Company,
                 "Feature clicks",
@@ -214,7 +200,7 @@ async fn create_mappings(
         },
         MappingInput {
             passive: true,
-            ..input(
+            ..MappingInput::new(
                 MappingKind::Page {
                     page_id: page.id.clone(),
                     minutes_metric: None,
@@ -225,11 +211,11 @@ async fn create_mappings(
         },
         MappingInput {
             segment_id: Some(segment.id.clone()),
-            ..input(feature(&f2, None), Target::Company, "Segment clicks")
+            ..MappingInput::new(feature(&f2, None), Target::Company, "Segment clicks")
         },
         MappingInput {
             auto_create_users: true,
-            ..input(feature(&f1, None), Target::EndUser, "Clicks")
+            ..MappingInput::new(feature(&f1, None), Target::EndUser, "Clicks")
         },
     ];
     // One mapping of each per-day kind: a saved report, the setup guide's aggregation, PES.
@@ -242,7 +228,7 @@ async fn create_mappings(
         .context("the simulator has no compatible 7-day report")?;
     let column = &report.numeric_columns[0];
     let metric = format!("{}, 7-day report", column.title);
-    inputs.push(input(
+    inputs.push(MappingInput::new(
         MappingKind::Report {
             report_id: report.id.clone(),
             columns: vec![FieldMetric {
@@ -257,7 +243,7 @@ async fn create_mappings(
         field: field.into(),
         metric: metric.into(),
     };
-    inputs.push(input(
+    inputs.push(MappingInput::new(
         MappingKind::Aggregation {
             pipeline: guide_pipeline(),
             fields: vec![
@@ -268,7 +254,7 @@ async fn create_mappings(
         Target::Company,
         "Daily events",
     ));
-    inputs.push(input(
+    inputs.push(MappingInput::new(
         MappingKind::Pes {
             app_id: default_app,
             components: vec![PesComponent::Score, PesComponent::Adoption],

@@ -206,6 +206,21 @@ fn check_field_metrics(
 }
 
 impl MappingInput {
+    /// An enabled mapping of `source` to `target` under `metric_name`, every option off (as a
+    /// request that names only those three fields).
+    pub fn new(source: MappingKind, target: Target, metric_name: &str) -> Self {
+        Self {
+            source,
+            target,
+            metric_name: metric_name.into(),
+            passive: false,
+            multi_app: false,
+            auto_create_users: false,
+            segment_id: None,
+            enabled: true,
+        }
+    }
+
     /// Validates the input against the integration (segments, field mappings) and builds the
     /// mapping. `existing` is the other mappings of the tenant (metric names must be unique per
     /// target, so two mappings never write the same value).

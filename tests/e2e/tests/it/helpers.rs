@@ -200,16 +200,7 @@ impl Stack {
         name: &str,
         f: impl FnOnce(&mut MappingInput),
     ) -> Mapping {
-        let mut input = MappingInput {
-            source,
-            target,
-            metric_name: name.into(),
-            passive: false,
-            multi_app: false,
-            auto_create_users: false,
-            segment_id: None,
-            enabled: true,
-        };
+        let mut input = MappingInput::new(source, target, name);
         f(&mut input);
         self.app.create_mapping(&self.tenant, &input).await.unwrap()
     }
