@@ -76,7 +76,7 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match e {
             AppError::Validation(v) => v.into(),
-            AppError::NotFound(what) => Self::not_found(what),
+            AppError::NotFound { what, id } => Self::not_found(format!("{what} {id}")),
             AppError::NotConnected => Self::not_connected(),
             e @ AppError::RebuildRequired(_) => {
                 Self::new(StatusCode::CONFLICT, "rebuild_required", e.to_string())

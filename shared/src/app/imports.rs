@@ -19,7 +19,7 @@ use crate::domain::{
     ImportId, ImportOptions, ImportStage, ImportState, Integration, Target, TenantId,
 };
 use crate::error::ValidationError;
-use crate::pendo::{PendoError, RowSink};
+use crate::pendo::{PendoError, RowError, RowSink};
 use crate::queue::messages::{ImportMessage, MESSAGE_VERSION};
 use crate::store::StoreError;
 use crate::sync::engine::{ProcessError, Processed};
@@ -115,7 +115,7 @@ struct PageSink {
 }
 
 impl RowSink for PageSink {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         self.given += 1;
         if let Some(r) = PendoRow::read(raw)? {
             self.rows.push(r);
@@ -290,7 +290,10 @@ impl App {
             .store
             .get_import(t, id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("import {id}")))
+            .ok_or_else(|| AppError::NotFound {
+                what: "import",
+                id: id.to_string(),
+            })
     }
 
     pub async fn imports(&self, t: &TenantId) -> Result<Vec<DirectoryImport>, AppError> {

@@ -36,8 +36,9 @@ pub(crate) enum Planning {
 pub enum AppError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
-    #[error("{0} not found")]
-    NotFound(String),
+    /// An object the tenant does not have: `what` names its kind (mapping, run, …).
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
     /// The route needs a Pendo connection and the tenant has none (never connected, or
     /// disconnected).
     #[error("connect Pendo first")]
@@ -352,7 +353,10 @@ impl App {
             let before = i.segments.len();
             i.segments.retain(|s| s.id != id);
             if i.segments.len() == before {
-                return Err(AppError::NotFound(format!("segment {id}")));
+                return Err(AppError::NotFound {
+                    what: "segment",
+                    id: id.to_string(),
+                });
             }
             Ok(())
         })
@@ -364,7 +368,10 @@ impl App {
             .store
             .get_mapping(t, id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("mapping {id}")))
+            .ok_or_else(|| AppError::NotFound {
+                what: "mapping",
+                id: id.to_string(),
+            })
     }
 
     pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
@@ -372,7 +379,10 @@ impl App {
             self.ports.store.delete_unmatched(t, id).await?;
             Ok(())
         } else {
-            Err(AppError::NotFound(format!("mapping {id}")))
+            Err(AppError::NotFound {
+                what: "mapping",
+                id: id.to_string(),
+            })
         }
     }
 
@@ -610,7 +620,10 @@ impl App {
             .store
             .get_run(t, id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("run {id}")))
+            .ok_or_else(|| AppError::NotFound {
+                what: "run",
+                id: id.to_string(),
+            })
     }
 
     /// Last seen / last active of an end user (non-passive activity only), or a company's users
@@ -671,6 +684,9 @@ fn apps_error(e: AppsError) -> AppError {
         AppsError::Permanent(id) => {
             AppError::Conflict(format!("app {id} is a permanent row and cannot be deleted"))
         }
-        AppsError::NotFound(id) => AppError::NotFound(format!("app {id}")),
+        AppsError::NotFound(id) => AppError::NotFound {
+            what: "app",
+            id: id.to_string(),
+        },
     }
 }

@@ -26,11 +26,10 @@ impl App {
         if self.knows_object(t, object).await? {
             Ok(())
         } else {
-            Err(AppError::NotFound(format!(
-                "{} {}",
-                object.kind.as_str(),
-                object.id
-            )))
+            Err(AppError::NotFound {
+                what: object.kind.as_str(),
+                id: object.id.clone(),
+            })
         }
     }
 

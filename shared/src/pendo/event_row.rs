@@ -7,6 +7,7 @@
 //! row is parsed by `serde_json` instead, so the result (value or error) is always exactly the
 //! serde one. `tests::fast_path_equals_serde` checks that on generated rows.
 
+use super::RowError;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -79,7 +80,7 @@ pub(crate) struct EventRow<'a> {
 impl<'a> EventRow<'a> {
     /// Parses a row: the fast path when it applies, `serde_json` otherwise (same result).
     #[inline]
-    pub fn parse(raw: &'a [u8]) -> Result<Self, String> {
+    pub fn parse(raw: &'a [u8]) -> Result<Self, RowError> {
         match fast(raw) {
             Some(row) => Ok(row),
             None => Self::parse_slow(raw),
@@ -88,8 +89,8 @@ impl<'a> EventRow<'a> {
 
     #[cold]
     #[inline(never)]
-    fn parse_slow(raw: &'a [u8]) -> Result<Self, String> {
-        serde_json::from_slice(raw).map_err(|e| format!("bad event row: {e}"))
+    fn parse_slow(raw: &'a [u8]) -> Result<Self, RowError> {
+        serde_json::from_slice(raw).map_err(|e| RowError(format!("bad event row: {e}")))
     }
 
     /// The row that starts at `bytes[0]` (its `{`) and the number of bytes it takes, when it is
@@ -465,6 +466,7 @@ mod tests {
         assert_eq!(r.day, Some(-7));
         assert!(EventRow::parse(br#"{"day":1,"day":2}"#)
             .unwrap_err()
+            .0
             .contains("duplicate field `day`"));
     }
 

@@ -328,11 +328,12 @@ impl PendoApi for HttpPendo {
 mod tests {
     use super::*;
     use crate::domain::integration::{IntegrationKey, PendoDomain};
+    use crate::pendo::RowError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Count(u64);
     impl RowSink for Count {
-        fn row(&mut self, _: &[u8]) -> Result<(), String> {
+        fn row(&mut self, _: &[u8]) -> Result<(), RowError> {
             self.0 += 1;
             Ok(())
         }

@@ -42,7 +42,7 @@ pub enum PendoError {
     Malformed(String),
     /// The consumer of the rows failed (not Pendo's fault; not retried here).
     #[error("row processing failed: {0}")]
-    Sink(String),
+    Sink(#[source] RowError),
 }
 
 impl PendoError {
@@ -59,15 +59,33 @@ impl PendoError {
     }
 }
 
+/// Why a row sink refused a row of Pendo's results: a row that is not what the request asked
+/// for (a field of the wrong type, a row too long), in the product's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RowError(pub String);
+
+impl From<String> for RowError {
+    fn from(message: String) -> Self {
+        RowError(message)
+    }
+}
+
+impl From<&str> for RowError {
+    fn from(message: &str) -> Self {
+        RowError(message.to_string())
+    }
+}
+
 /// Receives the rows of a `results` array one at a time, as raw JSON bytes of one row object.
 /// `reset` is called before every retry of the call, so a sink never sees a row twice.
 pub trait RowSink: Send {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String>;
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError>;
     /// A row that starts at `rest[0]` (its `{`), taken in the same pass that finds where it
     /// ends: `Some(Ok(length))` when the sink has read the whole row from the front of `rest`
     /// exactly as [`RowSink::row`] would have read those bytes, `None` when it cannot tell (the
     /// scanner then finds the end itself and calls `row`). By default, `None`.
-    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, RowError>> {
         let _ = rest;
         None
     }

@@ -6,7 +6,7 @@
 //! their consumer. A body that ends before the top-level object closes is `Truncated`, never a
 //! success.
 
-use super::{PendoError, RowSink};
+use super::{PendoError, RowError, RowSink};
 
 /// Largest single row accepted (a row is a few hundred bytes; this only bounds memory).
 pub const MAX_ROW_BYTES: usize = 8 * 1024 * 1024;
@@ -131,10 +131,10 @@ impl RowScanner {
                     if let Some(taken) = consumer.prefix(&chunk[i - 1..]) {
                         let len = taken?;
                         if len < 2 || len > chunk.len() - (i - 1) {
-                            return Err(PendoError::Sink(format!(
+                            return Err(PendoError::Sink(RowError(format!(
                                 "a row reader took {len} bytes of {}",
                                 chunk.len() - (i - 1)
-                            )));
+                            ))));
                         }
                         check_row_len(len)?;
                         // As if scanned: the row's `}` brings the depth back to 2.
@@ -366,11 +366,11 @@ mod tests {
     }
 
     impl RowSink for Both {
-        fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+        fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
             self.rows.push(String::from_utf8_lossy(raw).into_owned());
             Ok(())
         }
-        fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+        fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, RowError>> {
             let (_, len) = crate::pendo::event_row::EventRow::parse_prefix(rest)?;
             self.rows
                 .push(String::from_utf8_lossy(&rest[..len]).into_owned());
@@ -408,10 +408,10 @@ mod tests {
     fn a_row_reader_taking_more_than_the_chunk_is_an_error() {
         struct Greedy;
         impl RowSink for Greedy {
-            fn row(&mut self, _: &[u8]) -> Result<(), String> {
+            fn row(&mut self, _: &[u8]) -> Result<(), RowError> {
                 Ok(())
             }
-            fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+            fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, RowError>> {
                 Some(Ok(rest.len() + 1))
             }
             fn reset(&mut self) {}

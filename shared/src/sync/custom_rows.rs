@@ -12,7 +12,7 @@ use super::unmatched::{UnmatchedReason, UnmatchedTally};
 use crate::domain::aggregation::IdFields;
 use crate::domain::apps::multi_app_metric_name;
 use crate::domain::{AppsTable, MetricValue, ObjectRef, SkippedRows, Target};
-use crate::pendo::RowSink;
+use crate::pendo::{RowError, RowSink};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -186,7 +186,7 @@ impl<'d> DayAccumulator<'d> {
         f.email = f.email.take().or(email);
     }
 
-    fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         let row: Map<String, Value> =
             serde_json::from_slice(raw).map_err(|e| format!("bad pipeline row: {e}"))?;
         self.add_map(&row);
@@ -311,7 +311,7 @@ impl<'d> DayAccumulator<'d> {
 }
 
 impl RowSink for DayAccumulator<'_> {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         self.add_row(raw)
     }
     fn reset(&mut self) {

@@ -5,7 +5,7 @@
 
 use super::custom_rows::{number, DayAccumulator};
 use crate::domain::mapping::PesComponent;
-use crate::pendo::RowSink;
+use crate::pendo::{RowError, RowSink};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
@@ -103,7 +103,7 @@ pub struct PesSink<'a, 'd> {
 }
 
 impl RowSink for PesSink<'_, '_> {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         match parse_pes_row(raw)? {
             Some(row)
                 if row

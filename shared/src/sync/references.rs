@@ -7,7 +7,7 @@
 
 use crate::domain::{Connection, Integration, Mapping, MappingId, MappingKind};
 use crate::pendo::pipelines::custom_request;
-use crate::pendo::{ObjectList, PendoError, RowSink};
+use crate::pendo::{ObjectList, PendoError, RowError, RowSink};
 use crate::ports::Ports;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,7 +83,7 @@ fn ids(list: &[Value]) -> BTreeSet<String> {
 struct AppIds(BTreeSet<i64>);
 
 impl RowSink for AppIds {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         let row: Value = serde_json::from_slice(raw).map_err(|e| format!("bad app row: {e}"))?;
         if let Some(id) = row.get("id").and_then(Value::as_i64) {
             self.0.insert(id);

@@ -10,7 +10,7 @@ use crate::domain::{Activity, AppsTable, MappingId, MetricValue, ObjectRef, Skip
 
 /// The prefix of Pendo's anonymous visitor ids.
 pub const ANONYMOUS_PREFIX: &str = "_PENDO_T_";
-use crate::pendo::RowSink;
+use crate::pendo::{RowError, RowSink};
 use crate::store::{ChunkRecords, Slots, StoreError, Text};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -365,13 +365,13 @@ impl<'d> ChunkAccumulator<'d> {
         f.email = f.email.take().or(email);
     }
 
-    fn add_row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         let row = EventRow::parse(raw)?;
         self.add_parsed(row)
     }
 
     #[inline]
-    fn add_parsed(&mut self, row: EventRow<'_>) -> Result<(), String> {
+    fn add_parsed(&mut self, row: EventRow<'_>) -> Result<(), RowError> {
         self.rows_read += 1;
         let Some(day) = row.day.and_then(|ms| self.local_day(ms)) else {
             self.skipped.outside_window += 1;
@@ -748,10 +748,10 @@ impl ChunkRecords for PreparedChunk<'_> {
 }
 
 impl RowSink for ChunkAccumulator<'_> {
-    fn row(&mut self, raw: &[u8]) -> Result<(), String> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         self.add_row(raw)
     }
-    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, String>> {
+    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, RowError>> {
         let (row, len) = EventRow::parse_prefix(rest)?;
         Some(self.add_parsed(row).map(|()| len))
     }
