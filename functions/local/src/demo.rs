@@ -66,7 +66,7 @@ pub async fn run(data: &Path, seed: u64, days: i64, serve: Option<&str>) -> anyh
             .await?
             .render()
     );
-    let rows = app.ports.store.export(Some(&t)).await?;
+    let rows = app.export(Some(&t)).await?;
     println!(
         "\n{} values and activity records stored in {}",
         rows.len(),
@@ -303,7 +303,7 @@ async fn summary(
         ("skipped", Align::Right),
     ]);
     for m in mappings {
-        let st = app.ports.store.get_mapping_state(t, &m.id).await?;
+        let st = app.mapping_state(t, &m.id).await?;
         let mut totals = ChunkStats::default();
         for c in run.chunks.iter().filter(|c| c.mapping_id == m.id) {
             totals.add(&c.stats);
@@ -325,10 +325,7 @@ async fn summary(
 /// The last 5 days of each metric of `companies`, and their users active in the last 7 days.
 async fn recent(app: &App, t: &TenantId, companies: &[DirectoryObject]) -> anyhow::Result<Table> {
     let i = app.integration(t).await?;
-    let last = pendo_sync::time::last_complete_day(
-        app.ports.clock.now(),
-        i.settings.timezone.map(|z| z.0),
-    );
+    let last = pendo_sync::time::last_complete_day(app.now(), i.settings.timezone.map(|z| z.0));
     let from = last - Duration::days(4);
     let days: Vec<_> = from.iter_days().take_while(|d| *d <= last).collect();
     let mut columns = vec![
@@ -340,15 +337,14 @@ async fn recent(app: &App, t: &TenantId, companies: &[DirectoryObject]) -> anyho
             .map(|d| (d.format("%m-%d").to_string(), Align::Right)),
     );
     let mut table = Table::with_columns(columns);
-    let store = &app.ports.store;
     for c in companies {
         let obj = ObjectRef {
             kind: Target::Company,
             id: c.external_id.clone(),
         };
-        for metric in store.list_metrics(t, &obj).await? {
-            let series = store
-                .read_series(t, &obj, &metric.metric, from, last)
+        for metric in app.object_metrics(t, &obj).await? {
+            let series = app
+                .object_series(t, &obj, &metric.metric, from, last)
                 .await?;
             let mut row = vec![c.external_id.clone(), metric.metric.clone()];
             row.extend(days.iter().map(|d| {

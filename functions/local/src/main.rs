@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             let tenant = tenant
                 .map(|t| pendo_sync::domain::TenantId::parse(&t))
                 .transpose()?;
-            let rows = rt.app.ports.store.export(tenant.as_ref()).await?;
+            let rows = rt.app.export(tenant.as_ref()).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match runtime::write_export(&mut out, &rows, matches!(format, Format::Csv)) {
                 // `export | head` closes the pipe early: that is not an error.

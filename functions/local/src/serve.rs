@@ -75,7 +75,7 @@ impl Daily {
     /// returns its log line; else `None`. A clock that jumped over several days (a laptop
     /// asleep) gives one run, not one per missed day.
     pub async fn tick(&mut self, app: &App) -> Option<String> {
-        let now = app.ports.clock.now();
+        let now = app.now();
         if now < self.next {
             return None;
         }
@@ -98,7 +98,7 @@ impl Daily {
 
 /// The schedule's loop: looks at the clock every `poll`, and logs each run through `log`.
 pub async fn daily_loop(app: Arc<App>, at: DailyAt, poll: Duration, log: impl Fn(String)) {
-    let mut daily = Daily::new(at, app.ports.clock.now());
+    let mut daily = Daily::new(at, app.now());
     loop {
         tokio::time::sleep(poll).await;
         if let Some(line) = daily.tick(&app).await {
@@ -131,7 +131,7 @@ pub async fn run(
     }
     match schedule {
         Some(at) => {
-            let next = Daily::new(at, rt.app.ports.clock.now()).next();
+            let next = Daily::new(at, rt.app.now()).next();
             println!(
                 "daily sync at {at} (next {}; change with --daily-at HH:MM, turn off with --no-schedule)",
                 next.format("%Y-%m-%d %H:%M UTC")

@@ -8,7 +8,7 @@ use crate::app::{App, AppError};
 use crate::domain::mapping::MappingInput;
 use crate::domain::{
     FieldMappings, FieldRecord, Integration, Mapping, MappingId, MappingKind, MappingRun,
-    MappingRunView, MappingStatus, TenantId,
+    MappingRunView, MappingState, MappingStatus, TenantId,
 };
 use crate::error::ValidationError;
 use crate::sync::references::{references, Catalog, Reference};
@@ -60,6 +60,15 @@ impl App {
     ///
     /// # Errors
     /// The store's.
+    /// A mapping's cursor, generation and last error, as stored.
+    pub async fn mapping_state(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<MappingState>, AppError> {
+        Ok(self.ports.store.get_mapping_state(t, id).await?)
+    }
+
     pub async fn mapping_status(&self, m: &Mapping) -> Result<Option<MappingStatus>, AppError> {
         let store = &self.ports.store;
         let Some(state) = store.get_mapping_state(&m.tenant, &m.id).await? else {

@@ -4,7 +4,7 @@
 //! answer would hide a typo in the id, and another tenant's id reads the same as a made-up one).
 
 use crate::app::{App, AppError};
-use crate::domain::{Activity, ObjectRef, Target, TenantId};
+use crate::domain::{Activity, ExportRow, ObjectRef, Target, TenantId};
 use crate::error::ValidationError;
 use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
 use chrono::NaiveDate;
@@ -59,6 +59,12 @@ impl App {
                 .iter()
                 .any(|o| o.external_id == object.id),
         })
+    }
+
+    /// Every stored value and activity record of the tenant (or of every tenant), for an
+    /// export.
+    pub async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, AppError> {
+        Ok(self.ports.store.export(t).await?)
     }
 
     /// The metrics present on an object (with the app of per-app metrics).
