@@ -24,7 +24,7 @@ use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
-use pendo_sync::store::{contract, Store};
+use pendo_sync::store::{contract, prelude::*};
 use pendo_sync::{App, Ports};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
