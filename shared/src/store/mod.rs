@@ -9,7 +9,15 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 #[cfg(any(test, feature = "testing"))]
+pub mod contract_directory;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_mappings;
+#[cfg(any(test, feature = "testing"))]
 pub mod contract_reads;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_records;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_runs;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract_status;
 #[cfg(feature = "aws")]

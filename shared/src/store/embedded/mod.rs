@@ -178,10 +178,10 @@ struct Inner {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn embedded_store_passes_the_store_contract() {
-        let store = super::EmbeddedStore::in_memory().unwrap();
-        crate::store::contract::run_all(&store).await;
+    /// The store contract, one test per sentence, each on a new in-memory store.
+    mod contract {
+        crate::store_contract_tests!(crate::store::embedded::EmbeddedStore::in_memory()
+            .expect("an in-memory SQLite store opens"));
     }
 
     #[tokio::test]
