@@ -98,28 +98,28 @@ impl DirectoryStore for EmbeddedStore {
         objects: &[DirectoryObject],
     ) -> Result<(), StoreError> {
         self.with(|c| {
-    let tx = write_tx(c)?;
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
+            let tx = write_tx(c)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(tenant, kind, external_id) DO UPDATE SET name=excluded.name, company_id=excluded.company_id",
-        )?;
-        for o in objects {
-            st.execute(params![
-                t.as_str(),
-                kind.as_str(),
-                o.external_id,
-                o.name,
-                o.company_id
-            ])?;
-        }
-    }
-    if !objects.is_empty() {
-        bump_directory_stamp(&tx, t)?;
-    }
-    tx.commit()?;
-    Ok(())
-})
+                )?;
+                for o in objects {
+                    st.execute(params![
+                        t.as_str(),
+                        kind.as_str(),
+                        o.external_id,
+                        o.name,
+                        o.company_id
+                    ])?;
+                }
+            }
+            if !objects.is_empty() {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     async fn list_objects(
@@ -128,18 +128,18 @@ impl DirectoryStore for EmbeddedStore {
         kind: Target,
     ) -> Result<Vec<DirectoryObject>, StoreError> {
         self.with(|c| {
-    let mut st = c.prepare_cached(
-        "SELECT external_id, name, company_id FROM objects WHERE tenant=?1 AND kind=?2 ORDER BY external_id",
-    )?;
-    let rows = st.query_map(params![t.as_str(), kind.as_str()], |r| {
-        Ok(DirectoryObject {
-            external_id: r.get(0)?,
-            name: r.get(1)?,
-            company_id: r.get(2)?,
+            let mut st = c.prepare_cached(
+                "SELECT external_id, name, company_id FROM objects WHERE tenant=?1 AND kind=?2 ORDER BY external_id",
+            )?;
+            let rows = st.query_map(params![t.as_str(), kind.as_str()], |r| {
+                Ok(DirectoryObject {
+                    external_id: r.get(0)?,
+                    name: r.get(1)?,
+                    company_id: r.get(2)?,
+                })
+            })?;
+            rows.map(|r| r.map_err(StoreError::from)).collect()
         })
-    })?;
-    rows.map(|r| r.map_err(StoreError::from)).collect()
-})
     }
 
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
@@ -241,28 +241,28 @@ impl DirectoryStore for EmbeddedStore {
         surname: Option<&str>,
     ) -> Result<(), StoreError> {
         self.with(|c| {
-    let tx = write_tx(c)?;
-    let mut changed = 0;
-    for (col, v) in [("name", name), ("surname", surname)] {
-        if let Some(v) = v {
-            changed += tx.execute(
-                &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
-                params![t.as_str(), id, v],
-            )?;
-        }
-    }
-    if let Some(e) = email {
-        // The email is unique within the company: a clash leaves the stored user as it is.
-        changed += tx.execute(
-            "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
-            params![t.as_str(), id, e],
-        )?;
-    }
-    if changed > 0 {
-        bump_directory_stamp(&tx, t)?;
-    }
-    tx.commit()?;
-    Ok(())
-})
+            let tx = write_tx(c)?;
+            let mut changed = 0;
+            for (col, v) in [("name", name), ("surname", surname)] {
+                if let Some(v) = v {
+                    changed += tx.execute(
+                        &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
+                        params![t.as_str(), id, v],
+                    )?;
+                }
+            }
+            if let Some(e) = email {
+                // The email is unique within the company: a clash leaves the stored user as it is.
+                changed += tx.execute(
+                    "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
+                    params![t.as_str(), id, e],
+                )?;
+            }
+            if changed > 0 {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 }

@@ -26,40 +26,40 @@ impl UnmatchedStore for EmbeddedStore {
         entries: &[UnmatchedEntry],
     ) -> Result<(), StoreError> {
         self.with(|c| {
-    let tx = write_tx(c)?;
-    let (tenant, mapping, g) = (t.as_str(), m.as_str(), generation as i64);
-    tx.execute(
-        "DELETE FROM unmatched WHERE tenant=?1 AND mapping=?2 AND generation<?3",
-        params![tenant, mapping, g],
-    )?;
-    tx.execute(
-        "DELETE FROM unmatched WHERE tenant=?1 AND mapping=?2 AND generation=?3 AND day BETWEEN ?4 AND ?5",
-        params![tenant, mapping, g, day_num(window.from), day_num(window.to)],
-    )?;
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT OR REPLACE INTO unmatched (tenant, mapping, generation, day, reason, identity, rows, value)
+            let tx = write_tx(c)?;
+            let (tenant, mapping, g) = (t.as_str(), m.as_str(), generation as i64);
+            tx.execute(
+                "DELETE FROM unmatched WHERE tenant=?1 AND mapping=?2 AND generation<?3",
+                params![tenant, mapping, g],
+            )?;
+            tx.execute(
+                "DELETE FROM unmatched WHERE tenant=?1 AND mapping=?2 AND generation=?3 AND day BETWEEN ?4 AND ?5",
+                params![tenant, mapping, g, day_num(window.from), day_num(window.to)],
+            )?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO unmatched (tenant, mapping, generation, day, reason, identity, rows, value)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for e in entries
-            .iter()
-            .filter(|e| e.day >= window.from && e.day <= window.to)
-        {
-            ins.execute(params![
-                tenant,
-                mapping,
-                g,
-                day_num(e.day),
-                e.reason.as_str(),
-                e.identity.as_deref().unwrap_or(""),
-                i64::try_from(e.rows).unwrap_or(i64::MAX),
-                e.value
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-})
+                )?;
+                for e in entries
+                    .iter()
+                    .filter(|e| e.day >= window.from && e.day <= window.to)
+                {
+                    ins.execute(params![
+                        tenant,
+                        mapping,
+                        g,
+                        day_num(e.day),
+                        e.reason.as_str(),
+                        e.identity.as_deref().unwrap_or(""),
+                        i64::try_from(e.rows).unwrap_or(i64::MAX),
+                        e.value
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     async fn unmatched_of(
