@@ -15,7 +15,7 @@ use pendo_sync::domain::{
     Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
 };
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::{RecordSlices, Store};
+use pendo_sync::store::{prelude::*, RecordSlices};
 
 const COMPANIES: usize = 2_000;
 const END_USERS: usize = 4_000;

@@ -17,7 +17,7 @@ use pendo_sync::domain::{
     MappingId, MetricValue, ObjectRef, RunId, RunKind, SyncRun, Target, TenantId,
 };
 use pendo_sync::store::dynamo::{ensure_tables, DynamoStore, DynamoTables};
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 
 const COMPANIES: usize = 2_000;
 const ACTIVITIES: usize = 1_000;

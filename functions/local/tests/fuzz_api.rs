@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::*;
 use pendo_sim::{SimConfig, SimKey, Simulator};
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

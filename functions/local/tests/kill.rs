@@ -8,7 +8,7 @@ use common::*;
 use pendo_sim::{FaultKind, FaultRule, SimConfig, SimKey, Simulator};
 use pendo_sync::domain::*;
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use std::time::{Duration, Instant};
 
 const AGG: &str = "/api/v1/aggregation";

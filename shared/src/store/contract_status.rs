@@ -16,11 +16,6 @@ fn at(minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 2, minute, 0).unwrap()
 }
 
-pub async fn run_all(s: &dyn Store) {
-    a_mapping_records_its_last_run_and_its_last_successful_run(s).await;
-    each_outcome_adds_to_its_mappings_counters_exactly_once(s).await;
-}
-
 /// `set_last_run` points at the latest planned run; `advance_cursor` with a success records
 /// that run and clears the last error; without one, both stay.
 pub async fn a_mapping_records_its_last_run_and_its_last_successful_run(s: &dyn Store) {

@@ -1,12 +1,23 @@
-//! The store port: configuration (integrations, mappings, cursors, runs), the directory, metric
-//! values and activity. Every method takes the tenant first; no read crosses tenants.
-//! Adapters: `embedded` (SQLite file) and `dynamo` (DynamoDB). The contract every adapter must
-//! pass is `contract.rs`.
+//! The store port, one trait per role: [`ConfigStore`] (integrations, mappings, cursors,
+//! imports), [`RunStore`] (runs and their chunks), [`DirectoryStore`] (companies, assets,
+//! projects, end users), [`DataStore`] (writes of metric values and activity), [`ReadStore`]
+//! (their reads and the export) and [`UnmatchedStore`] (what found no object); [`Store`] is all
+//! of them. Every method takes the tenant first; no read crosses tenants.
+//! Adapters: `embedded` (SQLite file) and `dynamo` (DynamoDB), each role in its own file. The
+//! contract every adapter must pass is `contract.rs` (`store_contract_tests!`).
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
 #[cfg(any(test, feature = "testing"))]
+pub mod contract_directory;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_mappings;
+#[cfg(any(test, feature = "testing"))]
 pub mod contract_reads;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_records;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_runs;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract_status;
 #[cfg(feature = "aws")]
@@ -14,6 +25,9 @@ pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod optimistic;
+mod records;
+
+pub use records::{collect_records, ChunkRecords, RecordSlices, Slots, Text};
 
 use crate::domain::mapping::LastError;
 #[cfg(doc)]
@@ -166,108 +180,10 @@ pub fn sort_export(rows: &mut [ExportRow]) {
     });
 }
 
-/// Which object and which metric (or label) a record of a chunk is of: within one
-/// [`ChunkRecords`], values with the same `object` slot are of one object (kind and id) and
-/// values with the same `metric` slot of one metric and app; activity records with the same
-/// `object` slot are of one end user and company, and with the same `metric` slot of one label
-/// (the objects of one chunk are of one kind).
-/// A store may then resolve each slot once instead of each record's text. `None`: not known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Slots {
-    pub object: Option<u32>,
-    pub metric: Option<u32>,
-}
-
-/// Which records of a [`ChunkRecords`] call carry their object's text (the object's id; for
-/// activity, the end user's and the company's ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Text {
-    /// Every record.
-    Every,
-    /// Only records without an object slot. A record with one carries no object text (what its
-    /// fields hold is any text): its object is [`ChunkRecords::slot_object`] (values) or
-    /// [`ChunkRecords::slot_owner`] (activity) of the slot, for a caller that does not know the
-    /// slot yet.
-    Unslotted,
-}
-
-/// The values and activity records of one chunk, produced on demand: a chunk of a large
-/// response aggregates to hundreds of thousands of records, and an adapter that writes as it
-/// goes ([`Store::replace_chunk_from`]) then never holds them all as owned structs.
-pub trait ChunkRecords: Sync {
-    /// A number that makes object slots hold beyond these records: records of two
-    /// [`ChunkRecords`] of one tenant with the same space give one object (per object kind),
-    /// and one end user and company, the same `object` slot. `None`: the slots mean something
-    /// within these records only.
-    fn slot_space(&self) -> Option<u64> {
-        None
-    }
-    /// The object of a value's object slot.
-    fn slot_object(&self, _slot: u32) -> Option<ObjectRef> {
-        None
-    }
-    /// The end user and company ids of an activity record's object slot.
-    fn slot_owner(&self, _slot: u32) -> Option<(String, String)> {
-        None
-    }
-    /// Calls `f` with every value and its [`Slots`], stopping at its first error.
-    fn for_each_value(
-        &self,
-        text: Text,
-        f: &mut dyn FnMut(&MetricValue, Slots) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
-    /// Calls `f` with every activity record and its [`Slots`], stopping at its first error.
-    fn for_each_activity(
-        &self,
-        text: Text,
-        f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
-}
-
-/// Records already in memory.
-pub struct RecordSlices<'a> {
-    pub values: &'a [MetricValue],
-    pub activities: &'a [Activity],
-}
-
-impl ChunkRecords for RecordSlices<'_> {
-    fn for_each_value(
-        &self,
-        _: Text,
-        f: &mut dyn FnMut(&MetricValue, Slots) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.values.iter().try_for_each(|v| f(v, Slots::default()))
-    }
-    fn for_each_activity(
-        &self,
-        _: Text,
-        f: &mut dyn FnMut(&Activity, Slots) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.activities
-            .iter()
-            .try_for_each(|a| f(a, Slots::default()))
-    }
-}
-
-/// Every record of `records`, owned.
-pub fn collect_records(
-    records: &dyn ChunkRecords,
-) -> Result<(Vec<MetricValue>, Vec<Activity>), StoreError> {
-    let mut values = Vec::new();
-    records.for_each_value(Text::Every, &mut |v, _| {
-        values.push(v.clone());
-        Ok(())
-    })?;
-    let mut activities = Vec::new();
-    records.for_each_activity(Text::Every, &mut |a, _| {
-        activities.push(a.clone());
-        Ok(())
-    })?;
-    Ok((values, activities))
-}
-
+/// The tenant's configuration: its integration, its mappings and their state (the cursor, the
+/// last run, the last error), and its directory imports.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait ConfigStore: Send + Sync {
     /// # Errors
     /// `Unavailable`, `Corrupt`.
     async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError>;
@@ -283,12 +199,15 @@ pub trait Store: Send + Sync {
     async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError>;
 
     async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError>;
+
     async fn get_mapping(
         &self,
         t: &TenantId,
         id: &MappingId,
     ) -> Result<Option<Mapping>, StoreError>;
+
     async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError>;
+
     /// Deletes the mapping, its state, values and activity. Returns whether it existed.
     async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError>;
 
@@ -297,6 +216,7 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         id: &MappingId,
     ) -> Result<Option<MappingState>, StoreError>;
+
     /// Sets the cursor to "never synced" for `generation`.
     async fn reset_mapping_state(
         &self,
@@ -304,6 +224,7 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         generation: u64,
     ) -> Result<(), StoreError>;
+
     /// Moves the cursor to `max(cursor, to)`. With `succeeded` (every chunk of the mapping in
     /// that run was done), also records that run as the mapping's last successful run and
     /// clears its last error; without, both stay as they are.
@@ -318,6 +239,7 @@ pub trait Store: Send + Sync {
         to: NaiveDate,
         succeeded: Option<&RunId>,
     ) -> Result<(), StoreError>;
+
     /// Records `run` as the latest run planned with the mapping (its status reads it); nothing
     /// for a mapping without state.
     async fn set_last_run(
@@ -326,21 +248,13 @@ pub trait Store: Send + Sync {
         id: &MappingId,
         run: &RunId,
     ) -> Result<(), StoreError>;
+
     async fn set_mapping_error(
         &self,
         t: &TenantId,
         id: &MappingId,
         error: Option<LastError>,
     ) -> Result<(), StoreError>;
-
-    /// Writes a run: its header, its chunks, the counters derived from them, and its
-    /// `sources`. A run is written whole once, when it is planned (or re-planned before any of
-    /// its chunks was queued); afterwards only the chunk methods below change it.
-    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
-    /// The run with every chunk (its `sources` are not read back: see [`Store::run_source`]).
-    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
-    /// Newest first.
-    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
 
     /// Writes a directory import with optimistic concurrency, as `put_integration`: the stored
     /// version MUST equal `i.version` (0 = must not exist yet); the stored copy gets
@@ -349,17 +263,36 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// `Conflict` when the stored version differs.
     async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError>;
+
     async fn get_import(
         &self,
         t: &TenantId,
         id: &ImportId,
     ) -> Result<Option<DirectoryImport>, StoreError>;
+
     /// Newest first.
     async fn list_imports(
         &self,
         t: &TenantId,
         limit: usize,
     ) -> Result<Vec<DirectoryImport>, StoreError>;
+}
+
+/// Sync runs: a run as planned, and what happens to its chunks (leases, outcomes, retries,
+/// counters, flags).
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Writes a run: its header, its chunks, the counters derived from them, and its
+    /// `sources`. A run is written whole once, when it is planned (or re-planned before any of
+    /// its chunks was queued); afterwards only the chunk methods below change it.
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+
+    /// The run with every chunk (its `sources` are not read back: see [`RunStore::run_source`]).
+    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
+
+    /// Newest first.
+    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+
     /// Counts one delivery of chunk `index` (its `attempts`; `updated_at` set) and, when the
     /// chunk is pending and no other delivery holds it (no lease, or one that ended before
     /// `at`), gives it to this delivery until `lease_until`. Returns the chunk as stored and
@@ -376,6 +309,7 @@ pub trait Store: Send + Sync {
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError>;
+
     /// Records a final outcome (done, failed or superseded) of a chunk still pending, and the
     /// run's counters with it (the run's, and its mapping's as [`MappingRunCounters::record`]
     /// changes them), in one atomic write; a chunk already over is left as it is
@@ -390,6 +324,7 @@ pub trait Store: Send + Sync {
         index: usize,
         outcome: &ChunkOutcome,
     ) -> Result<RunProgress, StoreError>;
+
     /// Records a transient fault of a chunk that stays pending (its error, one more retry) and
     /// ends the delivery's lease, so the message's redelivery takes the chunk at once.
     async fn retry_chunk(
@@ -400,6 +335,7 @@ pub trait Store: Send + Sync {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
     /// The run's counters, with `mapping`'s own. Constant cost.
     ///
     /// # Errors
@@ -410,6 +346,7 @@ pub trait Store: Send + Sync {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<RunProgress, StoreError>;
+
     /// The run's header (without chunks) and `mapping`'s counters in it, which every
     /// `finish_chunk` of the mapping's chunks updates in its atomic write (zero counters for a
     /// mapping the run has no chunk of). Constant cost. `None` for an unknown run.
@@ -419,6 +356,7 @@ pub trait Store: Send + Sync {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<Option<MappingRun>, StoreError>;
+
     /// Changes a flag of the run conditionally (see [`RunFlag`]); returns whether it was taken.
     async fn set_run_flag(
         &self,
@@ -426,6 +364,7 @@ pub trait Store: Send + Sync {
         run: &RunId,
         flag: RunFlag,
     ) -> Result<bool, StoreError>;
+
     /// What the run's planning read from Pendo for `mapping` (see `SyncRun::sources`).
     async fn run_source(
         &self,
@@ -433,7 +372,11 @@ pub trait Store: Send + Sync {
         run: &RunId,
         mapping: &MappingId,
     ) -> Result<Option<serde_json::Value>, StoreError>;
+}
 
+/// The directory: companies, assets, projects and end users.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
     /// Upserts companies, assets or projects by external id (idempotent).
     async fn upsert_objects(
         &self,
@@ -441,17 +384,21 @@ pub trait Store: Send + Sync {
         kind: Target,
         objects: &[DirectoryObject],
     ) -> Result<(), StoreError>;
+
     async fn list_objects(
         &self,
         t: &TenantId,
         kind: Target,
     ) -> Result<Vec<DirectoryObject>, StoreError>;
+
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError>;
+
     /// A stamp of the tenant's directory (companies, assets, projects, end users): it MUST
     /// change with every write that changes any of them, in the same atomic write, so a
     /// snapshot read between two equal stamps is the directory as stored. `None` when the
     /// adapter keeps no stamp (its callers then read the directory every time).
     async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError>;
+
     /// Creates the end user unless one exists with the same (company, external id) or
     /// (company, email); returns the stored user and whether it was created. Two concurrent
     /// calls for the same user MUST leave exactly one.
@@ -460,6 +407,7 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         user: &EndUserInput,
     ) -> Result<(EndUser, bool), StoreError>;
+
     /// Upserts a directory end user, matched within its company on the external id (on the
     /// email for a row without one). Given fields replace stored ones (the directory owner's
     /// write), except the external id, which is never rewritten.
@@ -472,6 +420,7 @@ pub trait Store: Send + Sync {
         t: &TenantId,
         user: &EndUserInput,
     ) -> Result<EndUser, StoreError>;
+
     /// Fills only the fields that are empty on the stored user; never overwrites.
     async fn fill_end_user(
         &self,
@@ -481,7 +430,11 @@ pub trait Store: Send + Sync {
         name: Option<&str>,
         surname: Option<&str>,
     ) -> Result<(), StoreError>;
+}
 
+/// Writes of metric values and activity: a chunk's replace, and the purges.
+#[async_trait]
+pub trait DataStore: Send + Sync {
     /// Atomically replaces every value and activity that `mapping` wrote on the window's days
     /// with the given ones (a day absent from the new set ends up with no value).
     ///
@@ -496,7 +449,8 @@ pub trait Store: Send + Sync {
         values: &[MetricValue],
         activities: &[Activity],
     ) -> Result<(), StoreError>;
-    /// [`Store::replace_chunk`] with records produced on demand; the same contract. The
+
+    /// [`DataStore::replace_chunk`] with records produced on demand; the same contract. The
     /// default collects them and calls `replace_chunk`; the embedded store writes as it reads.
     ///
     /// # Errors
@@ -513,19 +467,57 @@ pub trait Store: Send + Sync {
         self.replace_chunk(t, generation, mapping, window, &values, &activities)
             .await
     }
+
     /// Deletes values and activity of generations below `generation`; returns how many.
     async fn purge_below_generation(
         &self,
         t: &TenantId,
         generation: u64,
     ) -> Result<u64, StoreError>;
+
     /// Deletes every value and activity a mapping wrote.
     async fn delete_mapping_data(
         &self,
         t: &TenantId,
         mapping: &MappingId,
     ) -> Result<u64, StoreError>;
+}
 
+/// Reads of metric values and activity: series, an object's metrics, recent activity, the
+/// export.
+#[async_trait]
+pub trait ReadStore: Send + Sync {
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError>;
+
+    /// Activity on or after `from`, newest first, at most `limit` records.
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError>;
+
+    /// Every value and activity record of a tenant (all tenants when `None`), sorted.
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError>;
+}
+
+/// What a mapping's chunks found no directory object for, per day and reason.
+#[async_trait]
+pub trait UnmatchedStore: Send + Sync {
     /// Replaces what `mapping` recorded as unmatched on the window's days at `generation` with
     /// `entries` (each on a day of the window; a day without entries ends up with none), and
     /// drops the mapping's entries of older generations. Idempotent.
@@ -537,6 +529,7 @@ pub trait Store: Send + Sync {
         window: Window,
         entries: &[UnmatchedEntry],
     ) -> Result<(), StoreError>;
+
     /// Every entry `mapping` recorded at `generation`, sorted by reason, identity (the sum of
     /// the identities past the bound last) and day.
     async fn unmatched_of(
@@ -545,30 +538,32 @@ pub trait Store: Send + Sync {
         mapping: &MappingId,
         generation: u64,
     ) -> Result<Vec<UnmatchedEntry>, StoreError>;
+
     /// Deletes every entry of `mapping` (its deletion).
     async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError>;
+}
 
-    async fn read_series(
-        &self,
-        t: &TenantId,
-        object: &ObjectRef,
-        metric: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<SeriesPoint>, StoreError>;
-    async fn list_metrics(
-        &self,
-        t: &TenantId,
-        object: &ObjectRef,
-    ) -> Result<Vec<MetricInfo>, StoreError>;
-    /// Activity on or after `from`, newest first, at most `limit` records.
-    async fn recent_activity(
-        &self,
-        t: &TenantId,
-        of: &ActivityOf,
-        from: NaiveDate,
-        limit: usize,
-    ) -> Result<Vec<Activity>, StoreError>;
-    /// Every value and activity record of a tenant (all tenants when `None`), sorted.
-    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError>;
+/// The whole store port: every role's trait. `Arc<dyn Store>` is what the ports bundle holds.
+pub trait Store:
+    ConfigStore + RunStore + DirectoryStore + DataStore + ReadStore + UnmatchedStore + Send + Sync
+{
+}
+
+impl<S> Store for S where
+    S: ConfigStore
+        + RunStore
+        + DirectoryStore
+        + DataStore
+        + ReadStore
+        + UnmatchedStore
+        + Send
+        + Sync
+{
+}
+
+/// Every role's trait, for a caller of the store's methods: `use crate::store::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        ConfigStore, DataStore, DirectoryStore, ReadStore, RunStore, Store, UnmatchedStore,
+    };
 }

@@ -11,7 +11,7 @@ use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -10,6 +10,8 @@ use crate::domain::{
     DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
 };
 use crate::store::StoreError;
+use crate::store::{ConfigStore, DataStore};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::NaiveDate;
 
@@ -32,18 +34,6 @@ impl DynamoStore {
         out.item
             .map(|i| get_s(&i, "body").and_then(from_json))
             .transpose()
-    }
-
-    pub(super) async fn get_integration_impl(
-        &self,
-        t: &TenantId,
-    ) -> Result<Option<Integration>, StoreError> {
-        self.get_body(
-            keys::tenant_pk(t),
-            keys::INTEGRATION_SK.into(),
-            "get integration",
-        )
-        .await
     }
 
     /// Puts `item` if the stored one is at `version` (0: none is stored); `what` names it in a
@@ -74,8 +64,20 @@ impl DynamoStore {
             Err(e) => Err(unavailable("put a versioned item", e)),
         }
     }
+}
 
-    pub(super) async fn put_integration_impl(&self, i: &Integration) -> Result<u64, StoreError> {
+#[async_trait]
+impl ConfigStore for DynamoStore {
+    async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError> {
+        self.get_body(
+            keys::tenant_pk(t),
+            keys::INTEGRATION_SK.into(),
+            "get integration",
+        )
+        .await
+    }
+
+    async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError> {
         let mut stored = i.clone();
         stored.version = i.version + 1;
         let mut item = key(keys::tenant_pk(&i.tenant), keys::INTEGRATION_SK);
@@ -90,51 +92,7 @@ impl DynamoStore {
         Ok(stored.version)
     }
 
-    pub(super) async fn put_import_impl(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
-        let mut stored = i.clone();
-        stored.version = i.version + 1;
-        let mut item = key(keys::tenant_pk(&i.tenant), keys::import_sk(&i.id));
-        item.insert("body".into(), s(to_json(&stored)?));
-        item.insert("version".into(), n(stored.version));
-        self.put_versioned(item, i.version, format!("import {}", i.id))
-            .await?;
-        Ok(stored.version)
-    }
-
-    pub(super) async fn get_import_impl(
-        &self,
-        t: &TenantId,
-        id: &ImportId,
-    ) -> Result<Option<DirectoryImport>, StoreError> {
-        self.get_body(keys::tenant_pk(t), keys::import_sk(id), "get import")
-            .await
-    }
-
-    /// A tenant keeps few imports: all are read, then sorted.
-    pub(super) async fn list_imports_impl(
-        &self,
-        t: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<DirectoryImport>, StoreError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.tables.config)
-            .key_condition_expression("pk = :p AND begins_with(sk, :s)")
-            .expression_attribute_values(":p", s(keys::tenant_pk(t)))
-            .expression_attribute_values(":s", s(keys::IMPORT_PREFIX));
-        let mut out = self
-            .query_all(q, "list imports")
-            .await?
-            .iter()
-            .map(|i| get_s(i, "body").and_then(from_json::<DirectoryImport>))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
-        out.truncate(limit);
-        Ok(out)
-    }
-
-    pub(super) async fn list_tenants_impl(&self) -> Result<Vec<TenantId>, StoreError> {
+    async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         let q = self
             .client
             .query()
@@ -154,7 +112,7 @@ impl DynamoStore {
         Ok(out)
     }
 
-    pub(super) async fn put_mapping_impl(&self, m: &Mapping) -> Result<(), StoreError> {
+    async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError> {
         let mut item = key(keys::tenant_pk(&m.tenant), keys::mapping_sk(&m.id));
         item.insert("body".into(), s(to_json(m)?));
         self.client
@@ -167,7 +125,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn get_mapping_impl(
+    async fn get_mapping(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -176,10 +134,7 @@ impl DynamoStore {
             .await
     }
 
-    pub(super) async fn list_mappings_impl(
-        &self,
-        t: &TenantId,
-    ) -> Result<Vec<Mapping>, StoreError> {
+    async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError> {
         let q = self
             .client
             .query()
@@ -202,12 +157,8 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// Deletes the mapping and its state; the caller deletes its data.
-    pub(super) async fn delete_mapping_impl(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-    ) -> Result<bool, StoreError> {
+    /// Deletes the mapping and its state, then its data.
+    async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError> {
         let out = self
             .client
             .delete_item()
@@ -224,10 +175,11 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("delete mapping state", e))?;
+        self.delete_mapping_data(t, id).await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    pub(super) async fn get_mapping_state_impl(
+    async fn get_mapping_state(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -260,7 +212,7 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn reset_mapping_state_impl(
+    async fn reset_mapping_state(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -283,7 +235,7 @@ impl DynamoStore {
     /// Moves the cursor forward only, and only within `generation` (two conditional updates:
     /// the first moves the day if it is ahead, the second records a success when it is not, or
     /// only checks the generation).
-    pub(super) async fn advance_cursor_impl(
+    async fn advance_cursor(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -342,7 +294,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn set_last_run_impl(
+    async fn set_last_run(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -367,7 +319,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn set_mapping_error_impl(
+    async fn set_mapping_error(
         &self,
         t: &TenantId,
         id: &MappingId,
@@ -392,5 +344,49 @@ impl DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(unavailable("set mapping error", e)),
         }
+    }
+
+    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
+        let mut stored = i.clone();
+        stored.version = i.version + 1;
+        let mut item = key(keys::tenant_pk(&i.tenant), keys::import_sk(&i.id));
+        item.insert("body".into(), s(to_json(&stored)?));
+        item.insert("version".into(), n(stored.version));
+        self.put_versioned(item, i.version, format!("import {}", i.id))
+            .await?;
+        Ok(stored.version)
+    }
+
+    async fn get_import(
+        &self,
+        t: &TenantId,
+        id: &ImportId,
+    ) -> Result<Option<DirectoryImport>, StoreError> {
+        self.get_body(keys::tenant_pk(t), keys::import_sk(id), "get import")
+            .await
+    }
+
+    /// A tenant keeps few imports: all are read, then sorted.
+    async fn list_imports(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<DirectoryImport>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.config)
+            .key_condition_expression("pk = :p AND begins_with(sk, :s)")
+            .expression_attribute_values(":p", s(keys::tenant_pk(t)))
+            .expression_attribute_values(":s", s(keys::IMPORT_PREFIX));
+        let mut out = self
+            .query_all(q, "list imports")
+            .await?
+            .iter()
+            .map(|i| get_s(i, "body").and_then(from_json::<DirectoryImport>))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        out.truncate(limit);
+        Ok(out)
     }
 }

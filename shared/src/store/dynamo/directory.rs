@@ -6,7 +6,9 @@ use super::{
     get_s, is_condition_failure, key, keys, opt_s, put_req, s, unavailable, DynamoStore, Item,
 };
 use crate::domain::{DirectoryObject, EndUser, EndUserInput, Target, TenantId};
+use crate::store::DirectoryStore;
 use crate::store::{merged_user, new_end_user, EmailTaken, StoreError};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use std::collections::BTreeMap;
 
@@ -56,78 +58,6 @@ fn lookup_item(t: &TenantId, sk: String, user_id: &str) -> Item {
 }
 
 impl DynamoStore {
-    pub(super) async fn upsert_objects_impl(
-        &self,
-        t: &TenantId,
-        kind: Target,
-        objects: &[DirectoryObject],
-    ) -> Result<(), StoreError> {
-        // Last one wins, as with the embedded store; a batch must not hold one key twice.
-        let mut by_id = BTreeMap::new();
-        for o in objects {
-            let mut i = key(keys::objects_pk(t, kind), keys::object_sk(&o.external_id));
-            i.insert("external_id".into(), s(o.external_id.clone()));
-            if let Some(nm) = &o.name {
-                i.insert("name".into(), s(nm.clone()));
-            }
-            if let Some(c) = &o.company_id {
-                i.insert("company_id".into(), s(c.clone()));
-            }
-            by_id.insert(o.external_id.clone(), i);
-        }
-        let requests = by_id
-            .into_values()
-            .map(put_req)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(&self.tables.data, requests, "upsert objects")
-            .await
-    }
-
-    pub(super) async fn list_objects_impl(
-        &self,
-        t: &TenantId,
-        kind: Target,
-    ) -> Result<Vec<DirectoryObject>, StoreError> {
-        let q = self
-            .data_query()
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(keys::objects_pk(t, kind)));
-        let mut out = self
-            .query_all(q, "list objects")
-            .await?
-            .iter()
-            .map(|i| {
-                Ok(DirectoryObject {
-                    external_id: get_s(i, "external_id")?.to_string(),
-                    name: opt_s(i, "name"),
-                    company_id: opt_s(i, "company_id"),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        Ok(out)
-    }
-
-    pub(super) async fn list_end_users_impl(
-        &self,
-        t: &TenantId,
-    ) -> Result<Vec<EndUser>, StoreError> {
-        let q = self
-            .data_query()
-            .key_condition_expression("pk = :p AND begins_with(sk, :u)")
-            .expression_attribute_values(":p", s(keys::users_pk(t)))
-            .expression_attribute_values(":u", s(keys::USER_PREFIX))
-            .consistent_read(true);
-        let mut out = self
-            .query_all(q, "list end users")
-            .await?
-            .iter()
-            .map(user_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
-    }
-
     async fn get_data_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
         Ok(self
             .client
@@ -213,68 +143,6 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn create_end_user_if_absent_impl(
-        &self,
-        t: &TenantId,
-        u: &EndUserInput,
-    ) -> Result<(EndUser, bool), StoreError> {
-        // A lost race is resolved by reading the winner's user.
-        for _ in 0..3 {
-            if let Some(found) = self.find_user(t, u).await? {
-                return Ok((found, false));
-            }
-            let user = new_end_user(u);
-            if self.insert_user(t, &user).await? {
-                return Ok((user, true));
-            }
-        }
-        Err(StoreError::Conflict(
-            "end user clashes with another (same id, external id or email in the company)".into(),
-        ))
-    }
-
-    pub(super) async fn upsert_end_user_impl(
-        &self,
-        t: &TenantId,
-        u: &EndUserInput,
-    ) -> Result<EndUser, StoreError> {
-        let c = &u.company_id;
-        // A lost race (another writer took a key or changed the user in between) reads again.
-        for _ in 0..3 {
-            let by_email = match &u.email {
-                Some(e) => self.via_lookup(t, keys::email_lookup_sk(c, e)).await?,
-                None => None,
-            };
-            let found = match &u.external_id {
-                Some(ext) => self.via_lookup(t, keys::ext_lookup_sk(c, ext)).await?,
-                None => by_email.clone(),
-            };
-            if let (Some(email), Some(holder)) = (&u.email, &by_email) {
-                if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
-                    return Err(EmailTaken::new(email, holder).into());
-                }
-            }
-            let Some(found) = found else {
-                let user = new_end_user(u);
-                if self.insert_user(t, &user).await? {
-                    return Ok(user);
-                }
-                continue;
-            };
-            let merged = merged_user(found.clone(), u);
-            if self.update_user(t, &found, &merged).await? {
-                return Ok(merged);
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "end user {} of company {c} changed concurrently; try again",
-            u.external_id
-                .as_deref()
-                .or(u.email.as_deref())
-                .unwrap_or("?")
-        )))
-    }
-
     /// One transaction: the merged user item, only if its email is still the one read, and the
     /// email lookup items moved along. `Ok(false)` when a condition failed.
     async fn update_user(
@@ -321,8 +189,145 @@ impl DynamoStore {
         }
         self.transact(items, "update end user").await
     }
+}
 
-    pub(super) async fn fill_end_user_impl(
+#[async_trait]
+impl DirectoryStore for DynamoStore {
+    async fn upsert_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError> {
+        // Last one wins, as with the embedded store; a batch must not hold one key twice.
+        let mut by_id = BTreeMap::new();
+        for o in objects {
+            let mut i = key(keys::objects_pk(t, kind), keys::object_sk(&o.external_id));
+            i.insert("external_id".into(), s(o.external_id.clone()));
+            if let Some(nm) = &o.name {
+                i.insert("name".into(), s(nm.clone()));
+            }
+            if let Some(c) = &o.company_id {
+                i.insert("company_id".into(), s(c.clone()));
+            }
+            by_id.insert(o.external_id.clone(), i);
+        }
+        let requests = by_id
+            .into_values()
+            .map(put_req)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(&self.tables.data, requests, "upsert objects")
+            .await
+    }
+
+    async fn list_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError> {
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(keys::objects_pk(t, kind)));
+        let mut out = self
+            .query_all(q, "list objects")
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(DirectoryObject {
+                    external_id: get_s(i, "external_id")?.to_string(),
+                    name: opt_s(i, "name"),
+                    company_id: opt_s(i, "company_id"),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(out)
+    }
+
+    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p AND begins_with(sk, :u)")
+            .expression_attribute_values(":p", s(keys::users_pk(t)))
+            .expression_attribute_values(":u", s(keys::USER_PREFIX))
+            .consistent_read(true);
+        let mut out = self
+            .query_all(q, "list end users")
+            .await?
+            .iter()
+            .map(user_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// No stamp: the directory's items carry no common version, and keeping one would cost a
+    /// transactional write with every directory write. Each chunk reads the directory (its read
+    /// units are in `make bench`'s figure 6).
+    async fn directory_stamp(&self, _t: &TenantId) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    async fn create_end_user_if_absent(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
+        // A lost race is resolved by reading the winner's user.
+        for _ in 0..3 {
+            if let Some(found) = self.find_user(t, u).await? {
+                return Ok((found, false));
+            }
+            let user = new_end_user(u);
+            if self.insert_user(t, &user).await? {
+                return Ok((user, true));
+            }
+        }
+        Err(StoreError::Conflict(
+            "end user clashes with another (same id, external id or email in the company)".into(),
+        ))
+    }
+
+    async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
+        let c = &u.company_id;
+        // A lost race (another writer took a key or changed the user in between) reads again.
+        for _ in 0..3 {
+            let by_email = match &u.email {
+                Some(e) => self.via_lookup(t, keys::email_lookup_sk(c, e)).await?,
+                None => None,
+            };
+            let found = match &u.external_id {
+                Some(ext) => self.via_lookup(t, keys::ext_lookup_sk(c, ext)).await?,
+                None => by_email.clone(),
+            };
+            if let (Some(email), Some(holder)) = (&u.email, &by_email) {
+                if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
+                    return Err(EmailTaken::new(email, holder).into());
+                }
+            }
+            let Some(found) = found else {
+                let user = new_end_user(u);
+                if self.insert_user(t, &user).await? {
+                    return Ok(user);
+                }
+                continue;
+            };
+            let merged = merged_user(found.clone(), u);
+            if self.update_user(t, &found, &merged).await? {
+                return Ok(merged);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "end user {} of company {c} changed concurrently; try again",
+            u.external_id
+                .as_deref()
+                .or(u.email.as_deref())
+                .unwrap_or("?")
+        )))
+    }
+
+    async fn fill_end_user(
         &self,
         t: &TenantId,
         id: &str,

@@ -1,4 +1,8 @@
 //! `DynamoStore`: the store port on two DynamoDB tables (on-demand), through the AWS SDK.
+//! Each role of the port is implemented in its own file: `config.rs` (`ConfigStore`), `runs.rs`
+//! (`RunStore`, with the run items' encoding in `run_items.rs` and `run_status.rs`),
+//! `directory.rs`, `data.rs` (`DataStore`, with `manifest_items.rs`), `reads.rs` and
+//! `unmatched.rs`; this file holds the client, the batch helpers and the attribute conversions.
 //!
 //! # Tables and keys (all encoding in `keys.rs`; `T` tenant, `G` generation, 20 digits)
 //!
@@ -95,27 +99,23 @@ mod data;
 mod directory;
 pub mod keys;
 pub mod manifest;
+mod manifest_items;
+mod reads;
+mod run_items;
 mod run_status;
 mod runs;
 pub mod tables;
 mod unmatched;
 
-use super::{ActivityOf, MetricInfo, SeriesPoint, Store, StoreError};
-use crate::domain::mapping::LastError;
-use crate::domain::Window;
-use crate::domain::{
-    Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
-    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
-    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
-};
-use async_trait::async_trait;
+use super::StoreError;
+use crate::domain::TenantId;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
@@ -483,291 +483,6 @@ fn is_condition_failure<E: ProvideErrorMetadata>(e: &aws_sdk_dynamodb::error::Sd
         .is_some_and(|c| {
             c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
         })
-}
-
-#[async_trait]
-impl Store for DynamoStore {
-    async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError> {
-        self.get_integration_impl(t).await
-    }
-    async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError> {
-        self.put_integration_impl(i).await
-    }
-    async fn list_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        self.list_tenants_impl().await
-    }
-    async fn put_mapping(&self, m: &Mapping) -> Result<(), StoreError> {
-        self.put_mapping_impl(m).await
-    }
-    async fn get_mapping(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-    ) -> Result<Option<Mapping>, StoreError> {
-        self.get_mapping_impl(t, id).await
-    }
-    async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError> {
-        self.list_mappings_impl(t).await
-    }
-    async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError> {
-        let existed = self.delete_mapping_impl(t, id).await?;
-        self.delete_mapping_data_impl(t, id).await?;
-        Ok(existed)
-    }
-    async fn get_mapping_state(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-    ) -> Result<Option<MappingState>, StoreError> {
-        self.get_mapping_state_impl(t, id).await
-    }
-    async fn reset_mapping_state(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-        generation: u64,
-    ) -> Result<(), StoreError> {
-        self.reset_mapping_state_impl(t, id, generation).await
-    }
-    async fn advance_cursor(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-        generation: u64,
-        to: NaiveDate,
-        succeeded: Option<&RunId>,
-    ) -> Result<(), StoreError> {
-        self.advance_cursor_impl(t, id, generation, to, succeeded)
-            .await
-    }
-    async fn set_last_run(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-        run: &RunId,
-    ) -> Result<(), StoreError> {
-        self.set_last_run_impl(t, id, run).await
-    }
-    async fn mapping_run(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<Option<MappingRun>, StoreError> {
-        self.mapping_run_impl(t, run, mapping).await
-    }
-    async fn set_mapping_error(
-        &self,
-        t: &TenantId,
-        id: &MappingId,
-        error: Option<LastError>,
-    ) -> Result<(), StoreError> {
-        self.set_mapping_error_impl(t, id, error).await
-    }
-    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
-        self.put_run_impl(run).await
-    }
-    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
-        self.get_run_impl(t, id).await
-    }
-    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
-        self.list_runs_impl(t, limit).await
-    }
-    async fn put_import(&self, i: &DirectoryImport) -> Result<u64, StoreError> {
-        self.put_import_impl(i).await
-    }
-    async fn get_import(
-        &self,
-        t: &TenantId,
-        id: &ImportId,
-    ) -> Result<Option<DirectoryImport>, StoreError> {
-        self.get_import_impl(t, id).await
-    }
-    async fn list_imports(
-        &self,
-        t: &TenantId,
-        limit: usize,
-    ) -> Result<Vec<DirectoryImport>, StoreError> {
-        self.list_imports_impl(t, limit).await
-    }
-    async fn begin_chunk(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        index: usize,
-        at: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<ChunkStart, StoreError> {
-        self.begin_chunk_impl(t, run, index, at, lease_until).await
-    }
-    async fn finish_chunk(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        index: usize,
-        outcome: &ChunkOutcome,
-    ) -> Result<RunProgress, StoreError> {
-        self.finish_chunk_impl(t, run, index, outcome).await
-    }
-    async fn retry_chunk(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        index: usize,
-        error: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.retry_chunk_impl(t, run, index, error, at).await
-    }
-    async fn run_progress(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<RunProgress, StoreError> {
-        self.run_progress_impl(t, run, mapping).await
-    }
-    async fn set_run_flag(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        flag: RunFlag,
-    ) -> Result<bool, StoreError> {
-        self.set_run_flag_impl(t, run, flag).await
-    }
-    async fn run_source(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
-        self.run_source_impl(t, run, mapping).await
-    }
-    async fn upsert_objects(
-        &self,
-        t: &TenantId,
-        kind: Target,
-        objects: &[DirectoryObject],
-    ) -> Result<(), StoreError> {
-        self.upsert_objects_impl(t, kind, objects).await
-    }
-    async fn list_objects(
-        &self,
-        t: &TenantId,
-        kind: Target,
-    ) -> Result<Vec<DirectoryObject>, StoreError> {
-        self.list_objects_impl(t, kind).await
-    }
-    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
-        self.list_end_users_impl(t).await
-    }
-    /// No stamp: the directory's items carry no common version, and keeping one would cost a
-    /// transactional write with every directory write. Each chunk reads the directory (its read
-    /// units are in `make bench`'s figure 6).
-    async fn directory_stamp(&self, _t: &TenantId) -> Result<Option<u64>, StoreError> {
-        Ok(None)
-    }
-    async fn create_end_user_if_absent(
-        &self,
-        t: &TenantId,
-        user: &EndUserInput,
-    ) -> Result<(EndUser, bool), StoreError> {
-        self.create_end_user_if_absent_impl(t, user).await
-    }
-    async fn upsert_end_user(
-        &self,
-        t: &TenantId,
-        user: &EndUserInput,
-    ) -> Result<EndUser, StoreError> {
-        self.upsert_end_user_impl(t, user).await
-    }
-    async fn fill_end_user(
-        &self,
-        t: &TenantId,
-        id: &str,
-        email: Option<&str>,
-        name: Option<&str>,
-        surname: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.fill_end_user_impl(t, id, email, name, surname).await
-    }
-    async fn replace_chunk(
-        &self,
-        t: &TenantId,
-        generation: u64,
-        mapping: &MappingId,
-        window: Window,
-        values: &[MetricValue],
-        activities: &[Activity],
-    ) -> Result<(), StoreError> {
-        self.replace_chunk_impl(t, generation, mapping, window, values, activities)
-            .await
-    }
-    async fn purge_below_generation(
-        &self,
-        t: &TenantId,
-        generation: u64,
-    ) -> Result<u64, StoreError> {
-        self.purge_below_generation_impl(t, generation).await
-    }
-    async fn delete_mapping_data(
-        &self,
-        t: &TenantId,
-        mapping: &MappingId,
-    ) -> Result<u64, StoreError> {
-        self.delete_mapping_data_impl(t, mapping).await
-    }
-    async fn replace_unmatched(
-        &self,
-        t: &TenantId,
-        mapping: &MappingId,
-        generation: u64,
-        window: Window,
-        entries: &[UnmatchedEntry],
-    ) -> Result<(), StoreError> {
-        self.replace_unmatched_impl(t, mapping, generation, window, entries)
-            .await
-    }
-    async fn unmatched_of(
-        &self,
-        t: &TenantId,
-        mapping: &MappingId,
-        generation: u64,
-    ) -> Result<Vec<UnmatchedEntry>, StoreError> {
-        self.unmatched_of_impl(t, mapping, generation).await
-    }
-    async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError> {
-        self.delete_unmatched_impl(t, mapping).await
-    }
-    async fn read_series(
-        &self,
-        t: &TenantId,
-        object: &ObjectRef,
-        metric: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<SeriesPoint>, StoreError> {
-        self.read_series_impl(t, object, metric, from, to).await
-    }
-    async fn list_metrics(
-        &self,
-        t: &TenantId,
-        object: &ObjectRef,
-    ) -> Result<Vec<MetricInfo>, StoreError> {
-        self.list_metrics_impl(t, object).await
-    }
-    async fn recent_activity(
-        &self,
-        t: &TenantId,
-        of: &ActivityOf,
-        from: NaiveDate,
-        limit: usize,
-    ) -> Result<Vec<Activity>, StoreError> {
-        self.recent_activity_impl(t, of, from, limit).await
-    }
-    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
-        self.export_impl(t).await
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,9 @@
 //! (`RUN#r#M#m`) keeps besides the worker's counters, added to by each chunk's outcome in the
 //! same transaction (see `runs.rs`), and read with the run's header in one BatchGetItem.
 
-use super::runs::{counter, header_from, lease_time, parse_time, update};
-use super::{n, opt_s, s, DynamoStore, Item};
-use crate::domain::{
-    ChunkOutcome, ChunkStats, ChunkStatus, MappingId, MappingRun, MappingRunCounters, RunId,
-    SkippedRows, TenantId,
-};
+use super::run_items::{counter, lease_time, parse_time, update};
+use super::{n, opt_s, s, Item};
+use crate::domain::{ChunkOutcome, ChunkStats, ChunkStatus, MappingRunCounters, SkippedRows};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
@@ -31,7 +28,7 @@ pub(super) fn stat_numbers(st: &ChunkStats) -> [(&'static str, u64); 10] {
 
 /// A mapping's status counters from its counters item (an item written before they existed
 /// reads as zeros).
-fn counters_from(i: &Item) -> Result<MappingRunCounters, StoreError> {
+pub(super) fn counters_from(i: &Item) -> Result<MappingRunCounters, StoreError> {
     let c = |name: &str| counter(i, name);
     Ok(MappingRunCounters {
         chunks: c("chunks")?,
@@ -113,27 +110,4 @@ pub(super) fn mapping_update(
         &names,
         values,
     )
-}
-
-impl DynamoStore {
-    /// The header and the mapping's status counters: the same single read.
-    pub(super) async fn mapping_run_impl(
-        &self,
-        t: &TenantId,
-        run: &RunId,
-        mapping: &MappingId,
-    ) -> Result<Option<MappingRun>, StoreError> {
-        let (header, mine) = self.header_and_mapping(t, run, mapping).await?;
-        let Some(header) = header else {
-            return Ok(None);
-        };
-        Ok(Some(MappingRun {
-            run: header_from(&header)?,
-            counters: mine
-                .as_ref()
-                .map(counters_from)
-                .transpose()?
-                .unwrap_or_default(),
-        }))
-    }
 }

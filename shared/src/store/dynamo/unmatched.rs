@@ -8,6 +8,8 @@ use crate::domain::unmatched::sort_entries;
 use crate::domain::Window;
 use crate::domain::{MappingId, TenantId, UnmatchedEntry, UnmatchedReason};
 use crate::store::StoreError;
+use crate::store::UnmatchedStore;
+use async_trait::async_trait;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,8 +60,11 @@ impl DynamoStore {
         };
         self.query_all(q, "query unmatched").await
     }
+}
 
-    pub(super) async fn replace_unmatched_impl(
+#[async_trait]
+impl UnmatchedStore for DynamoStore {
+    async fn replace_unmatched(
         &self,
         t: &TenantId,
         m: &MappingId,
@@ -114,7 +119,7 @@ impl DynamoStore {
             .await
     }
 
-    pub(super) async fn unmatched_of_impl(
+    async fn unmatched_of(
         &self,
         t: &TenantId,
         m: &MappingId,
@@ -148,11 +153,7 @@ impl DynamoStore {
         Ok(out)
     }
 
-    pub(super) async fn delete_unmatched_impl(
-        &self,
-        t: &TenantId,
-        m: &MappingId,
-    ) -> Result<(), StoreError> {
+    async fn delete_unmatched(&self, t: &TenantId, m: &MappingId) -> Result<(), StoreError> {
         let pk = pk(t, m);
         let items = self.unmatched_items(&pk, Range::All).await?;
         let sks: BTreeSet<&str> = items

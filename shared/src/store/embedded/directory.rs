@@ -1,9 +1,12 @@
 //! The directory on SQLite: companies, assets and projects (`objects`) and end users, with the
 //! tenant's directory stamp bumped in the transaction of every write that changes them.
 
+use super::EmbeddedStore;
 use super::{write_tx, StoreError};
 use crate::domain::{DirectoryObject, EndUser, EndUserInput, Target, TenantId};
+use crate::store::DirectoryStore;
 use crate::store::{merged_user, new_end_user, EmailTaken};
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Marks the tenant's directory as changed (in the caller's write transaction).
@@ -14,61 +17,6 @@ fn bump_directory_stamp(c: &Connection, t: &TenantId) -> Result<(), StoreError> 
     )?
     .execute([t.as_str()])?;
     Ok(())
-}
-
-pub(super) fn directory_stamp(c: &Connection, t: &TenantId) -> Result<u64, StoreError> {
-    let stamp: Option<i64> = c
-        .prepare_cached("SELECT stamp FROM directory_stamps WHERE tenant = ?1")?
-        .query_row([t.as_str()], |r| r.get(0))
-        .optional()?;
-    Ok(stamp.unwrap_or(0) as u64)
-}
-
-pub(super) fn upsert_objects(
-    c: &mut Connection,
-    t: &TenantId,
-    kind: Target,
-    objects: &[DirectoryObject],
-) -> Result<(), StoreError> {
-    let tx = write_tx(c)?;
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(tenant, kind, external_id) DO UPDATE SET name=excluded.name, company_id=excluded.company_id",
-        )?;
-        for o in objects {
-            st.execute(params![
-                t.as_str(),
-                kind.as_str(),
-                o.external_id,
-                o.name,
-                o.company_id
-            ])?;
-        }
-    }
-    if !objects.is_empty() {
-        bump_directory_stamp(&tx, t)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-pub(super) fn list_objects(
-    c: &mut Connection,
-    t: &TenantId,
-    kind: Target,
-) -> Result<Vec<DirectoryObject>, StoreError> {
-    let mut st = c.prepare_cached(
-        "SELECT external_id, name, company_id FROM objects WHERE tenant=?1 AND kind=?2 ORDER BY external_id",
-    )?;
-    let rows = st.query_map(params![t.as_str(), kind.as_str()], |r| {
-        Ok(DirectoryObject {
-            external_id: r.get(0)?,
-            name: r.get(1)?,
-            company_id: r.get(2)?,
-        })
-    })?;
-    rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
 fn end_user(r: &Row<'_>) -> rusqlite::Result<EndUser> {
@@ -83,21 +31,6 @@ fn end_user(r: &Row<'_>) -> rusqlite::Result<EndUser> {
 }
 
 const USER_COLS: &str = "id, company_id, external_id, email, name, surname";
-
-pub(super) fn list_end_users(c: &mut Connection, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
-    // Sized first: a directory of 50,000 users grown by doubling held half as much again.
-    let n: i64 = c
-        .prepare_cached("SELECT count(*) FROM end_users WHERE tenant=?1")?
-        .query_row([t.as_str()], |r| r.get(0))?;
-    let mut out = Vec::with_capacity(n as usize);
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 ORDER BY id"
-    ))?;
-    for r in st.query_map([t.as_str()], end_user)? {
-        out.push(r?);
-    }
-    Ok(out)
-}
 
 /// The user of `company` whose `col` (`external_id` or `email`) is `value`.
 fn user_by(
@@ -156,46 +89,125 @@ fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), Store
     Ok(())
 }
 
-pub(super) fn create_end_user_if_absent(
-    c: &mut Connection,
-    t: &TenantId,
-    u: &EndUserInput,
-) -> Result<(EndUser, bool), StoreError> {
-    let tx = write_tx(c)?;
-    if let Some(found) = find_user(&tx, t, u)? {
-        return Ok((found, false));
+#[async_trait]
+impl DirectoryStore for EmbeddedStore {
+    async fn upsert_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        objects: &[DirectoryObject],
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(tenant, kind, external_id) DO UPDATE SET name=excluded.name, company_id=excluded.company_id",
+                )?;
+                for o in objects {
+                    st.execute(params![
+                        t.as_str(),
+                        kind.as_str(),
+                        o.external_id,
+                        o.name,
+                        o.company_id
+                    ])?;
+                }
+            }
+            if !objects.is_empty() {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
-    let user = new_end_user(u);
-    insert_user(&tx, t, &user)?;
-    bump_directory_stamp(&tx, t)?;
-    tx.commit()?;
-    Ok((user, true))
-}
 
-pub(super) fn upsert_end_user(
-    c: &mut Connection,
-    t: &TenantId,
-    u: &EndUserInput,
-) -> Result<EndUser, StoreError> {
-    let tx = write_tx(c)?;
-    let company = &u.company_id;
-    let by_email = match &u.email {
-        Some(e) => user_by(&tx, t, company, "email", e)?,
-        None => None,
-    };
-    let found = match &u.external_id {
-        Some(ext) => user_by(&tx, t, company, "external_id", ext)?,
-        None => by_email.clone(),
-    };
-    if let (Some(email), Some(holder)) = (&u.email, &by_email) {
-        if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
-            return Err(EmailTaken::new(email, holder).into());
-        }
+    async fn list_objects(
+        &self,
+        t: &TenantId,
+        kind: Target,
+    ) -> Result<Vec<DirectoryObject>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT external_id, name, company_id FROM objects WHERE tenant=?1 AND kind=?2 ORDER BY external_id",
+            )?;
+            let rows = st.query_map(params![t.as_str(), kind.as_str()], |r| {
+                Ok(DirectoryObject {
+                    external_id: r.get(0)?,
+                    name: r.get(1)?,
+                    company_id: r.get(2)?,
+                })
+            })?;
+            rows.map(|r| r.map_err(StoreError::from)).collect()
+        })
     }
-    let out = match found {
-        Some(found) => {
-            let merged = merged_user(found, u);
-            tx.execute(
+
+    async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+        self.with(|c| {
+            // Sized first: a directory of 50,000 users grown by doubling held half as much again.
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM end_users WHERE tenant=?1")?
+                .query_row([t.as_str()], |r| r.get(0))?;
+            let mut out = Vec::with_capacity(n as usize);
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 ORDER BY id"
+            ))?;
+            for r in st.query_map([t.as_str()], end_user)? {
+                out.push(r?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            let stamp: Option<i64> = c
+                .prepare_cached("SELECT stamp FROM directory_stamps WHERE tenant = ?1")?
+                .query_row([t.as_str()], |r| r.get(0))
+                .optional()?;
+            Ok(Some(stamp.unwrap_or(0) as u64))
+        })
+    }
+
+    async fn create_end_user_if_absent(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            if let Some(found) = find_user(&tx, t, u)? {
+                return Ok((found, false));
+            }
+            let user = new_end_user(u);
+            insert_user(&tx, t, &user)?;
+            bump_directory_stamp(&tx, t)?;
+            tx.commit()?;
+            Ok((user, true))
+        })
+    }
+
+    async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let company = &u.company_id;
+            let by_email = match &u.email {
+                Some(e) => user_by(&tx, t, company, "email", e)?,
+                None => None,
+            };
+            let found = match &u.external_id {
+                Some(ext) => user_by(&tx, t, company, "external_id", ext)?,
+                None => by_email.clone(),
+            };
+            if let (Some(email), Some(holder)) = (&u.email, &by_email) {
+                if found.as_ref().map(|f| &f.id) != Some(&holder.id) {
+                    return Err(EmailTaken::new(email, holder).into());
+                }
+            }
+            let out = match found {
+                Some(found) => {
+                    let merged = merged_user(found, u);
+                    tx.execute(
                 "UPDATE end_users SET email=?3, name=?4, surname=?5 WHERE tenant=?1 AND id=?2",
                 params![
                     t.as_str(),
@@ -206,47 +218,51 @@ pub(super) fn upsert_end_user(
                 ],
             )
             .map_err(clash(&merged))?;
-            merged
-        }
-        None => {
-            let user = new_end_user(u);
-            insert_user(&tx, t, &user)?;
-            user
-        }
-    };
-    bump_directory_stamp(&tx, t)?;
-    tx.commit()?;
-    Ok(out)
-}
+                    merged
+                }
+                None => {
+                    let user = new_end_user(u);
+                    insert_user(&tx, t, &user)?;
+                    user
+                }
+            };
+            bump_directory_stamp(&tx, t)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
 
-pub(super) fn fill_end_user(
-    c: &mut Connection,
-    t: &TenantId,
-    id: &str,
-    email: Option<&str>,
-    name: Option<&str>,
-    surname: Option<&str>,
-) -> Result<(), StoreError> {
-    let tx = write_tx(c)?;
-    let mut changed = 0;
-    for (col, v) in [("name", name), ("surname", surname)] {
-        if let Some(v) = v {
-            changed += tx.execute(
-                &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
-                params![t.as_str(), id, v],
-            )?;
-        }
+    async fn fill_end_user(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let mut changed = 0;
+            for (col, v) in [("name", name), ("surname", surname)] {
+                if let Some(v) = v {
+                    changed += tx.execute(
+                        &format!("UPDATE end_users SET {col}=?3 WHERE tenant=?1 AND id=?2 AND ({col} IS NULL OR {col}='')"),
+                        params![t.as_str(), id, v],
+                    )?;
+                }
+            }
+            if let Some(e) = email {
+                // The email is unique within the company: a clash leaves the stored user as it is.
+                changed += tx.execute(
+                    "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
+                    params![t.as_str(), id, e],
+                )?;
+            }
+            if changed > 0 {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
-    if let Some(e) = email {
-        // The email is unique within the company: a clash leaves the stored user as it is.
-        changed += tx.execute(
-            "UPDATE OR IGNORE end_users SET email=?3 WHERE tenant=?1 AND id=?2 AND (email IS NULL OR email='')",
-            params![t.as_str(), id, e],
-        )?;
-    }
-    if changed > 0 {
-        bump_directory_stamp(&tx, t)?;
-    }
-    tx.commit()?;
-    Ok(())
 }

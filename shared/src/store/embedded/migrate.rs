@@ -199,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_of_schema_version_0_is_migrated() {
         use crate::domain::{ExportRow, Integration, MappingId, ObjectRef, Target, TenantId};
-        use crate::store::{MetricInfo, SeriesPoint, Store};
+        use crate::store::{prelude::*, MetricInfo, SeriesPoint};
         use chrono::NaiveDate;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pendo-sync.sqlite");

@@ -11,10 +11,13 @@
 
 use super::blocks::{filter_days, ActivityEntry, GroupWriter, Table, ValueEntry};
 use super::keys::{ensure_mapping_key, mapping_key, KeyCache, KeyTable, KeyTx, SlotKeys};
+use super::EmbeddedStore;
 use super::{write_tx, StoreError};
 use crate::domain::Window;
-use crate::domain::{MappingId, TenantId};
+use crate::domain::{Activity, MappingId, MetricValue, TenantId};
+use crate::store::DataStore;
 use crate::store::{ChunkRecords, Text};
+use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -231,48 +234,6 @@ fn delete_days(c: &Connection, m: i64, days: Option<(i64, i64)>) -> Result<usize
     Ok(n)
 }
 
-pub(super) fn purge_below_generation(
-    c: &mut Connection,
-    t: &TenantId,
-    generation: u64,
-) -> Result<u64, StoreError> {
-    let tx = write_tx(c)?;
-    let g = generation as i64;
-    let all = (i64::MIN, i64::MAX);
-    let groups = |sql: &str| -> Result<Vec<i64>, StoreError> {
-        let mut st = tx.prepare_cached(sql)?;
-        let rows = st.query_map([t.as_str()], |r| r.get(0))?;
-        rows.map(|r| r.map_err(StoreError::from)).collect()
-    };
-    let mut n = 0;
-    for (table, sql) in [
-        (
-            Table::Values,
-            "SELECT id FROM metric_keys WHERE tenant = ?1",
-        ),
-        (
-            Table::Activity,
-            "SELECT id FROM mapping_keys WHERE tenant = ?1",
-        ),
-    ] {
-        for group in groups(sql)? {
-            n += count(&tx, table, group, all, "generation < ?4", g)?;
-            delete_rows(&tx, table, group, all, "generation < ?4", g)?;
-            let mixed = days_of(&tx, table, group, all, "generation IS NULL AND ?4 = ?4", g)?;
-            n += match table {
-                Table::Values => {
-                    filter_days(&tx, table, group, mixed, &|e: &ValueEntry| e.generation < g)?
-                }
-                Table::Activity => filter_days(&tx, table, group, mixed, &|e: &ActivityEntry| {
-                    e.generation < g
-                })?,
-            };
-        }
-    }
-    tx.commit()?;
-    Ok(n as u64)
-}
-
 /// Deletes the values and activity a mapping wrote; returns how many records went.
 pub(super) fn delete_values_of(
     c: &Connection,
@@ -285,15 +246,89 @@ pub(super) fn delete_values_of(
     }
 }
 
-pub(super) fn delete_mapping_data(
-    c: &mut Connection,
-    t: &TenantId,
-    m: &MappingId,
-) -> Result<u64, StoreError> {
-    let tx = write_tx(c)?;
-    let n = delete_values_of(&tx, t, m)?;
-    tx.commit()?;
-    Ok(n as u64)
+#[async_trait]
+impl DataStore for EmbeddedStore {
+    async fn replace_chunk(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        values: &[MetricValue],
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
+        let records = crate::store::RecordSlices { values, activities };
+        self.with_keys(|c, keys| replace_chunk(c, keys, t, generation, mapping, window, &records))
+    }
+
+    async fn replace_chunk_from(
+        &self,
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        window: Window,
+        records: &dyn crate::store::ChunkRecords,
+    ) -> Result<(), StoreError> {
+        self.with_keys(|c, keys| replace_chunk(c, keys, t, generation, mapping, window, records))
+    }
+
+    async fn purge_below_generation(
+        &self,
+        t: &TenantId,
+        generation: u64,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let g = generation as i64;
+            let all = (i64::MIN, i64::MAX);
+            let groups = |sql: &str| -> Result<Vec<i64>, StoreError> {
+                let mut st = tx.prepare_cached(sql)?;
+                let rows = st.query_map([t.as_str()], |r| r.get(0))?;
+                rows.map(|r| r.map_err(StoreError::from)).collect()
+            };
+            let mut n = 0;
+            for (table, sql) in [
+                (
+                    Table::Values,
+                    "SELECT id FROM metric_keys WHERE tenant = ?1",
+                ),
+                (
+                    Table::Activity,
+                    "SELECT id FROM mapping_keys WHERE tenant = ?1",
+                ),
+            ] {
+                for group in groups(sql)? {
+                    n += count(&tx, table, group, all, "generation < ?4", g)?;
+                    delete_rows(&tx, table, group, all, "generation < ?4", g)?;
+                    let mixed =
+                        days_of(&tx, table, group, all, "generation IS NULL AND ?4 = ?4", g)?;
+                    n += match table {
+                        Table::Values => {
+                            filter_days(&tx, table, group, mixed, &|e: &ValueEntry| {
+                                e.generation < g
+                            })?
+                        }
+                        Table::Activity => {
+                            filter_days(&tx, table, group, mixed, &|e: &ActivityEntry| {
+                                e.generation < g
+                            })?
+                        }
+                    };
+                }
+            }
+            tx.commit()?;
+            Ok(n as u64)
+        })
+    }
+
+    async fn delete_mapping_data(&self, t: &TenantId, m: &MappingId) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let n = delete_values_of(&tx, t, m)?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -335,7 +370,7 @@ mod tests {
         use crate::domain::{
             Activity, Integration, MappingId, MetricValue, ObjectRef, Target, TenantId,
         };
-        use crate::store::Store;
+        use crate::store::prelude::*;
         use chrono::NaiveDate;
         let s = super::super::EmbeddedStore::in_memory().unwrap();
         let t = TenantId::parse("t1").unwrap();
@@ -429,7 +464,7 @@ mod tests {
             AppsTable, DirectoryObject, EndUser, Integration, MappingId, Target, TenantId,
         };
         use crate::pendo::RowSink;
-        use crate::store::{collect_records, Store};
+        use crate::store::{collect_records, prelude::*};
         use crate::sync::identity::{Directory, IdentityRules};
         use crate::sync::transform::{ChunkAccumulator, TransformSpec};
         use chrono::NaiveDate;

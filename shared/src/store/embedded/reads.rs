@@ -11,9 +11,12 @@
 use super::blocks::{self, ActivityEntry, Entry, Table, ValueEntry};
 use super::keys::{find, KeyTable};
 use super::points::{day_num, num_day};
+use super::EmbeddedStore;
 use super::StoreError;
 use crate::domain::{Activity, ExportRow, MappingId, ObjectRef, Target, TenantId};
+use crate::store::ReadStore;
 use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -69,63 +72,6 @@ fn object_key(c: &Connection, t: &TenantId, o: &ObjectRef) -> Result<Option<i64>
     )
 }
 
-pub(super) fn read_series(
-    c: &mut Connection,
-    t: &TenantId,
-    o: &ObjectRef,
-    metric: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<SeriesPoint>, StoreError> {
-    let (Some(object), Some(generation)) = (object_key(c, t, o)?, current_generation(c, t)?) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (key, _, app) in metric_keys(c, t, o.kind, Some(metric))? {
-        let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
-            continue;
-        };
-        for day in day_num(from).max(first)..=day_num(to).min(last) {
-            let point: Option<ValueEntry> = blocks::find(c, Table::Values, key, day, object)?;
-            if let Some(p) = point.filter(|p| p.generation == generation) {
-                out.push(SeriesPoint {
-                    day: num_day(day)?,
-                    app: app.clone(),
-                    value: p.value,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| a.day.cmp(&b.day).then_with(|| a.app.cmp(&b.app)));
-    Ok(out)
-}
-
-/// An object's metrics with a value of the current generation: for each metric of the object's
-/// kind, its days are tried newest first until one holds a value of the object.
-pub(super) fn list_metrics(
-    c: &mut Connection,
-    t: &TenantId,
-    o: &ObjectRef,
-) -> Result<Vec<MetricInfo>, StoreError> {
-    let (Some(object), Some(generation)) = (object_key(c, t, o)?, current_generation(c, t)?) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (key, metric, app) in metric_keys(c, t, o.kind, None)? {
-        let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
-            continue;
-        };
-        for day in (first..=last).rev() {
-            let point: Option<ValueEntry> = blocks::find(c, Table::Values, key, day, object)?;
-            if point.is_some_and(|p| p.generation == generation) {
-                out.push(MetricInfo { metric, app });
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The text of an object or label key (cached per read).
 struct Names<'c> {
     c: &'c Connection,
@@ -148,176 +94,250 @@ impl Names<'_> {
     }
 }
 
-pub(super) fn recent_activity(
-    c: &mut Connection,
-    t: &TenantId,
-    of: &ActivityOf,
-    from: NaiveDate,
-    limit: usize,
-) -> Result<Vec<Activity>, StoreError> {
-    let (kind, id) = match of {
-        ActivityOf::EndUser(id) => (Target::EndUser, id),
-        ActivityOf::Company(id) => (Target::Company, id),
-    };
-    let owner = find(c, KeyTable::Object, t.as_str(), [kind.as_str(), id, ""])?;
-    let (Some(owner), Some(generation)) = (owner, current_generation(c, t)?) else {
-        return Ok(Vec::new());
-    };
-    // The tenant's mappings with activity, and the days each holds.
-    let mut mappings: Vec<(i64, MappingId, i64, i64)> = Vec::new();
-    {
-        let mut st = c.prepare_cached("SELECT id, mapping_id FROM mapping_keys WHERE tenant=?1")?;
-        let keys: Vec<(i64, String)> = st
-            .query_map([t.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (key, m) in keys {
-            if let Some((first, last)) = day_span(c, ACTIVITY_SPAN, key)? {
-                let m = MappingId::parse(&m).map_err(super::corrupt)?;
-                mappings.push((key, m, first, last));
-            }
-        }
-    }
-    let Some(newest) = mappings.iter().map(|m| m.3).max() else {
-        return Ok(Vec::new());
-    };
-    let mut found: Vec<(i64, usize, ActivityEntry)> = Vec::new();
-    // Newest day first; a day is read whole, then the read stops once it has `limit` records.
-    let mut day = newest;
-    while day >= day_num(from) && found.len() < limit {
-        for (i, (key, _, first, last)) in mappings.iter().enumerate() {
-            if day < *first || day > *last {
-                continue;
-            }
-            let records: Vec<ActivityEntry> = match of {
-                ActivityOf::EndUser(_) => blocks::find(c, Table::Activity, *key, day, owner)?
-                    .into_iter()
-                    .collect(),
-                ActivityOf::Company(_) => {
-                    let mut all: Vec<ActivityEntry> =
-                        blocks::load_group(c, Table::Activity, *key, day)?;
-                    all.retain(|e| e.company == owner);
-                    all
-                }
+/// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).
+#[async_trait]
+impl ReadStore for EmbeddedStore {
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        o: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        self.with(|c| {
+            let (Some(object), Some(generation)) =
+                (object_key(c, t, o)?, current_generation(c, t)?)
+            else {
+                return Ok(Vec::new());
             };
-            found.extend(
-                records
-                    .into_iter()
-                    .filter(|e| e.generation == generation)
-                    .map(|e| (day, i, e)),
-            );
-        }
-        if mappings.iter().all(|m| day <= m.2) {
-            break;
-        }
-        day -= 1;
+            let mut out = Vec::new();
+            for (key, _, app) in metric_keys(c, t, o.kind, Some(metric))? {
+                let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+                    continue;
+                };
+                for day in day_num(from).max(first)..=day_num(to).min(last) {
+                    let point: Option<ValueEntry> =
+                        blocks::find(c, Table::Values, key, day, object)?;
+                    if let Some(p) = point.filter(|p| p.generation == generation) {
+                        out.push(SeriesPoint {
+                            day: num_day(day)?,
+                            app: app.clone(),
+                            value: p.value,
+                        });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.day.cmp(&b.day).then_with(|| a.app.cmp(&b.app)));
+            Ok(out)
+        })
     }
-    let mut names = Names {
-        c,
-        known: Default::default(),
-    };
-    let mut out = Vec::with_capacity(found.len());
-    for (day, i, e) in found {
-        out.push(Activity {
-            end_user_id: names.get(false, e.end_user)?,
-            company_id: names.get(false, e.company)?,
-            mapping_id: mappings[i].1.clone(),
-            label: names.get(true, e.label)?,
-            day: num_day(day)?,
-            events: e.events,
-            minutes: e.minutes,
-            passive: e.passive,
-        });
-    }
-    out.sort_by(|a, b| {
-        b.day
-            .cmp(&a.day)
-            .then_with(|| a.end_user_id.cmp(&b.end_user_id))
-            .then_with(|| a.mapping_id.cmp(&b.mapping_id))
-    });
-    out.truncate(limit);
-    Ok(out)
-}
 
-pub(super) fn export(
-    c: &mut Connection,
-    t: Option<&TenantId>,
-) -> Result<Vec<ExportRow>, StoreError> {
-    let tenant = t.map(|t| t.as_str().to_string());
-    let mut names = Names {
-        c,
-        known: Default::default(),
-    };
-    let mut out = Vec::new();
-    {
-        let mut st = c.prepare_cached(
-            "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, i.generation
+    /// An object's metrics with a value of the current generation: for each metric of the object's
+    /// kind, its days are tried newest first until one holds a value of the object.
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        o: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError> {
+        self.with(|c| {
+            let (Some(object), Some(generation)) =
+                (object_key(c, t, o)?, current_generation(c, t)?)
+            else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for (key, metric, app) in metric_keys(c, t, o.kind, None)? {
+                let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+                    continue;
+                };
+                for day in (first..=last).rev() {
+                    let point: Option<ValueEntry> =
+                        blocks::find(c, Table::Values, key, day, object)?;
+                    if point.is_some_and(|p| p.generation == generation) {
+                        out.push(MetricInfo { metric, app });
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.with(|c| {
+            let (kind, id) = match of {
+                ActivityOf::EndUser(id) => (Target::EndUser, id),
+                ActivityOf::Company(id) => (Target::Company, id),
+            };
+            let owner = find(c, KeyTable::Object, t.as_str(), [kind.as_str(), id, ""])?;
+            let (Some(owner), Some(generation)) = (owner, current_generation(c, t)?) else {
+                return Ok(Vec::new());
+            };
+            // The tenant's mappings with activity, and the days each holds.
+            let mut mappings: Vec<(i64, MappingId, i64, i64)> = Vec::new();
+            {
+                let mut st =
+                    c.prepare_cached("SELECT id, mapping_id FROM mapping_keys WHERE tenant=?1")?;
+                let keys: Vec<(i64, String)> = st
+                    .query_map([t.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (key, m) in keys {
+                    if let Some((first, last)) = day_span(c, ACTIVITY_SPAN, key)? {
+                        let m = MappingId::parse(&m).map_err(super::corrupt)?;
+                        mappings.push((key, m, first, last));
+                    }
+                }
+            }
+            let Some(newest) = mappings.iter().map(|m| m.3).max() else {
+                return Ok(Vec::new());
+            };
+            let mut found: Vec<(i64, usize, ActivityEntry)> = Vec::new();
+            // Newest day first; a day is read whole, then the read stops once it has `limit` records.
+            let mut day = newest;
+            while day >= day_num(from) && found.len() < limit {
+                for (i, (key, _, first, last)) in mappings.iter().enumerate() {
+                    if day < *first || day > *last {
+                        continue;
+                    }
+                    let records: Vec<ActivityEntry> = match of {
+                        ActivityOf::EndUser(_) => {
+                            blocks::find(c, Table::Activity, *key, day, owner)?
+                                .into_iter()
+                                .collect()
+                        }
+                        ActivityOf::Company(_) => {
+                            let mut all: Vec<ActivityEntry> =
+                                blocks::load_group(c, Table::Activity, *key, day)?;
+                            all.retain(|e| e.company == owner);
+                            all
+                        }
+                    };
+                    found.extend(
+                        records
+                            .into_iter()
+                            .filter(|e| e.generation == generation)
+                            .map(|e| (day, i, e)),
+                    );
+                }
+                if mappings.iter().all(|m| day <= m.2) {
+                    break;
+                }
+                day -= 1;
+            }
+            let mut names = Names {
+                c,
+                known: Default::default(),
+            };
+            let mut out = Vec::with_capacity(found.len());
+            for (day, i, e) in found {
+                out.push(Activity {
+                    end_user_id: names.get(false, e.end_user)?,
+                    company_id: names.get(false, e.company)?,
+                    mapping_id: mappings[i].1.clone(),
+                    label: names.get(true, e.label)?,
+                    day: num_day(day)?,
+                    events: e.events,
+                    minutes: e.minutes,
+                    passive: e.passive,
+                });
+            }
+            out.sort_by(|a, b| {
+                b.day
+                    .cmp(&a.day)
+                    .then_with(|| a.end_user_id.cmp(&b.end_user_id))
+                    .then_with(|| a.mapping_id.cmp(&b.mapping_id))
+            });
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
+        self.with(|c| {
+            let tenant = t.map(|t| t.as_str().to_string());
+            let mut names = Names {
+                c,
+                known: Default::default(),
+            };
+            let mut out = Vec::new();
+            {
+                let mut st = c.prepare_cached(
+                    "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, i.generation
              FROM integrations i JOIN metric_keys k ON k.tenant = i.tenant
              JOIN metric_blocks b ON b.metric = k.id
              WHERE (?1 IS NULL OR i.tenant = ?1)",
-        )?;
-        let mut rows = st.query(params![tenant])?;
-        while let Some(r) = rows.next()? {
-            let (tenant, kind, metric, app): (String, String, String, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let day = num_day(r.get(4)?)?;
-            let generation: i64 = r.get(6)?;
-            let points: String = r.get(5)?;
-            for e in <ValueEntry as Entry>::parse(&points)? {
-                if e.generation != generation {
-                    continue;
+                )?;
+                let mut rows = st.query(params![tenant])?;
+                while let Some(r) = rows.next()? {
+                    let (tenant, kind, metric, app): (String, String, String, String) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                    let day = num_day(r.get(4)?)?;
+                    let generation: i64 = r.get(6)?;
+                    let points: String = r.get(5)?;
+                    for e in <ValueEntry as Entry>::parse(&points)? {
+                        if e.generation != generation {
+                            continue;
+                        }
+                        out.push(ExportRow {
+                            tenant: tenant.clone(),
+                            record: "value".into(),
+                            object_type: kind.clone(),
+                            object_id: names.get(false, e.object)?,
+                            metric: metric.clone(),
+                            app: app.clone(),
+                            day,
+                            value: e.value,
+                        });
+                    }
                 }
-                out.push(ExportRow {
-                    tenant: tenant.clone(),
-                    record: "value".into(),
-                    object_type: kind.clone(),
-                    object_id: names.get(false, e.object)?,
-                    metric: metric.clone(),
-                    app: app.clone(),
-                    day,
-                    value: e.value,
-                });
             }
-        }
-    }
-    {
-        let mut st = c.prepare_cached(
-            "SELECT m.tenant, m.mapping_id, b.day, b.points, i.generation
+            {
+                let mut st = c.prepare_cached(
+                    "SELECT m.tenant, m.mapping_id, b.day, b.points, i.generation
              FROM integrations i JOIN mapping_keys m ON m.tenant = i.tenant
              JOIN activity_blocks b ON b.mapping = m.id
              WHERE (?1 IS NULL OR i.tenant = ?1)",
-        )?;
-        let mut rows = st.query(params![tenant])?;
-        while let Some(r) = rows.next()? {
-            let (tenant, mapping): (String, String) = (r.get(0)?, r.get(1)?);
-            let day = num_day(r.get(2)?)?;
-            let generation: i64 = r.get(4)?;
-            let points: String = r.get(3)?;
-            for e in <ActivityEntry as Entry>::parse(&points)? {
-                if e.generation != generation {
-                    continue;
+                )?;
+                let mut rows = st.query(params![tenant])?;
+                while let Some(r) = rows.next()? {
+                    let (tenant, mapping): (String, String) = (r.get(0)?, r.get(1)?);
+                    let day = num_day(r.get(2)?)?;
+                    let generation: i64 = r.get(4)?;
+                    let points: String = r.get(3)?;
+                    for e in <ActivityEntry as Entry>::parse(&points)? {
+                        if e.generation != generation {
+                            continue;
+                        }
+                        out.push(ExportRow {
+                            tenant: tenant.clone(),
+                            record: if e.passive {
+                                "activity:passive".into()
+                            } else {
+                                "activity".into()
+                            },
+                            object_type: Target::EndUser.as_str().into(),
+                            object_id: names.get(false, e.end_user)?,
+                            metric: mapping.clone(),
+                            app: String::new(),
+                            day,
+                            value: e.events,
+                        });
+                    }
                 }
-                out.push(ExportRow {
-                    tenant: tenant.clone(),
-                    record: if e.passive {
-                        "activity:passive".into()
-                    } else {
-                        "activity".into()
-                    },
-                    object_type: Target::EndUser.as_str().into(),
-                    object_id: names.get(false, e.end_user)?,
-                    metric: mapping.clone(),
-                    app: String::new(),
-                    day,
-                    value: e.events,
-                });
             }
-        }
+            crate::store::sort_export(&mut out);
+            Ok(out)
+        })
     }
-    crate::store::sort_export(&mut out);
-    Ok(out)
 }
 
-/// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).
 #[cfg(test)]
 pub(super) fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
     let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -188,7 +188,7 @@ pub(super) fn migrate_status(tx: &Transaction<'_>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use crate::domain::*;
-    use crate::store::Store;
+    use crate::store::prelude::*;
     use chrono::{TimeZone, Utc};
 
     /// A file of version 3 (no status columns) gets each stored run's status counters from its

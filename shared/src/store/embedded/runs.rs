@@ -3,12 +3,15 @@
 //! outcome reads and writes those three rows only (constant cost, whatever the run's size). The
 //! mapping's row also holds its status numbers (`run_status.rs`).
 
+use super::EmbeddedStore;
 use super::{corrupt, from_json, parse_day, to_json, write_tx};
 use crate::domain::{
-    ChunkOutcome, ChunkRecord, ChunkStart, MappingId, MappingRunCounters, Release, RunFlag, RunId,
-    RunProgress, SyncRun, TenantId,
+    ChunkOutcome, ChunkRecord, ChunkStart, MappingId, MappingRun, MappingRunCounters, Release,
+    RunFlag, RunId, RunProgress, SyncRun, TenantId,
 };
+use crate::store::RunStore;
 use crate::store::StoreError;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -137,28 +140,6 @@ pub(super) fn get_run(
     Ok(Some(run))
 }
 
-pub(super) fn list_runs(
-    c: &Connection,
-    t: &TenantId,
-    limit: usize,
-) -> Result<Vec<SyncRun>, StoreError> {
-    let ids: Vec<String> = {
-        let mut st = c.prepare(
-            "SELECT id FROM run_headers WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![t.as_str(), limit as i64], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let id = RunId::parse(&id).map_err(corrupt)?;
-        if let Some(r) = get_run(c, t, &id)? {
-            out.push(r);
-        }
-    }
-    Ok(out)
-}
-
 fn read_chunk(
     tx: &Connection,
     t: &TenantId,
@@ -187,79 +168,6 @@ fn write_chunk(
         params![t.as_str(), run.as_str(), index as i64, to_json(c)?],
     )?;
     Ok(())
-}
-
-pub(super) fn begin_chunk(
-    c: &mut Connection,
-    t: &TenantId,
-    run: &RunId,
-    index: usize,
-    at: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> Result<ChunkStart, StoreError> {
-    let tx = write_tx(c)?;
-    let mut chunk = read_chunk(&tx, t, run, index)?;
-    chunk.attempts += 1;
-    chunk.updated_at = Some(at);
-    let taken = !chunk.status.is_final() && chunk.leased_until.is_none_or(|l| l <= at);
-    if taken {
-        chunk.leased_until = Some(lease_until);
-    }
-    write_chunk(&tx, t, run, index, &chunk)?;
-    tx.commit()?;
-    Ok(ChunkStart { chunk, taken })
-}
-
-pub(super) fn retry_chunk(
-    c: &mut Connection,
-    t: &TenantId,
-    run: &RunId,
-    index: usize,
-    error: &str,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let tx = write_tx(c)?;
-    let mut chunk = read_chunk(&tx, t, run, index)?;
-    if !chunk.status.is_final() {
-        chunk.retries += 1;
-        chunk.error = Some(error.to_string());
-        chunk.updated_at = Some(at);
-        chunk.leased_until = None;
-        write_chunk(&tx, t, run, index, &chunk)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-pub(super) fn finish_chunk(
-    c: &mut Connection,
-    t: &TenantId,
-    run: &RunId,
-    index: usize,
-    outcome: &ChunkOutcome,
-) -> Result<RunProgress, StoreError> {
-    let tx = write_tx(c)?;
-    let mut chunk = read_chunk(&tx, t, run, index)?;
-    let applied = !chunk.status.is_final() && outcome.status.is_final();
-    if applied {
-        chunk.status = outcome.status.clone();
-        chunk.stats = outcome.stats.clone();
-        chunk.error = outcome.error.clone();
-        chunk.updated_at = Some(outcome.at);
-        chunk.leased_until = None;
-        write_chunk(&tx, t, run, index, &chunk)?;
-        tx.execute(
-            "UPDATE run_headers SET open = open - 1,
-                creators_open = creators_open - ?3
-             WHERE tenant=?1 AND id=?2",
-            params![t.as_str(), run.as_str(), i64::from(!chunk.deferred)],
-        )?;
-        super::run_status::record_mapping_outcome(&tx, t, run, &chunk.mapping_id, outcome)?;
-    }
-    let mut p = progress(&tx, t, run, &chunk.mapping_id)?;
-    tx.commit()?;
-    p.applied = applied;
-    Ok(p)
 }
 
 pub(super) fn progress(
@@ -311,82 +219,6 @@ pub(super) fn progress(
     })
 }
 
-pub(super) fn set_flag(
-    c: &mut Connection,
-    t: &TenantId,
-    run: &RunId,
-    flag: RunFlag,
-) -> Result<bool, StoreError> {
-    let tx = write_tx(c)?;
-    let release: Option<String> = tx
-        .query_row(
-            "SELECT release FROM run_headers WHERE tenant=?1 AND id=?2",
-            params![t.as_str(), run.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let current: Release =
-        from_json(&release.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?)?;
-    let taken = match flag {
-        RunFlag::Queued => {
-            tx.execute(
-                "UPDATE run_headers SET queued = 1 WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), run.as_str()],
-            )?;
-            true
-        }
-        RunFlag::ClaimRelease { by } => {
-            let free = match current {
-                Release::Waiting => true,
-                Release::Claimed { by: owner } => owner == by,
-                Release::Released => false,
-            };
-            if free {
-                tx.execute(
-                    "UPDATE run_headers SET release = ?3 WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), run.as_str(), to_json(&Release::Claimed { by })?],
-                )?;
-            }
-            free
-        }
-        RunFlag::Released => {
-            tx.execute(
-                "UPDATE run_headers SET release = ?3 WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), run.as_str(), to_json(&Release::Released)?],
-            )?;
-            true
-        }
-        RunFlag::ClaimPlanning { at, until } => {
-            let held: Option<String> = tx.query_row(
-                "SELECT planning_until FROM run_headers WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), run.as_str()],
-                |r| r.get(0),
-            )?;
-            let held = held
-                .map(|h| DateTime::parse_from_rfc3339(&h).map(|d| d.with_timezone(&Utc)))
-                .transpose()
-                .map_err(corrupt)?;
-            let free = held.is_none_or(|h| h <= at);
-            if free {
-                tx.execute(
-                    "UPDATE run_headers SET planning_until = ?3 WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), run.as_str(), until.to_rfc3339()],
-                )?;
-            }
-            free
-        }
-        RunFlag::EndPlanning => {
-            tx.execute(
-                "UPDATE run_headers SET planning_until = NULL WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), run.as_str()],
-            )?;
-            true
-        }
-    };
-    tx.commit()?;
-    Ok(taken)
-}
-
 /// Ends every hold a worker took on work in progress: the chunks' leases of open runs, the
 /// Re-sync all plannings' holds, and the page holds of running directory imports. Only for a process that knows every worker of the file is gone (the
 /// local runner, once it holds the folder's consumer lock): the deliveries that held them died
@@ -436,22 +268,6 @@ pub(super) fn end_holds(c: &mut Connection) -> Result<usize, StoreError> {
     Ok(ended)
 }
 
-pub(super) fn source(
-    c: &Connection,
-    t: &TenantId,
-    run: &RunId,
-    mapping: &MappingId,
-) -> Result<Option<serde_json::Value>, StoreError> {
-    let s: Option<Option<String>> = c
-        .query_row(
-            "SELECT source FROM run_mappings WHERE tenant=?1 AND run=?2 AND mapping=?3",
-            params![t.as_str(), run.as_str(), mapping.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    s.flatten().as_deref().map(from_json).transpose()
-}
-
 /// Schema version 3: the runs of `runs` (one JSON body each, chunks included) into the header,
 /// chunk and mapping rows; `runs` dropped.
 pub(super) fn migrate_runs(tx: &Transaction<'_>) -> Result<(), StoreError> {
@@ -481,4 +297,234 @@ pub(super) fn migrate_runs(tx: &Transaction<'_>) -> Result<(), StoreError> {
     }
     tx.execute_batch("DROP TABLE runs;")?;
     Ok(())
+}
+
+#[async_trait]
+impl RunStore for EmbeddedStore {
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            put_run(&tx, run)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+        self.with(|c| get_run(c, t, id))
+    }
+
+    async fn run_progress(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<RunProgress, StoreError> {
+        self.with(|c| progress(c, t, run, mapping))
+    }
+
+    async fn mapping_run(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<MappingRun>, StoreError> {
+        self.with(|c| super::run_status::mapping_run(c, t, run, mapping))
+    }
+
+    async fn list_runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        self.with(|c| {
+            let ids: Vec<String> = {
+                let mut st = c.prepare(
+            "SELECT id FROM run_headers WHERE tenant=?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+        )?;
+                let rows =
+                    st.query_map(params![t.as_str(), limit as i64], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id = RunId::parse(&id).map_err(corrupt)?;
+                if let Some(r) = get_run(c, t, &id)? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn begin_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<ChunkStart, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let mut chunk = read_chunk(&tx, t, run, index)?;
+            chunk.attempts += 1;
+            chunk.updated_at = Some(at);
+            let taken = !chunk.status.is_final() && chunk.leased_until.is_none_or(|l| l <= at);
+            if taken {
+                chunk.leased_until = Some(lease_until);
+            }
+            write_chunk(&tx, t, run, index, &chunk)?;
+            tx.commit()?;
+            Ok(ChunkStart { chunk, taken })
+        })
+    }
+
+    async fn retry_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let mut chunk = read_chunk(&tx, t, run, index)?;
+            if !chunk.status.is_final() {
+                chunk.retries += 1;
+                chunk.error = Some(error.to_string());
+                chunk.updated_at = Some(at);
+                chunk.leased_until = None;
+                write_chunk(&tx, t, run, index, &chunk)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn finish_chunk(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        index: usize,
+        outcome: &ChunkOutcome,
+    ) -> Result<RunProgress, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let mut chunk = read_chunk(&tx, t, run, index)?;
+            let applied = !chunk.status.is_final() && outcome.status.is_final();
+            if applied {
+                chunk.status = outcome.status.clone();
+                chunk.stats = outcome.stats.clone();
+                chunk.error = outcome.error.clone();
+                chunk.updated_at = Some(outcome.at);
+                chunk.leased_until = None;
+                write_chunk(&tx, t, run, index, &chunk)?;
+                tx.execute(
+                    "UPDATE run_headers SET open = open - 1,
+                creators_open = creators_open - ?3
+             WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), run.as_str(), i64::from(!chunk.deferred)],
+                )?;
+                super::run_status::record_mapping_outcome(&tx, t, run, &chunk.mapping_id, outcome)?;
+            }
+            let mut p = progress(&tx, t, run, &chunk.mapping_id)?;
+            tx.commit()?;
+            p.applied = applied;
+            Ok(p)
+        })
+    }
+
+    async fn set_run_flag(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        flag: RunFlag,
+    ) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let release: Option<String> = tx
+                .query_row(
+                    "SELECT release FROM run_headers WHERE tenant=?1 AND id=?2",
+                    params![t.as_str(), run.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current: Release =
+                from_json(&release.ok_or_else(|| StoreError::NotFound(format!("run {run}")))?)?;
+            let taken = match flag {
+                RunFlag::Queued => {
+                    tx.execute(
+                        "UPDATE run_headers SET queued = 1 WHERE tenant=?1 AND id=?2",
+                        params![t.as_str(), run.as_str()],
+                    )?;
+                    true
+                }
+                RunFlag::ClaimRelease { by } => {
+                    let free = match current {
+                        Release::Waiting => true,
+                        Release::Claimed { by: owner } => owner == by,
+                        Release::Released => false,
+                    };
+                    if free {
+                        tx.execute(
+                            "UPDATE run_headers SET release = ?3 WHERE tenant=?1 AND id=?2",
+                            params![t.as_str(), run.as_str(), to_json(&Release::Claimed { by })?],
+                        )?;
+                    }
+                    free
+                }
+                RunFlag::Released => {
+                    tx.execute(
+                        "UPDATE run_headers SET release = ?3 WHERE tenant=?1 AND id=?2",
+                        params![t.as_str(), run.as_str(), to_json(&Release::Released)?],
+                    )?;
+                    true
+                }
+                RunFlag::ClaimPlanning { at, until } => {
+                    let held: Option<String> = tx.query_row(
+                        "SELECT planning_until FROM run_headers WHERE tenant=?1 AND id=?2",
+                        params![t.as_str(), run.as_str()],
+                        |r| r.get(0),
+                    )?;
+                    let held = held
+                        .map(|h| DateTime::parse_from_rfc3339(&h).map(|d| d.with_timezone(&Utc)))
+                        .transpose()
+                        .map_err(corrupt)?;
+                    let free = held.is_none_or(|h| h <= at);
+                    if free {
+                        tx.execute(
+                            "UPDATE run_headers SET planning_until = ?3 WHERE tenant=?1 AND id=?2",
+                            params![t.as_str(), run.as_str(), until.to_rfc3339()],
+                        )?;
+                    }
+                    free
+                }
+                RunFlag::EndPlanning => {
+                    tx.execute(
+                        "UPDATE run_headers SET planning_until = NULL WHERE tenant=?1 AND id=?2",
+                        params![t.as_str(), run.as_str()],
+                    )?;
+                    true
+                }
+            };
+            tx.commit()?;
+            Ok(taken)
+        })
+    }
+
+    async fn run_source(
+        &self,
+        t: &TenantId,
+        run: &RunId,
+        mapping: &MappingId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.with(|c| {
+            let s: Option<Option<String>> = c
+                .query_row(
+                    "SELECT source FROM run_mappings WHERE tenant=?1 AND run=?2 AND mapping=?3",
+                    params![t.as_str(), run.as_str(), mapping.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            s.flatten().as_deref().map(from_json).transpose()
+        })
+    }
 }

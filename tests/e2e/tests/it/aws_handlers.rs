@@ -19,7 +19,7 @@ use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use std::collections::BTreeSet;
 use std::sync::Arc;

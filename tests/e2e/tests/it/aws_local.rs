@@ -24,7 +24,7 @@ use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
-use pendo_sync::store::{contract, Store};
+use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -76,7 +76,9 @@ impl Aws {
 
     pub(crate) async fn store(&self) -> DynamoStore {
         let tables = DynamoTables::with_prefix(&self.prefix);
-        ensure_tables(&self.dynamo, &tables).await.unwrap();
+        ensure_tables(&self.dynamo, &tables)
+            .await
+            .unwrap_or_else(|e| panic!("creating the tables {tables:?} on moto: {e}"));
         DynamoStore::new(self.dynamo.clone(), tables)
     }
 
@@ -338,13 +340,9 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     assert!(per_chunk <= 12.0, "{per_chunk} write units per chunk");
 }
 
-#[tokio::test]
-async fn dynamo_store_passes_the_store_contract() {
-    let aws = Aws::connect().await;
-    let store = aws.store().await;
-    let started = Instant::now();
-    contract::run_all(&store).await;
-    eprintln!("store contract on moto: {:?}", started.elapsed());
+/// The store contract on DynamoDB, one test per sentence, each on tables of its own.
+mod store_contract {
+    pendo_sync::store_contract_tests!(super::Aws::connect().await.store().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

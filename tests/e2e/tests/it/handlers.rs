@@ -17,7 +17,7 @@ use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,7 +14,7 @@ use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
-use pendo_sync::store::Store;
+use pendo_sync::store::prelude::*;
 use pendo_sync::sync::engine::Processed;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

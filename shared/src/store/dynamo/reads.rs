@@ -1,0 +1,133 @@
+//! Reads of metric values and activity on the data table: a series, an object's metrics, recent
+//! activity (an end user's partition, or a company's through gsi2), and the export. Every read
+//! first reads the integration's current generation and queries only its partitions.
+
+use super::data::activity_from;
+use super::{get_day, get_n, get_s, keys, s, DynamoStore};
+use crate::domain::{Activity, ExportRow, ObjectRef, TenantId};
+use crate::store::{ActivityOf, ConfigStore, MetricInfo, ReadStore, SeriesPoint, StoreError};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use std::collections::BTreeSet;
+
+#[async_trait]
+impl ReadStore for DynamoStore {
+    async fn read_series(
+        &self,
+        t: &TenantId,
+        o: &ObjectRef,
+        metric: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let Some(g) = self.current_generation(t).await? else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = keys::value_range(metric, from, to);
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":p", s(keys::object_pk(t, g, o)))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi));
+        let mut out = self
+            .query_all(q, "read series")
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(SeriesPoint {
+                    day: get_day(i, "day")?,
+                    app: get_s(i, "app")?.to_string(),
+                    value: get_n(i, "val")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| (a.day, &a.app).cmp(&(b.day, &b.app)));
+        Ok(out)
+    }
+
+    async fn list_metrics(
+        &self,
+        t: &TenantId,
+        o: &ObjectRef,
+    ) -> Result<Vec<MetricInfo>, StoreError> {
+        let Some(g) = self.current_generation(t).await? else {
+            return Ok(Vec::new());
+        };
+        let q = self
+            .data_query()
+            .key_condition_expression("pk = :p AND begins_with(sk, :v)")
+            .expression_attribute_values(":p", s(keys::object_pk(t, g, o)))
+            .expression_attribute_values(":v", s("V#"))
+            .projection_expression("#m, #a")
+            .expression_attribute_names("#m", "metric")
+            .expression_attribute_names("#a", "app");
+        let set = self
+            .query_all(q, "list metrics")
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(MetricInfo {
+                    metric: get_s(i, "metric")?.to_string(),
+                    app: get_s(i, "app")?.to_string(),
+                })
+            })
+            .collect::<Result<BTreeSet<_>, StoreError>>()?;
+        Ok(set.into_iter().collect())
+    }
+
+    async fn recent_activity(
+        &self,
+        t: &TenantId,
+        of: &ActivityOf,
+        from: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let Some(g) = self.current_generation(t).await? else {
+            return Ok(Vec::new());
+        };
+        let q = match of {
+            ActivityOf::EndUser(id) => {
+                let (lo, hi) = keys::activity_range(from);
+                self.data_query()
+                    .key_condition_expression("pk = :p AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":p", s(keys::user_pk(t, g, id)))
+                    .expression_attribute_values(":lo", s(lo))
+                    .expression_attribute_values(":hi", s(hi))
+            }
+            ActivityOf::Company(id) => self
+                .data_query()
+                .index_name("gsi2")
+                .key_condition_expression("cpk = :p AND csk >= :lo")
+                .expression_attribute_values(":p", s(keys::company_gpk(t, g, id)))
+                .expression_attribute_values(":lo", s(keys::day(from))),
+        };
+        let mut out = self
+            .query_all(q, "read activity")
+            .await?
+            .iter()
+            .map(activity_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| {
+            b.day
+                .cmp(&a.day)
+                .then_with(|| a.end_user_id.cmp(&b.end_user_id))
+                .then_with(|| a.mapping_id.cmp(&b.mapping_id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
+        let tenants = match t {
+            Some(t) => vec![t.clone()],
+            None => self.list_tenants().await?,
+        };
+        let mut out = Vec::new();
+        for t in &tenants {
+            out.extend(self.export_tenant(t).await?);
+        }
+        crate::store::sort_export(&mut out);
+        Ok(out)
+    }
+}
