@@ -2,7 +2,7 @@
 //! directory as the store holds it when the chunk starts (`engine::load_directory`). Reading
 //! and indexing a directory of 50,000 end users took a fifth of a large re-sync's CPU when every
 //! chunk did it; a snapshot is now reused while the store's directory stamp
-//! (`Store::directory_stamp`) is the one it was read under, which makes it the same as a fresh
+//! (`DirectoryStore::directory_stamp`) is the one it was read under, which makes it the same as a fresh
 //! read. An adapter without a stamp is read every time, as before.
 
 use super::identity::Directory;
