@@ -11,6 +11,24 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// The decoded JSON body of row `id` of `table`, a table of JSON bodies keyed by tenant and id
+/// (mappings, imports).
+fn read_body<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    table: &'static str,
+    t: &TenantId,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    let body: Option<String> = c
+        .query_row(
+            &format!("SELECT body FROM {table} WHERE tenant=?1 AND id=?2"),
+            params![t.as_str(), id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.as_deref().map(from_json).transpose()
+}
+
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
     let row = conn
         .query_row(
@@ -111,16 +129,7 @@ impl ConfigStore for EmbeddedStore {
         t: &TenantId,
         id: &MappingId,
     ) -> Result<Option<Mapping>, StoreError> {
-        self.with(|c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM mappings WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            body.as_deref().map(from_json).transpose()
-        })
+        self.with(|c| read_body(c, "mappings", t, id.as_str()))
     }
 
     async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError> {
@@ -272,16 +281,7 @@ impl ConfigStore for EmbeddedStore {
         t: &TenantId,
         id: &ImportId,
     ) -> Result<Option<DirectoryImport>, StoreError> {
-        self.with(|c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM imports WHERE tenant=?1 AND id=?2",
-                    params![t.as_str(), id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            body.as_deref().map(from_json).transpose()
-        })
+        self.with(|c| read_body(c, "imports", t, id.as_str()))
     }
 
     async fn list_imports(
