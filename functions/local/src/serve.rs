@@ -172,6 +172,7 @@ mod tests {
     use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
     use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
     use pendo_sync::store::embedded::EmbeddedStore;
+    use pendo_sync::store::prelude::*;
     use pendo_sync::Ports;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -184,7 +185,7 @@ mod tests {
         let store = EmbeddedStore::in_memory().unwrap();
         let app = App::new(Ports {
             queue: Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)),
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
             pendo: Arc::new(HttpPendo::new(HttpPendoConfig::default()).unwrap()),
             clock: Arc::new(clock.clone()),
         });
@@ -194,13 +195,13 @@ mod tests {
             key: IntegrationKey::parse("a-key-of-some-length").unwrap(),
         });
         i.status = ConnectionStatus::Active;
-        app.ports.store.put_integration(&i).await.unwrap();
+        store.put_integration(&i).await.unwrap();
         Arc::new(app)
     }
 
     async fn daily_runs(app: &App) -> usize {
         let t = TenantId::parse("acme").unwrap();
-        let runs = app.ports.store.list_runs(&t, 100).await.unwrap();
+        let runs = app.runs(&t, 100).await.unwrap();
         assert!(runs.iter().all(|r| r.kind == RunKind::Daily));
         runs.len()
     }

@@ -129,13 +129,20 @@ pub struct SystemMetrics {
 }
 
 pub struct App {
-    pub ports: Ports,
+    pub(crate) ports: Ports,
     pub lookback_days: u32,
     /// Directory snapshots shared by this process's chunks (see `sync::directory_cache`).
     directories: crate::sync::directory_cache::DirectoryCache,
 }
 
 impl App {
+    /// The ports, for tests that check what a use case stored (feature `testing`): entry points
+    /// go through the use cases.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
     pub fn new(ports: Ports) -> Self {
         Self {
             ports,

@@ -175,7 +175,7 @@ impl Api {
     /// Tenant A's stored values and activity.
     async fn export(&self) -> Vec<pendo_sync::domain::ExportRow> {
         let t = TenantId::parse("tenant-a").unwrap();
-        self.app.ports.store.export(Some(&t)).await.unwrap()
+        self.app.ports().store.export(Some(&t)).await.unwrap()
     }
 
     async fn drain(&self) {
@@ -1689,7 +1689,7 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
         passive: false,
     };
     a.app
-        .ports
+        .ports()
         .store
         .replace_chunk(
             &t,

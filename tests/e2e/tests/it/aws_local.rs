@@ -299,7 +299,7 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     let (calls, lists) = (c.calls("/api/v1/aggregation"), c.calls("/api/v1/report"));
     s.app.resync_all(&s.tenant).await.unwrap();
     let (sent, deliveries) = drain_twice_through_handlers(&aws, &s.app, &queue).await;
-    let run = s.app.ports.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
+    let run = s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
     // Two 7-day Feature mappings in one chunk each, the report in 7 one-day chunks; the
     // company mapping's and the report's wait for the end-user mapping's (it creates users).
     let chunks = run.chunks.len();
@@ -580,7 +580,7 @@ async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
             company_id: None,
         })
         .collect();
-    app.ports
+    app.ports()
         .store
         .upsert_objects(t, Target::Company, &companies)
         .await
@@ -616,7 +616,7 @@ async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
 /// The export with mapping ids (random per stack) replaced by their metric names.
 async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
     let names: BTreeMap<String, String> = app
-        .ports
+        .ports()
         .store
         .list_mappings(t)
         .await
@@ -624,7 +624,7 @@ async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
         .into_iter()
         .map(|m| (m.id.to_string(), m.metric_name))
         .collect();
-    let mut rows = app.ports.store.export(Some(t)).await.unwrap();
+    let mut rows = app.ports().store.export(Some(t)).await.unwrap();
     for r in &mut rows {
         if r.record.starts_with("activity") {
             r.metric = names.get(&r.metric).cloned().unwrap_or_default();
@@ -757,10 +757,10 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     );
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
-    let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+    let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
     let local_users = local
         .app
-        .ports
+        .ports()
         .store
         .list_end_users(&local.tenant)
         .await

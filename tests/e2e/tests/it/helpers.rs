@@ -161,7 +161,7 @@ impl Stack {
             })
             .collect();
         self.app
-            .ports
+            .ports()
             .store
             .upsert_objects(&self.tenant, Target::Company, &objs)
             .await
@@ -177,7 +177,7 @@ impl Stack {
         name: Option<&str>,
     ) -> EndUser {
         self.app
-            .ports
+            .ports()
             .store
             .upsert_end_user(
                 &self.tenant,
@@ -224,7 +224,7 @@ impl Stack {
 
     pub async fn export(&self) -> Vec<ExportRow> {
         self.app
-            .ports
+            .ports()
             .store
             .export(Some(&self.tenant))
             .await

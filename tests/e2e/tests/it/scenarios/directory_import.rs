@@ -55,7 +55,7 @@ async fn setup(s: &Stack) -> (String, String, String) {
         },
     ];
     s.app
-        .ports
+        .ports()
         .store
         .upsert_objects(&s.tenant, Target::Company, &objs)
         .await
@@ -109,7 +109,7 @@ fn expected_users(s: &Stack, known: &str) -> (BTreeMap<(String, String), EndUser
 }
 
 async fn directory(s: &Stack) -> (Vec<DirectoryObject>, BTreeMap<(String, String), EndUser>) {
-    let store = &s.app.ports.store;
+    let store = &s.app.ports().store;
     let mut companies = store
         .list_objects(&s.tenant, Target::Company)
         .await

@@ -118,7 +118,7 @@ async fn seven_mappings(s: &Stack, days: i64) {
 }
 
 async fn last_run(s: &Stack) -> SyncRun {
-    s.app.ports.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
+    s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
 }
 
 #[tokio::test]
@@ -164,10 +164,10 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     );
     // Every mapping's cursor reached the last complete day.
     let last = d("2026-11-04");
-    for m in s.app.ports.store.list_mappings(&s.tenant).await.unwrap() {
+    for m in s.app.ports().store.list_mappings(&s.tenant).await.unwrap() {
         let st = s
             .app
-            .ports
+            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await

@@ -70,7 +70,7 @@ async fn a_memory_limit_splits_the_chunk_until_it_fits() {
     let want = clean.export().await;
     let largest_chunk = clean
         .app
-        .ports
+        .ports()
         .store
         .list_runs(&clean.tenant, 1)
         .await
@@ -105,7 +105,7 @@ async fn a_memory_limit_answer_cut_short_is_retried_and_still_splits_the_chunk()
     let want = clean.export().await;
     let largest_chunk = clean
         .app
-        .ports
+        .ports()
         .store
         .list_runs(&clean.tenant, 1)
         .await
@@ -158,7 +158,7 @@ async fn a_revoked_key_disconnects_and_reconnecting_catches_up() {
     assert!(s.export().await.is_empty(), "nothing half-written");
     // Each chunk stopped at once: one aggregation call per chunk, no retry storm.
     let calls = s.sim.control().calls("/api/v1/aggregation");
-    let chunks = s.app.ports.store.list_runs(&s.tenant, 1).await.unwrap()[0]
+    let chunks = s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0]
         .chunks
         .len() as u64;
     assert!(calls <= chunks, "{calls} calls for {chunks} chunks");

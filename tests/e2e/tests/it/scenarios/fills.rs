@@ -38,7 +38,7 @@ fn named_visitors(s: &Stack, rows: &[Value]) -> Vec<(String, String)> {
 }
 
 async fn users(s: &Stack) -> Vec<EndUser> {
-    s.app.ports.store.list_end_users(&s.tenant).await.unwrap()
+    s.app.ports().store.list_end_users(&s.tenant).await.unwrap()
 }
 
 fn the(users: &[EndUser], company: &str, visitor: &str) -> EndUser {

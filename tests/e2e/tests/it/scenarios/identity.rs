@@ -128,7 +128,7 @@ async fn users_are_created_only_when_all_four_conditions_hold() {
             )
             .await;
         s.resync().await;
-        let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+        let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
         let in_a1 = users.iter().filter(|u| u.company_id == a1).count();
         let should = auto_detect && auto_create && company_exists;
         assert_eq!(
@@ -149,7 +149,7 @@ async fn users_are_created_only_when_all_four_conditions_hold() {
                 .starts_with("_PENDO_T_")));
         let run = s
             .app
-            .ports
+            .ports()
             .store
             .list_runs(&s.tenant, 1)
             .await
@@ -194,7 +194,7 @@ async fn name_surname_and_email_are_filled_but_never_overwritten() {
         s.resync().await;
         let after = s
             .app
-            .ports
+            .ports()
             .store
             .list_end_users(&s.tenant)
             .await
@@ -256,7 +256,7 @@ async fn passive_activity_shows_in_recent_activity_but_never_moves_last_seen() {
     );
     let recent = s
         .app
-        .ports
+        .ports()
         .store
         .recent_activity(
             &s.tenant,

@@ -232,7 +232,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
         }
     }
     assert!(want_users.len() > 10, "{}", want_users.len());
-    let users = s.app.ports.store.list_end_users(&s.tenant).await.unwrap();
+    let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
     let got_users: BTreeMap<String, String> = users
         .iter()
         .map(|u| (u.external_id.clone().unwrap(), u.company_id.clone()))
@@ -252,7 +252,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
     assert_eq!(got_values, want_values);
     // A second full sync finds them all: nobody is created twice.
     s.resync().await;
-    let runs = s.app.ports.store.list_runs(&s.tenant, 10).await.unwrap();
+    let runs = s.app.ports().store.list_runs(&s.tenant, 10).await.unwrap();
     let created: Vec<u64> = runs
         .iter()
         .map(|r| {
@@ -268,7 +268,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
     assert_eq!(sorted, vec![0, want_users.len() as u64], "{created:?}");
     assert_eq!(
         s.app
-            .ports
+            .ports()
             .store
             .list_end_users(&s.tenant)
             .await

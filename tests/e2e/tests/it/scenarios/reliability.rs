@@ -58,7 +58,7 @@ async fn step(s: &Stack) -> Processed {
 pub(super) async fn export(s: &Stack) -> Vec<ExportRow> {
     let names: std::collections::BTreeMap<String, String> = s
         .app
-        .ports
+        .ports()
         .store
         .list_mappings(&s.tenant)
         .await
@@ -95,7 +95,7 @@ pub(super) fn assert_same(got: &[ExportRow], want: &[ExportRow]) {
 }
 
 async fn last_run(s: &Stack) -> SyncRun {
-    s.app.ports.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
+    s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
 }
 
 #[tokio::test]
@@ -155,10 +155,10 @@ async fn a_body_cut_on_every_attempt_is_never_taken_as_complete() {
     eprintln!("cut bodies: faults injected {}", total(&fired(&s)));
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Failed));
     assert!(s.export().await.is_empty(), "a cut body wrote values");
-    for m in s.app.ports.store.list_mappings(&s.tenant).await.unwrap() {
+    for m in s.app.ports().store.list_mappings(&s.tenant).await.unwrap() {
         let st = s
             .app
-            .ports
+            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await
@@ -218,7 +218,7 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
     // Nothing half-written: exactly the fault-free values of the two finished chunks.
     let names: std::collections::BTreeMap<MappingId, String> = s
         .app
-        .ports
+        .ports()
         .store
         .list_mappings(&s.tenant)
         .await
@@ -326,7 +326,7 @@ async fn scenario_with_users(s: &Stack) {
 async fn users(s: &Stack) -> Vec<(String, Option<String>, Option<String>)> {
     let mut u: Vec<_> = s
         .app
-        .ports
+        .ports()
         .store
         .list_end_users(&s.tenant)
         .await
@@ -524,12 +524,12 @@ async fn resync_all_during_a_daily_run_and_twice_in_a_row_keeps_only_the_newest_
     let i = s.app.integration(&s.tenant).await.unwrap();
     assert_eq!(i.generation, g + 2);
     assert_eq!(older_generation_rows(dir.path(), &s.tenant), 0);
-    let mappings = s.app.ports.store.list_mappings(&s.tenant).await.unwrap();
+    let mappings = s.app.ports().store.list_mappings(&s.tenant).await.unwrap();
     assert_eq!(mappings.len(), 4);
     for m in &mappings {
         let st = s
             .app
-            .ports
+            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await

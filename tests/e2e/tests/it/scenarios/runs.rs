@@ -67,7 +67,7 @@ async fn sync_now_deletes_nothing_and_adds_the_new_day() {
     assert!(after.len() > before.len());
     let st = s
         .app
-        .ports
+        .ports()
         .store
         .get_mapping_state(&s.tenant, &m.id)
         .await

@@ -97,7 +97,7 @@ async fn without_a_zone_values_trail_one_more_day_but_land_on_the_same_dates() {
     let st = |s: &Stack, i: usize| {
         let (app, t, id) = (s.app.clone(), s.tenant.clone(), maps[i].id.clone());
         async move {
-            app.ports
+            app.ports()
                 .store
                 .get_mapping_state(&t, &id)
                 .await
