@@ -29,6 +29,18 @@ mod records;
 
 pub use records::{collect_records, ChunkRecords, RecordSlices, Slots, Text};
 
+/// The order and bound of `ReadStore::recent_activity`, the same in every adapter: newest day
+/// first, then by end user and mapping; at most `limit` records.
+pub(crate) fn newest_first(activity: &mut Vec<Activity>, limit: usize) {
+    activity.sort_by(|a, b| {
+        b.day
+            .cmp(&a.day)
+            .then_with(|| a.end_user_id.cmp(&b.end_user_id))
+            .then_with(|| a.mapping_id.cmp(&b.mapping_id))
+    });
+    activity.truncate(limit);
+}
+
 use crate::domain::mapping::LastError;
 #[cfg(doc)]
 use crate::domain::MappingRunCounters;

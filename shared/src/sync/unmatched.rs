@@ -48,20 +48,17 @@ impl UnmatchedTally {
     /// One row of `identity` that could not be used for `reason`, carrying `value`.
     pub fn note(&mut self, reason: UnmatchedReason, identity: &str, day: NaiveDate, value: f64) {
         let ids = self.by_reason.entry(reason).or_default();
-        if !ids.contains_key(identity) {
-            if ids.len() >= KEPT_PER_CHUNK {
-                let rest = self.overflow.entry(reason).or_default();
-                rest.entry(day).or_default().add(1, value);
-                return;
+        let first = (day, Sums { rows: 1, value });
+        if let Some(days) = ids.get_mut(identity) {
+            match days.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, s)) => s.add(1, value),
+                None => days.push(first),
             }
-            ids.insert(identity.into(), Vec::new());
-        }
-        let Some(days) = ids.get_mut(identity) else {
-            return;
-        };
-        match days.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, s)) => s.add(1, value),
-            None => days.push((day, Sums { rows: 1, value })),
+        } else if ids.len() < KEPT_PER_CHUNK {
+            ids.insert(identity.into(), vec![first]);
+        } else {
+            let rest = self.overflow.entry(reason).or_default();
+            rest.entry(day).or_default().add(1, value);
         }
     }
 

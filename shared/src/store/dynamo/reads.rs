@@ -5,7 +5,9 @@
 use super::data::activity_from;
 use super::{get_day, get_n, get_s, keys, s, DynamoStore};
 use crate::domain::{Activity, ExportRow, ObjectRef, TenantId};
-use crate::store::{ActivityOf, ConfigStore, MetricInfo, ReadStore, SeriesPoint, StoreError};
+use crate::store::{
+    newest_first, ActivityOf, ConfigStore, MetricInfo, ReadStore, SeriesPoint, StoreError,
+};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use std::collections::BTreeSet;
@@ -108,13 +110,7 @@ impl ReadStore for DynamoStore {
             .iter()
             .map(activity_from)
             .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| {
-            b.day
-                .cmp(&a.day)
-                .then_with(|| a.end_user_id.cmp(&b.end_user_id))
-                .then_with(|| a.mapping_id.cmp(&b.mapping_id))
-        });
-        out.truncate(limit);
+        newest_first(&mut out, limit);
         Ok(out)
     }
 

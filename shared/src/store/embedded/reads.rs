@@ -15,7 +15,7 @@ use super::EmbeddedStore;
 use super::StoreError;
 use crate::domain::{Activity, ExportRow, MappingId, ObjectRef, Target, TenantId};
 use crate::store::ReadStore;
-use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
+use crate::store::{newest_first, ActivityOf, MetricInfo, SeriesPoint};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -248,13 +248,7 @@ impl ReadStore for EmbeddedStore {
                     passive: e.passive,
                 });
             }
-            out.sort_by(|a, b| {
-                b.day
-                    .cmp(&a.day)
-                    .then_with(|| a.end_user_id.cmp(&b.end_user_id))
-                    .then_with(|| a.mapping_id.cmp(&b.mapping_id))
-            });
-            out.truncate(limit);
+            newest_first(&mut out, limit);
             Ok(out)
         })
     }

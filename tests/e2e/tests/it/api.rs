@@ -172,6 +172,18 @@ impl Api {
         assert_eq!(s, StatusCode::OK);
     }
 
+    /// Connects, then syncs 7 days in New York time.
+    async fn connect_for_a_week(&self, token: &str) {
+        self.connect(token).await;
+        self.call(
+            token,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
+        )
+        .await;
+    }
+
     /// Tenant A's stored values and activity.
     async fn export(&self) -> Vec<pendo_sync::domain::ExportRow> {
         let t = TenantId::parse("tenant-a").unwrap();
@@ -554,14 +566,7 @@ async fn apps_and_segments_tables() {
 #[tokio::test]
 async fn mappings_sync_runs_and_metrics_end_to_end() {
     let a = api().await;
-    a.connect(ADMIN_A).await;
-    a.call(
-        ADMIN_A,
-        Method::PATCH,
-        "/v1/integration/settings",
-        Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
-    )
-    .await;
+    a.connect_for_a_week(ADMIN_A).await;
     let companies: Vec<Value> = a
         .sim
         .subscription()

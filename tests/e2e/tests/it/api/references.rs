@@ -205,14 +205,7 @@ async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothi
 #[tokio::test]
 async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_out() {
     let a = &api().await;
-    a.connect(ADMIN_A).await;
-    a.call(
-        ADMIN_A,
-        Method::PATCH,
-        "/v1/integration/settings",
-        Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
-    )
-    .await;
+    a.connect_for_a_week(ADMIN_A).await;
     let companies: Vec<Value> = a
         .sim
         .subscription()

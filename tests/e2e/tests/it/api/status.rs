@@ -8,14 +8,7 @@ use pendo_sim::FaultRule;
 #[tokio::test]
 async fn a_failed_daily_run_shows_as_the_last_run_after_the_last_successful_one() {
     let a = &api().await;
-    a.connect(ADMIN_A).await;
-    a.call(
-        ADMIN_A,
-        Method::PATCH,
-        "/v1/integration/settings",
-        Some(json!({"daysToSync": 7, "timezone": "America/New_York"})),
-    )
-    .await;
+    a.connect_for_a_week(ADMIN_A).await;
     // Every company but two: the rows of those two are skipped, as not in the directory.
     let sub = a.sim.subscription();
     let left: Vec<&str> = sub.accounts[..2].iter().map(|c| c.id.as_str()).collect();

@@ -141,16 +141,22 @@ fn values_only(rows: Vec<ExportRow>) -> Vec<ExportRow> {
     rows.into_iter().filter(|r| r.record == "value").collect()
 }
 
-#[tokio::test]
-async fn rows_of_identities_left_out_are_listed_exactly_and_recovered_once_they_are_added() {
+/// The values of a Re-sync all with the full directory, and a stack re-synced with the
+/// companies and end users of `setup` left out.
+async fn resynced_with_and_without_the_left_out() -> (Vec<ExportRow>, Stack, Setup) {
     let full = Stack::start().await;
     setup(&full, false).await;
     full.resync().await;
     let want = values_only(full.export().await);
-
     let s = Stack::start().await;
-    let setup = setup(&s, true).await;
+    let left_out = setup(&s, true).await;
     s.resync().await;
+    (want, s, left_out)
+}
+
+#[tokio::test]
+async fn rows_of_identities_left_out_are_listed_exactly_and_recovered_once_they_are_added() {
+    let (want, s, setup) = resynced_with_and_without_the_left_out().await;
     let f = s.feature(-323232);
     let rows = grouped(&s, &f);
     let q = UnmatchedQuery {
@@ -278,13 +284,7 @@ async fn rows_of_identities_left_out_are_listed_exactly_and_recovered_once_they_
 
 #[tokio::test]
 async fn the_daily_run_recovers_the_days_the_directory_now_resolves() {
-    let full = Stack::start().await;
-    setup(&full, false).await;
-    full.resync().await;
-    let want = values_only(full.export().await);
-    let s = Stack::start().await;
-    let setup = setup(&s, true).await;
-    s.resync().await;
+    let (want, s, setup) = resynced_with_and_without_the_left_out().await;
     s.add_companies(&[]).await;
     for (v, a) in &setup.missing_users {
         s.add_user(a, Some(v), None, None).await;
