@@ -96,12 +96,13 @@ impl AwsSettings {
         };
         let all = var(PENDO_BASE_URL);
         let per_domain = var(PENDO_BASE_URLS);
-        let pendo = PendoEndpoints::from_settings(all.as_deref(), per_domain.as_deref()).map_err(
-            |reason| EnvError::Invalid {
-                name: PENDO_BASE_URLS,
-                reason,
-            },
-        )?;
+        let pendo =
+            PendoEndpoints::from_settings(all.as_deref(), per_domain.as_deref()).map_err(|e| {
+                EnvError::Invalid {
+                    name: PENDO_BASE_URLS,
+                    reason: e.reason,
+                }
+            })?;
         let defaults = BatchConfig::default();
         Ok(Self {
             tables: DynamoTables {

@@ -19,3 +19,47 @@ impl ValidationError {
         }
     }
 }
+
+/// What made an adapter's operation fail: the SDK's, SQLite's, the file system's or serde's error
+/// (kept whole, as the `source()` of the error that carries it), or a sentence when there is no
+/// error value (`"…".into()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error and its causes on one line, `outer: cause: root` (what logs and the messages recorded
+/// on mappings, chunks and imports show).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// [`Chain`] as a `String`.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    Chain(e).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing values")]
+    struct Outer(#[source] Cause);
+
+    #[test]
+    fn a_chain_shows_every_cause_once_in_order() {
+        let root: Cause = "connection reset".into();
+        let e = Outer(root);
+        assert_eq!(chain(&e), "writing values: connection reset");
+        let lone = ValidationError::new("name", "is empty");
+        assert_eq!(chain(&lone), "name: is empty");
+    }
+}

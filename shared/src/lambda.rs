@@ -16,7 +16,7 @@
 
 use crate::app::App;
 use crate::queue::messages::MessageKind;
-use crate::sync::engine::{ProcessError, Processed};
+use crate::sync::processed::{ProcessError, Processed};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
@@ -67,7 +67,7 @@ impl From<ProcessError> for Diagnostic {
         };
         Diagnostic {
             error_type: kind.to_string(),
-            error_message: e.to_string(),
+            error_message: e.message(),
         }
     }
 }
@@ -142,10 +142,11 @@ pub async fn handle_schedule(
                 })
             }
             Err(e) => {
-                tracing::error!(error.message = %e, "the daily schedule failed");
+                let message = crate::error::chain(&e);
+                tracing::error!(error.message = %message, "the daily schedule failed");
                 Err(HandlerError {
                     kind: "ScheduleFailed",
-                    message: e.to_string(),
+                    message,
                 })
             }
         }
@@ -252,12 +253,12 @@ async fn process_record(
                 tracing::info!("duplicate of a finished chunk acknowledged");
                 RecordOutcome::Acknowledged
             }
-            Err(ProcessError::Permanent(e)) => {
-                tracing::error!(error.message = %e, "message failed permanently: acknowledged");
+            Err(e @ ProcessError::Permanent(_)) => {
+                tracing::error!(error.message = %e.message(), "message failed permanently: acknowledged");
                 RecordOutcome::Acknowledged
             }
-            Err(ProcessError::Retryable(e)) => {
-                tracing::warn!(error.message = %e, final_attempt, "message failed: returned to the queue");
+            Err(e @ ProcessError::Retryable(_)) => {
+                tracing::warn!(error.message = %e.message(), final_attempt, "message failed: returned to the queue");
                 RecordOutcome::Retry
             }
         }
@@ -309,6 +310,15 @@ mod tests {
     fn errors_show_their_kind_in_cloudwatch() {
         let d: Diagnostic = ProcessError::Retryable("pendo 503".into()).into();
         assert_eq!(d.error_type, "Retryable");
-        assert!(d.error_message.contains("pendo 503"));
+        assert_eq!(d.error_message, "pendo 503");
+        // A store failure shows what was being done and the SDK's error under it.
+        let cause =
+            crate::store::StoreError::unavailable_from("writing values", "connection reset");
+        let d: Diagnostic = ProcessError::from(cause).into();
+        assert_eq!(d.error_type, "Retryable");
+        assert_eq!(
+            d.error_message,
+            "store unavailable: writing values: connection reset"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::queue::embedded::{ConsumerLock, Delivery, EmbeddedQueue};
 use crate::queue::messages::QueueMessage;
 use crate::queue::QueueError;
 use crate::store::embedded::EmbeddedStore;
-use crate::sync::engine::{ProcessError, Processed};
+use crate::sync::processed::{ProcessError, Processed};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,13 +63,13 @@ async fn work(app: &App, queue: &EmbeddedQueue, stats: &DrainStats) {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "queue unreadable");
+                    tracing::warn!(error = %crate::error::Chain(&e), "queue unreadable");
                     return;
                 }
             },
             Err(e) => {
                 errors += 1;
-                tracing::warn!(error = %e, errors, "could not receive from the queue");
+                tracing::warn!(error = %crate::error::Chain(&e), errors, "could not receive from the queue");
                 if errors >= MAX_RECEIVE_ERRORS {
                     return;
                 }
@@ -104,13 +104,13 @@ async fn process(app: &App, queue: &EmbeddedQueue, stats: &DrainStats, delivery:
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
             queue.ack(delivery)
         }
-        Err(ProcessError::Permanent(e)) => {
-            tracing::warn!(error = %e, "message failed permanently");
+        Err(e @ ProcessError::Permanent(_)) => {
+            tracing::warn!(error = %e.message(), "message failed permanently");
             stats.failed.fetch_add(1, Ordering::Relaxed);
             queue.ack(delivery)
         }
-        Err(ProcessError::Retryable(e)) => {
-            tracing::warn!(error = %e, receive = delivery.receive_count, "message failed; will retry");
+        Err(e @ ProcessError::Retryable(_)) => {
+            tracing::warn!(error = %e.message(), receive = delivery.receive_count, "message failed; will retry");
             if last {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -121,7 +121,7 @@ async fn process(app: &App, queue: &EmbeddedQueue, stats: &DrainStats, delivery:
     };
     if let Err(e) = answered {
         // The message is delivered again after its visibility timeout; a duplicate is cheap.
-        tracing::warn!(error = %e, message = delivery.id, "could not answer a delivery");
+        tracing::warn!(error = %crate::error::Chain(&e), message = delivery.id, "could not answer a delivery");
     }
 }
 

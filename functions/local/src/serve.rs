@@ -91,7 +91,10 @@ impl Daily {
                     ids.join(", ")
                 )
             }
-            Err(e) => format!("daily sync {at} failed: {e}; next at {next}"),
+            Err(e) => format!(
+                "daily sync {at} failed: {}; next at {next}",
+                pendo_sync::error::Chain(&e)
+            ),
         })
     }
 }
@@ -183,12 +186,16 @@ mod tests {
     /// has nothing to fetch).
     async fn app(clock: &FixedClock) -> Arc<App> {
         let store = EmbeddedStore::in_memory().unwrap();
-        let app = App::new(Ports {
-            queue: Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)),
-            store: Arc::new(store.clone()),
-            pendo: Arc::new(HttpPendo::new(HttpPendoConfig::default()).unwrap()),
-            clock: Arc::new(clock.clone()),
-        });
+        let app = App::new(
+            Ports::builder()
+                .store(Arc::new(store.clone()))
+                .queue(Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)))
+                .pendo(Arc::new(
+                    HttpPendo::new(HttpPendoConfig::default()).unwrap(),
+                ))
+                .clock(Arc::new(clock.clone()))
+                .build(),
+        );
         let mut i = Integration::new(TenantId::parse("acme").unwrap());
         i.connection = Some(Connection {
             domain: PendoDomain::parse("app.pendo.io").unwrap(),

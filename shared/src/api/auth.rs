@@ -5,6 +5,7 @@
 use super::error::ApiError;
 use crate::app::Role;
 use crate::domain::TenantId;
+use crate::error::ValidationError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -51,7 +52,13 @@ impl TokenTable {
 
     /// Parses lines or comma-separated entries `token:tenant:role` (role `admin` or `member`);
     /// blank lines and `#` comments are skipped. Errors name the entry number, never the token.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// The first entry that is not `token:tenant:role`, with a token of 16+ characters, a valid
+    /// tenant and a known role; its field is `token entry N`.
+    pub fn parse(spec: &str) -> Result<Self, ValidationError> {
+        let entry_error =
+            |n: usize, reason: &str| ValidationError::new(format!("token entry {}", n + 1), reason);
         let mut t = Self::default();
         for (n, entry) in spec.split([',', '\n']).map(str::trim).enumerate() {
             if entry.is_empty() || entry.starts_with('#') {
@@ -59,26 +66,17 @@ impl TokenTable {
             }
             let parts: Vec<&str> = entry.split(':').map(str::trim).collect();
             let [token, tenant, role] = parts.as_slice() else {
-                return Err(format!("token entry {} is not token:tenant:role", n + 1));
+                return Err(entry_error(n, "is not token:tenant:role"));
             };
             if token.len() < 16 {
-                return Err(format!(
-                    "token entry {}: tokens must be at least 16 characters",
-                    n + 1
-                ));
+                return Err(entry_error(n, "tokens must be at least 16 characters"));
             }
             let role = match *role {
                 "admin" => Role::Admin,
                 "member" => Role::Member,
-                _ => {
-                    return Err(format!(
-                        "token entry {}: role must be admin or member",
-                        n + 1
-                    ))
-                }
+                _ => return Err(entry_error(n, "role must be admin or member")),
             };
-            let tenant =
-                TenantId::parse(tenant).map_err(|e| format!("token entry {}: {e}", n + 1))?;
+            let tenant = TenantId::parse(tenant).map_err(|e| entry_error(n, &e.to_string()))?;
             t.insert(token, Caller { tenant, role });
         }
         Ok(t)
@@ -132,16 +130,24 @@ mod tests {
         )
         .unwrap();
         assert!(!t.is_empty());
-        assert!(TokenTable::parse("short:acme:admin")
-            .unwrap_err()
-            .contains("16"));
-        assert!(TokenTable::parse("abcdefghijklmnop1:acme:root")
-            .unwrap_err()
-            .contains("role"));
-        assert!(TokenTable::parse("abcdefghijklmnop1:acme")
-            .unwrap_err()
-            .contains("entry 1"));
-        let err = TokenTable::parse("abcdefghijklmnop1::admin").unwrap_err();
+        let says = |spec: &str| TokenTable::parse(spec).unwrap_err().to_string();
+        assert_eq!(
+            says("short:acme:admin"),
+            "token entry 1: tokens must be at least 16 characters"
+        );
+        assert_eq!(
+            says("abcdefghijklmnop1:acme:root"),
+            "token entry 1: role must be admin or member"
+        );
+        assert_eq!(
+            says("ok:acme:admin\nabcdefghijklmnop1:acme"),
+            "token entry 1: tokens must be at least 16 characters"
+        );
+        assert_eq!(
+            says("abcdefghijklmnop2:acme:admin\nabcdefghijklmnop1:acme"),
+            "token entry 2: is not token:tenant:role"
+        );
+        let err = says("abcdefghijklmnop1::admin");
         assert!(
             !err.contains("abcdefghijklmnop1"),
             "the token never shows in errors"

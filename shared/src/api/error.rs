@@ -113,8 +113,8 @@ impl From<crate::directory::csv::CsvError> for ApiError {
     }
 }
 
-fn internal(e: &dyn std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "internal error");
+fn internal(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    tracing::error!(error = %crate::error::Chain(e), "internal error");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",

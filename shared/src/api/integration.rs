@@ -122,13 +122,7 @@ pub async fn get_integration(
     State(app): State<Shared>,
     caller: Caller,
 ) -> ApiResult<IntegrationView> {
-    let i = app
-        .ports
-        .store
-        .get_integration(&caller.tenant)
-        .await
-        .map_err(crate::app::AppError::from)?;
-    view(i.unwrap_or_else(|| Integration::new(caller.tenant.clone())))
+    view(app.integration_or_default(&caller.tenant).await?)
 }
 
 /// Connect or replace the key and domain. The key is verified with Pendo first; nothing is saved

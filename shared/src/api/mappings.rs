@@ -83,12 +83,7 @@ async fn with_state(app: &crate::App, m: Mapping) -> Result<MappingView, ApiErro
 /// Every mapping of the tenant, with its state.
 #[utoipa::path(get, path = "/v1/mappings", tag = "mappings", responses((status = 200, body = Vec<MappingView>)))]
 pub async fn list(State(app): State<Shared>, caller: Caller) -> ApiResult<Vec<MappingView>> {
-    let ms = app
-        .ports
-        .store
-        .list_mappings(&caller.tenant)
-        .await
-        .map_err(crate::app::AppError::from)?;
+    let ms = app.mappings(&caller.tenant).await?;
     let mut out = Vec::with_capacity(ms.len());
     for m in ms {
         out.push(with_state(&app, m).await?);

@@ -22,7 +22,7 @@ use crate::error::ValidationError;
 use crate::pendo::{PendoError, RowError, RowSink};
 use crate::queue::messages::{ImportMessage, MESSAGE_VERSION};
 use crate::store::StoreError;
-use crate::sync::engine::{ProcessError, Processed};
+use crate::sync::processed::{ProcessError, Processed};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -359,16 +359,16 @@ impl App {
             Err(AppError::Store(StoreError::Conflict(_))) => return Ok(Processed::Duplicate),
             Err(AppError::Pendo(e)) if e.is_retryable() && !final_attempt => {
                 self.release_import(job).await;
-                return Err(ProcessError::Retryable(e.to_string()));
+                return Err(ProcessError::Retryable(e.into()));
             }
             Err(AppError::Store(e)) if !final_attempt => {
                 self.release_import(job).await;
                 return Err(e.into());
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = crate::error::chain(&e);
                 self.fail_import(job, &message).await;
-                return Err(ProcessError::Permanent(message));
+                return Err(ProcessError::Permanent(e.into()));
             }
         }
         if job.state == ImportState::Running {
@@ -475,11 +475,11 @@ impl App {
         job.updated_at = now;
         job.finished_at = Some(now);
         if let Err(e) = self.ports.store.put_import(&job).await {
-            tracing::warn!(tenant = %job.tenant, import = %job.id, error = %e, "could not record a failed import");
+            tracing::warn!(tenant = %job.tenant, import = %job.id, error = %crate::error::Chain(&e), "could not record a failed import");
         }
     }
 }
 
 fn retry(e: AppError) -> ProcessError {
-    ProcessError::Retryable(e.to_string())
+    ProcessError::Retryable(e.into())
 }

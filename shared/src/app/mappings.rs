@@ -14,6 +14,29 @@ use crate::error::ValidationError;
 use crate::sync::references::{references, Catalog, Reference};
 
 impl App {
+    pub async fn mapping(&self, t: &TenantId, id: &MappingId) -> Result<Mapping, AppError> {
+        self.ports
+            .store
+            .get_mapping(t, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "mapping",
+                id: id.to_string(),
+            })
+    }
+
+    pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
+        if self.ports.store.delete_mapping(t, id).await? {
+            self.ports.store.delete_unmatched(t, id).await?;
+            Ok(())
+        } else {
+            Err(AppError::NotFound {
+                what: "mapping",
+                id: id.to_string(),
+            })
+        }
+    }
+
     pub async fn create_mapping(
         &self,
         t: &TenantId,
@@ -67,6 +90,11 @@ impl App {
         id: &MappingId,
     ) -> Result<Option<MappingState>, AppError> {
         Ok(self.ports.store.get_mapping_state(t, id).await?)
+    }
+
+    /// Every mapping of the tenant.
+    pub async fn mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, AppError> {
+        Ok(self.ports.store.list_mappings(t).await?)
     }
 
     pub async fn mapping_status(&self, m: &Mapping) -> Result<Option<MappingStatus>, AppError> {

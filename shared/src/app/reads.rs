@@ -7,7 +7,8 @@ use crate::app::{App, AppError};
 use crate::domain::{Activity, ExportRow, ObjectRef, Target, TenantId};
 use crate::error::ValidationError;
 use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
 
 /// Earliest day looked at to learn whether an object has any activity at all.
 const ACTIVITY_FLOOR: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
@@ -15,7 +16,67 @@ const ACTIVITY_FLOOR: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
     None => NaiveDate::MIN,
 };
 
+/// System metrics of an end user or a company.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemMetrics {
+    pub last_seen: Option<NaiveDate>,
+    pub last_active: Option<NaiveDate>,
+    pub users_active_last_7_days: Option<u64>,
+}
+
 impl App {
+    /// Last seen / last active of an end user (non-passive activity only), or a company's users
+    /// active in the 7 days ending on the last complete day. `NotFound` for an object the tenant
+    /// does not know (see [`App::require_object`]).
+    pub async fn system_metrics(
+        &self,
+        t: &TenantId,
+        object: &ObjectRef,
+    ) -> Result<SystemMetrics, AppError> {
+        let i = self.integration(t).await?;
+        self.require_object(t, object).await?;
+        let last = crate::time::last_complete_day(
+            self.ports.clock.now(),
+            i.settings.timezone.map(|z| z.0),
+        );
+        let store = &self.ports.store;
+        match object.kind {
+            Target::EndUser => {
+                let acts = store
+                    .recent_activity(
+                        t,
+                        &ActivityOf::EndUser(object.id.clone()),
+                        last - Duration::days(400),
+                        100_000,
+                    )
+                    .await?;
+                let active = acts.iter().filter(|a| !a.passive);
+                Ok(SystemMetrics {
+                    last_seen: active.clone().map(|a| a.day).max(),
+                    last_active: active.filter(|a| a.minutes > 0.0).map(|a| a.day).max(),
+                    users_active_last_7_days: None,
+                })
+            }
+            Target::Company => {
+                let from = last - Duration::days(6);
+                let acts = store
+                    .recent_activity(t, &ActivityOf::Company(object.id.clone()), from, 1_000_000)
+                    .await?;
+                let users: std::collections::BTreeSet<&str> = acts
+                    .iter()
+                    .filter(|a| !a.passive && a.day <= last)
+                    .map(|a| a.end_user_id.as_str())
+                    .collect();
+                Ok(SystemMetrics {
+                    users_active_last_7_days: Some(users.len() as u64),
+                    ..Default::default()
+                })
+            }
+            _ => Ok(SystemMetrics::default()),
+        }
+    }
+
     /// `NotFound` unless the tenant knows the object: it has stored values or activity for it,
     /// or the object is in its directory (companies, assets and projects by external id, end
     /// users by the service's id).

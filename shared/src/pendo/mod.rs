@@ -166,7 +166,15 @@ pub struct PendoEndpoints {
 impl PendoEndpoints {
     /// Parses `PENDO_BASE_URL` (all domains) and `PENDO_BASE_URLS`
     /// (`app.eu.pendo.io=http://127.0.0.1:9001,app.pendo.io=http://127.0.0.1:9000`).
-    pub fn from_settings(all: Option<&str>, per_domain: Option<&str>) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// An entry of `PENDO_BASE_URLS` that is not `host=url` with one of Pendo's hosts.
+    pub fn from_settings(
+        all: Option<&str>,
+        per_domain: Option<&str>,
+    ) -> Result<Self, crate::error::ValidationError> {
+        let invalid =
+            |reason: String| crate::error::ValidationError::new("PENDO_BASE_URLS", reason);
         let mut out = Self {
             all: all.filter(|s| !s.is_empty()).map(str::to_string),
             ..Self::default()
@@ -179,8 +187,8 @@ impl PendoEndpoints {
         {
             let (host, url) = part
                 .split_once('=')
-                .ok_or_else(|| format!("PENDO_BASE_URLS entry '{part}' is not host=url"))?;
-            let domain = PendoDomain::parse(host).map_err(|e| e.to_string())?;
+                .ok_or_else(|| invalid(format!("entry '{part}' is not host=url")))?;
+            let domain = PendoDomain::parse(host).map_err(|e| invalid(e.to_string()))?;
             out.per_domain
                 .insert(domain.host(), url.trim().trim_end_matches('/').to_string());
         }
@@ -213,7 +221,13 @@ mod tests {
         .unwrap();
         assert_eq!(e.base_url(PendoDomain::Us), "http://127.0.0.1:1");
         assert_eq!(e.base_url(PendoDomain::Eu), "http://127.0.0.1:2");
-        assert!(PendoEndpoints::from_settings(None, Some("evil.com=http://x")).is_err());
+        let e = PendoEndpoints::from_settings(None, Some("evil.com=http://x")).unwrap_err();
+        assert_eq!(e.field, "PENDO_BASE_URLS");
+        let e = PendoEndpoints::from_settings(None, Some("app.pendo.io")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "PENDO_BASE_URLS: entry 'app.pendo.io' is not host=url"
+        );
     }
 
     #[test]

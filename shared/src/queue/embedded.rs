@@ -85,8 +85,8 @@ pub struct EmbeddedQueue {
     sent: Arc<AtomicU64>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<crate::error::Cause>) -> QueueError {
+    QueueError::unavailable_from("the embedded queue", e)
 }
 
 impl From<StoreError> for QueueError {
@@ -350,7 +350,7 @@ impl ConsumerLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| QueueError::unavailable_from(format!("opening {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -362,7 +362,10 @@ impl ConsumerLock {
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(unavailable(format!("locking {}: {e}", path.display())))
+                return Err(QueueError::unavailable_from(
+                    format!("locking {}", path.display()),
+                    e,
+                ))
             }
         }
         let holder = format!("pendo-sync {what} (process {})", std::process::id());

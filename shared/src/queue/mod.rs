@@ -10,16 +10,41 @@ pub mod messages;
 #[cfg(feature = "aws")]
 pub mod sqs;
 
+use crate::error::Cause;
 use crate::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("queue unavailable: {0}")]
-    Unavailable(String),
+    /// The queue could not be reached or refused the messages: `what` is what was being done,
+    /// `cause` the adapter's error (the SDK's or SQLite's), when there is one.
+    #[error("queue unavailable: {what}")]
+    Unavailable {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Another process consumes the queue of this data folder (the local runner).
     #[error("the data folder {folder} is in use by {holder}: stop it first, or use another --data folder")]
     InUse { folder: String, holder: String },
+}
+
+impl QueueError {
+    /// `Unavailable` with nothing under it (SQS's reason for a refused entry is in `what`).
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// `Unavailable` because of the adapter's error.
+    pub fn unavailable_from(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
 }
 
 #[async_trait]

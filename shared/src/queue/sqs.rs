@@ -5,7 +5,6 @@
 use super::{Queue, QueueError};
 use crate::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
 use async_trait::async_trait;
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use std::time::Duration;
@@ -50,7 +49,7 @@ impl SqsQueue {
                     .id(i.to_string())
                     .message_body(b)
                     .build()
-                    .map_err(|e| QueueError::Unavailable(format!("building a batch entry: {e}")))
+                    .map_err(|e| QueueError::unavailable_from("building a batch entry", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
@@ -60,14 +59,12 @@ impl SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| {
-                QueueError::Unavailable(format!("send fetch messages: {}", DisplayErrorContext(e)))
-            })?;
+            .map_err(|e| QueueError::unavailable_from("send fetch messages", e))?;
         let mut failed = Vec::new();
         for f in out.failed {
             if f.sender_fault {
                 // The request itself is wrong (too large, bad characters): re-sending won't help.
-                return Err(QueueError::Unavailable(format!(
+                return Err(QueueError::unavailable(format!(
                     "SQS refused a fetch message: {} {}",
                     f.code,
                     f.message.unwrap_or_default()
@@ -78,7 +75,7 @@ impl SqsQueue {
                 .parse::<usize>()
                 .ok()
                 .and_then(|i| bodies.get(i))
-                .ok_or_else(|| QueueError::Unavailable(format!("unknown batch entry {}", f.id)))?;
+                .ok_or_else(|| QueueError::unavailable(format!("unknown batch entry {}", f.id)))?;
             failed.push((body.clone(), f.code));
         }
         Ok(failed)
@@ -112,7 +109,7 @@ impl Queue for SqsQueue {
             }
             if attempt == MAX_ATTEMPTS {
                 let codes: Vec<String> = failed.iter().map(|(_, c)| c.clone()).collect();
-                return Err(QueueError::Unavailable(format!(
+                return Err(QueueError::unavailable(format!(
                     "{} fetch messages not sent after {MAX_ATTEMPTS} attempts: {}",
                     failed.len(),
                     codes.join(", ")
@@ -148,9 +145,7 @@ impl SqsQueue {
             .message_body(message.encode())
             .send()
             .await
-            .map_err(|e| {
-                QueueError::Unavailable(format!("send resync message: {}", DisplayErrorContext(e)))
-            })?;
+            .map_err(|e| QueueError::unavailable_from("send resync message", e))?;
         Ok(())
     }
 }

@@ -50,6 +50,7 @@ use crate::domain::{
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
     ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
+use crate::error::Cause;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -63,15 +64,59 @@ pub enum StoreError {
     StaleGeneration(u64),
     #[error("not found: {0}")]
     NotFound(String),
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not be reached or refused the operation: `what` is what was being done,
+    /// `cause` the adapter's error (the SDK's or SQLite's), when there is one.
+    #[error("store unavailable: {what}")]
+    Unavailable {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Stored data that does not decode (a bug or a manual edit), never user input.
-    #[error("corrupt stored data: {0}")]
-    Corrupt(String),
+    #[error("corrupt stored data: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// A directory end user whose email already belongs to another end user of its company:
     /// nothing was written.
     #[error(transparent)]
     EmailTaken(#[from] EmailTaken),
+}
+
+impl StoreError {
+    /// `Unavailable` with nothing under it (a limit of the store, a poisoned lock).
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// `Unavailable` because of the adapter's error.
+    pub fn unavailable_from(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// `Corrupt`: what does not decode.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// `Corrupt` because of the decoder's error.
+    pub fn corrupt_from(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
 }
 
 /// The end user that holds an email a directory row asked for.

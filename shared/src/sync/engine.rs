@@ -1,55 +1,25 @@
 //! The chunk worker: one fetch message → Pendo call(s) → identities → values → one atomic
-//! replace → cursor. And the re-sync worker: purge older generations, reset cursors, fan out.
-//! Retry-vs-give-up is decided here, once; the queue glue only acts on it.
+//! replace → cursor. Retry-vs-give-up is decided here, once; the queue glue only acts on it.
+//! (The Re-sync all worker is `sync::resync`.)
 
 use super::directory_cache::{DirectoryCache, Shape};
 use super::identity::{Directory, IdentityRules};
 use super::plan;
+use super::processed::{ProcessError, Processed};
 use super::transform::{ChunkAccumulator, TransformSpec};
 use super::waves;
 use crate::domain::mapping::LastError;
 use crate::domain::Window;
 use crate::domain::{
     ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping,
-    MappingKind, RunFlag, RunKind, RunProgress, SyncRun, Target,
+    MappingKind, RunFlag, RunProgress, Target,
 };
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
 use crate::ports::Ports;
-use crate::queue::messages::{FetchMessage, ResyncMessage};
+use crate::queue::messages::FetchMessage;
 use crate::store::{optimistic, StoreError};
 use std::sync::Arc;
-
-/// How a message ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Processed {
-    Done(ChunkStats),
-    /// Dropped: an older generation, a deleted mapping, or a run already superseded.
-    Superseded,
-    /// A delivery of a chunk already over for its run: acknowledged without calling Pendo or
-    /// writing (what the chunk's first delivery left undone, if it crashed, is finished).
-    Duplicate,
-}
-
-/// Why a message failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    /// Try again later (the queue redelivers).
-    #[error("retryable: {0}")]
-    Retryable(String),
-    /// Will never succeed as it is; recorded on the mapping and dropped.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl From<StoreError> for ProcessError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Corrupt(m) => ProcessError::Permanent(m),
-            other => ProcessError::Retryable(other.to_string()),
-        }
-    }
-}
 
 /// Largest number of times a memory-limited window is halved before giving up.
 const MAX_SPLIT_DEPTH: u32 = 6;
@@ -88,14 +58,14 @@ pub async fn process_fetch(
     }
     let chunk = chunk.map(|s| s.chunk);
     let result = run_chunk(ports, directories, msg, chunk.as_ref(), final_attempt).await;
-    if let (Err(ProcessError::Retryable(e)), Some(_)) = (&result, &chunk) {
+    if let (Err(e @ ProcessError::Retryable(_)), Some(_)) = (&result, &chunk) {
         // Let the redelivery take the chunk at once (and show the retry on it).
         store
             .retry_chunk(
                 t,
                 &msg.run_id,
                 msg.chunk_index,
-                &format!("retrying: {e}"),
+                &format!("retrying: {}", e.message()),
                 ports.clock.now(),
             )
             .await
@@ -149,7 +119,7 @@ async fn run_chunk(
     else {
         let m = "the Pendo integration is not connected; reconnect it, then Sync now".to_string();
         fail(ports, msg, chunk, &m).await;
-        return Err(ProcessError::Permanent(m));
+        return Err(ProcessError::Permanent(m.into()));
     };
     let window = Window {
         from: msg.from,
@@ -207,24 +177,24 @@ async fn run_chunk(
             );
             disconnect(ports, &integration, &message).await;
             fail(ports, msg, chunk, &message).await;
-            Err(ProcessError::Permanent(message))
+            Err(ProcessError::Permanent(message.into()))
         }
         Err(ChunkError::Pendo(e)) if e.is_retryable() && !final_attempt => {
             note_error(ports, msg, &e.to_string()).await;
-            Err(ProcessError::Retryable(e.to_string()))
+            Err(ProcessError::Retryable(e.into()))
         }
         Err(ChunkError::Pendo(e)) => {
             let m = e.to_string();
             fail(ports, msg, chunk, &m).await;
-            Err(ProcessError::Permanent(m))
+            Err(ProcessError::Permanent(m.into()))
         }
         Err(ChunkError::Invalid(m)) => {
             fail(ports, msg, chunk, &m).await;
-            Err(ProcessError::Permanent(m))
+            Err(ProcessError::Permanent(m.into()))
         }
         Err(ChunkError::Store(e)) => {
             if final_attempt {
-                fail(ports, msg, chunk, &e.to_string()).await;
+                fail(ports, msg, chunk, &crate::error::chain(&e)).await;
             }
             Err(e.into())
         }
@@ -503,11 +473,7 @@ async fn release_deferred(ports: &Ports, msg: &FetchMessage) -> Result<(), Proce
     let ready = waves::deferred_pending(&run);
     crate::stall::point("release-claimed").await;
     tracing::info!(tenant = %t, run = %run_id, chunks = ready.len(), "queueing the chunks that waited for new end users");
-    ports
-        .queue
-        .send_fetch(&ready)
-        .await
-        .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+    ports.queue.send_fetch(&ready).await?;
     ports
         .store
         .set_run_flag(t, run_id, RunFlag::Released)
@@ -554,7 +520,7 @@ async fn finish(
         Err(e) => Err(e.into()),
     };
     if let Err(e) = followed {
-        tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %e, "could not record the chunk's outcome");
+        tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %crate::error::Chain(&e), "could not record the chunk's outcome");
     }
 }
 
@@ -599,126 +565,4 @@ pub async fn disconnect(ports: &Ports, integration: &Integration, message: &str)
     if let Err(e) = optimistic::update_integration(&*ports.store, t, start, disconnected).await {
         tracing::warn!(tenant = %t, error.message = %e, "could not record the disconnection");
     }
-}
-
-/// Re-sync all, worker side: purge every value of older generations, reset every cursor to
-/// "never synced" for this generation, plan `days_to_sync` days for every enabled mapping.
-pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Processed, ProcessError> {
-    let store = &ports.store;
-    let t = &msg.tenant;
-    let Some(integration) = store.get_integration(t).await? else {
-        return Ok(Processed::Superseded);
-    };
-    if integration.generation != msg.generation {
-        return Ok(Processed::Superseded);
-    }
-    let stored = store.get_run(t, &msg.run_id).await?;
-    if stored.as_ref().is_some_and(|r| r.queued) {
-        // Redelivered after its chunks were sent: nothing to do again.
-        return Ok(Processed::Duplicate);
-    }
-    if stored.is_some() {
-        // One delivery of the message plans; a duplicate meanwhile is acknowledged.
-        let now = ports.clock.now();
-        let until = now + chrono::Duration::minutes(RESYNC_PLANNING_LEASE_MINUTES);
-        if !store
-            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
-            .await?
-        {
-            tracing::info!(tenant = %t, run = %msg.run_id, "another delivery is planning this re-sync; this duplicate is acknowledged");
-            return Ok(Processed::Duplicate);
-        }
-    }
-    let planned = plan_resync(ports, msg, &integration, stored).await;
-    if planned.is_err() {
-        // Let the redelivery plan at once.
-        store
-            .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
-            .await
-            .ok();
-    }
-    planned
-}
-
-/// How long a delivery of a Re-sync all message holds its planning: longer than the resync
-/// function may run (15 minutes in `infra/template.yaml`), shorter than the resync queue's
-/// visibility timeout (90 minutes), so the redelivery of a message whose worker died plans.
-const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
-
-async fn plan_resync(
-    ports: &Ports,
-    msg: &ResyncMessage,
-    integration: &Integration,
-    stored: Option<SyncRun>,
-) -> Result<Processed, ProcessError> {
-    let store = &ports.store;
-    let t = &msg.tenant;
-    let purged = store.purge_below_generation(t, msg.generation).await?;
-    let mut run = stored.unwrap_or_else(|| {
-        SyncRun::new(
-            t.clone(),
-            msg.run_id.clone(),
-            RunKind::ResyncAll,
-            msg.generation,
-            ports.clock.now(),
-        )
-    });
-    let messages = if run.planned {
-        // Redelivered after planning but before the send finished: send what can run now.
-        waves::pending_now(&run)
-    } else {
-        let mut mappings = store.list_mappings(t).await?;
-        let last = crate::time::last_complete_day(
-            ports.clock.now(),
-            integration.settings.timezone.map(|z| z.0),
-        );
-        let checked = super::references::plan_checks(ports, integration, &mappings).await;
-        for m in mappings.iter_mut().filter(|m| m.enabled) {
-            store.reset_mapping_state(t, &m.id, msg.generation).await?;
-            // Rebuilt by this run from its current configuration.
-            if m.rebuild_required {
-                m.rebuild_required = false;
-                store.put_mapping(m).await?;
-            }
-        }
-        let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
-        let windows: Vec<(&Mapping, Window)> = mappings
-            .iter()
-            .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
-            .filter_map(|m| Some((m, window?)))
-            .collect();
-        let messages = plan::plan_run(&mut run, &integration.settings, &mappings, &windows);
-        run.sources = checked.sources;
-        run.left_out = checked.left_out;
-        run.planned = true;
-        store.put_run(&run).await?;
-        note_planned(ports, &run).await?;
-        messages
-    };
-    crate::stall::point("resync-fan-out").await;
-    ports
-        .queue
-        .send_fetch(&messages)
-        .await
-        .map_err(|e| ProcessError::Retryable(e.to_string()))?;
-    store.set_run_flag(t, &msg.run_id, RunFlag::Queued).await?;
-    tracing::info!(tenant = %t, generation = msg.generation, purged, chunks = messages.len(), "re-sync planned");
-    Ok(Processed::Done(ChunkStats::default()))
-}
-
-/// After a run is stored: each of its mappings' status now reads this run as its last, and a
-/// mapping the run left out shows why as its last error.
-pub async fn note_planned(ports: &Ports, run: &SyncRun) -> Result<(), StoreError> {
-    let store = &ports.store;
-    for m in run.mappings().into_iter().chain(run.left_out.keys()) {
-        store.set_last_run(&run.tenant, m, &run.id).await?;
-    }
-    for (m, why) in &run.left_out {
-        let e = LastError {
-            at: ports.clock.now(),
-            message: why.clone(),
-        };
-        store.set_mapping_error(&run.tenant, m, Some(e)).await?;
-    }
-    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The sync engine: planning (`plan`), identity (`identity`), the hot-path transform
-//! (`transform`), the order of a run's chunks (`waves`) and the chunk worker (`engine`), the
+//! (`transform`), the order of a run's chunks (`waves`), the chunk worker (`engine`), the Re-sync
+//! all worker (`resync`) and how a message ended (`processed`), the
 //! directory snapshots it shares (`directory_cache`), the rows no object took (`unmatched`);
 //! per-day pipeline mappings: `report_source`, `pes`, `custom_rows` (their transform) and
 //! `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
@@ -11,8 +12,10 @@ pub mod identity;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;
+pub mod processed;
 pub mod references;
 pub mod report_source;
+pub mod resync;
 pub mod transform;
 pub mod unmatched;
 pub mod user_list;

@@ -7,8 +7,6 @@ use pendo_sync::app::{Role, SettingsUpdate};
 use pendo_sync::clock::SystemClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::prelude::*;
@@ -34,21 +32,15 @@ pub async fn configure(dir: &Path, sim: &Simulator, base_url: &str) {
 /// creates users: the company mappings' chunks of a Re-sync all then wait for its chunks, and
 /// are queued by the release once they are over.
 pub async fn configure_with(dir: &Path, sim: &Simulator, base_url: &str, creator: bool) {
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints: PendoEndpoints {
-            all: Some(base_url.to_string()),
-            ..Default::default()
-        },
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
     let store = Arc::new(EmbeddedStore::open_dir(dir).unwrap());
-    let app = App::new(Ports {
-        queue: Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)),
-        store: store.clone(),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(SystemClock),
-    });
+    let app = App::new(
+        Ports::builder()
+            .store(store.clone())
+            .queue(Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)))
+            .pendo_at(base_url)
+            .clock(Arc::new(SystemClock))
+            .build(),
+    );
     let t = tenant();
     app.connect(&t, KEY, "app.pendo.io").await.unwrap();
     app.update_settings(

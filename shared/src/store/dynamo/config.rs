@@ -105,7 +105,8 @@ impl ConfigStore for DynamoStore {
             .await?
             .iter()
             .map(|i| {
-                TenantId::parse(get_s(i, "tenant")?).map_err(|e| StoreError::Corrupt(e.to_string()))
+                TenantId::parse(get_s(i, "tenant")?)
+                    .map_err(|e| StoreError::corrupt_from("a stored tenant id", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         out.sort();
@@ -201,10 +202,14 @@ impl ConfigStore for DynamoStore {
                 .then(|| super::get_day(&i, "last_day"))
                 .transpose()?,
             last_run: opt_s(&i, "last_run")
-                .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .map(|r| {
+                    RunId::parse(&r).map_err(|e| StoreError::corrupt_from("a stored run id", e))
+                })
                 .transpose()?,
             last_successful_run: opt_s(&i, "last_ok_run")
-                .map(|r| RunId::parse(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .map(|r| {
+                    RunId::parse(&r).map_err(|e| StoreError::corrupt_from("a stored run id", e))
+                })
                 .transpose()?,
             last_error: opt_s(&i, "last_error")
                 .map(|e| from_json::<LastError>(&e))

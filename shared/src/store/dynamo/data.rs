@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) const VALUE: &str = "V";
 const ACTIVITY: &str = "A";
 
-pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+pub(super) fn corrupt(e: impl Into<crate::error::Cause>) -> StoreError {
+    StoreError::corrupt_from("a stored item does not decode", e)
 }
 
 fn value_item(
@@ -187,8 +187,8 @@ impl DynamoStore {
                 }
             }
         }
-        Err(StoreError::Unavailable(
-            "manifests kept changing while being deleted".into(),
+        Err(StoreError::unavailable(
+            "manifests kept changing while being deleted",
         ))
     }
 

@@ -47,7 +47,7 @@ fn tx_put(table: &str, item: Item, condition: &str) -> Result<TransactWriteItem,
         .set_item(Some(item))
         .condition_expression(condition)
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("building a put", e))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
@@ -165,7 +165,7 @@ impl DynamoStore {
                 old.map(|e| std::collections::HashMap::from([(":old".to_string(), s(e.clone()))])),
             )
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("building a put", e))?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         let c = &found.company_id;
         let old_sk = found.email.as_deref().map(|e| keys::email_lookup_sk(c, e));
@@ -183,7 +183,7 @@ impl DynamoStore {
                     .table_name(table)
                     .set_key(Some(key(keys::users_pk(t), sk)))
                     .build()
-                    .map_err(|e| StoreError::Unavailable(format!("building a delete: {e}")))?;
+                    .map_err(|e| StoreError::unavailable_from("building a delete", e))?;
                 items.push(TransactWriteItem::builder().delete(del).build());
             }
         }
@@ -378,7 +378,7 @@ impl DirectoryStore for DynamoStore {
             .expression_attribute_names("#e", "email")
             .expression_attribute_values(":e", s(email))
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("building an update", e))?;
         let lookup = lookup_item(t, keys::email_lookup_sk(&user.company_id, email), id);
         let items = vec![
             TransactWriteItem::builder().update(set_email).build(),

@@ -180,7 +180,7 @@ impl Manifest {
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+    StoreError::corrupt(what)
 }
 
 fn varint(out: &mut Vec<u8>, mut n: usize) {
@@ -350,7 +350,7 @@ mod tests {
             &[1, 0, 0, 0, 7][..],
         ] {
             assert!(
-                matches!(Manifest::decode(bad), Err(StoreError::Corrupt(_))),
+                matches!(Manifest::decode(bad), Err(StoreError::Corrupt { .. })),
                 "{bad:?}"
             );
         }

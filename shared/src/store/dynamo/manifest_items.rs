@@ -61,7 +61,7 @@ pub(super) struct Head {
 pub(super) fn get_b<'a>(item: &'a Item, name: &str) -> Result<&'a [u8], StoreError> {
     match item.get(name) {
         Some(AttributeValue::B(b)) => Ok(b.as_ref()),
-        _ => Err(StoreError::Corrupt(format!(
+        _ => Err(StoreError::corrupt(format!(
             "stored item lacks attribute {name}"
         ))),
     }
@@ -216,8 +216,8 @@ impl DynamoStore {
                 return Ok(out);
             }
         }
-        Err(StoreError::Unavailable(
-            "manifests kept changing while being read".into(),
+        Err(StoreError::unavailable(
+            "manifests kept changing while being read",
         ))
     }
 
@@ -342,8 +342,8 @@ impl DynamoStore {
                 .remove(&day)
                 .unwrap_or_default();
         }
-        Err(StoreError::Unavailable(
-            "a manifest kept changing while being written".into(),
+        Err(StoreError::unavailable(
+            "a manifest kept changing while being written",
         ))
     }
 
@@ -384,8 +384,8 @@ impl DynamoStore {
                 return Ok(out);
             }
         }
-        Err(StoreError::Unavailable(
-            "manifests kept changing while being listed".into(),
+        Err(StoreError::unavailable(
+            "manifests kept changing while being listed",
         ))
     }
 

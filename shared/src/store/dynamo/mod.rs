@@ -109,7 +109,7 @@ mod unmatched;
 
 use super::StoreError;
 use crate::domain::TenantId;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
@@ -223,7 +223,7 @@ impl DynamoStore {
                 .set_keys(Some(batch))
                 .consistent_read(consistent)
                 .build()
-                .map_err(|e| StoreError::Unavailable(format!("building a read: {e}")))?;
+                .map_err(|e| StoreError::unavailable_from("building a read", e))?;
             let res = self
                 .client
                 .batch_get_item()
@@ -248,7 +248,7 @@ impl DynamoStore {
             }
             rounds += 1;
             if rounds > MAX_UNPROCESSED_ROUNDS {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "{what}: {} keys still unprocessed after {MAX_UNPROCESSED_ROUNDS} retries",
                     unprocessed.len() + pending.len()
                 )));
@@ -314,7 +314,10 @@ impl DynamoStore {
         })
         .await
         .map_err(|e| match e {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+            StoreError::Unavailable { what: inner, cause } => StoreError::Unavailable {
+                what: format!("{what}: {inner}"),
+                cause,
+            },
             other => other,
         })
     }
@@ -362,7 +365,7 @@ where
         }
         rounds += 1;
         if rounds > max_rounds {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "{} items still unprocessed after {max_rounds} retries",
                 unprocessed.len() + pending.len()
             )));
@@ -390,7 +393,7 @@ fn n(v: u64) -> AttributeValue {
 }
 fn f(v: f64) -> Result<AttributeValue, StoreError> {
     if !v.is_finite() {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "value {v} is not a finite number"
         )));
     }
@@ -415,19 +418,19 @@ fn put_req(item: Item) -> Result<WriteRequest, StoreError> {
     let put = PutRequest::builder()
         .set_item(Some(item))
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("building a put: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("building a put", e))?;
     Ok(WriteRequest::builder().put_request(put).build())
 }
 fn delete_req(key: Item) -> Result<WriteRequest, StoreError> {
     let del = DeleteRequest::builder()
         .set_key(Some(key))
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("building a delete: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("building a delete", e))?;
     Ok(WriteRequest::builder().delete_request(del).build())
 }
 
 fn missing(name: &str) -> StoreError {
-    StoreError::Corrupt(format!("stored item lacks attribute {name}"))
+    StoreError::corrupt(format!("stored item lacks attribute {name}"))
 }
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
@@ -445,7 +448,7 @@ fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError>
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a number: {v}"))),
+            .map_err(|_| StoreError::corrupt(format!("attribute {name} is not a number: {v}"))),
         _ => Err(missing(name)),
     }
 }
@@ -458,13 +461,13 @@ fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
 fn get_day(item: &Item, name: &str) -> Result<NaiveDate, StoreError> {
     let v = get_s(item, name)?;
     NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a day: {v}")))
+        .map_err(|_| StoreError::corrupt(format!("attribute {name} is not a day: {v}")))
 }
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_string(v).map_err(|e| StoreError::corrupt_from("encoding a JSON body", e))
 }
 fn from_json<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, StoreError> {
-    serde_json::from_str(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(v).map_err(|e| StoreError::corrupt_from("a stored JSON body", e))
 }
 
 /// An SDK error as `Unavailable`, with what was being done and the service's code and message.
@@ -472,7 +475,7 @@ fn unavailable<E>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreE
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(e)))
+    StoreError::unavailable_from(what, e)
 }
 
 /// Whether an SDK error is a failed condition (`ConditionalCheckFailedException`) or a
@@ -526,7 +529,7 @@ mod tests {
     #[tokio::test]
     async fn items_that_stay_unprocessed_end_in_unavailable() {
         let r = write_in_batches(vec![1, 2, 3], 2, |b: Vec<i32>| async move { Ok(b) }).await;
-        assert!(matches!(r, Err(StoreError::Unavailable(_))));
+        assert!(matches!(r, Err(StoreError::Unavailable { .. })));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(super) fn parse_status(v: &str) -> Result<ChunkStatus, StoreError> {
         "done" => ChunkStatus::Done,
         "failed" => ChunkStatus::Failed,
         "superseded" => ChunkStatus::Superseded,
-        other => return Err(StoreError::Corrupt(format!("unknown chunk status {other}"))),
+        other => return Err(StoreError::corrupt(format!("unknown chunk status {other}"))),
     })
 }
 
@@ -46,7 +46,7 @@ pub(super) fn parse_release(v: &str) -> Result<Release, StoreError> {
             .strip_prefix("claimed:")
             .and_then(|by| by.parse().ok())
             .map(|by| Release::Claimed { by })
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown release state {other}"))),
+            .ok_or_else(|| StoreError::corrupt(format!("unknown release state {other}"))),
     }
 }
 
@@ -84,7 +84,7 @@ pub(super) fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError
     let index = get_n::<usize>(item, "index")?;
     let c = ChunkRecord {
         mapping_id: MappingId::parse(get_s(item, "mapping")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            .map_err(|e| StoreError::corrupt_from("a stored mapping id", e))?,
         from: super::get_day(item, "from")?,
         to: super::get_day(item, "to")?,
         status: parse_status(get_s(item, "status")?)?,
@@ -115,7 +115,7 @@ pub(super) fn parse_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(&v)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|e| StoreError::Corrupt(format!("chunk {name}: {e}")))
+                .map_err(|e| StoreError::corrupt_from(format!("chunk {name}"), e))
         })
         .transpose()
 }
@@ -165,7 +165,7 @@ pub(super) fn update(
     }
     let u = u
         .build()
-        .map_err(|e| StoreError::Unavailable(format!("building an update: {e}")))?;
+        .map_err(|e| StoreError::unavailable_from("building an update", e))?;
     Ok(TransactWriteItem::builder().update(u).build())
 }
 
@@ -235,7 +235,7 @@ impl DynamoStore {
             .keys(key(pk, keys::run_mapping_sk(run, mapping)))
             .consistent_read(true)
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("building a read: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("building a read", e))?;
         let table = &self.tables.config;
         let out = self
             .client
@@ -249,8 +249,8 @@ impl DynamoStore {
             .as_ref()
             .is_some_and(|u| u.values().any(|k| !k.keys.is_empty()))
         {
-            return Err(StoreError::Unavailable(
-                "read run progress: keys left unprocessed".into(),
+            return Err(StoreError::unavailable(
+                "read run progress: keys left unprocessed",
             ));
         }
         let items = out

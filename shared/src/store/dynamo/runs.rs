@@ -122,7 +122,7 @@ impl RunStore for DynamoStore {
         run.chunks = chunks
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.ok_or_else(|| StoreError::Corrupt(format!("run {id} lacks chunk {i}"))))
+            .map(|(i, c)| c.ok_or_else(|| StoreError::corrupt(format!("run {id} lacks chunk {i}"))))
             .collect::<Result<_, _>>()?;
         Ok(Some(run))
     }
@@ -145,8 +145,8 @@ impl RunStore for DynamoStore {
             .map_err(|e| unavailable("list runs", e))?;
         let mut runs = Vec::new();
         for i in out.items.unwrap_or_default() {
-            let id =
-                RunId::parse(get_s(&i, "run")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let id = RunId::parse(get_s(&i, "run")?)
+                .map_err(|e| StoreError::corrupt_from("a stored run id", e))?;
             if let Some(r) = self.get_run(t, &id).await? {
                 runs.push(r);
             }

@@ -32,8 +32,8 @@ pub fn specs(tables: &DynamoTables) -> [TableSpec; 2] {
     ]
 }
 
-fn err(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("{what}: {e}"))
+fn err(what: &str, e: impl Into<crate::error::Cause>) -> StoreError {
+    StoreError::unavailable_from(what, e)
 }
 
 fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
@@ -92,12 +92,7 @@ pub async fn ensure_tables(client: &Client, tables: &DynamoTables) -> Result<(),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_resource_in_use_exception()) => {}
-            Err(e) => {
-                return Err(err(
-                    &format!("create table {}", spec.name),
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                ))
-            }
+            Err(e) => return Err(err(&format!("create table {}", spec.name), e)),
         }
         wait_active(client, &spec.name).await?;
     }
@@ -111,16 +106,13 @@ async fn wait_active(client: &Client, table: &str) -> Result<(), StoreError> {
             .table_name(table)
             .send()
             .await
-            .map_err(|e| {
-                err(
-                    &format!("describe table {table}"),
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| err(&format!("describe table {table}"), e))?;
         if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(err(table, "did not become active within a minute"))
+    Err(StoreError::unavailable(format!(
+        "table {table} did not become active within a minute"
+    )))
 }

@@ -36,8 +36,8 @@ enum Range {
 /// One item's identities: `[identity or null, rows, value]` each.
 type Cells = Vec<(Option<String>, u64, f64)>;
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+fn corrupt(e: impl Into<crate::error::Cause>) -> StoreError {
+    StoreError::corrupt_from("a stored item does not decode", e)
 }
 
 impl DynamoStore {

@@ -58,7 +58,7 @@ fn int(out: &mut String, n: i64) {
 
 fn float(out: &mut String, x: f64) -> Result<(), StoreError> {
     if !x.is_finite() {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::unavailable(format!(
             "{x} is not a number a value can hold"
         )));
     }
@@ -67,7 +67,7 @@ fn float(out: &mut String, x: f64) -> Result<(), StoreError> {
 }
 
 fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("a block of records does not parse: {e}"))
+    StoreError::corrupt_from("a block of records does not parse", e)
 }
 
 /// A metric value: `[object, value, mapping, generation]`.

@@ -29,7 +29,7 @@ pub struct EmbeddedStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        StoreError::unavailable_from("SQLite", e)
     }
 }
 
@@ -40,8 +40,8 @@ pub(crate) fn write_tx(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, 
     Ok(c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+fn corrupt(e: impl Into<crate::error::Cause>) -> StoreError {
+    StoreError::corrupt_from("a stored record does not decode", e)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -59,7 +59,8 @@ fn parse_day(s: &str) -> Result<NaiveDate, StoreError> {
 impl EmbeddedStore {
     /// Opens (creating if needed) `DIR/pendo-sync.sqlite`.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::unavailable_from(format!("creating {}", dir.display()), e))?;
         Self::open(&dir.join(Self::FILE))
     }
 
@@ -73,10 +74,10 @@ impl EmbeddedStore {
             let p = dir.join(format!("{}{suffix}", Self::FILE));
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::Unavailable(format!(
-                        "removing {}: {e}",
-                        p.display()
-                    )))
+                    return Err(StoreError::unavailable_from(
+                        format!("removing {}", p.display()),
+                        e,
+                    ))
                 }
                 _ => {}
             }
@@ -138,10 +139,11 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        let mut guard = self.inner.lock().map_err(|_| {
+            StoreError::unavailable(
+                "the store's lock is poisoned (a thread panicked while holding it)",
+            )
+        })?;
         f(&mut guard.conn)
     }
 
@@ -161,10 +163,11 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         self.operations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+        let mut guard = self.inner.lock().map_err(|_| {
+            StoreError::unavailable(
+                "the store's lock is poisoned (a thread panicked while holding it)",
+            )
+        })?;
         let Inner { conn, keys } = &mut *guard;
         f(conn, keys)
     }

@@ -30,12 +30,12 @@ pub(super) fn num_day(n: i64) -> Result<NaiveDate, StoreError> {
     i32::try_from(n)
         .ok()
         .and_then(NaiveDate::from_num_days_from_ce_opt)
-        .ok_or_else(|| StoreError::Corrupt(format!("day number {n} is out of range")))
+        .ok_or_else(|| StoreError::corrupt(format!("day number {n} is out of range")))
 }
 
 /// A slot the records gave without its object (a bug of the records' producer).
 fn missing(what: &str, slot: u32) -> StoreError {
-    StoreError::Corrupt(format!(
+    StoreError::corrupt(format!(
         "the chunk's records name no {what} for slot {slot}"
     ))
 }

@@ -17,6 +17,7 @@ use pendo_sync::pendo::retry::RetryPolicy;
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
+use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ const ADMIN_B: &str = "admin-token-b-0123456789";
 struct Api {
     router: Router,
     app: Arc<App>,
+    /// The app's store, to read what a use case stored.
+    store: EmbeddedStore,
     clock: FixedClock,
     queue: EmbeddedQueue,
     sim: Simulator,
@@ -75,12 +78,14 @@ async fn api() -> Api {
         QueueSettings::with(5, std::time::Duration::from_millis(1)),
     );
     let clock = FixedClock::new(sim_config().now);
-    let app = Arc::new(App::new(Ports {
-        store: Arc::new(store),
-        queue: Arc::new(queue.clone()),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(clock.clone()),
-    }));
+    let app = Arc::new(App::new(
+        Ports::builder()
+            .store(Arc::new(store.clone()))
+            .queue(Arc::new(queue.clone()))
+            .pendo(Arc::new(pendo))
+            .clock(Arc::new(clock.clone()))
+            .build(),
+    ));
     let mut tokens = TokenTable::default();
     let t = |s: &str| TenantId::parse(s).unwrap();
     tokens.insert(
@@ -106,6 +111,7 @@ async fn api() -> Api {
     );
     let router = pendo_sync::api::router(app.clone(), Arc::new(tokens));
     Api {
+        store,
         router,
         app,
         clock,
@@ -187,7 +193,7 @@ impl Api {
     /// Tenant A's stored values and activity.
     async fn export(&self) -> Vec<pendo_sync::domain::ExportRow> {
         let t = TenantId::parse("tenant-a").unwrap();
-        self.app.ports().store.export(Some(&t)).await.unwrap()
+        self.store.export(Some(&t)).await.unwrap()
     }
 
     async fn drain(&self) {
@@ -1693,9 +1699,7 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
         minutes: 1.0,
         passive: false,
     };
-    a.app
-        .ports()
-        .store
+    a.store
         .replace_chunk(
             &t,
             generation,

@@ -120,16 +120,18 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let store = Arc::new(aws.store().await);
     let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch").await;
     let (resync_url, _) = queue_with_dlq(&aws, "resync").await;
-    let app = App::new(Ports {
-        store: store.clone(),
-        queue: Arc::new(SqsQueue::new(
-            aws.sqs.clone(),
-            fetch_url.clone(),
-            resync_url,
-        )),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(FixedClock::new(now)),
-    });
+    let app = App::new(
+        Ports::builder()
+            .store(store.clone())
+            .queue(Arc::new(SqsQueue::new(
+                aws.sqs.clone(),
+                fetch_url.clone(),
+                resync_url,
+            )))
+            .pendo(Arc::new(pendo))
+            .clock(Arc::new(FixedClock::new(now)))
+            .build(),
+    );
     let acme = TenantId::parse("acme-cs").unwrap();
     let globex = TenantId::parse("globex-cs").unwrap();
     app.connect(&acme, KEY, "app.pendo.io").await.unwrap();

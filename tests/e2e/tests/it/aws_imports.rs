@@ -49,7 +49,7 @@ async fn an_import_through_sqs_dynamo_and_the_resync_handler_equals_the_embedded
         .await
         .unwrap();
     embedded.drain().await;
-    let want = directory(embedded.app.ports().store.as_ref(), &embedded.tenant).await;
+    let want = directory(&embedded.store, &embedded.tenant).await;
     assert!(!want.1.is_empty());
 
     let aws = Aws::connect().await;

@@ -18,9 +18,6 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
@@ -272,7 +269,7 @@ pub(crate) async fn drain_twice_through_handlers(
 async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_once_per_chunk() {
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
-    configure(&s.app, &s.tenant, &s.sim).await;
+    configure(&s.app, s.store.as_ref(), &s.tenant, &s.sim).await;
     s.app
         .create_mapping(
             &s.tenant,
@@ -299,7 +296,7 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     let (calls, lists) = (c.calls("/api/v1/aggregation"), c.calls("/api/v1/report"));
     s.app.resync_all(&s.tenant).await.unwrap();
     let (sent, deliveries) = drain_twice_through_handlers(&aws, &s.app, &queue).await;
-    let run = s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
+    let run = s.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
     // Two 7-day Feature mappings in one chunk each, the report in 7 one-day chunks; the
     // company mapping's and the report's wait for the end-user mapping's (it creates users).
     let chunks = run.chunks.len();
@@ -553,7 +550,7 @@ async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
 
 /// The scenario both stacks run: New York days, companies, user fields with auto-detect, a
 /// company metric with minutes and an end-user metric that creates users (values + activity).
-async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
+async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &Simulator) {
     app.update_settings(
         t,
         &SettingsUpdate {
@@ -580,8 +577,7 @@ async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
             company_id: None,
         })
         .collect();
-    app.ports()
-        .store
+    store
         .upsert_objects(t, Target::Company, &companies)
         .await
         .unwrap();
@@ -616,15 +612,13 @@ async fn configure(app: &App, t: &TenantId, sim: &Simulator) {
 /// The export with mapping ids (random per stack) replaced by their metric names.
 async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
     let names: BTreeMap<String, String> = app
-        .ports()
-        .store
-        .list_mappings(t)
+        .mappings(t)
         .await
         .unwrap()
         .into_iter()
         .map(|m| (m.id.to_string(), m.metric_name))
         .collect();
-    let mut rows = app.ports().store.export(Some(t)).await.unwrap();
+    let mut rows = app.export(Some(t)).await.unwrap();
     for r in &mut rows {
         if r.record.starts_with("activity") {
             r.metric = names.get(&r.metric).cloned().unwrap_or_default();
@@ -647,23 +641,16 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     let now = config.now;
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints: PendoEndpoints {
-            all: Some(running.base_url()),
-            ..Default::default()
-        },
-        retry: RetryPolicy::fast(),
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
     let queue = aws.queue().await;
     let store = Arc::new(aws.store().await);
-    let app = App::new(Ports {
-        store: store.clone(),
-        queue: Arc::new(queue.clone()),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(FixedClock::new(now)),
-    });
+    let app = App::new(
+        Ports::builder()
+            .store(store.clone())
+            .queue(Arc::new(queue.clone()))
+            .pendo_at(&running.base_url())
+            .clock(Arc::new(FixedClock::new(now)))
+            .build(),
+    );
     let tenant = TenantId::parse("acme-cs").unwrap();
     app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
     let stack = AwsStack {
@@ -724,10 +711,10 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     // Arrange: the embedded stack (the reference) and the AWS stack (DynamoDB + SQS on moto,
     // messages fed to the Lambda handlers), configured alike.
     let local = Stack::start().await;
-    configure(&local.app, &local.tenant, &local.sim).await;
+    configure(&local.app, &local.store, &local.tenant, &local.sim).await;
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
-    configure(&s.app, &s.tenant, &s.sim).await;
+    configure(&s.app, s.store.as_ref(), &s.tenant, &s.sim).await;
     // Act 1: a first Re-sync all. Its values are exact on both; its activity depends on which
     // chunk ran first (the company metric only records activity for users that already exist,
     // and the end-user metric creates them), so only values are compared here.
@@ -757,14 +744,8 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     );
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
-    let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
-    let local_users = local
-        .app
-        .ports()
-        .store
-        .list_end_users(&local.tenant)
-        .await
-        .unwrap();
+    let users = s.store.list_end_users(&s.tenant).await.unwrap();
+    let local_users = local.store.list_end_users(&local.tenant).await.unwrap();
     assert_eq!(users, local_users);
 
     // The purge: the data table holds nothing of an older generation any more, neither items

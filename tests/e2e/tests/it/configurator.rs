@@ -13,9 +13,6 @@ use pendo_sync::api::claims::ClaimNames;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::configurator_router;
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::store::Store;
 use pendo_sync::{App, Ports};
 use serde_json::Value;
@@ -40,23 +37,16 @@ async fn configurator(names: ClaimNames) -> Configurator {
     let now = config.now;
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints: PendoEndpoints {
-            all: Some(running.base_url()),
-            ..Default::default()
-        },
-        retry: RetryPolicy::fast(),
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
     let aws = Aws::connect().await;
     let store: Arc<dyn Store> = Arc::new(aws.store().await);
-    let app = App::new(Ports {
-        store: store.clone(),
-        queue: Arc::new(aws.queue().await),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(FixedClock::new(now)),
-    });
+    let app = App::new(
+        Ports::builder()
+            .store(store.clone())
+            .queue(Arc::new(aws.queue().await))
+            .pendo_at(&running.base_url())
+            .clock(Arc::new(FixedClock::new(now)))
+            .build(),
+    );
     Configurator {
         router: configurator_router(app, names),
         store,

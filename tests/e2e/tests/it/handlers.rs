@@ -80,12 +80,14 @@ async fn fixture() -> Fixture {
     .unwrap();
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, Duration::from_millis(1)));
-    let app = App::new(Ports {
-        store: store.clone(),
-        queue: Arc::new(queue.clone()),
-        pendo: Arc::new(pendo),
-        clock: Arc::new(FixedClock::new(now)),
-    });
+    let app = App::new(
+        Ports::builder()
+            .store(store.clone())
+            .queue(Arc::new(queue.clone()))
+            .pendo(Arc::new(pendo))
+            .clock(Arc::new(FixedClock::new(now)))
+            .build(),
+    );
     let acme = TenantId::parse("acme-cs").unwrap();
     app.connect(&acme, KEY, "app.pendo.io").await.unwrap();
     let mut i = app.integration(&acme).await.unwrap();

@@ -15,6 +15,7 @@ use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
+use pendo_sync::store::prelude::*;
 use pendo_sync::worker::{drain, DrainStats};
 use pendo_sync::{App, Ports};
 use serde_json::{json, Value};
@@ -47,6 +48,8 @@ pub struct Stack {
     pub sim: Simulator,
     pub running: RunningSim,
     pub app: Arc<App>,
+    /// The app's store, to read what a use case stored.
+    pub store: EmbeddedStore,
     pub queue: EmbeddedQueue,
     pub clock: FixedClock,
     pub tenant: TenantId,
@@ -79,19 +82,22 @@ impl Stack {
         let now = config.now;
         let sim = Simulator::new(config);
         let running = sim.spawn("127.0.0.1:0").await.unwrap();
-        let endpoints = PendoEndpoints {
-            all: Some(running.base_url()),
-            ..Default::default()
+        let ports = Ports::builder().pendo_at(&running.base_url());
+        let ports = match opts.request_timeout {
+            Some(request_timeout) => ports.pendo(Arc::new(
+                HttpPendo::new(HttpPendoConfig {
+                    endpoints: PendoEndpoints {
+                        all: Some(running.base_url()),
+                        ..Default::default()
+                    },
+                    retry: RetryPolicy::fast(),
+                    request_timeout,
+                    ..HttpPendoConfig::default()
+                })
+                .unwrap(),
+            )),
+            None => ports,
         };
-        let pendo = HttpPendo::new(HttpPendoConfig {
-            endpoints,
-            retry: RetryPolicy::fast(),
-            request_timeout: opts
-                .request_timeout
-                .unwrap_or(HttpPendoConfig::default().request_timeout),
-            ..HttpPendoConfig::default()
-        })
-        .unwrap();
         let clock = FixedClock::new(now);
         let store = match &opts.store_dir {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
@@ -102,12 +108,11 @@ impl Stack {
             Some(wrap) => wrap(queue.clone()),
             None => Arc::new(queue.clone()),
         };
-        let ports = Ports {
-            store: Arc::new(store),
-            queue: sent,
-            pendo: Arc::new(pendo),
-            clock: Arc::new(clock.clone()),
-        };
+        let ports = ports
+            .store(Arc::new(store.clone()))
+            .queue(sent)
+            .clock(Arc::new(clock.clone()))
+            .build();
         let app = Arc::new(App::new(ports));
         let tenant = TenantId::parse("acme-cs").unwrap();
         app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
@@ -115,6 +120,7 @@ impl Stack {
             sim,
             running,
             app,
+            store,
             queue,
             clock,
             tenant,
@@ -160,9 +166,7 @@ impl Stack {
                 company_id: None,
             })
             .collect();
-        self.app
-            .ports()
-            .store
+        self.store
             .upsert_objects(&self.tenant, Target::Company, &objs)
             .await
             .unwrap();
@@ -176,9 +180,7 @@ impl Stack {
         email: Option<&str>,
         name: Option<&str>,
     ) -> EndUser {
-        self.app
-            .ports()
-            .store
+        self.store
             .upsert_end_user(
                 &self.tenant,
                 &EndUserInput {
@@ -223,12 +225,7 @@ impl Stack {
     }
 
     pub async fn export(&self) -> Vec<ExportRow> {
-        self.app
-            .ports()
-            .store
-            .export(Some(&self.tenant))
-            .await
-            .unwrap()
+        self.store.export(Some(&self.tenant)).await.unwrap()
     }
 
     /// (object id, metric, app, day) → value of the stored values.

@@ -104,7 +104,7 @@ async fn a_pes_chunk_never_writes_with_another_company_id_field() {
     assert_eq!(s, StatusCode::CREATED, "{m}");
     let id = m["id"].as_str().unwrap().to_string();
     let t = TenantId::parse("tenant-a").unwrap();
-    let store = &a.app.ports().store;
+    let store = &a.store;
     let mut i = store.get_integration(&t).await.unwrap().unwrap();
     i.settings.field_mappings = FieldMappingsInput {
         company_id: Some("metadata.custom.region".into()),

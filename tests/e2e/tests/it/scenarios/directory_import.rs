@@ -12,6 +12,7 @@ use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
+use pendo_sync::store::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,9 +55,7 @@ async fn setup(s: &Stack) -> (String, String, String) {
             company_id: None,
         },
     ];
-    s.app
-        .ports()
-        .store
+    s.store
         .upsert_objects(&s.tenant, Target::Company, &objs)
         .await
         .unwrap();
@@ -109,7 +108,7 @@ fn expected_users(s: &Stack, known: &str) -> (BTreeMap<(String, String), EndUser
 }
 
 async fn directory(s: &Stack) -> (Vec<DirectoryObject>, BTreeMap<(String, String), EndUser>) {
-    let store = &s.app.ports().store;
+    let store = &s.store;
     let mut companies = store
         .list_objects(&s.tenant, Target::Company)
         .await
@@ -314,7 +313,7 @@ impl Queue for LosesOneImportSend {
     }
     async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
         if self.sends.fetch_add(1, Ordering::Relaxed) == 1 {
-            return Err(QueueError::Unavailable("the connection dropped".into()));
+            return Err(QueueError::unavailable("the connection dropped"));
         }
         self.inner.send_import(message).await
     }

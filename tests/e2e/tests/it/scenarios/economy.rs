@@ -13,6 +13,7 @@ use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
+use pendo_sync::store::prelude::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,7 +119,7 @@ async fn seven_mappings(s: &Stack, days: i64) {
 }
 
 async fn last_run(s: &Stack) -> SyncRun {
-    s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
+    s.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
 }
 
 #[tokio::test]
@@ -164,10 +165,8 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ch
     );
     // Every mapping's cursor reached the last complete day.
     let last = d("2026-11-04");
-    for m in s.app.ports().store.list_mappings(&s.tenant).await.unwrap() {
+    for m in s.store.list_mappings(&s.tenant).await.unwrap() {
         let st = s
-            .app
-            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await
@@ -237,9 +236,7 @@ struct FailingRelease {
 impl Queue for FailingRelease {
     async fn send_fetch(&self, messages: &[FetchMessage]) -> Result<(), QueueError> {
         if self.sends.fetch_add(1, Ordering::Relaxed) == 1 {
-            return Err(QueueError::Unavailable(
-                "the queue dropped the connection".into(),
-            ));
+            return Err(QueueError::unavailable("the queue dropped the connection"));
         }
         self.inner.send_fetch(messages).await
     }

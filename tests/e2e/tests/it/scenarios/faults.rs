@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::domain::{ConnectionStatus, MappingKind, Target};
+use pendo_sync::store::prelude::*;
 
 pub(super) async fn scenario(s: &Stack) {
     s.ny_days(21).await;
@@ -68,13 +69,7 @@ async fn a_memory_limit_splits_the_chunk_until_it_fits() {
     scenario(&clean).await;
     clean.resync().await;
     let want = clean.export().await;
-    let largest_chunk = clean
-        .app
-        .ports()
-        .store
-        .list_runs(&clean.tenant, 1)
-        .await
-        .unwrap()[0]
+    let largest_chunk = clean.store.list_runs(&clean.tenant, 1).await.unwrap()[0]
         .chunks
         .iter()
         .map(|c| c.stats.rows_read)
@@ -103,13 +98,7 @@ async fn a_memory_limit_answer_cut_short_is_retried_and_still_splits_the_chunk()
     scenario(&clean).await;
     clean.resync().await;
     let want = clean.export().await;
-    let largest_chunk = clean
-        .app
-        .ports()
-        .store
-        .list_runs(&clean.tenant, 1)
-        .await
-        .unwrap()[0]
+    let largest_chunk = clean.store.list_runs(&clean.tenant, 1).await.unwrap()[0]
         .chunks
         .iter()
         .map(|c| c.stats.rows_read)
@@ -158,7 +147,7 @@ async fn a_revoked_key_disconnects_and_reconnecting_catches_up() {
     assert!(s.export().await.is_empty(), "nothing half-written");
     // Each chunk stopped at once: one aggregation call per chunk, no retry storm.
     let calls = s.sim.control().calls("/api/v1/aggregation");
-    let chunks = s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0]
+    let chunks = s.store.list_runs(&s.tenant, 1).await.unwrap()[0]
         .chunks
         .len() as u64;
     assert!(calls <= chunks, "{calls} calls for {chunks} chunks");

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::FieldMetric;
 use pendo_sync::domain::{EndUser, FieldMappingsInput, MappingKind, Target};
+use pendo_sync::store::prelude::*;
 use serde_json::{json, Value};
 
 fn user_fields() -> SettingsUpdate {
@@ -38,7 +39,7 @@ fn named_visitors(s: &Stack, rows: &[Value]) -> Vec<(String, String)> {
 }
 
 async fn users(s: &Stack) -> Vec<EndUser> {
-    s.app.ports().store.list_end_users(&s.tenant).await.unwrap()
+    s.store.list_end_users(&s.tenant).await.unwrap()
 }
 
 fn the(users: &[EndUser], company: &str, visitor: &str) -> EndUser {

@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{FieldMappingsInput, MappingKind, ObjectRef, Target};
+use pendo_sync::store::prelude::*;
 use std::collections::BTreeMap;
 
 fn with_user_fields(auto_detect: bool) -> SettingsUpdate {
@@ -128,7 +129,7 @@ async fn users_are_created_only_when_all_four_conditions_hold() {
             )
             .await;
         s.resync().await;
-        let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
+        let users = s.store.list_end_users(&s.tenant).await.unwrap();
         let in_a1 = users.iter().filter(|u| u.company_id == a1).count();
         let should = auto_detect && auto_create && company_exists;
         assert_eq!(
@@ -147,14 +148,7 @@ async fn users_are_created_only_when_all_four_conditions_hold() {
                 .as_deref()
                 .unwrap_or("")
                 .starts_with("_PENDO_T_")));
-        let run = s
-            .app
-            .ports()
-            .store
-            .list_runs(&s.tenant, 1)
-            .await
-            .unwrap()
-            .remove(0);
+        let run = s.store.list_runs(&s.tenant, 1).await.unwrap().remove(0);
         let created: u64 = run
             .chunks
             .iter()
@@ -193,8 +187,6 @@ async fn name_surname_and_email_are_filled_but_never_overwritten() {
         .await;
         s.resync().await;
         let after = s
-            .app
-            .ports()
             .store
             .list_end_users(&s.tenant)
             .await
@@ -255,8 +247,6 @@ async fn passive_activity_shows_in_recent_activity_but_never_moves_last_seen() {
         Some(0)
     );
     let recent = s
-        .app
-        .ports()
         .store
         .recent_activity(
             &s.tenant,

@@ -8,6 +8,7 @@ use pendo_sync::app::AppError;
 use pendo_sync::domain::mapping::PesComponent;
 use pendo_sync::domain::mapping::{FieldMetric, MappingInput};
 use pendo_sync::domain::{MappingKind, Target};
+use pendo_sync::store::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -232,7 +233,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
         }
     }
     assert!(want_users.len() > 10, "{}", want_users.len());
-    let users = s.app.ports().store.list_end_users(&s.tenant).await.unwrap();
+    let users = s.store.list_end_users(&s.tenant).await.unwrap();
     let got_users: BTreeMap<String, String> = users
         .iter()
         .map(|u| (u.external_id.clone().unwrap(), u.company_id.clone()))
@@ -252,7 +253,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
     assert_eq!(got_values, want_values);
     // A second full sync finds them all: nobody is created twice.
     s.resync().await;
-    let runs = s.app.ports().store.list_runs(&s.tenant, 10).await.unwrap();
+    let runs = s.store.list_runs(&s.tenant, 10).await.unwrap();
     let created: Vec<u64> = runs
         .iter()
         .map(|r| {
@@ -267,13 +268,7 @@ async fn an_aggregation_creates_missing_end_users_of_known_companies_once() {
     sorted.sort_unstable();
     assert_eq!(sorted, vec![0, want_users.len() as u64], "{created:?}");
     assert_eq!(
-        s.app
-            .ports()
-            .store
-            .list_end_users(&s.tenant)
-            .await
-            .unwrap()
-            .len(),
+        s.store.list_end_users(&s.tenant).await.unwrap().len(),
         want_users.len()
     );
 }

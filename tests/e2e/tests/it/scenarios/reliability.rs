@@ -15,7 +15,7 @@ use pendo_sync::queue::messages::{FetchMessage, ImportMessage, QueueMessage, Res
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::prelude::*;
-use pendo_sync::sync::engine::Processed;
+use pendo_sync::sync::processed::Processed;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,8 +57,6 @@ async fn step(s: &Stack) -> Processed {
 /// random id, so that two stacks compare.
 pub(super) async fn export(s: &Stack) -> Vec<ExportRow> {
     let names: std::collections::BTreeMap<String, String> = s
-        .app
-        .ports()
         .store
         .list_mappings(&s.tenant)
         .await
@@ -95,7 +93,7 @@ pub(super) fn assert_same(got: &[ExportRow], want: &[ExportRow]) {
 }
 
 async fn last_run(s: &Stack) -> SyncRun {
-    s.app.ports().store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
+    s.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
 }
 
 #[tokio::test]
@@ -155,10 +153,8 @@ async fn a_body_cut_on_every_attempt_is_never_taken_as_complete() {
     eprintln!("cut bodies: faults injected {}", total(&fired(&s)));
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Failed));
     assert!(s.export().await.is_empty(), "a cut body wrote values");
-    for m in s.app.ports().store.list_mappings(&s.tenant).await.unwrap() {
+    for m in s.store.list_mappings(&s.tenant).await.unwrap() {
         let st = s
-            .app
-            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await
@@ -217,8 +213,6 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
         .all(|c| matches!(c.status, ChunkStatus::Done | ChunkStatus::Failed)));
     // Nothing half-written: exactly the fault-free values of the two finished chunks.
     let names: std::collections::BTreeMap<MappingId, String> = s
-        .app
-        .ports()
         .store
         .list_mappings(&s.tenant)
         .await
@@ -325,8 +319,6 @@ async fn scenario_with_users(s: &Stack) {
 /// The directory without its random ids: (company, external id, email), sorted.
 async fn users(s: &Stack) -> Vec<(String, Option<String>, Option<String>)> {
     let mut u: Vec<_> = s
-        .app
-        .ports()
         .store
         .list_end_users(&s.tenant)
         .await
@@ -524,12 +516,10 @@ async fn resync_all_during_a_daily_run_and_twice_in_a_row_keeps_only_the_newest_
     let i = s.app.integration(&s.tenant).await.unwrap();
     assert_eq!(i.generation, g + 2);
     assert_eq!(older_generation_rows(dir.path(), &s.tenant), 0);
-    let mappings = s.app.ports().store.list_mappings(&s.tenant).await.unwrap();
+    let mappings = s.store.list_mappings(&s.tenant).await.unwrap();
     assert_eq!(mappings.len(), 4);
     for m in &mappings {
         let st = s
-            .app
-            .ports()
             .store
             .get_mapping_state(&s.tenant, &m.id)
             .await

@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{MappingKind, Target};
+use pendo_sync::store::prelude::*;
 
 #[tokio::test]
 async fn company_values_equal_a_direct_pipeline_across_the_dst_change() {
@@ -95,10 +96,9 @@ async fn without_a_zone_values_trail_one_more_day_but_land_on_the_same_dates() {
         s.resync().await;
     }
     let st = |s: &Stack, i: usize| {
-        let (app, t, id) = (s.app.clone(), s.tenant.clone(), maps[i].id.clone());
+        let (store, t, id) = (s.store.clone(), s.tenant.clone(), maps[i].id.clone());
         async move {
-            app.ports()
-                .store
+            store
                 .get_mapping_state(&t, &id)
                 .await
                 .unwrap()

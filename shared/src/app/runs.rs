@@ -1,0 +1,256 @@
+//! Runs (DESIGN §1 "sync now", "re-sync all", "the daily run"): starting one for a mapping,
+//! a rebuild, a Re-sync all or the daily schedule; the messages the workers take; the runs a
+//! tenant had.
+
+use crate::app::{App, AppError, Planning};
+use crate::domain::*;
+use crate::queue::messages::{MessageKind, QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use crate::sync::engine;
+use crate::sync::plan;
+use crate::sync::processed::{ProcessError, Processed};
+use crate::sync::resync;
+
+impl App {
+    /// Sync now: fetch what is missing since the mapping's last synced day. Deletes nothing.
+    pub async fn sync_now(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
+        let i = self.active_integration(t).await?;
+        let m = self.mapping(t, id).await?;
+        if m.rebuild_required {
+            return Err(AppError::RebuildRequired(m.id));
+        }
+        let kind = RunKind::SyncNow {
+            mapping_id: m.id.clone(),
+        };
+        self.start_run(&i, &[m], kind, Planning::FromCursor { recover: false })
+            .await
+    }
+
+    /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
+    /// A mapping whose Pendo object is gone is refused (`Conflict`) before anything is purged:
+    /// its values could not be fetched again.
+    pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
+        let i = self.active_integration(t).await?;
+        let mut m = self.mapping(t, id).await?;
+        let checked =
+            crate::sync::references::plan_checks(&self.ports, &i, std::slice::from_ref(&m)).await;
+        if let Some(why) = checked.left_out.get(id) {
+            return Err(AppError::Conflict(format!(
+                "mapping {id} cannot be rebuilt, its values were kept: {why}"
+            )));
+        }
+        self.ports.store.delete_mapping_data(t, id).await?;
+        self.ports
+            .store
+            .reset_mapping_state(t, id, i.generation)
+            .await?;
+        m.rebuild_required = false;
+        self.ports.store.put_mapping(&m).await?;
+        self.start_run(
+            &i,
+            &[m.clone()],
+            RunKind::SyncNow { mapping_id: m.id },
+            Planning::FromScratch,
+        )
+        .await
+    }
+
+    async fn active_integration(&self, t: &TenantId) -> Result<Integration, AppError> {
+        let i = self.integration(t).await?;
+        if !i.is_active() {
+            return Err(AppError::NotConnected);
+        }
+        Ok(i)
+    }
+
+    /// Plans a run over `mappings` and queues its chunks.
+    pub(crate) async fn start_run(
+        &self,
+        i: &Integration,
+        mappings: &[Mapping],
+        kind: RunKind,
+        planning: Planning,
+    ) -> Result<RunId, AppError> {
+        let from_scratch = planning == Planning::FromScratch;
+        let store = &self.ports.store;
+        let now = self.ports.clock.now();
+        let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
+        let mut run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
+        run.planned = true;
+        let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
+        let mut windows = Vec::new();
+        for m in mappings
+            .iter()
+            .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
+        {
+            let state = store.get_mapping_state(&i.tenant, &m.id).await?;
+            let cursor = match state {
+                Some(s) if s.generation == i.generation && !from_scratch => s.last_synced_day,
+                Some(s) if s.generation == i.generation => None,
+                _ => {
+                    store
+                        .reset_mapping_state(&i.tenant, &m.id, i.generation)
+                        .await?;
+                    None
+                }
+            };
+            let window = plan::plan_window(
+                cursor,
+                last,
+                i.settings.days_to_sync.get(),
+                self.lookback_days,
+            )
+            .filter(|_| planning != Planning::RecoverOnly);
+            windows.extend(window.map(|w| (m, w)));
+            if matches!(
+                planning,
+                Planning::RecoverOnly | Planning::FromCursor { recover: true }
+            ) {
+                let before = window.map(|w| w.from);
+                for w in self.recovery_windows(i, m, before).await? {
+                    windows.push((m, w));
+                }
+            }
+        }
+        let messages = plan::plan_run(&mut run, &i.settings, mappings, &windows);
+        if planning == Planning::RecoverOnly && run.chunks.is_empty() {
+            return Err(AppError::Conflict(
+                "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now".into(),
+            ));
+        }
+        run.sources = checked.sources;
+        run.left_out = checked.left_out;
+        // Sent right below; only a Re-sync all's redelivered plan reads this flag.
+        run.queued = true;
+        store.put_run(&run).await?;
+        resync::note_planned(&self.ports, &run).await?;
+        self.ports.queue.send_fetch(&messages).await?;
+        Ok(run.id)
+    }
+
+    /// Re-sync all: bump the generation (older values become invisible at once), then let the
+    /// resync worker purge, reset and fan out.
+    pub async fn resync_all(&self, t: &TenantId) -> Result<RunId, AppError> {
+        self.active_integration(t).await?;
+        let i = self
+            .update_integration(t, false, |i| {
+                i.generation += 1;
+                i.resync_required = false;
+                Ok(())
+            })
+            .await?;
+        let run = SyncRun::new(
+            t.clone(),
+            RunId::random(),
+            RunKind::ResyncAll,
+            i.generation,
+            self.ports.clock.now(),
+        );
+        self.ports.store.put_run(&run).await?;
+        let msg = ResyncMessage {
+            v: MESSAGE_VERSION,
+            tenant: t.clone(),
+            run_id: run.id.clone(),
+            generation: i.generation,
+        };
+        self.ports.queue.send_resync(&msg).await?;
+        Ok(run.id)
+    }
+
+    /// The daily schedule: one run per active tenant over its enabled mappings.
+    pub async fn run_schedule(&self) -> Result<Vec<RunId>, AppError> {
+        let mut runs = Vec::new();
+        for t in self.ports.store.list_tenants().await? {
+            let Some(i) = self.ports.store.get_integration(&t).await? else {
+                continue;
+            };
+            if !i.is_active() {
+                continue;
+            }
+            // A mapping edited since its values were made waits for its rebuild: syncing it
+            // with the edit would split its series between the old and the new configuration.
+            let (waiting, mappings): (Vec<Mapping>, Vec<Mapping>) = self
+                .ports
+                .store
+                .list_mappings(&t)
+                .await?
+                .into_iter()
+                .partition(|m| m.rebuild_required);
+            for m in &waiting {
+                tracing::warn!(tenant = %t, mapping = %m.id, "not synced by the daily run: edited, waiting for its rebuild");
+            }
+            let planning = Planning::FromCursor { recover: true };
+            runs.push(
+                self.start_run(&i, &mappings, RunKind::Daily, planning)
+                    .await?,
+            );
+        }
+        Ok(runs)
+    }
+
+    /// Processes one queue message body of any kind (the local worker). `final_attempt`: the
+    /// queue will not redeliver it.
+    pub async fn process_message(
+        &self,
+        body: &str,
+        final_attempt: bool,
+    ) -> Result<Processed, ProcessError> {
+        self.process_message_of(MessageKind::ALL, body, final_attempt)
+            .await
+    }
+
+    /// [`App::process_message`] for a consumer that takes only the kinds `accepts` (a Lambda
+    /// function). A message of another kind is not processed and fails as retryable, so that
+    /// after its last receive the queue keeps it as a dead letter (a queue wired to the wrong
+    /// function loses nothing).
+    pub async fn process_message_of(
+        &self,
+        accepts: &[MessageKind],
+        body: &str,
+        final_attempt: bool,
+    ) -> Result<Processed, ProcessError> {
+        let message = QueueMessage::decode(body);
+        if let Ok(m) = &message {
+            if !accepts.contains(&m.kind()) {
+                let takes: Vec<&str> = accepts.iter().map(|k| k.name()).collect();
+                return Err(ProcessError::Retryable(
+                    format!(
+                    "a {} message reached a consumer that takes only {} messages (is the queue \
+                     wired to the right function?): not processed, left for the dead-letter queue",
+                    m.kind().name(),
+                    takes.join(" and ")
+                )
+                    .into(),
+                ));
+            }
+        }
+        match message {
+            Err(e) => Err(ProcessError::Permanent(e.into())),
+            Ok(QueueMessage::Fetch(m)) => {
+                engine::process_fetch(&self.ports, &self.directories, &m, final_attempt).await
+            }
+            Ok(QueueMessage::Resync(m)) => resync::process_resync(&self.ports, &m).await,
+            Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
+        }
+    }
+
+    /// The tenant's most recent runs, newest first.
+    pub async fn runs(&self, t: &TenantId, limit: usize) -> Result<Vec<SyncRun>, AppError> {
+        Ok(self.ports.store.list_runs(t, limit).await?)
+    }
+
+    /// The time by the app's clock (what runs and reads measure "now" against).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.ports.clock.now()
+    }
+
+    pub async fn run(&self, t: &TenantId, id: &RunId) -> Result<SyncRun, AppError> {
+        self.ports
+            .store
+            .get_run(t, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "run",
+                id: id.to_string(),
+            })
+    }
+}

@@ -1,0 +1,53 @@
+//! How a queue message ended: done, dropped or a duplicate; or why it failed, retryable or
+//! permanent. The workers decide it once; the queue glue (Lambda or the local worker) acts on it.
+
+use crate::domain::ChunkStats;
+use crate::error::Cause;
+use crate::queue::QueueError;
+use crate::store::StoreError;
+
+/// How a message ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Processed {
+    Done(ChunkStats),
+    /// Dropped: an older generation, a deleted mapping, or a run already superseded.
+    Superseded,
+    /// A delivery of a chunk already over for its run: acknowledged without calling Pendo or
+    /// writing (what the chunk's first delivery left undone, if it crashed, is finished).
+    Duplicate,
+}
+
+/// Why a message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Try again later (the queue redelivers). Displays as its cause.
+    #[error(transparent)]
+    Retryable(Cause),
+    /// Will never succeed as it is; recorded on the mapping and dropped. Displays as its cause.
+    #[error(transparent)]
+    Permanent(Cause),
+}
+
+impl ProcessError {
+    /// The cause and what is under it, on one line (for logs and the records of a chunk).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Retryable(c) | Self::Permanent(c) => crate::error::chain(&**c),
+        }
+    }
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            e @ StoreError::Corrupt { .. } => ProcessError::Permanent(e.into()),
+            other => ProcessError::Retryable(other.into()),
+        }
+    }
+}
+
+impl From<QueueError> for ProcessError {
+    fn from(e: QueueError) -> Self {
+        ProcessError::Retryable(e.into())
+    }
+}

@@ -1,0 +1,128 @@
+//! The Re-sync all worker: purge older generations, reset cursors, plan every mapping's window
+//! and fan the chunks out.
+
+use super::processed::{ProcessError, Processed};
+use super::{plan, waves};
+use crate::domain::mapping::LastError;
+use crate::domain::{ChunkStats, Integration, Mapping, RunFlag, RunKind, SyncRun, Window};
+use crate::ports::Ports;
+use crate::queue::messages::ResyncMessage;
+use crate::store::StoreError;
+
+/// Re-sync all, worker side: purge every value of older generations, reset every cursor to
+/// "never synced" for this generation, plan `days_to_sync` days for every enabled mapping.
+pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Processed, ProcessError> {
+    let store = &ports.store;
+    let t = &msg.tenant;
+    let Some(integration) = store.get_integration(t).await? else {
+        return Ok(Processed::Superseded);
+    };
+    if integration.generation != msg.generation {
+        return Ok(Processed::Superseded);
+    }
+    let stored = store.get_run(t, &msg.run_id).await?;
+    if stored.as_ref().is_some_and(|r| r.queued) {
+        // Redelivered after its chunks were sent: nothing to do again.
+        return Ok(Processed::Duplicate);
+    }
+    if stored.is_some() {
+        // One delivery of the message plans; a duplicate meanwhile is acknowledged.
+        let now = ports.clock.now();
+        let until = now + chrono::Duration::minutes(RESYNC_PLANNING_LEASE_MINUTES);
+        if !store
+            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
+            .await?
+        {
+            tracing::info!(tenant = %t, run = %msg.run_id, "another delivery is planning this re-sync; this duplicate is acknowledged");
+            return Ok(Processed::Duplicate);
+        }
+    }
+    let planned = plan_resync(ports, msg, &integration, stored).await;
+    if planned.is_err() {
+        // Let the redelivery plan at once.
+        store
+            .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
+            .await
+            .ok();
+    }
+    planned
+}
+
+/// How long a delivery of a Re-sync all message holds its planning: longer than the resync
+/// function may run (15 minutes in `infra/template.yaml`), shorter than the resync queue's
+/// visibility timeout (90 minutes), so the redelivery of a message whose worker died plans.
+const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
+
+async fn plan_resync(
+    ports: &Ports,
+    msg: &ResyncMessage,
+    integration: &Integration,
+    stored: Option<SyncRun>,
+) -> Result<Processed, ProcessError> {
+    let store = &ports.store;
+    let t = &msg.tenant;
+    let purged = store.purge_below_generation(t, msg.generation).await?;
+    let mut run = stored.unwrap_or_else(|| {
+        SyncRun::new(
+            t.clone(),
+            msg.run_id.clone(),
+            RunKind::ResyncAll,
+            msg.generation,
+            ports.clock.now(),
+        )
+    });
+    let messages = if run.planned {
+        // Redelivered after planning but before the send finished: send what can run now.
+        waves::pending_now(&run)
+    } else {
+        let mut mappings = store.list_mappings(t).await?;
+        let last = crate::time::last_complete_day(
+            ports.clock.now(),
+            integration.settings.timezone.map(|z| z.0),
+        );
+        let checked = super::references::plan_checks(ports, integration, &mappings).await;
+        for m in mappings.iter_mut().filter(|m| m.enabled) {
+            store.reset_mapping_state(t, &m.id, msg.generation).await?;
+            // Rebuilt by this run from its current configuration.
+            if m.rebuild_required {
+                m.rebuild_required = false;
+                store.put_mapping(m).await?;
+            }
+        }
+        let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
+        let windows: Vec<(&Mapping, Window)> = mappings
+            .iter()
+            .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
+            .filter_map(|m| Some((m, window?)))
+            .collect();
+        let messages = plan::plan_run(&mut run, &integration.settings, &mappings, &windows);
+        run.sources = checked.sources;
+        run.left_out = checked.left_out;
+        run.planned = true;
+        store.put_run(&run).await?;
+        note_planned(ports, &run).await?;
+        messages
+    };
+    crate::stall::point("resync-fan-out").await;
+    ports.queue.send_fetch(&messages).await?;
+    store.set_run_flag(t, &msg.run_id, RunFlag::Queued).await?;
+    tracing::info!(tenant = %t, generation = msg.generation, purged, chunks = messages.len(), "re-sync planned");
+    Ok(Processed::Done(ChunkStats::default()))
+}
+
+/// After a run is stored: each of its mappings' status now reads this run as its last, and a
+/// mapping the run left out shows why as its last error.
+pub async fn note_planned(ports: &Ports, run: &SyncRun) -> Result<(), StoreError> {
+    let store = &ports.store;
+    for m in run.mappings().into_iter().chain(run.left_out.keys()) {
+        store.set_last_run(&run.tenant, m, &run.id).await?;
+    }
+    for (m, why) in &run.left_out {
+        let e = LastError {
+            at: ports.clock.now(),
+            message: why.clone(),
+        };
+        store.set_mapping_error(&run.tenant, m, Some(e)).await?;
+    }
+    Ok(())
+}
