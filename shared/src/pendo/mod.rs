@@ -1,5 +1,5 @@
 //! The Pendo port: what the core needs from Pendo's API, its error classification, and where
-//! each domain is reached. The HTTP adapter is in `http.rs`, the streaming row parser in
+//! each domain is reached. The HTTP adapter is in `http/`, the streaming row parser in
 //! `rows.rs`, the retry policy in `retry.rs`, request builders in `pipelines.rs`.
 //! Nothing here may log or format the integration key.
 
