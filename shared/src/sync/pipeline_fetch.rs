@@ -2,11 +2,19 @@
 //! day's request, stream its rows into a [`DayAccumulator`], write the day as one chunk. The
 //! pure parts live in `custom`, `custom_rows`, `report_source` and `pes`.
 
+use super::custom_rows::{DayAccumulator, DaySpec};
 use super::engine::{ChunkError, Job};
+use crate::domain::aggregation;
+use crate::domain::mapping::FieldMetric;
 use crate::domain::Window;
 use crate::domain::{ChunkStats, Connection, Mapping, MappingKind, RunId, Target, TenantId};
+use crate::pendo::pipelines::{
+    custom_request, custom_time_series, reanchor, source_time_series, window_ending_on,
+};
 use crate::ports::Ports;
 use crate::store::StoreError;
+use chrono::NaiveDate;
+use std::borrow::Cow;
 
 /// A mapping that cannot be fetched as it is stored (never retried).
 fn invalid(e: impl std::fmt::Display) -> ChunkError {
@@ -46,8 +54,20 @@ async fn report_definition(
         .map_err(invalid)
 }
 
-/// One local day of a per-day pipeline mapping (custom aggregation): the pipeline re-anchored
-/// on the day, its rows summed per object/metric/app, written as the day's chunk.
+/// The day's request of a per-day pipeline mapping, and how to read its rows.
+struct DayPipeline<'m> {
+    /// The stages, re-anchored on the day (and limited to the mapping's segment).
+    stages: Vec<serde_json::Value>,
+    /// Which output field becomes which metric.
+    fields: Cow<'m, [FieldMetric]>,
+    /// The output fields that name the object (company, end user, …).
+    ids: aggregation::IdFields,
+    /// The PES app, for a PES mapping (its rows are read per app, never per multi-app).
+    pes_app: Option<i64>,
+}
+
+/// One local day of a per-day pipeline mapping (custom aggregation, report, PES): the pipeline
+/// re-anchored on the day, its rows summed per object/metric/app, written as the day's chunk.
 pub(super) async fn fetch_pipeline_day(
     job: &Job<'_>,
     window: Window,
@@ -55,29 +75,63 @@ pub(super) async fn fetch_pipeline_day(
     let Job {
         ports,
         integration,
-        directories: _,
+        mapping,
+        conn,
+        ..
+    } = *job;
+    let settings = &integration.settings;
+    let fm = &settings.field_mappings;
+    let day = window.from;
+    let pipeline = day_pipeline(job, day).await?;
+    let request = custom_request(pipeline.stages, &format!("{}-{}", mapping.id, day));
+    let dir = super::engine::load_directory(job, mapping.target, mapping.target == Target::EndUser)
+        .await
+        .map_err(ChunkError::Store)?;
+    let spec = DaySpec {
+        target: mapping.target,
+        ids: pipeline.ids,
+        fields: pipeline
+            .fields
+            .iter()
+            .map(|f| (f.field.clone(), f.metric.clone()))
+            .collect(),
+        multi_app: mapping.multi_app && pipeline.pes_app.is_none(),
+        email_mapped: fm.email.is_some(),
+        may_create: mapping.target == Target::EndUser
+            && settings.auto_detect_end_users
+            && mapping.auto_create_users,
+        auto_create: mapping.auto_create_users,
+        day,
+        apps: integration.apps.clone(),
+    };
+    let mut acc = DayAccumulator::new(spec, &dir);
+    let fetched = match pipeline.pes_app {
+        Some(app_id) => {
+            let mut sink = super::pes::PesSink {
+                app_id,
+                acc: &mut acc,
+            };
+            ports.pendo.aggregate(conn, &request, &mut sink).await
+        }
+        None => ports.pendo.aggregate(conn, &request, &mut acc).await,
+    };
+    fetched.map_err(ChunkError::Pendo)?;
+    write_day(job, window, acc).await
+}
+
+/// The day's stages of the mapping, with the fields and ids that read its rows.
+async fn day_pipeline<'m>(job: &Job<'m>, day: NaiveDate) -> Result<DayPipeline<'m>, ChunkError> {
+    let Job {
+        ports,
+        integration,
         mapping,
         conn,
         run,
+        ..
     } = *job;
-    use super::custom_rows::{DayAccumulator, DaySpec};
-    use crate::domain::aggregation;
-    use crate::pendo::pipelines::{
-        custom_request, custom_time_series, reanchor, source_time_series, window_ending_on,
-    };
-    let t = &integration.tenant;
-    let store = &ports.store;
-    let settings = &integration.settings;
-    let tz = settings.timezone.map(|z| z.0);
-    let fm = &settings.field_mappings;
-    let day = window.from;
-    let mut pes_app = None;
-    let (stages, fields, ts, ids): (
-        Vec<serde_json::Value>,
-        std::borrow::Cow<'_, [crate::domain::mapping::FieldMetric]>,
-        Option<serde_json::Value>,
-        aggregation::IdFields,
-    ) = match &mapping.source {
+    let tz = integration.settings.timezone.map(|z| z.0);
+    let fm = &integration.settings.field_mappings;
+    let (stages, fields, ts, ids, pes_app) = match &mapping.source {
         MappingKind::Pes { app_id, components } => {
             // PES is per Pendo account: with another company id field its rows would land on
             // the wrong companies (the settings refuse that change while a PES mapping exists).
@@ -88,10 +142,9 @@ pub(super) async fn fetch_pipeline_day(
                     "PES is computed per Pendo account, but the company id field is no longer accountId: set it back to accountId, or delete this mapping",
                 ));
             }
-            pes_app = Some(*app_id);
             let fields = components
                 .iter()
-                .map(|c| crate::domain::mapping::FieldMetric {
+                .map(|c| FieldMetric {
                     field: super::pes::column(*c).to_string(),
                     metric: crate::domain::mapping::pes_metric_name(
                         &mapping.metric_name,
@@ -109,7 +162,7 @@ pub(super) async fn fetch_pipeline_day(
                 surname: None,
             };
             let stages = super::pes::pes_pipeline(*app_id, day, tz, mapping.segment_id.as_deref());
-            (stages, std::borrow::Cow::Owned(fields), None, ids)
+            (stages, Cow::Owned(fields), None, ids, Some(*app_id))
         }
         MappingKind::Aggregation { pipeline, fields } => {
             let stages = aggregation::unwrap_pipeline(pipeline).map_err(invalid)?;
@@ -119,22 +172,20 @@ pub(super) async fn fetch_pipeline_day(
             let ts = custom_time_series(source_time_series(&stages), day, tz);
             (
                 stages,
-                std::borrow::Cow::Borrowed(fields.as_slice()),
+                Cow::Borrowed(fields.as_slice()),
                 Some(ts),
                 ids,
+                None,
             )
         }
         MappingKind::Report { report_id, columns } => {
+            let t = &integration.tenant;
             let report = report_definition(ports, t, run, mapping, conn, report_id).await?;
             let src = super::report_source::prepare(&report, columns, mapping.target, fm)
                 .map_err(invalid)?;
             let ts = window_ending_on(day, tz, src.window_days);
-            (
-                src.stages,
-                std::borrow::Cow::Borrowed(columns.as_slice()),
-                Some(ts),
-                src.ids,
-            )
+            let fields = Cow::Borrowed(columns.as_slice());
+            (src.stages, fields, Some(ts), src.ids, None)
         }
         other => {
             return Err(invalid(format!(
@@ -155,39 +206,30 @@ pub(super) async fn fetch_pipeline_day(
             .map_or(0, |i| i + 1);
         stages.insert(at, serde_json::json!({ "segment": { "id": seg } }));
     }
-    let request = custom_request(stages, &format!("{}-{}", mapping.id, day));
-    let st = |e| ChunkError::Store(e);
-    let dir = super::engine::load_directory(job, mapping.target, mapping.target == Target::EndUser)
-        .await
-        .map_err(st)?;
-    let spec = DaySpec {
-        target: mapping.target,
+    Ok(DayPipeline {
+        stages,
+        fields,
         ids,
-        fields: fields
-            .iter()
-            .map(|f| (f.field.clone(), f.metric.clone()))
-            .collect(),
-        multi_app: mapping.multi_app && pes_app.is_none(),
-        email_mapped: fm.email.is_some(),
-        may_create: mapping.target == Target::EndUser
-            && settings.auto_detect_end_users
-            && mapping.auto_create_users,
-        auto_create: mapping.auto_create_users,
-        day,
-        apps: integration.apps.clone(),
-    };
-    let mut acc = DayAccumulator::new(spec, &dir);
-    let fetched = match pes_app {
-        Some(app_id) => {
-            let mut sink = super::pes::PesSink {
-                app_id,
-                acc: &mut acc,
-            };
-            ports.pendo.aggregate(conn, &request, &mut sink).await
-        }
-        None => ports.pendo.aggregate(conn, &request, &mut acc).await,
-    };
-    fetched.map_err(ChunkError::Pendo)?;
+        pes_app,
+    })
+}
+
+/// Writes a fetched day: its end users created, its values replaced as one chunk, the names
+/// and emails its rows fill in, and what no object took.
+async fn write_day(
+    job: &Job<'_>,
+    window: Window,
+    acc: DayAccumulator<'_>,
+) -> Result<ChunkStats, ChunkError> {
+    let Job {
+        ports,
+        integration,
+        mapping,
+        ..
+    } = *job;
+    let t = &integration.tenant;
+    let store = &ports.store;
+    let st = ChunkError::Store;
     let (rows_read, skipped, fills) = (acc.rows_read, acc.skipped.clone(), acc.fills());
     let unmatched = acc.unmatched.entries();
     let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
