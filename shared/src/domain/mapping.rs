@@ -232,26 +232,48 @@ impl MappingInput {
         now: DateTime<Utc>,
     ) -> Result<Mapping, ValidationError> {
         let metric_name = check_metric_name("metricName", &self.metric_name)?;
-        let source = match &self.source {
+        let source = self.validated_source(integration)?;
+        self.check_target(&integration.settings.field_mappings)?;
+        let segment_id = self.validated_segment(integration)?;
+        check_metric_names_free(&source, &metric_name, self.target, &id, existing)?;
+        Ok(Mapping {
+            tenant: integration.tenant.clone(),
+            id,
+            source,
+            target: self.target,
+            metric_name,
+            passive: self.passive,
+            multi_app: self.multi_app,
+            auto_create_users: self.auto_create_users,
+            segment_id,
+            enabled: self.enabled,
+            rebuild_required: false,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// The source with its ids and metric names checked, per kind.
+    fn validated_source(&self, integration: &Integration) -> Result<MappingKind, ValidationError> {
+        let minutes = |m: &Option<String>| {
+            m.as_deref()
+                .map(|m| check_metric_name("source.minutesMetric", m))
+                .transpose()
+        };
+        Ok(match &self.source {
             MappingKind::Feature {
                 feature_id,
                 minutes_metric,
             } => MappingKind::Feature {
                 feature_id: crate::domain::ids::check_id("source.featureId", feature_id)?,
-                minutes_metric: minutes_metric
-                    .as_deref()
-                    .map(|m| check_metric_name("source.minutesMetric", m))
-                    .transpose()?,
+                minutes_metric: minutes(minutes_metric)?,
             },
             MappingKind::Page {
                 page_id,
                 minutes_metric,
             } => MappingKind::Page {
                 page_id: crate::domain::ids::check_id("source.pageId", page_id)?,
-                minutes_metric: minutes_metric
-                    .as_deref()
-                    .map(|m| check_metric_name("source.minutesMetric", m))
-                    .transpose()?,
+                minutes_metric: minutes(minutes_metric)?,
             },
             MappingKind::Aggregation { pipeline, fields } => {
                 let stages = crate::domain::aggregation::validate_aggregation(
@@ -266,41 +288,7 @@ impl MappingInput {
                 }
             }
             MappingKind::Pes { app_id, components } => {
-                let fm = &integration.settings.field_mappings;
-                if self.target != Target::Company {
-                    return Err(ValidationError::new(
-                        "target",
-                        "PES mappings target companies only (PES is computed per Pendo account)",
-                    ));
-                }
-                if fm.company_id.record != crate::domain::FieldRecord::Row
-                    || fm.company_id.path != "accountId"
-                {
-                    return Err(ValidationError::new(
-                        "source.kind",
-                        "PES is computed per Pendo account: map the company id field to accountId (a row field) before adding a PES mapping",
-                    ));
-                }
-                if self.multi_app {
-                    return Err(ValidationError::new(
-                        "multiApp",
-                        "a PES mapping reads one app; multi-app does not apply",
-                    ));
-                }
-                if components.is_empty() {
-                    return Err(ValidationError::new(
-                        "source.components",
-                        "choose at least one PES component",
-                    ));
-                }
-                for (i, c) in components.iter().enumerate() {
-                    if components[..i].contains(c) {
-                        return Err(ValidationError::new(
-                            format!("source.components[{i}]"),
-                            "is listed twice",
-                        ));
-                    }
-                }
+                self.check_pes(&integration.settings.field_mappings, components)?;
                 MappingKind::Pes {
                     app_id: *app_id,
                     components: components.clone(),
@@ -320,79 +308,125 @@ impl MappingInput {
                     columns: check_field_metrics(columns, "columns")?,
                 }
             }
-        };
-        let fm = &integration.settings.field_mappings;
-        match self.target {
-            Target::Asset if fm.asset_id.is_none() => {
-                return Err(ValidationError::new(
-                    "target",
-                    "map the asset id field in the settings before targeting assets",
-                ))
-            }
-            Target::Project if fm.project_id.is_none() => {
-                return Err(ValidationError::new(
-                    "target",
-                    "map the project id field in the settings before targeting projects",
-                ))
-            }
-            _ => {}
-        }
-        let segment_id = match self.segment_id.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(s) => {
-                if !integration.segments.iter().any(|seg| seg.id == s) {
-                    return Err(ValidationError::new(
-                        "segmentId",
-                        "is not in the segments table; add it there first",
-                    ));
-                }
-                Some(s.to_string())
-            }
-        };
-        if let Some(minutes) = match &source {
-            MappingKind::Feature { minutes_metric, .. }
-            | MappingKind::Page { minutes_metric, .. } => minutes_metric.as_deref(),
-            _ => None,
-        } {
-            if minutes == metric_name {
-                return Err(ValidationError::new(
-                    "source.minutesMetric",
-                    "must differ from metricName",
-                ));
-            }
-        }
-        let names = metric_names(&source, &metric_name);
-        for other in existing
-            .iter()
-            .filter(|m| m.id != id && m.target == self.target)
-        {
-            let taken = metric_names(&other.source, &other.metric_name);
-            if let Some(dup) = names.iter().find(|n| taken.contains(n)) {
-                return Err(ValidationError::new(
-                    "metricName",
-                    format!(
-                        "metric '{dup}' on this target is already fed by mapping {}",
-                        other.id
-                    ),
-                ));
-            }
-        }
-        Ok(Mapping {
-            tenant: integration.tenant.clone(),
-            id,
-            source,
-            target: self.target,
-            metric_name,
-            passive: self.passive,
-            multi_app: self.multi_app,
-            auto_create_users: self.auto_create_users,
-            segment_id,
-            enabled: self.enabled,
-            rebuild_required: false,
-            created_at: now,
-            updated_at: now,
         })
     }
+
+    /// A PES mapping targets companies identified by `accountId`, reads one app and lists each
+    /// component once.
+    fn check_pes(
+        &self,
+        fm: &crate::domain::FieldMappings,
+        components: &[PesComponent],
+    ) -> Result<(), ValidationError> {
+        if self.target != Target::Company {
+            return Err(ValidationError::new(
+                "target",
+                "PES mappings target companies only (PES is computed per Pendo account)",
+            ));
+        }
+        if fm.company_id.record != crate::domain::FieldRecord::Row
+            || fm.company_id.path != "accountId"
+        {
+            return Err(ValidationError::new(
+                "source.kind",
+                "PES is computed per Pendo account: map the company id field to accountId (a row field) before adding a PES mapping",
+            ));
+        }
+        if self.multi_app {
+            return Err(ValidationError::new(
+                "multiApp",
+                "a PES mapping reads one app; multi-app does not apply",
+            ));
+        }
+        if components.is_empty() {
+            return Err(ValidationError::new(
+                "source.components",
+                "choose at least one PES component",
+            ));
+        }
+        for (i, c) in components.iter().enumerate() {
+            if components[..i].contains(c) {
+                return Err(ValidationError::new(
+                    format!("source.components[{i}]"),
+                    "is listed twice",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Assets and projects are targets only once their id field is mapped.
+    fn check_target(&self, fm: &crate::domain::FieldMappings) -> Result<(), ValidationError> {
+        match self.target {
+            Target::Asset if fm.asset_id.is_none() => Err(ValidationError::new(
+                "target",
+                "map the asset id field in the settings before targeting assets",
+            )),
+            Target::Project if fm.project_id.is_none() => Err(ValidationError::new(
+                "target",
+                "map the project id field in the settings before targeting projects",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The segment, which must be in the integration's segments table (blank: none).
+    fn validated_segment(
+        &self,
+        integration: &Integration,
+    ) -> Result<Option<String>, ValidationError> {
+        match self.segment_id.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) if integration.segments.iter().any(|seg| seg.id == s) => {
+                Ok(Some(s.to_string()))
+            }
+            Some(_) => Err(ValidationError::new(
+                "segmentId",
+                "is not in the segments table; add it there first",
+            )),
+        }
+    }
+}
+
+/// The metric names a mapping writes are its own: its minutes metric differs from its metric
+/// name, and no other mapping of the target writes any of them.
+fn check_metric_names_free(
+    source: &MappingKind,
+    metric_name: &str,
+    target: Target,
+    id: &MappingId,
+    existing: &[Mapping],
+) -> Result<(), ValidationError> {
+    if let Some(minutes) = match source {
+        MappingKind::Feature { minutes_metric, .. } | MappingKind::Page { minutes_metric, .. } => {
+            minutes_metric.as_deref()
+        }
+        _ => None,
+    } {
+        if minutes == metric_name {
+            return Err(ValidationError::new(
+                "source.minutesMetric",
+                "must differ from metricName",
+            ));
+        }
+    }
+    let names = metric_names(source, metric_name);
+    for other in existing
+        .iter()
+        .filter(|m| &m.id != id && m.target == target)
+    {
+        let taken = metric_names(&other.source, &other.metric_name);
+        if let Some(dup) = names.iter().find(|n| taken.contains(n)) {
+            return Err(ValidationError::new(
+                "metricName",
+                format!(
+                    "metric '{dup}' on this target is already fed by mapping {}",
+                    other.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Base metric names a mapping writes (before any multi-app prefix).
