@@ -174,16 +174,7 @@ impl<'d> DayAccumulator<'d> {
         let email = email.filter(|e| {
             !e.is_empty() && self.spec.auto_create && self.spec.email_mapped && u.email_empty
         });
-        if name.is_none() && surname.is_none() && email.is_none() {
-            return;
-        }
-        let f = self.fills.entry(i).or_insert_with(|| Fill {
-            user_id: u.id.to_string(),
-            ..Fill::default()
-        });
-        f.name = f.name.take().or(name);
-        f.surname = f.surname.take().or(surname);
-        f.email = f.email.take().or(email);
+        Fill::note(&mut self.fills, i, u.id, name, surname, email);
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {

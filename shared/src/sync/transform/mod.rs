@@ -54,6 +54,30 @@ pub struct PendingUser {
     pub surname: Option<String>,
 }
 
+impl Fill {
+    /// Notes what a row fills in on end user `slot` (`user_id`): each field keeps the first
+    /// value a row gave it; a row with nothing to fill in adds no entry.
+    pub(crate) fn note<S: std::hash::BuildHasher>(
+        fills: &mut std::collections::HashMap<u32, Fill, S>,
+        slot: u32,
+        user_id: &str,
+        name: Option<String>,
+        surname: Option<String>,
+        email: Option<String>,
+    ) {
+        if name.is_none() && surname.is_none() && email.is_none() {
+            return;
+        }
+        let f = fills.entry(slot).or_insert_with(|| Fill {
+            user_id: user_id.to_string(),
+            ..Fill::default()
+        });
+        f.name = f.name.take().or(name);
+        f.surname = f.surname.take().or(surname);
+        f.email = f.email.take().or(email);
+    }
+}
+
 impl PendingUser {
     pub fn input(&self) -> EndUserInput {
         EndUserInput {
@@ -290,16 +314,7 @@ impl<'d> ChunkAccumulator<'d> {
         let email = email
             .filter(|_| self.spec.auto_create && self.spec.rules.email_mapped && u.email_empty)
             .map(str::to_string);
-        if name.is_none() && surname.is_none() && email.is_none() {
-            return;
-        }
-        let f = self.fills.entry(i).or_insert_with(|| Fill {
-            user_id: u.id.to_string(),
-            ..Fill::default()
-        });
-        f.name = f.name.take().or(name);
-        f.surname = f.surname.take().or(surname);
-        f.email = f.email.take().or(email);
+        Fill::note(&mut self.fills, i, u.id, name, surname, email);
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
