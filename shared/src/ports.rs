@@ -55,22 +55,33 @@ impl PortsBuilder {
     }
 
     /// Pendo at one base URL for every region (the simulator), retrying at once.
+    pub fn pendo_at(self, base_url: &str) -> Self {
+        self.pendo_with(base_url, |_| {})
+    }
+
+    /// [`PortsBuilder::pendo_at`], with the client's configuration changed by `edit` (another
+    /// host for a region, fewer attempts, a shorter timeout).
     ///
     /// # Panics
     /// When the HTTP client cannot be built (test setup).
-    pub fn pendo_at(self, base_url: &str) -> Self {
+    pub fn pendo_with(
+        self,
+        base_url: &str,
+        edit: impl FnOnce(&mut crate::pendo::http::HttpPendoConfig),
+    ) -> Self {
         use crate::pendo::http::{HttpPendo, HttpPendoConfig};
         use crate::pendo::retry::RetryPolicy;
         use crate::pendo::PendoEndpoints;
-        let pendo = HttpPendo::new(HttpPendoConfig {
+        let mut config = HttpPendoConfig {
             endpoints: PendoEndpoints {
                 all: Some(base_url.to_string()),
                 ..Default::default()
             },
             retry: RetryPolicy::fast(),
             ..HttpPendoConfig::default()
-        })
-        .expect("a Pendo client for the test");
+        };
+        edit(&mut config);
+        let pendo = HttpPendo::new(config).expect("a Pendo client for the test");
         self.pendo(Arc::new(pendo))
     }
 

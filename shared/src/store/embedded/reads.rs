@@ -94,7 +94,6 @@ impl Names<'_> {
     }
 }
 
-/// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).
 #[async_trait]
 impl ReadStore for EmbeddedStore {
     async fn read_series(
@@ -332,6 +331,7 @@ impl ReadStore for EmbeddedStore {
     }
 }
 
+/// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).
 #[cfg(test)]
 pub(super) fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
     let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -12,9 +12,6 @@ use pendo_sync::api::auth::{Caller, TokenTable};
 use pendo_sync::app::Role;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::TenantId;
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::prelude::*;
@@ -53,25 +50,6 @@ async fn api() -> Api {
         sim.spawn("127.0.0.1:0").await.unwrap(),
         eu.spawn("127.0.0.1:0").await.unwrap(),
     );
-    let mut endpoints = PendoEndpoints {
-        all: Some("http://127.0.0.1:9".into()),
-        ..Default::default()
-    };
-    endpoints
-        .per_domain
-        .insert("app.pendo.io", us_run.base_url());
-    endpoints
-        .per_domain
-        .insert("app.eu.pendo.io", eu_run.base_url());
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints,
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::fast()
-        },
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
     let store = EmbeddedStore::in_memory().unwrap();
     let queue = EmbeddedQueue::new(
         &store,
@@ -82,7 +60,12 @@ async fn api() -> Api {
         Ports::builder()
             .store(Arc::new(store.clone()))
             .queue(Arc::new(queue.clone()))
-            .pendo(Arc::new(pendo))
+            .pendo_with("http://127.0.0.1:9", |c| {
+                let hosts = &mut c.endpoints.per_domain;
+                hosts.insert("app.pendo.io", us_run.base_url());
+                hosts.insert("app.eu.pendo.io", eu_run.base_url());
+                c.retry.max_attempts = 1;
+            })
             .clock(Arc::new(clock.clone()))
             .build(),
     ));

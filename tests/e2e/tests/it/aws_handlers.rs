@@ -14,9 +14,6 @@ use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, receive_count, BatchConfig};
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::prelude::*;
@@ -102,20 +99,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let now = config.now;
     let sim = pendo_sim::Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    let mut endpoints = PendoEndpoints {
-        all: Some(running.base_url()),
-        ..Default::default()
-    };
-    endpoints.per_domain.insert(
-        PendoDomain::Eu.host(),
-        format!("http://127.0.0.1:{}", closed_port().await),
-    );
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints,
-        retry: RetryPolicy::fast(),
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
+    let closed = format!("http://127.0.0.1:{}", closed_port().await);
     let aws = Aws::connect().await;
     let store = Arc::new(aws.store().await);
     let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch").await;
@@ -128,7 +112,11 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
                 fetch_url.clone(),
                 resync_url,
             )))
-            .pendo(Arc::new(pendo))
+            .pendo_with(&running.base_url(), |c| {
+                c.endpoints
+                    .per_domain
+                    .insert(PendoDomain::Eu.host(), closed);
+            })
             .clock(Arc::new(FixedClock::new(now)))
             .build(),
     );

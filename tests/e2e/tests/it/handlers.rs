@@ -11,9 +11,6 @@ use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, handle_schedule, BatchConfig};
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::messages::{QueueMessage, ResyncMessage, MESSAGE_VERSION};
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -64,27 +61,18 @@ async fn fixture() -> Fixture {
     let now = config.now;
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    let mut endpoints = PendoEndpoints {
-        all: Some(running.base_url()),
-        ..Default::default()
-    };
-    endpoints.per_domain.insert(
-        PendoDomain::Eu.host(),
-        format!("http://127.0.0.1:{}", closed_port().await),
-    );
-    let pendo = HttpPendo::new(HttpPendoConfig {
-        endpoints,
-        retry: RetryPolicy::fast(),
-        ..HttpPendoConfig::default()
-    })
-    .unwrap();
+    let closed = format!("http://127.0.0.1:{}", closed_port().await);
     let store = Arc::new(EmbeddedStore::in_memory().unwrap());
     let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, Duration::from_millis(1)));
     let app = App::new(
         Ports::builder()
             .store(store.clone())
             .queue(Arc::new(queue.clone()))
-            .pendo(Arc::new(pendo))
+            .pendo_with(&running.base_url(), |c| {
+                c.endpoints
+                    .per_domain
+                    .insert(PendoDomain::Eu.host(), closed);
+            })
             .clock(Arc::new(FixedClock::new(now)))
             .build(),
     );

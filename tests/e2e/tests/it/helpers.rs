@@ -9,9 +9,6 @@ use pendo_sync::app::{Role, SettingsUpdate};
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -82,22 +79,11 @@ impl Stack {
         let now = config.now;
         let sim = Simulator::new(config);
         let running = sim.spawn("127.0.0.1:0").await.unwrap();
-        let ports = Ports::builder().pendo_at(&running.base_url());
-        let ports = match opts.request_timeout {
-            Some(request_timeout) => ports.pendo(Arc::new(
-                HttpPendo::new(HttpPendoConfig {
-                    endpoints: PendoEndpoints {
-                        all: Some(running.base_url()),
-                        ..Default::default()
-                    },
-                    retry: RetryPolicy::fast(),
-                    request_timeout,
-                    ..HttpPendoConfig::default()
-                })
-                .unwrap(),
-            )),
-            None => ports,
-        };
+        let ports = Ports::builder().pendo_with(&running.base_url(), |c| {
+            if let Some(t) = opts.request_timeout {
+                c.request_timeout = t;
+            }
+        });
         let clock = FixedClock::new(now);
         let store = match &opts.store_dir {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
