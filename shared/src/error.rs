@@ -63,3 +63,32 @@ mod tests {
         assert_eq!(chain(&lone), "name: is empty");
     }
 }
+
+/// Whether an AWS error code is one no retry can cure: the caller's role may not make the call
+/// (a policy missing an action or resource), the credentials are not accepted, the table or
+/// queue does not exist, or the request is malformed. The call fails the same way until the
+/// deployment changes, so a message failing with it is given up at once (and the mapping and
+/// the run show the error naming the function, the action and the resource) instead of being
+/// redelivered until it dead-letters. Codes are DynamoDB's and SQS's (both the JSON protocol's
+/// names and the query-compatible ones SQS still reports).
+pub fn is_aws_refusal(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "InvalidSignatureException"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken"
+            | "MissingAuthenticationTokenException"
+            | "ResourceNotFoundException"
+            | "ValidationException"
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.NonExistentQueue"
+            | "InvalidAddress"
+            | "InvalidParameterValue"
+            | "KMS.AccessDeniedException"
+            | "KmsAccessDenied"
+    )
+}

@@ -24,6 +24,14 @@ pub enum QueueError {
         #[source]
         cause: Option<Cause>,
     },
+    /// SQS refused the call for a reason no retry cures (`error::is_aws_refusal`): `what` is
+    /// what was being done, with the service's code and message.
+    #[error("queue refused: {what}")]
+    Refused {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Another process consumes the queue of this data folder (the local runner).
     #[error("the data folder {folder} is in use by {holder}: stop it first, or use another --data folder")]
     InUse { folder: String, holder: String },
@@ -44,6 +52,11 @@ impl QueueError {
             what: what.into(),
             cause: Some(cause.into()),
         }
+    }
+
+    /// Whether no retry can cure it (the deployment must change).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. })
     }
 }
 

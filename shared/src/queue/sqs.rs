@@ -59,7 +59,7 @@ impl SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| QueueError::unavailable_from("send fetch messages", e))?;
+            .map_err(|e| sdk_error("send fetch messages", e))?;
         let mut failed = Vec::new();
         for f in out.failed {
             if f.sender_fault {
@@ -79,6 +79,28 @@ impl SqsQueue {
             failed.push((body.clone(), f.code));
         }
         Ok(failed)
+    }
+}
+
+/// An SDK error as `Unavailable`, or as `Refused` (naming SQS's code and message: the action
+/// and the queue, for a denial) when no retry can cure it.
+fn sdk_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> QueueError
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    match e.as_service_error().and_then(|se| se.code()) {
+        Some(code) if crate::error::is_aws_refusal(code) => {
+            let message = e
+                .as_service_error()
+                .and_then(|se| se.message())
+                .unwrap_or("")
+                .to_string();
+            QueueError::Refused {
+                what: format!("{what}: {code}: {message}"),
+                cause: Some(e.into()),
+            }
+        }
+        _ => QueueError::unavailable_from(what, e),
     }
 }
 
@@ -145,7 +167,7 @@ impl SqsQueue {
             .message_body(message.encode())
             .send()
             .await
-            .map_err(|e| QueueError::unavailable_from("send resync message", e))?;
+            .map_err(|e| sdk_error("send resync message", e))?;
         Ok(())
     }
 }

@@ -21,6 +21,15 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// AWS refused the call for a reason no retry cures (`error::is_aws_refusal`: access
+    /// denied, a missing table, a malformed request): `what` is what was being done, with the
+    /// service's code and message (which name the action and the resource).
+    #[error("store refused: {what}")]
+    Refused {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Stored data that does not decode (a bug or a manual edit), never user input.
     #[error("corrupt stored data: {what}")]
     Corrupt {
@@ -49,6 +58,19 @@ impl StoreError {
             what: what.into(),
             cause: Some(cause.into()),
         }
+    }
+
+    /// `Refused` because of the adapter's error.
+    pub fn refused_from(what: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Self::Refused {
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// Whether no retry can cure it (the deployment must change).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused { .. })
     }
 
     /// `Corrupt`: what does not decode.

@@ -40,7 +40,9 @@ impl ProcessError {
 impl From<StoreError> for ProcessError {
     fn from(e: StoreError) -> Self {
         match e {
-            e @ StoreError::Corrupt { .. } => ProcessError::Permanent(e.into()),
+            e @ (StoreError::Corrupt { .. } | StoreError::Refused { .. }) => {
+                ProcessError::Permanent(e.into())
+            }
             other => ProcessError::Retryable(other.into()),
         }
     }
@@ -48,6 +50,10 @@ impl From<StoreError> for ProcessError {
 
 impl From<QueueError> for ProcessError {
     fn from(e: QueueError) -> Self {
-        ProcessError::Retryable(e.into())
+        if e.is_refusal() {
+            ProcessError::Permanent(e.into())
+        } else {
+            ProcessError::Retryable(e.into())
+        }
     }
 }

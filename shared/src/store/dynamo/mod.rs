@@ -318,6 +318,10 @@ impl DynamoStore {
                 what: format!("{what}: {inner}"),
                 cause,
             },
+            StoreError::Refused { what: inner, cause } => StoreError::Refused {
+                what: format!("{what}: {inner}"),
+                cause,
+            },
             other => other,
         })
     }
@@ -470,12 +474,25 @@ fn from_json<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, StoreError> {
     serde_json::from_str(v).map_err(|e| StoreError::corrupt_from("a stored JSON body", e))
 }
 
-/// An SDK error as `Unavailable`, with what was being done and the service's code and message.
+/// An SDK error as `Unavailable`, with what was being done and the service's code and message;
+/// or as `Refused` when no retry can cure it (access denied, a missing table, a malformed
+/// request), its `what` then naming the code and the service's message (the action and the
+/// resource, for a denial).
 fn unavailable<E>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    StoreError::unavailable_from(what, e)
+    match e.as_service_error().and_then(|se| se.code()) {
+        Some(code) if crate::error::is_aws_refusal(code) => {
+            let message = e
+                .as_service_error()
+                .and_then(|se| se.message())
+                .unwrap_or("")
+                .to_string();
+            StoreError::refused_from(format!("{what}: {code}: {message}"), e)
+        }
+        _ => StoreError::unavailable_from(what, e),
+    }
 }
 
 /// Whether an SDK error is a failed condition (`ConditionalCheckFailedException`) or a

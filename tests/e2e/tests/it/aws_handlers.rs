@@ -5,6 +5,7 @@
 
 use crate::aws_local::Aws;
 use crate::helpers::{d, sim_config, KEY};
+use crate::iam_gate::{Function, IamGate};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
@@ -15,7 +16,7 @@ use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, receive_count, BatchConfig};
 use pendo_sync::queue::messages::QueueMessage;
-use pendo_sync::queue::sqs::SqsQueue;
+use pendo_sync::store::dynamo::DynamoStore;
 use pendo_sync::store::prelude::*;
 use pendo_sync::{App, Ports};
 use std::collections::BTreeSet;
@@ -101,25 +102,32 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
     let closed = format!("http://127.0.0.1:{}", closed_port().await);
     let aws = Aws::connect().await;
-    let store = Arc::new(aws.store().await);
     let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch").await;
     let (resync_url, _) = queue_with_dlq(&aws, "resync").await;
-    let app = App::new(
-        Ports::builder()
-            .store(store.clone())
-            .queue(Arc::new(SqsQueue::new(
-                aws.sqs.clone(),
-                fetch_url.clone(),
-                resync_url,
-            )))
-            .pendo_with(&running.base_url(), |c| {
-                c.endpoints
-                    .per_domain
-                    .insert(PendoDomain::Eu.host(), closed);
-            })
-            .clock(Arc::new(FixedClock::new(now)))
-            .build(),
-    );
+    // Each function with its own credentials, checked against its policy from the template.
+    let gate = IamGate::for_queues(&aws, &fetch_url, &resync_url).await;
+    let store = Arc::new(DynamoStore::new(aws.dynamo.clone(), gate.tables.clone()));
+    let app_of = |function: Function| {
+        let (gate, base_url, closed) = (&gate, running.base_url(), closed.clone());
+        async move {
+            let (store, queue) = gate.adapters(function).await;
+            App::new(
+                Ports::builder()
+                    .store(store)
+                    .queue(queue)
+                    .pendo_with(&base_url, |c| {
+                        c.endpoints
+                            .per_domain
+                            .insert(PendoDomain::Eu.host(), closed);
+                    })
+                    .clock(Arc::new(FixedClock::new(now)))
+                    .build(),
+            )
+        }
+    };
+    let app = app_of(Function::Configurator).await;
+    let scheduler = app_of(Function::Scheduler).await;
+    let fetch = app_of(Function::Fetch).await;
     let acme = TenantId::parse("acme-cs").unwrap();
     let globex = TenantId::parse("globex-cs").unwrap();
     app.connect(&acme, KEY, "app.pendo.io").await.unwrap();
@@ -206,7 +214,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
 
     // Act 1: the daily schedule, from the EventBridge fixture.
     let ev: EventBridgeEvent = serde_json::from_str(SCHEDULE).unwrap();
-    let out = handle_schedule(&app, LambdaEvent::new(ev, Context::default()))
+    let out = handle_schedule(&scheduler, LambdaEvent::new(ev, Context::default()))
         .await
         .unwrap();
 
@@ -239,7 +247,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let mut rounds = Vec::new();
     let mut msgs = batch;
     while !msgs.is_empty() {
-        let r = handle_fetch_batch(&app, config, event(&msgs))
+        let r = handle_fetch_batch(&fetch, config, event(&msgs))
             .await
             .unwrap();
         let failed: Vec<String> = r
@@ -311,4 +319,5 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
         .iter()
         .all(|r| r.day >= d("2026-10-28") && r.day <= d("2026-11-03")));
     assert!(store.export(Some(&globex)).await.unwrap().is_empty());
+    gate.assert_no_denials();
 }

@@ -61,7 +61,7 @@ async fn an_import_through_sqs_dynamo_and_the_resync_handler_equals_the_embedded
     let c = s.sim.control();
     let before = c.calls(AGG);
     let job = s.app.start_import(&s.tenant, &request()).await.unwrap();
-    let (fetches, deliveries) = drain_twice_through_handlers(&aws, &s.app, &queue).await;
+    let (fetches, deliveries) = drain_twice_through_handlers(&aws, &s, &queue).await;
     let done = s.app.import(&s.tenant, &job.id).await.unwrap();
     assert_eq!(done.state, ImportState::Finished, "{done:?}");
     assert_eq!(fetches, 0, "an import sends nothing to the fetch queue");
@@ -76,4 +76,5 @@ async fn an_import_through_sqs_dynamo_and_the_resync_handler_equals_the_embedded
         "one Pendo call per page"
     );
     assert_eq!(directory(s.store.as_ref(), &s.tenant).await, want);
+    s.gate.assert_no_denials();
 }

@@ -9,6 +9,7 @@
 //! no instance metadata).
 
 use crate::helpers::{sim_config, Stack, KEY};
+use crate::iam_gate::{Function, IamGate};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -17,7 +18,7 @@ use pendo_sim::{RunningSim, Simulator};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::*;
-use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
+use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, handle_schedule, BatchConfig};
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{ensure_tables, keys, DynamoStore, DynamoTables};
@@ -167,7 +168,7 @@ fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
 /// Feeds both queues to the handlers (as Lambda's event source would) until they are empty:
 /// acknowledged messages are deleted, failed ones made visible again at once. Returns every
 /// body delivered (a redelivered message once per delivery).
-async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<String> {
+pub(crate) async fn drain_through_handlers(aws: &Aws, s: &AwsStack, q: &SqsQueue) -> Vec<String> {
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 4,
@@ -183,9 +184,9 @@ async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<Strin
             idle = false;
             handled.extend(msgs.iter().map(|m| m.body.clone().unwrap_or_default()));
             let r = if resync {
-                handle_resync_batch(app, config, sqs_event(&msgs)).await
+                handle_resync_batch(&s.resync, config, sqs_event(&msgs)).await
             } else {
-                handle_fetch_batch(app, config, sqs_event(&msgs)).await
+                handle_fetch_batch(&s.fetch, config, sqs_event(&msgs)).await
             }
             .unwrap();
             let failed: HashSet<String> = r
@@ -220,7 +221,7 @@ async fn drain_through_handlers(aws: &Aws, app: &App, q: &SqsQueue) -> Vec<Strin
 /// the distinct fetch messages sent and the deliveries made.
 pub(crate) async fn drain_twice_through_handlers(
     aws: &Aws,
-    app: &App,
+    s: &AwsStack,
     q: &SqsQueue,
 ) -> (usize, usize) {
     // One record at a time: moto's DynamoDB checks a condition and writes in two steps with no
@@ -250,9 +251,9 @@ pub(crate) async fn drain_twice_through_handlers(
             twice.reverse();
             deliveries += twice.len();
             let r = if resync {
-                handle_resync_batch(app, config, sqs_event(&twice)).await
+                handle_resync_batch(&s.resync, config, sqs_event(&twice)).await
             } else {
-                handle_fetch_batch(app, config, sqs_event(&twice)).await
+                handle_fetch_batch(&s.fetch, config, sqs_event(&twice)).await
             }
             .unwrap();
             assert!(
@@ -301,7 +302,7 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     let c = s.sim.control();
     let (calls, lists) = (c.calls("/api/v1/aggregation"), c.calls("/api/v1/report"));
     s.app.resync_all(&s.tenant).await.unwrap();
-    let (sent, deliveries) = drain_twice_through_handlers(&aws, &s.app, &queue).await;
+    let (sent, deliveries) = drain_twice_through_handlers(&aws, &s, &queue).await;
     let run = s.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone();
     // Two 7-day Feature mappings in one chunk each, the report in 7 one-day chunks; the
     // company mapping's and the report's wait for the end-user mapping's (it creates users).
@@ -332,8 +333,9 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     );
     assert_eq!(run.release, Release::Released);
     assert!(run.queued);
-    // What recording the run's progress cost on the config table: a constant per delivery.
-    let meter = s.store.write_meter();
+    // What recording the run's progress cost the fetch function on the config table: a
+    // constant per delivery.
+    let meter = s.fetch_store.write_meter();
     let per_chunk = meter.run_write_units as f64 / chunks as f64;
     eprintln!(
         "run bookkeeping on DynamoDB for {chunks} chunks, {deliveries} deliveries: {} calls, {} write units ({per_chunk:.2} per chunk), {} read units",
@@ -341,6 +343,7 @@ async fn every_message_twice_through_sqs_dynamo_and_the_handlers_calls_pendo_onc
     );
     assert!(meter.run_calls > 0);
     assert!(per_chunk <= 12.0, "{per_chunk} write units per chunk");
+    s.gate.assert_no_denials();
 }
 
 /// The store contract on DynamoDB, one test per sentence, each on tables of its own.
@@ -556,7 +559,7 @@ async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
 
 /// The scenario both stacks run: New York days, companies, user fields with auto-detect, a
 /// company metric with minutes and an end-user metric that creates users (values + activity).
-async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &Simulator) {
+pub(crate) async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &Simulator) {
     app.update_settings(
         t,
         &SettingsUpdate {
@@ -634,8 +637,19 @@ async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
     rows
 }
 
+/// An AWS stack as deployed: DynamoDB and SQS on moto behind the IAM gate, and one app per
+/// function, each with that function's credentials (so each call is checked against its
+/// function's policy from the template). `store` is the test's own view (moto's plain
+/// credentials), for setup and assertions.
 pub(crate) struct AwsStack {
+    /// The configurator's app: what the API does (settings, mappings, Re-sync all, reads).
     pub(crate) app: App,
+    pub(crate) fetch: App,
+    /// The fetch function's store (its write meter).
+    pub(crate) fetch_store: Arc<DynamoStore>,
+    pub(crate) resync: App,
+    pub(crate) scheduler: App,
+    pub(crate) gate: IamGate,
     pub(crate) store: Arc<DynamoStore>,
     pub(crate) tenant: TenantId,
     pub(crate) sim: Simulator,
@@ -647,20 +661,43 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     let now = config.now;
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    let queue = aws.queue().await;
-    let store = Arc::new(aws.store().await);
-    let app = App::new(
-        Ports::builder()
-            .store(store.clone())
-            .queue(Arc::new(queue.clone()))
-            .pendo_at(&running.base_url())
-            .clock(Arc::new(FixedClock::new(now)))
-            .build(),
+    let gate = IamGate::start(aws).await;
+    let queue = SqsQueue::new(
+        aws.sqs.clone(),
+        gate.fetch_url.clone(),
+        gate.resync_url.clone(),
     );
+    let store = Arc::new(DynamoStore::new(aws.dynamo.clone(), gate.tables.clone()));
+    let base_url = running.base_url();
+    let app_of = |function: Function| {
+        let gate = &gate;
+        let base_url = base_url.clone();
+        async move {
+            let (store, queue) = gate.adapters(function).await;
+            let app = App::new(
+                Ports::builder()
+                    .store(store.clone())
+                    .queue(queue)
+                    .pendo_at(&base_url)
+                    .clock(Arc::new(FixedClock::new(now)))
+                    .build(),
+            );
+            (app, store)
+        }
+    };
+    let (app, _) = app_of(Function::Configurator).await;
+    let (fetch, fetch_store) = app_of(Function::Fetch).await;
+    let (resync, _) = app_of(Function::Resync).await;
+    let (scheduler, _) = app_of(Function::Scheduler).await;
     let tenant = TenantId::parse("acme-cs").unwrap();
     app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
     let stack = AwsStack {
         app,
+        fetch,
+        fetch_store,
+        resync,
+        scheduler,
+        gate,
         store,
         tenant,
         sim,
@@ -727,7 +764,7 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     local.resync().await;
     let started = Instant::now();
     s.app.resync_all(&s.tenant).await.unwrap();
-    let first_bodies = drain_through_handlers(&aws, &s.app, &queue).await;
+    let first_bodies = drain_through_handlers(&aws, &s, &queue).await;
     let handled = first_bodies.len();
     let first = started.elapsed();
     let first_generation = s.app.integration(&s.tenant).await.unwrap().generation;
@@ -740,7 +777,7 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     local.resync().await;
     let started = Instant::now();
     s.app.resync_all(&s.tenant).await.unwrap();
-    drain_through_handlers(&aws, &s.app, &queue).await;
+    drain_through_handlers(&aws, &s, &queue).await;
     let second = started.elapsed();
     let want = comparable(&local.app, &local.tenant).await;
     let got = comparable(&s.app, &s.tenant).await;
@@ -753,6 +790,11 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     let users = s.store.list_end_users(&s.tenant).await.unwrap();
     let local_users = local.store.list_end_users(&local.tenant).await.unwrap();
     assert_eq!(users, local_users);
+    // Each mapping's status as the API lists it (GET /v1/mappings): its run's progress.
+    for m in s.app.mappings(&s.tenant).await.unwrap() {
+        let status = s.app.mapping_status(&m).await.unwrap().unwrap();
+        assert!(status.last_run.is_some(), "{status:?}");
+    }
 
     // The purge: the data table holds nothing of an older generation any more, neither items
     // nor the manifests that listed them.
@@ -783,11 +825,21 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
         .send()
         .await
         .unwrap();
-    assert_eq!(drain_through_handlers(&aws, &s.app, &queue).await.len(), 1);
+    assert_eq!(drain_through_handlers(&aws, &s, &queue).await.len(), 1);
     assert_eq!(comparable(&s.app, &s.tenant).await, want);
     assert_eq!(data_generations(&aws, &s.tenant).await.0.len(), got.len());
+    // The daily run (the scheduler function) re-fetches the look-back days: same values.
+    let ev =
+        serde_json::from_str(include_str!("../../../fixtures/eventbridge-schedule.json")).unwrap();
+    let planned = handle_schedule(&s.scheduler, LambdaEvent::new(ev, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(planned.runs.len(), 1);
+    assert!(drain_through_handlers(&aws, &s, &queue).await.len() >= 2);
+    assert_eq!(comparable(&s.app, &s.tenant).await, want);
     eprintln!(
         "re-sync on moto: {handled} messages, {} rows; first {first:?}, second {second:?}",
         want.len()
     );
+    s.gate.assert_no_denials();
 }

@@ -6,6 +6,7 @@
 
 use crate::aws_local::Aws;
 use crate::helpers::sim_config;
+use crate::iam_gate::{Function, IamGate};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent};
 use pendo_sim::{RunningSim, Simulator};
@@ -13,6 +14,7 @@ use pendo_sync::api::claims::ClaimNames;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::configurator_router;
+use pendo_sync::store::dynamo::DynamoStore;
 use pendo_sync::store::Store;
 use pendo_sync::{App, Ports};
 use serde_json::Value;
@@ -27,6 +29,7 @@ const NO_TENANT: &str = include_str!("../../../fixtures/apigw-v2-jwt-no-tenant.j
 
 struct Configurator {
     router: axum::Router,
+    gate: IamGate,
     store: Arc<dyn Store>,
     sim: Simulator,
     _running: RunningSim,
@@ -38,17 +41,21 @@ async fn configurator(names: ClaimNames) -> Configurator {
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
     let aws = Aws::connect().await;
-    let store: Arc<dyn Store> = Arc::new(aws.store().await);
+    // The function's own credentials, checked against its policy from the template.
+    let gate = IamGate::start(&aws).await;
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(aws.dynamo.clone(), gate.tables.clone()));
+    let (fn_store, fn_queue) = gate.adapters(Function::Configurator).await;
     let app = App::new(
         Ports::builder()
-            .store(store.clone())
-            .queue(Arc::new(aws.queue().await))
+            .store(fn_store)
+            .queue(fn_queue)
             .pendo_at(&running.base_url())
             .clock(Arc::new(FixedClock::new(now)))
             .build(),
     );
     Configurator {
         router: configurator_router(app, names),
+        gate,
         store,
         sim,
         _running: running,
@@ -131,6 +138,7 @@ async fn the_configurator_serves_fixture_events_as_the_jwt_claims_allow() {
     let (status, body) = invoke(&c.router, &admin).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["daysToSync"], 14);
+    c.gate.assert_no_denials();
 }
 
 #[tokio::test]
@@ -178,6 +186,7 @@ async fn missing_or_unknown_claims_get_the_error_envelope() {
     let response = serde_json::to_value(&response).unwrap();
     assert_eq!(response["statusCode"], 200);
     assert_eq!(response["body"], "ok");
+    c.gate.assert_no_denials();
 }
 
 #[tokio::test]
@@ -199,6 +208,7 @@ async fn claim_names_come_from_the_deployment() {
         invoke(&c.router, &event).await,
         (200, serde_json::json!([]))
     );
+    c.gate.assert_no_denials();
 }
 
 /// A company Feature mapping of `feature`, valid for `i`.

@@ -4,9 +4,11 @@
 
 mod api;
 mod aws_handlers;
+mod aws_iam;
 mod aws_imports;
 mod aws_local;
 mod configurator;
 mod handlers;
 mod helpers;
+mod iam_gate;
 mod scenarios;
