@@ -172,6 +172,15 @@ def check(t) -> list:
     fetch = built.get("fetch", (None, {}))[1]
     if "ReservedConcurrentExecutions" not in fetch:
         err("fetch: no ReservedConcurrentExecutions")
+    # FetchConcurrency bounds the chunks calling Pendo only when each invocation works one
+    # chunk at a time and the event source scales to the same bound.
+    if str(fetch.get("Environment", {}).get("Variables", {}).get("FETCH_CONCURRENCY")) != "1":
+        err("fetch: FETCH_CONCURRENCY must be 1 (one chunk in flight per invocation)")
+    for ev in fetch.get("Events", {}).values():
+        if ev.get("Type") == "SQS":
+            most = ev.get("Properties", {}).get("ScalingConfig", {}).get("MaximumConcurrency")
+            if most != fetch.get("ReservedConcurrentExecutions"):
+                err("fetch: the SQS event source's MaximumConcurrency is not its reserved concurrency")
 
     # Tables: what tables.rs creates.
     want = dict(rust_table_specs())

@@ -31,7 +31,8 @@ pub const PENDO_BASE_URL: &str = "PENDO_BASE_URL";
 pub const PENDO_BASE_URLS: &str = "PENDO_BASE_URLS";
 /// The queues' `maxReceiveCount` (default 5).
 pub const MAX_RECEIVES: &str = "MAX_RECEIVES";
-/// Records of one SQS batch processed at once (default 4).
+/// Records of one SQS batch processed at once (default 1: the fetch function's reserved
+/// concurrency is then the bound of Pendo calls in flight).
 pub const FETCH_CONCURRENCY: &str = "FETCH_CONCURRENCY";
 /// `true`: the AWS clients trust the system's root certificates instead of Amazon's alone.
 pub const AWS_TLS_NATIVE_ROOTS: &str = "AWS_TLS_NATIVE_ROOTS";
@@ -115,6 +116,7 @@ impl AwsSettings {
             batch: BatchConfig {
                 max_receives: number(MAX_RECEIVES, defaults.max_receives)?,
                 concurrency: number(FETCH_CONCURRENCY, defaults.concurrency as u32)? as usize,
+                ..defaults
             },
             native_roots: match var(AWS_TLS_NATIVE_ROOTS).as_deref().map(str::trim) {
                 None | Some("" | "false") => false,

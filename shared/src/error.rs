@@ -46,24 +46,6 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     Chain(e).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("writing values")]
-    struct Outer(#[source] Cause);
-
-    #[test]
-    fn a_chain_shows_every_cause_once_in_order() {
-        let root: Cause = "connection reset".into();
-        let e = Outer(root);
-        assert_eq!(chain(&e), "writing values: connection reset");
-        let lone = ValidationError::new("name", "is empty");
-        assert_eq!(chain(&lone), "name: is empty");
-    }
-}
-
 /// Whether an AWS error code is one no retry can cure: the caller's role may not make the call
 /// (a policy missing an action or resource), the credentials are not accepted, the table or
 /// queue does not exist, or the request is malformed. The call fails the same way until the
@@ -91,4 +73,22 @@ pub fn is_aws_refusal(code: &str) -> bool {
             | "KMS.AccessDeniedException"
             | "KmsAccessDenied"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing values")]
+    struct Outer(#[source] Cause);
+
+    #[test]
+    fn a_chain_shows_every_cause_once_in_order() {
+        let root: Cause = "connection reset".into();
+        let e = Outer(root);
+        assert_eq!(chain(&e), "writing values: connection reset");
+        let lone = ValidationError::new("name", "is empty");
+        assert_eq!(chain(&lone), "name: is empty");
+    }
 }

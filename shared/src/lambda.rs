@@ -22,6 +22,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::StreamExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tracing::Instrument;
 
 /// How a function's SQS batches are processed.
@@ -29,17 +30,42 @@ use tracing::Instrument;
 pub struct BatchConfig {
     /// The queue's `maxReceiveCount`: the receive at which a message is on its last attempt.
     pub max_receives: u32,
-    /// Records processed at once.
+    /// Records processed at once. The fetch function's is 1 (its `FETCH_CONCURRENCY`), so that
+    /// its reserved concurrency (`FetchConcurrency` in the template) bounds the Pendo calls
+    /// in flight across all invocations.
     pub concurrency: usize,
+    /// The time a record needs after its Pendo calls (writes, its record, the follow-up):
+    /// Pendo calls end this long before the invocation's deadline.
+    pub reserve: Duration,
+    /// The least time left worth starting a record with; a record not started is reported
+    /// in `batchItemFailures` untouched.
+    pub min_record: Duration,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
         Self {
             max_receives: 5,
-            concurrency: 4,
+            concurrency: 1,
+            reserve: Duration::from_secs(30),
+            min_record: Duration::from_secs(60),
         }
     }
+}
+
+/// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`) as an instant of this process's
+/// clock; `None` when the context has none (0: a hand-built context).
+pub fn invocation_deadline(context: &lambda_runtime::Context) -> Option<tokio::time::Instant> {
+    if context.deadline == 0 {
+        return None;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Some(
+        tokio::time::Instant::now()
+            + Duration::from_millis(context.deadline.saturating_sub(now_ms)),
+    )
 }
 
 /// What a failed scheduler invocation reports (CloudWatch shows `errorType`).
@@ -92,14 +118,39 @@ pub fn init_tracing() {
 /// target, as for `RUST_LOG`); a directive with a level that is not one is `info`.
 /// (`Targets`, not `EnvFilter`: the same directives without span and field filters, and
 /// without the regex engine in every function's binary.)
+///
+/// Every crate but ours is capped at DEBUG, whatever is asked: at TRACE, `lambda_runtime` logs
+/// each raw event (a connect's body holds the Pendo key, an API event the caller's JWT) and
+/// the AWS SDK each request (the integration item holds the key).
 pub fn log_filter(level: &str) -> tracing_subscriber::filter::Targets {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     let level = level.trim().to_lowercase();
     let level = if level == "fatal" { "error" } else { &level };
-    level
+    let asked = level
         .parse::<Targets>()
-        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+    let default = asked.default_level().unwrap_or(LevelFilter::OFF);
+    let ours = |target: &str| OWN_TARGETS.iter().any(|o| target.starts_with(o));
+    let mut capped = Targets::new().with_default(default.min(LevelFilter::DEBUG));
+    for own in OWN_TARGETS {
+        if !asked.iter().any(|(t, _)| t == *own) {
+            capped = capped.with_target(*own, default);
+        }
+    }
+    for (target, level) in asked.iter() {
+        let level = if ours(target) {
+            level
+        } else {
+            level.min(LevelFilter::DEBUG)
+        };
+        capped = capped.with_target(target, level);
+    }
+    capped
 }
+
+/// The targets of this workspace's code (never capped: no event of ours carries a key or a
+/// token).
+const OWN_TARGETS: &[&str] = &["pendo_sync", "scheduler", "fetch", "resync", "configurator"];
 
 /// The configurator function's service: the API's router, with the caller taken from the JWT
 /// authorizer's claims (`api::claims`). `lambda_http::run` serves it; tests drive it with
@@ -164,7 +215,8 @@ pub async fn handle_fetch_batch(
     config: BatchConfig,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, HandlerError> {
-    Ok(sqs_batch(app, config, FETCH_TAKES, event.payload).await)
+    let deadline = invocation_deadline(&event.context);
+    Ok(sqs_batch(app, config, FETCH_TAKES, event.payload, deadline).await)
 }
 
 /// What the fetch function takes.
@@ -181,7 +233,8 @@ pub async fn handle_resync_batch(
     config: BatchConfig,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, HandlerError> {
-    Ok(sqs_batch(app, config, RESYNC_TAKES, event.payload).await)
+    let deadline = invocation_deadline(&event.context);
+    Ok(sqs_batch(app, config, RESYNC_TAKES, event.payload, deadline).await)
 }
 
 /// What became of one record.
@@ -192,17 +245,37 @@ pub enum RecordOutcome {
 }
 
 /// Processes every record on its own (of the kinds `accepts`) and returns the ids of those to
-/// redeliver.
+/// redeliver. With a `deadline` (the invocation's), a record is started only while at least
+/// `min_record` is left (the others are reported untouched), and its Pendo calls end
+/// `reserve` before the deadline (`deadline::within`), so no invocation outlives its timeout
+/// with work unreported.
 pub async fn sqs_batch(
     app: &App,
     config: BatchConfig,
     accepts: &[MessageKind],
     event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
 ) -> SqsBatchResponse {
     let outcomes: Vec<(Option<String>, RecordOutcome)> = futures_util::stream::iter(event.records)
         .map(|record| async move {
             let id = record.message_id.clone();
-            (id, process_record(app, config, accepts, &record).await)
+            let Some(end) = deadline else {
+                return (id, process_record(app, config, accepts, &record).await);
+            };
+            let now = tokio::time::Instant::now();
+            if end.saturating_duration_since(now) < config.min_record {
+                tracing::warn!(
+                    message_id = id.as_deref().unwrap_or(""),
+                    left_ms = end.saturating_duration_since(now).as_millis() as u64,
+                    "too little time left in this invocation: record not started, returned to the queue"
+                );
+                return (id, RecordOutcome::Retry);
+            }
+            let calls_end = end.checked_sub(config.reserve).unwrap_or(now);
+            let outcome =
+                crate::deadline::within(calls_end, process_record(app, config, accepts, &record))
+                    .await;
+            (id, outcome)
         })
         .buffer_unordered(config.concurrency.max(1))
         .collect()
@@ -290,6 +363,33 @@ mod tests {
         // A level that is not one: info.
         assert!(on("pendo_sync=loud", "x", Level::INFO));
         assert!(!on("pendo_sync=loud", "x", Level::DEBUG));
+    }
+
+    #[test]
+    fn trace_never_reaches_the_runtime_or_the_sdk_which_log_raw_payloads_there() {
+        use tracing::Level;
+        let on = |f: &str, target: &str, level: Level| log_filter(f).would_enable(target, &level);
+        let raw_event = "lambda_runtime::layers::api_response";
+        let sdk_request = "aws_smithy_runtime::client::orchestrator";
+        for asked in [
+            "TRACE",
+            "trace",
+            "lambda_runtime=trace,aws_smithy_runtime=trace",
+        ] {
+            assert!(!on(asked, raw_event, Level::TRACE), "{asked}");
+            assert!(!on(asked, sdk_request, Level::TRACE), "{asked}");
+            assert!(on(asked, raw_event, Level::DEBUG), "{asked}");
+        }
+        // Ours keep what was asked.
+        assert!(on("TRACE", "pendo_sync::api", Level::TRACE));
+        assert!(on("TRACE", "fetch", Level::TRACE));
+        assert!(on(
+            "info,pendo_sync=trace",
+            "pendo_sync::sync",
+            Level::TRACE
+        ));
+        assert!(!on("info,pendo_sync=trace", "hyper", Level::DEBUG));
+        assert!(!on("INFO", "pendo_sync::sync", Level::DEBUG));
     }
 
     use super::*;

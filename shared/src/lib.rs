@@ -34,6 +34,7 @@ pub mod app;
 #[cfg(feature = "lambda")]
 pub mod aws_env;
 pub mod clock;
+pub mod deadline;
 pub mod directory;
 pub mod domain;
 pub mod error;

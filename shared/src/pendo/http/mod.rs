@@ -115,6 +115,10 @@ impl HttpPendo {
         };
         let jitter: f64 = rand::thread_rng().gen();
         match self.config.retry.delay(n, retry_after, jitter) {
+            Some(d) if crate::deadline::left().is_some_and(|left| d >= left) => {
+                tracing::warn!(call = what, attempt = n, error = %e, delay_ms = d.as_millis() as u64, "pendo call failed; no time left in this invocation to retry it");
+                false
+            }
             Some(d) => {
                 tracing::warn!(call = what, attempt = n, error = %e, delay_ms = d.as_millis() as u64, "pendo call failed; retrying");
                 tokio::time::sleep(d).await;
@@ -145,7 +149,7 @@ impl HttpPendo {
     ) -> Result<serde_json::Value, PendoError> {
         let mut n = 1;
         loop {
-            let result = async {
+            let result = bounded(async {
                 let _turn = self.turn(conn).await;
                 let resp = self
                     .send(self.client.get(self.url(conn, path)), conn.key.expose())
@@ -158,13 +162,26 @@ impl HttpPendo {
                         PendoError::Malformed(e.to_string())
                     }
                 })
-            }
+            })
             .await;
             match result {
                 Err(e) if self.backoff("get", n, &e).await => n += 1,
                 other => return other,
             }
         }
+    }
+}
+
+/// One attempt, cut off as a timeout when the invocation's time for Pendo calls runs out
+/// (`deadline`; unbounded outside a Lambda batch).
+async fn bounded<T>(
+    attempt: impl std::future::Future<Output = Result<T, PendoError>>,
+) -> Result<T, PendoError> {
+    match crate::deadline::left() {
+        Some(left) => tokio::time::timeout(left, attempt)
+            .await
+            .unwrap_or(Err(PendoError::Timeout)),
+        None => attempt.await,
     }
 }
 
@@ -282,7 +299,7 @@ impl PendoApi for HttpPendo {
         let mut n = 1;
         loop {
             sink.reset();
-            let result = async {
+            let result = bounded(async {
                 let _turn = self.turn(conn).await;
                 let resp = self
                     .send(
@@ -300,7 +317,7 @@ impl PendoApi for HttpPendo {
                     scanner.feed_sink(&chunk, sink)?;
                 }
                 scanner.finish()
-            }
+            })
             .await;
             match result {
                 Err(e) if self.backoff("aggregation", n, &e).await => n += 1,

@@ -243,6 +243,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let config = BatchConfig {
         max_receives: MAX_RECEIVES,
         concurrency: 4,
+        ..BatchConfig::default()
     };
     let mut rounds = Vec::new();
     let mut msgs = batch;

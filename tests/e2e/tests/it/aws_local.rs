@@ -140,7 +140,7 @@ impl Aws {
 }
 
 /// Received messages as the SQS event Lambda would deliver.
-fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
+pub(crate) fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
     let records: Vec<serde_json::Value> = msgs
         .iter()
         .map(|m| {
@@ -172,6 +172,7 @@ pub(crate) async fn drain_through_handlers(aws: &Aws, s: &AwsStack, q: &SqsQueue
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 4,
+        ..BatchConfig::default()
     };
     let mut handled = Vec::new();
     for _ in 0..500 {
@@ -233,6 +234,7 @@ pub(crate) async fn drain_twice_through_handlers(
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 1,
+        ..BatchConfig::default()
     };
     let (mut fetches, mut deliveries) = (HashSet::new(), 0);
     for _ in 0..200 {

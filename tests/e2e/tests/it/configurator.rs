@@ -234,3 +234,54 @@ fn mapping_of(i: &Integration, feature: &str) -> Mapping {
     )
     .unwrap()
 }
+
+/// What a function's logs take: the lines its subscriber writes, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_connect_logged_at_trace_shows_neither_the_key_nor_the_token() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let c = configurator(ClaimNames::default()).await;
+    let event = fixture(CONNECT);
+    let body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let key = body["key"].as_str().unwrap().to_string();
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    assert!(key.len() > 8 && token.len() > 20);
+    // The function's own subscriber (`lambda::init_tracing`'s layers) asked for TRACE, as
+    // AWS_LAMBDA_LOG_LEVEL=TRACE would, on this thread while the connect runs.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(move || writer.clone()),
+        )
+        .with(pendo_sync::lambda::log_filter("TRACE"));
+    let guard = tracing::subscriber::set_default(subscriber);
+    let (status, _) = invoke(&c.router, &event).await;
+    drop(guard);
+    assert_eq!(status, 200);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // It logged (the SDK's calls at DEBUG, ours at every level), but no secret.
+    assert!(logs.lines().count() > 10, "{logs}");
+    assert!(!logs.contains(&key), "the Pendo key is in the logs");
+    assert!(!logs.contains(&token), "the bearer token is in the logs");
+    assert!(!logs.contains(&key[key.len() - 8..]));
+    c.gate.assert_no_denials();
+}

@@ -25,6 +25,8 @@ const UNREACHABLE_ID: &str = "5f2d7c1e-0002-4c55-9a4e-unreachable02";
 const CONFIG: BatchConfig = BatchConfig {
     max_receives: 3,
     concurrency: 4,
+    reserve: Duration::from_secs(30),
+    min_record: Duration::from_secs(60),
 };
 
 struct Fixture {

@@ -77,10 +77,12 @@ struct Statement {
     resources: Vec<String>,
 }
 
+/// Each function's statements: (actions, resource ARN templates), by function name.
+type TemplatePolicies = BTreeMap<String, Vec<(Vec<String>, Vec<String>)>>;
+
 /// Each function's policy as the template grants it (ARN templates, not yet filled in).
-fn template_policies() -> &'static BTreeMap<String, Vec<(Vec<String>, Vec<String>)>> {
-    static POLICIES: std::sync::OnceLock<BTreeMap<String, Vec<(Vec<String>, Vec<String>)>>> =
-        std::sync::OnceLock::new();
+fn template_policies() -> &'static TemplatePolicies {
+    static POLICIES: std::sync::OnceLock<TemplatePolicies> = std::sync::OnceLock::new();
     POLICIES.get_or_init(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let python = root.join(".venv/bin/python");

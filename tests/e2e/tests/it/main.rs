@@ -3,6 +3,7 @@
 //! simulator's data, converted with chrono-tz).
 
 mod api;
+mod aws_deadline;
 mod aws_handlers;
 mod aws_iam;
 mod aws_imports;
