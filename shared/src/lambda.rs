@@ -163,16 +163,17 @@ pub fn configurator_router(app: App, names: crate::api::claims::ClaimNames) -> a
     )
 }
 
-/// The scheduler's answer: the runs it planned.
+/// The scheduler's answer: how many tenants it sent a planning message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleOutcome {
-    pub runs: Vec<String>,
+    pub tenants: usize,
 }
 
-/// The daily schedule: plans one run per active tenant. The event's payload is ignored (the
-/// core's clock says which day is complete). A failure fails the invocation, so EventBridge's
-/// retry policy runs it again (planning is idempotent: chunks rewrite the same values).
+/// The daily schedule: one planning message per tenant on the resync queue (the resync
+/// function plans each tenant as its own record). The event's payload is ignored (the core's
+/// clock says which day it is). A failure fails the invocation, so EventBridge's retry policy
+/// runs it again: planning is once per tenant and day, so nothing is planned twice.
 ///
 /// # Errors
 /// `HandlerError` when listing tenants, planning or sending fails.
@@ -186,10 +187,10 @@ pub async fn handle_schedule(
     );
     async {
         match app.run_schedule().await {
-            Ok(runs) => {
-                tracing::info!(runs = runs.len(), "daily runs planned");
+            Ok(tenants) => {
+                tracing::info!(tenants = tenants.len(), "daily planning queued");
                 Ok(ScheduleOutcome {
-                    runs: runs.into_iter().map(|r| r.to_string()).collect(),
+                    tenants: tenants.len(),
                 })
             }
             Err(e) => {
@@ -221,8 +222,10 @@ pub async fn handle_fetch_batch(
 
 /// What the fetch function takes.
 pub const FETCH_TAKES: &[MessageKind] = &[MessageKind::Fetch];
-/// What the resync function takes (both on the resync queue).
-pub const RESYNC_TAKES: &[MessageKind] = &[MessageKind::Resync, MessageKind::Import];
+/// What the resync function takes (all on the resync queue): Re-sync all, directory import
+/// pages, and each tenant's daily planning.
+pub const RESYNC_TAKES: &[MessageKind] =
+    &[MessageKind::Resync, MessageKind::Import, MessageKind::Plan];
 
 /// The resync function: purge, reset and fan out per record.
 ///

@@ -204,6 +204,7 @@ pub async fn resume(
         let key = match QueueMessage::decode(&kept.body) {
             Ok(QueueMessage::Fetch(m)) => (m.tenant, m.run_id),
             Ok(QueueMessage::Resync(m)) => (m.tenant, m.run_id),
+            Ok(QueueMessage::Plan(m)) => (m.tenant, RunId::daily(m.day)),
             Ok(QueueMessage::Import(m)) => {
                 if !imports.iter().any(|i| i.import == m.import_id) {
                     imports.push(ResumedImport {

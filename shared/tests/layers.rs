@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("time", 0),
     ("clock", 0),
+    ("deadline", 0),
     ("stall", 0),
     ("schedule", 0),
     ("domain", 1),

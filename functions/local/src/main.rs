@@ -139,14 +139,15 @@ async fn main() -> anyhow::Result<()> {
             // What a process killed earlier left in the queue first, so the daily runs plan
             // from the cursors it moved.
             rt.drain(workers, true).await;
-            let runs = rt
+            let tenants = rt
                 .app
                 .run_schedule()
                 .await
                 .context("planning the daily runs")?;
             rt.drain(workers, true).await;
-            for r in runs {
-                println!("run {r} planned and drained");
+            let run = pendo_sync::domain::RunId::daily(rt.app.now().date_naive());
+            for t in tenants {
+                println!("{t}: run {run} planned and drained");
             }
             Ok(())
         }

@@ -83,11 +83,12 @@ impl Daily {
         let at = now.format("%Y-%m-%d %H:%M:%S UTC");
         let next = self.next.format("%Y-%m-%d %H:%M UTC");
         Some(match app.run_schedule().await {
-            Ok(runs) => {
-                let ids: Vec<String> = runs.iter().map(ToString::to_string).collect();
+            Ok(tenants) => {
+                let ids: Vec<String> = tenants.iter().map(ToString::to_string).collect();
                 format!(
-                    "daily sync {at}: {} run(s) started [{}]; next at {next}",
-                    runs.len(),
+                    "daily sync {at}: run {} queued for {} tenant(s) [{}]; next at {next}",
+                    pendo_sync::domain::RunId::daily(now.date_naive()),
+                    tenants.len(),
                     ids.join(", ")
                 )
             }
@@ -184,12 +185,13 @@ mod tests {
 
     /// An app on the clock with one connected tenant (no mappings: a daily run is recorded and
     /// has nothing to fetch).
-    async fn app(clock: &FixedClock) -> Arc<App> {
+    async fn app(clock: &FixedClock) -> (Arc<App>, EmbeddedQueue) {
         let store = EmbeddedStore::in_memory().unwrap();
+        let queue = EmbeddedQueue::new(&store, QueueSettings::LOCAL);
         let app = App::new(
             Ports::builder()
                 .store(Arc::new(store.clone()))
-                .queue(Arc::new(EmbeddedQueue::new(&store, QueueSettings::LOCAL)))
+                .queue(Arc::new(queue.clone()))
                 .pendo(Arc::new(
                     HttpPendo::new(HttpPendoConfig::default()).unwrap(),
                 ))
@@ -203,10 +205,12 @@ mod tests {
         });
         i.status = ConnectionStatus::Active;
         store.put_integration(&i).await.unwrap();
-        Arc::new(app)
+        (Arc::new(app), queue)
     }
 
-    async fn daily_runs(app: &App) -> usize {
+    /// The tenant's daily runs, once the planning messages the schedule sent are processed.
+    async fn daily_runs(app: &Arc<App>, queue: &EmbeddedQueue) -> usize {
+        pendo_sync::worker::drain(app.clone(), queue.clone(), 1, Default::default()).await;
         let t = TenantId::parse("acme").unwrap();
         let runs = app.runs(&t, 100).await.unwrap();
         assert!(runs.iter().all(|r| r.kind == RunKind::Daily));
@@ -216,34 +220,36 @@ mod tests {
     #[tokio::test]
     async fn tick_runs_the_schedule_once_when_the_time_comes() {
         let clock = FixedClock::new(at("2026-12-01T01:00:00Z"));
-        let app = app(&clock).await;
+        let (app, queue) = app(&clock).await;
         let mut daily = Daily::new(DailyAt::DEFAULT, clock.now_value());
         assert_eq!(daily.next(), at("2026-12-01T02:00:00Z"));
         assert_eq!(daily.tick(&app).await, None);
         clock.set(at("2026-12-01T01:59:59Z"));
         assert_eq!(daily.tick(&app).await, None);
-        assert_eq!(daily_runs(&app).await, 0);
+        assert_eq!(daily_runs(&app, &queue).await, 0);
         clock.set(at("2026-12-01T02:00:00Z"));
         let line = daily.tick(&app).await.unwrap();
         assert!(
-            line.starts_with("daily sync 2026-12-01 02:00:00 UTC: 1 run(s) started ["),
+            line.starts_with(
+                "daily sync 2026-12-01 02:00:00 UTC: run d-2026-12-01 queued for 1 tenant(s) [acme"
+            ),
             "{line}"
         );
         assert!(line.ends_with("]; next at 2026-12-02 02:00 UTC"), "{line}");
         assert_eq!(daily.tick(&app).await, None);
-        assert_eq!(daily_runs(&app).await, 1);
+        assert_eq!(daily_runs(&app, &queue).await, 1);
         // Asleep for three days: one run on waking, the next on the following day.
         clock.set(at("2026-12-05T09:30:00Z"));
         assert!(daily.tick(&app).await.is_some());
         assert_eq!(daily.next(), at("2026-12-06T02:00:00Z"));
         assert_eq!(daily.tick(&app).await, None);
-        assert_eq!(daily_runs(&app).await, 2);
+        assert_eq!(daily_runs(&app, &queue).await, 2);
     }
 
     #[tokio::test]
     async fn the_serve_loop_follows_the_clock_and_logs_each_run() {
         let clock = FixedClock::new(at("2026-12-01T03:00:00Z"));
-        let app = app(&clock).await;
+        let (app, queue) = app(&clock).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(daily_loop(
             app.clone(),
@@ -262,14 +268,14 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(quiet(&mut rx), Vec::<String>::new());
-        assert_eq!(daily_runs(&app).await, 0);
+        assert_eq!(daily_runs(&app, &queue).await, 0);
         clock.set(at("2026-12-01T03:30:05Z"));
         let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .unwrap()
             .unwrap();
         assert!(
-            line.starts_with("daily sync 2026-12-01 03:30:05 UTC: 1 run(s)"),
+            line.starts_with("daily sync 2026-12-01 03:30:05 UTC: run d-2026-12-01 queued"),
             "{line}"
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -280,7 +286,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(line.ends_with("next at 2026-12-03 03:30 UTC"), "{line}");
-        assert_eq!(daily_runs(&app).await, 2);
+        assert_eq!(daily_runs(&app, &queue).await, 2);
         task.abort();
     }
 }

@@ -72,3 +72,17 @@ impl ConnectProblem {
         }
     }
 }
+
+/// A use case's error inside a worker: what the store, the queue and Pendo may cure later is
+/// retried, the rest is permanent.
+impl From<AppError> for crate::sync::processed::ProcessError {
+    fn from(e: AppError) -> Self {
+        use crate::sync::processed::ProcessError;
+        match e {
+            AppError::Store(e) => e.into(),
+            AppError::Queue(e) => e.into(),
+            AppError::Pendo(p) if p.is_retryable() => ProcessError::Retryable(p.into()),
+            other => ProcessError::Permanent(other.into()),
+        }
+    }
+}

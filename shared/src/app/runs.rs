@@ -4,7 +4,9 @@
 
 use crate::app::{App, AppError, Planning};
 use crate::domain::*;
-use crate::queue::messages::{MessageKind, QueueMessage, ResyncMessage, MESSAGE_VERSION};
+use crate::queue::messages::{
+    FetchMessage, MessageKind, PlanMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
+};
 use crate::sync::engine;
 use crate::sync::plan;
 use crate::sync::processed::{ProcessError, Processed};
@@ -70,11 +72,31 @@ impl App {
         kind: RunKind,
         planning: Planning,
     ) -> Result<RunId, AppError> {
+        let now = self.ports.clock.now();
+        let run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
+        // Sent right below; only a redelivered plan reads this flag.
+        let (run, messages) = self
+            .plan_and_store(i, mappings, run, planning, true)
+            .await?;
+        self.ports.queue.send_fetch(&messages).await?;
+        Ok(run.id)
+    }
+
+    /// Plans `run` (its id, kind and start kept) over `mappings`, stores it and notes it on
+    /// its mappings; returns it with the fetch messages of the chunks that can run now.
+    async fn plan_and_store(
+        &self,
+        i: &Integration,
+        mappings: &[Mapping],
+        mut run: SyncRun,
+        planning: Planning,
+        queued: bool,
+    ) -> Result<(SyncRun, Vec<FetchMessage>), AppError> {
         let from_scratch = planning == Planning::FromScratch;
         let store = &self.ports.store;
         let now = self.ports.clock.now();
         let last = crate::time::last_complete_day(now, i.settings.timezone.map(|z| z.0));
-        let mut run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
+        run.generation = i.generation;
         run.planned = true;
         let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
         let mut windows = Vec::new();
@@ -119,12 +141,10 @@ impl App {
         }
         run.sources = checked.sources;
         run.left_out = checked.left_out;
-        // Sent right below; only a Re-sync all's redelivered plan reads this flag.
-        run.queued = true;
+        run.queued = queued;
         store.put_run(&run).await?;
         resync::note_planned(&self.ports, &run).await?;
-        self.ports.queue.send_fetch(&messages).await?;
-        Ok(run.id)
+        Ok((run, messages))
     }
 
     /// Re-sync all: bump the generation (older values become invisible at once), then let the
@@ -156,22 +176,83 @@ impl App {
         Ok(run.id)
     }
 
-    /// The daily schedule: one run per active tenant over its enabled mappings.
-    pub async fn run_schedule(&self) -> Result<Vec<RunId>, AppError> {
-        let mut runs = Vec::new();
-        for t in self.ports.store.list_tenants().await? {
-            let Some(i) = self.ports.store.get_integration(&t).await? else {
-                continue;
-            };
-            if !i.is_active() {
-                continue;
-            }
+    /// The daily schedule, fan-out side: one planning message per tenant for today's date
+    /// (UTC), sent in batches; each tenant is then planned on its own (`process_plan`), so one
+    /// tenant's failure never stops another's and the schedule's cost does not grow with the
+    /// tenants' mappings. Sending again (EventBridge's retry of a failed invocation, a
+    /// duplicate event) plans nothing twice. Returns the tenants messaged.
+    pub async fn run_schedule(&self) -> Result<Vec<TenantId>, AppError> {
+        let day = self.ports.clock.now().date_naive();
+        let tenants = self.ports.store.list_tenants().await?;
+        let messages: Vec<PlanMessage> = tenants
+            .iter()
+            .map(|t| PlanMessage {
+                v: MESSAGE_VERSION,
+                tenant: t.clone(),
+                day,
+            })
+            .collect();
+        self.ports.queue.send_plans(&messages).await?;
+        Ok(tenants)
+    }
+
+    /// One tenant's daily run for the schedule's day, over its enabled mappings: once per
+    /// tenant and day (`RunId::daily`, created only if absent; one delivery at a time holds
+    /// its planning). A delivery after the chunks were sent is a duplicate; one after the run
+    /// was planned but before its chunks were all sent sends them again (a chunk sent twice
+    /// is taken once).
+    pub(crate) async fn process_plan(&self, m: &PlanMessage) -> Result<Processed, ProcessError> {
+        let store = &self.ports.store;
+        let t = &m.tenant;
+        let Some(i) = store.get_integration(t).await? else {
+            return Ok(Processed::Superseded);
+        };
+        if !i.is_active() {
+            tracing::info!(tenant = %t, "not planned: the integration is not connected");
+            return Ok(Processed::Superseded);
+        }
+        let now = self.ports.clock.now();
+        let id = RunId::daily(m.day);
+        let placeholder = SyncRun::new(t.clone(), id.clone(), RunKind::Daily, i.generation, now);
+        store.create_run(&placeholder).await?;
+        let Some(stored) = store.get_run(t, &id).await? else {
+            return Err(ProcessError::Retryable(
+                format!("the daily run {id} of {t} was not found after its creation").into(),
+            ));
+        };
+        if stored.queued {
+            return Ok(Processed::Duplicate);
+        }
+        let until = now + chrono::Duration::minutes(resync::RESYNC_PLANNING_LEASE_MINUTES);
+        if !store
+            .set_run_flag(t, &id, RunFlag::ClaimPlanning { at: now, until })
+            .await?
+        {
+            tracing::info!(tenant = %t, run = %id, "another delivery is planning this daily run; this duplicate is acknowledged");
+            return Ok(Processed::Duplicate);
+        }
+        let planned = self.plan_daily(&i, stored).await;
+        if planned.is_err() {
+            store.set_run_flag(t, &id, RunFlag::EndPlanning).await.ok();
+        }
+        planned
+    }
+
+    async fn plan_daily(
+        &self,
+        i: &Integration,
+        stored: SyncRun,
+    ) -> Result<Processed, ProcessError> {
+        let t = &i.tenant;
+        let (id, messages) = if stored.planned {
+            (stored.id.clone(), crate::sync::waves::pending_now(&stored))
+        } else {
             // A mapping edited since its values were made waits for its rebuild: syncing it
             // with the edit would split its series between the old and the new configuration.
             let (waiting, mappings): (Vec<Mapping>, Vec<Mapping>) = self
                 .ports
                 .store
-                .list_mappings(&t)
+                .list_mappings(t)
                 .await?
                 .into_iter()
                 .partition(|m| m.rebuild_required);
@@ -179,12 +260,18 @@ impl App {
                 tracing::warn!(tenant = %t, mapping = %m.id, "not synced by the daily run: edited, waiting for its rebuild");
             }
             let planning = Planning::FromCursor { recover: true };
-            runs.push(
-                self.start_run(&i, &mappings, RunKind::Daily, planning)
-                    .await?,
-            );
-        }
-        Ok(runs)
+            let (run, messages) = self
+                .plan_and_store(i, &mappings, stored, planning, false)
+                .await?;
+            (run.id, messages)
+        };
+        self.ports.queue.send_fetch(&messages).await?;
+        self.ports
+            .store
+            .set_run_flag(t, &id, RunFlag::Queued)
+            .await?;
+        tracing::info!(tenant = %t, run = %id, chunks = messages.len(), "daily run planned");
+        Ok(Processed::Done(ChunkStats::default()))
     }
 
     /// Processes one queue message body of any kind (the local worker). `final_attempt`: the
@@ -230,6 +317,7 @@ impl App {
             }
             Ok(QueueMessage::Resync(m)) => resync::process_resync(&self.ports, &m).await,
             Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
+            Ok(QueueMessage::Plan(m)) => self.process_plan(&m).await,
         }
     }
 

@@ -102,6 +102,12 @@ impl RunId {
     pub fn random() -> Self {
         Self(format!("r-{}", uuid::Uuid::new_v4().simple()))
     }
+
+    /// The daily run of a tenant for the schedule's `day` (one per tenant and day, whoever
+    /// plans it and however often).
+    pub fn daily(day: chrono::NaiveDate) -> Self {
+        Self(format!("d-{day}"))
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::Queue;
 use crate::domain::{ImportId, MappingId, RunId, TenantId};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
 };
 use chrono::NaiveDate;
 
@@ -40,17 +40,29 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
         page: 3,
     };
     q.send_import(&import).await.unwrap();
+    let plans: Vec<PlanMessage> = ["t", "u"]
+        .iter()
+        .map(|t| PlanMessage {
+            v: MESSAGE_VERSION,
+            tenant: TenantId::parse(t).unwrap(),
+            day: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        })
+        .collect();
+    q.send_plans(&plans).await.unwrap();
     let mut got: Vec<QueueMessage> = drain()
         .iter()
         .map(|b| QueueMessage::decode(b).unwrap())
         .collect();
     got.sort_by_key(|m| match m {
         QueueMessage::Fetch(f) => f.chunk_index,
-        QueueMessage::Resync(_) => usize::MAX - 1,
-        QueueMessage::Import(_) => usize::MAX,
+        QueueMessage::Resync(_) => usize::MAX - 3,
+        QueueMessage::Import(_) => usize::MAX - 2,
+        QueueMessage::Plan(p) if p.tenant.as_str() == "t" => usize::MAX - 1,
+        QueueMessage::Plan(_) => usize::MAX,
     });
     let mut want: Vec<QueueMessage> = fetches.into_iter().map(QueueMessage::Fetch).collect();
     want.push(QueueMessage::Resync(resync));
     want.push(QueueMessage::Import(import));
+    want.extend(plans.into_iter().map(QueueMessage::Plan));
     assert_eq!(got, want);
 }

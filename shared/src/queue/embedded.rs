@@ -17,7 +17,9 @@
 //! same to the next process.
 
 use super::{Queue, QueueError};
-use crate::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
+use crate::queue::messages::{
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+};
 use crate::store::embedded::{write_tx, EmbeddedStore};
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -320,6 +322,14 @@ impl Queue for EmbeddedQueue {
     async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
         self.send_raw(&[QueueMessage::Import(message.clone()).encode()])
     }
+
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
+        let bodies: Vec<String> = messages
+            .iter()
+            .map(|m| QueueMessage::Plan(m.clone()).encode())
+            .collect();
+        self.send_raw(&bodies)
+    }
 }
 
 /// A process's claim to consume the queue of a data folder: at most one at a time, so that
@@ -549,6 +559,6 @@ mod tests {
             out
         })
         .await;
-        assert_eq!(q.sent(), 25);
+        assert_eq!(q.sent(), 27);
     }
 }

@@ -41,6 +41,17 @@ pub struct ImportMessage {
     pub page: u32,
 }
 
+/// Plan the daily run of one tenant for the schedule's `day` (the scheduler fans these out, one
+/// per tenant, on the resync queue). Planning is idempotent per tenant and day: the run's id
+/// is `RunId::daily(day)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanMessage {
+    pub v: u32,
+    pub tenant: TenantId,
+    pub day: NaiveDate,
+}
+
 /// Any message, as it travels on a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -48,26 +59,33 @@ pub enum QueueMessage {
     Fetch(FetchMessage),
     Resync(ResyncMessage),
     Import(ImportMessage),
+    Plan(PlanMessage),
 }
 
-/// The kinds of message: the fetch function takes fetch messages, the resync function resync
-/// and import messages (both on the resync queue), the local worker all of them.
+/// The kinds of message: the fetch function takes fetch messages, the resync function resync,
+/// import and plan messages (all on the resync queue), the local worker all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Fetch,
     Resync,
     Import,
+    Plan,
 }
 
 impl MessageKind {
-    pub const ALL: &'static [MessageKind] =
-        &[MessageKind::Fetch, MessageKind::Resync, MessageKind::Import];
+    pub const ALL: &'static [MessageKind] = &[
+        MessageKind::Fetch,
+        MessageKind::Resync,
+        MessageKind::Import,
+        MessageKind::Plan,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             MessageKind::Fetch => "fetch",
             MessageKind::Resync => "resync",
             MessageKind::Import => "import",
+            MessageKind::Plan => "plan",
         }
     }
 }
@@ -78,6 +96,7 @@ impl QueueMessage {
             QueueMessage::Fetch(_) => MessageKind::Fetch,
             QueueMessage::Resync(_) => MessageKind::Resync,
             QueueMessage::Import(_) => MessageKind::Import,
+            QueueMessage::Plan(_) => MessageKind::Plan,
         }
     }
 }
@@ -102,6 +121,7 @@ impl QueueMessage {
             QueueMessage::Fetch(f) => f.v,
             QueueMessage::Resync(r) => r.v,
             QueueMessage::Import(i) => i.v,
+            QueueMessage::Plan(p) => p.v,
         };
         if v != MESSAGE_VERSION {
             return Err(DecodeError::Version(v));

@@ -11,7 +11,7 @@ pub mod messages;
 pub mod sqs;
 
 use crate::error::Cause;
-use crate::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
+use crate::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,4 +75,9 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `Unavailable`.
     async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError>;
+    /// Each tenant's daily planning (on the resync queue; in batches the adapter chooses).
+    ///
+    /// # Errors
+    /// `Unavailable` when some message could not be sent after retries.
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError>;
 }

@@ -3,7 +3,9 @@
 //! call (SQS's limit), and entries that fail are re-sent with backoff a bounded number of times.
 
 use super::{Queue, QueueError};
-use crate::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
+use crate::queue::messages::{
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
@@ -40,7 +42,11 @@ impl SqsQueue {
 
     /// Sends one batch of at most 10 bodies; returns the bodies that failed (to be re-sent),
     /// each with the reason SQS gave.
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<(String, String)>, QueueError> {
+    async fn send_batch(
+        &self,
+        url: &str,
+        bodies: Vec<String>,
+    ) -> Result<Vec<(String, String)>, QueueError> {
         let entries = bodies
             .iter()
             .enumerate()
@@ -55,17 +61,17 @@ impl SqsQueue {
         let out = self
             .client
             .send_message_batch()
-            .queue_url(&self.fetch_url)
+            .queue_url(url)
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| sdk_error("send fetch messages", e))?;
+            .map_err(|e| sdk_error("send messages", e))?;
         let mut failed = Vec::new();
         for f in out.failed {
             if f.sender_fault {
                 // The request itself is wrong (too large, bad characters): re-sending won't help.
                 return Err(QueueError::unavailable(format!(
-                    "SQS refused a fetch message: {} {}",
+                    "SQS refused a message: {} {}",
                     f.code,
                     f.message.unwrap_or_default()
                 )));
@@ -117,14 +123,41 @@ pub fn batches(bodies: Vec<String>) -> Vec<Vec<String>> {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send_fetch(&self, messages: &[FetchMessage]) -> Result<(), QueueError> {
-        let mut pending: Vec<String> = messages
+        let bodies = messages
             .iter()
             .map(|m| QueueMessage::Fetch(m.clone()).encode())
             .collect();
+        self.send_all(&self.fetch_url, bodies, "fetch").await
+    }
+
+    async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Resync(message.clone()))
+            .await
+    }
+
+    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Import(message.clone()))
+            .await
+    }
+
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
+        let bodies = messages
+            .iter()
+            .map(|m| QueueMessage::Plan(m.clone()).encode())
+            .collect();
+        self.send_all(&self.resync_url, bodies, "plan").await
+    }
+}
+
+impl SqsQueue {
+    /// Sends every body to `url` in SendMessageBatch calls of 10, re-sending the entries SQS
+    /// failed (a few times, with a pause).
+    async fn send_all(&self, url: &str, bodies: Vec<String>, kind: &str) -> Result<(), QueueError> {
+        let mut pending = bodies;
         for attempt in 1..=MAX_ATTEMPTS {
             let mut failed = Vec::new();
             for batch in batches(std::mem::take(&mut pending)) {
-                failed.extend(self.send_batch(batch).await?);
+                failed.extend(self.send_batch(url, batch).await?);
             }
             if failed.is_empty() {
                 return Ok(());
@@ -132,7 +165,7 @@ impl Queue for SqsQueue {
             if attempt == MAX_ATTEMPTS {
                 let codes: Vec<String> = failed.iter().map(|(_, c)| c.clone()).collect();
                 return Err(QueueError::unavailable(format!(
-                    "{} fetch messages not sent after {MAX_ATTEMPTS} attempts: {}",
+                    "{} {kind} messages not sent after {MAX_ATTEMPTS} attempts: {}",
                     failed.len(),
                     codes.join(", ")
                 )));
@@ -148,18 +181,6 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn send_resync(&self, message: &ResyncMessage) -> Result<(), QueueError> {
-        self.send_to_resync(QueueMessage::Resync(message.clone()))
-            .await
-    }
-
-    async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
-        self.send_to_resync(QueueMessage::Import(message.clone()))
-            .await
-    }
-}
-
-impl SqsQueue {
     async fn send_to_resync(&self, message: QueueMessage) -> Result<(), QueueError> {
         self.client
             .send_message()

@@ -33,6 +33,7 @@ macro_rules! store_contract_tests {
             contract_directory::directory_upserts_match_on_external_id_and_never_take_an_email,
             contract_runs::runs_record_chunk_outcomes,
             contract_runs::run_counters_and_flags_are_exact,
+            contract_runs::a_run_is_created_once,
             contract_status::a_mapping_records_its_last_run_and_its_last_successful_run,
             contract_status::each_outcome_adds_to_its_mappings_counters_exactly_once,
             contract_reads::activity_reads_are_newest_first_per_end_user_and_company,

@@ -295,3 +295,38 @@ pub async fn run_counters_and_flags_are_exact(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+pub async fn a_run_is_created_once(s: &dyn Store) {
+    let t = tenant("c-create");
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 20, 2, 0, 0)
+        .single()
+        .unwrap();
+    let daily = RunId::daily(d("2026-11-20"));
+    let run = SyncRun::new(t.clone(), daily.clone(), RunKind::Daily, 1, at);
+    assert!(s.create_run(&run).await.unwrap());
+    // Planned meanwhile: a second creation changes nothing.
+    let mut planned = run.clone();
+    planned.planned = true;
+    planned.chunks = vec![ChunkRecord::pending(
+        MappingId::parse("m1").unwrap(),
+        d("2026-11-17"),
+        d("2026-11-19"),
+    )];
+    s.put_run(&planned).await.unwrap();
+    assert!(!s.create_run(&run).await.unwrap());
+    let stored = s.get_run(&t, &daily).await.unwrap().unwrap();
+    assert!(stored.planned);
+    assert_eq!(stored.chunks.len(), 1);
+    assert_eq!(s.list_runs(&t, 10).await.unwrap().len(), 1);
+    // A run with chunks is never "created".
+    let other = SyncRun {
+        id: RunId::daily(d("2026-11-21")),
+        ..planned
+    };
+    assert!(matches!(
+        s.create_run(&other).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.get_run(&t, &other.id).await.unwrap().is_none());
+}

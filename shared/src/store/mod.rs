@@ -250,6 +250,15 @@ pub trait RunStore: Send + Sync {
     /// its chunks was queued); afterwards only the chunk methods below change it.
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
 
+    /// Writes a run that has no chunks yet (a placeholder its planner fills in with
+    /// `put_run`) only if no run of that id exists: true when this call created it. What
+    /// makes the daily planning of a tenant and day happen once, however often its message
+    /// comes.
+    ///
+    /// # Errors
+    /// `Conflict` for a run that already has chunks.
+    async fn create_run(&self, run: &SyncRun) -> Result<bool, StoreError>;
+
     /// The run with every chunk (its `sources` are not read back: see [`RunStore::run_source`]).
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
 

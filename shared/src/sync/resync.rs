@@ -51,7 +51,7 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
 /// How long a delivery of a Re-sync all message holds its planning: longer than the resync
 /// function may run (15 minutes in `infra/template.yaml`), shorter than the resync queue's
 /// visibility timeout (90 minutes), so the redelivery of a message whose worker died plans.
-const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
+pub const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
 
 async fn plan_resync(
     ports: &Ports,

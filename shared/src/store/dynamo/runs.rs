@@ -39,26 +39,7 @@ const MAX_TRANSACTION_CONFLICTS: u32 = 8;
 impl RunStore for DynamoStore {
     async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
         let t = &run.tenant;
-        let header = SyncRun {
-            chunks: Vec::new(),
-            ..run.clone()
-        };
-        let p = run.progress(None);
-        let started = run
-            .started_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let mut item = key(keys::tenant_pk(t), keys::run_header_sk(&run.id));
-        item.insert("body".into(), s(to_json(&header)?));
-        item.insert("chunks".into(), n(p.total));
-        item.insert("open".into(), n(p.open));
-        item.insert("copen".into(), n(p.creators_open));
-        item.insert("ndef".into(), n(p.deferred));
-        item.insert("rel".into(), s(release_str(run.release)));
-        item.insert("queued".into(), AttributeValue::Bool(run.queued));
-        item.insert("run".into(), s(run.id.as_str()));
-        item.insert("gpk".into(), s(keys::runs_gpk(t)));
-        item.insert("gsk".into(), s(keys::runs_gsk(&started, &run.id)));
-        let mut requests = vec![put_req(item)?];
+        let mut requests = vec![put_req(header_item(run)?)?];
         for (i, c) in run.chunks.iter().enumerate() {
             requests.push(put_req(chunk_item(t, &run.id, i, c)?)?);
         }
@@ -91,6 +72,27 @@ impl RunStore for DynamoStore {
         }
         self.batch_write(&self.tables.config, requests, "put run")
             .await
+    }
+
+    async fn create_run(&self, run: &SyncRun) -> Result<bool, StoreError> {
+        if !run.chunks.is_empty() {
+            return Err(StoreError::Conflict(
+                "a run is created before it has chunks".into(),
+            ));
+        }
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.tables.config)
+            .set_item(Some(header_item(run)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("create run", e)),
+        }
     }
 
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
@@ -514,4 +516,29 @@ impl RunStore for DynamoStore {
             None => Ok(None),
         }
     }
+}
+
+/// A run's header item: its body without chunks, its counters, its place in the runs index.
+fn header_item(run: &SyncRun) -> Result<Item, StoreError> {
+    let t = &run.tenant;
+    let header = SyncRun {
+        chunks: Vec::new(),
+        ..run.clone()
+    };
+    let p = run.progress(None);
+    let started = run
+        .started_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut item = key(keys::tenant_pk(t), keys::run_header_sk(&run.id));
+    item.insert("body".into(), s(to_json(&header)?));
+    item.insert("chunks".into(), n(p.total));
+    item.insert("open".into(), n(p.open));
+    item.insert("copen".into(), n(p.creators_open));
+    item.insert("ndef".into(), n(p.deferred));
+    item.insert("rel".into(), s(release_str(run.release)));
+    item.insert("queued".into(), AttributeValue::Bool(run.queued));
+    item.insert("run".into(), s(run.id.as_str()));
+    item.insert("gpk".into(), s(keys::runs_gpk(t)));
+    item.insert("gsk".into(), s(keys::runs_gsk(&started, &run.id)));
+    Ok(item)
 }

@@ -310,6 +310,23 @@ impl RunStore for EmbeddedStore {
         })
     }
 
+    async fn create_run(&self, run: &SyncRun) -> Result<bool, StoreError> {
+        if !run.chunks.is_empty() {
+            return Err(StoreError::Conflict(
+                "a run is created before it has chunks".into(),
+            ));
+        }
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            if header(&tx, &run.tenant, &run.id)?.is_some() {
+                return Ok(false);
+            }
+            put_run(&tx, run)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     async fn get_run(&self, t: &TenantId, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
         self.with(|c| get_run(c, t, id))
     }

@@ -14,7 +14,9 @@ use pendo_sync::app::{Role, SettingsUpdate};
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
-use pendo_sync::lambda::{handle_fetch_batch, handle_schedule, receive_count, BatchConfig};
+use pendo_sync::lambda::{
+    handle_fetch_batch, handle_resync_batch, handle_schedule, receive_count, BatchConfig,
+};
 use pendo_sync::queue::messages::QueueMessage;
 use pendo_sync::store::dynamo::DynamoStore;
 use pendo_sync::store::prelude::*;
@@ -128,6 +130,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let app = app_of(Function::Configurator).await;
     let scheduler = app_of(Function::Scheduler).await;
     let fetch = app_of(Function::Fetch).await;
+    let resync = app_of(Function::Resync).await;
     let acme = TenantId::parse("acme-cs").unwrap();
     let globex = TenantId::parse("globex-cs").unwrap();
     app.connect(&acme, KEY, "app.pendo.io").await.unwrap();
@@ -218,9 +221,19 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
         .await
         .unwrap();
 
-    // Assert 1: two runs, one 7-day chunk each on the fetch queue, ending on the last complete
-    // day in UTC (no timezone): 2026-11-05 15:00Z → 2026-11-03.
-    assert_eq!(out.runs.len(), 2);
+    // Assert 1: one planning message per tenant on the resync queue, which the resync
+    // function plans: two runs, one 7-day chunk each on the fetch queue, ending on the last
+    // complete day in UTC (no timezone): 2026-11-05 15:00Z → 2026-11-03.
+    assert_eq!(out.tenants, 2);
+    let plans = receive(resync_url.clone()).await;
+    assert_eq!(plans.len(), 2);
+    let planned = handle_resync_batch(&resync, BatchConfig::default(), event(&plans))
+        .await
+        .unwrap();
+    assert!(planned.batch_item_failures.is_empty());
+    for m in &plans {
+        aws.delete(&resync_url, m).await;
+    }
     let batch = receive(fetch_url.clone()).await;
     assert_eq!(batch.len(), 2);
     let mut planned = BTreeSet::new();

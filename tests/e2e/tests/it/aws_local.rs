@@ -836,7 +836,7 @@ async fn resync_all_through_dynamo_sqs_and_the_handlers_exports_what_the_embedde
     let planned = handle_schedule(&s.scheduler, LambdaEvent::new(ev, Context::default()))
         .await
         .unwrap();
-    assert_eq!(planned.runs.len(), 1);
+    assert_eq!(planned.tenants, 1);
     assert!(drain_through_handlers(&aws, &s, &queue).await.len() >= 2);
     assert_eq!(comparable(&s.app, &s.tenant).await, want);
     eprintln!(

@@ -264,13 +264,90 @@ async fn the_same_batch_twice_leaves_the_same_state() {
     assert_eq!(f.store.export(Some(&acme)).await.unwrap(), first);
 }
 
+/// The messages kept on the queue, as one SQS event (and taken off the queue).
+fn take_all(q: &EmbeddedQueue) -> LambdaEvent<SqsEvent> {
+    let kept = q.messages().unwrap();
+    let records: Vec<serde_json::Value> = kept
+        .iter()
+        .map(|k| {
+            serde_json::json!({"messageId": k.id.to_string(), "body": k.body,
+                "attributes": {"ApproximateReceiveCount": "1"}})
+        })
+        .collect();
+    while let Some(d) = q.receive().unwrap() {
+        q.ack(&d).unwrap();
+    }
+    LambdaEvent::new(
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap(),
+        Context::default(),
+    )
+}
+
 #[tokio::test]
-async fn the_schedule_plans_a_run_for_each_active_tenant() {
+async fn the_schedule_fans_out_one_planning_message_per_tenant_and_each_plans_once() {
     let f = fixture().await;
     let ev: EventBridgeEvent = serde_json::from_str(SCHEDULE).unwrap();
-    let out = handle_schedule(&f.app, LambdaEvent::new(ev, Context::default()))
+    let out = handle_schedule(&f.app, LambdaEvent::new(ev.clone(), Context::default()))
         .await
         .unwrap();
-    assert_eq!(out.runs.len(), 2);
-    assert!(!f.queue.is_empty().unwrap(), "fetch messages were queued");
+    assert_eq!(out.tenants, 2);
+    let plans = take_all(&f.queue);
+    let bodies: Vec<&str> = plans
+        .payload
+        .records
+        .iter()
+        .map(|r| r.body.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            r#"{"type":"plan","v":1,"tenant":"acme-cs","day":"2026-11-05"}"#,
+            r#"{"type":"plan","v":1,"tenant":"globex-cs","day":"2026-11-05"}"#,
+        ]
+    );
+    // The resync function plans each tenant: one daily run each, its chunks queued.
+    let r = handle_resync_batch(&f.app, CONFIG, plans).await.unwrap();
+    assert!(r.batch_item_failures.is_empty());
+    let daily = RunId::daily(d("2026-11-05"));
+    for t in ["acme-cs", "globex-cs"] {
+        let run = f
+            .store
+            .get_run(&TenantId::parse(t).unwrap(), &daily)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            run.planned && run.queued && !run.chunks.is_empty(),
+            "{run:?}"
+        );
+    }
+    let queued = f.queue.len().unwrap();
+    assert!(queued > 0, "fetch messages were queued");
+    // EventBridge retries the event (or delivers it twice): the same messages, and no
+    // second run, nothing queued again.
+    handle_schedule(&f.app, LambdaEvent::new(ev, Context::default()))
+        .await
+        .unwrap();
+    let again = take_all(&f.queue);
+    assert_eq!(again.payload.records.len(), queued + 2);
+    let plans_only = again
+        .payload
+        .records
+        .into_iter()
+        .filter(|r| r.body.as_deref().unwrap().contains(r#""type":"plan""#))
+        .collect::<Vec<_>>();
+    assert_eq!(plans_only.len(), 2);
+    let mut event = take_all(&f.queue);
+    event.payload.records = plans_only;
+    let r = handle_resync_batch(&f.app, CONFIG, event).await.unwrap();
+    assert!(r.batch_item_failures.is_empty());
+    assert!(f.queue.is_empty().unwrap(), "nothing planned twice");
+    for t in ["acme-cs", "globex-cs"] {
+        let runs = f
+            .store
+            .list_runs(&TenantId::parse(t).unwrap(), 10)
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+    }
 }

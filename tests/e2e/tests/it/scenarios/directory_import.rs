@@ -10,7 +10,7 @@ use pendo_sync::app::imports::ImportRequest;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
-use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
+use pendo_sync::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -316,6 +316,10 @@ impl Queue for LosesOneImportSend {
             return Err(QueueError::unavailable("the connection dropped"));
         }
         self.inner.send_import(message).await
+    }
+
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
+        self.inner.send_plans(messages).await
     }
 }
 

@@ -11,7 +11,7 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
-use pendo_sync::queue::messages::{FetchMessage, ImportMessage, ResyncMessage};
+use pendo_sync::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage};
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::prelude::*;
 use serde_json::json;
@@ -246,6 +246,10 @@ impl Queue for FailingRelease {
 
     async fn send_import(&self, message: &ImportMessage) -> Result<(), QueueError> {
         self.inner.send_import(message).await
+    }
+
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
+        self.inner.send_plans(messages).await
     }
 }
 

@@ -11,7 +11,9 @@ use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
-use pendo_sync::queue::messages::{FetchMessage, ImportMessage, QueueMessage, ResyncMessage};
+use pendo_sync::queue::messages::{
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+};
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::prelude::*;
@@ -228,7 +230,9 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
     assert!(!partial.is_empty());
     assert_same(&export(&s).await, &partial);
     // A sync while disconnected plans nothing.
-    assert!(s.app.run_schedule().await.unwrap().is_empty());
+    s.app.run_schedule().await.unwrap();
+    s.drain().await;
+    assert_eq!(last_run(&s).await.id, run.id);
 
     c.set_key("new-key-1234", true);
     s.app
@@ -287,6 +291,19 @@ impl Queue for TwiceShuffled {
         let b = QueueMessage::Import(message.clone()).encode();
         self.extra.fetch_add(1, Ordering::Relaxed);
         self.push_all(vec![b.clone(), b])
+    }
+
+    async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
+        let bodies = messages
+            .iter()
+            .flat_map(|m| {
+                let b = QueueMessage::Plan(m.clone()).encode();
+                [b.clone(), b]
+            })
+            .collect();
+        self.extra
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        self.push_all(bodies)
     }
 }
 
@@ -390,9 +407,10 @@ async fn every_message_twice_and_out_of_order_reaches_the_same_state() {
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Done));
     // A daily run on top, its messages also doubled and shuffled, changes nothing.
     let before = calls(&s);
-    let runs = s.app.run_schedule().await.unwrap();
+    s.app.run_schedule().await.unwrap();
     s.drain().await;
-    let daily = s.app.run(&s.tenant, &runs[0]).await.unwrap();
+    let today = RunId::daily(s.app.now().date_naive());
+    let daily = s.app.run(&s.tenant, &today).await.unwrap();
     assert_eq!(calls(&s) - before, daily.chunks.len() as u64);
     assert!(daily.chunks.iter().all(|c| c.attempts == 2));
     eprintln!(
@@ -486,6 +504,8 @@ async fn resync_all_during_a_daily_run_and_twice_in_a_row_keeps_only_the_newest_
     let g = s.app.integration(&s.tenant).await.unwrap().generation;
     // A daily run whose first chunk is in flight (Pendo slow) when Re-sync all is pressed twice.
     s.app.run_schedule().await.unwrap();
+    // The tenant's planning message: the daily run's chunks are queued.
+    assert!(matches!(step(&s).await, Processed::Done(_)));
     let c = s.sim.control();
     c.add_fault(FaultRule {
         delay_ms: Some(800),
