@@ -223,9 +223,13 @@ pub async fn handle_fetch_batch(
 /// What the fetch function takes.
 pub const FETCH_TAKES: &[MessageKind] = &[MessageKind::Fetch];
 /// What the resync function takes (all on the resync queue): Re-sync all, directory import
-/// pages, and each tenant's daily planning.
-pub const RESYNC_TAKES: &[MessageKind] =
-    &[MessageKind::Resync, MessageKind::Import, MessageKind::Plan];
+/// pages, each tenant's daily planning, and the runs of one mapping the API queued.
+pub const RESYNC_TAKES: &[MessageKind] = &[
+    MessageKind::Resync,
+    MessageKind::Import,
+    MessageKind::Plan,
+    MessageKind::Run,
+];
 
 /// The resync function: purge, reset and fan out per record.
 ///

@@ -2,16 +2,20 @@
 //! mapping's current generation), which of it the directory now resolves, and the recovery of
 //! those days (by the next daily run, or at once with `recover`).
 
-use crate::app::{App, AppError, Planning};
+use crate::app::{App, AppError};
 use crate::domain::unmatched::{UnmatchedIdentity, UnmatchedReason, UnmatchedTotals};
 use crate::domain::Window;
-use crate::domain::{Integration, Mapping, MappingId, RunId, RunKind, Target, TenantId};
+use crate::domain::{Integration, Mapping, MappingId, RunId, Target, TenantId};
+use crate::queue::messages::RunAction;
 use crate::sync::unmatched::{
     objects_of, recoverable_days, recoverable_identities, summarize, windows, Known,
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Why a recovery is refused when the directory resolves none of a mapping's unmatched rows.
+pub const NOTHING_TO_RECOVER: &str = "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now";
 
 /// How a mapping's list is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
@@ -229,9 +233,11 @@ impl App {
         if m.rebuild_required {
             return Err(AppError::RebuildRequired(m.id));
         }
-        let kind = RunKind::Recover {
-            mapping_id: m.id.clone(),
-        };
-        self.start_run(&i, &[m], kind, Planning::RecoverOnly).await
+        // Refused at once when nothing can be recovered (a few store reads, no Pendo call);
+        // the planning is queued.
+        if self.recovery_windows(&i, &m, None).await?.is_empty() {
+            return Err(AppError::Conflict(NOTHING_TO_RECOVER.into()));
+        }
+        self.queue_run(&i, &m, RunAction::Recover).await
     }
 }

@@ -5,8 +5,13 @@
 use crate::app::{App, AppError, Planning};
 use crate::domain::*;
 use crate::queue::messages::{
-    FetchMessage, MessageKind, PlanMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
+    FetchMessage, MessageKind, PlanMessage, QueueMessage, ResyncMessage, RunAction, RunMessage,
+    MESSAGE_VERSION,
 };
+
+/// How long the API waits for Pendo when it checks a mapping's references before queueing a
+/// rebuild (API Gateway gives the request 29 s; Pendo's own timeout is minutes).
+const API_PENDO_CHECK: std::time::Duration = std::time::Duration::from_secs(8);
 use crate::sync::engine;
 use crate::sync::plan;
 use crate::sync::processed::{ProcessError, Processed};
@@ -14,46 +19,142 @@ use crate::sync::resync;
 
 impl App {
     /// Sync now: fetch what is missing since the mapping's last synced day. Deletes nothing.
+    /// Queued: the resync worker plans it (`process_run`).
     pub async fn sync_now(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
         let m = self.mapping(t, id).await?;
         if m.rebuild_required {
             return Err(AppError::RebuildRequired(m.id));
         }
-        let kind = RunKind::SyncNow {
-            mapping_id: m.id.clone(),
-        };
-        self.start_run(&i, &[m], kind, Planning::FromCursor { recover: false })
-            .await
+        self.queue_run(&i, &m, RunAction::SyncNow).await
     }
 
-    /// Purges one mapping's values and re-fetches `days_to_sync` days of it (after an edit).
-    /// A mapping whose Pendo object is gone is refused (`Conflict`) before anything is purged:
-    /// its values could not be fetched again.
+    /// Re-fetches `days_to_sync` days of one mapping from scratch (after an edit). A mapping
+    /// whose Pendo object is gone is refused (`Conflict`), its values kept: they could not be
+    /// fetched again (checked here, each Pendo call bounded by `API_PENDO_CHECK`). The purge
+    /// of its values and the planning are queued (`process_run`): a request does short work.
     pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
-        let mut m = self.mapping(t, id).await?;
-        let checked =
-            crate::sync::references::plan_checks(&self.ports, &i, std::slice::from_ref(&m)).await;
+        let m = self.mapping(t, id).await?;
+        let end = tokio::time::Instant::now() + API_PENDO_CHECK;
+        let checked = crate::deadline::within(
+            end,
+            crate::sync::references::plan_checks(&self.ports, &i, std::slice::from_ref(&m)),
+        )
+        .await;
         if let Some(why) = checked.left_out.get(id) {
             return Err(AppError::Conflict(format!(
                 "mapping {id} cannot be rebuilt, its values were kept: {why}"
             )));
         }
-        self.ports.store.delete_mapping_data(t, id).await?;
-        self.ports
-            .store
-            .reset_mapping_state(t, id, i.generation)
-            .await?;
-        m.rebuild_required = false;
-        self.ports.store.put_mapping(&m).await?;
-        self.start_run(
-            &i,
-            &[m.clone()],
-            RunKind::SyncNow { mapping_id: m.id },
-            Planning::FromScratch,
-        )
-        .await
+        self.queue_run(&i, &m, RunAction::Rebuild).await
+    }
+
+    /// Stores run `kind` of `m` as not yet planned (its mapping's status shows it at once)
+    /// and queues its planning.
+    pub(crate) async fn queue_run(
+        &self,
+        i: &Integration,
+        m: &Mapping,
+        action: RunAction,
+    ) -> Result<RunId, AppError> {
+        let store = &self.ports.store;
+        let kind = match action {
+            RunAction::Recover => RunKind::Recover {
+                mapping_id: m.id.clone(),
+            },
+            RunAction::SyncNow | RunAction::Rebuild => RunKind::SyncNow {
+                mapping_id: m.id.clone(),
+            },
+        };
+        let now = self.ports.clock.now();
+        let run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
+        store.put_run(&run).await?;
+        store.set_last_run(&i.tenant, &m.id, &run.id).await?;
+        let msg = RunMessage {
+            v: MESSAGE_VERSION,
+            tenant: i.tenant.clone(),
+            run_id: run.id.clone(),
+            mapping_id: m.id.clone(),
+            generation: i.generation,
+            action,
+        };
+        self.ports.queue.send_run(&msg).await?;
+        Ok(run.id)
+    }
+
+    /// A queued run of one mapping, worker side: once (one delivery at a time holds its
+    /// planning; a delivery after its chunks were sent is a duplicate; one after planning
+    /// re-sends what can run). A rebuild purges the mapping's values and resets its cursor
+    /// first; a message of an older generation (a Re-sync all since) is dropped.
+    pub(crate) async fn process_run(&self, msg: &RunMessage) -> Result<Processed, ProcessError> {
+        let store = &self.ports.store;
+        let t = &msg.tenant;
+        let Some(i) = store.get_integration(t).await? else {
+            return Ok(Processed::Superseded);
+        };
+        if i.generation != msg.generation || !i.is_active() {
+            return Ok(Processed::Superseded);
+        }
+        let Some(m) = store.get_mapping(t, &msg.mapping_id).await? else {
+            return Ok(Processed::Superseded);
+        };
+        let Some(stored) = store.get_run(t, &msg.run_id).await? else {
+            return Ok(Processed::Superseded);
+        };
+        if stored.queued {
+            return Ok(Processed::Duplicate);
+        }
+        let now = self.ports.clock.now();
+        let until = now + chrono::Duration::minutes(resync::RESYNC_PLANNING_LEASE_MINUTES);
+        if !store
+            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
+            .await?
+        {
+            return Ok(Processed::Duplicate);
+        }
+        let planned = self.plan_queued_run(&i, m, stored, msg.action).await;
+        if planned.is_err() {
+            store
+                .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
+                .await
+                .ok();
+        }
+        planned
+    }
+
+    async fn plan_queued_run(
+        &self,
+        i: &Integration,
+        mut m: Mapping,
+        stored: SyncRun,
+        action: RunAction,
+    ) -> Result<Processed, ProcessError> {
+        let (store, t) = (&self.ports.store, &i.tenant);
+        let id = stored.id.clone();
+        let messages = if stored.planned {
+            crate::sync::waves::pending_now(&stored)
+        } else {
+            let planning = match action {
+                RunAction::SyncNow => Planning::FromCursor { recover: false },
+                RunAction::Recover => Planning::RecoverOnly,
+                RunAction::Rebuild => {
+                    let purged = store.delete_mapping_data(t, &m.id).await?;
+                    store.reset_mapping_state(t, &m.id, i.generation).await?;
+                    m.rebuild_required = false;
+                    store.put_mapping(&m).await?;
+                    tracing::info!(tenant = %t, mapping = %m.id, purged, "rebuild: the mapping's values purged");
+                    Planning::FromScratch
+                }
+            };
+            self.plan_and_store(i, std::slice::from_ref(&m), stored, planning, false)
+                .await?
+                .1
+        };
+        self.ports.queue.send_fetch(&messages).await?;
+        store.set_run_flag(t, &id, RunFlag::Queued).await?;
+        tracing::info!(tenant = %t, run = %id, chunks = messages.len(), "run planned");
+        Ok(Processed::Done(ChunkStats::default()))
     }
 
     async fn active_integration(&self, t: &TenantId) -> Result<Integration, AppError> {
@@ -62,24 +163,6 @@ impl App {
             return Err(AppError::NotConnected);
         }
         Ok(i)
-    }
-
-    /// Plans a run over `mappings` and queues its chunks.
-    pub(crate) async fn start_run(
-        &self,
-        i: &Integration,
-        mappings: &[Mapping],
-        kind: RunKind,
-        planning: Planning,
-    ) -> Result<RunId, AppError> {
-        let now = self.ports.clock.now();
-        let run = SyncRun::new(i.tenant.clone(), RunId::random(), kind, i.generation, now);
-        // Sent right below; only a redelivered plan reads this flag.
-        let (run, messages) = self
-            .plan_and_store(i, mappings, run, planning, true)
-            .await?;
-        self.ports.queue.send_fetch(&messages).await?;
-        Ok(run.id)
     }
 
     /// Plans `run` (its id, kind and start kept) over `mappings`, stores it and notes it on
@@ -136,7 +219,7 @@ impl App {
         let messages = plan::plan_run(&mut run, &i.settings, mappings, &windows);
         if planning == Planning::RecoverOnly && run.chunks.is_empty() {
             return Err(AppError::Conflict(
-                "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now".into(),
+                crate::app::recovery::NOTHING_TO_RECOVER.into(),
             ));
         }
         run.sources = checked.sources;
@@ -318,6 +401,7 @@ impl App {
             Ok(QueueMessage::Resync(m)) => resync::process_resync(&self.ports, &m).await,
             Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
             Ok(QueueMessage::Plan(m)) => self.process_plan(&m).await,
+            Ok(QueueMessage::Run(m)) => self.process_run(&m).await,
         }
     }
 

@@ -4,7 +4,8 @@
 use super::Queue;
 use crate::domain::{ImportId, MappingId, RunId, TenantId};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, MESSAGE_VERSION,
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunAction, RunMessage,
+    MESSAGE_VERSION,
 };
 use chrono::NaiveDate;
 
@@ -49,20 +50,31 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
         })
         .collect();
     q.send_plans(&plans).await.unwrap();
+    let run = RunMessage {
+        v: MESSAGE_VERSION,
+        tenant: TenantId::parse("t").unwrap(),
+        run_id: RunId::parse("r-run").unwrap(),
+        mapping_id: MappingId::parse("m").unwrap(),
+        generation: 2,
+        action: RunAction::Rebuild,
+    };
+    q.send_run(&run).await.unwrap();
     let mut got: Vec<QueueMessage> = drain()
         .iter()
         .map(|b| QueueMessage::decode(b).unwrap())
         .collect();
     got.sort_by_key(|m| match m {
         QueueMessage::Fetch(f) => f.chunk_index,
-        QueueMessage::Resync(_) => usize::MAX - 3,
-        QueueMessage::Import(_) => usize::MAX - 2,
+        QueueMessage::Resync(_) => usize::MAX - 4,
+        QueueMessage::Import(_) => usize::MAX - 3,
+        QueueMessage::Run(_) => usize::MAX - 2,
         QueueMessage::Plan(p) if p.tenant.as_str() == "t" => usize::MAX - 1,
         QueueMessage::Plan(_) => usize::MAX,
     });
     let mut want: Vec<QueueMessage> = fetches.into_iter().map(QueueMessage::Fetch).collect();
     want.push(QueueMessage::Resync(resync));
     want.push(QueueMessage::Import(import));
+    want.push(QueueMessage::Run(run));
     want.extend(plans.into_iter().map(QueueMessage::Plan));
     assert_eq!(got, want);
 }

@@ -18,7 +18,7 @@
 
 use super::{Queue, QueueError};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use crate::store::embedded::{write_tx, EmbeddedStore};
 use crate::store::StoreError;
@@ -330,6 +330,10 @@ impl Queue for EmbeddedQueue {
             .collect();
         self.send_raw(&bodies)
     }
+
+    async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
+        self.send_raw(&[QueueMessage::Run(message.clone()).encode()])
+    }
 }
 
 /// A process's claim to consume the queue of a data folder: at most one at a time, so that
@@ -559,6 +563,6 @@ mod tests {
             out
         })
         .await;
-        assert_eq!(q.sent(), 27);
+        assert_eq!(q.sent(), 28);
     }
 }

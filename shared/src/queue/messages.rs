@@ -52,6 +52,32 @@ pub struct PlanMessage {
     pub day: NaiveDate,
 }
 
+/// Plan run `run_id` of one mapping, queued by the API so that a request does only short
+/// work: Sync now, a rebuild (whose purge of the mapping's values happens here, not in the
+/// request) or a recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunMessage {
+    pub v: u32,
+    pub tenant: TenantId,
+    pub run_id: RunId,
+    pub mapping_id: MappingId,
+    pub generation: u64,
+    pub action: RunAction,
+}
+
+/// What a queued run of one mapping does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunAction {
+    /// From the cursor to the last complete day.
+    SyncNow,
+    /// Purge the mapping's values, then `days_to_sync` days from scratch.
+    Rebuild,
+    /// Only the days whose unmatched rows the directory now resolves.
+    Recover,
+}
+
 /// Any message, as it travels on a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -60,16 +86,18 @@ pub enum QueueMessage {
     Resync(ResyncMessage),
     Import(ImportMessage),
     Plan(PlanMessage),
+    Run(RunMessage),
 }
 
 /// The kinds of message: the fetch function takes fetch messages, the resync function resync,
-/// import and plan messages (all on the resync queue), the local worker all of them.
+/// import, plan and run messages (all on the resync queue), the local worker all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Fetch,
     Resync,
     Import,
     Plan,
+    Run,
 }
 
 impl MessageKind {
@@ -78,6 +106,7 @@ impl MessageKind {
         MessageKind::Resync,
         MessageKind::Import,
         MessageKind::Plan,
+        MessageKind::Run,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +115,7 @@ impl MessageKind {
             MessageKind::Resync => "resync",
             MessageKind::Import => "import",
             MessageKind::Plan => "plan",
+            MessageKind::Run => "run",
         }
     }
 }
@@ -97,6 +127,7 @@ impl QueueMessage {
             QueueMessage::Resync(_) => MessageKind::Resync,
             QueueMessage::Import(_) => MessageKind::Import,
             QueueMessage::Plan(_) => MessageKind::Plan,
+            QueueMessage::Run(_) => MessageKind::Run,
         }
     }
 }
@@ -122,6 +153,7 @@ impl QueueMessage {
             QueueMessage::Resync(r) => r.v,
             QueueMessage::Import(i) => i.v,
             QueueMessage::Plan(p) => p.v,
+            QueueMessage::Run(r) => r.v,
         };
         if v != MESSAGE_VERSION {
             return Err(DecodeError::Version(v));

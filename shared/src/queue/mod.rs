@@ -11,7 +11,7 @@ pub mod messages;
 pub mod sqs;
 
 use crate::error::Cause;
-use crate::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage};
+use crate::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage, RunMessage};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,4 +80,9 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `Unavailable` when some message could not be sent after retries.
     async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError>;
+    /// A run of one mapping the API queued (on the resync queue).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError>;
 }

@@ -4,7 +4,7 @@
 
 use super::{Queue, QueueError};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -146,6 +146,11 @@ impl Queue for SqsQueue {
             .map(|m| QueueMessage::Plan(m.clone()).encode())
             .collect();
         self.send_all(&self.resync_url, bodies, "plan").await
+    }
+
+    async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Run(message.clone()))
+            .await
     }
 }
 

@@ -11,7 +11,9 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
-use pendo_sync::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage};
+use pendo_sync::queue::messages::{
+    FetchMessage, ImportMessage, PlanMessage, ResyncMessage, RunMessage,
+};
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::prelude::*;
 use serde_json::json;
@@ -250,6 +252,10 @@ impl Queue for FailingRelease {
 
     async fn send_plans(&self, messages: &[PlanMessage]) -> Result<(), QueueError> {
         self.inner.send_plans(messages).await
+    }
+
+    async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
+        self.inner.send_run(message).await
     }
 }
 

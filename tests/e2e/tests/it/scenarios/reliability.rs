@@ -12,7 +12,7 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage,
+    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -304,6 +304,12 @@ impl Queue for TwiceShuffled {
         self.extra
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         self.push_all(bodies)
+    }
+
+    async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
+        let b = QueueMessage::Run(message.clone()).encode();
+        self.extra.fetch_add(1, Ordering::Relaxed);
+        self.push_all(vec![b.clone(), b])
     }
 }
 

@@ -161,3 +161,48 @@ async fn resync_all_rebuilds_an_edited_mapping_and_clears_its_rebuild_flag() {
         .unwrap();
     assert!(edited.rebuild_required);
 }
+
+/// API Gateway gives a request 29 s, and a request cut off there must have changed nothing
+/// half-way: a rebuild's request only checks the mapping's references with Pendo (each call
+/// bounded) and queues the run; the purge and the planning happen in the worker.
+#[tokio::test]
+async fn a_rebuild_request_purges_nothing_and_answers_while_pendo_is_slow() {
+    use pendo_sim::{FaultKind, FaultRule};
+    let (s, m) = stack_with_mapping(7).await;
+    s.resync().await;
+    let before = s.export().await;
+    assert!(!before.is_empty());
+    // Pendo's lists answer after 60 s.
+    let c = s.sim.control();
+    c.add_fault(FaultRule {
+        delay_ms: Some(60_000),
+        ..FaultRule::times("/api/v1/feature", FaultKind::Delay, 100)
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    let run = s.app.rebuild_mapping(&s.tenant, &m.id).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(12), "{took:?}");
+    assert_eq!(s.export().await, before, "nothing purged by the request");
+    let queued = s.app.run(&s.tenant, &run).await.unwrap();
+    assert!(!queued.planned && queued.chunks.is_empty(), "{queued:?}");
+    let status = s.app.mapping_status(&m).await.unwrap().unwrap();
+    assert_eq!(status.last_run.unwrap().run_id, run.to_string());
+    // The worker purges and re-fetches: the same values, the run done.
+    c.clear_faults();
+    s.drain().await;
+    assert_eq!(s.export().await, before);
+    let done = s.app.run(&s.tenant, &run).await.unwrap();
+    assert!(done.planned && !done.chunks.is_empty());
+    assert!(done
+        .chunks
+        .iter()
+        .all(|c| c.status == pendo_sync::domain::ChunkStatus::Done));
+    assert!(
+        !s.app
+            .mapping(&s.tenant, &m.id)
+            .await
+            .unwrap()
+            .rebuild_required
+    );
+}
