@@ -138,8 +138,11 @@ impl DynamoStore {
     // ---- manifests (see the module docs and `manifest.rs`) ----
 
     /// The stored manifests of `days` (strongly consistent); an absent one is version 0, empty.
-    /// Deletes every item the manifests of `scope` list, then the manifests (each head only if
-    /// no one wrote it meanwhile, else again from the top). Returns how many items were listed.
+    /// Deletes every item the manifests of `scope` list, one manifest after another: its
+    /// items, then its head (only if no one wrote it meanwhile, else it is read again in the
+    /// next round), then its parts. What is deleted stays deleted, so a purge cut off (a
+    /// Lambda timeout, a crash) and run again goes on from the manifests left, never from the
+    /// top. Returns how many items were listed.
     async fn delete_by_manifests(&self, t: &TenantId, scope: Scope<'_>) -> Result<u64, StoreError> {
         let mut count = 0;
         for _ in 0..MAX_MANIFEST_CONFLICTS {
@@ -156,15 +159,14 @@ impl DynamoStore {
                     .await?;
                 return Ok(count);
             }
-            let mut items = Vec::new();
-            for (h, stored) in &manifests {
-                for (pk, sk) in h.item_keys_of(t, &stored.manifest)? {
-                    items.push(key(pk, sk));
-                }
-            }
-            self.delete_keys(items, "delete listed items").await?;
-            // Heads written meanwhile stay, and are read and deleted again in the next round.
-            for (h, stored) in &manifests {
+            let total = manifests.len();
+            for (done, (h, stored)) in manifests.iter().enumerate() {
+                let items = h
+                    .item_keys_of(t, &stored.manifest)?
+                    .into_iter()
+                    .map(|(pk, sk)| key(pk, sk))
+                    .collect();
+                self.delete_keys(items, "delete listed items").await?;
                 let removed = self
                     .client
                     .delete_item()
@@ -182,8 +184,12 @@ impl DynamoStore {
                         let parts = h.part_keys(&keys::manifests_pk(t));
                         self.delete_keys(parts, "delete manifest parts").await?;
                     }
+                    // Written meanwhile: read and deleted again in the next round.
                     Err(e) if is_condition_failure(&e) => {}
                     Err(e) => return Err(unavailable("delete a manifest", e)),
+                }
+                if (done + 1) % 50 == 0 {
+                    tracing::info!(tenant = %t, manifests = done + 1, of = total, items = count, "purging");
                 }
             }
         }

@@ -621,7 +621,7 @@ pub(crate) async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &
 }
 
 /// The export with mapping ids (random per stack) replaced by their metric names.
-async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
+pub(crate) async fn comparable(app: &App, t: &TenantId) -> Vec<ExportRow> {
     let names: BTreeMap<String, String> = app
         .mappings(t)
         .await
@@ -653,6 +653,8 @@ pub(crate) struct AwsStack {
     pub(crate) scheduler: App,
     pub(crate) gate: IamGate,
     pub(crate) store: Arc<DynamoStore>,
+    /// Every function's clock.
+    pub(crate) clock: FixedClock,
     pub(crate) tenant: TenantId,
     pub(crate) sim: Simulator,
     _running: RunningSim,
@@ -671,9 +673,11 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
     );
     let store = Arc::new(DynamoStore::new(aws.dynamo.clone(), gate.tables.clone()));
     let base_url = running.base_url();
+    let clock = FixedClock::new(now);
     let app_of = |function: Function| {
         let gate = &gate;
         let base_url = base_url.clone();
+        let clock = clock.clone();
         async move {
             let (store, queue) = gate.adapters(function).await;
             let app = App::new(
@@ -681,7 +685,7 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
                     .store(store.clone())
                     .queue(queue)
                     .pendo_at(&base_url)
-                    .clock(Arc::new(FixedClock::new(now)))
+                    .clock(Arc::new(clock))
                     .build(),
             );
             (app, store)
@@ -701,6 +705,7 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
         scheduler,
         gate,
         store,
+        clock,
         tenant,
         sim,
         _running: running,
@@ -710,7 +715,7 @@ pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
 
 /// The `gen` of every value and activity item of the tenant, and of every manifest item
 /// (a Scan: a test's look at the whole table, which the store itself never does).
-async fn data_generations(aws: &Aws, t: &TenantId) -> (Vec<u64>, Vec<u64>) {
+pub(crate) async fn data_generations(aws: &Aws, t: &TenantId) -> (Vec<u64>, Vec<u64>) {
     let table = DynamoTables::with_prefix(&aws.prefix).data;
     let tenant = format!("T#{}#", keys::esc(t.as_str()));
     let manifests = keys::manifests_pk(t);

@@ -278,8 +278,9 @@ async fn a_connect_logged_at_trace_shows_neither_the_key_nor_the_token() {
     drop(guard);
     assert_eq!(status, 200);
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    // It logged (the SDK's calls at DEBUG, ours at every level), but no secret.
-    assert!(logs.lines().count() > 10, "{logs}");
+    // It logged (the SDK's calls at DEBUG; tracing's per-callsite cache may skip some events
+    // while other tests' threads log nowhere), but no secret.
+    assert!(logs.contains("\"target\":\"aws_smithy_runtime"), "{logs}");
     assert!(!logs.contains(&key), "the Pendo key is in the logs");
     assert!(!logs.contains(&token), "the bearer token is in the logs");
     assert!(!logs.contains(&key[key.len() - 8..]));

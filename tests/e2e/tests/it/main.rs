@@ -8,6 +8,7 @@ mod aws_handlers;
 mod aws_iam;
 mod aws_imports;
 mod aws_local;
+mod aws_purge;
 mod aws_schedule;
 mod configurator;
 mod handlers;
