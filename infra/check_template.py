@@ -5,7 +5,9 @@
   cargo-lambda (Metadata BuildMethod rust-cargolambda) from a workspace binary that exists;
 - SQS event sources: FunctionResponseTypes exactly [ReportBatchItemFailures], BatchSize <= 10;
 - the schedule expression (the parameter's default, or a literal) is a valid cron()/rate();
-- fetch has reserved concurrency;
+- fetch has reserved concurrency, equal to its SQS event source's maximum concurrency, and
+  works one chunk at a time (FETCH_CONCURRENCY=1), so FetchConcurrency bounds the chunks
+  calling Pendo;
 - every queue a function consumes has a redrive policy to a dead-letter queue, and every
   dead-letter queue has an alarm on its depth;
 - every function's visibility timeout covers its timeout;
@@ -254,6 +256,10 @@ def mutations_are_caught(t):
         ),
         "schedule": lambda tt: tt["Parameters"]["ScheduleExpression"].__setitem__("Default", "cron(0 6 * * *)"),
         "reserved concurrency": lambda tt: fn(tt, "fetch").pop("ReservedConcurrentExecutions"),
+        "chunks in flight": lambda tt: fn(tt, "fetch")["Environment"]["Variables"].__setitem__(
+            "FETCH_CONCURRENCY", "4"
+        ),
+        "fetch scaling": lambda tt: sqs_event(tt, "fetch").pop("ScalingConfig"),
         "redrive": lambda tt: tt["Resources"]["ResyncQueue"]["Properties"].pop("RedrivePolicy"),
         "dlq alarm": drop_alarm,
         "index": lambda tt: tt["Resources"]["DataTable"]["Properties"]["GlobalSecondaryIndexes"].pop(),
