@@ -291,6 +291,11 @@ impl IamGate {
         (Arc::new(store), Arc::new(queue))
     }
 
+    /// The gate's address (a function process's `AWS_ENDPOINT_URL`).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Every call so far.
     pub(crate) fn calls(&self) -> Vec<Call> {
         self.inner.calls.lock().unwrap().clone()
