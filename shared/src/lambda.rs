@@ -333,6 +333,11 @@ async fn process_record(
                 tracing::info!("duplicate of a finished chunk acknowledged");
                 RecordOutcome::Acknowledged
             }
+            Err(e @ ProcessError::Permanent(_)) if e.is_aws_refusal() => {
+                // Counted by the template's metric filter (AwsRefusedAlarm).
+                tracing::error!(error.message = %e.message(), aws_refused = true, "AWS refused a call of this function: fix its permissions or resources; message acknowledged");
+                RecordOutcome::Acknowledged
+            }
             Err(e @ ProcessError::Permanent(_)) => {
                 tracing::error!(error.message = %e.message(), "message failed permanently: acknowledged");
                 RecordOutcome::Acknowledged

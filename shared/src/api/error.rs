@@ -90,6 +90,8 @@ impl From<AppError> for ApiError {
             e @ AppError::PendoCheck { field, .. } => {
                 Self::new(StatusCode::BAD_GATEWAY, "pendo_unreachable", e.to_string()).field(field)
             }
+            AppError::Store(e) if e.is_refusal() => refused(&e),
+            AppError::Queue(e) if e.is_refusal() => refused(&e),
             AppError::Store(e) => internal(&e),
             AppError::Queue(e) => internal(&e),
             AppError::Upload(e) => e.into(),
@@ -113,8 +115,19 @@ impl From<crate::directory::csv::CsvError> for ApiError {
     }
 }
 
+/// AWS refused a call of the function (a policy, a missing table): an internal error to the
+/// caller, and counted by the template's metric filter (`AwsRefusedAlarm`).
+fn refused(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    tracing::error!(error = %crate::error::Chain(e), aws_refused = true, "AWS refused a call of this function: fix its permissions or resources");
+    internal_answer()
+}
+
 fn internal(e: &(dyn std::error::Error + 'static)) -> ApiError {
     tracing::error!(error = %crate::error::Chain(e), "internal error");
+    internal_answer()
+}
+
+fn internal_answer() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",

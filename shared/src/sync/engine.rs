@@ -58,14 +58,13 @@ pub async fn process_fetch(
     }
     let chunk = chunk.map(|s| s.chunk);
     let result = run_chunk(ports, directories, msg, chunk.as_ref(), final_attempt).await;
-    if let Err(ProcessError::Permanent(cause)) = &result {
-        if is_refusal(cause.as_ref()) {
+    if let Err(e @ ProcessError::Permanent(cause)) = &result {
+        if e.is_aws_refusal() {
             // Refused outside the fetch (recording the outcome, queueing the deferred chunks):
             // the smallest write left shows it on the mapping — the AWS message names the
             // function's role, the action and the resource. The chunk itself stays taken and
             // its run reads `interrupted` once the lease ends.
             let message = crate::error::chain(cause.as_ref());
-            tracing::error!(tenant = %t, run = %msg.run_id, mapping = %msg.mapping_id, error.message = %message, aws_refused = true, "AWS refused a call of this function: fix its permissions or resources");
             note_error(ports, msg, &message).await;
         }
     }
@@ -535,17 +534,6 @@ async fn finish(
     if let Err(e) = followed {
         tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %crate::error::Chain(&e), "could not record the chunk's outcome");
     }
-}
-
-/// Whether a failure is AWS refusing a call for good (`StoreError::Refused`,
-/// `QueueError::Refused`).
-fn is_refusal(cause: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    cause
-        .downcast_ref::<StoreError>()
-        .is_some_and(StoreError::is_refusal)
-        || cause
-            .downcast_ref::<crate::queue::QueueError>()
-            .is_some_and(crate::queue::QueueError::is_refusal)
 }
 
 async fn note_error(ports: &Ports, msg: &FetchMessage, message: &str) {

@@ -29,6 +29,20 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
+    /// Whether AWS refused a call for good (`StoreError::Refused`, `QueueError::Refused`):
+    /// the deployment must change (a policy, a missing table or queue), not the message.
+    pub fn is_aws_refusal(&self) -> bool {
+        let cause = match self {
+            Self::Retryable(c) | Self::Permanent(c) => c.as_ref(),
+        };
+        cause
+            .downcast_ref::<StoreError>()
+            .is_some_and(StoreError::is_refusal)
+            || cause
+                .downcast_ref::<QueueError>()
+                .is_some_and(QueueError::is_refusal)
+    }
+
     /// The cause and what is under it, on one line (for logs and the records of a chunk).
     pub fn message(&self) -> String {
         match self {

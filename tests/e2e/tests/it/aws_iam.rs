@@ -4,8 +4,10 @@
 //! naming the function's role, the action and the resource.
 
 use crate::aws_local::{aws_stack, configure, drain_through_handlers, Aws};
+use crate::configurator::Captured;
 use crate::iam_gate::Function;
 use pendo_sync::store::prelude::*;
+use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test]
 async fn a_denied_call_fails_its_chunk_at_once_naming_the_function_the_action_and_the_resource() {
@@ -20,7 +22,27 @@ async fn a_denied_call_fails_its_chunk_at_once_naming_the_function_the_action_an
         &s.gate.tables.config,
     );
     s.app.resync_all(&s.tenant).await.unwrap();
+    // The functions' JSON logs (the template's metric filter counts `"aws_refused":true`).
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_target(false)
+                .with_writer(move || writer.clone()),
+        )
+        .with(pendo_sync::lambda::log_filter("info"));
+    let guard = tracing::subscriber::set_default(subscriber);
     let delivered = drain_through_handlers(&aws, &s, &queue).await;
+    drop(guard);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(r#""aws_refused":true"#))
+        .collect();
+    assert_eq!(refused.len(), 1, "{logs}");
+    assert!(refused[0].contains(r#""level":"ERROR""#), "{}", refused[0]);
 
     // The Re-sync all message, then the end-user chunk (the company chunk waits for the users
     // it creates): each delivered once, none redelivered (5 receives each before).

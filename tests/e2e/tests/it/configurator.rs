@@ -237,7 +237,7 @@ fn mapping_of(i: &Integration, feature: &str) -> Mapping {
 
 /// What a function's logs take: the lines its subscriber writes, kept in memory.
 #[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
