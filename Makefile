@@ -16,7 +16,7 @@ FUZZ_VENV ?= .venv-fuzz
 SCHEMATHESIS_VERSION = 3.39.16
 HYPOTHESIS_VERSION = 6.130.13
 
-.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak bench
+.PHONY: demo test test-browser chromium web lint lint-infra dev fmt build package lambda-venv clean aws-local-up aws-local-down fuzz-venv test-fuzz-api soak bench
 
 ## The main job: a demo sync against the built-in Pendo simulator on the embedded store. It ends
 ## with the configurator page's address; `make demo SERVE=1` then serves the page (and the API)
@@ -129,6 +129,31 @@ build:
 	cargo build --release -p scheduler -p fetch -p resync
 	cargo build --release -p configurator
 
+## The deployable bootstraps (not part of `make test`): `cargo lambda build --release`, as
+## `sam build` runs it, for ARCH (the template's `Architecture`: arm64, its default, or x86_64),
+## into target/lambda/<function>/bootstrap; the three queue functions in one build (the same
+## features of `pendo_sync`), the configurator apart. cargo-lambda and zig are pinned in
+## .venv-lambda. arm64 needs the Rust target aarch64-unknown-linux-gnu (`rustup target add`).
+ARCH ?= arm64
+LAMBDA_VENV ?= .venv-lambda
+CARGO_LAMBDA_VERSION = 1.9.2
+ZIGLANG_VERSION = 0.15.1
+LAMBDA_ARCH_FLAG = $(if $(filter arm64,$(ARCH)),--arm64,$(if $(filter x86_64,$(ARCH)),--x86-64,$(error ARCH is arm64 or x86_64, not $(ARCH))))
+lambda-venv:
+	@if ! $(LAMBDA_VENV)/bin/cargo-lambda lambda --version 2>/dev/null | grep -q "$(CARGO_LAMBDA_VERSION)" || \
+	  ! $(LAMBDA_VENV)/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('ziglang') != '$(ZIGLANG_VERSION)')" 2>/dev/null; then \
+	  echo "lambda-venv: installing cargo-lambda $(CARGO_LAMBDA_VERSION) and ziglang $(ZIGLANG_VERSION) into $(LAMBDA_VENV)"; \
+	  python3 -m venv $(LAMBDA_VENV) && \
+	  $(LAMBDA_VENV)/bin/pip install -q "cargo-lambda==$(CARGO_LAMBDA_VERSION)" "ziglang==$(ZIGLANG_VERSION)"; \
+	fi
+
+package: lambda-venv
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$$'; then \
+	  echo "package: ARCH=arm64 needs the Rust target aarch64-unknown-linux-gnu: rustup target add aarch64-unknown-linux-gnu (or make package ARCH=x86_64, and deploy with Architecture=x86_64)" >&2; exit 1; fi
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(LAMBDA_ARCH_FLAG) -p scheduler -p fetch -p resync
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(LAMBDA_ARCH_FLAG) -p configurator
+	@ls -l target/lambda/*/bootstrap
+
 clean:
 	cargo clean
-	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) shared/web/node_modules tests/browser/node_modules
+	rm -rf $(DATA) .venv .venv-checkov $(FUZZ_VENV) $(LAMBDA_VENV) shared/web/node_modules tests/browser/node_modules

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What cfn-lint does not check in infra/template.yaml, checked here (run by `make lint-infra`).
 
-- every function: Runtime provided.al2023, Architectures [arm64], Handler bootstrap, built by
+- every function: Runtime provided.al2023, Architectures the `Architecture` parameter (arm64 by
+  default, or x86_64), Handler bootstrap, built by
   cargo-lambda (Metadata BuildMethod rust-cargolambda) from a workspace binary that exists;
 - SQS event sources: FunctionResponseTypes exactly [ReportBatchItemFailures], BatchSize <= 10;
 - the schedule expression (the parameter's default, or a literal) is a valid cron()/rate();
@@ -91,6 +92,9 @@ def check(t) -> list:
     alarms = [v for v in res.values() if v.get("Type") == "AWS::CloudWatch::Alarm"]
     tables = {k: v for k, v in res.items() if v.get("Type") == "AWS::DynamoDB::Table"}
 
+    arch = params.get("Architecture", {})
+    if arch.get("AllowedValues") != ["arm64", "x86_64"] or arch.get("Default") != "arm64":
+        err("the Architecture parameter is not arm64 (default) or x86_64")
     binaries = {p.parent.parent.name for p in (ROOT / "functions").glob("*/src/main.rs")}
     want_fns = {"scheduler", "fetch", "resync", "configurator"}
     built = {}
@@ -99,8 +103,8 @@ def check(t) -> list:
         prop = lambda k: props.get(k, glob.get(k))  # noqa: E731
         if prop("Runtime") != "provided.al2023":
             err(f"{name}: Runtime is {prop('Runtime')!r}, not provided.al2023")
-        if prop("Architectures") != ["arm64"]:
-            err(f"{name}: Architectures is {prop('Architectures')!r}, not [arm64]")
+        if prop("Architectures") != [{"Ref": "Architecture"}]:
+            err(f"{name}: Architectures is {prop('Architectures')!r}, not [the Architecture parameter]")
         if prop("Handler") != "bootstrap":
             err(f"{name}: Handler is {prop('Handler')!r}, not bootstrap")
         meta = fn.get("Metadata", {})
@@ -251,6 +255,9 @@ def mutations_are_caught(t):
     cases = {
         "runtime": lambda tt: fn(tt, "fetch").__setitem__("Runtime", "provided.al2"),
         "architecture": lambda tt: fn(tt, "resync").__setitem__("Architectures", ["x86_64"]),
+        "architecture parameter": lambda tt: tt["Parameters"]["Architecture"].__setitem__(
+            "AllowedValues", ["arm64", "armv7"]
+        ),
         "response types": lambda tt: sqs_event(tt, "fetch").__setitem__(
             "FunctionResponseTypes", ["ReportBatchItemFailure"]
         ),
