@@ -75,6 +75,18 @@ pub fn is_aws_refusal(code: &str) -> bool {
     )
 }
 
+/// `code: message` of an AWS SDK error no retry can cure ([`is_aws_refusal`]; for a denial the
+/// message names the role, the action and the resource), else `None`. The DynamoDB and SQS
+/// clients share the SDK's error types (`aws-smithy`'s, re-exported by each client crate).
+#[cfg(feature = "aws")]
+pub fn aws_refusal<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> Option<String> {
+    let service = e.as_service_error()?;
+    let code = service.code().filter(|c| is_aws_refusal(c))?;
+    Some(format!("{code}: {}", service.message().unwrap_or("")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,22 +105,8 @@ impl App {
         if stored.queued {
             return Ok(Processed::Duplicate);
         }
-        let now = self.ports.clock.now();
-        let until = now + chrono::Duration::minutes(resync::RESYNC_PLANNING_LEASE_MINUTES);
-        if !store
-            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
-            .await?
-        {
-            return Ok(Processed::Duplicate);
-        }
-        let planned = self.plan_queued_run(&i, m, stored, msg.action).await;
-        if planned.is_err() {
-            store
-                .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
-                .await
-                .ok();
-        }
-        planned
+        let plan = self.plan_queued_run(&i, m, stored, msg.action);
+        resync::plan_once(&self.ports, t, &msg.run_id, true, plan).await
     }
 
     async fn plan_queued_run(
@@ -306,19 +292,7 @@ impl App {
         if stored.queued {
             return Ok(Processed::Duplicate);
         }
-        let until = now + chrono::Duration::minutes(resync::RESYNC_PLANNING_LEASE_MINUTES);
-        if !store
-            .set_run_flag(t, &id, RunFlag::ClaimPlanning { at: now, until })
-            .await?
-        {
-            tracing::info!(tenant = %t, run = %id, "another delivery is planning this daily run; this duplicate is acknowledged");
-            return Ok(Processed::Duplicate);
-        }
-        let planned = self.plan_daily(&i, stored).await;
-        if planned.is_err() {
-            store.set_run_flag(t, &id, RunFlag::EndPlanning).await.ok();
-        }
-        planned
+        resync::plan_once(&self.ports, t, &id, true, self.plan_daily(&i, stored)).await
     }
 
     async fn plan_daily(

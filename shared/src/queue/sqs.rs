@@ -94,19 +94,12 @@ fn sdk_error<E>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> QueueError
 where
     E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + Send + Sync + 'static,
 {
-    match e.as_service_error().and_then(|se| se.code()) {
-        Some(code) if crate::error::is_aws_refusal(code) => {
-            let message = e
-                .as_service_error()
-                .and_then(|se| se.message())
-                .unwrap_or("")
-                .to_string();
-            QueueError::Refused {
-                what: format!("{what}: {code}: {message}"),
-                cause: Some(e.into()),
-            }
-        }
-        _ => QueueError::unavailable_from(what, e),
+    match crate::error::aws_refusal(&e) {
+        Some(why) => QueueError::Refused {
+            what: format!("{what}: {why}"),
+            cause: Some(e.into()),
+        },
+        None => QueueError::unavailable_from(what, e),
     }
 }
 

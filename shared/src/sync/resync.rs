@@ -4,7 +4,9 @@
 use super::processed::{ProcessError, Processed};
 use super::{plan, waves};
 use crate::domain::mapping::LastError;
-use crate::domain::{ChunkStats, Integration, Mapping, RunFlag, RunKind, SyncRun, Window};
+use crate::domain::{
+    ChunkStats, Integration, Mapping, RunFlag, RunId, RunKind, SyncRun, TenantId, Window,
+};
 use crate::ports::Ports;
 use crate::queue::messages::ResyncMessage;
 use crate::store::StoreError;
@@ -25,23 +27,45 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
         // Redelivered after its chunks were sent: nothing to do again.
         return Ok(Processed::Duplicate);
     }
-    if stored.is_some() {
-        // One delivery of the message plans; a duplicate meanwhile is acknowledged.
+    // One delivery of the message plans (a run the API stored; a message whose run is gone
+    // plans without a hold); a duplicate meanwhile is acknowledged.
+    let claim = stored.is_some();
+    let run = msg.run_id.clone();
+    plan_once(
+        ports,
+        t,
+        &run,
+        claim,
+        plan_resync(ports, msg, &integration, stored),
+    )
+    .await
+}
+
+/// Runs `plan` for one delivery of a run's planning message at a time: with `claim`, only when
+/// this delivery takes the run's planning hold (for `RESYNC_PLANNING_LEASE_MINUTES`; a
+/// duplicate meanwhile is acknowledged). A failed planning ends the hold, so that its
+/// redelivery plans at once. Re-sync all, the daily plans and the runs the API queued.
+pub async fn plan_once(
+    ports: &Ports,
+    t: &TenantId,
+    run: &RunId,
+    claim: bool,
+    plan: impl std::future::Future<Output = Result<Processed, ProcessError>>,
+) -> Result<Processed, ProcessError> {
+    if claim {
         let now = ports.clock.now();
         let until = now + chrono::Duration::minutes(RESYNC_PLANNING_LEASE_MINUTES);
-        if !store
-            .set_run_flag(t, &msg.run_id, RunFlag::ClaimPlanning { at: now, until })
-            .await?
-        {
-            tracing::info!(tenant = %t, run = %msg.run_id, "another delivery is planning this re-sync; this duplicate is acknowledged");
+        let hold = RunFlag::ClaimPlanning { at: now, until };
+        if !ports.store.set_run_flag(t, run, hold).await? {
+            tracing::info!(tenant = %t, run = %run, "another delivery is planning this run; this duplicate is acknowledged");
             return Ok(Processed::Duplicate);
         }
     }
-    let planned = plan_resync(ports, msg, &integration, stored).await;
+    let planned = plan.await;
     if planned.is_err() {
-        // Let the redelivery plan at once.
-        store
-            .set_run_flag(t, &msg.run_id, RunFlag::EndPlanning)
+        ports
+            .store
+            .set_run_flag(t, run, RunFlag::EndPlanning)
             .await
             .ok();
     }
@@ -51,7 +75,7 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
 /// How long a delivery of a Re-sync all message holds its planning: longer than the resync
 /// function may run (15 minutes in `infra/template.yaml`), shorter than the resync queue's
 /// visibility timeout (90 minutes), so the redelivery of a message whose worker died plans.
-pub const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
+const RESYNC_PLANNING_LEASE_MINUTES: i64 = 30;
 
 async fn plan_resync(
     ports: &Ports,

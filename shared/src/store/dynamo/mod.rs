@@ -482,16 +482,9 @@ fn unavailable<E>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreE
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    match e.as_service_error().and_then(|se| se.code()) {
-        Some(code) if crate::error::is_aws_refusal(code) => {
-            let message = e
-                .as_service_error()
-                .and_then(|se| se.message())
-                .unwrap_or("")
-                .to_string();
-            StoreError::refused_from(format!("{what}: {code}: {message}"), e)
-        }
-        _ => StoreError::unavailable_from(what, e),
+    match crate::error::aws_refusal(&e) {
+        Some(why) => StoreError::refused_from(format!("{what}: {why}"), e),
+        None => StoreError::unavailable_from(what, e),
     }
 }
 

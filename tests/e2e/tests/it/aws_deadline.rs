@@ -6,6 +6,7 @@
 //! cannot cover are reported untouched — all before the deadline.
 
 use crate::aws_local::{aws_stack, sqs_event, Aws};
+use crate::helpers::every_company;
 use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::app::{Role, SettingsUpdate};
 use pendo_sync::domain::mapping::MappingInput;
@@ -37,17 +38,7 @@ async fn a_batch_hands_back_on_time_what_the_time_left_cannot_cover() {
         .update_settings(&s.tenant, &seven, Role::Admin)
         .await
         .unwrap();
-    let companies: Vec<DirectoryObject> = s
-        .sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: None,
-            company_id: None,
-        })
-        .collect();
+    let companies = every_company(&s.sim);
     s.store
         .upsert_objects(&s.tenant, Target::Company, &companies)
         .await

@@ -4,7 +4,7 @@
 //! count growing) until its last receive is given up and shown on the mapping.
 
 use crate::aws_local::Aws;
-use crate::helpers::{d, sim_config, KEY};
+use crate::helpers::{d, every_company, sim_config, KEY};
 use crate::iam_gate::{Function, IamGate};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -28,8 +28,8 @@ const SCHEDULE: &str = include_str!("../../../fixtures/eventbridge-schedule.json
 /// The queues' maxReceiveCount, and the handler's.
 const MAX_RECEIVES: u32 = 3;
 
-/// A queue with a dead-letter queue after `MAX_RECEIVES` receives, as the SAM template has.
-async fn queue_with_dlq(aws: &Aws, name: &str) -> (String, String) {
+/// A queue with a dead-letter queue after `max_receives` receives, as the SAM template has.
+pub(crate) async fn queue_with_dlq(aws: &Aws, name: &str, max_receives: u32) -> (String, String) {
     let dlq = aws
         .sqs
         .create_queue()
@@ -50,7 +50,7 @@ async fn queue_with_dlq(aws: &Aws, name: &str) -> (String, String) {
         .attributes
         .unwrap()[&QueueAttributeName::QueueArn]
         .clone();
-    let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES.to_string()});
+    let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()});
     let url = aws
         .sqs
         .create_queue()
@@ -104,8 +104,8 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
     let closed = format!("http://127.0.0.1:{}", closed_port().await);
     let aws = Aws::connect().await;
-    let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch").await;
-    let (resync_url, _) = queue_with_dlq(&aws, "resync").await;
+    let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch", MAX_RECEIVES).await;
+    let (resync_url, _) = queue_with_dlq(&aws, "resync", MAX_RECEIVES).await;
     // Each function with its own credentials, checked against its policy from the template.
     let gate = IamGate::for_queues(&aws, &fetch_url, &resync_url).await;
     let store = Arc::new(DynamoStore::new(aws.dynamo.clone(), gate.tables.clone()));
@@ -141,16 +141,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
     });
     g.status = ConnectionStatus::Active;
     store.put_integration(&g).await.unwrap();
-    let companies: Vec<DirectoryObject> = sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: None,
-            company_id: None,
-        })
-        .collect();
+    let companies = every_company(&sim);
     let feature = sim
         .subscription()
         .features

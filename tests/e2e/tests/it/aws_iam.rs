@@ -7,7 +7,6 @@ use crate::aws_local::{aws_stack, configure, drain_through_handlers, Aws};
 use crate::configurator::Captured;
 use crate::iam_gate::Function;
 use pendo_sync::store::prelude::*;
-use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test]
 async fn a_denied_call_fails_its_chunk_at_once_naming_the_function_the_action_and_the_resource() {
@@ -23,20 +22,10 @@ async fn a_denied_call_fails_its_chunk_at_once_naming_the_function_the_action_an
     );
     s.app.resync_all(&s.tenant).await.unwrap();
     // The functions' JSON logs (the template's metric filter counts `"aws_refused":true`).
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_target(false)
-                .with_writer(move || writer.clone()),
-        )
-        .with(pendo_sync::lambda::log_filter("info"));
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (captured, guard) = Captured::logs("info");
     let delivered = drain_through_handlers(&aws, &s, &queue).await;
     drop(guard);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let refused: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains(r#""aws_refused":true"#))

@@ -8,7 +8,7 @@
 //! server. Only loopback endpoints are accepted, with static dummy credentials (no env lookup,
 //! no instance metadata).
 
-use crate::helpers::{sim_config, Stack, KEY};
+use crate::helpers::{every_company, sim_config, Stack, KEY};
 use crate::iam_gate::{Function, IamGate};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -578,16 +578,7 @@ pub(crate) async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &
     )
     .await
     .unwrap();
-    let companies: Vec<DirectoryObject> = sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: None,
-            company_id: None,
-        })
-        .collect();
+    let companies = every_company(sim);
     store
         .upsert_objects(t, Target::Company, &companies)
         .await

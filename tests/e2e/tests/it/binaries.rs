@@ -8,11 +8,12 @@
 //! run finishes, nothing is dead-lettered, and the values equal the local runner's (the
 //! embedded stack, same simulator and day).
 
+use crate::aws_handlers::queue_with_dlq;
 use crate::aws_local::Aws;
 use crate::helpers::{sim_config, Stack, StackOptions, KEY};
 use crate::iam_gate::{Function, IamGate};
 use crate::lambda_rt::LambdaFn;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use pendo_sync::domain::*;
 use pendo_sync::store::dynamo::DynamoStore;
 use pendo_sync::store::prelude::*;
@@ -23,39 +24,6 @@ use std::time::Duration;
 const CONNECT: &str = include_str!("../../../fixtures/apigw-v2-jwt-admin-connect.json");
 const SCHEDULE: &str = include_str!("../../../fixtures/eventbridge-schedule.json");
 const TENANT: &str = "acme-cs";
-
-/// A queue with a dead-letter queue after 5 receives (the template's `MaxReceiveCount`).
-async fn queue_with_dlq(aws: &Aws, name: &str) -> (String, String) {
-    let create = |n: String, attrs: Option<(QueueAttributeName, String)>| {
-        let sqs = aws.sqs.clone();
-        async move {
-            let mut r = sqs.create_queue().queue_name(n);
-            if let Some((k, v)) = attrs {
-                r = r.attributes(k, v);
-            }
-            r.send().await.unwrap().queue_url.unwrap()
-        }
-    };
-    let dlq = create(format!("{}-{name}-dlq", aws.prefix), None).await;
-    let arn = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let redrive = json!({"deadLetterTargetArn": arn, "maxReceiveCount": "5"}).to_string();
-    let url = create(
-        format!("{}-{name}", aws.prefix),
-        Some((QueueAttributeName::RedrivePolicy, redrive)),
-    )
-    .await;
-    (url, dlq)
-}
 
 /// The deployed functions of one test.
 struct Deployed {
@@ -243,8 +211,9 @@ async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
     let sim = pendo_sim::Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
     let aws = Aws::connect().await;
-    let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch").await;
-    let (resync_url, resync_dlq) = queue_with_dlq(&aws, "resync").await;
+    // The template's MaxReceiveCount.
+    let (fetch_url, fetch_dlq) = queue_with_dlq(&aws, "fetch", 5).await;
+    let (resync_url, resync_dlq) = queue_with_dlq(&aws, "resync", 5).await;
     let gate = IamGate::for_queues(&aws, &fetch_url, &resync_url).await;
     let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/it-lambda")

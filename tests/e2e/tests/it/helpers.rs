@@ -301,3 +301,16 @@ pub fn sum_by<K: Ord>(
 pub fn days_back(last: NaiveDate, n: i64) -> NaiveDate {
     last - Duration::days(n - 1)
 }
+
+/// Every account of the simulator's subscription as a company of the directory (no name).
+pub fn every_company(sim: &Simulator) -> Vec<DirectoryObject> {
+    sim.subscription()
+        .accounts
+        .iter()
+        .map(|a| DirectoryObject {
+            external_id: a.id.clone(),
+            name: None,
+            company_id: None,
+        })
+        .collect()
+}

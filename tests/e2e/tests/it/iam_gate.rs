@@ -534,32 +534,25 @@ fn denial(target: &str, function: &str, action: &str, resource: &str) -> Respons
          to perform: {action} on resource: {resource} because no identity-based policy allows \
          the {action} action"
     );
-    if target.starts_with("AmazonSQS") {
-        let mut r = (
-            StatusCode::FORBIDDEN,
-            [("x-amzn-query-error", "AccessDenied;Sender")],
-            serde_json::json!({"__type": "com.amazonaws.sqs#AccessDenied", "message": message})
-                .to_string(),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            "content-type",
-            "application/x-amz-json-1.0".parse().unwrap(),
-        );
-        r
+    // SQS (its JSON protocol, with the query-compatible code) answers 403; DynamoDB 400.
+    let (status, body) = if target.starts_with("AmazonSQS") {
+        let body =
+            serde_json::json!({"__type": "com.amazonaws.sqs#AccessDenied", "message": message});
+        (StatusCode::FORBIDDEN, body)
     } else {
-        let mut r = (
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": message})
-                .to_string(),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            "content-type",
-            "application/x-amz-json-1.0".parse().unwrap(),
-        );
-        r
+        let body = serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": message});
+        (StatusCode::BAD_REQUEST, body)
+    };
+    let mut r = (status, body.to_string()).into_response();
+    let headers = r.headers_mut();
+    headers.insert(
+        "content-type",
+        "application/x-amz-json-1.0".parse().unwrap(),
+    );
+    if status == StatusCode::FORBIDDEN {
+        headers.insert("x-amzn-query-error", "AccessDenied;Sender".parse().unwrap());
     }
+    r
 }
 
 async fn forward(
