@@ -377,7 +377,9 @@
   function outcome(run) {
     if (!run) return '—';
     if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${run.chunksTotal} chunks (no progress for an hour; the next sync continues)`;
-    if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal || '?'} chunks)`;
+    // Sync now, a rebuild and a recovery are queued: the worker plans them a moment later.
+    if (!run.finished && !run.planned) return 'planning…';
+    if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal} chunks)`;
     const what = run.kind && run.kind.type === 'resyncAll' ? ' (Re-sync all)' : '';
     if (run.chunksFailed) return `failed: ${run.chunksFailed} of ${run.chunksTotal} chunks${what}`;
     return `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values${what}`;
