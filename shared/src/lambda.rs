@@ -223,12 +223,14 @@ pub async fn handle_fetch_batch(
 /// What the fetch function takes.
 pub const FETCH_TAKES: &[MessageKind] = &[MessageKind::Fetch];
 /// What the resync function takes (all on the resync queue): Re-sync all, directory import
-/// pages, each tenant's daily planning, and the runs of one mapping the API queued.
+/// pages, each tenant's daily planning, the runs of one mapping the API queued, and the purge
+/// of a deleted mapping's values.
 pub const RESYNC_TAKES: &[MessageKind] = &[
     MessageKind::Resync,
     MessageKind::Import,
     MessageKind::Plan,
     MessageKind::Run,
+    MessageKind::Purge,
 ];
 
 /// The resync function: purge, reset and fan out per record.

@@ -206,6 +206,7 @@ pub async fn resume(
             Ok(QueueMessage::Resync(m)) => (m.tenant, m.run_id),
             Ok(QueueMessage::Plan(m)) => (m.tenant, RunId::daily(m.day)),
             Ok(QueueMessage::Run(m)) => (m.tenant, m.run_id),
+            Ok(QueueMessage::Purge(_)) => continue,
             Ok(QueueMessage::Import(m)) => {
                 if !imports.iter().any(|i| i.import == m.import_id) {
                     imports.push(ResumedImport {

@@ -25,9 +25,16 @@ impl App {
             })
     }
 
+    /// Deletes the mapping and its state; its values, activity and unmatched entries are
+    /// purged by the worker (queued: a request purges nothing).
     pub async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<(), AppError> {
         if self.ports.store.delete_mapping(t, id).await? {
-            self.ports.store.delete_unmatched(t, id).await?;
+            let purge = crate::queue::messages::PurgeMessage {
+                v: crate::queue::messages::MESSAGE_VERSION,
+                tenant: t.clone(),
+                mapping_id: id.clone(),
+            };
+            self.ports.queue.send_purge(&purge).await?;
             Ok(())
         } else {
             Err(AppError::NotFound {

@@ -5,8 +5,8 @@
 use crate::app::{App, AppError, Planning};
 use crate::domain::*;
 use crate::queue::messages::{
-    FetchMessage, MessageKind, PlanMessage, QueueMessage, ResyncMessage, RunAction, RunMessage,
-    MESSAGE_VERSION,
+    FetchMessage, MessageKind, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunAction,
+    RunMessage, MESSAGE_VERSION,
 };
 
 /// How long the API waits for Pendo when it checks a mapping's references before queueing a
@@ -107,6 +107,16 @@ impl App {
         }
         let plan = self.plan_queued_run(&i, m, stored, msg.action);
         resync::plan_once(&self.ports, t, &msg.run_id, true, plan).await
+    }
+
+    /// A deleted mapping's values, activity and unmatched entries, purged (resumably: what is
+    /// deleted stays deleted; a redelivery deletes what is left, or nothing).
+    pub(crate) async fn process_purge(&self, m: &PurgeMessage) -> Result<Processed, ProcessError> {
+        let store = &self.ports.store;
+        let items = store.delete_mapping_data(&m.tenant, &m.mapping_id).await?;
+        store.delete_unmatched(&m.tenant, &m.mapping_id).await?;
+        tracing::info!(tenant = %m.tenant, mapping = %m.mapping_id, items, "a deleted mapping's data purged");
+        Ok(Processed::Done(ChunkStats::default()))
     }
 
     async fn plan_queued_run(
@@ -376,6 +386,7 @@ impl App {
             Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
             Ok(QueueMessage::Plan(m)) => self.process_plan(&m).await,
             Ok(QueueMessage::Run(m)) => self.process_run(&m).await,
+            Ok(QueueMessage::Purge(m)) => self.process_purge(&m).await,
         }
     }
 

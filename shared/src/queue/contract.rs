@@ -4,8 +4,8 @@
 use super::Queue;
 use crate::domain::{ImportId, MappingId, RunId, TenantId};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunAction, RunMessage,
-    MESSAGE_VERSION,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunAction,
+    RunMessage, MESSAGE_VERSION,
 };
 use chrono::NaiveDate;
 
@@ -59,12 +59,19 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
         action: RunAction::Rebuild,
     };
     q.send_run(&run).await.unwrap();
+    let purge = PurgeMessage {
+        v: MESSAGE_VERSION,
+        tenant: TenantId::parse("t").unwrap(),
+        mapping_id: MappingId::parse("m-gone").unwrap(),
+    };
+    q.send_purge(&purge).await.unwrap();
     let mut got: Vec<QueueMessage> = drain()
         .iter()
         .map(|b| QueueMessage::decode(b).unwrap())
         .collect();
     got.sort_by_key(|m| match m {
         QueueMessage::Fetch(f) => f.chunk_index,
+        QueueMessage::Purge(_) => usize::MAX - 5,
         QueueMessage::Resync(_) => usize::MAX - 4,
         QueueMessage::Import(_) => usize::MAX - 3,
         QueueMessage::Run(_) => usize::MAX - 2,
@@ -72,6 +79,7 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
         QueueMessage::Plan(_) => usize::MAX,
     });
     let mut want: Vec<QueueMessage> = fetches.into_iter().map(QueueMessage::Fetch).collect();
+    want.push(QueueMessage::Purge(purge));
     want.push(QueueMessage::Resync(resync));
     want.push(QueueMessage::Import(import));
     want.push(QueueMessage::Run(run));

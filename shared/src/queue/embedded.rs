@@ -18,7 +18,7 @@
 
 use super::{Queue, QueueError};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use crate::store::embedded::{write_tx, EmbeddedStore};
 use crate::store::StoreError;
@@ -334,6 +334,10 @@ impl Queue for EmbeddedQueue {
     async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
         self.send_raw(&[QueueMessage::Run(message.clone()).encode()])
     }
+
+    async fn send_purge(&self, message: &PurgeMessage) -> Result<(), QueueError> {
+        self.send_raw(&[QueueMessage::Purge(message.clone()).encode()])
+    }
 }
 
 /// A process's claim to consume the queue of a data folder: at most one at a time, so that
@@ -563,6 +567,6 @@ mod tests {
             out
         })
         .await;
-        assert_eq!(q.sent(), 28);
+        assert_eq!(q.sent(), 29);
     }
 }

@@ -78,6 +78,16 @@ pub enum RunAction {
     Recover,
 }
 
+/// Delete the values, activity and unmatched entries a deleted mapping left (queued by the
+/// API, so that a request purges nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurgeMessage {
+    pub v: u32,
+    pub tenant: TenantId,
+    pub mapping_id: MappingId,
+}
+
 /// Any message, as it travels on a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -87,10 +97,11 @@ pub enum QueueMessage {
     Import(ImportMessage),
     Plan(PlanMessage),
     Run(RunMessage),
+    Purge(PurgeMessage),
 }
 
 /// The kinds of message: the fetch function takes fetch messages, the resync function resync,
-/// import, plan and run messages (all on the resync queue), the local worker all of them.
+/// import, plan, run and purge messages (all on the resync queue), the local worker all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Fetch,
@@ -98,6 +109,7 @@ pub enum MessageKind {
     Import,
     Plan,
     Run,
+    Purge,
 }
 
 impl MessageKind {
@@ -107,6 +119,7 @@ impl MessageKind {
         MessageKind::Import,
         MessageKind::Plan,
         MessageKind::Run,
+        MessageKind::Purge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +129,7 @@ impl MessageKind {
             MessageKind::Import => "import",
             MessageKind::Plan => "plan",
             MessageKind::Run => "run",
+            MessageKind::Purge => "purge",
         }
     }
 }
@@ -128,6 +142,7 @@ impl QueueMessage {
             QueueMessage::Import(_) => MessageKind::Import,
             QueueMessage::Plan(_) => MessageKind::Plan,
             QueueMessage::Run(_) => MessageKind::Run,
+            QueueMessage::Purge(_) => MessageKind::Purge,
         }
     }
 }
@@ -154,6 +169,7 @@ impl QueueMessage {
             QueueMessage::Import(i) => i.v,
             QueueMessage::Plan(p) => p.v,
             QueueMessage::Run(r) => r.v,
+            QueueMessage::Purge(p) => p.v,
         };
         if v != MESSAGE_VERSION {
             return Err(DecodeError::Version(v));

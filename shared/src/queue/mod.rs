@@ -11,7 +11,9 @@ pub mod messages;
 pub mod sqs;
 
 use crate::error::Cause;
-use crate::queue::messages::{FetchMessage, ImportMessage, PlanMessage, ResyncMessage, RunMessage};
+use crate::queue::messages::{
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, ResyncMessage, RunMessage,
+};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,4 +87,9 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `Unavailable`.
     async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError>;
+    /// The purge of a deleted mapping's values (on the resync queue).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn send_purge(&self, message: &PurgeMessage) -> Result<(), QueueError>;
 }

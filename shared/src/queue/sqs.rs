@@ -4,7 +4,7 @@
 
 use super::{Queue, QueueError};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -143,6 +143,11 @@ impl Queue for SqsQueue {
 
     async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
         self.send_to_resync(QueueMessage::Run(message.clone()))
+            .await
+    }
+
+    async fn send_purge(&self, message: &PurgeMessage) -> Result<(), QueueError> {
+        self.send_to_resync(QueueMessage::Purge(message.clone()))
             .await
     }
 }

@@ -35,9 +35,10 @@ fn mapping(t: &TenantId, id: &str, metric: &str, created_minute: u32) -> Mapping
 }
 
 /// `put_mapping` writes (and rewrites) a mapping, `get_mapping` reads it back as written,
-/// `list_mappings` lists a tenant's mappings oldest first (then by id), and `delete_mapping`
-/// deletes the mapping, its state, its values and activity, returning whether it existed;
-/// another mapping's data and another tenant's mapping of the same id stay.
+/// `list_mappings` lists a tenant's mappings oldest first (then by id), `delete_mapping`
+/// deletes the mapping and its state, returning whether it existed, and leaves its values and
+/// activity to `delete_mapping_data` (a purge the worker does); another mapping's data and
+/// another tenant's mapping of the same id stay.
 pub async fn mappings_are_listed_oldest_first_and_deleted_with_their_state_and_data(s: &dyn Store) {
     let t = tenant("c-mappings");
     let other = tenant("c-mappings-other");
@@ -114,6 +115,12 @@ pub async fn mappings_are_listed_oldest_first_and_deleted_with_their_state_and_d
     assert_eq!(s.export(Some(&t)).await.unwrap().len(), 3);
 
     assert!(s.delete_mapping(&t, &late.id).await.unwrap());
+    assert_eq!(
+        s.export(Some(&t)).await.unwrap().len(),
+        3,
+        "data purged apart"
+    );
+    assert_eq!(s.delete_mapping_data(&t, &late.id).await.unwrap(), 2);
     assert_eq!(s.get_mapping(&t, &late.id).await.unwrap(), None);
     assert_eq!(s.get_mapping_state(&t, &late.id).await.unwrap(), None);
     assert_eq!(

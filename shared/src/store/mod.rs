@@ -171,7 +171,8 @@ pub trait ConfigStore: Send + Sync {
 
     async fn list_mappings(&self, t: &TenantId) -> Result<Vec<Mapping>, StoreError>;
 
-    /// Deletes the mapping, its state, values and activity. Returns whether it existed.
+    /// Deletes the mapping and its state (its values, activity and unmatched entries are
+    /// purged apart: `delete_mapping_data`, `delete_unmatched`). Returns whether it existed.
     async fn delete_mapping(&self, t: &TenantId, id: &MappingId) -> Result<bool, StoreError>;
 
     async fn get_mapping_state(

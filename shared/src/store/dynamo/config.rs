@@ -9,8 +9,8 @@ use crate::domain::mapping::LastError;
 use crate::domain::{
     DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
 };
+use crate::store::ConfigStore;
 use crate::store::StoreError;
-use crate::store::{ConfigStore, DataStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::NaiveDate;
@@ -176,7 +176,6 @@ impl ConfigStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("delete mapping state", e))?;
-        self.delete_mapping_data(t, id).await?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 

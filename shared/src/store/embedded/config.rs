@@ -1,7 +1,7 @@
 //! Configuration on SQLite: the tenant's integration, its mappings and their state (cursor, last
 //! run, last error), and its directory imports; each a JSON body keyed by tenant.
 
-use super::{corrupt, from_json, parse_day, points, to_json, write_tx, EmbeddedStore};
+use super::{corrupt, from_json, parse_day, to_json, write_tx, EmbeddedStore};
 use crate::domain::mapping::LastError;
 use crate::domain::{
     DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
@@ -154,7 +154,6 @@ impl ConfigStore for EmbeddedStore {
             let p = params![t.as_str(), id.as_str()];
             let n = tx.execute("DELETE FROM mappings WHERE tenant=?1 AND id=?2", p)?;
             tx.execute("DELETE FROM mapping_state WHERE tenant=?1 AND id=?2", p)?;
-            points::delete_values_of(&tx, t, id)?;
             tx.commit()?;
             Ok(n > 0)
         })

@@ -11,7 +11,7 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, ResyncMessage, RunMessage,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, ResyncMessage, RunMessage,
 };
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::prelude::*;
@@ -326,6 +326,10 @@ impl Queue for LosesOneImportSend {
 
     async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
         self.inner.send_run(message).await
+    }
+
+    async fn send_purge(&self, message: &PurgeMessage) -> Result<(), QueueError> {
+        self.inner.send_purge(message).await
     }
 }
 

@@ -12,7 +12,7 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, QueueMessage, ResyncMessage, RunMessage,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunMessage,
 };
 use pendo_sync::queue::{Queue, QueueError};
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -308,6 +308,12 @@ impl Queue for TwiceShuffled {
 
     async fn send_run(&self, message: &RunMessage) -> Result<(), QueueError> {
         let b = QueueMessage::Run(message.clone()).encode();
+        self.extra.fetch_add(1, Ordering::Relaxed);
+        self.push_all(vec![b.clone(), b])
+    }
+
+    async fn send_purge(&self, message: &PurgeMessage) -> Result<(), QueueError> {
+        let b = QueueMessage::Purge(message.clone()).encode();
         self.extra.fetch_add(1, Ordering::Relaxed);
         self.push_all(vec![b.clone(), b])
     }
