@@ -2,7 +2,7 @@
 //! function's `main` calls them, over the embedded store and the simulator (no AWS needed):
 //! partial batch failures, stale and poisoned messages, the last receive, the schedule.
 
-use crate::helpers::{d, sim_config, KEY};
+use crate::helpers::{d, every_company, sim_config, KEY};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
@@ -91,16 +91,7 @@ async fn fixture() -> Fixture {
     });
     g.status = ConnectionStatus::Active;
     store.put_integration(&g).await.unwrap();
-    let companies: Vec<DirectoryObject> = sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|a| DirectoryObject {
-            external_id: a.id.clone(),
-            name: None,
-            company_id: None,
-        })
-        .collect();
+    let companies = every_company(&sim);
     let feature = top_feature(&sim);
     for t in [&acme, &globex] {
         store
