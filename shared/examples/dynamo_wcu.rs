@@ -107,7 +107,14 @@ async fn main() -> anyhow::Result<()> {
         let now = chrono::Utc::now();
         for i in 0..10 {
             store
-                .begin_chunk(&t, &run.id, i, now, now + chrono::Duration::minutes(15))
+                .begin_chunk(
+                    &t,
+                    &run.id,
+                    i,
+                    &format!("d{i}"),
+                    now,
+                    now + chrono::Duration::minutes(15),
+                )
                 .await?;
             store
                 .finish_chunk(

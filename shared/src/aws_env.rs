@@ -20,6 +20,7 @@ use crate::queue::sqs::SqsQueue;
 use crate::store::dynamo::{DynamoStore, DynamoTables};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const CONFIG_TABLE: &str = "CONFIG_TABLE";
 pub const DATA_TABLE: &str = "DATA_TABLE";
@@ -157,6 +158,60 @@ pub fn aws_http_client(
         .build_https())
 }
 
+/// Attempts of one AWS call (the first and 5 retries): the SDK retries throttling
+/// (`ProvisionedThroughputExceededException`, `ThrottlingException`, `RequestLimitExceeded`),
+/// 5xx answers, connection errors and attempt timeouts. A call it gives up on is tried again
+/// by the code where that saves a Pendo call (`sync::persist`), else the message is redelivered.
+pub const AWS_MAX_ATTEMPTS: u32 = 6;
+
+/// The retry policy of both AWS clients: standard mode, [`AWS_MAX_ATTEMPTS`] attempts,
+/// exponential backoff with full jitter from 100 ms up to 5 s between attempts (the SDK's
+/// default, 1 s to 20 s over 3 attempts, gives up sooner and waits longer than a DynamoDB
+/// partition's throttling lasts).
+pub fn aws_retry() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(AWS_MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_secs(5))
+}
+
+/// DynamoDB's timeouts: 3 s to connect, 10 s an attempt (a call of 25 items answers in tens
+/// of milliseconds; an attempt that hangs is cut and retried), 60 s for a call with its retries.
+pub fn dynamodb_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
+}
+
+/// SQS's timeouts: an attempt may take 30 s (a `ReceiveMessage` long poll waits up to 20 s).
+pub fn sqs_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build()
+}
+
+/// The DynamoDB client of `sdk` with this service's retry policy and timeouts.
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(aws_retry())
+        .timeout_config(dynamodb_timeouts())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// The SQS client of `sdk` with this service's retry policy and timeouts.
+pub fn sqs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(sdk)
+        .retry_config(aws_retry())
+        .timeout_config(sqs_timeouts())
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
 /// The app on DynamoDB + SQS, with the SDK configuration loaded once and both clients built
 /// from it.
 ///
@@ -167,9 +222,9 @@ pub async fn app_from_settings(settings: &AwsSettings) -> Result<App, EnvError> 
         .http_client(aws_http_client(settings.native_roots)?)
         .load()
         .await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables.clone());
+    let store = DynamoStore::new(dynamodb_client(&sdk), settings.tables.clone());
     let queue = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&sdk),
+        sqs_client(&sdk),
         settings.fetch_queue_url.clone(),
         settings.resync_queue_url.clone(),
     );

@@ -188,6 +188,13 @@ pub struct ChunkRecord {
     /// (a duplicate of its message) meanwhile is acknowledged without calling Pendo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leased_until: Option<DateTime<Utc>>,
+    /// The id of the delivery counted last (each delivery draws one): a store write that is
+    /// sent again after its answer was lost recognises its own earlier write by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    /// The id of the delivery that took the lease (`leased_until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_by: Option<String>,
 }
 
 impl ChunkRecord {
@@ -205,6 +212,8 @@ impl ChunkRecord {
             deferred: false,
             updated_at: None,
             leased_until: None,
+            delivery: None,
+            leased_by: None,
         }
     }
 }

@@ -55,7 +55,15 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     );
     // A delivery is counted (attempts, time), takes the chunk until its lease ends, and the
     // chunk comes back as stored.
-    let start = |from: u32, until: u32| s.begin_chunk(&t, &run.id, 0, at(from), at(until));
+    let deliveries = std::sync::atomic::AtomicU32::new(0);
+    let start = |from: u32, until: u32| {
+        let n = deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (s, t, run) = (s, t.clone(), run.id.clone());
+        async move {
+            s.begin_chunk(&t, &run, 0, &format!("delivery-{n}"), at(from), at(until))
+                .await
+        }
+    };
     let c = start(4, 19).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(c.taken);
     assert_eq!(
@@ -63,14 +71,36 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
         (ChunkStatus::Pending, 1, Some(at(4)))
     );
     assert_eq!(c.chunk.leased_until, Some(at(19)));
-    // Another delivery meanwhile is counted but does not take it.
+    // The same delivery's call again (DynamoDB: the write applied, its answer lost, the SDK
+    // sent it again) is its own: counted once, still taken.
+    let again = s
+        .begin_chunk(&t, &run.id, 0, "delivery-0", at(4), at(19))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.taken, "a delivery's resent take is still its own");
+    assert_eq!(again.chunk.attempts, 1);
+    // Another delivery meanwhile is counted but does not take it; its call again counts
+    // nothing more.
     let c = start(4, 19).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.taken);
     assert_eq!((c.chunk.attempts, c.chunk.leased_until), (2, Some(at(19))));
-    // A retry is recorded (error, retries, time) and the chunk stays pending.
-    s.retry_chunk(&t, &run.id, 0, "retrying: 503", at(5))
+    let again = s
+        .begin_chunk(&t, &run.id, 0, "delivery-1", at(4), at(19))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.taken, again.chunk.attempts), (false, 2));
+    // A delivery that does not hold the chunk records no retry.
+    s.retry_chunk(&t, &run.id, 0, "delivery-1", "retrying: 503", at(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(get().await.chunks[0].retries, 0);
+    // The holder's retry is recorded (error, retries, time), once however often it is sent,
+    // and the chunk stays pending.
+    for _ in 0..2 {
+        s.retry_chunk(&t, &run.id, 0, "delivery-0", "retrying: 503", at(5))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     let r = get().await;
     assert_eq!(r.chunks[0].status, ChunkStatus::Pending);
     assert_eq!(r.chunks[0].error.as_deref(), Some("retrying: 503"));
@@ -124,7 +154,8 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     assert!(r.chunks[0].deferred);
     assert_eq!(r.totals().rows_read, 5);
     assert!(matches!(
-        s.begin_chunk(&t, &run.id, 9, at(9), at(24)).await,
+        s.begin_chunk(&t, &run.id, 9, "delivery-x", at(9), at(24))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     // A lease that ended lets the next delivery take the chunk over (its holder died).
@@ -133,15 +164,15 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     other.chunks[0] = ChunkRecord::pending(m.clone(), d("2026-11-01"), d("2026-11-07"));
     s.put_run(&other).await.unwrap();
     let first = s
-        .begin_chunk(&t, &other.id, 0, at(0), at(15))
+        .begin_chunk(&t, &other.id, 0, "o-0", at(0), at(15))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let held = s
-        .begin_chunk(&t, &other.id, 0, at(14), at(29))
+        .begin_chunk(&t, &other.id, 0, "o-1", at(14), at(29))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let over = s
-        .begin_chunk(&t, &other.id, 0, at(15), at(30))
+        .begin_chunk(&t, &other.id, 0, "o-2", at(15), at(30))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((first.taken, held.taken, over.taken), (true, false, true));

@@ -270,7 +270,9 @@ pub trait RunStore: Send + Sync {
     /// chunk is pending and no other delivery holds it (no lease, or one that ended before
     /// `at`), gives it to this delivery until `lease_until`. Returns the chunk as stored and
     /// whether it was taken: a chunk over, or held, tells the worker the delivery is a
-    /// duplicate. Constant cost.
+    /// duplicate. Constant cost. `delivery` is the delivery's own id: called again for the
+    /// same delivery (a write resent after its answer was lost), it counts nothing more and
+    /// answers as the first call did (taken when the lease `lease_until` is on the chunk).
     ///
     /// # Errors
     /// `NotFound` for an unknown run or chunk index.
@@ -279,6 +281,7 @@ pub trait RunStore: Send + Sync {
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError>;
@@ -299,12 +302,14 @@ pub trait RunStore: Send + Sync {
     ) -> Result<RunProgress, StoreError>;
 
     /// Records a transient fault of a chunk that stays pending (its error, one more retry) and
-    /// ends the delivery's lease, so the message's redelivery takes the chunk at once.
+    /// ends the delivery's lease, so the message's redelivery takes the chunk at once. Only
+    /// while `delivery` holds the chunk; called again, it records nothing more.
     async fn retry_chunk(
         &self,
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;

@@ -4,6 +4,7 @@
 
 use super::directory_cache::{DirectoryCache, Shape};
 use super::identity::{Directory, IdentityRules};
+use super::persist::again;
 use super::plan;
 use super::processed::{ProcessError, Processed};
 use super::transform::{ChunkAccumulator, TransformSpec};
@@ -36,8 +37,9 @@ pub async fn process_fetch(
     // of its message, makes this one a duplicate.
     let now = ports.clock.now();
     let lease = now + chrono::Duration::minutes(crate::domain::CHUNK_LEASE_MINUTES);
+    let delivery = uuid::Uuid::new_v4().simple().to_string();
     let chunk = match store
-        .begin_chunk(t, &msg.run_id, msg.chunk_index, now, lease)
+        .begin_chunk(t, &msg.run_id, msg.chunk_index, &delivery, now, lease)
         .await
     {
         Ok(start) => Some(start),
@@ -75,6 +77,7 @@ pub async fn process_fetch(
                 t,
                 &msg.run_id,
                 msg.chunk_index,
+                &delivery,
                 &format!("retrying: {}", e.message()),
                 ports.clock.now(),
             )
@@ -148,15 +151,15 @@ async fn run_chunk(
         Ok(stats) => {
             match chunk {
                 Some(c) => {
-                    let progress = store
-                        .finish_chunk(
-                            t,
-                            &msg.run_id,
-                            msg.chunk_index,
-                            &outcome(ports, ChunkStatus::Done, &stats, None),
-                        )
-                        .await?;
-                    follow_up(ports, msg, c, &progress).await?;
+                    let done = outcome(ports, ChunkStatus::Done, &stats, None);
+                    let progress = again("record the chunk's outcome", || {
+                        store.finish_chunk(t, &msg.run_id, msg.chunk_index, &done)
+                    })
+                    .await?;
+                    again("follow the chunk's outcome", || {
+                        follow_up(ports, msg, c, &progress)
+                    })
+                    .await?;
                 }
                 None => {
                     store
@@ -358,38 +361,40 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
         .map_err(ChunkError::Pendo)?;
     crate::stall::point("chunk-fetched").await;
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
-    let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
+    let (created_ids, users_created) =
+        again("create end users", || create_users(ports, t, &inputs))
+            .await
+            .map_err(st)?;
     let prepared = acc.prepare(created_ids);
-    match store
-        .replace_chunk_from(t, integration.generation, &mapping.id, window, &prepared)
-        .await
+    let gen = integration.generation;
+    match again("replace the chunk's values", || {
+        store.replace_chunk_from(t, gen, &mapping.id, window, &prepared)
+    })
+    .await
     {
         Err(StoreError::StaleGeneration(_)) => return Err(ChunkError::Stale),
         other => other.map_err(st)?,
     }
     for f in prepared.fills() {
-        store
-            .fill_end_user(
+        again("fill an end user", || {
+            store.fill_end_user(
                 t,
                 &f.user_id,
                 f.email.as_deref(),
                 f.name.as_deref(),
                 f.surname.as_deref(),
             )
-            .await
-            .map_err(st)?;
-    }
-    // What no object took, replacing what the mapping recorded on these days (as the values).
-    store
-        .replace_unmatched(
-            t,
-            &mapping.id,
-            integration.generation,
-            window,
-            &prepared.unmatched(),
-        )
+        })
         .await
         .map_err(st)?;
+    }
+    // What no object took, replacing what the mapping recorded on these days (as the values).
+    let unmatched = prepared.unmatched();
+    again("replace the unmatched rows", || {
+        store.replace_unmatched(t, &mapping.id, gen, window, &unmatched)
+    })
+    .await
+    .map_err(st)?;
     Ok(ChunkStats {
         rows_read: prepared.rows_read(),
         values_written: prepared.value_count(),
@@ -518,17 +523,20 @@ async fn finish(
     error: Option<String>,
 ) {
     let Some(chunk) = chunk else { return };
-    let r = ports
-        .store
-        .finish_chunk(
-            &msg.tenant,
-            &msg.run_id,
-            msg.chunk_index,
-            &outcome(ports, status, stats, error),
-        )
-        .await;
+    let over = outcome(ports, status, stats, error);
+    let r = again("record the chunk's outcome", || {
+        ports
+            .store
+            .finish_chunk(&msg.tenant, &msg.run_id, msg.chunk_index, &over)
+    })
+    .await;
     let followed = match r {
-        Ok(progress) => follow_up(ports, msg, chunk, &progress).await,
+        Ok(progress) => {
+            again("follow the chunk's outcome", || {
+                follow_up(ports, msg, chunk, &progress)
+            })
+            .await
+        }
         Err(e) => Err(e.into()),
     };
     if let Err(e) = followed {

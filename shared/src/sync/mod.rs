@@ -9,6 +9,7 @@ pub mod custom_rows;
 pub mod directory_cache;
 pub mod engine;
 pub mod identity;
+pub mod persist;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;

@@ -4,6 +4,7 @@
 
 use super::custom_rows::{DayAccumulator, DaySpec};
 use super::engine::{ChunkError, Job};
+use super::persist::again;
 use crate::domain::aggregation;
 use crate::domain::mapping::FieldMetric;
 use crate::domain::Window;
@@ -232,33 +233,40 @@ async fn write_day(
     let st = ChunkError::Store;
     let (rows_read, skipped, fills) = (acc.rows_read, acc.skipped.clone(), acc.fills());
     let unmatched = acc.unmatched.entries();
-    let (created, users_created) = super::engine::create_users(ports, t, acc.new_users())
-        .await
-        .map_err(st)?;
+    let new_users = acc.new_users();
+    let (created, users_created) = again("create end users", || {
+        super::engine::create_users(ports, t, new_users)
+    })
+    .await
+    .map_err(st)?;
     let values = acc.finish(&created);
-    match store
-        .replace_chunk(t, integration.generation, &mapping.id, window, &values, &[])
-        .await
+    let gen = integration.generation;
+    match again("replace the chunk's values", || {
+        store.replace_chunk(t, gen, &mapping.id, window, &values, &[])
+    })
+    .await
     {
         Err(StoreError::StaleGeneration(_)) => return Err(ChunkError::Stale),
         other => other.map_err(st)?,
     }
     for f in fills {
-        store
-            .fill_end_user(
+        again("fill an end user", || {
+            store.fill_end_user(
                 t,
                 &f.user_id,
                 f.email.as_deref(),
                 f.name.as_deref(),
                 f.surname.as_deref(),
             )
-            .await
-            .map_err(st)?;
-    }
-    store
-        .replace_unmatched(t, &mapping.id, integration.generation, window, &unmatched)
+        })
         .await
         .map_err(st)?;
+    }
+    again("replace the unmatched rows", || {
+        store.replace_unmatched(t, &mapping.id, gen, window, &unmatched)
+    })
+    .await
+    .map_err(st)?;
     Ok(ChunkStats {
         rows_read,
         values_written: values.len() as u64,

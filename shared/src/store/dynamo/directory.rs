@@ -125,21 +125,32 @@ impl DynamoStore {
         self.transact(items, "create end user").await
     }
 
+    /// `Ok(false)` when a condition failed; a transaction cancelled for another reason
+    /// (a conflict with another writer, a throttled item) is sent again after a backoff.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         what: &str,
     ) -> Result<bool, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(what, e)),
+        let mut round = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(true),
+                Err(e) => match super::cancelled_transaction(&e) {
+                    Some(super::Cancelled::Condition(_)) => return Ok(false),
+                    Some(super::Cancelled::Transient) if round < super::MAX_TRANSIENT_CANCELS => {
+                        round += 1;
+                        tokio::time::sleep(super::backoff(round)).await;
+                    }
+                    _ => return Err(unavailable(what, e)),
+                },
+            }
         }
     }
 

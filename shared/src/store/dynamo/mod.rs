@@ -204,6 +204,19 @@ impl DynamoStore {
         consistent: bool,
         what: &str,
     ) -> Result<Vec<Item>, StoreError> {
+        self.batch_get_metered(table, keys, consistent, what, false)
+            .await
+    }
+
+    /// [`Self::batch_get`], its reads metered as the config table's (run items) when `config`.
+    async fn batch_get_metered(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+        what: &str,
+        config: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let mut pending: VecDeque<Item> = keys
             .into_iter()
@@ -235,7 +248,11 @@ impl DynamoStore {
                 .responses
                 .and_then(|mut r| r.remove(table))
                 .unwrap_or_default();
-            self.meter.read(&items, consistent);
+            if config {
+                self.meter.config_read(&items);
+            } else {
+                self.meter.read(&items, consistent);
+            }
             out.extend(items);
             let unprocessed = res
                 .unprocessed_keys
@@ -488,15 +505,49 @@ where
     }
 }
 
-/// Whether an SDK error is a failed condition (`ConditionalCheckFailedException`) or a
-/// transaction cancelled by one.
+/// Whether an SDK error is a failed condition (`ConditionalCheckFailedException`). A
+/// cancelled transaction is told apart by [`cancelled_transaction`].
 fn is_condition_failure<E: ProvideErrorMetadata>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
     e.as_service_error()
         .and_then(|se| se.code())
-        .is_some_and(|c| {
-            c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
-        })
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
+
+/// Why DynamoDB cancelled a transaction, from its cancellation reasons (one per item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancelled {
+    /// A condition failed on the item at this position (the first such item).
+    Condition(usize),
+    /// No condition failed: another transaction or write held an item
+    /// (`TransactionConflict`), or an item's partition was throttled — the same transaction
+    /// may succeed when sent again.
+    Transient,
+}
+
+/// `None` for an error that is not a cancelled transaction.
+fn cancelled_transaction(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> Option<Cancelled> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    let E::TransactionCanceledException(c) = e.as_service_error()? else {
+        return None;
+    };
+    Some(
+        match c
+            .cancellation_reasons()
+            .iter()
+            .position(|r| r.code() == Some("ConditionalCheckFailed"))
+        {
+            Some(i) => Cancelled::Condition(i),
+            None => Cancelled::Transient,
+        },
+    )
+}
+
+/// Times a transaction cancelled for a transient reason is sent again before `Unavailable`.
+const MAX_TRANSIENT_CANCELS: u32 = 8;
 
 #[cfg(test)]
 mod tests {

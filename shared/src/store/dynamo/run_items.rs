@@ -8,7 +8,7 @@ use super::{
 use crate::domain::{ChunkRecord, ChunkStatus, MappingId, Release, RunId, SyncRun, TenantId};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 pub(super) fn status_str(st: &ChunkStatus) -> &'static str {
@@ -77,6 +77,12 @@ pub(super) fn chunk_item(
     if let Some(at) = c.leased_until {
         item.insert("leasedUntil".into(), s(lease_time(at)));
     }
+    if let Some(d) = &c.delivery {
+        item.insert("delivery".into(), s(d.clone()));
+    }
+    if let Some(d) = &c.leased_by {
+        item.insert("leasedBy".into(), s(d.clone()));
+    }
     Ok(item)
 }
 
@@ -99,6 +105,8 @@ pub(super) fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError
         deferred: matches!(item.get("deferred"), Some(AttributeValue::Bool(true))),
         updated_at: parse_time(item, "updatedAt")?,
         leased_until: parse_time(item, "leasedUntil")?,
+        delivery: opt_s(item, "delivery"),
+        leased_by: opt_s(item, "leasedBy"),
     };
     Ok((index, c))
 }
@@ -180,20 +188,11 @@ pub(super) enum Outcome {
 pub(super) fn transaction_outcome(
     e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
 ) -> Option<Outcome> {
-    let TransactWriteItemsError::TransactionCanceledException(c) = e.as_service_error()? else {
-        return None;
-    };
-    let codes: Vec<&str> = c
-        .cancellation_reasons()
-        .iter()
-        .map(|r| r.code().unwrap_or("None"))
-        .collect();
-    if codes.first() == Some(&"ConditionalCheckFailed") {
-        Some(Outcome::AlreadyOver)
-    } else if codes.contains(&"ConditionalCheckFailed") {
-        None // the header or the mapping counters are missing: a broken run
-    } else {
-        Some(Outcome::Conflict)
+    match super::cancelled_transaction(e)? {
+        super::Cancelled::Condition(0) => Some(Outcome::AlreadyOver),
+        // The header or the mapping counters are missing: a broken run.
+        super::Cancelled::Condition(_) => None,
+        super::Cancelled::Transient => Some(Outcome::Conflict),
     }
 }
 
@@ -221,7 +220,8 @@ impl DynamoStore {
         Ok(chunk_from(&item)?.1)
     }
 
-    /// The header and the mapping's counters items: one strongly consistent BatchGetItem.
+    /// The header and the mapping's counters items: one strongly consistent BatchGetItem (keys
+    /// DynamoDB leaves unprocessed are sent again).
     pub(super) async fn header_and_mapping(
         &self,
         t: &TenantId,
@@ -230,34 +230,13 @@ impl DynamoStore {
     ) -> Result<(Option<Item>, Option<Item>), StoreError> {
         let pk = keys::tenant_pk(t);
         let header_sk = keys::run_header_sk(run);
-        let request = KeysAndAttributes::builder()
-            .keys(key(pk.clone(), header_sk.clone()))
-            .keys(key(pk, keys::run_mapping_sk(run, mapping)))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::unavailable_from("building a read", e))?;
-        let table = &self.tables.config;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(table, request)
-            .send()
-            .await
-            .map_err(|e| unavailable("read run progress", e))?;
-        if out
-            .unprocessed_keys
-            .as_ref()
-            .is_some_and(|u| u.values().any(|k| !k.keys.is_empty()))
-        {
-            return Err(StoreError::unavailable(
-                "read run progress: keys left unprocessed",
-            ));
-        }
-        let items = out
-            .responses
-            .and_then(|mut r| r.remove(table))
-            .unwrap_or_default();
-        self.meter.config_read(&items);
+        let wanted = vec![
+            key(pk.clone(), header_sk.clone()),
+            key(pk, keys::run_mapping_sk(run, mapping)),
+        ];
+        let items = self
+            .batch_get_metered(&self.tables.config, wanted, true, "read run progress", true)
+            .await?;
         let (header, mine): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|i| get_s(i, "sk").is_ok_and(|k| k == header_sk));

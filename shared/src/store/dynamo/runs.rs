@@ -28,12 +28,42 @@ use crate::domain::{
 use crate::store::RunStore;
 use crate::store::StoreError;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 /// Rounds of a chunk's outcome transaction cancelled by another transaction on the same header
 /// (workers finishing at the same moment) before the message is left to redeliver.
 const MAX_TRANSACTION_CONFLICTS: u32 = 8;
+
+/// The item a failed condition returned (`Some(None)`: the condition failed on an absent item);
+/// `None` for any other error.
+fn failed_condition_item(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    >,
+) -> Option<Option<Item>> {
+    match e.as_service_error()? {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+            c,
+        ) => Some(c.item().cloned().filter(|i| !i.is_empty())),
+        _ => None,
+    }
+}
+
+/// The start a chunk's stored item shows for `delivery` when that delivery's own write is
+/// already on it: taken when it holds the lease; `None` when the item is another delivery's
+/// (or absent).
+fn own_start(item: Option<&Item>, delivery: &str) -> Result<Option<ChunkStart>, StoreError> {
+    let Some(item) = item.filter(|i| super::opt_s(i, "delivery").as_deref() == Some(delivery))
+    else {
+        return Ok(None);
+    };
+    let chunk = chunk_from(item)?.1;
+    let taken = chunk.status == ChunkStatus::Pending
+        && chunk.leased_by.as_deref() == Some(delivery)
+        && chunk.leased_until.is_some();
+    Ok(Some(ChunkStart { chunk, taken }))
+}
 
 #[async_trait]
 impl RunStore for DynamoStore {
@@ -157,34 +187,44 @@ impl RunStore for DynamoStore {
     }
 
     /// Two updates at most: the first takes the chunk (pending, no live lease) and counts the
-    /// delivery; when its condition fails, the second only counts it.
+    /// delivery; when its condition fails, the second only counts it. Both carry the delivery's
+    /// id and refuse to apply twice for one delivery: a write whose answer was lost and that
+    /// the SDK sent again fails its condition, and the item DynamoDB returns with the failure
+    /// (`ReturnValuesOnConditionCheckFailure`) shows the delivery's own earlier write.
     async fn begin_chunk(
         &self,
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError> {
         let k = key(keys::tenant_pk(t), keys::run_chunk_sk(run, index));
+        let until = lease_time(lease_until);
         let take = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k.clone()))
-            .update_expression("SET #u = :at, #l = :until ADD #a :one")
+            .update_expression("SET #u = :at, #l = :until, #d = :me, #lb = :me ADD #a :one")
             .condition_expression(
-                "attribute_exists(pk) AND #st = :pending AND (attribute_not_exists(#l) OR #l <= :at)",
+                "attribute_exists(pk) AND #st = :pending AND (attribute_not_exists(#l) OR #l <= :at) \
+                 AND (attribute_not_exists(#d) OR #d <> :me)",
             )
             .expression_attribute_names("#a", "attempts")
             .expression_attribute_names("#u", "updatedAt")
             .expression_attribute_names("#l", "leasedUntil")
             .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#d", "delivery")
+            .expression_attribute_names("#lb", "leasedBy")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":at", s(lease_time(at)))
-            .expression_attribute_values(":until", s(lease_time(lease_until)))
+            .expression_attribute_values(":until", s(until))
+            .expression_attribute_values(":me", s(delivery))
             .expression_attribute_values(":pending", s(status_str(&ChunkStatus::Pending)))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match take {
@@ -197,21 +237,33 @@ impl RunStore for DynamoStore {
                 });
             }
             // A failed conditional write is billed as a write too.
-            Err(e) if is_condition_failure(&e) => self.meter.config_write(&Item::new(), 1),
-            Err(e) => return Err(unavailable("begin chunk", e)),
+            Err(e) => match failed_condition_item(&e) {
+                Some(old) => {
+                    self.meter.config_write(&Item::new(), 1);
+                    if let Some(start) = own_start(old.as_ref(), delivery)? {
+                        return Ok(start);
+                    }
+                }
+                None => return Err(unavailable("begin chunk", e)),
+            },
         }
         let count = self
             .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(k))
-            .update_expression("SET #u = :at ADD #a :one")
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET #u = :at, #d = :me ADD #a :one")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#d) OR #d <> :me)",
+            )
             .expression_attribute_names("#a", "attempts")
             .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_names("#d", "delivery")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":at", s(lease_time(at)))
+            .expression_attribute_values(":me", s(delivery))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match count {
@@ -223,8 +275,13 @@ impl RunStore for DynamoStore {
                     taken: false,
                 })
             }
-            Err(e) if is_condition_failure(&e) => Err(chunk_not_found(run, index)),
-            Err(e) => Err(unavailable("begin chunk", e)),
+            Err(e) => match failed_condition_item(&e) {
+                Some(old) => {
+                    self.meter.config_write(&Item::new(), 1);
+                    own_start(old.as_ref(), delivery)?.ok_or_else(|| chunk_not_found(run, index))
+                }
+                None => Err(unavailable("begin chunk", e)),
+            },
         }
     }
 
@@ -326,9 +383,12 @@ impl RunStore for DynamoStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // Only while this delivery holds the chunk: the lease it removes makes a resent write
+        // (its answer lost) fail the condition instead of counting the retry twice.
         let out = self
             .client
             .update_item()
@@ -338,7 +398,12 @@ impl RunStore for DynamoStore {
                 keys::run_chunk_sk(run, index),
             )))
             .update_expression("SET #e = :e, #u = :at REMOVE #l ADD #r :one")
-            .condition_expression("#st = :pending")
+            .condition_expression(
+                "#st = :pending AND #lb = :me AND attribute_exists(#l) AND #l <> :none",
+            )
+            .expression_attribute_names("#lb", "leasedBy")
+            .expression_attribute_values(":me", s(delivery))
+            .expression_attribute_values(":none", s(""))
             .expression_attribute_names("#l", "leasedUntil")
             .expression_attribute_names("#e", "error")
             .expression_attribute_names("#u", "updatedAt")
@@ -355,7 +420,7 @@ impl RunStore for DynamoStore {
                 self.meter.config_write(&Item::new(), 1);
                 Ok(())
             }
-            // Over meanwhile (or gone): nothing to record.
+            // Over meanwhile (or gone, or recorded already): nothing to record.
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(unavailable("record a retry", e)),
         }

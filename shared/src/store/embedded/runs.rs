@@ -375,17 +375,27 @@ impl RunStore for EmbeddedStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<ChunkStart, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
             let mut chunk = read_chunk(&tx, t, run, index)?;
+            if chunk.delivery.as_deref() == Some(delivery) {
+                // This delivery's call again: counted already.
+                let taken = !chunk.status.is_final()
+                    && chunk.leased_by.as_deref() == Some(delivery)
+                    && chunk.leased_until.is_some();
+                return Ok(ChunkStart { chunk, taken });
+            }
+            chunk.delivery = Some(delivery.to_string());
             chunk.attempts += 1;
             chunk.updated_at = Some(at);
             let taken = !chunk.status.is_final() && chunk.leased_until.is_none_or(|l| l <= at);
             if taken {
                 chunk.leased_until = Some(lease_until);
+                chunk.leased_by = Some(delivery.to_string());
             }
             write_chunk(&tx, t, run, index, &chunk)?;
             tx.commit()?;
@@ -398,13 +408,16 @@ impl RunStore for EmbeddedStore {
         t: &TenantId,
         run: &RunId,
         index: usize,
+        delivery: &str,
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
             let mut chunk = read_chunk(&tx, t, run, index)?;
-            if !chunk.status.is_final() {
+            let holds =
+                chunk.leased_by.as_deref() == Some(delivery) && chunk.leased_until.is_some();
+            if !chunk.status.is_final() && holds {
                 chunk.retries += 1;
                 chunk.error = Some(error.to_string());
                 chunk.updated_at = Some(at);

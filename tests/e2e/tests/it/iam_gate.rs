@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use pendo_sync::aws_env;
 use pendo_sync::queue::sqs::SqsQueue;
 use pendo_sync::store::dynamo::{DynamoStore, DynamoTables};
 use serde_json::Value;
@@ -282,9 +283,9 @@ impl IamGate {
     /// The store and queue a function's code gets, as `aws_env::app_from_env` builds them.
     pub(crate) async fn adapters(&self, function: Function) -> (Arc<DynamoStore>, Arc<SqsQueue>) {
         let sdk = self.sdk(function).await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), self.tables.clone());
+        let store = DynamoStore::new(aws_env::dynamodb_client(&sdk), self.tables.clone());
         let queue = SqsQueue::new(
-            aws_sdk_sqs::Client::new(&sdk),
+            aws_env::sqs_client(&sdk),
             self.fetch_url.clone(),
             self.resync_url.clone(),
         );
