@@ -22,6 +22,7 @@ use crate::error::ValidationError;
 use crate::pendo::{PendoError, RowError, RowSink};
 use crate::queue::messages::{ImportMessage, MESSAGE_VERSION};
 use crate::store::StoreError;
+use crate::sync::persist::again;
 use crate::sync::processed::{ProcessError, Processed};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -395,7 +396,13 @@ impl App {
         )
         .await?;
         crate::stall::point("import-page-read").await;
-        let companies = store.list_objects(&t, Target::Company).await?;
+        // The page's writes: each tried again inside the invocation when the store is
+        // unavailable (`sync::persist`), so that a throttled write does not cost the page's
+        // Pendo call again. The counts come from the plan, made once.
+        let companies = again("read the companies", || {
+            store.list_objects(&t, Target::Company)
+        })
+        .await?;
         let mut counts = ImportCounts::default();
         if job.stage == ImportStage::Companies {
             let known: HashMap<String, Option<String>> = companies
@@ -411,17 +418,23 @@ impl App {
                 })
                 .collect();
             if !writes.is_empty() {
-                store.upsert_objects(&t, Target::Company, &writes).await?;
+                again("write the page's companies", || {
+                    store.upsert_objects(&t, Target::Company, &writes)
+                })
+                .await?;
             }
             job.companies.add(&counts);
         } else {
-            let users = store.list_end_users(&t).await?;
+            let users = again("read the end users", || store.list_end_users(&t)).await?;
             let dir = UserDirectory::new(&companies, &users);
             let plan = plan_end_users(&page.rows, &dir, &mut counts);
             for (_, action) in plan {
                 match action {
                     Action::CreateUser(input) => {
-                        match store.create_end_user_if_absent(&t, &input).await {
+                        let create = again("create an end user", || {
+                            store.create_end_user_if_absent(&t, &input)
+                        });
+                        match create.await {
                             Ok(_) => {}
                             Err(StoreError::EmailTaken(_)) => {
                                 counts.created -= 1;
@@ -436,15 +449,16 @@ impl App {
                         name,
                         surname,
                     } => {
-                        store
-                            .fill_end_user(
+                        again("fill an end user", || {
+                            store.fill_end_user(
                                 &t,
                                 &user.id,
                                 email.as_deref(),
                                 name.as_deref(),
                                 surname.as_deref(),
                             )
-                            .await?;
+                        })
+                        .await?;
                     }
                     _ => {}
                 }
@@ -453,7 +467,8 @@ impl App {
         }
         let last = page.rows.last().map(|r| r.key.clone());
         job.advance(page.given, last, self.ports.clock.now());
-        job.version = store.put_import(job).await?;
+        let recorded = &*job;
+        job.version = again("record the import's page", || store.put_import(recorded)).await?;
         tracing::info!(tenant = %t, import = %job.id, page = job.pages, rows = page.given, "import page done");
         Ok(())
     }

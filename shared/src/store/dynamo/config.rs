@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::store::ConfigStore;
 use crate::store::StoreError;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::NaiveDate;
 
 impl DynamoStore {
@@ -48,7 +48,8 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.tables.config)
-            .set_item(Some(item));
+            .set_item(Some(item.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let put = if version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -58,11 +59,26 @@ impl DynamoStore {
         };
         match put.send().await {
             Ok(_) => Ok(()),
+            // The item as this put writes it: the put itself, sent again by the SDK after its
+            // answer was lost (DynamoDB returns the item that failed the condition).
+            Err(e) if stored_item(&e).is_some_and(|old| *old == item) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
                 "{what} is not at version {version}"
             ))),
             Err(e) => Err(unavailable("put a versioned item", e)),
         }
+    }
+}
+
+/// The item a put's failed condition found (`ReturnValuesOnConditionCheckFailure`).
+fn stored_item(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>,
+) -> Option<&Item> {
+    match e.as_service_error()? {
+        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+            c.item()
+        }
+        _ => None,
     }
 }
 

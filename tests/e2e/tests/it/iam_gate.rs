@@ -21,6 +21,7 @@
 //! passes as an administrator.
 
 use crate::aws_local::{endpoint, Aws};
+use crate::fault_proxy::{with_unprocessed, Action, Fault, Faults, Rule, Then};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -143,6 +144,8 @@ struct Inner {
     http: reqwest::Client,
     policies: Mutex<BTreeMap<Function, Vec<Statement>>>,
     calls: Mutex<Vec<Call>>,
+    /// AWS's failures, injected into the functions' calls (`fault_proxy.rs`).
+    faults: Mutex<Faults>,
 }
 
 /// The gate of one test: its tables and queues, each function's policy for them, the proxy.
@@ -229,6 +232,7 @@ impl IamGate {
             http: reqwest::Client::new(),
             policies: Mutex::new(policies),
             calls: Mutex::new(Vec::new()),
+            faults: Mutex::new(Faults::default()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -262,6 +266,16 @@ impl IamGate {
                 s.actions.retain(|a| !a.eq_ignore_ascii_case(action));
             }
         }
+    }
+
+    /// From now on, the functions' calls meet these faults (none: an empty list).
+    pub(crate) fn set_faults(&self, rules: Vec<Rule>) {
+        self.inner.faults.lock().unwrap().set(rules);
+    }
+
+    /// The faults injected so far: (operation, fault) → attempts that met it.
+    pub(crate) fn injected(&self) -> BTreeMap<(String, Fault), u32> {
+        self.inner.faults.lock().unwrap().injected()
     }
 
     /// The SDK configuration a function runs with: its own credentials, the gate as endpoint.
@@ -524,8 +538,38 @@ async fn handle(
             let who = function.map_or_else(|| key.clone(), |f| f.name().to_string());
             return denial(&target, &who, &action, &resource);
         }
+        let (action, delay) = state.faults.lock().unwrap().decide(&target, &body);
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        return match action {
+            Action::Answer(r) => r,
+            Action::Forward { body, then } => {
+                let (status, out, bytes) = forward(state, method, uri, headers, body).await;
+                match then {
+                    Then::Answer => (status, out, bytes).into_response(),
+                    Then::Unprocessed { field, rest } => {
+                        let merged = with_unprocessed(&bytes, field, rest);
+                        (status, out, merged).into_response()
+                    }
+                    Then::Remember(token) => {
+                        state.faults.lock().unwrap().remember(token, status, &bytes);
+                        (status, out, bytes).into_response()
+                    }
+                    // The call applied; its connection dies before any answer (unwinding the
+                    // connection's task without a panic message drops the socket).
+                    Then::Cut(token) => {
+                        if let Some(token) = token {
+                            state.faults.lock().unwrap().remember(token, status, &bytes);
+                        }
+                        std::panic::resume_unwind(Box::new("answer lost"))
+                    }
+                }
+            }
+        };
     }
-    forward(state, method, uri, headers, body).await
+    let (status, out, bytes) = forward(state, method, uri, headers, body).await;
+    (status, out, bytes).into_response()
 }
 
 /// What AWS answers a call no policy allows.
@@ -562,7 +606,7 @@ async fn forward(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> (StatusCode, HeaderMap, Bytes) {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = state
         .http
@@ -583,9 +627,13 @@ async fn forward(
                 }
             }
             let bytes = r.bytes().await.unwrap_or_default();
-            (status, out, bytes).into_response()
+            (status, out, bytes)
         }
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("iam gate: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            HeaderMap::new(),
+            Bytes::from(format!("iam gate: {e}")),
+        ),
     }
 }
 

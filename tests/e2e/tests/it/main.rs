@@ -4,6 +4,7 @@
 
 mod api;
 mod aws_deadline;
+mod aws_faults;
 mod aws_handlers;
 mod aws_iam;
 mod aws_imports;
@@ -12,6 +13,7 @@ mod aws_purge;
 mod aws_schedule;
 mod binaries;
 mod configurator;
+mod fault_proxy;
 mod handlers;
 mod helpers;
 mod iam_gate;

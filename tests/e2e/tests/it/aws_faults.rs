@@ -1,0 +1,283 @@
+//! AWS's faults survived (issue 27): each row of the table injects one fault of DynamoDB or
+//! SQS (`fault_proxy.rs`: what the real service answers) into the functions' calls through a
+//! whole Re-sync all and a daily run, through the Lambda handlers, and asserts what must hold:
+//! - every run finishes by itself, no chunk failed, none left pending;
+//! - the export equals the fault-free one (the embedded stack's) exactly, values and activity;
+//! - no message reaches the queues' `maxReceiveCount` (nothing dead-lettered that a retry
+//!   would have saved);
+//! - the counters are exact: each chunk's `attempts` equals the deliveries of its message, the
+//!   runs' totals equal the fault-free runs';
+//! - Pendo is called exactly as often as without faults: an AWS fault after a chunk's Pendo
+//!   call never costs a second Pendo call (the SDK's retries and `sync::persist` finish the
+//!   write inside the invocation);
+//! - the fault was met (the test cannot pass with a rule that never fires).
+
+use crate::aws_local::{aws_stack, comparable, configure, drain_through_handlers, Aws, AwsStack};
+use crate::fault_proxy::{Fault, Pick, Rule, Service, BEYOND_SDK};
+use crate::helpers::Stack;
+use lambda_runtime::{Context, LambdaEvent};
+use pendo_sync::domain::{ChunkStats, ChunkStatus, ExportRow, SyncRun};
+use pendo_sync::lambda::handle_schedule;
+use pendo_sync::queue::messages::QueueMessage;
+use pendo_sync::store::prelude::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a phase (a Re-sync all, a daily run) left and cost.
+#[derive(Debug, PartialEq)]
+struct Phase {
+    export: Vec<ExportRow>,
+    pendo: BTreeMap<String, u64>,
+    totals: Vec<ChunkStats>,
+}
+
+/// The fault-free phases, on the embedded stack.
+async fn reference() -> (Phase, Phase) {
+    let local = Stack::start().await;
+    configure(&local.app, &local.store, &local.tenant, &local.sim).await;
+    local.sim.control().reset_requests();
+    local.resync().await;
+    let resync = local_phase(&local).await;
+    local.sim.control().reset_requests();
+    local.app.run_schedule().await.unwrap();
+    local.drain().await;
+    let daily = local_phase(&local).await;
+    (resync, daily)
+}
+
+async fn local_phase(local: &Stack) -> Phase {
+    Phase {
+        export: comparable(&local.app, &local.tenant).await,
+        pendo: local.sim.control().counters(),
+        totals: totals(&local.store.list_runs(&local.tenant, 10).await.unwrap()),
+    }
+}
+
+/// Each run's totals, oldest first.
+fn totals(runs: &[SyncRun]) -> Vec<ChunkStats> {
+    runs.iter().rev().map(SyncRun::totals).collect()
+}
+
+/// Runs the scenario on AWS with `rules` in force from the start; asserts what holds for every
+/// fault and returns the faults met.
+async fn survives(rules: Vec<Rule>) -> BTreeMap<(String, Fault), u32> {
+    let (want_resync, want_daily) = reference().await;
+    let aws = Aws::connect().await;
+    let (s, queue) = aws_stack(&aws).await;
+    configure(&s.app, s.store.as_ref(), &s.tenant, &s.sim).await;
+    s.gate.set_faults(rules);
+    s.sim.control().reset_requests();
+    s.app.resync_all(&s.tenant).await.unwrap();
+    let mut delivered = drain_through_handlers(&aws, &s, &queue).await;
+    let resync = aws_phase(&s).await;
+    s.sim.control().reset_requests();
+    let ev =
+        serde_json::from_str(include_str!("../../../fixtures/eventbridge-schedule.json")).unwrap();
+    handle_schedule(&s.scheduler, LambdaEvent::new(ev, Context::default()))
+        .await
+        .unwrap();
+    delivered.extend(drain_through_handlers(&aws, &s, &queue).await);
+    let daily = aws_phase(&s).await;
+    s.gate.set_faults(Vec::new());
+
+    assert_eq!(
+        resync.export, want_resync.export,
+        "the Re-sync all's export"
+    );
+    assert_eq!(daily.export, want_daily.export, "the daily run's export");
+    assert_eq!(
+        resync.pendo, want_resync.pendo,
+        "Pendo calls of the Re-sync all"
+    );
+    assert_eq!(
+        daily.pendo, want_daily.pendo,
+        "Pendo calls of the daily run"
+    );
+    assert_eq!(daily.totals, want_daily.totals, "the runs' totals");
+    assert_runs_exact(&s, &delivered).await;
+    s.gate.assert_no_denials();
+    s.gate.injected()
+}
+
+async fn aws_phase(s: &AwsStack) -> Phase {
+    Phase {
+        export: comparable(&s.app, &s.tenant).await,
+        pendo: s.sim.control().counters(),
+        totals: totals(&s.store.list_runs(&s.tenant, 10).await.unwrap()),
+    }
+}
+
+/// Every run finished with every chunk done; each chunk's attempts are its message's
+/// deliveries; no message was delivered as often as the queues' `maxReceiveCount` (5).
+async fn assert_runs_exact(s: &AwsStack, delivered: &[String]) {
+    let mut deliveries: BTreeMap<(String, usize), u32> = BTreeMap::new();
+    let mut per_body: BTreeMap<&str, u32> = BTreeMap::new();
+    for body in delivered {
+        *per_body.entry(body).or_default() += 1;
+        if let Ok(QueueMessage::Fetch(f)) = QueueMessage::decode(body) {
+            *deliveries
+                .entry((f.run_id.to_string(), f.chunk_index))
+                .or_default() += 1;
+        }
+    }
+    let most = per_body.values().max().copied().unwrap_or(0);
+    assert!(most < 5, "a message was delivered {most} times");
+    let runs = s.store.list_runs(&s.tenant, 10).await.unwrap();
+    assert_eq!(runs.len(), 2, "the Re-sync all and the daily run");
+    for run in &runs {
+        assert!(run.is_finished(), "run {} is not finished: {run:?}", run.id);
+        for (i, c) in run.chunks.iter().enumerate() {
+            assert_eq!(
+                c.status,
+                ChunkStatus::Done,
+                "chunk {i} of {}: {c:?}",
+                run.id
+            );
+            let n = deliveries
+                .get(&(run.id.to_string(), i))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(c.attempts, n, "chunk {i} of {}: attempts", run.id);
+            assert_eq!(c.retries + 1, n, "chunk {i} of {}: retries", run.id);
+        }
+    }
+}
+
+/// A rule on a DynamoDB operation picking `per_mille` of its calls.
+fn dynamo(op: &'static str, fault: Fault, per_mille: u32) -> Rule {
+    Rule::new(Service::DynamoDb, op, fault, Pick::PerMille(per_mille))
+}
+
+fn met(injected: &BTreeMap<(String, Fault), u32>, op: &str, fault: Fault) -> u32 {
+    injected.get(&(op.to_string(), fault)).copied().unwrap_or(0)
+}
+
+// ---- the table: fault × operation → the scenario survives ----
+
+/// Throttled writes of a chunk's values (a hot partition); the SDK's retry cures each.
+#[tokio::test]
+async fn throughput_exceeded_on_batch_writes() {
+    let got = survives(vec![dynamo("BatchWriteItem", Fault::Throughput, 200)]).await;
+    assert!(
+        met(&got, "BatchWriteItem", Fault::Throughput) > 0,
+        "{got:?}"
+    );
+}
+
+/// Throttled writes that outlast the SDK's 6 attempts: the write is tried again inside the
+/// invocation (`sync::persist`), not by the queue after another Pendo call.
+#[tokio::test]
+async fn throughput_exceeded_beyond_the_sdk_retries() {
+    let got = survives(vec![
+        dynamo("BatchWriteItem", Fault::Throughput, 50).attempts(BEYOND_SDK)
+    ])
+    .await;
+    assert!(
+        met(&got, "BatchWriteItem", Fault::Throughput) >= BEYOND_SDK,
+        "{got:?}"
+    );
+}
+
+/// Reads throttled (`ThrottlingException`), the account's limit (`RequestLimitExceeded`) on
+/// single-item writes, 500 and 503 on transactions and reads.
+#[tokio::test]
+async fn throttling_limits_and_server_errors() {
+    let got = survives(vec![
+        dynamo("Query", Fault::Throttling, 150),
+        dynamo("UpdateItem", Fault::RequestLimit, 150),
+        dynamo("TransactWriteItems", Fault::Internal, 150),
+        dynamo("GetItem", Fault::Unavailable, 150),
+    ])
+    .await;
+    for (op, fault) in [
+        ("Query", Fault::Throttling),
+        ("UpdateItem", Fault::RequestLimit),
+        ("TransactWriteItems", Fault::Internal),
+        ("GetItem", Fault::Unavailable),
+    ] {
+        assert!(met(&got, op, fault) > 0, "{op} {fault:?}: {got:?}");
+    }
+}
+
+/// Half of a batch write left in `UnprocessedItems`: re-sent until written.
+#[tokio::test]
+async fn unprocessed_items_of_batch_writes() {
+    let got = survives(vec![dynamo("BatchWriteItem", Fault::Partial, 500)]).await;
+    assert!(met(&got, "BatchWriteItem", Fault::Partial) > 0, "{got:?}");
+}
+
+/// Half of a batch read left in `UnprocessedKeys` — among them the run's progress (header and
+/// mapping counters), which was once an error costing a redelivery.
+#[tokio::test]
+async fn unprocessed_keys_of_batch_reads() {
+    let got = survives(vec![dynamo("BatchGetItem", Fault::Partial, 500)]).await;
+    assert!(met(&got, "BatchGetItem", Fault::Partial) > 0, "{got:?}");
+}
+
+/// Transactions (a chunk's outcome, an end user's creation) cancelled by a conflict with
+/// another writer: sent again, never taken for a failed condition.
+#[tokio::test]
+async fn transaction_conflicts() {
+    let got = survives(vec![dynamo("TransactWriteItems", Fault::Conflict, 300)]).await;
+    assert!(
+        met(&got, "TransactWriteItems", Fault::Conflict) > 0,
+        "{got:?}"
+    );
+}
+
+/// Single-item writes that applied but whose answer was lost (the SDK resends them): a
+/// chunk's lease (`begin_chunk`, once taken for a duplicate, leaving the chunk stuck), a
+/// retry's record, run flags, the cursor.
+#[tokio::test]
+async fn lost_answers_of_updates() {
+    let got = survives(vec![dynamo("UpdateItem", Fault::LostAnswer, 300)]).await;
+    assert!(met(&got, "UpdateItem", Fault::LostAnswer) > 0, "{got:?}");
+}
+
+/// Lost answers of transactions (idempotent by their token), conditional puts (manifests,
+/// the integration, a run's creation) and batch writes.
+#[tokio::test]
+async fn lost_answers_of_transactions_puts_and_batches() {
+    let got = survives(vec![
+        dynamo("TransactWriteItems", Fault::LostAnswer, 300),
+        dynamo("PutItem", Fault::LostAnswer, 300),
+        dynamo("BatchWriteItem", Fault::LostAnswer, 200),
+    ])
+    .await;
+    for op in ["TransactWriteItems", "PutItem", "BatchWriteItem"] {
+        assert!(met(&got, op, Fault::LostAnswer) > 0, "{op}: {got:?}");
+    }
+}
+
+/// SQS: sending the chunks of a run (and the deferred ones, and the daily plans) answered
+/// 500, 503 or throttled.
+#[tokio::test]
+async fn sqs_server_errors_and_throttling() {
+    let sqs = |op, fault| Rule::new(Service::Sqs, op, fault, Pick::PerMille(300));
+    let got = survives(vec![
+        sqs("SendMessageBatch", Fault::Internal),
+        sqs("SendMessage", Fault::Throttling),
+        sqs("SendMessageBatch", Fault::Unavailable),
+    ])
+    .await;
+    assert!(
+        met(&got, "SendMessageBatch", Fault::Internal) > 0,
+        "{got:?}"
+    );
+}
+
+/// A call that hangs past the SDK's attempt timeout (10 s), then applies late.
+#[tokio::test]
+async fn a_call_slower_than_the_attempt_timeout() {
+    let got = survives(vec![Rule::new(
+        Service::DynamoDb,
+        "UpdateItem",
+        Fault::Slow(Duration::from_secs(11)),
+        Pick::First(1),
+    )])
+    .await;
+    assert_eq!(
+        met(&got, "UpdateItem", Fault::Slow(Duration::from_secs(11))),
+        1
+    );
+}
