@@ -1,14 +1,18 @@
-//! Stall points, for the crash tests of the local runner: with `PENDO_SYNC_STALL_AT=POINT` (or
-//! `POINT@N`, the N-th time the process reaches it; the first by default), the process prints
-//! `stalled at POINT` to stderr there and waits forever, so that a test can SIGKILL it at that
-//! exact step. Only debug builds (the ones tests run) read the variable; in a release build a
+//! Stall points, for the crash tests (of the local runner and of the Lambda binaries): with
+//! `PENDO_SYNC_STALL_AT=POINT` (or `POINT@N`, the N-th time the process reaches it; the first
+//! by default), the process prints `stalled at POINT` to stderr there and waits forever, so
+//! that a test can SIGKILL it at that exact step. Only debug builds (the ones tests run) read the variable; in a release build a
 //! point is nothing.
 //!
 //! The points: `resync-fan-out` (a Re-sync all planned and recorded, its chunks not yet sent),
 //! `chunk-fetched` (a chunk's rows read from Pendo, nothing written), `chunk-written` (a
 //! chunk's writes and follow-up done, its message not yet deleted), `release-claimed` (the
 //! release of a run's deferred chunks claimed, nothing sent), `import-page-read` (a page of a
-//! directory import read from Pendo, nothing written).
+//! directory import read from Pendo, nothing written), `chunk-replaced` (a chunk's values,
+//! users and unmatched rows written, its outcome not recorded); on DynamoDB also
+//! `replace-items-written` (a chunk's items put and its leftovers deleted, its manifests not
+//! yet rewritten) and `purge-items-deleted` (the items one manifest lists deleted, the
+//! manifest not).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

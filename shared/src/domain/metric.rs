@@ -276,10 +276,12 @@ pub enum RunFlag {
     Released,
     /// Claim the planning of a Re-sync all for one delivery of its message until `until`:
     /// taken when no delivery holds it or its hold ended before `at` (a duplicate delivery
-    /// meanwhile is acknowledged without purging or planning again).
+    /// meanwhile is acknowledged without purging or planning again), or when the holder is
+    /// `by` (the delivery's own id: its claim sent again after the answer was lost).
     ClaimPlanning {
         at: DateTime<Utc>,
         until: DateTime<Utc>,
+        by: u128,
     },
     /// End a planning hold (its delivery failed and is left for the queue to redeliver).
     EndPlanning,

@@ -282,6 +282,30 @@ pub async fn run_counters_and_flags_are_exact(s: &dyn Store) {
         !claim(0).await.unwrap_or(true),
         "released: nobody claims again"
     );
+    // The planning hold: one delivery holds it until it ends; the holder's claim sent again
+    // (DynamoDB: applied, the answer lost) is still its own; another delivery meanwhile is
+    // refused; after the end (or once ended), anyone takes it.
+    let at = |m: i64| run.started_at + chrono::Duration::minutes(m);
+    let plan = |by: u128, now: i64| {
+        s.set_run_flag(
+            &t,
+            &run.id,
+            RunFlag::ClaimPlanning {
+                at: at(now),
+                until: at(now + 30),
+                by,
+            },
+        )
+    };
+    assert!(plan(1, 0).await.unwrap());
+    assert!(plan(1, 0).await.unwrap(), "the holder's claim again");
+    assert!(!plan(2, 5).await.unwrap(), "another delivery meanwhile");
+    assert!(plan(2, 31).await.unwrap(), "after the hold ended");
+    assert!(s
+        .set_run_flag(&t, &run.id, RunFlag::EndPlanning)
+        .await
+        .unwrap());
+    assert!(plan(3, 32).await.unwrap(), "an ended hold");
     assert!(s.set_run_flag(&t, &run.id, RunFlag::Queued).await.unwrap());
     let p = s
         .finish_chunk(&t, &run.id, 2, &done(ChunkStatus::Superseded))

@@ -147,6 +147,7 @@ async fn run_chunk(
         run: &msg.run_id,
     };
     let result = fetch_window(&job, window, 0).await;
+    crate::stall::point("chunk-replaced").await;
     match result {
         Ok(stats) => {
             match chunk {
@@ -361,10 +362,7 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
         .map_err(ChunkError::Pendo)?;
     crate::stall::point("chunk-fetched").await;
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
-    let (created_ids, users_created) =
-        again("create end users", || create_users(ports, t, &inputs))
-            .await
-            .map_err(st)?;
+    let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
     let gen = integration.generation;
     match again("replace the chunk's values", || {
@@ -406,7 +404,9 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
 }
 
 /// Creates a chunk's new end users, each only if still absent (another chunk may have created
-/// it meanwhile): their service ids in input order, and how many this call created.
+/// it meanwhile): their service ids in input order, and how many this call created. Each
+/// creation is tried again on its own when the store is unavailable (`persist`), so a retry
+/// never re-counts the users created before it as found.
 pub(super) async fn create_users(
     ports: &Ports,
     t: &crate::domain::TenantId,
@@ -415,7 +415,10 @@ pub(super) async fn create_users(
     let mut ids = Vec::with_capacity(inputs.len());
     let mut created = 0;
     for input in inputs {
-        let (user, new) = ports.store.create_end_user_if_absent(t, input).await?;
+        let (user, new) = again("create an end user", || {
+            ports.store.create_end_user_if_absent(t, input)
+        })
+        .await?;
         created += u64::from(new);
         ids.push(user.id);
     }

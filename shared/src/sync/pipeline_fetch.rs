@@ -234,11 +234,9 @@ async fn write_day(
     let (rows_read, skipped, fills) = (acc.rows_read, acc.skipped.clone(), acc.fills());
     let unmatched = acc.unmatched.entries();
     let new_users = acc.new_users();
-    let (created, users_created) = again("create end users", || {
-        super::engine::create_users(ports, t, new_users)
-    })
-    .await
-    .map_err(st)?;
+    let (created, users_created) = super::engine::create_users(ports, t, new_users)
+        .await
+        .map_err(st)?;
     let values = acc.finish(&created);
     let gen = integration.generation;
     match again("replace the chunk's values", || {

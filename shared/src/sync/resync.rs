@@ -55,7 +55,8 @@ pub async fn plan_once(
     if claim {
         let now = ports.clock.now();
         let until = now + chrono::Duration::minutes(RESYNC_PLANNING_LEASE_MINUTES);
-        let hold = RunFlag::ClaimPlanning { at: now, until };
+        let by = uuid::Uuid::new_v4().as_u128();
+        let hold = RunFlag::ClaimPlanning { at: now, until, by };
         if !ports.store.set_run_flag(t, run, hold).await? {
             tracing::info!(tenant = %t, run = %run, "another delivery is planning this run; this duplicate is acknowledged");
             return Ok(Processed::Duplicate);

@@ -40,10 +40,13 @@ impl DynamoStore {
     /// conflict.
     async fn put_versioned(
         &self,
-        item: Item,
+        mut item: Item,
         version: u64,
         what: String,
     ) -> Result<(), StoreError> {
+        // The write's own id: the same put resent by the SDK carries it, another put of the
+        // same content does not (and stays a conflict).
+        item.insert("wid".into(), s(uuid::Uuid::new_v4().simple().to_string()));
         let put = self
             .client
             .put_item()
@@ -61,24 +64,12 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             // The item as this put writes it: the put itself, sent again by the SDK after its
             // answer was lost (DynamoDB returns the item that failed the condition).
-            Err(e) if stored_item(&e).is_some_and(|old| *old == item) => Ok(()),
+            Err(e) if super::own_put(&e, &item) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict(format!(
                 "{what} is not at version {version}"
             ))),
             Err(e) => Err(unavailable("put a versioned item", e)),
         }
-    }
-}
-
-/// The item a put's failed condition found (`ReturnValuesOnConditionCheckFailure`).
-fn stored_item(
-    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>,
-) -> Option<&Item> {
-    match e.as_service_error()? {
-        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-            c.item()
-        }
-        _ => None,
     }
 }
 

@@ -167,6 +167,7 @@ impl DynamoStore {
                     .map(|(pk, sk)| key(pk, sk))
                     .collect();
                 self.delete_keys(items, "delete listed items").await?;
+                crate::stall::point("purge-items-deleted").await;
                 let removed = self
                     .client
                     .delete_item()
@@ -301,6 +302,7 @@ impl DataStore for DynamoStore {
         }
         self.batch_write(&self.tables.data, requests, "replace chunk")
             .await?;
+        crate::stall::point("replace-items-written").await;
         // 4. A new version of every manifest this chunk touched: without the leftovers if no
         //    one else wrote it meanwhile, else with this chunk's items added again.
         futures_util::future::try_join_all(new.iter().map(|(day, add)| {

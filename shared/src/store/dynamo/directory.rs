@@ -122,36 +122,7 @@ impl DynamoStore {
             let sk = keys::email_lookup_sk(&user.company_id, email);
             items.push(tx_put(table, lookup_item(t, sk, &user.id), absent)?);
         }
-        self.transact(items, "create end user").await
-    }
-
-    /// `Ok(false)` when a condition failed; a transaction cancelled for another reason
-    /// (a conflict with another writer, a throttled item) is sent again after a backoff.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-        what: &str,
-    ) -> Result<bool, StoreError> {
-        let mut round = 0;
-        loop {
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match sent {
-                Ok(_) => return Ok(true),
-                Err(e) => match super::cancelled_transaction(&e) {
-                    Some(super::Cancelled::Condition(_)) => return Ok(false),
-                    Some(super::Cancelled::Transient) if round < super::MAX_TRANSIENT_CANCELS => {
-                        round += 1;
-                        tokio::time::sleep(super::backoff(round)).await;
-                    }
-                    _ => return Err(unavailable(what, e)),
-                },
-            }
-        }
+        Ok(self.transact(items, "create end user").await?.is_ok())
     }
 
     /// One transaction: the merged user item, only if its email is still the one read, and the
@@ -198,7 +169,7 @@ impl DynamoStore {
                 items.push(TransactWriteItem::builder().delete(del).build());
             }
         }
-        self.transact(items, "update end user").await
+        Ok(self.transact(items, "update end user").await?.is_ok())
     }
 }
 
@@ -395,7 +366,8 @@ impl DirectoryStore for DynamoStore {
             TransactWriteItem::builder().update(set_email).build(),
             tx_put(&self.tables.data, lookup, "attribute_not_exists(pk)")?,
         ];
-        self.transact(items, "fill end user email").await?;
+        // A failed condition: filled meanwhile, or the email taken: nothing to do.
+        let _filled = self.transact(items, "fill end user email").await?;
         Ok(())
     }
 }

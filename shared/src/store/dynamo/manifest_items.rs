@@ -276,7 +276,10 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.tables.data)
-            .set_item(Some(head));
+            .set_item(Some(head.clone()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
         let put = if expected.ver == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -286,6 +289,8 @@ impl DynamoStore {
         };
         match put.send().await {
             Ok(_) => {}
+            // This very put, resent after its answer was lost: written.
+            Err(e) if super::own_put(&e, &head) => {}
             Err(e) if is_condition_failure(&e) => {
                 self.delete_keys(part_keys, "drop unused manifest parts")
                     .await?;

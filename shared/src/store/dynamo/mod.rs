@@ -513,6 +513,21 @@ fn is_condition_failure<E: ProvideErrorMetadata>(e: &aws_sdk_dynamodb::error::Sd
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// Whether a conditional put failed on the very item it writes: the put itself, applied, its
+/// answer lost and the SDK sending it again (DynamoDB returns the item that failed the
+/// condition when asked with `ReturnValuesOnConditionCheckFailure`). Single-item writes are
+/// not idempotent on DynamoDB; a put recognises its own write this way.
+fn own_put(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>,
+    item: &Item,
+) -> bool {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError as E;
+    match e.as_service_error() {
+        Some(E::ConditionalCheckFailedException(c)) => c.item() == Some(item),
+        _ => false,
+    }
+}
+
 /// Why DynamoDB cancelled a transaction, from its cancellation reasons (one per item).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cancelled {
@@ -548,6 +563,42 @@ fn cancelled_transaction(
 
 /// Times a transaction cancelled for a transient reason is sent again before `Unavailable`.
 const MAX_TRANSIENT_CANCELS: u32 = 8;
+
+impl DynamoStore {
+    /// Writes `items` in one transaction, sending it again (after a backoff) while DynamoDB
+    /// cancels it for a transient reason (a conflict with another writer, a throttled item).
+    /// `Ok(Err(i))` when the condition of item `i` failed.
+    ///
+    /// # Errors
+    /// `Unavailable` (or `Refused`) naming `what` for any other failure, or transient
+    /// cancellations past [`MAX_TRANSIENT_CANCELS`].
+    async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        what: &str,
+    ) -> Result<Result<(), usize>, StoreError> {
+        let mut round = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => match cancelled_transaction(&e) {
+                    Some(Cancelled::Condition(i)) => return Ok(Err(i)),
+                    Some(Cancelled::Transient) if round < MAX_TRANSIENT_CANCELS => {
+                        round += 1;
+                        tokio::time::sleep(backoff(round)).await;
+                    }
+                    _ => return Err(unavailable(what, e)),
+                },
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

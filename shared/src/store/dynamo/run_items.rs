@@ -7,7 +7,6 @@ use super::{
 };
 use crate::domain::{ChunkRecord, ChunkStatus, MappingId, Release, RunId, SyncRun, TenantId};
 use crate::store::StoreError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
@@ -175,25 +174,6 @@ pub(super) fn update(
         .build()
         .map_err(|e| StoreError::unavailable_from("building an update", e))?;
     Ok(TransactWriteItem::builder().update(u).build())
-}
-
-/// How a chunk's outcome transaction ended.
-pub(super) enum Outcome {
-    /// The chunk was no longer pending.
-    AlreadyOver,
-    /// Another transaction held an item: try again.
-    Conflict,
-}
-
-pub(super) fn transaction_outcome(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
-) -> Option<Outcome> {
-    match super::cancelled_transaction(e)? {
-        super::Cancelled::Condition(0) => Some(Outcome::AlreadyOver),
-        // The header or the mapping counters are missing: a broken run.
-        super::Cancelled::Condition(_) => None,
-        super::Cancelled::Transient => Some(Outcome::Conflict),
-    }
 }
 
 impl DynamoStore {

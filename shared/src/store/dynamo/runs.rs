@@ -15,7 +15,7 @@
 
 use super::run_items::{
     chunk_from, chunk_item, chunk_not_found, counter, header_from, lease_time, parse_release,
-    release_str, status_str, transaction_outcome, update, Outcome,
+    release_str, status_str, update,
 };
 use super::{
     from_json, get_n, get_s, is_condition_failure, key, keys, n, put_req, s, to_json, unavailable,
@@ -30,10 +30,6 @@ use crate::store::StoreError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
-
-/// Rounds of a chunk's outcome transaction cancelled by another transaction on the same header
-/// (workers finishing at the same moment) before the message is left to redeliver.
-const MAX_TRANSACTION_CONFLICTS: u32 = 8;
 
 /// The item a failed condition returned (`Some(None)`: the condition failed on an absent item);
 /// `None` for any other error.
@@ -343,33 +339,20 @@ impl RunStore for DynamoStore {
                     outcome,
                 )?,
             ];
-            let mut conflicts = 0;
-            loop {
-                let sent = self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(items.clone()))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => {
-                        applied = true;
-                        // A transaction bills two units per started KB of each item; the
-                        // three are each under 1 KB.
-                        self.meter.config_transaction(3);
-                        break;
-                    }
-                    Err(e) => match transaction_outcome(&e) {
-                        Some(Outcome::AlreadyOver) => break,
-                        Some(Outcome::Conflict) if conflicts < MAX_TRANSACTION_CONFLICTS => {
-                            conflicts += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(
-                                20 * u64::from(conflicts),
-                            ))
-                            .await;
-                        }
-                        _ => return Err(unavailable("finish chunk", e)),
-                    },
+            match self.transact(items, "finish chunk").await? {
+                Ok(()) => {
+                    applied = true;
+                    // A transaction bills two units per started KB of each item; the three
+                    // are each under 1 KB.
+                    self.meter.config_transaction(3);
+                }
+                // The chunk was no longer pending.
+                Err(0) => {}
+                Err(_) => {
+                    return Err(StoreError::corrupt(format!(
+                        "run {run} lacks its header or the counters of mapping {}",
+                        chunk.mapping_id
+                    )))
                 }
             }
         }
@@ -511,12 +494,14 @@ impl RunStore for DynamoStore {
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#r", "rel")
                 .expression_attribute_values(":done", s(release_str(Release::Released))),
-            RunFlag::ClaimPlanning { at, until } => u
-                .update_expression("SET #p = :until")
+            RunFlag::ClaimPlanning { at, until, by } => u
+                .update_expression("SET #p = :until, #pb = :by")
                 .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(#p) OR #p <= :at)",
+                    "attribute_exists(pk) AND (attribute_not_exists(#p) OR #p <= :at OR #pb = :by)",
                 )
                 .expression_attribute_names("#p", "planUntil")
+                .expression_attribute_names("#pb", "planBy")
+                .expression_attribute_values(":by", s(format!("{by:032x}")))
                 .expression_attribute_values(":until", s(lease_time(until)))
                 .expression_attribute_values(":at", s(lease_time(at))),
             RunFlag::EndPlanning => u

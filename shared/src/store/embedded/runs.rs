@@ -508,21 +508,36 @@ impl RunStore for EmbeddedStore {
                     )?;
                     true
                 }
-                RunFlag::ClaimPlanning { at, until } => {
+                RunFlag::ClaimPlanning { at, until, by } => {
+                    // `planning_until` holds the hold's end and its holder: "<RFC 3339> <by>"
+                    // (an end alone: a hold written before holders were recorded).
                     let held: Option<String> = tx.query_row(
                         "SELECT planning_until FROM run_headers WHERE tenant=?1 AND id=?2",
                         params![t.as_str(), run.as_str()],
                         |r| r.get(0),
                     )?;
-                    let held = held
-                        .map(|h| DateTime::parse_from_rfc3339(&h).map(|d| d.with_timezone(&Utc)))
-                        .transpose()
-                        .map_err(corrupt)?;
-                    let free = held.is_none_or(|h| h <= at);
+                    let me = format!("{by:032x}");
+                    let free = match held
+                        .as_deref()
+                        .map(|h| h.split_once(' ').unwrap_or((h, "")))
+                    {
+                        None => true,
+                        Some((_, holder)) if holder == me => true,
+                        Some((end, _)) => {
+                            DateTime::parse_from_rfc3339(end)
+                                .map_err(corrupt)?
+                                .with_timezone(&Utc)
+                                <= at
+                        }
+                    };
                     if free {
                         tx.execute(
                             "UPDATE run_headers SET planning_until = ?3 WHERE tenant=?1 AND id=?2",
-                            params![t.as_str(), run.as_str(), until.to_rfc3339()],
+                            params![
+                                t.as_str(),
+                                run.as_str(),
+                                format!("{} {me}", until.to_rfc3339())
+                            ],
                         )?;
                     }
                     free

@@ -26,6 +26,7 @@
 //! the same `ClientRequestToken` (the SDK fills one in and keeps it across its retries) returns
 //! the first answer without writing again (DynamoDB's idempotency window is 10 minutes).
 
+use crate::iam_gate::Function;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -74,6 +75,8 @@ pub(crate) struct Rule {
     pub(crate) pick: Pick,
     /// Attempts of a picked call that meet the fault (its first and the SDK's resends).
     pub(crate) attempts: u32,
+    /// The functions whose calls may be picked (all when empty).
+    pub(crate) functions: Vec<Function>,
 }
 
 impl Rule {
@@ -84,7 +87,21 @@ impl Rule {
             fault,
             pick,
             attempts: 1,
+            functions: Vec::new(),
         }
+    }
+
+    /// Any operation of the service.
+    pub(crate) fn any(service: Service, fault: Fault, pick: Pick) -> Rule {
+        Rule {
+            op: None,
+            ..Rule::new(service, "", fault, pick)
+        }
+    }
+
+    pub(crate) fn only(mut self, functions: &[Function]) -> Rule {
+        self.functions = functions.to_vec();
+        self
     }
 
     pub(crate) fn attempts(mut self, n: u32) -> Rule {
@@ -123,6 +140,8 @@ pub(crate) struct Faults {
     sticky: HashMap<u64, (usize, u32)>,
     /// Transactions' answers by their `ClientRequestToken`.
     tokens: HashMap<String, (StatusCode, String)>,
+    /// Transactions passed on and not answered yet, by their token.
+    in_flight: std::collections::HashSet<String>,
     injected: BTreeMap<(String, Fault), u32>,
 }
 
@@ -158,7 +177,12 @@ impl Faults {
     }
 
     /// Decides a call from a function: `target` is its `X-Amz-Target`.
-    pub(crate) fn decide(&mut self, target: &str, body: &Bytes) -> (Action, Option<Duration>) {
+    pub(crate) fn decide(
+        &mut self,
+        function: Function,
+        target: &str,
+        body: &Bytes,
+    ) -> (Action, Option<Duration>) {
         let (service, op) = match target.split_once('.') {
             Some((s, op)) if s.starts_with("DynamoDB") => (Service::DynamoDb, op),
             Some(("AmazonSQS", op)) => (Service::Sqs, op),
@@ -175,31 +199,39 @@ impl Faults {
                 None,
             );
         }
+        // The same token while the first is still at work (an attempt the SDK gave up on):
+        // DynamoDB answers `TransactionInProgressException`, which the SDK retries.
+        if token.as_ref().is_some_and(|t| self.in_flight.contains(t)) {
+            let body = json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionInProgressException",
+                "message": "Transaction is in progress",
+            });
+            let r = json_response(StatusCode::BAD_REQUEST, body.to_string(), None);
+            return (Action::Answer(r), None);
+        }
         let call = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             target.hash(&mut h);
             body.hash(&mut h);
             h.finish()
         };
+        // A picked call meets its fault for its `attempts`; the attempt after passes.
         let rule = match self.sticky.get_mut(&call) {
             Some((rule, left)) if *left > 0 => {
                 *left -= 1;
                 Some(*rule)
             }
-            _ => self.pick(service, op).inspect(|r| {
+            Some(_) => {
+                self.sticky.remove(&call);
+                None
+            }
+            None => self.pick(function, service, op).inspect(|r| {
                 let attempts = self.rules[*r].0.attempts;
                 self.sticky.insert(call, (*r, attempts.saturating_sub(1)));
             }),
         };
         let Some(rule) = rule else {
-            let then = token.map_or(Then::Answer, Then::Remember);
-            return (
-                Action::Forward {
-                    body: body.clone(),
-                    then,
-                },
-                None,
-            );
+            return (self.passed_on(token, body, Then::Answer), None);
         };
         let fault = self.rules[rule].0.fault;
         *self.injected.entry((op.to_string(), fault)).or_default() += 1;
@@ -208,28 +240,48 @@ impl Faults {
             Fault::Conflict if op == "TransactWriteItems" => {
                 Action::Answer(transaction_conflict(&json))
             }
-            Fault::Slow(d) => return (forward(body), Some(d)),
-            Fault::LostAnswer => Action::Forward {
-                body: body.clone(),
-                then: Then::Cut(token),
-            },
+            Fault::Slow(d) => return (self.passed_on(token, body, Then::Answer), Some(d)),
+            Fault::LostAnswer => self.passed_on(token, body, Then::Cut(None)),
             other => Action::Answer(error(service, other)),
         };
         (action, None)
     }
 
+    /// The call passed on whole; a transaction's token is then at work until its answer.
+    fn passed_on(&mut self, token: Option<String>, body: &Bytes, then: Then) -> Action {
+        let then = match (token, then) {
+            (Some(t), Then::Cut(_)) => {
+                self.in_flight.insert(t.clone());
+                Then::Cut(Some(t))
+            }
+            (Some(t), _) => {
+                self.in_flight.insert(t.clone());
+                Then::Remember(t)
+            }
+            (None, then) => then,
+        };
+        Action::Forward {
+            body: body.clone(),
+            then,
+        }
+    }
+
     /// Remembers a transaction's answer under its token (only a success is kept, as
     /// DynamoDB answers a resent token with the first call's result).
     pub(crate) fn remember(&mut self, token: String, status: StatusCode, body: &[u8]) {
+        self.in_flight.remove(&token);
         if status.is_success() {
             self.tokens
                 .insert(token, (status, String::from_utf8_lossy(body).into_owned()));
         }
     }
 
-    fn pick(&mut self, service: Service, op: &str) -> Option<usize> {
+    fn pick(&mut self, function: Function, service: Service, op: &str) -> Option<usize> {
         for (i, (rule, state)) in self.rules.iter_mut().enumerate() {
-            if rule.service != service || rule.op.is_some_and(|o| o != op) {
+            if rule.service != service
+                || rule.op.is_some_and(|o| o != op)
+                || !(rule.functions.is_empty() || rule.functions.contains(&function))
+            {
                 continue;
             }
             state.seen += 1;
@@ -454,14 +506,23 @@ mod tests {
         let other = Bytes::from_static(b"{\"TableName\":\"u\"}");
         let t = "DynamoDB_20120810.GetItem";
         let answered = |a: &Action| matches!(a, Action::Answer(_));
-        assert!(answered(&f.decide(t, &body).0), "picked");
-        assert!(answered(&f.decide(t, &body).0), "its resend");
-        assert!(!answered(&f.decide(t, &body).0), "its third attempt passes");
+        assert!(answered(&f.decide(Function::Fetch, t, &body).0), "picked");
         assert!(
-            !answered(&f.decide(t, &other).0),
+            answered(&f.decide(Function::Fetch, t, &body).0),
+            "its resend"
+        );
+        assert!(
+            !answered(&f.decide(Function::Fetch, t, &body).0),
+            "its third attempt passes"
+        );
+        assert!(
+            !answered(&f.decide(Function::Fetch, t, &other).0),
             "only the first call is picked"
         );
-        assert!(!answered(&f.decide("DynamoDB_20120810.PutItem", &body).0));
+        assert!(!answered(
+            &f.decide(Function::Fetch, "DynamoDB_20120810.PutItem", &body)
+                .0
+        ));
         assert_eq!(
             f.injected(),
             BTreeMap::from([(("GetItem".to_string(), Fault::Throughput), 2)])

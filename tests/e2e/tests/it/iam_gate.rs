@@ -19,6 +19,10 @@
 //!
 //! The test's own setup and assertions use moto's plain credentials (`test`), which the gate
 //! passes as an administrator.
+//!
+//! The gate is also where AWS's failures meet the functions' calls (`fault_proxy.rs`): a call
+//! the policy allows may then be answered with a fault, passed on in part, held, or passed on
+//! with its answer lost, as a test sets with [`IamGate::set_faults`].
 
 use crate::aws_local::{endpoint, Aws};
 use crate::fault_proxy::{with_unprocessed, Action, Fault, Faults, Rule, Then};
@@ -240,7 +244,7 @@ impl IamGate {
         let router = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
-                async move { handle(&state, method, uri, headers, body).await }
+                async move { handle(state, method, uri, headers, body).await }
             },
         );
         let server = tokio::spawn(async move {
@@ -499,7 +503,7 @@ fn access_key(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn handle(
-    state: &Inner,
+    state: Arc<Inner>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -538,37 +542,53 @@ async fn handle(
             let who = function.map_or_else(|| key.clone(), |f| f.name().to_string());
             return denial(&target, &who, &action, &resource);
         }
-        let (action, delay) = state.faults.lock().unwrap().decide(&target, &body);
+        let Some(function) = function else {
+            let (status, out, bytes) = forward(&state, method, uri, headers, body).await;
+            return (status, out, bytes).into_response();
+        };
+        let (action, delay) = state
+            .faults
+            .lock()
+            .unwrap()
+            .decide(function, &target, &body);
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
         return match action {
             Action::Answer(r) => r,
             Action::Forward { body, then } => {
-                let (status, out, bytes) = forward(state, method, uri, headers, body).await;
+                // Passed on in a task of its own: once the service has the request it finishes
+                // it, even if the caller gives up waiting (an SDK attempt timeout drops the
+                // connection, and with it this handler).
+                let task_state = state.clone();
+                let forwarded = tokio::spawn(async move {
+                    let (status, out, bytes) =
+                        forward(&task_state, method, uri, headers, body).await;
+                    if let Then::Remember(token) | Then::Cut(Some(token)) = &then {
+                        task_state
+                            .faults
+                            .lock()
+                            .unwrap()
+                            .remember(token.clone(), status, &bytes);
+                    }
+                    (status, out, bytes, then)
+                });
+                let (status, out, bytes, then) = forwarded.await.unwrap();
                 match then {
                     Then::Answer => (status, out, bytes).into_response(),
                     Then::Unprocessed { field, rest } => {
                         let merged = with_unprocessed(&bytes, field, rest);
                         (status, out, merged).into_response()
                     }
-                    Then::Remember(token) => {
-                        state.faults.lock().unwrap().remember(token, status, &bytes);
-                        (status, out, bytes).into_response()
-                    }
+                    Then::Remember(_) => (status, out, bytes).into_response(),
                     // The call applied; its connection dies before any answer (unwinding the
                     // connection's task without a panic message drops the socket).
-                    Then::Cut(token) => {
-                        if let Some(token) = token {
-                            state.faults.lock().unwrap().remember(token, status, &bytes);
-                        }
-                        std::panic::resume_unwind(Box::new("answer lost"))
-                    }
+                    Then::Cut(_) => std::panic::resume_unwind(Box::new("answer lost")),
                 }
             }
         };
     }
-    let (status, out, bytes) = forward(state, method, uri, headers, body).await;
+    let (status, out, bytes) = forward(&state, method, uri, headers, body).await;
     (status, out, bytes).into_response()
 }
 

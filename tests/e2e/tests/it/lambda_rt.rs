@@ -46,6 +46,14 @@ pub(crate) struct LambdaFn {
     state: Arc<RuntimeState>,
     child: std::process::Child,
     pub(crate) log: std::path::PathBuf,
+    /// The Runtime API's address and the function's variables (to start a new container).
+    api: String,
+    env: Vec<(String, String)>,
+    /// The stall points its processes were killed at, in order.
+    pub(crate) killed_at: Vec<String>,
+    /// The stall points of its next containers, one each (`PENDO_SYNC_STALL_AT=a,b` given to
+    /// [`Self::start`]: the first container stops at `a`, the one after it at `b`).
+    stalls: std::collections::VecDeque<String>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -102,40 +110,74 @@ impl LambdaFn {
         });
         std::fs::create_dir_all(log_dir).unwrap();
         let log = log_dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = std::process::Command::new(binary(name));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", &api)
-            .env("AWS_LAMBDA_FUNCTION_NAME", format!("pendo-sync-{name}"))
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/pendo-sync-{name}"),
-            )
-            .env(
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                "2026/12/06/[$LATEST]0123456789abcdef",
-            )
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        let child = cmd.spawn().unwrap();
+        std::fs::File::create(&log).unwrap();
+        let mut env = env.to_vec();
+        let mut stalls = std::collections::VecDeque::new();
+        if let Some((_, points)) = env.iter().find(|(k, _)| k == STALL_VAR) {
+            stalls = points.split(',').map(str::to_string).collect();
+        }
+        set_stall(&mut env, stalls.pop_front());
+        let child = spawn(name, &api, &env, &log);
         LambdaFn {
             name,
             invocations: tx,
             state,
             child,
             log,
+            api,
+            env,
+            killed_at: Vec::new(),
+            stalls,
             _server: server,
         }
     }
 
-    /// Invokes the function with `event`, its deadline `timeout` from now; the outcome, or a
-    /// failure naming the function (and its log) when it never answers or its init failed.
-    pub(crate) async fn invoke(&mut self, event: &Value, timeout: Duration) -> Outcome {
+    /// Invokes the function like [`Self::invoke`], but when its process stops at its stall
+    /// point (`PENDO_SYNC_STALL_AT`, `shared/src/stall.rs`) kills it there (SIGKILL: the
+    /// invocation is lost, as when Lambda's container dies mid-invocation) and starts a new
+    /// container without the stall point; `None` then.
+    pub(crate) async fn invoke_or_killed(
+        &mut self,
+        event: &Value,
+        timeout: Duration,
+    ) -> Option<Outcome> {
+        let stalls = self.env.iter().any(|(k, _)| k == STALL_VAR);
+        if !stalls {
+            return Some(self.invoke(event, timeout).await);
+        }
+        let (id, mut answer) = self.send(event, timeout);
+        let end = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let stalled: Vec<&str> = log
+                .lines()
+                .filter_map(|l| l.strip_prefix("stalled at "))
+                .filter_map(|l| l.split(' ').next())
+                .collect();
+            if stalled.len() > self.killed_at.len() {
+                self.child.kill().unwrap();
+                self.child.wait().unwrap();
+                self.killed_at.push(stalled[stalled.len() - 1].to_string());
+                self.state.pending.lock().unwrap().remove(&id);
+                set_stall(&mut self.env, self.stalls.pop_front());
+                self.child = spawn(self.name, &self.api, &self.env, &self.log);
+                return None;
+            }
+            if let Ok(outcome) = answer.try_recv() {
+                return Some(outcome);
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{} neither answered nor stalled; its log: {}",
+                self.name,
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Queues an invocation; its id and where its outcome comes.
+    fn send(&mut self, event: &Value, timeout: Duration) -> (String, oneshot::Receiver<Outcome>) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let (reply, answer) = oneshot::channel();
         let id = uuid::Uuid::new_v4().to_string();
@@ -147,6 +189,13 @@ impl LambdaFn {
                 reply,
             })
             .unwrap();
+        (id, answer)
+    }
+
+    /// Invokes the function with `event`, its deadline `timeout` from now; the outcome, or a
+    /// failure naming the function (and its log) when it never answers or its init failed.
+    pub(crate) async fn invoke(&mut self, event: &Value, timeout: Duration) -> Outcome {
+        let (id, answer) = self.send(event, timeout);
         let waited = tokio::time::timeout(timeout + Duration::from_secs(5), answer).await;
         match waited {
             Ok(Ok(outcome)) => outcome,
@@ -175,6 +224,47 @@ impl LambdaFn {
             ),
         }
     }
+}
+
+/// The variable that names a process's stall point (`shared/src/stall.rs`).
+const STALL_VAR: &str = "PENDO_SYNC_STALL_AT";
+
+/// `env` with `point` as its stall point (none: without the variable).
+fn set_stall(env: &mut Vec<(String, String)>, point: Option<String>) {
+    env.retain(|(k, _)| k != STALL_VAR);
+    if let Some(p) = point {
+        env.push((STALL_VAR.to_string(), p));
+    }
+}
+
+/// Starts one process of function `name` (a container), its output appended to `log`.
+fn spawn(
+    name: &str,
+    api: &str,
+    env: &[(String, String)],
+    log: &std::path::Path,
+) -> std::process::Child {
+    let out = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    let mut cmd = std::process::Command::new(binary(name));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", format!("pendo-sync-{name}"))
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/pendo-sync-{name}"),
+        )
+        .env(
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/12/06/[$LATEST]0123456789abcdef",
+        )
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    cmd.spawn().unwrap()
 }
 
 impl Drop for LambdaFn {

@@ -227,8 +227,9 @@ async fn each_injected_fault_costs_exactly_one_more_call() {
 }
 
 /// A queue whose second `send_fetch` fails (the first is the Re-sync all's fan-out, the second
-/// the release of the deferred chunks): the worker that won the release is left as if it had
-/// crashed between its claim and its send.
+/// the release of the deferred chunks), and each time the worker tries it again inside its
+/// delivery (`sync::persist`): the worker that won the release is left as if it had crashed
+/// between its claim and its send.
 struct FailingRelease {
     inner: EmbeddedQueue,
     sends: AtomicU64,
@@ -237,7 +238,8 @@ struct FailingRelease {
 #[async_trait]
 impl Queue for FailingRelease {
     async fn send_fetch(&self, messages: &[FetchMessage]) -> Result<(), QueueError> {
-        if self.sends.fetch_add(1, Ordering::Relaxed) == 1 {
+        let send = self.sends.fetch_add(1, Ordering::Relaxed);
+        if (1..=1 + u64::from(pendo_sync::sync::persist::ROUNDS)).contains(&send) {
             return Err(QueueError::unavailable("the queue dropped the connection"));
         }
         self.inner.send_fetch(messages).await
