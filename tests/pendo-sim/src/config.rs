@@ -79,6 +79,11 @@ impl SimConfig {
         Self::preset(20, 200, 120)
     }
 
+    /// 200 accounts, 5,000 visitors, 120 days.
+    pub fn medium() -> Self {
+        Self::preset(200, 5_000, 120)
+    }
+
     /// 2,000 accounts, 50,000 visitors, 365 days (never materialised as rows).
     pub fn large() -> Self {
         Self::preset(2_000, 50_000, 365)

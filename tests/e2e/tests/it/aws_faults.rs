@@ -386,3 +386,110 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
     }
     s.gate.assert_no_denials();
 }
+
+/// `make bench`'s figure of AWS faults (ignored by `make test`; run by `tests/bench/run.py`):
+/// a Re-sync all of the medium preset (200 companies, 5,000 visitors; a Feature and a Page
+/// on companies, 30 days) through the handlers,
+/// fault-free and then on a new stack with 5 % of the workers' DynamoDB calls throttled
+/// (`ProvisionedThroughputExceededException`, cured by the SDK's retry) and 2 % of batch
+/// writes partial. Prints one line `BENCH_AWS_FAULTS {json}`: wall time and the workers' AWS
+/// calls of each, the faults met. Both runs must end with the same export.
+#[tokio::test]
+#[ignore = "a benchmark: make bench"]
+async fn bench_a_resync_all_under_aws_faults() {
+    use crate::aws_local::aws_stack_with;
+    let config = || {
+        let mut c = pendo_sim::SimConfig::medium();
+        c.now = crate::helpers::sim_config().now;
+        c.keys = crate::helpers::sim_config().keys;
+        c
+    };
+    let mut out = serde_json::Map::new();
+    let mut exports = Vec::new();
+    for (name, rules) in [
+        ("fault_free", Vec::new()),
+        (
+            "faults",
+            vec![
+                Rule::any(Service::DynamoDb, Fault::Throughput, Pick::PerMille(50)),
+                dynamo("BatchWriteItem", Fault::Partial, 20),
+            ],
+        ),
+    ] {
+        let aws = Aws::connect().await;
+        let (s, queue) = aws_stack_with(&aws, config()).await;
+        configure_companies(&s).await;
+        s.gate.set_faults(rules);
+        let before = s.gate.calls().len();
+        let started = std::time::Instant::now();
+        s.app.resync_all(&s.tenant).await.unwrap();
+        let deliveries = drain_through_handlers(&aws, &s, &queue).await.len();
+        let wall = started.elapsed().as_secs_f64();
+        let calls = s.gate.calls().len() - before;
+        let injected: u32 = s.gate.injected().values().sum();
+        s.gate.set_faults(Vec::new());
+        exports.push(comparable(&s.app, &s.tenant).await);
+        out.insert(
+            name.into(),
+            serde_json::json!({"wall_s": wall, "aws_calls": calls, "deliveries": deliveries,
+                "faults_met": injected}),
+        );
+    }
+    assert_eq!(
+        exports[0], exports[1],
+        "the same export with and without faults"
+    );
+    println!("BENCH_AWS_FAULTS {}", serde_json::Value::Object(out));
+}
+
+/// The bench's tenant: 30 days, New York, every company, a Feature (with minutes) and a Page on
+/// companies.
+async fn configure_companies(s: &AwsStack) {
+    use pendo_sync::app::{Role, SettingsUpdate};
+    use pendo_sync::domain::{MappingInput, MappingKind, Target};
+    let settings = SettingsUpdate {
+        days_to_sync: Some(30),
+        timezone: Some("America/New_York".into()),
+        ..Default::default()
+    };
+    s.app
+        .update_settings(&s.tenant, &settings, Role::Admin)
+        .await
+        .unwrap();
+    let companies = crate::helpers::every_company(&s.sim);
+    s.store
+        .upsert_objects(&s.tenant, Target::Company, &companies)
+        .await
+        .unwrap();
+    let sub = s.sim.subscription();
+    let feature = sub.features.iter().find(|f| f.app_id == -323232).unwrap();
+    let sources = [
+        (
+            MappingKind::Feature {
+                feature_id: feature.id.clone(),
+                minutes_metric: Some("Minutes".into()),
+            },
+            "Clicks",
+        ),
+        (
+            MappingKind::Page {
+                page_id: sub.pages[0].id.clone(),
+                minutes_metric: None,
+            },
+            "Views",
+        ),
+    ];
+    for (source, name) in sources {
+        let input = MappingInput {
+            source,
+            target: Target::Company,
+            metric_name: name.into(),
+            passive: false,
+            multi_app: false,
+            auto_create_users: false,
+            segment_id: None,
+            enabled: true,
+        };
+        s.app.create_mapping(&s.tenant, &input).await.unwrap();
+    }
+}

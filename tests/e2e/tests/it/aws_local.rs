@@ -652,7 +652,14 @@ pub(crate) struct AwsStack {
 }
 
 pub(crate) async fn aws_stack(aws: &Aws) -> (AwsStack, SqsQueue) {
-    let config = sim_config();
+    aws_stack_with(aws, sim_config()).await
+}
+
+/// [`aws_stack`] on the simulator `config`.
+pub(crate) async fn aws_stack_with(
+    aws: &Aws,
+    config: pendo_sim::SimConfig,
+) -> (AwsStack, SqsQueue) {
     let now = config.now;
     let sim = Simulator::new(config);
     let running = sim.spawn("127.0.0.1:0").await.unwrap();
