@@ -306,11 +306,10 @@ async fn a_call_slower_than_the_attempt_timeout() {
 /// directory, pages and counts, one Pendo call per page.
 #[tokio::test]
 async fn an_import_under_throttling_conflicts_and_lost_answers() {
-    use crate::aws_imports::directory;
     use crate::iam_gate::Function;
     use pendo_sync::app::imports::ImportRequest;
     use pendo_sync::app::{Role, SettingsUpdate};
-    use pendo_sync::domain::{FieldMappingsInput, ImportState};
+    use pendo_sync::domain::{FieldMappingsInput, ImportState, Target};
     let request = ImportRequest {
         company_name_field: Some("metadata.agent.name".into()),
         page_rows: Some(40),
@@ -323,6 +322,13 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         }),
         ..Default::default()
     };
+    let directory = |store: std::sync::Arc<dyn Store>, t: pendo_sync::domain::TenantId| async move {
+        let mut companies = store.list_objects(&t, Target::Company).await.unwrap();
+        companies.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        let mut users = store.list_end_users(&t).await.unwrap();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        (companies, users)
+    };
     let local = Stack::start().await;
     local.settings(settings.clone()).await;
     let job = local
@@ -332,7 +338,11 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         .unwrap();
     local.drain().await;
     let want_job = local.app.import(&local.tenant, &job.id).await.unwrap();
-    let want = directory(&local.store, &local.tenant).await;
+    let want = directory(
+        std::sync::Arc::new(local.store.clone()),
+        local.tenant.clone(),
+    )
+    .await;
 
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
@@ -364,7 +374,7 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         u64::from(done.pages),
         "one Pendo call per page"
     );
-    assert_eq!(directory(s.store.as_ref(), &s.tenant).await, want);
+    assert_eq!(directory(s.store.clone(), s.tenant.clone()).await, want);
     for (op, fault) in [
         ("PutItem", Fault::LostAnswer),
         ("TransactWriteItems", Fault::Conflict),
