@@ -35,7 +35,10 @@ pub async fn point(point: &str) {
     if REACHED.fetch_add(1, Ordering::SeqCst) + 1 != *nth {
         return;
     }
-    eprintln!("stalled at {point} ({VAR})");
+    // One write of the whole line: stderr is unbuffered, and `eprintln!` may write the pieces
+    // of its format one by one; a test reading the log between them would see half a line.
+    let line = format!("stalled at {point} ({VAR})\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     std::future::pending::<()>().await;
 }
 

@@ -153,14 +153,7 @@ async fn run_chunk(
             match chunk {
                 Some(c) => {
                     let done = outcome(ports, ChunkStatus::Done, &stats, None);
-                    let progress = again("record the chunk's outcome", || {
-                        store.finish_chunk(t, &msg.run_id, msg.chunk_index, &done)
-                    })
-                    .await?;
-                    again("follow the chunk's outcome", || {
-                        follow_up(ports, msg, c, &progress)
-                    })
-                    .await?;
+                    record(ports, msg, c, &done).await?;
                 }
                 None => {
                     store
@@ -515,6 +508,26 @@ fn outcome(
     }
 }
 
+/// Records a chunk's outcome, then what follows it (`follow_up`), each tried again inside the
+/// invocation while the store or the queue is unavailable.
+async fn record(
+    ports: &Ports,
+    msg: &FetchMessage,
+    chunk: &ChunkRecord,
+    over: &ChunkOutcome,
+) -> Result<(), ProcessError> {
+    let progress = again("record the chunk's outcome", || {
+        ports
+            .store
+            .finish_chunk(&msg.tenant, &msg.run_id, msg.chunk_index, over)
+    })
+    .await?;
+    again("follow the chunk's outcome", || {
+        follow_up(ports, msg, chunk, &progress)
+    })
+    .await
+}
+
 /// Records a chunk's final outcome and what follows it (best effort: a failure here is logged;
 /// the run then reads `interrupted` after an hour and the next run catches up).
 async fn finish(
@@ -527,22 +540,7 @@ async fn finish(
 ) {
     let Some(chunk) = chunk else { return };
     let over = outcome(ports, status, stats, error);
-    let r = again("record the chunk's outcome", || {
-        ports
-            .store
-            .finish_chunk(&msg.tenant, &msg.run_id, msg.chunk_index, &over)
-    })
-    .await;
-    let followed = match r {
-        Ok(progress) => {
-            again("follow the chunk's outcome", || {
-                follow_up(ports, msg, chunk, &progress)
-            })
-            .await
-        }
-        Err(e) => Err(e.into()),
-    };
-    if let Err(e) = followed {
+    if let Err(e) = record(ports, msg, chunk, &over).await {
         tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %crate::error::Chain(&e), "could not record the chunk's outcome");
     }
 }

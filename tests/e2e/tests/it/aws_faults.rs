@@ -306,10 +306,11 @@ async fn a_call_slower_than_the_attempt_timeout() {
 /// directory, pages and counts, one Pendo call per page.
 #[tokio::test]
 async fn an_import_under_throttling_conflicts_and_lost_answers() {
+    use crate::aws_imports::directory;
     use crate::iam_gate::Function;
     use pendo_sync::app::imports::ImportRequest;
     use pendo_sync::app::{Role, SettingsUpdate};
-    use pendo_sync::domain::{FieldMappingsInput, ImportState, Target};
+    use pendo_sync::domain::{FieldMappingsInput, ImportState};
     let request = ImportRequest {
         company_name_field: Some("metadata.agent.name".into()),
         page_rows: Some(40),
@@ -322,13 +323,6 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         }),
         ..Default::default()
     };
-    let directory = |store: std::sync::Arc<dyn Store>, t: pendo_sync::domain::TenantId| async move {
-        let mut companies = store.list_objects(&t, Target::Company).await.unwrap();
-        companies.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        let mut users = store.list_end_users(&t).await.unwrap();
-        users.sort_by(|a, b| a.id.cmp(&b.id));
-        (companies, users)
-    };
     let local = Stack::start().await;
     local.settings(settings.clone()).await;
     let job = local
@@ -338,11 +332,7 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         .unwrap();
     local.drain().await;
     let want_job = local.app.import(&local.tenant, &job.id).await.unwrap();
-    let want = directory(
-        std::sync::Arc::new(local.store.clone()),
-        local.tenant.clone(),
-    )
-    .await;
+    let want = directory(&local.store, &local.tenant).await;
 
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
@@ -374,7 +364,7 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
         u64::from(done.pages),
         "one Pendo call per page"
     );
-    assert_eq!(directory(s.store.clone(), s.tenant.clone()).await, want);
+    assert_eq!(directory(s.store.as_ref(), &s.tenant).await, want);
     for (op, fault) in [
         ("PutItem", Fault::LostAnswer),
         ("TransactWriteItems", Fault::Conflict),

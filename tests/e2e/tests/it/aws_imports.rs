@@ -31,7 +31,10 @@ fn mappings() -> SettingsUpdate {
     }
 }
 
-async fn directory(store: &dyn Store, t: &TenantId) -> (Vec<DirectoryObject>, Vec<EndUser>) {
+pub(crate) async fn directory(
+    store: &dyn Store,
+    t: &TenantId,
+) -> (Vec<DirectoryObject>, Vec<EndUser>) {
     let mut companies = store.list_objects(t, Target::Company).await.unwrap();
     companies.sort_by(|a, b| a.external_id.cmp(&b.external_id));
     let mut users = store.list_end_users(t).await.unwrap();

@@ -149,10 +149,12 @@ impl LambdaFn {
         let end = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let stalled: Vec<&str> = log
+            // Whole lines only: a line still being written (or cut by a kill) is not a stall.
+            let whole = log.rfind('\n').map_or("", |end| &log[..end]);
+            let stalled: Vec<&str> = whole
                 .lines()
                 .filter_map(|l| l.strip_prefix("stalled at "))
-                .filter_map(|l| l.split(' ').next())
+                .filter_map(|l| l.strip_suffix(&format!(" ({STALL_VAR})")))
                 .collect();
             if stalled.len() > self.killed_at.len() {
                 self.child.kill().unwrap();
