@@ -120,6 +120,17 @@ def table(results):
         for b in f.get("run_bookkeeping_per_chunk", []):
             row(f"6 store units per chunk, run of {b['run_chunks']:,} chunks (write / read)",
                 f"{b['write_units_per_chunk']:.1f} / {b['read_units_per_chunk']:.1f}", "constant")
+    if "9_aws_faults" in figs:
+        f = figs["9_aws_faults"]
+        runs = f"{f['runs']} run{'s' if f['runs'] > 1 else ''}"
+        row(f"9 AWS faults: re-sync all wall, fault-free / faults [s] ({runs})",
+            f"{fmt(f['fault_free_wall_s'])} / {fmt(f['faults_wall_s'])}", "(reported)")
+        row("9 AWS calls, fault-free / faults",
+            f"{fmt(f['fault_free_aws_calls'], digits=0)} / {fmt(f['faults_aws_calls'], digits=0)}", "(reported)")
+        row("9 extra AWS calls under faults [%]", fmt(f["extra_aws_calls_pct"]), "(reported)")
+        row("9 faults met / deliveries (fault-free, faults)",
+            f"{fmt(f['faults_met'], digits=0)} / {f['deliveries']['fault_free']}, {f['deliveries']['faults']}",
+            "same export")
     row("release build + bench builds [s]", f"{results['build_s']:.0f}")
     for name, p in results["phases_s"].items():
         l = p["load"]

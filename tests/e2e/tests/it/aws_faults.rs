@@ -406,9 +406,11 @@ async fn bench_a_resync_all_under_aws_faults() {
             ],
         ),
     ] {
+        let set_up = std::time::Instant::now();
         let aws = Aws::connect().await;
         let (s, queue) = aws_stack_with(&aws, config()).await;
         configure_companies(&s).await;
+        let set_up = set_up.elapsed().as_secs_f64();
         s.gate.set_faults(rules);
         let before = s.gate.calls().len();
         let started = std::time::Instant::now();
@@ -418,11 +420,13 @@ async fn bench_a_resync_all_under_aws_faults() {
         let calls = s.gate.calls().len() - before;
         let injected: u32 = s.gate.injected().values().sum();
         s.gate.set_faults(Vec::new());
+        let read = std::time::Instant::now();
         exports.push(comparable(&s.app, &s.tenant).await);
+        let read = read.elapsed().as_secs_f64();
         out.insert(
             name.into(),
             serde_json::json!({"wall_s": wall, "aws_calls": calls, "deliveries": deliveries,
-                "faults_met": injected}),
+                "faults_met": injected, "set_up_s": set_up, "export_s": read}),
         );
     }
     assert_eq!(
