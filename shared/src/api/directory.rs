@@ -127,6 +127,28 @@ pub async fn list(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
+/// Delete one entry of a directory (admins only): a company, asset or project by its external
+/// id, an end user by its service id (`id` in its listing). A company that end users, assets
+/// or projects still belong to is refused (409), naming how many. The entry's values and
+/// activity stay as stored (reads and the export still show them) and are no longer updated;
+/// the next Re-sync all drops them. The answer says so.
+#[utoipa::path(delete, path = "/v1/directory/{kind}/{id}", tag = "directory",
+    params(("kind" = String, Path, description = "companies, assets, projects or end-users"),
+        ("id" = String, Path, description = "the external id (end users: the service id)")),
+    responses((status = 200, body = crate::app::Deleted), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(app): State<Shared>,
+    caller: Caller,
+    Path((k, id)): Path<(String, String)>,
+) -> Result<Json<crate::app::Deleted>, ApiError> {
+    let kind = kind(&k)?;
+    Ok(Json(
+        app.delete_directory_entry(&caller.tenant, kind, &id, caller.role)
+            .await?,
+    ))
+}
+
 /// Import the directory from Pendo: companies from the subscription's accounts (external id from
 /// the company id field, name from `companyNameField`), end users from its identified visitors
 /// (through the field mappings, in their company). Nothing non-empty is overwritten. With

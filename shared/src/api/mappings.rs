@@ -36,9 +36,12 @@ pub struct Accepted {
 pub struct RunView {
     #[serde(flatten)]
     pub run: SyncRun,
+    /// True when nothing more will happen to the run: every chunk is over, or a newer Re-sync
+    /// all superseded it.
     pub finished: bool,
-    /// `running`, `finished`, or `interrupted` (chunks pending with no progress for an hour:
-    /// the process running it stopped; the next run continues from each mapping's cursor).
+    /// `running`, `finished`, `interrupted` (chunks pending with no progress for an hour:
+    /// the process running it stopped; the next run continues from each mapping's cursor) or
+    /// `superseded` (a newer Re-sync all replaced it before it was over).
     pub state: RunState,
     pub chunks_total: usize,
     pub chunks_done: usize,
@@ -52,11 +55,13 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn at(run: SyncRun, now: chrono::DateTime<chrono::Utc>) -> Self {
+    /// The run as it stands at `now`, the tenant's generation being `generation`.
+    pub fn at(run: SyncRun, now: chrono::DateTime<chrono::Utc>, generation: u64) -> Self {
         let count = |s: ChunkStatus| run.chunks.iter().filter(|c| c.status == s).count();
+        let state = run.state(now, generation);
         Self {
-            finished: run.is_finished(),
-            state: run.state(now),
+            finished: run.is_finished() || state == RunState::Superseded,
+            state,
             chunks_total: run.chunks.len(),
             chunks_done: count(ChunkStatus::Done),
             chunks_failed: count(ChunkStatus::Failed),
@@ -228,8 +233,11 @@ pub async fn runs(
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
     let runs = app.runs(&caller.tenant, limit).await?;
     let now = app.now();
+    let generation = app.generation(&caller.tenant).await?;
     Ok(Json(
-        runs.into_iter().map(|r| RunView::at(r, now)).collect(),
+        runs.into_iter()
+            .map(|r| RunView::at(r, now, generation))
+            .collect(),
     ))
 }
 
@@ -243,5 +251,6 @@ pub async fn run(
 ) -> ApiResult<RunView> {
     let id = RunId::parse(&id).map_err(|_| ApiError::not_found(format!("run {id}")))?;
     let run = app.run(&caller.tenant, &id).await?;
-    Ok(Json(RunView::at(run, app.now())))
+    let generation = app.generation(&caller.tenant).await?;
+    Ok(Json(RunView::at(run, app.now(), generation)))
 }

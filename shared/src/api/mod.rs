@@ -83,6 +83,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mappings::runs))
         .routes(routes!(mappings::run))
         .routes(routes!(directory::upsert, directory::list))
+        .routes(routes!(directory::delete))
         .routes(routes!(directory::start_import, directory::imports))
         .routes(routes!(directory::import))
         .routes(routes!(metrics::list))

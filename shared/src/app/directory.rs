@@ -1,13 +1,14 @@
 //! The directory use cases: a batch of rows (JSON) or a checked CSV upload, upserted by external
 //! id with per-row errors (the rules are in `crate::directory`).
 
-use super::{App, AppError};
+use super::{App, AppError, Role};
 #[cfg(feature = "api")]
 use crate::directory::{csv, UploadResult, MAX_LISTED_ERRORS};
-use crate::directory::{end_user_rows, invalid, parse_row, BatchResult, RowError};
+use crate::directory::{end_user_rows, object_rows, BatchResult, RowError, Upload};
 use crate::domain::{DirectoryObject, EndUser, Target, TenantId};
 use crate::store::StoreError;
 use serde_json::Value;
+use std::collections::HashSet;
 
 impl App {
     /// Upserts a directory batch of `kind` (at most `MAX_BATCH` rows, checked by the caller):
@@ -19,11 +20,36 @@ impl App {
         kind: Target,
         items: &[Value],
     ) -> Result<BatchResult, AppError> {
+        let companies = self.company_ids(t, kind).await?;
+        self.upsert_rows(t, kind, items, 0, &companies, &mut Upload::batch())
+            .await
+    }
+
+    /// The external ids of the tenant's companies, which end users must belong to (read only
+    /// for end users).
+    async fn company_ids(&self, t: &TenantId, kind: Target) -> Result<HashSet<String>, AppError> {
+        if kind != Target::EndUser {
+            return Ok(HashSet::new());
+        }
+        let companies = self.ports.store.list_objects(t, Target::Company).await?;
+        Ok(companies.into_iter().map(|c| c.external_id).collect())
+    }
+
+    /// One batch of an upload whose first row is the upload's row `offset`.
+    async fn upsert_rows(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        items: &[Value],
+        offset: usize,
+        companies: &HashSet<String>,
+        up: &mut Upload,
+    ) -> Result<BatchResult, AppError> {
         let store = &self.ports.store;
         let mut accepted = 0;
-        let mut errors = Vec::new();
+        let mut errors;
         if kind == Target::EndUser {
-            let (valid, refused) = end_user_rows(items);
+            let (valid, refused) = end_user_rows(items, offset, companies, up);
             errors = refused;
             for (index, u) in valid {
                 match store.upsert_end_user(t, &u).await {
@@ -48,19 +74,102 @@ impl App {
             }
             errors.sort_by_key(|e| e.index);
         } else {
-            let mut valid = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                match parse_row::<DirectoryObject>(index, item)
-                    .and_then(|o| o.validated().map_err(|e| invalid(index, e)))
-                {
-                    Ok(o) => valid.push(o),
-                    Err(e) => errors.push(e),
-                }
-            }
+            let (valid, refused) = object_rows(items, offset, kind, up);
+            errors = refused;
             accepted = valid.len();
             store.upsert_objects(t, kind, &valid).await?;
         }
         Ok(BatchResult { accepted, errors })
+    }
+}
+
+/// What deleting a directory entry did, in the user's words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    pub deleted: String,
+    /// What happens to its values and activity.
+    pub values: String,
+}
+
+/// What becomes of a deleted entry's values: kept until the next Re-sync all.
+pub const DELETED_VALUES: &str = "its values and activity stay as stored (reads and the \
+    export still show them) and are no longer updated: the next syncs skip its rows as not in \
+    the directory, and the next Re-sync all, which rebuilds from the directory, drops them";
+
+impl App {
+    /// Deletes a company, asset or project (by external id) or an end user (by its service
+    /// id) from the directory. A company that end users, assets or projects still belong to
+    /// is refused (nothing changed), naming how many.
+    pub async fn delete_directory_entry(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        id: &str,
+        role: Role,
+    ) -> Result<Deleted, AppError> {
+        if role != Role::Admin {
+            return Err(AppError::Forbidden(
+                "only an admin may delete from the directory".into(),
+            ));
+        }
+        let store = &self.ports.store;
+        let not_found = || AppError::NotFound {
+            what: kind.noun(),
+            id: id.to_string(),
+        };
+        if kind == Target::EndUser {
+            if !store.delete_end_user(t, id).await? {
+                return Err(not_found());
+            }
+        } else {
+            if kind == Target::Company {
+                self.refuse_if_in_use(t, id).await?;
+            }
+            if !store.delete_object(t, kind, id).await? {
+                return Err(not_found());
+            }
+        }
+        Ok(Deleted {
+            deleted: format!("{} {id}", kind.noun()),
+            values: DELETED_VALUES.into(),
+        })
+    }
+
+    /// Refuses to delete company `id` while end users, assets or projects belong to it.
+    async fn refuse_if_in_use(&self, t: &TenantId, id: &str) -> Result<(), AppError> {
+        let store = &self.ports.store;
+        let users = store.list_end_users(t).await?;
+        let mut held = Vec::new();
+        let n = users.iter().filter(|u| u.company_id == id).count();
+        if n > 0 {
+            held.push(plural(n, "end user"));
+        }
+        for kind in [Target::Asset, Target::Project] {
+            let objects = store.list_objects(t, kind).await?;
+            let n = objects
+                .iter()
+                .filter(|o| o.company_id.as_deref() == Some(id))
+                .count();
+            if n > 0 {
+                held.push(plural(n, kind.noun()));
+            }
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        Err(AppError::Conflict(format!(
+            "company {id} still has {}; delete them or move them to another company first; nothing was deleted",
+            held.join(" and ")
+        )))
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -82,7 +191,8 @@ impl App {
 
 #[cfg(feature = "api")]
 impl App {
-    /// Upserts a checked CSV upload, batch by batch, exactly as JSON batches.
+    /// Upserts a checked CSV upload, batch by batch, as JSON batches (a row naming an object
+    /// or end user an earlier line named is refused, across batches).
     pub async fn upsert_directory_csv(
         &self,
         t: &TenantId,
@@ -96,8 +206,12 @@ impl App {
             errors_not_listed: 0,
         };
         let mut offset = 0;
+        let companies = self.company_ids(t, kind).await?;
+        let mut up = Upload::csv();
         while let Some(batch) = upload.next_batch()? {
-            let done = self.upsert_directory(t, kind, &batch).await?;
+            let done = self
+                .upsert_rows(t, kind, &batch, offset, &companies, &mut up)
+                .await?;
             out.accepted += done.accepted;
             for mut e in done.errors {
                 if out.errors.len() < MAX_LISTED_ERRORS {

@@ -110,11 +110,19 @@ impl App {
             return Ok(None);
         };
         let now = self.ports.clock.now();
-        let view = |run: Option<MappingRun>| run.map(|r| MappingRunView::at(&r, &m.id, now));
         let last = match &state.last_run {
-            Some(r) => view(store.mapping_run(&m.tenant, r, &m.id).await?),
+            Some(r) => store.mapping_run(&m.tenant, r, &m.id).await?,
             None => None,
         };
+        // The tenant's generation matters only to a run still open (one a Re-sync all may
+        // have replaced): read only then.
+        let generation = match &last {
+            Some(r) if r.counters.open > 0 => self.generation(&m.tenant).await?,
+            _ => 0,
+        };
+        let view =
+            |run: Option<MappingRun>| run.map(|r| MappingRunView::at(&r, &m.id, now, generation));
+        let last = view(last);
         let ok = match &state.last_successful_run {
             Some(r) if Some(r) == state.last_run.as_ref() => last.clone(),
             Some(r) => view(store.mapping_run(&m.tenant, r, &m.id).await?),

@@ -22,6 +22,7 @@ pub mod recovery;
 mod runs;
 
 pub use crate::ports::Ports;
+pub use directory::{Deleted, DELETED_VALUES};
 pub use error::{AppError, ConnectProblem};
 pub use integration::SettingsUpdate;
 pub use reads::SystemMetrics;

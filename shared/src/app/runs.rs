@@ -395,6 +395,13 @@ impl App {
         Ok(self.ports.store.list_runs(t, limit).await?)
     }
 
+    /// The tenant's generation (0 when it never connected): what a run's state is read
+    /// against (a run of an older generation was replaced by a Re-sync all).
+    pub async fn generation(&self, t: &TenantId) -> Result<u64, AppError> {
+        let i = self.ports.store.get_integration(t).await?;
+        Ok(i.map_or(0, |i| i.generation))
+    }
+
     /// The time by the app's clock (what runs and reads measure "now" against).
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.ports.clock.now()

@@ -11,10 +11,10 @@
 pub mod csv;
 pub mod import;
 
-use crate::domain::EndUserInput;
+use crate::domain::{DirectoryObject, EndUserInput, Target};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Largest number of rows in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -99,12 +99,102 @@ pub(crate) fn invalid(index: usize, e: crate::ValidationError) -> RowError {
     }
 }
 
-/// The rows of an end-user batch that may be written: valid, and each naming an end user no
-/// earlier row of the batch named.
-pub(crate) fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec<RowError>) {
+/// What one upload (a JSON batch, or every batch of a CSV file) remembers across its rows:
+/// the row that first named each object or end user (a later row naming it again is
+/// refused, naming that row), and how its rows are called in messages.
+pub(crate) struct Upload {
+    csv: bool,
+    objects: HashMap<String, usize>,
+    users: HashMap<(&'static str, String, String), usize>,
+}
+
+impl Upload {
+    /// A JSON batch: rows are its items, from 0.
+    pub(crate) fn batch() -> Self {
+        Self {
+            csv: false,
+            objects: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    /// A CSV file: rows are its lines as a spreadsheet numbers them (the header is line 1).
+    pub(crate) fn csv() -> Self {
+        Self {
+            csv: true,
+            ..Self::batch()
+        }
+    }
+
+    /// The row at `index` of the upload, in a message.
+    fn row(&self, index: usize) -> String {
+        if self.csv {
+            format!("line {} of the file", index + 2)
+        } else {
+            format!("row {index} of this batch")
+        }
+    }
+
+    fn whole(&self) -> &'static str {
+        if self.csv {
+            "a file"
+        } else {
+            "a batch"
+        }
+    }
+}
+
+/// The rows of a batch of companies, assets or projects that may be written: valid, and each
+/// naming an object no earlier row of the upload named. `offset`: the batch's first row in
+/// the upload; indexes in the answer are within the batch.
+pub(crate) fn object_rows(
+    items: &[Value],
+    offset: usize,
+    kind: Target,
+    up: &mut Upload,
+) -> (Vec<DirectoryObject>, Vec<RowError>) {
     let mut valid = Vec::new();
     let mut errors = Vec::new();
-    let mut seen: HashMap<(&'static str, String, String), usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let o = match parse_row::<DirectoryObject>(index, item)
+            .and_then(|o| o.validated().map_err(|e| invalid(index, e)))
+        {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if let Some(first) = up.objects.get(&o.external_id) {
+            errors.push(RowError {
+                index,
+                field: Some("externalId".into()),
+                message: format!(
+                    "{} already gives external id {}; {} names each {} once",
+                    up.row(*first),
+                    o.external_id,
+                    up.whole(),
+                    kind.noun()
+                ),
+            });
+            continue;
+        }
+        up.objects.insert(o.external_id.clone(), offset + index);
+        valid.push(o);
+    }
+    (valid, errors)
+}
+
+/// The rows of an end-user batch that may be written: valid, in a company of the directory
+/// (`companies`), and each naming an end user no earlier row of the upload named.
+pub(crate) fn end_user_rows(
+    items: &[Value],
+    offset: usize,
+    companies: &HashSet<String>,
+    up: &mut Upload,
+) -> (Vec<(usize, EndUserInput)>, Vec<RowError>) {
+    let mut valid = Vec::new();
+    let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let u = match parse_row::<EndUserInput>(index, item)
             .and_then(|u| u.validated().map_err(|e| invalid(index, e)))
@@ -115,10 +205,21 @@ pub(crate) fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec
                 continue;
             }
         };
+        if !companies.contains(&u.company_id) {
+            errors.push(RowError {
+                index,
+                field: Some("companyId".into()),
+                message: format!(
+                    "company {} is not in the directory; add it to the companies first",
+                    u.company_id
+                ),
+            });
+            continue;
+        }
         let keys = [("externalId", &u.external_id), ("email", &u.email)];
         let repeated = keys.iter().find_map(|(field, v)| {
             let v = v.as_ref()?;
-            let first = seen.get(&(*field, u.company_id.clone(), v.clone()))?;
+            let first = up.users.get(&(*field, u.company_id.clone(), v.clone()))?;
             let what = if *field == "email" {
                 "email"
             } else {
@@ -128,8 +229,10 @@ pub(crate) fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec
                 index,
                 field: Some((*field).into()),
                 message: format!(
-                    "row {first} of this batch already gives {what} {v} in company {}; a batch names each end user once",
-                    u.company_id
+                    "{} already gives {what} {v} in company {}; {} names each end user once",
+                    up.row(*first),
+                    u.company_id,
+                    up.whole()
                 ),
             })
         });
@@ -139,7 +242,8 @@ pub(crate) fn end_user_rows(items: &[Value]) -> (Vec<(usize, EndUserInput)>, Vec
         }
         for (field, v) in keys {
             if let Some(v) = v {
-                seen.insert((field, u.company_id.clone(), v.clone()), index);
+                up.users
+                    .insert((field, u.company_id.clone(), v.clone()), offset + index);
             }
         }
         valid.push((index, u));
@@ -195,7 +299,8 @@ mod tests {
             json!({"companyId": "c", "externalId": "v1"}),
             json!({"companyId": "c", "email": "b@x.io"}),
         ];
-        let (valid, errors) = end_user_rows(&items);
+        let companies = HashSet::from(["c".to_string(), "d".to_string()]);
+        let (valid, errors) = end_user_rows(&items, 0, &companies, &mut Upload::batch());
         assert_eq!(
             valid.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             vec![0, 2, 4]
@@ -214,6 +319,44 @@ mod tests {
                     message: "row 0 of this batch already gives external id v1 in company c; a batch names each end user once".into(),
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_file_names_each_object_once_across_its_batches() {
+        let mut up = Upload::csv();
+        let first = [json!({"externalId": "a1"}), json!({"externalId": "a2"})];
+        let (valid, errors) = object_rows(&first, 0, Target::Company, &mut up);
+        assert_eq!((valid.len(), errors), (2, vec![]));
+        let second = [
+            json!({"externalId": "a3"}),
+            json!({"externalId": " a2 ", "name": "Two"}),
+        ];
+        let (valid, errors) = object_rows(&second, 2, Target::Company, &mut up);
+        assert_eq!(valid.len(), 1);
+        assert_eq!(
+            errors,
+            vec![RowError {
+                index: 1,
+                field: Some("externalId".into()),
+                message: "line 3 of the file already gives external id a2; a file names each company once".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn an_end_user_needs_its_company_in_the_directory() {
+        let companies = HashSet::from(["c".to_string()]);
+        let items = [json!({"companyId": "zz", "externalId": "v1"})];
+        let (valid, errors) = end_user_rows(&items, 0, &companies, &mut Upload::batch());
+        assert!(valid.is_empty());
+        assert_eq!(
+            errors,
+            vec![RowError {
+                index: 0,
+                field: Some("companyId".into()),
+                message: "company zz is not in the directory; add it to the companies first".into(),
+            }]
         );
     }
 }

@@ -5,7 +5,12 @@ use super::ids::check_id;
 use crate::error::ValidationError;
 use serde::{Deserialize, Serialize};
 
-/// A company, asset or project: an external id and a display name.
+/// The value of a directory field (a cell, a JSON string) that clears the stored field. An
+/// absent, `null` or empty field leaves the stored one as it is.
+pub const CLEAR: &str = "-";
+
+/// A company, asset or project: an external id and a display name. In a write (the store's
+/// upsert), a `None` field leaves the stored one as it is and `Some("")` clears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectoryObject {
@@ -22,11 +27,11 @@ impl DirectoryObject {
         Ok(Self {
             external_id: check_id("externalId", &self.external_id)?,
             name: clean_text("name", self.name.as_deref())?,
-            company_id: self
-                .company_id
-                .as_deref()
-                .map(|c| check_id("companyId", c))
-                .transpose()?,
+            company_id: match self.company_id.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(CLEAR) => Some(String::new()),
+                Some(c) => Some(check_id("companyId", c)?),
+            },
         })
     }
 }
@@ -44,7 +49,8 @@ pub struct EndUser {
     pub surname: Option<String>,
 }
 
-/// An end user as the directory API receives it.
+/// An end user as the directory API receives it. In a write, a `None` name or surname leaves
+/// the stored one as it is and `Some("")` clears it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndUserInput {
@@ -98,9 +104,12 @@ pub fn normalize_email(raw: &str) -> Result<String, ValidationError> {
     }
 }
 
+/// A text field of a directory row: `None` (keep) when absent or empty, `Some("")` (clear)
+/// for [`CLEAR`], the trimmed text otherwise.
 fn clean_text(field: &str, raw: Option<&str>) -> Result<Option<String>, ValidationError> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
+        Some(CLEAR) => Ok(Some(String::new())),
         Some(s) if s.len() > 200 || s.chars().any(char::is_control) => Err(ValidationError::new(
             field,
             "must be at most 200 characters, without control characters",
@@ -127,6 +136,48 @@ mod tests {
         assert_eq!(v.name, None);
         let none = EndUserInput { email: None, ..u };
         assert_eq!(none.validated().unwrap_err().field, "externalId");
+    }
+
+    #[test]
+    fn an_empty_field_keeps_and_a_dash_clears() {
+        let o = |name: Option<&str>, company: Option<&str>| {
+            DirectoryObject {
+                external_id: " a1 ".into(),
+                name: name.map(Into::into),
+                company_id: company.map(Into::into),
+            }
+            .validated()
+            .unwrap()
+        };
+        let v = o(Some(" "), Some(""));
+        assert_eq!(
+            (v.external_id.as_str(), v.name, v.company_id),
+            ("a1", None, None)
+        );
+        let v = o(Some(" - "), Some("-"));
+        assert_eq!(
+            (v.name, v.company_id),
+            (Some(String::new()), Some(String::new()))
+        );
+        let v = o(Some("Acme"), Some(" c1 "));
+        assert_eq!(
+            (v.name, v.company_id),
+            (Some("Acme".into()), Some("c1".into()))
+        );
+        let u = EndUserInput {
+            company_id: "c".into(),
+            external_id: Some("v1".into()),
+            email: None,
+            name: Some("-".into()),
+            surname: Some("".into()),
+        };
+        let v = u.validated().unwrap();
+        assert_eq!((v.name, v.surname), (Some(String::new()), None));
+        let dash = EndUserInput {
+            email: Some("-".into()),
+            ..u
+        };
+        assert_eq!(dash.validated().unwrap_err().field, "email");
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl Target {
             Self::Project => "project",
         }
     }
+    /// The kind of object in a user's words ("company", "end user").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Company => "company",
+            Self::EndUser => "end user",
+            Self::Asset => "asset",
+            Self::Project => "project",
+        }
+    }
     pub fn parse(s: &str) -> Option<Self> {
         [Self::Company, Self::EndUser, Self::Asset, Self::Project]
             .into_iter()

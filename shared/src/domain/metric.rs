@@ -323,6 +323,10 @@ pub enum RunState {
     /// process running it was stopped (a killed local runner, messages gone to the dead-letter
     /// queue). Its data is safe; the next run continues from each mapping's last synced day.
     Interrupted,
+    /// A newer Re-sync all replaced the run's generation before the run was over: its chunks
+    /// still pending do nothing (a worker acknowledges them as superseded), and it is over from
+    /// the moment the Re-sync all was asked for.
+    Superseded,
 }
 
 /// Minutes without any recorded progress after which a run with pending chunks is
@@ -432,8 +436,20 @@ impl SyncRun {
             .filter_map(|c| c.updated_at)
             .fold(self.started_at, DateTime::max)
     }
-    pub fn state(&self, now: DateTime<Utc>) -> RunState {
-        if self.is_finished() {
+    /// Where the run stands at `now`, the tenant's generation being `generation` (a run of an
+    /// older one that was not over when a Re-sync all replaced it, or whose chunks the Re-sync
+    /// all superseded, is superseded).
+    pub fn state(&self, now: DateTime<Utc>, generation: u64) -> RunState {
+        let replaced = self.generation < generation
+            && (!self.is_finished()
+                || self.chunks.is_empty()
+                || self
+                    .chunks
+                    .iter()
+                    .any(|c| c.status == ChunkStatus::Superseded));
+        if replaced {
+            RunState::Superseded
+        } else if self.is_finished() {
             RunState::Finished
         } else if now - self.last_progress() > chrono::Duration::minutes(RUN_STALL_LIMIT_MINUTES) {
             RunState::Interrupted

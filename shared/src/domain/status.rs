@@ -132,11 +132,15 @@ pub struct MappingRunView {
 }
 
 impl MappingRunView {
-    pub fn at(r: &MappingRun, mapping: &MappingId, now: DateTime<Utc>) -> Self {
+    /// The mapping's share of the run at `now`, the tenant's generation being `generation`
+    /// (chunks still open in a run of an older generation were superseded by a Re-sync all).
+    pub fn at(r: &MappingRun, mapping: &MappingId, now: DateTime<Utc>, generation: u64) -> Self {
         let c = &r.counters;
         let left_out = r.run.left_out.get(mapping).filter(|_| c.chunks == 0);
         let outcome = if left_out.is_some() || c.failed > 0 && c.open == 0 {
             MappingOutcome::Failed
+        } else if c.open > 0 && r.run.generation < generation {
+            MappingOutcome::Superseded
         } else if c.open > 0 {
             let last = c
                 .last_at
@@ -308,7 +312,8 @@ mod tests {
         let view = |chunks: Vec<ChunkRecord>, now: u32| {
             let r = run(chunks);
             let counters = MappingRunCounters::of(&r, &m);
-            MappingRunView::at(&MappingRun { run: r, counters }, &m, at(now))
+            let g = r.generation;
+            MappingRunView::at(&MappingRun { run: r, counters }, &m, at(now), g)
         };
         let done = view(vec![over(&m, ChunkStatus::Done, 10, 3)], 5);
         assert_eq!(done.outcome, MappingOutcome::Succeeded);
@@ -343,6 +348,20 @@ mod tests {
         );
         let stalled = view(vec![ChunkRecord::pending(m.clone(), day(2), day(2))], 61);
         assert_eq!(stalled.outcome, MappingOutcome::Interrupted);
+        // Chunks still open when a Re-sync all moved the tenant to the next generation.
+        let open = run(vec![ChunkRecord::pending(m.clone(), day(2), day(2))]);
+        let counters = MappingRunCounters::of(&open, &m);
+        let next = open.generation + 1;
+        let replaced = MappingRunView::at(
+            &MappingRun {
+                run: open,
+                counters,
+            },
+            &m,
+            at(5),
+            next,
+        );
+        assert_eq!(replaced.outcome, MappingOutcome::Superseded);
         let failed = view(
             vec![
                 over(&m, ChunkStatus::Failed, 1, 3),
@@ -365,6 +384,7 @@ mod tests {
             },
             &m,
             at(1),
+            0,
         );
         assert_eq!(
             (v.outcome, v.error.as_deref(), v.finished_at),

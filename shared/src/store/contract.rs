@@ -31,6 +31,7 @@ macro_rules! store_contract_tests {
             contract_records::replace_chunk_from_writes_what_replace_chunk_would,
             contract_directory::end_users_are_created_once_and_never_overwritten,
             contract_directory::directory_upserts_match_on_external_id_and_never_take_an_email,
+            contract_directory::a_directory_write_keeps_what_it_leaves_out_and_clears_what_it_blanks,
             contract_runs::runs_record_chunk_outcomes,
             contract_runs::run_counters_and_flags_are_exact,
             contract_runs::a_run_is_created_once,

@@ -169,3 +169,87 @@ pub async fn directory_upserts_match_on_external_id_and_never_take_an_email(s: &
         "{e}"
     );
 }
+
+/// A directory write changes only the fields it gives: `None` keeps the stored field,
+/// `Some("")` clears it; objects and end users alike.
+pub async fn a_directory_write_keeps_what_it_leaves_out_and_clears_what_it_blanks(s: &dyn Store) {
+    let t = tenant("c-fields");
+    let o = |name: Option<&str>, company: Option<&str>| DirectoryObject {
+        external_id: "a1".into(),
+        name: name.map(Into::into),
+        company_id: company.map(Into::into),
+    };
+    let stored = |name: Option<&str>, company: Option<&str>| {
+        vec![DirectoryObject {
+            external_id: "a1".into(),
+            name: name.map(Into::into),
+            company_id: company.map(Into::into),
+        }]
+    };
+    s.upsert_objects(&t, Target::Asset, &[o(Some(""), None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_objects(&t, Target::Asset).await.unwrap(),
+        stored(None, None),
+        "a new object's cleared field is absent"
+    );
+    s.upsert_objects(&t, Target::Asset, &[o(Some("Dash"), Some("acme"))])
+        .await
+        .unwrap();
+    s.upsert_objects(&t, Target::Asset, &[o(None, None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_objects(&t, Target::Asset).await.unwrap(),
+        stored(Some("Dash"), Some("acme"))
+    );
+    s.upsert_objects(
+        &t,
+        Target::Asset,
+        &[o(Some(""), None), o(None, Some("beta"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_objects(&t, Target::Asset).await.unwrap(),
+        stored(None, Some("beta")),
+        "two writes of one object in one call apply in order"
+    );
+    s.upsert_objects(&t, Target::Asset, &[o(Some("Dash 2"), Some(""))])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_objects(&t, Target::Asset).await.unwrap(),
+        stored(Some("Dash 2"), None)
+    );
+    let row = |name: Option<&str>, surname: Option<&str>| EndUserInput {
+        company_id: "acme".into(),
+        external_id: Some("v1".into()),
+        email: None,
+        name: name.map(Into::into),
+        surname: surname.map(Into::into),
+    };
+    let new = s
+        .upsert_end_user(&t, &row(Some("Ann"), Some("")))
+        .await
+        .unwrap();
+    assert_eq!((new.name.as_deref(), new.surname), (Some("Ann"), None));
+    s.upsert_end_user(&t, &row(None, Some("Smith")))
+        .await
+        .unwrap();
+    let kept = s.upsert_end_user(&t, &row(None, None)).await.unwrap();
+    assert_eq!(
+        (kept.name.as_deref(), kept.surname.as_deref()),
+        (Some("Ann"), Some("Smith"))
+    );
+    s.upsert_end_user(&t, &row(Some(""), None)).await.unwrap();
+    let users = s.list_end_users(&t).await.unwrap();
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| (u.name.as_deref(), u.surname.as_deref()))
+            .collect::<Vec<_>>(),
+        [(None, Some("Smith"))]
+    );
+}

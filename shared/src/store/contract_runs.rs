@@ -48,11 +48,14 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     };
     let r = get().await;
     assert!(r.chunks[0].deferred, "the chunk's order is kept");
-    assert_eq!(r.state(at(30)), RunState::Running);
+    let g = r.generation;
+    assert_eq!(r.state(at(30), g), RunState::Running);
     assert_eq!(
-        r.state(at(0) + chrono::Duration::hours(2)),
+        r.state(at(0) + chrono::Duration::hours(2), g),
         RunState::Interrupted
     );
+    // A Re-sync all moved the tenant to the next generation: over at once, superseded.
+    assert_eq!(r.state(at(30), g + 1), RunState::Superseded);
     // A delivery is counted (attempts, time), takes the chunk until its lease ends, and the
     // chunk comes back as stored.
     let deliveries = std::sync::atomic::AtomicU32::new(0);
@@ -123,7 +126,12 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     let r = get().await;
     assert!(r.is_finished());
     assert_eq!(
-        r.state(at(0) + chrono::Duration::hours(5)),
+        r.state(at(0) + chrono::Duration::hours(5), r.generation),
+        RunState::Finished
+    );
+    // Every chunk was done before the next generation: it stays a finished run.
+    assert_eq!(
+        r.state(at(0) + chrono::Duration::hours(5), r.generation + 1),
         RunState::Finished
     );
     assert_eq!(r.chunks[0].error, None);

@@ -78,8 +78,8 @@ pub fn new_end_user(u: &EndUserInput) -> EndUser {
         company_id: u.company_id.clone(),
         external_id: u.external_id.clone(),
         email: u.email.clone(),
-        name: u.name.clone(),
-        surname: u.surname.clone(),
+        name: u.name.clone().filter(|n| !n.is_empty()),
+        surname: u.surname.clone().filter(|n| !n.is_empty()),
     }
 }
 
@@ -88,9 +88,18 @@ pub fn new_end_user(u: &EndUserInput) -> EndUser {
 pub fn merged_user(found: EndUser, u: &EndUserInput) -> EndUser {
     EndUser {
         email: u.email.clone().or(found.email),
-        name: u.name.clone().or(found.name),
-        surname: u.surname.clone().or(found.surname),
+        name: written(&u.name, found.name),
+        surname: written(&u.surname, found.surname),
         ..found
+    }
+}
+
+/// A field after a directory write: `None` keeps the stored one, `Some("")` clears it.
+fn written(given: &Option<String>, stored: Option<String>) -> Option<String> {
+    match given.as_deref() {
+        None => stored,
+        Some("") => None,
+        Some(v) => Some(v.to_string()),
     }
 }
 
@@ -355,7 +364,9 @@ pub trait RunStore: Send + Sync {
 /// The directory: companies, assets, projects and end users.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
-    /// Upserts companies, assets or projects by external id (idempotent).
+    /// Upserts companies, assets or projects by external id (idempotent): a `None` field
+    /// leaves the stored one as it is, `Some("")` clears it (absent on a new object); for two
+    /// objects with one external id, the last one's fields win.
     async fn upsert_objects(
         &self,
         t: &TenantId,
@@ -388,7 +399,8 @@ pub trait DirectoryStore: Send + Sync {
 
     /// Upserts a directory end user, matched within its company on the external id (on the
     /// email for a row without one). Given fields replace stored ones (the directory owner's
-    /// write), except the external id, which is never rewritten.
+    /// write), except the external id, which is never rewritten; a `None` field leaves the
+    /// stored one as it is, a name or surname `Some("")` clears it.
     ///
     /// # Errors
     /// `EmailTaken` when the row's email belongs to another end user of the company (a row with
@@ -398,6 +410,19 @@ pub trait DirectoryStore: Send + Sync {
         t: &TenantId,
         user: &EndUserInput,
     ) -> Result<EndUser, StoreError>;
+
+    /// Deletes a company, asset or project from the directory; false when it was not there.
+    /// Its values and activity stay as stored.
+    async fn delete_object(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        external_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes an end user (by its service id) with what finds it by external id and email;
+    /// false when it was not there. Its values and activity stay as stored.
+    async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError>;
 
     /// Fills only the fields that are empty on the stored user; never overwrites.
     async fn fill_end_user(

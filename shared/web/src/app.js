@@ -377,6 +377,9 @@
   function outcome(run) {
     if (!run) return '—';
     if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${run.chunksTotal} chunks (no progress for an hour; the next sync continues)`;
+    if (run.state === 'superseded') {
+      return run.chunksDone ? `superseded by a newer Re-sync all after ${run.chunksDone} of ${count(run.chunksTotal, 'chunk')}` : 'superseded by a newer Re-sync all';
+    }
     // Sync now, a rebuild and a recovery are queued: the worker plans them a moment later.
     if (!run.finished && !run.planned) return 'planning…';
     if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal} chunks)`;

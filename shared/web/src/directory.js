@@ -102,7 +102,7 @@
     const send = h('button', { type: 'submit', text: 'Upload' });
     const columns = h('p', { class: 'hint' });
     const showColumns = () => {
-      columns.textContent = `Header row: ${kind.value === 'end-users' ? 'companyId,externalId,email,name,surname' : 'externalId,name,companyId'} (at most 100,000 rows).`;
+      columns.textContent = `Header row: ${kind.value === 'end-users' ? 'companyId,externalId,email,name,surname' : 'externalId,name,companyId'} (at most 100,000 rows). An empty cell leaves the stored field as it is; a cell of - clears it.${kind.value === 'end-users' ? ' Each end user\'s company must be in the directory first.' : ''}`;
     };
     kind.addEventListener('change', showColumns);
     showColumns();
@@ -120,9 +120,39 @@
         const more = r.errors.length + r.errorsNotListed - errors.length;
         out.replaceChildren(...[h('p', { role: 'status', text: `${r.accepted} of ${r.rows} rows stored.` }),
           errors.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'upload-errors' },
-            h('thead', {}, h('tr', {}, ['Row', 'Field', 'Why'].map((t) => h('th', { scope: 'col', text: t })))),
-            h('tbody', {}, errors.map((e) => h('tr', {}, h('td', { class: 'num', text: String(e.index) }), h('td', { text: e.field || '' }), h('td', { text: e.message })))))) : null,
+            h('thead', {}, h('tr', {}, ['Line', 'Field', 'Why'].map((t) => h('th', { scope: 'col', text: t })))),
+            // A spreadsheet's line numbers: the header is line 1, the first row line 2.
+            h('tbody', {}, errors.map((e) => h('tr', {}, h('td', { class: 'num', text: String(e.index + 2) }), h('td', { text: e.field || '' }), h('td', { text: e.message })))))) : null,
           more > 0 ? h('p', { class: 'muted', text: `${more} more rows were refused.` }) : null].filter(Boolean));
+        refreshDirectorySizes();
+      });
+    });
+    return form;
+  }
+
+  /** Deleting one entry (admins): what happens to its values is said before and after. */
+  function deleteCard() {
+    const kind = h('select', { name: 'kind' }, [['companies', 'Company'], ['end-users', 'End user'], ['assets', 'Asset'], ['projects', 'Project']]
+      .map(([v, t]) => h('option', { value: v, text: t })));
+    const id = h('input', { type: 'text', name: 'id', required: 'required', autocomplete: 'off' });
+    const hint = h('p', { class: 'hint' });
+    const showHint = () => {
+      hint.textContent = `${kind.value === 'end-users' ? 'The end user\'s id as the directory lists it (company|x:external id).' : 'The external id.'} Its values and activity stay as stored and are no longer updated; the next Re-sync all drops them.`;
+    };
+    kind.addEventListener('change', showHint);
+    showHint();
+    const out = h('p', { id: 'delete-result', role: 'status' });
+    const send = h('button', { type: 'submit', class: 'danger', text: 'Delete' });
+    const form = h('form', { class: 'card', id: 'delete-entry-form' }, h('h3', { text: 'Delete an entry' }),
+      field('Directory', kind, 'kind'), field('Id', id, 'id'), hint,
+      h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }), h('div', { class: 'actions' }, send), out);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submit(send, form, async () => {
+        out.textContent = '';
+        const r = await api('DELETE', `/v1/directory/${kind.value}/${encodeURIComponent(id.value.trim())}`);
+        out.textContent = `Deleted ${r.deleted}: ${r.values}.`;
+        id.value = '';
         refreshDirectorySizes();
       });
     });
@@ -142,6 +172,6 @@
     if (!p || !state.integration) return;
     p.replaceChildren(h('h2', { text: 'Directory' }),
       h('p', { id: 'directory-sizes', class: 'muted', role: 'status' }),
-      importCard(), uploadCard());
+      importCard(), uploadCard(), deleteCard());
     refreshDirectorySizes();
   }

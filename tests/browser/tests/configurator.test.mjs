@@ -466,6 +466,22 @@ describe('configurator page', () => {
     assert.equal(listed.find((c) => c.externalId === 'acct-0001').name, 'Acme Test', 'a name is never overwritten');
     assert.ok(listed.find((c) => c.externalId === 'acct-0002').name, 'an empty name is filled in');
     await page.locator('#directory-sizes').filter({ hasText: `In the directory: ${info.accounts} companies` }).waitFor(T);
+
+    // Deleting (issue 32): a company end users still belong to is refused, saying so, and
+    // nothing is deleted; an end user is deleted, the page saying what becomes of its values.
+    const users = (await api(env.base, token, 'GET', '/v1/directory/end-users')).body;
+    assert.ok(users.length > 0, 'the import created end users');
+    const del = page.locator('#delete-entry-form');
+    await del.getByLabel('Directory').selectOption('companies');
+    await del.getByLabel('Id').fill(users[0].companyId);
+    await del.getByRole('button', { name: 'Delete' }).click();
+    await page.waitForFunction(() => document.querySelector('#delete-entry-form .err[data-err="_form"]').textContent.includes('still has'), null, T);
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/companies')).body.length, info.accounts);
+    await del.getByLabel('Directory').selectOption('end-users');
+    await del.getByLabel('Id').fill(users[0].id);
+    await del.getByRole('button', { name: 'Delete' }).click();
+    await page.locator('#delete-result').filter({ hasText: `Deleted end user ${users[0].id}: its values and activity stay as stored` }).waitFor(T);
+    assert.equal((await api(env.base, token, 'GET', '/v1/directory/end-users')).body.length, users.length - 1);
     const overflow = await page.evaluate(() => { const m = document.querySelector('.main'); return m.scrollWidth - m.clientWidth; });
     assert.ok(overflow <= 0, `the main panel scrolls sideways by ${overflow} px`);
     await page.screenshot({ path: join(SCREENSHOTS, 'directory.png'), fullPage: true });

@@ -2,9 +2,7 @@
 //! and end users with one lookup item per unique key ((company, external id), (company, email)),
 //! so that uniqueness is enforced by conditional writes in one transaction.
 
-use super::{
-    get_s, is_condition_failure, key, keys, opt_s, put_req, s, unavailable, DynamoStore, Item,
-};
+use super::{get_s, is_condition_failure, key, keys, opt_s, s, unavailable, DynamoStore, Item};
 use crate::domain::{DirectoryObject, EndUser, EndUserInput, Target, TenantId};
 use crate::store::DirectoryStore;
 use crate::store::{merged_user, new_end_user, EmailTaken, StoreError};
@@ -173,6 +171,48 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// One object's upsert: its given fields set, its cleared ones (`Some("")`) removed.
+    async fn upsert_object(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        o: DirectoryObject,
+    ) -> Result<(), StoreError> {
+        let mut sets = vec!["external_id = :e".to_string()];
+        let mut removes = Vec::new();
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.tables.data)
+            .set_key(Some(key(
+                keys::objects_pk(t, kind),
+                keys::object_sk(&o.external_id),
+            )))
+            .expression_attribute_values(":e", s(o.external_id.clone()));
+        for (ph, attr, v) in [("n", "name", &o.name), ("c", "company_id", &o.company_id)] {
+            match v.as_deref() {
+                None => continue,
+                Some("") => removes.push(format!("#{ph}")),
+                Some(v) => {
+                    sets.push(format!("#{ph} = :{ph}"));
+                    u = u.expression_attribute_values(format!(":{ph}"), s(v.to_string()));
+                }
+            }
+            u = u.expression_attribute_names(format!("#{ph}"), attr);
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression = format!("{expression} REMOVE {}", removes.join(", "));
+        }
+        u.update_expression(expression)
+            .send()
+            .await
+            .map_err(|e| unavailable("upsert a directory object", e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl DirectoryStore for DynamoStore {
     async fn upsert_objects(
@@ -181,25 +221,27 @@ impl DirectoryStore for DynamoStore {
         kind: Target,
         objects: &[DirectoryObject],
     ) -> Result<(), StoreError> {
-        // Last one wins, as with the embedded store; a batch must not hold one key twice.
-        let mut by_id = BTreeMap::new();
+        use futures_util::{StreamExt, TryStreamExt};
+        // One UpdateItem per object (a field left out stays as stored, which a batch's puts
+        // cannot do), 16 at once; two objects with one id are merged in order, as the
+        // embedded store's statements apply them.
+        let mut by_id: BTreeMap<&str, DirectoryObject> = BTreeMap::new();
         for o in objects {
-            let mut i = key(keys::objects_pk(t, kind), keys::object_sk(&o.external_id));
-            i.insert("external_id".into(), s(o.external_id.clone()));
-            if let Some(nm) = &o.name {
-                i.insert("name".into(), s(nm.clone()));
-            }
-            if let Some(c) = &o.company_id {
-                i.insert("company_id".into(), s(c.clone()));
-            }
-            by_id.insert(o.external_id.clone(), i);
+            let merged = match by_id.remove(o.external_id.as_str()) {
+                Some(earlier) => DirectoryObject {
+                    external_id: o.external_id.clone(),
+                    name: o.name.clone().or(earlier.name),
+                    company_id: o.company_id.clone().or(earlier.company_id),
+                },
+                None => o.clone(),
+            };
+            by_id.insert(&o.external_id, merged);
         }
-        let requests = by_id
-            .into_values()
-            .map(put_req)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(&self.tables.data, requests, "upsert objects")
-            .await
+        futures_util::stream::iter(by_id.into_values().map(|o| self.upsert_object(t, kind, o)))
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 
     async fn list_objects(
@@ -306,6 +348,72 @@ impl DirectoryStore for DynamoStore {
                 .as_deref()
                 .or(u.email.as_deref())
                 .unwrap_or("?")
+        )))
+    }
+
+    async fn delete_object(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        external_id: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.data)
+            .set_key(Some(key(
+                keys::objects_pk(t, kind),
+                keys::object_sk(external_id),
+            )))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("delete a directory object", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        // The user item and its lookups in one transaction, only while its email is the one
+        // read (a concurrent change of email reads again).
+        for _ in 0..3 {
+            let Some(user) = self.get_user(t, id).await? else {
+                return Ok(false);
+            };
+            let table = &self.tables.data;
+            let (condition, old) = match &user.email {
+                Some(e) => ("attribute_exists(pk) AND #e = :old", Some(e)),
+                None => ("attribute_exists(pk) AND attribute_not_exists(#e)", None),
+            };
+            let delete = |sk: String, condition: Option<&str>| {
+                let mut d = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key(keys::users_pk(t), sk)));
+                if let Some(c) = condition {
+                    d = d
+                        .condition_expression(c)
+                        .expression_attribute_names("#e", "email")
+                        .set_expression_attribute_values(old.map(|e| {
+                            std::collections::HashMap::from([(":old".to_string(), s(e.clone()))])
+                        }));
+                }
+                d.build()
+                    .map(|d| TransactWriteItem::builder().delete(d).build())
+                    .map_err(|e| StoreError::unavailable_from("building a delete", e))
+            };
+            let c = &user.company_id;
+            let mut items = vec![delete(keys::user_sk(id), Some(condition))?];
+            if let Some(ext) = &user.external_id {
+                items.push(delete(keys::ext_lookup_sk(c, ext), None)?);
+            }
+            if let Some(e) = &user.email {
+                items.push(delete(keys::email_lookup_sk(c, e), None)?);
+            }
+            if self.transact(items, "delete end user").await?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "end user {id} changed concurrently; try again"
         )))
     }
 

@@ -100,9 +100,12 @@ impl DirectoryStore for EmbeddedStore {
         self.with(|c| {
             let tx = write_tx(c)?;
             {
+                // A NULL parameter keeps the stored field, '' clears it.
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(tenant, kind, external_id) DO UPDATE SET name=excluded.name, company_id=excluded.company_id",
+                    "INSERT INTO objects (tenant, kind, external_id, name, company_id) VALUES (?1, ?2, ?3, NULLIF(?4, ''), NULLIF(?5, ''))
+             ON CONFLICT(tenant, kind, external_id) DO UPDATE SET
+               name = CASE WHEN ?4 IS NULL THEN objects.name ELSE NULLIF(?4, '') END,
+               company_id = CASE WHEN ?5 IS NULL THEN objects.company_id ELSE NULLIF(?5, '') END",
                 )?;
                 for o in objects {
                     st.execute(params![
@@ -229,6 +232,41 @@ impl DirectoryStore for EmbeddedStore {
             bump_directory_stamp(&tx, t)?;
             tx.commit()?;
             Ok(out)
+        })
+    }
+
+    async fn delete_object(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        external_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let n = tx.execute(
+                "DELETE FROM objects WHERE tenant=?1 AND kind=?2 AND external_id=?3",
+                params![t.as_str(), kind.as_str(), external_id],
+            )?;
+            if n > 0 {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let n = tx.execute(
+                "DELETE FROM end_users WHERE tenant=?1 AND id=?2",
+                params![t.as_str(), id],
+            )?;
+            if n > 0 {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
         })
     }
 

@@ -4,7 +4,7 @@
 
 use super::*;
 
-async fn csv(a: &Api, token: &str, kind: &str, body: String) -> (StatusCode, Value) {
+pub(super) async fn csv(a: &Api, token: &str, kind: &str, body: String) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(Method::PUT)
         .uri(format!("/v1/directory/{kind}"))
@@ -65,7 +65,21 @@ fn as_csv(rows: &[Value]) -> String {
 #[tokio::test]
 async fn a_csv_upload_is_upserted_in_batches_with_the_errors_of_json_rows() {
     let a = api().await;
-    // The same rows as JSON batches (tenant A) and as one CSV file (tenant B).
+    // The same rows as JSON batches (tenant A) and as one CSV file (tenant B), the companies
+    // in both directories.
+    for token in [ADMIN_A, ADMIN_B] {
+        let companies =
+            json!({"items": [{"externalId": "c0"}, {"externalId": "c1"}, {"externalId": "c2"}]});
+        let (s, _) = a
+            .call(
+                token,
+                Method::PUT,
+                "/v1/directory/companies",
+                Some(companies),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
     let rows = end_user_rows(2500);
     let mut json_errors = Vec::new();
     let mut json_accepted = 0;
@@ -95,9 +109,27 @@ async fn a_csv_upload_is_upserted_in_batches_with_the_errors_of_json_rows() {
         .map(|e| e["index"].as_u64().unwrap())
         .collect();
     assert_eq!(indexes, vec![699, 999, 1399, 1999, 2099]);
+    // The same errors as the JSON batches', a repeat naming the earlier row as a spreadsheet
+    // numbers the file's lines (the header is line 1) instead of its index in the batch.
+    let named = |errors: &Value| -> Vec<(Value, Value)> {
+        errors
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["index"].clone(), e["field"].clone()))
+            .collect()
+    };
+    assert_eq!(named(&r["errors"]), named(&json!(json_errors)));
     assert_eq!(
-        r,
-        json!({"rows": 2500, "accepted": 2495, "errors": json_errors, "errorsNotListed": 0})
+        (&r["rows"], &r["accepted"], &r["errorsNotListed"]),
+        (&json!(2500), &json!(2495), &json!(0))
+    );
+    assert_eq!(
+        (&json_errors[1]["message"], &r["errors"][1]["message"]),
+        (
+            &json!("row 998 of this batch already gives external id u998 in company c2; a batch names each end user once"),
+            &json!("line 1000 of the file already gives external id u998 in company c2; a file names each end user once")
+        )
     );
     assert_eq!(json_accepted, 2495);
     assert_eq!(r["errors"][0]["field"], "companyId");
@@ -137,7 +169,10 @@ async fn a_csv_upload_is_upserted_in_batches_with_the_errors_of_json_rows() {
     let (_, companies) = a
         .call(ADMIN_B, Method::GET, "/v1/directory/companies", None)
         .await;
-    assert_eq!(companies[0]["name"], "Acme, Inc");
+    assert_eq!(
+        (&companies[1]["name"], &companies[2]["name"]),
+        (&json!("Acme, Inc"), &Value::Null)
+    );
 }
 
 #[tokio::test]

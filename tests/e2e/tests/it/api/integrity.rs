@@ -33,6 +33,7 @@ async fn listed(a: &Api) -> Vec<(String, Option<String>, Option<String>)> {
 #[tokio::test]
 async fn a_directory_upsert_never_rewrites_another_end_user() {
     let a = api().await;
+    a.companies(&["acct-0001", "acct-0002"]).await;
     let r = end_users(
         &a,
         ADMIN_A,
@@ -91,6 +92,7 @@ async fn a_directory_upsert_never_rewrites_another_end_user() {
 #[tokio::test]
 async fn a_batch_names_each_end_user_once_and_every_row_error_names_its_field() {
     let a = api().await;
+    a.companies(&["c1"]).await;
     let r = end_users(
         &a,
         ADMIN_A,
@@ -357,6 +359,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             Method::GET,
             "/v1/directory/{kind}",
             "/v1/directory/companies".into(),
+            None,
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/v1/directory/{kind}/{id}",
+            "/v1/directory/companies/c1".into(),
             None,
             false,
         ),
