@@ -140,6 +140,7 @@ impl std::fmt::Display for ResumedRun {
         let kind = match &self.kind {
             Some(RunKind::Daily) => "daily sync".to_string(),
             Some(RunKind::SyncNow { mapping_id }) => format!("sync now of mapping {mapping_id}"),
+            Some(RunKind::Rebuild { mapping_id }) => format!("rebuild of mapping {mapping_id}"),
             Some(RunKind::Recover { mapping_id }) => format!("recovery of mapping {mapping_id}"),
             Some(RunKind::ResyncAll) | None => "re-sync all".to_string(),
         };

@@ -723,10 +723,12 @@ def aws_faults(test_binary, env):
     for _ in range(FAULT_RUNS):
         _, _, _, out = measure([test_binary, "--ignored", "--exact", "--nocapture", "--test-threads", "1",
                                 "aws_faults::bench_a_resync_all_under_aws_faults"], env={**env, "RUST_LOG": "off"})
-        line = next((l for l in out.splitlines() if l.startswith("BENCH_AWS_FAULTS ")), None)
+        # libtest prints the test's name on the same line, before what the test prints.
+        mark = "BENCH_AWS_FAULTS "
+        line = next((l[l.index(mark) + len(mark):] for l in out.splitlines() if mark in l), None)
         if line is None:
             raise RuntimeError(f"figure 9: the test printed no BENCH_AWS_FAULTS line: {out[-2000:]}")
-        runs.append(json.loads(line.split(" ", 1)[1]))
+        runs.append(json.loads(line))
         r = runs[-1]
         log(f"  fault-free {r['fault_free']['wall_s']:.1f} s, {r['fault_free']['aws_calls']} calls; "
             f"faults {r['faults']['wall_s']:.1f} s, {r['faults']['aws_calls']} calls, "

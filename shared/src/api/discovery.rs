@@ -77,6 +77,16 @@ pub async fn features(
     )))
 }
 
+/// Pendo's apps with their names (for pickers: a PES mapping's app, the apps table).
+#[utoipa::path(get, path = "/v1/discovery/apps", tag = "discovery",
+    responses((status = 200, body = Vec<crate::sync::references::PendoApp>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn apps(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::sync::references::PendoApp>>, ApiError> {
+    Ok(Json(app.pendo_apps(&caller.tenant).await?))
+}
+
 /// Pendo segments.
 #[utoipa::path(get, path = "/v1/discovery/segments", tag = "discovery",
     responses((status = 200, body = Vec<PendoObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]

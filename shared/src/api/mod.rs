@@ -69,6 +69,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(discovery::pages))
         .routes(routes!(discovery::features))
         .routes(routes!(discovery::segments))
+        .routes(routes!(discovery::apps))
         .routes(routes!(discovery::reports))
         .routes(routes!(discovery::report_columns))
         .routes(routes!(discovery::aggregation_fields))

@@ -24,6 +24,20 @@ impl App {
         Ok(self.ports.pendo.list(&conn, what).await?)
     }
 
+    /// The subscription's apps with their names, as Pendo lists them.
+    pub async fn pendo_apps(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<crate::sync::references::PendoApp>, AppError> {
+        let i = self.integration(t).await?;
+        let conn = i
+            .connection
+            .clone()
+            .filter(|_| i.is_active())
+            .ok_or(AppError::NotConnected)?;
+        Ok(crate::sync::references::list_apps(&self.ports, &conn).await?)
+    }
+
     /// The saved reports, each classified (compatible with its numeric columns, or refused with
     /// the reason).
     pub async fn report_catalog(&self, t: &TenantId) -> Result<Vec<ReportInfo>, AppError> {

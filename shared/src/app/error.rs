@@ -1,6 +1,5 @@
 //! What a use case answers when it cannot do what was asked, each with its own message.
 
-use crate::domain::MappingId;
 use crate::error::ValidationError;
 use crate::pendo::PendoError;
 use crate::store::StoreError;
@@ -18,8 +17,9 @@ pub enum AppError {
     NotConnected,
     /// The mapping was edited in a way its stored values do not follow; it syncs again only
     /// after its rebuild (or a Re-sync all).
-    #[error("mapping {0} was edited and needs a rebuild before it syncs again: rebuild it (POST /v1/mappings/{0}/rebuild) or run Re-sync all; until then its stored values stay as they were made")]
-    RebuildRequired(MappingId),
+    /// (The mapping's name.)
+    #[error("mapping \"{0}\" was edited and needs a rebuild before it syncs again: click Rebuild on it (or run Re-sync all); until then its stored values stay as they were made")]
+    RebuildRequired(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]

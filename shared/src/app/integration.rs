@@ -217,18 +217,18 @@ impl App {
     }
 
     pub async fn remove_segment(&self, t: &TenantId, id: &str) -> Result<Integration, AppError> {
-        let users: Vec<MappingId> = self
+        let users: Vec<String> = self
             .ports
             .store
             .list_mappings(t)
             .await?
             .into_iter()
             .filter(|m| m.segment_id.as_deref() == Some(id))
-            .map(|m| m.id)
+            .map(|m| m.metric_name)
             .collect();
         if let Some(m) = users.first() {
             return Err(AppError::Conflict(format!(
-                "segment {id} is used by mapping {m}"
+                "segment {id} is used by mapping \"{m}\"; change or delete that mapping first"
             )));
         }
         self.update_integration(t, false, |i| {

@@ -231,7 +231,7 @@ impl App {
         }
         let m = self.mapping(t, id).await?;
         if m.rebuild_required {
-            return Err(AppError::RebuildRequired(m.id));
+            return Err(AppError::RebuildRequired(m.metric_name));
         }
         // Refused at once when nothing can be recovered (a few store reads, no Pendo call);
         // the planning is queued.

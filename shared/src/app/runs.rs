@@ -24,7 +24,7 @@ impl App {
         let i = self.active_integration(t).await?;
         let m = self.mapping(t, id).await?;
         if m.rebuild_required {
-            return Err(AppError::RebuildRequired(m.id));
+            return Err(AppError::RebuildRequired(m.metric_name));
         }
         self.queue_run(&i, &m, RunAction::SyncNow).await
     }
@@ -44,7 +44,8 @@ impl App {
         .await;
         if let Some(why) = checked.left_out.get(id) {
             return Err(AppError::Conflict(format!(
-                "mapping {id} cannot be rebuilt, its values were kept: {why}"
+                "mapping \"{}\" cannot be rebuilt, its values were kept: {why}",
+                m.metric_name
             )));
         }
         self.queue_run(&i, &m, RunAction::Rebuild).await
@@ -63,7 +64,10 @@ impl App {
             RunAction::Recover => RunKind::Recover {
                 mapping_id: m.id.clone(),
             },
-            RunAction::SyncNow | RunAction::Rebuild => RunKind::SyncNow {
+            RunAction::SyncNow => RunKind::SyncNow {
+                mapping_id: m.id.clone(),
+            },
+            RunAction::Rebuild => RunKind::Rebuild {
                 mapping_id: m.id.clone(),
             },
         };

@@ -429,8 +429,8 @@ fn check_metric_names_free(
             return Err(ValidationError::new(
                 "metricName",
                 format!(
-                    "metric '{dup}' on this target is already fed by mapping {}",
-                    other.id
+                    "metric '{dup}' on this target is already fed by mapping \"{}\"",
+                    other.metric_name
                 ),
             ));
         }

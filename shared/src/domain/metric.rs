@@ -57,6 +57,12 @@ pub enum RunKind {
         mapping_id: MappingId,
     },
     ResyncAll,
+    /// One mapping's values purged and fetched again (after an edit that needs it).
+    #[serde(rename_all = "camelCase")]
+    Rebuild {
+        #[schema(value_type = String)]
+        mapping_id: MappingId,
+    },
     /// The days a mapping could not use rows of identities the directory now knows.
     #[serde(rename_all = "camelCase")]
     Recover {

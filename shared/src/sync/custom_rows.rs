@@ -221,6 +221,14 @@ impl<'d> DayAccumulator<'d> {
         let user = cell(self.spec.ids.end_user.as_ref()).or(cell(self.spec.ids.email.as_ref()));
         let (reason, id) = match (self.spec.target, skip) {
             (Target::Company, Skip::NotInDirectory) => (R::CompanyNotInDirectory, company),
+            // An anonymous visitor is its own reason on every target.
+            (Target::Company, _)
+                if user
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with(super::transform::ANONYMOUS_PREFIX)) =>
+            {
+                (R::AnonymousVisitor, user)
+            }
             (Target::Company, _) => (R::NoCompanyId, user),
             (Target::Asset | Target::Project, Skip::NotInDirectory) => {
                 (R::NotInDirectory, cell(self.spec.ids.object.as_ref()))

@@ -95,6 +95,61 @@ impl RowSink for AppIds {
     }
 }
 
+/// An app as the `apps` aggregation source lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendoApp {
+    pub id: i64,
+    /// Its display name (`displayName`; its id when Pendo gives none).
+    pub name: String,
+    /// `web`, `ios`, … when Pendo says.
+    pub platform: Option<String>,
+}
+
+/// Collects the rows of the `apps` source.
+#[derive(Default)]
+struct AppRows(Vec<PendoApp>);
+
+impl RowSink for AppRows {
+    fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
+        let row: Value = serde_json::from_slice(raw).map_err(|e| format!("bad app row: {e}"))?;
+        if let Some(id) = row.get("id").and_then(Value::as_i64) {
+            let text = |k: &str| {
+                row.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            self.0.push(PendoApp {
+                id,
+                name: text("displayName")
+                    .or_else(|| text("name"))
+                    .unwrap_or_else(|| id.to_string()),
+                platform: text("platform"),
+            });
+        }
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// The subscription's apps with their names (no object endpoint lists apps; the `apps`
+/// aggregation source does), by name.
+///
+/// # Errors
+/// Pendo's.
+pub async fn list_apps(ports: &Ports, conn: &Connection) -> Result<Vec<PendoApp>, PendoError> {
+    let request = custom_request(vec![json!({ "source": { "apps": null } })], "apps");
+    let mut sink = AppRows::default();
+    ports.pendo.aggregate(conn, &request, &mut sink).await?;
+    let mut apps = sink.0;
+    apps.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(apps)
+}
+
 /// Which list a reference is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {

@@ -369,7 +369,7 @@
   }
 
   // ---------- runs ----------
-  const RUN_KIND = { daily: 'Daily run', syncNow: 'Sync now', resyncAll: 'Re-sync all', recover: 'Recovery' };
+  const RUN_KIND = { daily: 'Daily run', syncNow: 'Sync now', rebuild: 'Rebuild', resyncAll: 'Re-sync all', recover: 'Recovery' };
   const when = (t) => (t ? `${t.slice(0, 16).replace('T', ' ')} UTC` : '');
   const count = (n, one, many) => `${n} ${n === 1 ? one : many || `${one}s`}`;
 
@@ -536,7 +536,9 @@
     let progress = state.progressSlots.get(m.id);
     if (!progress) { progress = h('div', { class: 'progress-slot', id: `progress-${m.id}` }); state.progressSlots.set(m.id, progress); }
     const syncBtn = h('button', {
-      type: 'button', class: 'sync-now', text: 'Sync now', disabled: !connected(), 'aria-label': `Sync now: ${m.metricName}`,
+      // A mapping that needs a rebuild does not sync until rebuilt: its Rebuild button is the way.
+      type: 'button', class: 'sync-now', text: 'Sync now', disabled: !connected() || m.rebuildRequired, 'aria-label': `Sync now: ${m.metricName}`,
+      title: m.rebuildRequired ? 'Edited: click Rebuild first' : '',
       onclick: () => submit(syncBtn, null, async () => {
         const { runId } = await api('POST', `/v1/mappings/${m.id}/sync`);
         syncBtn.disabled = true;
@@ -648,11 +650,13 @@
     return form;
   }
 
-  function objectSelect(list, name) {
+  /** A picker of Pendo objects: "Name — App name (core event)"; `appNames`: Pendo's apps by id. */
+  function objectSelect(list, name, appNames = new Map()) {
     const apps = new Map(appRows().map((a) => [a.appId, a.prefix]));
     const sel = h('select', { name }, list.map((o) => {
-      const app = o.appId !== null && o.appId !== undefined ? (apps.get(String(o.appId)) || `app ${o.appId}`) : '';
-      return h('option', { value: o.id, text: `${o.name || o.id}${app ? ` — ${app}` : ''}${o.isCoreEvent ? ' ★' : ''}` });
+      const id = o.appId !== null && o.appId !== undefined ? String(o.appId) : null;
+      const app = id ? (appNames.get(id) || apps.get(id) || `app ${id}`) : '';
+      return h('option', { value: o.id, text: `${o.name || o.id}${app ? ` — ${app}` : ''}${o.isCoreEvent ? ' (core event)' : ''}` });
     }));
     return sel;
   }
@@ -731,16 +735,18 @@
       };
     },
     async pes(slot) {
-      const apps = appRows().filter((a) => a.appId !== 'unknown');
-      const sel = h('select', { name: 'appId' }, apps.map((a) => h('option', { value: a.appId, text: `${a.prefix || 'app'} (${a.appId})` })));
+      // Pendo's apps by name (not only the ones typed in the apps table).
+      const apps = await discover('apps');
+      const sel = h('select', { name: 'appId' }, apps.map((a) => h('option', { value: String(a.id), text: `${a.name} (${a.id})` })));
       const boxes = state.choices.pesComponents.map((c, i) => {
         const cb = h('input', { type: 'checkbox', id: nextId('f'), value: c, checked: i === 0 });
         return { c, cb, el: h('span', { class: 'check' }, cb, h('label', { for: cb.id, text: c })) };
       });
       const fmOk = state.integration.fieldMappings.companyId === 'accountId' || state.integration.fieldMappings.companyId === 'row.accountId';
-      slot.replaceChildren(field('App', sel, 'appId'),
+      // (replaceChildren would write a null as the text "null".)
+      slot.replaceChildren(...[field('App', sel, 'appId'),
         h('fieldset', {}, h('legend', { text: 'Components' }), boxes.map((b) => b.el), h('span', { class: 'err', role: 'alert', dataset: { err: 'components' } })),
-        fmOk ? null : h('p', { class: 'warning', text: 'PES is per Pendo account: the company id field must be accountId.' }));
+        fmOk ? null : h('p', { class: 'warning', text: 'PES is per Pendo account: the company id field must be accountId.' })].filter(Boolean));
       return () => ({ appId: Number(sel.value), components: boxes.filter((b) => b.cb.checked).map((b) => b.c) });
     },
   };
@@ -748,7 +754,9 @@
   async function eventForm(slot, what, idKey, label) {
     const list = await discover(what);
     state.discovery[`${what}List`] = list;
-    const sel = objectSelect(list, idKey);
+    // App names from Pendo; without them (Pendo unreachable) the ids still pick.
+    const appNames = new Map((await discover('apps').catch(() => [])).map((a) => [String(a.id), a.name]));
+    const sel = objectSelect(list, idKey, appNames);
     const minutes = h('input', { type: 'text', name: 'minutesMetric', autocomplete: 'off', placeholder: 'optional' });
     slot.replaceChildren(field(label, sel, idKey), field('Minutes metric name', minutes, 'minutesMetric', 'Also store time on the ' + label.toLowerCase() + ' as this metric.'));
     return () => ({ [idKey]: sel.value, minutesMetric: minutes.value.trim() || null });

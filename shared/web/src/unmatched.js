@@ -1,15 +1,41 @@
   // ---------- unmatched identities: what a mapping could not use, and its recovery ----------
   // Joined after app.js into the same function scope (see shared/src/api/web.rs).
 
-  /** Per reason: what its identities are, and a sentence for a count of them. */
+  /**
+   * Per reason: the label of one identity ("Why"), how its identities are counted (one, many),
+   * and what the user can do about it (only reasons the directory can cure say to add them).
+   */
   const UNMATCHED = {
-    companyNotInDirectory: ['companies not in the directory', 'company'],
-    notInDirectory: ['assets or projects not in the directory', 'asset or project'],
-    endUserNotFound: ['end users not found (creation off)', 'end user'],
-    noCompanyId: ['rows without a company id', 'visitor'],
-    anonymousVisitor: ['anonymous visitors', 'visitor'],
-    noId: ['rows without an id', 'row'],
+    companyNotInDirectory: { label: 'company not in the directory', one: 'company not in the directory', many: 'companies not in the directory',
+      advice: 'Add the missing companies to the directory (Directory tab: a CSV file or an import from Pendo); their days can then be recovered.' },
+    notInDirectory: { label: 'not in the directory', one: 'asset or project not in the directory', many: 'assets or projects not in the directory',
+      advice: 'Add the missing assets or projects to the directory; their days can then be recovered.' },
+    endUserNotFound: { label: 'end user not found (creation off)', one: 'end user not found (creation off)', many: 'end users not found (creation off)',
+      advice: 'Add the missing end users to the directory, or turn on "Auto-create users" for this mapping; their days can then be recovered.' },
+    noCompanyId: { label: 'no company id', one: 'visitor without a company id', many: 'visitors without a company id', rowsOnly: 'rows without a company id',
+      advice: 'Pendo sent these visitors\' rows without a company (account) id: nothing in the directory can match them until Pendo has one.' },
+    anonymousVisitor: { label: 'anonymous visitor', one: 'anonymous visitor', many: 'anonymous visitors', rowsOnly: 'rows of anonymous visitors',
+      advice: 'Anonymous visitors (_PENDO_T_…) have no identity to match: they are never in the directory, and their rows are counted here only.' },
+    noId: { label: 'no id', rowsOnly: 'rows without an id',
+      advice: 'These rows carry no id in the field the mapping\'s target reads.' },
   };
+
+  /** "1 row", "412 rows". */
+  const rowsText = (n) => `${n} ${n === 1 ? 'row' : 'rows'}`;
+
+  /**
+   * One reason's line: "412 rows from 7 companies not in the directory"; "60 rows of 11
+   * visitors without a company id"; when the identities past the listed bound were only
+   * counted, "at least 7"; a reason without identities, "12 rows without an id".
+   */
+  function unmatchedLine(reason, t) {
+    const u = UNMATCHED[reason] || { rowsOnly: `rows (${reason})` };
+    if (!u.many || !t.identities) return `${rowsText(t.rows)}${(u.rowsOnly || `rows from ${u.many}`).replace(/^rows/, '')}`;
+    const n = t.otherRows > 0 ? `at least ${t.identities}` : String(t.identities);
+    const who = t.identities === 1 && !(t.otherRows > 0) ? u.one : u.many;
+    const link = reason === 'noCompanyId' || reason === 'anonymousVisitor' ? 'of' : 'from';
+    return `${rowsText(t.rows)} ${link} ${n} ${who}`;
+  }
 
   async function refreshUnmatched() {
     try {
@@ -23,11 +49,7 @@
   function unmatchedSummary(m) {
     const u = state.unmatched && state.unmatched.get(m.id);
     if (!u) return null;
-    const lines = Object.entries(u.totals).filter(([, t]) => t.rows > 0).map(([reason, t]) => {
-      const [what] = UNMATCHED[reason] || [reason];
-      const ids = t.identities + (t.otherRows > 0 ? '+' : '');
-      return `${t.rows} rows from ${ids} ${what}`;
-    });
+    const lines = Object.entries(u.totals).filter(([, t]) => t.rows > 0).map(([reason, t]) => unmatchedLine(reason, t));
     if (!lines.length) return null;
     const show = h('button', {
       type: 'button', class: 'link-button', text: 'show', 'aria-label': `Show what ${m.metricName} could not use`,
@@ -52,7 +74,7 @@
       p.prepend(panel);
     }
     const reason = h('select', { name: 'reason', 'aria-label': 'Reason' }, h('option', { value: '', text: 'Every reason' }),
-      Object.entries(UNMATCHED).map(([k, [what]]) => h('option', { value: k, text: what })));
+      Object.entries(UNMATCHED).map(([k, u]) => h('option', { value: k, text: u.label })));
     const sort = h('select', { name: 'sort', 'aria-label': 'Sort by' }, h('option', { value: 'rows', text: 'Most rows first' }),
       h('option', { value: 'value', text: 'Most value first' }));
     const body = h('div');
@@ -73,13 +95,14 @@
         document.body.append(a); a.click(); a.remove();
       };
       body.replaceChildren(
-        h('p', { class: 'muted', text: recoverable
-          ? `${recoverable} of these are in the directory now: Recover re-fetches only their days (the next daily run does too).`
-          : 'Add the missing companies or end users to the directory (Directory tab: a CSV file or an import from Pendo); their days can then be recovered.' }),
+        recoverable ? h('p', { class: 'muted', text: `${recoverable} of these are in the directory now: Recover re-fetches only their days (the next daily run does too).` }) : null,
+        // What can be done, per reason present (anonymous visitors are never advised for the directory).
+        h('ul', { class: 'muted unmatched-advice' }, Object.entries(v.totals || {}).filter(([, t]) => t.rows > 0)
+          .map(([r]) => h('li', { dataset: { reason: r }, text: (UNMATCHED[r] || {}).advice || r }))),
         v.identities.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'unmatched' },
           h('thead', {}, h('tr', {}, ['Pendo id', 'Why', 'Rows', 'Value', 'First day', 'Last day'].map((t) => h('th', { scope: 'col', text: t })))),
           h('tbody', {}, v.identities.map((i) => h('tr', { dataset: { reason: i.reason } }, h('td', { text: i.identity || '(none)' }),
-            h('td', { text: (UNMATCHED[i.reason] || [i.reason])[0] }), h('td', { class: 'num', text: String(i.rows) }),
+            h('td', { text: (UNMATCHED[i.reason] || { label: i.reason }).label }), h('td', { class: 'num', text: String(i.rows) }),
             h('td', { class: 'num', text: String(Math.round(i.value * 100) / 100) }), h('td', { text: i.firstDay }), h('td', { text: i.lastDay }))))))
           : h('p', { class: 'muted', text: 'Nothing unmatched.' }));
     };

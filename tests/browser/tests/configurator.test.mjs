@@ -281,6 +281,14 @@ describe('configurator page', () => {
     const { page, context, problems } = await newPage(env.browser);
     await page.goto(`${env.base}/#token=${TOKENS.formsAdmin}`);
     const form = page.locator('#mapping-form');
+    // PES (issue 32, defect 6): Pendo's apps by name, and no stray "null" in the form.
+    const apps = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/discovery/apps')).body;
+    assert.equal(apps.length, 3, JSON.stringify(apps));
+    await form.getByLabel('Kind').selectOption('pes');
+    const appSel = form.getByLabel('App', { exact: true });
+    await appSel.waitFor(T);
+    assert.deepEqual(await appSel.locator('option').allTextContents(), apps.map((a) => `${a.name} (${a.id})`));
+    assert.doesNotMatch(await form.innerText(), /\bnull\b/);
     await form.getByLabel('Kind').selectOption('report');
     const report = form.getByLabel('Report', { exact: true });
     await report.waitFor(T);
@@ -520,8 +528,19 @@ describe('configurator page', () => {
     await summary.waitFor(T);
     const rows = before.totals.companyNotInDirectory.rows;
     assert.match(await summary.innerText(), new RegExp(`${rows} rows from 2 companies not in the directory`));
+    // Anonymous visitors are their own reason, counted in words (issue 32, defect 9).
+    const all = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched?limit=1000`)).body;
+    const anon = all.totals.anonymousVisitor;
+    if (anon) assert.match(await summary.innerText(), new RegExp(`${anon.rows} rows of (at least )?${anon.identities} anonymous visitors`));
+    assert.doesNotMatch(await summary.innerText(), /\d\+|rows from \d+ rows/);
     await summary.getByRole('button', { name: /could not use/ }).click();
     const panel = page.locator('#unmatched-panel');
+    // Advice per reason present: the directory's for companies not in it (anonymous visitors
+    // are never advised for the directory).
+    const advice = panel.locator('.unmatched-advice li[data-reason=companyNotInDirectory]');
+    await advice.waitFor(T);
+    assert.match(await advice.innerText(), /Add the missing companies to the directory/);
+    if (anon) assert.match(await panel.locator('.unmatched-advice li[data-reason=anonymousVisitor]').innerText(), /never in the directory/);
     await panel.getByLabel('Reason').selectOption('companyNotInDirectory');
     await panel.locator('tr[data-reason=companyNotInDirectory]').nth(1).waitFor(T);
     const ids = await panel.locator('tr[data-reason=companyNotInDirectory] td:first-child').allInnerTexts();

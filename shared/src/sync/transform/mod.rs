@@ -390,9 +390,12 @@ impl<'d> ChunkAccumulator<'d> {
         let company = text(&row.company);
         let user = text(&row.end_user).or(text(&row.email));
         let (reason, id) = match self.spec.target {
-            Target::Company => match company {
-                Some(c) => (R::CompanyNotInDirectory, c),
-                None => (R::NoCompanyId, user.unwrap_or_default()),
+            Target::Company => match (company, user) {
+                (Some(c), _) => (R::CompanyNotInDirectory, c),
+                // An anonymous visitor is its own reason on every target: no company id
+                // could ever be added for it.
+                (None, Some(u)) if u.starts_with(ANONYMOUS_PREFIX) => (R::AnonymousVisitor, u),
+                (None, u) => (R::NoCompanyId, u.unwrap_or_default()),
             },
             Target::Asset | Target::Project => {
                 let id = if self.spec.target == Target::Asset {

@@ -762,9 +762,10 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         (StatusCode::CONFLICT, Some("rebuild_required")),
         "{e}"
     );
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("rebuild"),
-        "{e}"
+    // Named by its name, saying what to click: no ids, no API paths (issue 32, defect 8).
+    assert_eq!(
+        e["error"]["message"],
+        "mapping \"Clicks 2\" was edited and needs a rebuild before it syncs again: click Rebuild on it (or run Re-sync all); until then its stored values stay as they were made"
     );
     a.drain().await;
     assert_eq!(a.export().await, before);
@@ -812,6 +813,15 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
     // now started none).
     let (_, runs) = a.call(ADMIN_A, Method::GET, "/v1/runs?limit=5", None).await;
     assert_eq!(runs.as_array().map(Vec::len), Some(4));
+    // Each run with its real kind: the rebuild is not a Sync now (issue 32, defect 8).
+    let mut kinds: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"]["type"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["rebuild", "resyncAll", "syncNow", "syncNow"]);
     assert_eq!(
         a.call(ADMIN_A, Method::GET, "/v1/runs?limit=abc", None)
             .await
@@ -1963,3 +1973,4 @@ mod pes_field;
 mod references;
 mod runs;
 mod status;
+mod unmatched_reasons;

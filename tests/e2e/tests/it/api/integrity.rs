@@ -363,6 +363,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             false,
         ),
         (
+            Method::GET,
+            "/v1/discovery/apps",
+            "/v1/discovery/apps".into(),
+            None,
+            true,
+        ),
+        (
             Method::DELETE,
             "/v1/directory/{kind}/{id}",
             "/v1/directory/companies/c1".into(),
@@ -502,7 +509,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 23);
+    assert_eq!(refused, 24);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

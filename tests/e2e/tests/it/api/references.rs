@@ -310,9 +310,38 @@ async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_o
         (
             StatusCode::CONFLICT,
             &json!({"code": "conflict", "field": null,
-                "message": format!("mapping {id} cannot be rebuilt, its values were kept: {why}")})
+                "message": format!("mapping \"Clicks\" cannot be rebuilt, its values were kept: {why}")})
         )
     );
     a.drain().await;
     assert_eq!(a.export().await, before);
+}
+
+/// The page's app pickers (a PES mapping's app) offer Pendo's apps by name (issue 32,
+/// defect 6): `GET /v1/discovery/apps` lists the `apps` source, one aggregation call.
+#[tokio::test]
+async fn pendos_apps_are_listed_with_their_names() {
+    let a = api().await;
+    a.connect(ADMIN_A).await;
+    let c = a.sim.control();
+    c.reset_requests();
+    let (s, apps) = a
+        .call(ADMIN_A, Method::GET, "/v1/discovery/apps", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{apps}");
+    let mut want: Vec<Value> = a
+        .sim
+        .subscription()
+        .apps
+        .iter()
+        .map(|p| json!({"id": p.id, "name": p.name, "platform": p.platform}))
+        .collect();
+    want.sort_by(|x, y| x["name"].as_str().cmp(&y["name"].as_str()));
+    assert_eq!(apps, json!(want));
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/aggregation".to_string(), 1)]
+            .into_iter()
+            .collect()
+    );
 }

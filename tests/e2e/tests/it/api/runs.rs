@@ -25,7 +25,7 @@ fn progress(r: &Value) -> (&str, bool, u64, u64, u64) {
 }
 
 /// Tenant A connected for a week, every company in the directory, a Clicks mapping: its id.
-async fn tenant(a: &Api) -> String {
+pub(super) async fn tenant(a: &Api) -> String {
     a.connect_for_a_week(ADMIN_A).await;
     let companies: Vec<Value> = a
         .sim
