@@ -2,7 +2,7 @@
 //! reports), for the page's pickers and the demo.
 
 use super::{App, AppError};
-use crate::domain::TenantId;
+use crate::domain::{Connection, TenantId};
 use crate::pendo::reports::{classify, ReportInfo};
 use crate::pendo::ObjectList;
 use serde_json::Value;
@@ -15,13 +15,17 @@ impl App {
         t: &TenantId,
         what: ObjectList,
     ) -> Result<Vec<Value>, AppError> {
+        let conn = self.active_connection(t).await?;
+        Ok(self.ports.pendo.list(&conn, what).await?)
+    }
+
+    /// The tenant's Pendo connection; `NotConnected` when it has none active.
+    async fn active_connection(&self, t: &TenantId) -> Result<Connection, AppError> {
         let i = self.integration(t).await?;
-        let conn = i
-            .connection
+        i.connection
             .clone()
             .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)?;
-        Ok(self.ports.pendo.list(&conn, what).await?)
+            .ok_or(AppError::NotConnected)
     }
 
     /// The subscription's apps with their names, as Pendo lists them.
@@ -29,12 +33,7 @@ impl App {
         &self,
         t: &TenantId,
     ) -> Result<Vec<crate::sync::references::PendoApp>, AppError> {
-        let i = self.integration(t).await?;
-        let conn = i
-            .connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)?;
+        let conn = self.active_connection(t).await?;
         Ok(crate::sync::references::list_apps(&self.ports, &conn).await?)
     }
 

@@ -206,20 +206,9 @@ async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothi
 async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_out() {
     let a = &api().await;
     a.connect_for_a_week(ADMIN_A).await;
-    let companies: Vec<Value> = a
-        .sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|c| json!({"externalId": c.id}))
-        .collect();
-    a.call(
-        ADMIN_A,
-        Method::PUT,
-        "/v1/directory/companies",
-        Some(json!({ "items": companies })),
-    )
-    .await;
+    let sub = a.sim.subscription();
+    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
+    a.companies(&ids).await;
     let id = a.clicks_mapping().await;
     let sync = |id: String| async move {
         let (s, r) = a

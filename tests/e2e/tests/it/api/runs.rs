@@ -27,20 +27,9 @@ fn progress(r: &Value) -> (&str, bool, u64, u64, u64) {
 /// Tenant A connected for a week, every company in the directory, a Clicks mapping: its id.
 pub(super) async fn tenant(a: &Api) -> String {
     a.connect_for_a_week(ADMIN_A).await;
-    let companies: Vec<Value> = a
-        .sim
-        .subscription()
-        .accounts
-        .iter()
-        .map(|c| json!({"externalId": c.id}))
-        .collect();
-    a.call(
-        ADMIN_A,
-        Method::PUT,
-        "/v1/directory/companies",
-        Some(json!({ "items": companies })),
-    )
-    .await;
+    let sub = a.sim.subscription();
+    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
+    a.companies(&ids).await;
     a.clicks_mapping().await
 }
 
