@@ -606,16 +606,25 @@
       }));
       target.value = 'company';
     };
+    // Each kind's form is built in a slot of its own and shown only if no other kind was
+    // chosen while it loaded (a slow earlier form must not replace a later one).
+    let drawing = 0;
     const drawSource = async () => {
+      const mine = ++drawing;
       fillTargets();
       checks.multiApp.disabled = kind.value === 'pes';
       sourceSlot.replaceChildren(h('p', { class: 'muted', text: 'Loading choices from Pendo…' }));
+      const slot = h('div');
+      let read;
       try {
-        readSource = await SOURCE_FORMS[kind.value](sourceSlot);
+        read = await SOURCE_FORMS[kind.value](slot);
       } catch (e) {
-        readSource = () => { throw new ApiError(e.status || 0, { error: { message: e.message, field: '_form' } }); };
-        sourceSlot.replaceChildren(h('p', { class: 'error-text', text: e.code === 'not_connected' ? 'Connect to Pendo first: the choices come from your subscription.' : e.message }));
+        read = () => { throw new ApiError(e.status || 0, { error: { message: e.message, field: '_form' } }); };
+        slot.replaceChildren(h('p', { class: 'error-text', text: e.code === 'not_connected' ? 'Connect to Pendo first: the choices come from your subscription.' : e.message }));
       }
+      if (mine !== drawing) return;
+      readSource = read;
+      sourceSlot.replaceChildren(slot);
     };
     kind.addEventListener('change', drawSource);
     const createBtn = h('button', { type: 'submit', text: 'Add mapping' });
@@ -693,7 +702,7 @@
       });
       const rejected = r.rejected.length ? h('details', { class: 'rejected-list' }, h('summary', { text: `${r.rejected.length} report(s) cannot be mapped` }),
         h('ul', {}, r.rejected.map((x) => h('li', { class: 'rejected' }, h('span', { text: x.name }), ' — ', h('span', { text: x.reason }))))) : null;
-      slot.replaceChildren(field('Report', sel, 'reportId'), colSlot, rejected);
+      slot.replaceChildren(...[field('Report', sel, 'reportId'), colSlot, rejected].filter(Boolean));
       return () => ({ reportId: sel.value, columns: cols.read() });
     },
     async aggregation(slot) {
