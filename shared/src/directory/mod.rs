@@ -144,6 +144,11 @@ impl Upload {
     }
 }
 
+/// A parsed row, or its error added to `errors`.
+fn kept<T>(row: Result<T, RowError>, errors: &mut Vec<RowError>) -> Option<T> {
+    row.map_err(|e| errors.push(e)).ok()
+}
+
 /// The rows of a batch of companies, assets or projects that may be written: valid, and each
 /// naming an object no earlier row of the upload named. `offset`: the batch's first row in
 /// the upload; indexes in the answer are within the batch.
@@ -156,14 +161,10 @@ pub(crate) fn object_rows(
     let mut valid = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let o = match parse_row::<DirectoryObject>(index, item)
-            .and_then(|o| o.validated().map_err(|e| invalid(index, e)))
-        {
-            Ok(o) => o,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
+        let parsed = parse_row::<DirectoryObject>(index, item)
+            .and_then(|o| o.validated().map_err(|e| invalid(index, e)));
+        let Some(o) = kept(parsed, &mut errors) else {
+            continue;
         };
         if let Some(first) = up.objects.get(&o.external_id) {
             errors.push(RowError {
@@ -196,14 +197,10 @@ pub(crate) fn end_user_rows(
     let mut valid = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let u = match parse_row::<EndUserInput>(index, item)
-            .and_then(|u| u.validated().map_err(|e| invalid(index, e)))
-        {
-            Ok(u) => u,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
+        let parsed = parse_row::<EndUserInput>(index, item)
+            .and_then(|u| u.validated().map_err(|e| invalid(index, e)));
+        let Some(u) = kept(parsed, &mut errors) else {
+            continue;
         };
         if !companies.contains(&u.company_id) {
             errors.push(RowError {

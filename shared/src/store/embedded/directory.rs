@@ -89,6 +89,27 @@ fn insert_user(c: &Connection, t: &TenantId, user: &EndUser) -> Result<(), Store
     Ok(())
 }
 
+impl EmbeddedStore {
+    /// One directory entry deleted by `sql`, the directory stamp moved with it; false when
+    /// there was none.
+    fn delete_entry(
+        &self,
+        t: &TenantId,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = write_tx(c)?;
+            let n = tx.execute(sql, args)?;
+            if n > 0 {
+                bump_directory_stamp(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+}
+
 #[async_trait]
 impl DirectoryStore for EmbeddedStore {
     async fn upsert_objects(
@@ -241,33 +262,19 @@ impl DirectoryStore for EmbeddedStore {
         kind: Target,
         external_id: &str,
     ) -> Result<bool, StoreError> {
-        self.with(|c| {
-            let tx = write_tx(c)?;
-            let n = tx.execute(
-                "DELETE FROM objects WHERE tenant=?1 AND kind=?2 AND external_id=?3",
-                params![t.as_str(), kind.as_str(), external_id],
-            )?;
-            if n > 0 {
-                bump_directory_stamp(&tx, t)?;
-            }
-            tx.commit()?;
-            Ok(n > 0)
-        })
+        self.delete_entry(
+            t,
+            "DELETE FROM objects WHERE tenant=?1 AND kind=?2 AND external_id=?3",
+            params![t.as_str(), kind.as_str(), external_id],
+        )
     }
 
     async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            let tx = write_tx(c)?;
-            let n = tx.execute(
-                "DELETE FROM end_users WHERE tenant=?1 AND id=?2",
-                params![t.as_str(), id],
-            )?;
-            if n > 0 {
-                bump_directory_stamp(&tx, t)?;
-            }
-            tx.commit()?;
-            Ok(n > 0)
-        })
+        self.delete_entry(
+            t,
+            "DELETE FROM end_users WHERE tenant=?1 AND id=?2",
+            params![t.as_str(), id],
+        )
     }
 
     async fn fill_end_user(
