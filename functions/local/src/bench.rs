@@ -172,7 +172,6 @@ async fn setup(
             field_mappings: None,
             auto_detect_end_users: Some(auto_create),
         },
-        pendo_sync::app::Role::Admin,
     )
     .await?;
     for a in &sub.apps {

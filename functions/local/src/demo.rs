@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::Duration;
 use pendo_sim::data::{Segment, Subscription};
 use pendo_sim::{RunningSim, SimConfig, SimKey, Simulator};
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, MappingInput, PesComponent};
 use pendo_sync::domain::{
     ChunkStats, DirectoryObject, FieldMappingsInput, Mapping, MappingKind, ObjectRef, SyncRun,
@@ -148,7 +148,6 @@ async fn configure(
             }),
             auto_detect_end_users: Some(true),
         },
-        Role::Admin,
     )
     .await?;
     for a in &sub.apps {

@@ -144,7 +144,7 @@ pub async fn delete(
 ) -> Result<Json<crate::app::Deleted>, ApiError> {
     let kind = kind(&k)?;
     Ok(Json(
-        app.delete_directory_entry(&caller.tenant, kind, &id, caller.role)
+        app.delete_directory_entry(&caller.tenant, kind, &id)
             .await?,
     ))
 }

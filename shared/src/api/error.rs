@@ -82,7 +82,6 @@ impl From<AppError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "rebuild_required", e.to_string())
             }
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            AppError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Connection(p) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, p.code(), p.to_string()).field("key")
             }

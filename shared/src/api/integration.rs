@@ -148,7 +148,7 @@ pub async fn disconnect(State(app): State<Shared>, caller: Caller) -> ApiResult<
     view(app.disconnect(&caller.tenant).await?)
 }
 
-/// Change settings (only an admin may change days to sync). Marks "re-sync required". The
+/// Change settings (admins). Marks "re-sync required". The
 /// company id field cannot leave `accountId` while PES mappings exist: 400 on
 /// `fieldMappings.companyId`, naming them (PES is computed per Pendo account).
 #[utoipa::path(patch, path = "/v1/integration/settings", tag = "integration", request_body = SettingsUpdate,
@@ -159,10 +159,7 @@ pub async fn update_settings(
     caller: Caller,
     Body(input): Body<SettingsUpdate>,
 ) -> ApiResult<IntegrationView> {
-    view(
-        app.update_settings(&caller.tenant, &input, caller.role)
-            .await?,
-    )
+    view(app.update_settings(&caller.tenant, &input).await?)
 }
 
 /// The apps table.

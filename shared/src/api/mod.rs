@@ -11,6 +11,7 @@ pub mod error;
 pub mod integration;
 pub mod mappings;
 pub mod metrics;
+pub mod roles;
 pub mod unmatched;
 pub mod web;
 
@@ -110,6 +111,7 @@ pub fn router(app: Shared, authenticator: Arc<dyn Authenticator>) -> Router {
         )
         .route("/health", get(|| async { "ok" }))
         .merge(web::assets())
+        .route_layer(axum::middleware::from_fn(roles::enforce))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -1,7 +1,7 @@
 //! The directory use cases: a batch of rows (JSON) or a checked CSV upload, upserted by external
 //! id with per-row errors (the rules are in `crate::directory`).
 
-use super::{App, AppError, Role};
+use super::{App, AppError};
 #[cfg(feature = "api")]
 use crate::directory::{csv, UploadResult, MAX_LISTED_ERRORS};
 use crate::directory::{end_user_rows, object_rows, BatchResult, RowError, Upload};
@@ -106,13 +106,7 @@ impl App {
         t: &TenantId,
         kind: Target,
         id: &str,
-        role: Role,
     ) -> Result<Deleted, AppError> {
-        if role != Role::Admin {
-            return Err(AppError::Forbidden(
-                "only an admin may delete from the directory".into(),
-            ));
-        }
         let store = &self.ports.store;
         let not_found = || AppError::NotFound {
             what: kind.noun(),

@@ -22,8 +22,6 @@ pub enum AppError {
     RebuildRequired(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Forbidden(String),
     /// The key check failed; nothing was saved.
     #[error("{0}")]
     Connection(ConnectProblem),

@@ -2,7 +2,7 @@
 //! Pendo (the key is checked with Pendo before anything is saved), the settings, the apps table
 //! and the segments. Every change is an optimistic write retried on a lost race.
 
-use crate::app::{App, AppError, ConnectProblem, Role};
+use crate::app::{App, AppError, ConnectProblem};
 use crate::domain::*;
 use crate::pendo::PendoError;
 use crate::store::optimistic;
@@ -126,14 +126,8 @@ impl App {
         &self,
         t: &TenantId,
         u: &SettingsUpdate,
-        role: Role,
     ) -> Result<Integration, AppError> {
         let days = u.days_to_sync.map(DaysToSync::new).transpose()?;
-        if days.is_some() && role != Role::Admin {
-            return Err(AppError::Forbidden(
-                "only an admin may change days to sync".into(),
-            ));
-        }
         let tz = match u.timezone.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),

@@ -134,6 +134,18 @@
     polling: new Map(), progressSlots: new Map(), mappingForm: null, mappingFormStale: false, unmatched: new Map(),
   };
   const isAdmin = () => state.me && state.me.role === 'admin';
+  /**
+   * For a member, every control in `scope` is disabled and a note under its title says who may
+   * use it (the server's rule: shared/src/api/roles.rs; its refusals read the same).
+   */
+  function adminOnly(scope, what) {
+    if (isAdmin()) return scope;
+    for (const c of scope.querySelectorAll('input, select, textarea, button')) c.disabled = true;
+    const note = h('p', { class: 'hint admin-only', text: `Only an admin can ${what}.` });
+    const title = scope.querySelector('h2');
+    if (title) title.after(note); else scope.prepend(note);
+    return scope;
+  }
   const connected = () => state.integration && state.integration.status === 'active';
   const appRows = () => (state.integration ? state.integration.apps : []);
   const prefixOf = (appId) => { const r = appRows().find((a) => a.appId === appId); return r ? r.prefix : ''; };
@@ -296,7 +308,6 @@
 
     // Settings
     const days = h('input', { type: 'number', name: 'daysToSync', min: '1', step: '1', value: String(i.daysToSync), inputmode: 'numeric' });
-    if (!isAdmin()) { days.readOnly = true; days.disabled = true; }
     const tz = h('select', { name: 'timezone' },
       h('option', { value: '', text: 'None (UTC days, one extra day of delay)' }),
       state.choices.timezones.map((z) => h('option', { value: z, text: z, selected: i.timezone === z })));
@@ -309,7 +320,7 @@
     const updateBtn = h('button', { type: 'submit', text: 'Update' });
     const settingsForm = h('form', { class: 'card', id: 'settings-form', 'aria-labelledby': 'settings-title' },
       h('h2', { id: 'settings-title', text: 'Settings' }),
-      field('Days to sync', days, 'daysToSync', isAdmin() ? null : 'Only an admin can change days to sync.'),
+      field('Days to sync', days, 'daysToSync'),
       field('Timezone (IANA)', tz, 'timezone'),
       h('fieldset', {}, h('legend', { text: 'Field mappings' }),
         h('p', { class: 'hint', text: 'Pendo fields: accountId, visitorId, metadata.agent.email, … — "-" leaves a field unmapped.' }),
@@ -321,7 +332,7 @@
     settingsForm.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const body = {};
-      if (isAdmin() && Number(days.value) !== i.daysToSync) body.daysToSync = Number(days.value);
+      if (Number(days.value) !== i.daysToSync) body.daysToSync = Number(days.value);
       if ((tz.value || null) !== (i.timezone || null)) body.timezone = tz.value;
       const changed = {};
       for (const [k] of FIELD_NAMES) if (fm[k].value.trim() !== i.fieldMappings[k]) changed[k] = fm[k].value.trim();
@@ -340,12 +351,14 @@
       h('p', { class: 'muted', text: `Deletes every value of this integration and rebuilds the last ${i.daysToSync} days.` }),
       resyncButton('resync-panel'),
       h('div', { class: 'progress-slot', id: 'resync-progress-panel' }));
-    panelEl.replaceChildren(connectForm, settingsForm, resync);
+    panelEl.replaceChildren(adminOnly(connectForm, 'connect Pendo or replace its key'),
+      adminOnly(settingsForm, 'change the settings'), adminOnly(resync, 'run Re-sync all'));
   }
 
   function resyncButton(id) {
     return h('button', {
-      type: 'button', id, class: 'danger', text: 'Re-sync all', disabled: !connected(),
+      type: 'button', id, class: 'danger', text: 'Re-sync all', disabled: !connected() || !isAdmin(),
+      title: isAdmin() ? '' : 'Only an admin can run Re-sync all',
       onclick: (ev) => {
         if (!window.confirm('Re-sync all deletes every synced value and rebuilds them. Continue?')) return;
         submit(ev.currentTarget, null, async () => {
@@ -559,6 +572,7 @@
     }
     actions.push(h('button', {
       type: 'button', class: 'secondary', text: 'Delete', 'aria-label': `Delete ${m.metricName}`,
+      disabled: !isAdmin(), title: isAdmin() ? '' : 'Only an admin can delete mappings',
       onclick: (ev) => {
         if (!window.confirm(`Delete the mapping "${m.metricName}" and every value it wrote?`)) return;
         submit(ev.currentTarget, null, async () => { await api('DELETE', `/v1/mappings/${m.id}`); await refreshMappings(); });
@@ -815,6 +829,7 @@
       h('p', { class: 'muted', text: 'Multi-app mappings write one metric per app, named "prefix - metric". The default app (-323232) and "unknown" (every other app) are permanent.' }),
       h('div', { class: 'table-wrap' }, h('table', { class: 'apps' }, h('thead', {}, h('tr', {}, ['App id', 'Prefix', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows))),
       form);
+    adminOnly(p, 'add apps or change their prefixes');
   }
 
   async function afterTableChange(rows, key) {
@@ -869,6 +884,7 @@
       rows.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Segment id', 'Name', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows)))
         : h('p', { class: 'muted', text: 'No segment yet.' }),
       form);
+    adminOnly(p, 'add, rename or remove segments');
   }
 
   // ---------- metrics ----------

@@ -173,5 +173,6 @@
     p.replaceChildren(h('h2', { text: 'Directory' }),
       h('p', { id: 'directory-sizes', class: 'muted', role: 'status' }),
       importCard(), uploadCard(), deleteCard());
+    adminOnly(p, 'change the directory (uploads, imports from Pendo, deletes)');
     refreshDirectorySizes();
   }

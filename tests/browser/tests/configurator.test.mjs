@@ -174,32 +174,51 @@ describe('configurator page', () => {
     await context.close();
   });
 
-  test('a member sees days to sync read-only, and saves other settings', { timeout: 60_000 }, async () => {
+  test('a member reads everything, syncs mappings, and changes no admin setting (the roles of api/roles.rs)', { timeout: 60_000 }, async () => {
     await connectByApi(TOKENS.teamAdmin);
+    const features = (await api(env.base, TOKENS.teamAdmin, 'GET', '/v1/discovery/features')).body;
+    const created = await api(env.base, TOKENS.teamAdmin, 'POST', '/v1/mappings', { source: { kind: 'feature', featureId: features[0].id }, target: 'company', metricName: 'Team clicks' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
     const { page, context, problems } = await newPage(env.browser);
     await page.goto(`${env.base}/#token=${TOKENS.teamMember}`);
     await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
     assert.match(await page.locator('#who').innerText(), /team · member/);
-    const days = page.getByLabel('Days to sync');
-    assert.equal(await days.isDisabled(), true);
-    assert.equal(await days.isEditable(), false);
-    assert.match(await page.locator('#settings-form').innerText(), /Only an admin can change days to sync\./);
+    // The connection, the settings and Re-sync all: read, not changed.
     const before = (await api(env.base, TOKENS.teamMember, 'GET', '/v1/integration')).body;
+    const days = page.getByLabel('Days to sync');
     assert.equal(await days.inputValue(), String(before.daysToSync));
-
-    await page.getByLabel('Timezone (IANA)').selectOption('Europe/Berlin');
-    await page.getByRole('button', { name: 'Update' }).click();
-    await page.locator('.banner').filter({ hasText: 'Re-sync required' }).waitFor(T);
-    const afterSave = (await api(env.base, TOKENS.teamMember, 'GET', '/v1/integration')).body;
-    assert.equal(afterSave.timezone, 'Europe/Berlin');
-    assert.equal(afterSave.daysToSync, before.daysToSync);
-    // The admin of the same tenant may change it.
+    for (const control of [days, page.getByLabel('Timezone (IANA)'), page.getByLabel('Integration key'),
+      page.getByRole('button', { name: 'Update' }), page.getByRole('button', { name: 'Replace key' }),
+      page.locator('#resync-panel')]) {
+      assert.equal(await control.isDisabled(), true);
+    }
+    assert.match(await page.locator('#connect-form').innerText(), /Only an admin can connect Pendo or replace its key\./);
+    assert.match(await page.locator('#settings-form').innerText(), /Only an admin can change the settings\./);
+    // A mapping: Sync now is the member's, Delete the admin's.
+    const row = page.locator('section.group[data-kind=feature] tbody tr').filter({ hasText: 'Team clicks' });
+    await row.waitFor(T);
+    assert.equal(await row.getByRole('button', { name: 'Sync now: Team clicks' }).isDisabled(), false);
+    assert.equal(await row.getByRole('button', { name: 'Delete Team clicks' }).isDisabled(), true);
+    // The apps, segments and directory tabs: read-only, each saying why.
+    for (const [tab, text] of [['Apps', /Only an admin can add apps or change their prefixes\./],
+      ['Segments', /Only an admin can add, rename or remove segments\./],
+      ['Directory', /Only an admin can change the directory/]]) {
+      await page.getByRole('tab', { name: tab }).click();
+      const pane = page.locator(`#pane-${tab.toLowerCase()}`);
+      await pane.locator('.admin-only').waitFor(T);
+      assert.match(await pane.innerText(), text);
+      const enabled = await pane.locator('button:enabled, input:enabled, select:enabled, textarea:enabled').count();
+      assert.equal(enabled, 0, `${tab}: every control is disabled`);
+    }
+    assert.deepEqual((await api(env.base, TOKENS.teamMember, 'GET', '/v1/integration')).body, before);
+    // The admin of the same tenant may change the settings.
     await context.close();
     const admin = await newPage(env.browser);
     await admin.page.goto(`${env.base}/#token=${TOKENS.teamAdmin}`);
     const adminDays = admin.page.getByLabel('Days to sync');
     await adminDays.waitFor(T);
     assert.equal(await adminDays.isEditable(), true);
+    assert.equal(await admin.page.locator('.admin-only').count(), 0);
     await adminDays.fill('14');
     await admin.page.getByRole('button', { name: 'Update' }).click();
     await admin.page.waitForFunction(() => document.querySelector('.toast') && document.querySelector('.toast').textContent === 'Settings saved', null, T);

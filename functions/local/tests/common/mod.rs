@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use pendo_sim::Simulator;
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::SystemClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
@@ -51,7 +51,6 @@ pub async fn configure_with(dir: &Path, sim: &Simulator, base_url: &str, creator
             auto_detect_end_users: Some(creator),
             ..Default::default()
         },
-        Role::Admin,
     )
     .await
     .unwrap();

@@ -455,7 +455,23 @@ async fn settings_validate_roles_and_unknown_fields_and_change_nothing_when_refu
         ),
         (Some(90), None, Some(false))
     );
-    let (s, i) = a.call(MEMBER_A, Method::PATCH, "/v1/integration/settings", Some(json!({"timezone": "Europe/Paris", "fieldMappings": {"email": "metadata.agent.email", "endUserId": "-"}}))).await;
+    // The settings are an admin's: a member changes none of them (see api/roles.rs).
+    let (s, e) = a
+        .call(
+            MEMBER_A,
+            Method::PATCH,
+            "/v1/integration/settings",
+            Some(json!({"timezone": "Europe/Paris"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["message"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("only an admin can change the settings")
+        )
+    );
+    let (s, i) = a.call(ADMIN_A, Method::PATCH, "/v1/integration/settings", Some(json!({"timezone": "Europe/Paris", "fieldMappings": {"email": "metadata.agent.email", "endUserId": "-"}}))).await;
     assert_eq!(s, StatusCode::OK, "{i}");
     assert_eq!(
         (i["timezone"].as_str(), i["resyncRequired"].as_bool()),
@@ -1971,6 +1987,7 @@ mod directory;
 mod directory_rules;
 mod pes_field;
 mod references;
+mod roles;
 mod runs;
 mod status;
 mod unmatched_reasons;

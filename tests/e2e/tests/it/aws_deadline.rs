@@ -8,7 +8,7 @@
 use crate::aws_local::{aws_stack, sqs_event, Aws};
 use crate::helpers::every_company;
 use pendo_sim::{FaultKind, FaultRule};
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
 use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
@@ -34,10 +34,7 @@ async fn a_batch_hands_back_on_time_what_the_time_left_cannot_cover() {
         days_to_sync: Some(7),
         ..Default::default()
     };
-    s.app
-        .update_settings(&s.tenant, &seven, Role::Admin)
-        .await
-        .unwrap();
+    s.app.update_settings(&s.tenant, &seven).await.unwrap();
     let companies = every_company(&s.sim);
     s.store
         .upsert_objects(&s.tenant, Target::Company, &companies)

@@ -309,7 +309,7 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
     use crate::aws_imports::directory;
     use crate::iam_gate::Function;
     use pendo_sync::app::imports::ImportRequest;
-    use pendo_sync::app::{Role, SettingsUpdate};
+    use pendo_sync::app::SettingsUpdate;
     use pendo_sync::domain::{FieldMappingsInput, ImportState};
     let request = ImportRequest {
         company_name_field: Some("metadata.agent.name".into()),
@@ -336,10 +336,7 @@ async fn an_import_under_throttling_conflicts_and_lost_answers() {
 
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
-    s.app
-        .update_settings(&s.tenant, &settings, Role::Admin)
-        .await
-        .unwrap();
+    s.app.update_settings(&s.tenant, &settings).await.unwrap();
     let resync = |op, fault, per_mille| dynamo(op, fault, per_mille).only(&[Function::Resync]);
     s.gate.set_faults(vec![
         Rule::any(Service::DynamoDb, Fault::Throughput, Pick::PerMille(50))
@@ -439,17 +436,14 @@ async fn bench_a_resync_all_under_aws_faults() {
 /// The bench's tenant: 30 days, New York, every company, a Feature (with minutes) and a Page on
 /// companies.
 async fn configure_companies(s: &AwsStack) {
-    use pendo_sync::app::{Role, SettingsUpdate};
+    use pendo_sync::app::SettingsUpdate;
     use pendo_sync::domain::{MappingInput, MappingKind, Target};
     let settings = SettingsUpdate {
         days_to_sync: Some(30),
         timezone: Some("America/New_York".into()),
         ..Default::default()
     };
-    s.app
-        .update_settings(&s.tenant, &settings, Role::Admin)
-        .await
-        .unwrap();
+    s.app.update_settings(&s.tenant, &settings).await.unwrap();
     let companies = crate::helpers::every_company(&s.sim);
     s.store
         .upsert_objects(&s.tenant, Target::Company, &companies)

@@ -10,7 +10,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use lambda_runtime::{Context, LambdaEvent};
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
@@ -156,7 +156,7 @@ async fn the_schedule_fans_out_to_sqs_and_a_failing_chunk_alone_is_redelivered()
             days_to_sync: Some(7),
             ..Default::default()
         };
-        app.update_settings(t, &seven, Role::Admin).await.unwrap();
+        app.update_settings(t, &seven).await.unwrap();
         store
             .upsert_objects(t, Target::Company, &companies)
             .await

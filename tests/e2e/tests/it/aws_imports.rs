@@ -6,7 +6,7 @@
 use crate::aws_local::{aws_stack, drain_twice_through_handlers, Aws};
 use crate::helpers::Stack;
 use pendo_sync::app::imports::ImportRequest;
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::store::Store;
 
@@ -57,10 +57,7 @@ async fn an_import_through_sqs_dynamo_and_the_resync_handler_equals_the_embedded
 
     let aws = Aws::connect().await;
     let (s, queue) = aws_stack(&aws).await;
-    s.app
-        .update_settings(&s.tenant, &mappings(), Role::Admin)
-        .await
-        .unwrap();
+    s.app.update_settings(&s.tenant, &mappings()).await.unwrap();
     let c = s.sim.control();
     let before = c.calls(AGG);
     let job = s.app.start_import(&s.tenant, &request()).await.unwrap();

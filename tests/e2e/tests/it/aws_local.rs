@@ -574,7 +574,6 @@ pub(crate) async fn configure(app: &App, store: &dyn Store, t: &TenantId, sim: &
             }),
             auto_detect_end_users: Some(true),
         },
-        pendo_sync::app::Role::Admin,
     )
     .await
     .unwrap();

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use pendo_sim::{RunningSim, SimConfig, SimKey, Simulator};
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
@@ -128,10 +128,7 @@ impl Stack {
     }
 
     pub async fn settings(&self, u: SettingsUpdate) {
-        self.app
-            .update_settings(&self.tenant, &u, Role::Admin)
-            .await
-            .unwrap();
+        self.app.update_settings(&self.tenant, &u).await.unwrap();
     }
 
     /// Companies = every simulator account except `skip`.

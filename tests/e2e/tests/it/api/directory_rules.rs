@@ -198,7 +198,7 @@ async fn an_admin_deletes_a_directory_entry_and_is_told_what_becomes_of_its_valu
         (s, r["error"]["message"].as_str()),
         (
             StatusCode::FORBIDDEN,
-            Some("only an admin may delete from the directory")
+            Some("only an admin can delete from the directory")
         )
     );
     let (s, r) = del(ADMIN_A, "/v1/directory/companies/c1").await;

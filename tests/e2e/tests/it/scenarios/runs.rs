@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use chrono::Duration;
-use pendo_sync::app::{Role, SettingsUpdate};
+use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{MappingKind, Target};
 use pendo_sync::store::prelude::*;
 
@@ -96,7 +96,6 @@ async fn resync_all_leaves_exactly_days_to_sync_days() {
                 days_to_sync: Some(5),
                 ..Default::default()
             },
-            Role::Admin,
         )
         .await
         .unwrap();
