@@ -4,9 +4,10 @@
 use super::auth::Caller;
 use super::error::{ApiError, Q};
 use super::Shared;
+use crate::app::ObjectMetric;
 use crate::app::SystemMetrics;
 use crate::domain::{Activity, ObjectRef, Target};
-use crate::store::{MetricInfo, SeriesPoint};
+use crate::store::SeriesPoint;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -27,15 +28,17 @@ fn bad(field: &str, msg: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid", msg).field(field)
 }
 
-/// The metrics present on an object (with the app of per-app metrics).
+/// The metrics present on an object (with the app of per-app metrics), each with the mapping
+/// that writes it and the days it has synced (`syncedFrom`..`syncedTo`: a day in between without
+/// a value had no events).
 #[utoipa::path(get, path = "/v1/objects/{kind}/{id}/metrics", tag = "metrics",
     params(("kind" = String, Path, description = "company, endUser, asset or project"), ("id" = String, Path)),
-    responses((status = 200, body = Vec<MetricInfo>), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
+    responses((status = 200, body = Vec<ObjectMetric>), (status = 404, description = "Unknown kind, or an object that is neither in the caller's directory nor has values or activity for the caller", body = super::error::ErrorBody)))]
 pub async fn list(
     State(app): State<Shared>,
     caller: Caller,
     Path((kind, id)): Path<(String, String)>,
-) -> Result<Json<Vec<MetricInfo>>, ApiError> {
+) -> Result<Json<Vec<ObjectMetric>>, ApiError> {
     let o = object(&kind, id)?;
     Ok(Json(app.object_metrics(&caller.tenant, &o).await?))
 }

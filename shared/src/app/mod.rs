@@ -25,7 +25,7 @@ pub use crate::ports::Ports;
 pub use directory::{Deleted, DELETED_VALUES};
 pub use error::{AppError, ConnectProblem};
 pub use integration::SettingsUpdate;
-pub use reads::SystemMetrics;
+pub use reads::{ObjectMetric, SystemMetrics};
 
 /// What a run fetches of each mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,21 @@ const ACTIVITY_FLOOR: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
     None => NaiveDate::MIN,
 };
 
+/// A metric present on an object, with the mapping that writes it and the days it synced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMetric {
+    pub metric: String,
+    /// The app of a per-app (multi-app) metric; empty otherwise.
+    pub app: String,
+    /// The name of the mapping that writes it; `None` when no mapping writes it any more.
+    pub mapping: Option<String>,
+    /// The days that mapping has synced (inclusive): a day in between without a value had no
+    /// events (0); a day outside was not synced. `None` before its first sync from scratch.
+    pub synced_from: Option<NaiveDate>,
+    pub synced_to: Option<NaiveDate>,
+}
+
 /// System metrics of an end user or a company.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -128,7 +143,8 @@ impl App {
         Ok(self.ports.store.export(t).await?)
     }
 
-    /// The metrics present on an object (with the app of per-app metrics).
+    /// The metrics present on an object (with the app of per-app metrics), each with the
+    /// mapping that writes it and the days that mapping has synced.
     ///
     /// # Errors
     /// `NotFound` for an object the tenant does not know.
@@ -136,12 +152,49 @@ impl App {
         &self,
         t: &TenantId,
         object: &ObjectRef,
-    ) -> Result<Vec<MetricInfo>, AppError> {
-        let metrics = self.ports.store.list_metrics(t, object).await?;
+    ) -> Result<Vec<ObjectMetric>, AppError> {
+        let store = &self.ports.store;
+        let metrics = store.list_metrics(t, object).await?;
         if metrics.is_empty() {
             self.require_object(t, object).await?;
+            return Ok(Vec::new());
         }
-        Ok(metrics)
+        let generation = store.get_integration(t).await?.map(|i| i.generation);
+        let mappings: Vec<_> = store
+            .list_mappings(t)
+            .await?
+            .into_iter()
+            .filter(|m| m.target == object.kind)
+            .collect();
+        let mut out = Vec::with_capacity(metrics.len());
+        let mut states = std::collections::HashMap::new();
+        for MetricInfo { metric, app } in metrics {
+            let m = mappings
+                .iter()
+                .find(|m| crate::domain::mapping::writes_metric(m, &metric, !app.is_empty()));
+            let mut range = (None, None);
+            if let Some(m) = m {
+                if !states.contains_key(&m.id) {
+                    let st = store.get_mapping_state(t, &m.id).await?;
+                    states.insert(m.id.clone(), st);
+                }
+                if let Some(Some(st)) = states.get(&m.id) {
+                    if Some(st.generation) == generation {
+                        if let (Some(from), Some(to)) = (st.synced_from, st.last_synced_day) {
+                            range = (Some(from), Some(to.max(from)));
+                        }
+                    }
+                }
+            }
+            out.push(ObjectMetric {
+                metric,
+                app,
+                mapping: m.map(|m| m.metric_name.clone()),
+                synced_from: range.0,
+                synced_to: range.1,
+            });
+        }
+        Ok(out)
     }
 
     /// One metric's daily values on an object between two days (inclusive).

@@ -205,6 +205,12 @@ impl App {
                 self.lookback_days,
             )
             .filter(|_| planning != Planning::RecoverOnly);
+            if let (None, Some(w)) = (cursor, window) {
+                // A sync from scratch: its window is where the synced range starts.
+                store
+                    .set_synced_from(&i.tenant, &m.id, i.generation, w.from)
+                    .await?;
+            }
             windows.extend(window.map(|w| (m, w)));
             if matches!(
                 planning,

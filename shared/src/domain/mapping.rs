@@ -438,6 +438,18 @@ fn check_metric_names_free(
     Ok(())
 }
 
+/// Whether mapping `m` writes `metric` (a per-app metric carries its app's prefix:
+/// `"{prefix} - {name}"`).
+pub fn writes_metric(m: &Mapping, metric: &str, per_app: bool) -> bool {
+    metric_names(&m.source, &m.metric_name).iter().any(|n| {
+        n == metric
+            || (per_app
+                && metric
+                    .strip_suffix(n.as_str())
+                    .is_some_and(|p| p.ends_with(" - ")))
+    })
+}
+
 /// Base metric names a mapping writes (before any multi-app prefix).
 pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
     let mut v = vec![metric_name.to_string()];
@@ -490,6 +502,11 @@ pub struct MappingState {
     pub generation: u64,
     /// Last local day whose values are complete; `None` before the first sync.
     pub last_synced_day: Option<NaiveDate>,
+    /// First local day of the synced range: the start of the window the mapping was last
+    /// synced from scratch for (in this generation). From it to `last_synced_day`, a day
+    /// without a value had no events (0); outside, the day was not synced.
+    #[serde(default)]
+    pub synced_from: Option<NaiveDate>,
     /// The latest run planned with this mapping, whatever its outcome.
     #[schema(value_type = Option<String>)]
     pub last_run: Option<RunId>,

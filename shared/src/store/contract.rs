@@ -249,12 +249,23 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
         st.and_then(|x| x.last_error).map(|e| e.message),
         Some("boom".to_string())
     );
+    // The synced range's start is set within the generation only, and a reset clears it.
+    s.set_synced_from(&t, &m, 1, d("2026-11-01")).await.unwrap();
+    s.set_synced_from(&t, &m, 2, d("2026-10-01")).await.unwrap();
+    let st = s.get_mapping_state(&t, &m).await.unwrap();
+    assert_eq!(st.and_then(|x| x.synced_from), Some(d("2026-11-01")));
     s.reset_mapping_state(&t, &m, 2).await.unwrap();
     let st = s.get_mapping_state(&t, &m).await.unwrap();
     assert_eq!(
-        st.map(|x| (x.generation, x.last_synced_day)),
-        Some((2, None))
+        st.map(|x| (x.generation, x.last_synced_day, x.synced_from)),
+        Some((2, None, None))
     );
+    // Nothing for a mapping without state.
+    let other = MappingId::parse("m2").unwrap();
+    s.set_synced_from(&t, &other, 1, d("2026-11-01"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_mapping_state(&t, &other).await.unwrap(), None);
 }
 
 pub async fn replace_chunk_replaces_exactly_the_window(s: &dyn Store) {

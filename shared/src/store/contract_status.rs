@@ -54,6 +54,7 @@ pub async fn a_mapping_records_its_last_run_and_its_last_successful_run(s: &dyn 
         MappingState {
             generation: 1,
             last_synced_day: Some(d("2026-11-12")),
+            synced_from: None,
             last_run: Some(r2.clone()),
             last_successful_run: Some(r1.clone()),
             last_error: Some(boom),

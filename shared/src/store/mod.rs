@@ -198,6 +198,16 @@ pub trait ConfigStore: Send + Sync {
         generation: u64,
     ) -> Result<(), StoreError>;
 
+    /// Records `day` as the first day of the mapping's synced range (a sync from scratch
+    /// planned its window from it); nothing if the state is not for `generation` or absent.
+    async fn set_synced_from(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        day: NaiveDate,
+    ) -> Result<(), StoreError>;
+
     /// Moves the cursor to `max(cursor, to)`. With `succeeded` (every chunk of the mapping in
     /// that run was done), also records that run as the mapping's last successful run and
     /// clears its last error; without, both stay as they are.

@@ -958,6 +958,7 @@
       chartEls.push(chartCard(name, infos.map((mi) => ({
         label: mi.app ? (prefixOf(mi.app) || `app ${mi.app}`) : name,
         points: byMetric.get(`${mi.metric}\u0000${mi.app}`),
+        synced: mi.syncedFrom && mi.syncedTo ? [mi.syncedFrom, mi.syncedTo] : null,
       })), days));
     }
     out.replaceChildren(
@@ -967,22 +968,32 @@
     for (const c of chartEls) c.draw();
   }
 
+  /**
+   * One metric's chart and its values table, a line per app. A day inside the line's synced
+   * range (the server's `syncedFrom`..`syncedTo`) without a stored value had no events: 0. A day
+   * outside it was not synced: a gap in the line, "not synced" in the table.
+   */
   function chartCard(name, lines, days) {
     const xs = days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
     const data = [xs];
     let points = 0;
+    let zeros = 0;
     for (const l of lines) {
       const byDay = new Map(l.points.map((pt) => [pt.day, pt.value]));
-      data.push(days.map((d) => (byDay.has(d) ? byDay.get(d) : null)));
+      const synced = (d) => l.synced && d >= l.synced[0] && d <= l.synced[1];
+      data.push(days.map((d) => {
+        if (byDay.has(d)) return byDay.get(d);
+        if (synced(d)) { zeros += 1; return 0; }
+        return null;
+      }));
       points += byDay.size;
     }
-    const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${name}: ${points} daily values from ${days[0]} to ${days[days.length - 1]}` });
+    const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${name}: ${points} daily values and ${zeros} days without events from ${days[0]} to ${days[days.length - 1]}` });
     const table = h('table', { class: 'values' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Day' }), lines.map((l) => h('th', { scope: 'col', text: l.label })))),
-      h('tbody', {}, days.map((d, i) => (data.slice(1).some((s) => s[i] !== null)
-        ? h('tr', {}, h('th', { scope: 'row', text: d }), data.slice(1).map((s) => h('td', { text: s[i] === null ? '' : String(s[i]) })))
-        : null))));
-    const card = h('section', { class: 'card chart', dataset: { metric: name, points: String(points), lines: String(lines.length) } },
+      h('tbody', {}, days.map((d, i) => h('tr', {}, h('th', { scope: 'row', text: d }),
+        data.slice(1).map((s) => h('td', { class: s[i] === null ? 'muted' : 'num', text: s[i] === null ? 'not synced' : String(s[i]) }))))));
+    const card = h('section', { class: 'card chart', dataset: { metric: name, points: String(points), zeros: String(zeros), lines: String(lines.length) } },
       h('h3', { text: name }), plot, h('details', {}, h('summary', { text: 'Values' }), h('div', { class: 'table-wrap' }, table)));
     card.draw = () => {
       const width = Math.max(plot.clientWidth, 240);
@@ -992,8 +1003,8 @@
         legend: { show: lines.length > 1 },
         axes: [{ space: 60 }, { size: 50 }],
         series: [{}, ...lines.map((l, i) => ({
-          // Points are the stored days; the line joins them across days without a value.
-          label: l.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+          // A day that was not synced is a gap: the line never joins across it.
+          label: l.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false,
           points: { show: true, size: 5, fill: COLORS[i % COLORS.length] },
         }))],
       }, data, plot);

@@ -109,31 +109,46 @@ describe('configurator page', () => {
     const first = new Date(`${last}T00:00:00Z`);
     first.setUTCDate(first.getUTCDate() - (integ.daysToSync - 1));
     const from = first.toISOString().slice(0, 10);
+    // A company with values on several days but not on every day: its days without events.
     let best = null;
     for (const c of companies) {
       const s = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/objects/company/${c}/series?metric=Feature%20clicks&from=${from}&to=${last}`)).body;
-      if (!best || s.length > best.series.length) best = { id: c, series: s };
+      if (s.length > 1 && s.length < integ.daysToSync && (!best || s.length > best.series.length)) best = { id: c, series: s };
     }
-    assert.ok(best.series.length > 1, 'the simulator has clicks on several days');
-    assert.ok(best.series.length <= integ.daysToSync);
+    assert.ok(best, 'the simulator has a company with clicks on some days but not all');
     const days = new Set(best.series.map((p) => p.day));
     assert.equal(days.size, best.series.length, 'one value per day (no app split)');
+    // The server says which days the mapping synced.
+    const metrics = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/objects/company/${best.id}/metrics`)).body;
+    assert.deepEqual(metrics, [{ metric: 'Feature clicks', app: '', mapping: 'Feature clicks', syncedFrom: from, syncedTo: last }]);
 
+    // Shown from two days before the synced range: those two are gaps, the rest values or 0.
+    const early = new Date(`${from}T00:00:00Z`);
+    early.setUTCDate(early.getUTCDate() - 2);
+    const shownFrom = early.toISOString().slice(0, 10);
     await page.getByRole('tab', { name: 'Metrics' }).click();
     const mform = page.locator('#metrics-form');
     await mform.getByLabel('Company', { exact: true }).selectOption(best.id);
-    await mform.getByLabel('From').fill(from);
+    await mform.getByLabel('From').fill(shownFrom);
     await mform.getByLabel('To').fill(last);
     await mform.getByRole('button', { name: 'Show' }).click();
     const chart = page.locator('section.chart[data-metric="Feature clicks"]');
     await chart.waitFor(T);
     await page.waitForFunction(() => document.querySelector('section.chart[data-drawn]'), null, T);
     assert.equal(await chart.getAttribute('data-drawn'), String(best.series.length));
+    assert.equal(await chart.getAttribute('data-zeros'), String(integ.daysToSync - best.series.length));
     assert.equal(await chart.getAttribute('data-lines'), '1');
-    // uPlot drew a canvas, and the values table (its accessible twin) lists exactly those days.
+    // uPlot drew a canvas, and the values table (its accessible twin) lists every day shown.
     assert.equal(await chart.locator('canvas').count(), 1);
     const rows = await chart.locator('table.values tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent]));
-    assert.deepEqual(rows, best.series.map((p) => [p.day, String(p.value)]).sort());
+    const want = [];
+    const byDay = new Map(best.series.map((p) => [p.day, String(p.value)]));
+    for (let d = new Date(`${shownFrom}T00:00:00Z`); d.toISOString().slice(0, 10) <= last; d.setUTCDate(d.getUTCDate() + 1)) {
+      const day = d.toISOString().slice(0, 10);
+      want.push([day, day < from ? 'not synced' : (byDay.get(day) ?? '0')]);
+    }
+    assert.deepEqual(rows, want);
+    assert.equal(want.filter(([, v]) => v === '0').length, integ.daysToSync - best.series.length);
     const sys = (await api(env.base, TOKENS.flowAdmin, 'GET', `/v1/objects/company/${best.id}/system`)).body;
     assert.equal(await page.locator('dl.system dd').innerText(), String(sys.usersActiveLast7Days ?? 0));
     await chart.scrollIntoViewIfNeeded();

@@ -207,6 +207,10 @@ impl ConfigStore for DynamoStore {
                 .contains_key("last_day")
                 .then(|| super::get_day(&i, "last_day"))
                 .transpose()?,
+            synced_from: i
+                .contains_key("synced_from")
+                .then(|| super::get_day(&i, "synced_from"))
+                .transpose()?,
             last_run: opt_s(&i, "last_run")
                 .map(|r| {
                     RunId::parse(&r).map_err(|e| StoreError::corrupt_from("a stored run id", e))
@@ -233,14 +237,42 @@ impl ConfigStore for DynamoStore {
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(key(keys::tenant_pk(t), keys::state_sk(id))))
-            .update_expression("SET #g = :g REMOVE #ld")
+            .update_expression("SET #g = :g REMOVE #ld, #sf")
             .expression_attribute_names("#g", "generation")
             .expression_attribute_names("#ld", "last_day")
+            .expression_attribute_names("#sf", "synced_from")
             .expression_attribute_values(":g", n(generation))
             .send()
             .await
             .map_err(|e| unavailable("reset mapping state", e))?;
         Ok(())
+    }
+
+    async fn set_synced_from(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        day: NaiveDate,
+    ) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.config)
+            .set_key(Some(key(keys::tenant_pk(t), keys::state_sk(id))))
+            .update_expression("SET #sf = :d")
+            .condition_expression("#g = :g")
+            .expression_attribute_names("#g", "generation")
+            .expression_attribute_names("#sf", "synced_from")
+            .expression_attribute_values(":g", n(generation))
+            .expression_attribute_values(":d", s(keys::day(day)))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("set synced range", e)),
+        }
     }
 
     /// Moves the cursor forward only, and only within `generation` (two conditional updates:

@@ -32,7 +32,7 @@ fn read_body<T: serde::de::DeserializeOwned>(
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run
+            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run, synced_from
              FROM mapping_state WHERE tenant=?1 AND id=?2",
             params![t, id],
             |r| {
@@ -42,17 +42,19 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             },
         )
         .optional()?;
-    let Some((generation, day, run, err, ok_run)) = row else {
+    let Some((generation, day, run, err, ok_run, from)) = row else {
         return Ok(None);
     };
     let run_id = |r: Option<String>| r.as_deref().map(RunId::parse).transpose().map_err(corrupt);
     Ok(Some(MappingState {
         generation: generation as u64,
         last_synced_day: day.as_deref().map(parse_day).transpose()?,
+        synced_from: from.as_deref().map(parse_day).transpose()?,
         last_run: run_id(run)?,
         last_successful_run: run_id(ok_run)?,
         last_error: err.as_deref().map(from_json::<LastError>).transpose()?,
@@ -177,8 +179,26 @@ impl ConfigStore for EmbeddedStore {
             c.execute(
                 "INSERT INTO mapping_state (tenant, id, generation, last_synced_day, last_run, last_error)
                  VALUES (?1, ?2, ?3, NULL, NULL, NULL)
-                 ON CONFLICT(tenant, id) DO UPDATE SET generation=excluded.generation, last_synced_day=NULL",
+                 ON CONFLICT(tenant, id) DO UPDATE SET generation=excluded.generation, last_synced_day=NULL,
+                    synced_from=NULL",
                 params![t.as_str(), id.as_str(), generation as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn set_synced_from(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        day: NaiveDate,
+    ) -> Result<(), StoreError> {
+        let day = day.format("%Y-%m-%d").to_string();
+        self.with(|c| {
+            c.execute(
+                "UPDATE mapping_state SET synced_from=?4 WHERE tenant=?1 AND id=?2 AND generation=?3",
+                params![t.as_str(), id.as_str(), generation as i64, day],
             )?;
             Ok(())
         })

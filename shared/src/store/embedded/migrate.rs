@@ -12,6 +12,8 @@
 //! - 5: values in `metric_blocks` and activity in `activity_blocks`, up to 64 records to a
 //!   row, referring to objects, metrics, labels and mappings by integer keys (`object_keys`,
 //!   `metric_keys`, `label_keys`, `mapping_keys`; see `blocks.rs` and `points.rs`).
+//! - 6: `mapping_state.synced_from`, the first day of a mapping's synced range (empty until
+//!   its next sync from scratch: until then its charts show no zero days).
 //!
 //! The tables of versions 1-4 are created (`legacy_v4.sql`) while migrating, so the older steps
 //! fill them as they always did, then converted to version 5 and dropped. `metric_values` and
@@ -22,7 +24,7 @@ use super::{run_status, runs, write_tx, StoreError};
 use rusqlite::Connection;
 
 /// The layout `schema.sql` describes.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -75,6 +77,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     runs::migrate_runs(&tx)?;
     to_version_5(&tx)?;
+    run_status::add_column(&tx, "mapping_state", "synced_from", "TEXT")?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit()?;
     Ok(())

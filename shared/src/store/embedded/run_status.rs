@@ -115,7 +115,7 @@ pub(super) fn mapping_run(
 }
 
 /// Adds `column` to `table` unless it is there; returns whether it was added.
-fn add_column(
+pub(super) fn add_column(
     tx: &Transaction<'_>,
     table: &str,
     column: &str,

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS mapping_state (
     last_run TEXT,
     last_error TEXT,
     last_ok_run TEXT,
+    -- The first day of the synced range (schema version 6).
+    synced_from TEXT,
     PRIMARY KEY (tenant, id)
 );
 -- Runs (schema version 3; earlier versions kept a run and all its chunks as one JSON `body` in

@@ -711,7 +711,11 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
             None,
         )
         .await;
-    assert_eq!(metrics, json!([{"metric": "Clicks", "app": ""}]));
+    assert_eq!(
+        metrics,
+        json!([{"metric": "Clicks", "app": "", "mapping": "Clicks",
+            "syncedFrom": "2026-10-29", "syncedTo": "2026-11-04"}])
+    );
     for (q, field) in [
         ("metric=Clicks&from=2026-11-05&to=2026-11-01", "to"),
         ("metric=Clicks&from=2020-01-01&to=2026-11-01", "to"),
@@ -819,7 +823,12 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
             None,
         )
         .await;
-    assert_eq!(metrics, json!([{"metric": "Clicks 2", "app": ""}]));
+    // Rebuilt from scratch: the synced range starts again at the window's first day.
+    assert_eq!(
+        metrics,
+        json!([{"metric": "Clicks 2", "app": "", "mapping": "Clicks 2",
+            "syncedFrom": "2026-10-29", "syncedTo": "2026-11-04"}])
+    );
     assert_eq!(
         a.call(ADMIN_A, Method::POST, "/v1/resync", None).await.0,
         StatusCode::ACCEPTED
@@ -1777,7 +1786,10 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
         _ => (s, v),
     };
     let not_found = || (StatusCode::NOT_FOUND, json!("not_found"));
-    let clicks = || json!([{"metric": "Clicks", "app": ""}]);
+    // The Clicks mapping targets companies: the company's metric names it (never synced by a
+    // run: no synced range); the same metric on other kinds has no mapping.
+    let clicks_of = |mapping: Option<&str>| json!([{"metric": "Clicks", "app": "", "mapping": mapping, "syncedFrom": null, "syncedTo": null}]);
+    let clicks = || clicks_of(None);
     let series = || json!([{"day": "2026-11-01", "app": "", "value": 3.0}]);
     let acts = serde_json::to_value(&activity).unwrap();
     let ok = |v: Value| (StatusCode::OK, v);
@@ -1904,7 +1916,7 @@ async fn reads_of_an_object_the_tenant_does_not_know_are_404_for_every_kind() {
             "company",
             acct.clone(),
             [
-                ok(clicks()),
+                ok(clicks_of(Some("Clicks"))),
                 ok(series()),
                 ok(json!([])),
                 ok(json!({"lastSeen": null, "lastActive": null, "usersActiveLast7Days": 0})),
