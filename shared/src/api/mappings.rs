@@ -21,6 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 pub struct MappingView {
     #[serde(flatten)]
     pub mapping: Mapping,
+    /// The metrics it writes (before a multi-app prefix), as
+    /// `domain::mapping::part_metric_name` names them.
+    pub metric_names: Vec<String>,
     pub state: Option<MappingStatus>,
 }
 
@@ -82,7 +85,12 @@ pub(super) fn mapping_id(raw: &str) -> Result<MappingId, ApiError> {
 
 async fn with_state(app: &crate::App, m: Mapping) -> Result<MappingView, ApiError> {
     let state = app.mapping_status(&m).await?;
-    Ok(MappingView { mapping: m, state })
+    let metric_names = crate::domain::mapping::metric_names(&m.source, &m.metric_name);
+    Ok(MappingView {
+        mapping: m,
+        metric_names,
+        state,
+    })
 }
 
 /// Every mapping of the tenant, with its state.

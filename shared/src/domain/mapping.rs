@@ -200,7 +200,10 @@ fn check_field_metrics(
     let mut out: Vec<FieldMetric> = Vec::with_capacity(fields.len());
     for (i, f) in fields.iter().enumerate() {
         let metric = check_metric_name(&format!("source.{list}[{i}].metric"), &f.metric)?;
-        if out.iter().any(|o| o.metric == metric) {
+        if out
+            .iter()
+            .any(|o| o.metric.to_lowercase() == metric.to_lowercase())
+        {
             return Err(ValidationError::new(
                 format!("source.{list}[{i}].metric"),
                 "each mapped field needs its own metric name",
@@ -412,7 +415,7 @@ fn check_metric_names_free(
         }
         _ => None,
     } {
-        if minutes == metric_name {
+        if minutes.to_lowercase() == metric_name.to_lowercase() {
             return Err(ValidationError::new(
                 "source.minutesMetric",
                 "must differ from metricName",
@@ -424,8 +427,12 @@ fn check_metric_names_free(
         .iter()
         .filter(|m| &m.id != id && m.target == target)
     {
-        let taken = metric_names(&other.source, &other.metric_name);
-        if let Some(dup) = names.iter().find(|n| taken.contains(n)) {
+        // Names that differ only by case would read as one metric to a person.
+        let taken: Vec<String> = metric_names(&other.source, &other.metric_name)
+            .iter()
+            .map(|n| n.to_lowercase())
+            .collect();
+        if let Some(dup) = names.iter().find(|n| taken.contains(&n.to_lowercase())) {
             return Err(ValidationError::new(
                 "metricName",
                 format!(
@@ -463,7 +470,10 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
             ..
         } => v.push(m.clone()),
         MappingKind::Report { columns: f, .. } | MappingKind::Aggregation { fields: f, .. } => {
-            v = f.iter().map(|c| c.metric.clone()).collect()
+            v = f
+                .iter()
+                .map(|c| part_metric_name(metric_name, f.len(), &c.metric))
+                .collect()
         }
         MappingKind::Pes { components, .. } => {
             v = components
@@ -476,14 +486,23 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
     v
 }
 
-/// The metric a PES component feeds: the mapping's metric name for a single component,
-/// `"{metricName} - {component}"` (PES, Adoption, Stickiness, Growth) for several.
-pub fn pes_metric_name(metric_name: &str, count: usize, c: PesComponent) -> String {
+/// How every mapping names what it writes: a mapping that writes one metric from its source
+/// writes it under its metric name; one that writes several (PES components, report columns,
+/// aggregation fields) names each `"{metricName} - {part}"`, the part being the component
+/// (PES, Adoption, Stickiness, Growth) or the column's or field's own metric name. (A Feature
+/// or Page mapping's minutes metric is named on its own.) The page shows the same names
+/// before saving (`storedNames` in `web/src/app.js`).
+pub fn part_metric_name(metric_name: &str, count: usize, part: &str) -> String {
     if count <= 1 {
         metric_name.to_string()
     } else {
-        format!("{metric_name} - {}", c.label())
+        format!("{metric_name} - {part}")
     }
+}
+
+/// The metric a PES component feeds ([`part_metric_name`]).
+pub fn pes_metric_name(metric_name: &str, count: usize, c: PesComponent) -> String {
+    part_metric_name(metric_name, count, c.label())
 }
 
 /// Outcome of the last run of a mapping, shown in its status.

@@ -120,6 +120,25 @@ pub(super) async fn fetch_pipeline_day(
     write_day(job, window, acc).await
 }
 
+/// The mapped fields with the names their metrics are stored under
+/// ([`crate::domain::mapping::part_metric_name`]).
+fn stored_names<'m>(mapping: &Mapping, fields: &[FieldMetric]) -> Cow<'m, [FieldMetric]> {
+    let n = fields.len();
+    Cow::Owned(
+        fields
+            .iter()
+            .map(|f| FieldMetric {
+                field: f.field.clone(),
+                metric: crate::domain::mapping::part_metric_name(
+                    &mapping.metric_name,
+                    n,
+                    &f.metric,
+                ),
+            })
+            .collect(),
+    )
+}
+
 /// The day's stages of the mapping, with the fields and ids that read its rows.
 async fn day_pipeline<'m>(job: &Job<'m>, day: NaiveDate) -> Result<DayPipeline<'m>, ChunkError> {
     let Job {
@@ -171,13 +190,7 @@ async fn day_pipeline<'m>(job: &Job<'m>, day: NaiveDate) -> Result<DayPipeline<'
                 .ok_or_else(|| invalid("the pipeline's output fields cannot be known"))?;
             let ids = aggregation::id_fields(mapping.target, fm, &out).map_err(invalid)?;
             let ts = custom_time_series(source_time_series(&stages), day, tz);
-            (
-                stages,
-                Cow::Borrowed(fields.as_slice()),
-                Some(ts),
-                ids,
-                None,
-            )
+            (stages, stored_names(mapping, fields), Some(ts), ids, None)
         }
         MappingKind::Report { report_id, columns } => {
             let t = &integration.tenant;
@@ -185,8 +198,13 @@ async fn day_pipeline<'m>(job: &Job<'m>, day: NaiveDate) -> Result<DayPipeline<'
             let src = super::report_source::prepare(&report, columns, mapping.target, fm)
                 .map_err(invalid)?;
             let ts = window_ending_on(day, tz, src.window_days);
-            let fields = Cow::Borrowed(columns.as_slice());
-            (src.stages, fields, Some(ts), src.ids, None)
+            (
+                src.stages,
+                stored_names(mapping, columns),
+                Some(ts),
+                src.ids,
+                None,
+            )
         }
         other => {
             return Err(invalid(format!(

@@ -639,14 +639,28 @@
       if (mine !== drawing) return;
       readSource = read;
       sourceSlot.replaceChildren(slot);
+      showStored();
     };
     kind.addEventListener('change', drawSource);
+    // What will be stored, as the user types.
+    const storedAs = h('p', { class: 'hint stored-as', 'aria-live': 'polite' });
+    const showStored = () => {
+      let source = null;
+      try { source = Object.assign({ kind: kind.value }, readSource()); } catch (e) { source = null; }
+      const name = metricName.value.trim();
+      const names = source && name ? storedNames(name, source) : [];
+      storedAs.textContent = names.length
+        ? `Stored as ${names.length === 1 ? 'the metric' : `${names.length} metrics`}: ${names.map((n) => `"${n}"`).join(', ')}${checks.multiApp.checked ? ', each per app as "prefix - name"' : ''}.`
+        : '';
+    };
+    form.addEventListener('input', showStored);
+    form.addEventListener('change', showStored);
     const createBtn = h('button', { type: 'submit', text: 'Add mapping' });
     form.append(
       h('h3', { id: 'add-mapping-title', text: 'Add a mapping' }),
       h('div', { class: 'grid' }, field('Kind', kind, 'source.kind'), field('Target object', target, 'target'),
         field('Metric name', metricName, 'metricName'), field('Segment', segment, 'segmentId')),
-      sourceSlot,
+      sourceSlot, storedAs,
       h('div', { class: 'toggles' }, check('passive', 'Passive?', 'activity only; never moves last seen'),
         check('multiApp', 'Multi-app?', 'one metric per app, named with the app prefix'),
         check('autoCreateUsers', 'Auto-create users?'), check('enabled', 'Enabled')),
@@ -671,6 +685,19 @@
     });
     drawSource();
     return form;
+  }
+
+  const PES_LABEL = { score: 'PES', adoption: 'Adoption', stickiness: 'Stickiness', growth: 'Growth' };
+  /**
+   * The names a mapping's metrics are stored under, before saving: the server's one rule
+   * (`part_metric_name` in shared/src/domain/mapping.rs; a mapping's `metricNames` after).
+   */
+  function storedNames(name, source) {
+    const parts = (list) => (list.length <= 1 ? [name] : list.map((p) => `${name} - ${p}`));
+    if (source.kind === 'report') return parts((source.columns || []).map((c) => c.metric.trim()));
+    if (source.kind === 'aggregation') return parts((source.fields || []).map((f) => f.metric.trim()));
+    if (source.kind === 'pes') return parts((source.components || []).map((c) => PES_LABEL[c] || c));
+    return [name, source.minutesMetric].filter(Boolean);
   }
 
   /** A picker of Pendo objects: "Name — App name (core event)"; `appNames`: Pendo's apps by id. */
@@ -743,6 +770,7 @@
           status.textContent = `Valid: ${out.length} mappable field(s).`;
           fields = fieldMetricList(out.map((f) => ({ field: f })), 'fields');
           fieldsSlot.replaceChildren(fields.el);
+          fieldsSlot.dispatchEvent(new Event('change', { bubbles: true }));
         } catch (e) {
           if (mine !== seq) return;
           errSlot().textContent = e.message; ta.setAttribute('aria-invalid', 'true');

@@ -333,6 +333,15 @@ describe('configurator page', () => {
     await report.selectOption(rep.id);
     const columns = await form.locator('.field-metric label').allInnerTexts();
     assert.equal(columns.length, rep.numericColumns.length);
+    // The names the metrics will be stored under show before saving: one column, the mapping's
+    // name; several, "{name} - {column}" (the server's rule; its metricNames after saving).
+    const storedAs = form.locator('.stored-as');
+    await form.getByLabel('Metric name', { exact: true }).fill('Account');
+    assert.equal(await storedAs.innerText(), 'Stored as the metric: "Account".');
+    assert.ok(rep.numericColumns.length >= 2, 'a compatible report with two numeric columns');
+    await form.locator('.field-metric input[type=checkbox]').nth(1).check();
+    const two = rep.numericColumns.slice(0, 2).map((c) => `"Account - ${c.title || c.field}"`).join(', ');
+    assert.equal(await storedAs.innerText(), `Stored as 2 metrics: ${two}.`);
 
     await form.getByLabel('Kind').selectOption('aggregation');
     const editor = form.getByLabel('Aggregation pipeline (JSON)');
@@ -356,10 +365,11 @@ describe('configurator page', () => {
     assert.deepEqual(await form.locator('.field-metric label').allInnerTexts(), ['metric1']);
     await form.getByLabel('Metric name for metric1').fill('Events per day');
     await form.getByLabel('Metric name', { exact: true }).fill('Custom events');
+    assert.equal(await storedAs.innerText(), 'Stored as the metric: "Custom events".');
     await form.getByRole('button', { name: 'Add mapping' }).click();
     await page.locator('section.group[data-kind=aggregation] tbody tr').filter({ hasText: 'Custom events' }).waitFor(T);
     const created = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/mappings')).body;
-    assert.deepEqual(created.map((m) => [m.source.kind, m.metricName, m.source.fields]), [['aggregation', 'Custom events', [{ field: 'metric1', metric: 'Events per day' }]]]);
+    assert.deepEqual(created.map((m) => [m.source.kind, m.metricName, m.source.fields, m.metricNames]), [['aggregation', 'Custom events', [{ field: 'metric1', metric: 'Events per day' }], ['Custom events']]]);
     assert.deepEqual(problems, []);
     await context.close();
   });

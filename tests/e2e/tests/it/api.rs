@@ -1997,6 +1997,7 @@ mod integrity;
 /// The directory from a CSV file or from Pendo (issue 20).
 mod directory;
 mod directory_rules;
+mod metric_names;
 mod pes_field;
 mod references;
 mod roles;

@@ -87,7 +87,7 @@ async fn the_guide_aggregation_feeds_companies_per_day() {
             &[("metric1", "Daily events"), ("metric2", "Daily minutes")],
         ),
         Target::Company,
-        "Daily events",
+        "Guide",
         |_| {},
     )
     .await;
@@ -104,7 +104,11 @@ async fn the_guide_aggregation_feeds_companies_per_day() {
                 continue;
             };
             if companies.iter().any(|c| c == a) {
-                for (col, metric) in [("metric1", "Daily events"), ("metric2", "Daily minutes")] {
+                // Two fields: each metric is "{mapping name} - {field's metric}".
+                for (col, metric) in [
+                    ("metric1", "Guide - Daily events"),
+                    ("metric2", "Guide - Daily minutes"),
+                ] {
                     *want
                         .entry((a.to_string(), metric.to_string(), String::new(), day))
                         .or_insert(0.0) += num(&r[col]);
@@ -149,7 +153,7 @@ async fn an_aggregation_per_visitor_feeds_end_users_and_splits_per_app() {
     s.mapping(
         agg(per_app.clone(), &[("n", "Events"), ("m", "Minutes")]),
         Target::EndUser,
-        "Events",
+        "Usage",
         |m| m.multi_app = true,
     )
     .await;
@@ -171,7 +175,7 @@ async fn an_aggregation_per_visitor_feeds_end_users_and_splits_per_app() {
             } else {
                 ("unknown".to_string(), "Other - ")
             };
-            for (col, metric) in [("n", "Events"), ("m", "Minutes")] {
+            for (col, metric) in [("n", "Usage - Events"), ("m", "Usage - Minutes")] {
                 *want
                     .entry((u.clone(), format!("{prefix}{metric}"), row.clone(), day))
                     .or_insert(0.0) += num(&r[col]);
@@ -368,7 +372,7 @@ async fn a_30_day_account_report_gives_each_day_its_trailing_window() {
     s.mapping(
         report("rpt-account-30d", &cols),
         Target::Company,
-        "Events 30d",
+        "Account",
         |_| {},
     )
     .await;
@@ -382,7 +386,7 @@ async fn a_30_day_account_report_gives_each_day_its_trailing_window() {
             }
             for (col, metric) in cols {
                 want.insert(
-                    (a.clone(), metric.to_string(), String::new(), day),
+                    (a.clone(), format!("Account - {metric}"), String::new(), day),
                     num(&r[col]),
                 );
             }
@@ -393,8 +397,13 @@ async fn a_30_day_account_report_gives_each_day_its_trailing_window() {
     assert_eq!(got, want);
     // The window really slides: some account's 30-day total differs between two days.
     let on = |c: &String, day: &str| {
-        got.get(&(c.clone(), "Events 30d".into(), String::new(), d(day)))
-            .copied()
+        got.get(&(
+            c.clone(),
+            "Account - Events 30d".into(),
+            String::new(),
+            d(day),
+        ))
+        .copied()
     };
     assert!(companies
         .iter()
@@ -420,14 +429,15 @@ async fn a_7_day_visitor_report_feeds_end_users_and_companies() {
     s.mapping(
         report("rpt-visitor-7d", &cols),
         Target::EndUser,
-        "E",
+        "Visitor",
         |_| {},
     )
     .await;
     s.mapping(
-        report("rpt-visitor-7d", &[("numMinutes", "Minutes 7d")]),
+        // One column: stored under the mapping's name.
+        report("rpt-visitor-7d", &[("numMinutes", "Minutes")]),
         Target::Company,
-        "M",
+        "Minutes 7d",
         |_| {},
     )
     .await;
@@ -439,7 +449,7 @@ async fn a_7_day_visitor_report_feeds_end_users_and_companies() {
             if let Some(u) = users.get(v) {
                 for (col, metric) in cols {
                     want.insert(
-                        (u.clone(), metric.to_string(), String::new(), day),
+                        (u.clone(), format!("Visitor - {metric}"), String::new(), day),
                         num(&r[col]),
                     );
                 }
@@ -457,7 +467,7 @@ async fn a_7_day_visitor_report_feeds_end_users_and_companies() {
         }
     }
     let got = s.values().await;
-    assert!(got.keys().any(|k| k.1 == "Events 7d"));
+    assert!(got.keys().any(|k| k.1 == "Visitor - Events 7d"));
     assert!(got.keys().any(|k| k.1 == "Minutes 7d"));
     assert_eq!(got, want);
 }
