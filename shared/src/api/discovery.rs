@@ -142,25 +142,55 @@ pub async fn report_columns(
 pub struct PipelineBody {
     #[schema(value_type = Object)]
     pub pipeline: Value,
+    /// The mapping's target: its id fields must be in the output.
+    #[serde(default)]
+    pub target: Option<crate::domain::Target>,
+}
+
+/// The check names fields as in a mapping's body (`source.pipeline[…]`); here the pipeline is
+/// at the body's root.
+fn at_root(e: crate::app::AppError) -> ApiError {
+    let mut e = ApiError::from(e);
+    if let Some(rest) = e.field.as_deref().and_then(|f| f.strip_prefix("source.")) {
+        e.field = Some(rest.to_string());
+    }
+    e
 }
 
 /// The numeric-looking output fields of a custom aggregation pipeline, which a mapping may map
-/// to metrics (400 naming the stage when the pipeline is refused). Does not call Pendo.
+/// to metrics (400 naming the stage when the pipeline is refused: an unknown stage or source,
+/// or, with `target`, an output without the target's id fields). Does not call Pendo: the
+/// page's live check, the same check as the server's on save.
 #[utoipa::path(post, path = "/v1/discovery/aggregation-fields", tag = "discovery",
     request_body = PipelineBody,
     responses((status = 200, body = Vec<String>), (status = 400, body = super::error::ErrorBody)))]
 pub async fn aggregation_fields(
-    _caller: Caller,
+    State(app): State<Shared>,
+    caller: Caller,
     super::error::Body(body): super::error::Body<PipelineBody>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    // The validator names fields as in a mapping's body (`source.pipeline[…]`); here the
-    // pipeline is at the body's root.
-    crate::domain::aggregation::mappable_fields(&body.pipeline)
+    let c = app
+        .check_pipeline(&caller.tenant, &body.pipeline, body.target, false)
+        .await
+        .map_err(at_root)?;
+    Ok(Json(c.fields))
+}
+
+/// The same check, then the pipeline run once for the tenant's last complete day (one Pendo
+/// call; nothing stored): its rows, the fields they carry and the first few rows. What a
+/// mapping's save does too; a pipeline Pendo refuses is a 400 with Pendo's message.
+#[utoipa::path(post, path = "/v1/discovery/pipeline-check", tag = "discovery",
+    request_body = PipelineBody,
+    responses((status = 200, body = crate::app::pipeline_check::PipelineCheck), (status = 400, body = super::error::ErrorBody),
+        (status = 409, description = "connect Pendo first (not_connected)", body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody)))]
+pub async fn pipeline_check(
+    State(app): State<Shared>,
+    caller: Caller,
+    super::error::Body(body): super::error::Body<PipelineBody>,
+) -> Result<Json<crate::app::pipeline_check::PipelineCheck>, ApiError> {
+    app.check_pipeline(&caller.tenant, &body.pipeline, body.target, true)
+        .await
         .map(Json)
-        .map_err(|mut e| {
-            if let Some(rest) = e.field.strip_prefix("source.") {
-                e.field = rest.to_string();
-            }
-            e.into()
-        })
+        .map_err(at_root)
 }

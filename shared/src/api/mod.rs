@@ -74,6 +74,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(discovery::reports))
         .routes(routes!(discovery::report_columns))
         .routes(routes!(discovery::aggregation_fields))
+        .routes(routes!(discovery::pipeline_check))
         .routes(routes!(mappings::list, mappings::create))
         .routes(routes!(mappings::get, mappings::update, mappings::delete))
         .routes(routes!(mappings::sync_now))

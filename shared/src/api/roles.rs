@@ -123,6 +123,12 @@ pub const RULES: &[Rule] = &[
         Member,
         "check a pipeline",
     ),
+    rule(
+        "POST",
+        "/v1/discovery/pipeline-check",
+        Member,
+        "run a pipeline for one day",
+    ),
 ];
 
 /// The rule of a route, if it changes something.

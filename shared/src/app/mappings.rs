@@ -1,7 +1,9 @@
 //! Creating and editing mappings (DESIGN §1 "mappings"): the input is validated, then every
 //! Pendo object it refers to is checked against Pendo (a feature, page or saved report Pendo does
-//! not list, a PES app that is not an app of the subscription, a segment Pendo does not list:
-//! 400 naming the field; Pendo unreachable: 502), and only then stored. A refused request
+//! not list, a PES app that is not an app of the subscription, a segment Pendo does not list, a
+//! feature or page an aggregation's pipeline names: 400 naming the field; Pendo unreachable:
+//! 502), an aggregation's pipeline is run once for one day (`pipeline_check.rs`), and only then
+//! stored. A refused request
 //! changes nothing. Also the rule that keeps PES mappings valid when the settings change.
 
 use crate::app::{App, AppError};
@@ -142,6 +144,14 @@ impl App {
         m: &Mapping,
         old: Option<&Mapping>,
     ) -> Result<(), AppError> {
+        // An aggregation's pipeline runs once, for one day, whenever what it runs changes: a
+        // pipeline Pendo refuses is never saved.
+        if let MappingKind::Aggregation { pipeline, .. } = &m.source {
+            if old.is_none_or(|o| o.source != m.source || o.target != m.target) {
+                self.check_pipeline(&i.tenant, pipeline, Some(m.target), true)
+                    .await?;
+            }
+        }
         let kept = old.map(references).unwrap_or_default();
         // A report is re-checked whenever its mapping's source or target changes: its columns
         // and id fields depend on both.

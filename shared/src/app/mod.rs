@@ -17,6 +17,7 @@ mod error;
 pub mod imports;
 mod integration;
 pub mod mappings;
+pub mod pipeline_check;
 pub mod reads;
 pub mod recovery;
 mod runs;

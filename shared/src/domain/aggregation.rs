@@ -57,14 +57,7 @@ pub fn unwrap_pipeline(raw: &Value) -> Result<Vec<Value>, ValidationError> {
     if stages.is_empty() {
         return Err(ValidationError::new("source.pipeline", "has no stages"));
     }
-    for (i, st) in stages.iter().enumerate() {
-        if st.as_object().is_none_or(|o| o.len() != 1) {
-            return Err(ValidationError::new(
-                format!("source.pipeline[{i}]"),
-                "each stage must be an object with exactly one key",
-            ));
-        }
-    }
+    check_stages(stages, "source.pipeline")?;
     let Some(si) = stages.iter().position(|st| st.get("source").is_some()) else {
         return Err(ValidationError::new(
             "source.pipeline[0].source",
@@ -82,6 +75,215 @@ pub fn unwrap_pipeline(raw: &Value) -> Result<Vec<Value>, ValidationError> {
         ));
     }
     Ok(stages.clone())
+}
+
+/// The pipeline operators Pendo's aggregation API documents or is seen to run (the reference
+/// `pendo-api.md` §3.3, core and specialised); a stage named otherwise is refused on save
+/// instead of failing every chunk with Pendo's 400.
+pub const OPERATORS: &[&str] = &[
+    "source",
+    "filter",
+    "select",
+    "eval",
+    "identified",
+    "sort",
+    "limit",
+    "skip",
+    "count",
+    "group",
+    "reduce",
+    "bulkExpand",
+    "expand",
+    "merge",
+    "spawn",
+    "fork",
+    "join",
+    "cat",
+    "unwind",
+    "segment",
+    "switch",
+    "unmarshal",
+    "useragent",
+    "set",
+    "treeify",
+    "path",
+    "itemSeen",
+    "expandList",
+    "pages",
+    "features",
+    "matchRules",
+    "retention",
+    "pes",
+];
+
+/// The sources a `source` stage may read (`pendo-api.md` §3.1), besides its `timeSeries`.
+pub const SOURCES: &[&str] = &[
+    "events",
+    "pageEvents",
+    "featureEvents",
+    "trackEvents",
+    "guideEvents",
+    "pollEvents",
+    "singleEvents",
+    "pollsSeen",
+    "pollsSeenEver",
+    "guidesSeen",
+    "guidesSeenEver",
+    "emailEvents",
+    "recordingMetadata",
+    "agenticEvents",
+    "rawEvents",
+    "visitors",
+    "accounts",
+    "pages",
+    "features",
+    "trackTypes",
+    "guides",
+    "apps",
+    "groups",
+    "timespan",
+    "const",
+];
+
+/// Edit distance between two short names (for "did you mean").
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// "unknown …: did you mean 'x'?" when one known name is close, else the list.
+fn unknown(what: &str, name: &str, known: &[&str]) -> String {
+    let close = known
+        .iter()
+        .map(|k| (distance(&name.to_lowercase(), &k.to_lowercase()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match close {
+        Some((_, k)) => format!("'{name}' is not a {what} Pendo knows: did you mean '{k}'?"),
+        None => format!(
+            "'{name}' is not a {what} Pendo knows (they are: {})",
+            known.join(", ")
+        ),
+    }
+}
+
+/// Each stage is an object with one key, naming an operator Pendo knows; a source stage names
+/// a known source; the pipelines inside `spawn`, `fork` and `merge` follow the same rules.
+fn check_stages(stages: &[Value], path: &str) -> Result<(), ValidationError> {
+    for (i, st) in stages.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Some((op, body)) = st
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
+            return Err(ValidationError::new(
+                at,
+                "each stage must be an object with exactly one key",
+            ));
+        };
+        if !OPERATORS.contains(&op.as_str()) {
+            return Err(ValidationError::new(at, unknown("stage", op, OPERATORS)));
+        }
+        let at = format!("{at}.{op}");
+        match (op.as_str(), body) {
+            ("source", Value::Object(src)) => {
+                for name in src.keys().filter(|k| *k != "timeSeries") {
+                    if !SOURCES.contains(&name.as_str()) {
+                        return Err(ValidationError::new(
+                            format!("{at}.{name}"),
+                            unknown("source", name, SOURCES),
+                        ));
+                    }
+                }
+            }
+            ("spawn" | "fork", Value::Array(inner)) => {
+                for (j, p) in inner.iter().enumerate() {
+                    if let Value::Array(p) = p {
+                        check_stages(p, &format!("{at}[{j}]"))?;
+                    }
+                }
+            }
+            ("merge", Value::Object(m)) => {
+                if let Some(Value::Array(p)) = m.get("pipeline") {
+                    check_stages(p, &format!("{at}.pipeline"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A Pendo object a pipeline names by id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NamedId {
+    Feature(String),
+    Page(String),
+}
+
+/// The feature and page ids a pipeline names: as a source's parameter
+/// (`{"pageEvents": {"pageId": "…"}}`) or compared in an expression (`featureId == "…"`,
+/// with `'` or `` ` `` quotes too), anywhere in it.
+pub fn named_ids(stages: &[Value]) -> Vec<NamedId> {
+    fn walk(v: &Value, out: &mut Vec<NamedId>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    match (k.as_str(), v) {
+                        ("featureId", Value::String(id)) => out.push(NamedId::Feature(id.clone())),
+                        ("pageId", Value::String(id)) => out.push(NamedId::Page(id.clone())),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            Value::String(s) => compared_ids(s, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    stages.iter().for_each(|s| walk(s, &mut out));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `featureId == "x"` / `pageId=='x'` / ``pageId == `x` `` in an expression.
+fn compared_ids(expr: &str, out: &mut Vec<NamedId>) {
+    for (field, make) in [
+        ("featureId", NamedId::Feature as fn(String) -> NamedId),
+        ("pageId", NamedId::Page),
+    ] {
+        let mut rest = expr;
+        while let Some(at) = rest.find(field) {
+            rest = &rest[at + field.len()..];
+            let Some(after) = rest.trim_start().strip_prefix("==") else {
+                continue;
+            };
+            let after = after.trim_start();
+            let Some(q) = after
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '"' | '\'' | '`'))
+            else {
+                continue;
+            };
+            if let Some(end) = after[1..].find(q) {
+                out.push(make(after[1..1 + end].to_string()));
+            }
+        }
+    }
 }
 
 /// Whether a `select`/`eval` expression looks numeric given the fields before it.
@@ -461,5 +663,61 @@ mod tests {
         assert_eq!(mappable_fields(&p).unwrap(), vec!["n", "v", "perVisitor"]);
         let out = output(&unwrap_pipeline(&p).unwrap()).unwrap();
         assert_eq!(out.defined_at, "source.pipeline[1].group");
+    }
+
+    /// Issue 32, defect 2: a stage or source Pendo does not know is refused on save, naming
+    /// it (with the close name), also inside spawn, fork and merge.
+    #[test]
+    fn unknown_stages_and_sources_are_refused_naming_them() {
+        let refused = |p: Value| {
+            let e = unwrap_pipeline(&p).unwrap_err();
+            (e.field, e.reason)
+        };
+        let mut p = guide();
+        p[2] = json!({"grup": {"group": ["accountId"]}});
+        assert_eq!(
+            refused(p),
+            (
+                "source.pipeline[2]".to_string(),
+                "'grup' is not a stage Pendo knows: did you mean 'group'?".to_string()
+            )
+        );
+        let mut p = guide();
+        p[0]["source"] = json!({"pageEvent": {"pageId": "p"}, "timeSeries": {"first": 0, "count": 1, "period": "dayRange"}});
+        assert_eq!(
+            refused(p),
+            (
+                "source.pipeline[0].source.pageEvent".to_string(),
+                "'pageEvent' is not a source Pendo knows: did you mean 'pageEvents'?".to_string()
+            )
+        );
+        let p = json!([{"source": {"events": null, "timeSeries": {}}},
+            {"merge": {"fields": ["visitorId"], "pipeline": [{"source": {"visitors": null}}, {"zzzzzz": 1}]}}]);
+        assert_eq!(refused(p).0, "source.pipeline[1].merge.pipeline[1]");
+        let p = json!([{"spawn": [[{"source": {"events": null, "timeSeries": {}}}], [{"filtr": "x"}]]}]);
+        assert_eq!(refused(p).0, "source.pipeline[0].spawn[1][0]");
+        assert!(unwrap_pipeline(&guide()).is_ok());
+    }
+
+    #[test]
+    fn the_ids_a_pipeline_names_are_found_in_sources_and_expressions() {
+        let p = json!([
+            {"source": {"featureEvents": {"featureId": "f1"}, "timeSeries": {}}},
+            {"filter": "featureId == \"f2\" || pageId=='p1' || pageId == `p2` || featureId != \"f9\""},
+            {"eval": {"x": "featureId"}}
+        ]);
+        assert_eq!(
+            named_ids(p.as_array().unwrap()),
+            vec![
+                NamedId::Feature("f1".into()),
+                NamedId::Feature("f2".into()),
+                NamedId::Page("p1".into()),
+                NamedId::Page("p2".into()),
+            ]
+        );
+        assert_eq!(
+            named_ids(guide().as_array().unwrap()),
+            vec![NamedId::Page("p".into())]
+        );
     }
 }

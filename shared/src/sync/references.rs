@@ -5,6 +5,7 @@
 //! status says why. Each list is read from Pendo once per check or run, whatever the number of
 //! mappings.
 
+use crate::domain::aggregation::NamedId;
 use crate::domain::{Connection, Integration, Mapping, MappingId, MappingKind};
 use crate::pendo::pipelines::custom_request;
 use crate::pendo::{ObjectList, PendoError, RowError, RowSink};
@@ -21,6 +22,8 @@ pub enum Reference {
     /// The app a PES mapping scores.
     App(i64),
     Segment(String),
+    /// A feature or page an aggregation's pipeline names by id.
+    InPipeline(NamedId),
 }
 
 impl Reference {
@@ -32,6 +35,7 @@ impl Reference {
             Self::Report(_) => "source.reportId",
             Self::App(_) => "source.appId",
             Self::Segment(_) => "segmentId",
+            Self::InPipeline(_) => "source.pipeline",
         }
     }
 
@@ -42,19 +46,30 @@ impl Reference {
             Self::Report(id) => format!("report {id}"),
             Self::App(id) => format!("app {id}"),
             Self::Segment(id) => format!("segment {id}"),
+            Self::InPipeline(NamedId::Feature(id)) => {
+                format!("feature {id}, named in the pipeline,")
+            }
+            Self::InPipeline(NamedId::Page(id)) => format!("page {id}, named in the pipeline,"),
         }
     }
 }
 
-/// The references a mapping makes. An aggregation's pipeline is the user's own and is not
-/// looked into.
+/// The references a mapping makes (an aggregation's: the features and pages its pipeline
+/// names by id).
 pub fn references(m: &Mapping) -> Vec<Reference> {
     let mut out = match &m.source {
         MappingKind::Feature { feature_id, .. } => vec![Reference::Feature(feature_id.clone())],
         MappingKind::Page { page_id, .. } => vec![Reference::Page(page_id.clone())],
         MappingKind::Report { report_id, .. } => vec![Reference::Report(report_id.clone())],
         MappingKind::Pes { app_id, .. } => vec![Reference::App(*app_id)],
-        MappingKind::Aggregation { .. } => Vec::new(),
+        MappingKind::Aggregation { pipeline, .. } => {
+            crate::domain::aggregation::unwrap_pipeline(pipeline)
+                .map(|stages| crate::domain::aggregation::named_ids(&stages))
+                .unwrap_or_default()
+                .into_iter()
+                .map(Reference::InPipeline)
+                .collect()
+        }
     };
     if let Some(s) = &m.segment_id {
         out.push(Reference::Segment(s.clone()));
@@ -167,6 +182,8 @@ fn kind(r: &Reference) -> Kind {
         Reference::Report(_) => Kind::Reports,
         Reference::App(_) => Kind::Apps,
         Reference::Segment(_) => Kind::Segments,
+        Reference::InPipeline(NamedId::Feature(_)) => Kind::Features,
+        Reference::InPipeline(NamedId::Page(_)) => Kind::Pages,
     }
 }
 
@@ -244,15 +261,21 @@ impl Catalog {
                 .as_ref()
                 .map(|l| super::report_source::find(l, id).is_ok()),
             Reference::App(id) => self.apps.as_ref().map(|s| s.contains(id)),
+            Reference::InPipeline(NamedId::Feature(id)) => {
+                self.features.as_ref().map(|s| s.contains(id))
+            }
+            Reference::InPipeline(NamedId::Page(id)) => self.pages.as_ref().map(|s| s.contains(id)),
         };
         if known != Some(false) {
             return None;
         }
         Some(match r {
-            Reference::Feature(_) => {
+            Reference::Feature(_) | Reference::InPipeline(NamedId::Feature(_)) => {
                 format!("{} is not among the subscription's features", r.what())
             }
-            Reference::Page(_) => format!("{} is not among the subscription's pages", r.what()),
+            Reference::Page(_) | Reference::InPipeline(NamedId::Page(_)) => {
+                format!("{} is not among the subscription's pages", r.what())
+            }
             Reference::Report(_) => {
                 format!("{} is not among the subscription's saved reports", r.what())
             }

@@ -620,6 +620,10 @@
       }));
       target.value = 'company';
     };
+    // What a kind's form may ask of the mapping form: the target (the pipeline check needs it),
+    // and a hook run when the target changes.
+    const ctx = { target: () => target.value, onTarget: null };
+    target.addEventListener('change', () => { if (ctx.onTarget) ctx.onTarget(); });
     // Each kind's form is built in a slot of its own and shown only if no other kind was
     // chosen while it loaded (a slow earlier form must not replace a later one).
     let drawing = 0;
@@ -631,7 +635,7 @@
       const slot = h('div');
       let read;
       try {
-        read = await SOURCE_FORMS[kind.value](slot);
+        read = await SOURCE_FORMS[kind.value](slot, ctx);
       } catch (e) {
         read = () => { throw new ApiError(e.status || 0, { error: { message: e.message, field: '_form' } }); };
         slot.replaceChildren(h('p', { class: 'error-text', text: e.code === 'not_connected' ? 'Connect to Pendo first: the choices come from your subscription.' : e.message }));
@@ -746,7 +750,7 @@
       slot.replaceChildren(...[field('Report', sel, 'reportId'), colSlot, rejected].filter(Boolean));
       return () => ({ reportId: sel.value, columns: cols.read() });
     },
-    async aggregation(slot) {
+    async aggregation(slot, ctx) {
       const ta = h('textarea', {
         name: 'pipeline', rows: '10', spellcheck: 'false',
         placeholder: '[{"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": -1}}}, …]',
@@ -765,7 +769,8 @@
           fieldsSlot.replaceChildren(); fields = { read: () => [] }; return;
         }
         try {
-          const out = await api('POST', '/v1/discovery/aggregation-fields', { pipeline });
+          // The server's check, for this target (the same the save runs, without Pendo).
+          const out = await api('POST', '/v1/discovery/aggregation-fields', { pipeline, target: ctx.target() });
           if (mine !== seq) return;
           status.textContent = `Valid: ${out.length} mappable field(s).`;
           fields = fieldMetricList(out.map((f) => ({ field: f })), 'fields');
@@ -778,7 +783,23 @@
         }
       };
       ta.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(check, 350); });
-      slot.replaceChildren(field('Aggregation pipeline (JSON)', ta, 'pipeline'), status, fieldsSlot);
+      ctx.onTarget = () => { if (ta.value.trim()) check(); };
+      // The dry run: the pipeline run once by Pendo for the last complete day (what saving
+      // does too), its rows, fields and first rows shown.
+      const trialOut = h('div', { class: 'trial', 'aria-live': 'polite' });
+      const tryBtn = h('button', {
+        type: 'button', class: 'secondary', text: 'Run it for one day',
+        onclick: () => submit(tryBtn, slot, async () => {
+          let pipeline;
+          try { pipeline = JSON.parse(ta.value); } catch (e) { throw new ApiError(400, { error: { message: `not valid JSON: ${e.message}`, field: 'pipeline' } }); }
+          trialOut.replaceChildren(h('p', { class: 'muted', text: 'Running it in Pendo…' }));
+          try {
+            const r = await api('POST', '/v1/discovery/pipeline-check', { pipeline, target: ctx.target() });
+            trialOut.replaceChildren(trialView(r.trial));
+          } catch (e) { trialOut.replaceChildren(); throw e; }
+        }),
+      });
+      slot.replaceChildren(field('Aggregation pipeline (JSON)', ta, 'pipeline'), status, h('div', { class: 'actions' }, tryBtn), trialOut, fieldsSlot);
       return () => {
         let pipeline;
         try { pipeline = JSON.parse(ta.value); } catch (e) { throw new ApiError(400, { error: { message: `not valid JSON: ${e.message}`, field: 'pipeline' } }); }
@@ -801,6 +822,17 @@
       return () => ({ appId: Number(sel.value), components: boxes.filter((b) => b.cb.checked).map((b) => b.c) });
     },
   };
+
+  /** A dry run's result: its day, row count, fields and first rows. */
+  function trialView(t) {
+    const cell = (v) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    return h('div', { class: 'trial-result' },
+      h('p', { role: 'status', text: `${t.day}: ${t.rows} ${t.rows === 1 ? 'row' : 'rows'}${t.rows ? ` with the fields ${t.outputFields.join(', ')}` : ' — nothing to map on that day'}.` }),
+      t.sample.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'sample' },
+        h('caption', { text: `The first ${t.sample.length} ${t.sample.length === 1 ? 'row' : 'rows'}` }),
+        h('thead', {}, h('tr', {}, t.outputFields.map((f) => h('th', { scope: 'col', text: f })))),
+        h('tbody', {}, t.sample.map((row) => h('tr', {}, t.outputFields.map((f) => h('td', { text: cell(row[f]) }))))))) : null);
+  }
 
   async function eventForm(slot, what, idKey, label) {
     const list = await discover(what);

@@ -359,9 +359,24 @@ describe('configurator page', () => {
       { group: { group: ['visitorId'], fields: { n: { sum: 'numEvents' }, accountId: { first: 'accountId' } } } },
       { select: { accountId: 'accountId', visitorId: 'visitorId', metric1: 'n' } },
     ];
+    // The live check knows the target: an output without accountId is refused for companies
+    // with the server's own message (the one a save would give).
+    const noAccount = [good[0], good[1], { select: { visitorId: 'visitorId', metric1: 'n' } }];
+    const live = await api(env.base, TOKENS.formsAdmin, 'POST', '/v1/discovery/aggregation-fields', { pipeline: noAccount, target: 'company' });
+    assert.equal(live.status, 400);
+    await editor.fill(JSON.stringify(noAccount));
+    await page.waitForFunction((m) => document.querySelector('#mapping-form .err[data-err="pipeline"]').textContent === m, live.body.error.message, T);
     await editor.fill(JSON.stringify(good, null, 2));
     await form.getByText('Valid: 1 mappable field(s).').waitFor(T);
     assert.equal(await err.innerText(), '');
+    // The dry run: Pendo runs it once for the last complete day; its rows and first rows show.
+    await form.getByRole('button', { name: 'Run it for one day' }).click();
+    await form.locator('.trial-result').waitFor(T);
+    const trial = (await api(env.base, TOKENS.formsAdmin, 'POST', '/v1/discovery/pipeline-check', { pipeline: good, target: 'company' })).body.trial;
+    assert.ok(trial.rows > 1, 'the simulator has rows for the day');
+    assert.equal(await form.locator('.trial-result p').innerText(), `${trial.day}: ${trial.rows} rows with the fields ${trial.outputFields.join(', ')}.`);
+    assert.equal(await form.locator('.trial-result table.sample tbody tr').count(), trial.sample.length);
+    assert.deepEqual(await form.locator('.trial-result table.sample thead th').allInnerTexts(), trial.outputFields);
     assert.deepEqual(await form.locator('.field-metric label').allInnerTexts(), ['metric1']);
     await form.getByLabel('Metric name for metric1').fill('Events per day');
     await form.getByLabel('Metric name', { exact: true }).fill('Custom events');

@@ -1570,6 +1570,12 @@ async fn a_body_is_exactly_one_json_value_on_every_route_that_takes_one() {
         ),
         (
             Method::POST,
+            "/v1/discovery/pipeline-check",
+            "/v1/discovery/pipeline-check".into(),
+            json!({"pipeline": {"request": {"pipeline": pipeline}}}),
+        ),
+        (
+            Method::POST,
             "/v1/imports",
             "/v1/imports".into(),
             json!({"companies": false, "pageRows": 10}),
@@ -1999,6 +2005,7 @@ mod directory;
 mod directory_rules;
 mod metric_names;
 mod pes_field;
+mod pipelines;
 mod references;
 mod roles;
 mod runs;

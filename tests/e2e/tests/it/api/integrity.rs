@@ -290,6 +290,17 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             Some(json!({"pipeline": []})),
             false,
         ),
+        // Running a pipeline needs Pendo (checking it does not).
+        (
+            Method::POST,
+            "/v1/discovery/pipeline-check",
+            "/v1/discovery/pipeline-check".into(),
+            Some(json!({"pipeline": [
+                {"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": 1}}},
+                {"select": {"accountId": "accountId", "n": "numEvents"}}
+            ]})),
+            true,
+        ),
         (
             Method::GET,
             "/v1/mappings",
@@ -509,7 +520,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 24);
+    assert_eq!(refused, 25);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

@@ -30,7 +30,7 @@ fn body(method: &str, path: &str, a: &Api) -> Option<Value> {
         ("PUT", "/v1/mappings/{mappingId}") => {
             json!({"source": {"kind": "feature", "featureId": a.feature()}, "target": "company", "metricName": "Clicks"})
         }
-        ("POST", "/v1/discovery/aggregation-fields") => {
+        ("POST", "/v1/discovery/aggregation-fields" | "/v1/discovery/pipeline-check") => {
             json!({"pipeline": [
                 {"source": {"events": null, "timeSeries": {"period": "dayRange", "first": "now()", "count": 1}}},
                 {"select": {"accountId": "accountId", "metric1": "numEvents"}}
@@ -119,5 +119,5 @@ async fn a_member_creates_edits_syncs_rebuilds_and_recovers_mappings() {
         );
         let_through += 1;
     }
-    assert_eq!(let_through, 6);
+    assert_eq!(let_through, 7);
 }
