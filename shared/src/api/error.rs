@@ -200,7 +200,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid", msg.clone()).field(field)
         } else {
             let field = if path == "." { None } else { Some(path) };
-            let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid", msg);
+            let words = in_words(field.as_deref().unwrap_or("the body"), &msg);
+            let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid", words);
             e.field = field;
             e
         }
@@ -213,6 +214,72 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     Ok(value)
+}
+
+/// A parser's message about a field in the words a person reads:
+/// `invalid type: string "30", expected i64 at line 1 column 18` on `daysToSync` is
+/// `days to sync must be a whole number (not the text "30")`.
+pub fn in_words(path: &str, msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let name = last.split('[').next().unwrap_or(last);
+    let mut words = String::new();
+    for c in name.chars() {
+        if c.is_uppercase() {
+            words.push(' ');
+            words.extend(c.to_lowercase());
+        } else {
+            words.push(c);
+        }
+    }
+    let (got, expected) = if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        match rest.split_once(", expected ") {
+            Some((got, exp)) => (got.replace('`', "'"), exp.replace('`', "'")),
+            None => return msg.to_string(),
+        }
+    } else if let Some(rest) = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))
+    {
+        match rest.split_once(", expected ") {
+            Some((got, exp)) => (got_words(got), expected_words(exp).to_string()),
+            None => return msg.to_string(),
+        }
+    } else {
+        return msg.to_string();
+    };
+    format!("{words} must be {expected} (not {got})")
+}
+
+fn expected_words(e: &str) -> &str {
+    match e {
+        "i8" | "i16" | "i32" | "i64" | "isize" | "u8" | "u16" | "u32" | "u64" | "usize" => {
+            "a whole number"
+        }
+        "f32" | "f64" => "a number",
+        "a boolean" => "true or false",
+        "a string" => "text",
+        "a sequence" => "a list",
+        e if e.starts_with("struct ") || e.starts_with("a map") => "an object",
+        e => e,
+    }
+}
+
+fn got_words(g: &str) -> String {
+    let g = g.replace('`', "");
+    if let Some(s) = g.strip_prefix("string ") {
+        return format!("the text {s}");
+    }
+    for kind in ["integer ", "floating point ", "boolean "] {
+        if let Some(v) = g.strip_prefix(kind) {
+            return v.to_string();
+        }
+    }
+    match g.as_str() {
+        "map" => "an object".into(),
+        "sequence" => "a list".into(),
+        _ => g,
+    }
 }
 
 /// The JSON path of an unknown or missing key `name` reported at serde's `path`. serde's path
@@ -271,5 +338,43 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
             .await
             .map(|q| Q(q.0))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 32: a parser's message is never shown as it is.
+    #[test]
+    fn a_parsers_message_reads_in_words() {
+        let e = parse_json::<crate::app::SettingsUpdate>(br#"{"daysToSync": "30"}"#)
+            .err()
+            .map(|e| (e.field, e.message));
+        assert_eq!(
+            e,
+            Some((
+                Some("daysToSync".to_string()),
+                "days to sync must be a whole number (not the text \"30\")".to_string()
+            ))
+        );
+        assert_eq!(
+            in_words(
+                "autoDetectEndUsers",
+                "invalid type: integer `1`, expected a boolean at line 1 column 2"
+            ),
+            "auto detect end users must be true or false (not 1)"
+        );
+        assert_eq!(
+            in_words(
+                "source.kind",
+                "unknown variant `featur`, expected one of `feature`, `page`"
+            ),
+            "kind must be one of 'feature', 'page' (not 'featur')"
+        );
+        assert_eq!(
+            in_words("items[3].name", "invalid type: map, expected a string"),
+            "name must be text (not an object)"
+        );
     }
 }

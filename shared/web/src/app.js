@@ -476,17 +476,32 @@
     return state.discovery[what];
   }
 
+  /**
+   * A mapping's source in words: Pendo's names for its feature, page, report and app once
+   * discovered (the ids until then, and in the cell's title), and the metrics it stores.
+   */
   function sourceLabel(m) {
     const s = m.source;
-    const name = (list, id) => { const o = (list || []).find((x) => x.id === id); return o ? `${o.name} (${id})` : id; };
+    const d = state.discovery;
+    const named = (list, id) => { const o = (list || []).find((x) => x.id === id); return o && o.name ? `"${o.name}"` : id; };
+    const reports = d.reportsList ? [...d.reportsList.compatible, ...d.reportsList.rejected] : [];
+    const app = (id) => { const a = (d.appsList || []).find((x) => String(x.id) === String(id)); return a ? a.name : `app ${id}`; };
+    const minutes = s.minutesMetric ? ` + minutes → ${s.minutesMetric}` : '';
+    const stored = ` → ${(m.metricNames || [m.metricName]).join(', ')}`;
     switch (s.kind) {
-      case 'feature': return `Feature ${name(state.discovery.featuresList, s.featureId)}${s.minutesMetric ? ` + minutes → ${s.minutesMetric}` : ''}`;
-      case 'page': return `Page ${name(state.discovery.pagesList, s.pageId)}${s.minutesMetric ? ` + minutes → ${s.minutesMetric}` : ''}`;
-      case 'report': return `Report ${s.reportId}: ${s.columns.map((c) => `${c.field} → ${c.metric}`).join(', ')}`;
-      case 'aggregation': return `Aggregation: ${s.fields.map((c) => `${c.field} → ${c.metric}`).join(', ')}`;
-      case 'pes': return `PES app ${s.appId}: ${s.components.join(', ')}`;
+      case 'feature': return `Feature ${named(d.featuresList, s.featureId)}${minutes}`;
+      case 'page': return `Page ${named(d.pagesList, s.pageId)}${minutes}`;
+      case 'report': return `Report ${named(reports, s.reportId)}: ${s.columns.map((c) => c.field).join(', ')}${stored}`;
+      case 'aggregation': return `Aggregation: ${s.fields.map((c) => c.field).join(', ')}${stored}`;
+      case 'pes': return `PES of ${app(s.appId)}: ${s.components.map((c) => PES_LABEL[c] || c).join(', ')}${stored}`;
       default: return s.kind;
     }
+  }
+
+  /** The ids behind a source label, for its title. */
+  function sourceIds(m) {
+    const s = m.source;
+    return [s.featureId, s.pageId, s.reportId, s.appId].filter((x) => x !== undefined && x !== null).map((x) => `id ${x}`).join(', ');
   }
 
   function mappingInput(m, patch) {
@@ -522,10 +537,12 @@
       if (state.mappingForm && p.contains(state.mappingForm)) state.mappingForm.replaceWith(fresh); else p.append(fresh);
       state.mappingForm = fresh; state.mappingFormStale = false;
     } else if (!p.contains(state.mappingForm)) p.append(state.mappingForm);
-    // Names of pages and features, once discovered, make the source column readable.
-    if (connected() && (!state.discovery.featuresList || !state.discovery.pagesList)) {
-      Promise.all([discover('features'), discover('pages')]).then(([f, pg]) => {
-        state.discovery.featuresList = f; state.discovery.pagesList = pg;
+    // Pendo's names of features, pages, reports and apps, once discovered, make the source
+    // column readable.
+    const d = state.discovery;
+    if (connected() && (!d.featuresList || !d.pagesList || !d.reportsList || !d.appsList)) {
+      Promise.all([discover('features'), discover('pages'), discover('reports'), discover('apps')]).then(([f, pg, r, a]) => {
+        d.featuresList = f; d.pagesList = pg; d.reportsList = r; d.appsList = a;
         if (state.mappings.length) {
           for (const cell of document.querySelectorAll('td.source')) {
             const m = state.mappings.find((x) => x.id === cell.dataset.id);
@@ -583,7 +600,7 @@
         h('div', { class: 'target muted', text: `→ ${TARGET_TITLE[m.target] || m.target}` }),
         m.rebuildRequired ? h('span', { class: 'tag', text: 'rebuild required' }) : null,
         m.segmentId ? h('span', { class: 'tag muted', text: `segment ${m.segmentId}` }) : null),
-      h('td', { class: 'source', dataset: { id: m.id }, text: sourceLabel(m) }),
+      h('td', { class: 'source', dataset: { id: m.id }, title: sourceIds(m), text: sourceLabel(m) }),
       h('td', { class: 'toggles-cell' }, toggle('passive', 'Passive?'), toggle('multiApp', 'Multi-app?'),
         toggle('autoCreateUsers', 'Auto-create users?'), toggle('enabled', 'Enabled')),
       h('td', { class: 'status-cell' },
@@ -868,26 +885,41 @@
           await afterTableChange(apps, 'apps');
         }),
       });
-      tr.append(h('th', { scope: 'row' }, a.appId, permanent ? h('span', { class: 'tag muted', text: 'permanent' }) : null),
+      tr.append(h('th', { scope: 'row' }, h('span', { class: 'app-name', dataset: { app: a.appId }, text: a.appId === 'unknown' ? 'Every other app' : a.appId }),
+        permanent ? h('span', { class: 'tag muted', text: 'permanent' }) : null),
         h('td', {}, prefix, h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } })), h('td', {}, h('div', { class: 'actions' }, save, del)));
       return tr;
     });
-    const appId = h('input', { type: 'text', name: 'appId', inputmode: 'numeric', autocomplete: 'off' });
+    // Pendo's apps by name, those not in the table yet (an app Pendo does not list is refused).
+    const appId = h('select', { name: 'appId' }, h('option', { value: '', text: connected() ? 'Loading Pendo\'s apps…' : 'Connect Pendo first' }));
+    if (connected()) {
+      discover('apps').then((list) => {
+        const inTable = new Set(appRows().map((a) => a.appId));
+        const free = list.filter((a) => !inTable.has(String(a.id)));
+        appId.replaceChildren(h('option', { value: '', text: free.length ? 'Choose an app' : 'Every Pendo app is in the table' }),
+          ...free.map((a) => h('option', { value: String(a.id), text: `${a.name} (${a.id})` })));
+        const names = new Map(list.map((a) => [String(a.id), a.name]));
+        for (const el of p.querySelectorAll('.app-name')) {
+          const n = names.get(el.dataset.app);
+          if (n) el.textContent = `${n} (${el.dataset.app})`;
+        }
+      }).catch(() => {});
+    }
     const prefix = h('input', { type: 'text', name: 'prefix', autocomplete: 'off' });
     const addBtn = h('button', { type: 'submit', text: 'Add app' });
-    const form = h('form', { class: 'card inline-form' }, field('Pendo app id', appId, 'appId'), field('Metric prefix', prefix, 'prefix'),
+    const form = h('form', { class: 'card inline-form' }, field('Pendo app', appId, 'appId'), field('Metric prefix', prefix, 'prefix'),
       h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }), h('div', { class: 'actions' }, addBtn));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       submit(addBtn, form, async () => {
-        if (!appId.value.trim()) throw new ApiError(400, { error: { message: 'enter a Pendo app id', field: 'appId' } });
+        if (!appId.value.trim()) throw new ApiError(400, { error: { message: 'choose one of your Pendo apps', field: 'appId' } });
         const apps = await api('PUT', `/v1/apps/${encodeURIComponent(appId.value.trim())}`, { prefix: prefix.value });
         await afterTableChange(apps, 'apps');
       });
     });
     p.replaceChildren(h('h2', { text: 'Apps' }),
       h('p', { class: 'muted', text: 'Multi-app mappings write one metric per app, named "prefix - metric". The default app (-323232) and "unknown" (every other app) are permanent.' }),
-      h('div', { class: 'table-wrap' }, h('table', { class: 'apps' }, h('thead', {}, h('tr', {}, ['App id', 'Prefix', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows))),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'apps' }, h('thead', {}, h('tr', {}, ['App', 'Prefix', ''].map((t) => h('th', { scope: 'col', text: t })))), h('tbody', {}, rows))),
       form);
     adminOnly(p, 'add apps or change their prefixes');
   }
@@ -1024,7 +1056,7 @@
     out.replaceChildren(
       h('section', { class: 'card' }, h('h3', { text: 'System metrics' }), kind === 'company' || kind === 'endUser' ? sys : h('p', { class: 'muted', text: 'System metrics exist for companies and end users.' })),
       chartEls.length ? h('div', { class: 'charts' }, chartEls) : h('p', { class: 'muted', text: 'No metric on this object yet.' }),
-      activity ? activityTable(activity) : null);
+      activity ? activityTable(activity, await endUserNames(activity)) : null);
     for (const c of chartEls) c.draw();
   }
 
@@ -1075,11 +1107,22 @@
     return card;
   }
 
-  function activityTable(rows) {
+  /** End users by service id, as a person reads them: "Ann Lee <ann@x.io>", the email or the external id. */
+  async function endUserNames(rows) {
+    if (!rows || !rows.length) return new Map();
+    const list = await api('GET', '/v1/directory/end-users').catch(() => []);
+    return new Map(list.map((u) => {
+      const name = [u.name, u.surname].filter(Boolean).join(' ');
+      const label = name && u.email ? `${name} <${u.email}>` : name || u.email || u.externalId || u.id;
+      return [u.id, label];
+    }));
+  }
+
+  function activityTable(rows, names = new Map()) {
     return h('section', { class: 'card' }, h('h3', { text: 'Recent activity' }),
       rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'activity' },
         h('thead', {}, h('tr', {}, ['Day', 'End user', 'About', 'Events', 'Minutes', ''].map((t) => h('th', { scope: 'col', text: t })))),
-        h('tbody', {}, rows.map((a) => h('tr', {}, h('td', { text: a.day }), h('td', { text: a.endUserId }), h('td', { text: a.label }),
+        h('tbody', {}, rows.map((a) => h('tr', {}, h('td', { text: a.day }), h('td', { text: names.get(a.endUserId) || a.endUserId, title: a.endUserId }), h('td', { text: a.label }),
           h('td', { class: 'num', text: String(a.events) }), h('td', { class: 'num', text: String(a.minutes) }),
           h('td', { text: a.passive ? 'passive' : '' }))))))
         : h('p', { class: 'muted', text: 'No recent activity.' }));

@@ -293,16 +293,26 @@ describe('configurator page', () => {
       const del = page.locator(`tr[data-app="${id}"]`).getByRole('button', { name: `App ${id} is permanent and cannot be deleted` });
       assert.equal(await del.isDisabled(), true);
     }
+    // Pendo's apps are picked by name (issue 32); the table names them too.
+    const pendoApps = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/discovery/apps')).body;
+    const other = pendoApps.find((x) => x.id !== -323232);
     const pane = page.locator('#pane-apps');
-    await pane.getByLabel('Pendo app id').fill('5550001');
+    const picker = pane.getByLabel('Pendo app', { exact: true });
+    await pane.locator(`option[value="${other.id}"]`).waitFor({ state: 'attached', ...T });
+    await picker.selectOption({ label: `${other.name} (${other.id})` });
     await pane.getByLabel('Metric prefix').fill('Mobile');
     await pane.getByRole('button', { name: 'Add app' }).click();
-    const row = page.locator('tr[data-app="5550001"]');
+    const row = page.locator(`tr[data-app="${other.id}"]`);
     await row.waitFor(T);
-    await row.getByRole('button', { name: 'Delete app 5550001' }).click();
+    await page.waitForFunction((t) => [...document.querySelectorAll('#pane-apps .app-name')].some((e) => e.textContent === t), `${other.name} (${other.id})`, T);
+    // An app Pendo does not list is refused when typed through the API.
+    const refused = await api(env.base, TOKENS.resyncAdmin, 'PUT', '/v1/apps/5550001', { prefix: 'Nope' });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.field, 'appId');
+    await row.getByRole('button', { name: `Delete app ${other.id}` }).click();
     await row.waitFor({ state: 'detached', ...T });
     const apps = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/apps')).body.map((a) => a.appId);
-    assert.ok(!apps.includes('5550001'));
+    assert.ok(!apps.includes(String(other.id)));
     assert.ok(apps.includes('-323232') && apps.includes('unknown'));
     assert.deepEqual(problems, []);
     await context.close();
@@ -459,6 +469,23 @@ describe('configurator page', () => {
     assert.equal(await grow.locator('.run-error').innerText(), gst.lastRun.error);
     assert.match(gst.lastRun.error, new RegExp(`feature ${features[1].id} is not among the subscription's features any more`));
     assert.equal(await grow.locator('.last-ok').innerText(), 'no successful run yet');
+    // Names, not ids (issue 32): the source column reads Pendo's names of the report, the
+    // page and the PES app, and the metrics each stores; the ids are in the cell's title.
+    const apps = (await api(env.base, token, 'GET', '/v1/discovery/apps')).body;
+    const webApp = apps.find((x) => x.id === -323232).name;
+    const mappings = (await api(env.base, token, 'GET', '/v1/mappings')).body;
+    const source = (kind) => page.locator(`section.group[data-kind=${kind}] td.source`).first();
+    await page.waitForFunction((n) => [...document.querySelectorAll('td.source')].some((c) => c.textContent.includes(n)), webApp, T);
+    const pes = mappings.find((m) => m.source.kind === 'pes');
+    assert.equal(await source('pes').innerText(), `PES of ${webApp}: PES, Adoption, Stickiness, Growth → ${pes.metricNames.join(', ')}`);
+    const repMapping = mappings.find((m) => m.source.kind === 'report');
+    assert.equal(await source('report').innerText(), `Report "${rep.name}": ${rep.numericColumns.map((c) => c.field).join(', ')} → ${repMapping.metricNames.join(', ')}`);
+    assert.equal(await source('report').getAttribute('title'), `id ${rep.id}`);
+    const pageCells = await page.locator('section.group[data-kind=page] td.source').allInnerTexts();
+    assert.ok(pageCells.includes(`Page "${pages[0].name}" + minutes → Page minutes`), pageCells.join(' | '));
+    for (const text of await page.locator('td.source').allInnerTexts()) {
+      assert.ok(!/rpt-|app -323232/.test(text), text);
+    }
     await page.locator('.mapping-list').screenshot({ path: join(SCREENSHOTS, 'mapping-status.png') });
     assert.deepEqual(problems, []);
     await context.close();

@@ -25,17 +25,35 @@ fn page(a: &Api) -> String {
 async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothing_is_stored() {
     let a = api().await;
     a.connect(ADMIN_A).await;
-    for (id, name) in [("seg-pro", "Pro"), ("seg-nope", "Not in Pendo")] {
-        let (s, _) = a
-            .call(
+    let put = |id: &'static str, name: &'static str| {
+        let a = &a;
+        async move {
+            a.call(
                 ADMIN_A,
                 Method::PUT,
                 &format!("/v1/segments/{id}"),
                 Some(json!({ "name": name })),
             )
-            .await;
-        assert_eq!(s, StatusCode::OK);
-    }
+            .await
+        }
+    };
+    assert_eq!(put("seg-pro", "Pro").await.0, StatusCode::OK);
+    // A segment Pendo does not list is refused when typed into the table (issue 32).
+    let (s, e) = put("seg-nope", "Not in Pendo").await;
+    assert_eq!(
+        (s, &e["error"]["field"], &e["error"]["message"]),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!("segmentId"),
+            &json!("segment seg-nope is not among the subscription's segments")
+        )
+    );
+    // One Pendo deleted after it was added: stored as it was then.
+    let t = TenantId::parse("tenant-a").unwrap();
+    let mut i = a.store.get_integration(&t).await.unwrap().unwrap();
+    i.segments
+        .push(pendo_sync::domain::apps::Segment::parse("seg-nope", "Not in Pendo").unwrap());
+    a.store.put_integration(&i).await.unwrap();
     let (f, p) = (a.feature(), page(&a));
     let apps: Vec<String> = a
         .sim

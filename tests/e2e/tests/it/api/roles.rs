@@ -9,7 +9,7 @@ use pendo_sync::api::roles::RULES;
 /// The route's path with its parameters filled in from tenant A's objects.
 fn concrete(path: &str, mapping: &str) -> String {
     path.replace("{appId}", "-323232")
-        .replace("{segmentId}", "seg-1")
+        .replace("{segmentId}", "seg-pro")
         .replace("{kind}", "companies")
         .replace("{id}", "c1")
         .replace("{mappingId}", mapping)
@@ -66,7 +66,7 @@ async fn a_member_is_refused_every_admin_route_and_changes_nothing() {
         .call(
             ADMIN_A,
             Method::PUT,
-            "/v1/segments/seg-1",
+            "/v1/segments/seg-pro",
             Some(json!({"name": "Trial"})),
         )
         .await;
