@@ -81,6 +81,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mappings::rebuild))
         .routes(routes!(unmatched::of_mapping))
         .routes(routes!(unmatched::recover))
+        .routes(routes!(unmatched::recover_all))
         .routes(routes!(unmatched::overview))
         .routes(routes!(mappings::resync_all))
         .routes(routes!(mappings::runs))

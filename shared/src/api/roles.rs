@@ -119,6 +119,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "POST",
+        "/v1/recover",
+        Member,
+        "recover every mapping's unmatched rows",
+    ),
+    rule(
+        "POST",
         "/v1/discovery/aggregation-fields",
         Member,
         "check a pipeline",

@@ -41,6 +41,22 @@ pub async fn overview(
     Ok(Json(app.unmatched_overview(&caller.tenant).await?))
 }
 
+/// Recover all: a recovery (as Recover starts) for every enabled mapping with days the
+/// directory now resolves; a mapping that needs a rebuild is left out, saying so. 409
+/// `conflict` when no mapping has anything to recover.
+#[utoipa::path(post, path = "/v1/recover", tag = "sync",
+    responses((status = 202, body = crate::app::recovery::RecoverAll),
+        (status = 409, description = "not_connected, or conflict: nothing to recover", body = super::error::ErrorBody)))]
+pub async fn recover_all(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<crate::app::recovery::RecoverAll>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(app.recover_all(&caller.tenant).await?),
+    ))
+}
+
 /// Recover: re-fetch now only the days on which the mapping could not use rows of companies or
 /// end users the directory holds now. 409 `conflict` when there is nothing to recover.
 #[utoipa::path(post, path = "/v1/mappings/{mappingId}/recover", tag = "sync",

@@ -147,6 +147,7 @@ impl App {
                 .collect(),
             _ => Vec::new(),
         };
+        let synced = self.synced_anything(t).await?;
         self.update_integration(t, false, |i| {
             let before = i.settings.clone();
             if let Some(d) = days {
@@ -163,7 +164,7 @@ impl App {
             if let Some(a) = u.auto_detect_end_users {
                 i.settings.auto_detect_end_users = a;
             }
-            if i.settings != before {
+            if i.settings != before && synced {
                 i.resync_required = true;
             }
             Ok(())
@@ -185,13 +186,31 @@ impl App {
             self.refuse_unknown_to_pendo(&i, Reference::App(id), "appId")
                 .await?;
         }
+        let synced = self.synced_anything(t).await?;
         self.update_integration(t, false, |i| {
             let before = i.apps.clone();
             i.apps.upsert(app_id, prefix).map_err(apps_error)?;
-            i.resync_required |= i.apps != before;
+            i.resync_required |= i.apps != before && synced;
             Ok(())
         })
         .await
+    }
+
+    /// Whether any mapping has synced a day in the current generation: a change of settings or
+    /// apps asks for a Re-sync all only then (values made under the old settings exist).
+    async fn synced_anything(&self, t: &TenantId) -> Result<bool, AppError> {
+        let store = &self.ports.store;
+        let Some(i) = store.get_integration(t).await? else {
+            return Ok(false);
+        };
+        for m in store.list_mappings(t).await? {
+            if let Some(st) = store.get_mapping_state(t, &m.id).await? {
+                if st.generation == i.generation && st.last_synced_day.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// A row added to the apps or segments table must name an app or segment Pendo lists
@@ -219,9 +238,10 @@ impl App {
     }
 
     pub async fn remove_app(&self, t: &TenantId, app_id: &str) -> Result<Integration, AppError> {
+        let synced = self.synced_anything(t).await?;
         self.update_integration(t, false, |i| {
             i.apps.remove(app_id).map_err(apps_error)?;
-            i.resync_required = true;
+            i.resync_required |= synced;
             Ok(())
         })
         .await

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Why a recovery is refused when the directory resolves none of a mapping's unmatched rows.
+pub const NOTHING_TO_RECOVER_ALL: &str = "nothing to recover: no mapping could not use rows of a company or end user the directory holds now";
 pub const NOTHING_TO_RECOVER: &str = "nothing to recover: no row this mapping could not use belongs to a company or end user the directory holds now";
 
 /// How a mapping's list is read.
@@ -50,6 +51,26 @@ pub struct UnmatchedView {
     pub recoverable: BTreeMap<UnmatchedReason, Vec<String>>,
     /// The days a recovery would re-fetch.
     pub recoverable_days: Vec<NaiveDate>,
+}
+
+/// A recovery Recover all started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryStarted {
+    pub metric_name: String,
+    #[schema(value_type = String)]
+    pub mapping_id: MappingId,
+    #[schema(value_type = String)]
+    pub run_id: RunId,
+}
+
+/// What Recover all started, and what it left (a mapping needing a rebuild).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverAll {
+    pub started: Vec<RecoveryStarted>,
+    /// Mappings with recoverable days left out, each with why (`"Clicks": click Rebuild …`).
+    pub left: Vec<String>,
 }
 
 /// A mapping's totals, for the integration's overview.
@@ -224,6 +245,40 @@ impl App {
 
     /// Re-fetches, now, only the days a mapping could not use rows of identities the directory
     /// now holds. `Conflict` when there is none.
+    /// Recover all: a recovery run for every enabled mapping with days the directory now
+    /// resolves (one run each, as Recover on each would start). A mapping that needs a rebuild
+    /// is left, saying so. `Conflict` when no mapping has anything to recover.
+    pub async fn recover_all(&self, t: &TenantId) -> Result<RecoverAll, AppError> {
+        let i = self.integration(t).await?;
+        if !i.is_active() {
+            return Err(AppError::NotConnected);
+        }
+        let mut out = RecoverAll {
+            started: Vec::new(),
+            left: Vec::new(),
+        };
+        for m in self.ports.store.list_mappings(t).await? {
+            if !m.enabled || self.recovery_windows(&i, &m, None).await?.is_empty() {
+                continue;
+            }
+            if m.rebuild_required {
+                out.left
+                    .push(AppError::RebuildRequired(m.metric_name.clone()).to_string());
+                continue;
+            }
+            let run_id = self.queue_run(&i, &m, RunAction::Recover).await?;
+            out.started.push(RecoveryStarted {
+                metric_name: m.metric_name.clone(),
+                mapping_id: m.id.clone(),
+                run_id,
+            });
+        }
+        if out.started.is_empty() && out.left.is_empty() {
+            return Err(AppError::Conflict(NOTHING_TO_RECOVER_ALL.into()));
+        }
+        Ok(out)
+    }
+
     pub async fn recover(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.integration(t).await?;
         if !i.is_active() {

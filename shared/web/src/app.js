@@ -309,7 +309,7 @@
     // Settings
     const days = h('input', { type: 'number', name: 'daysToSync', min: '1', step: '1', value: String(i.daysToSync), inputmode: 'numeric' });
     const tz = h('select', { name: 'timezone' },
-      h('option', { value: '', text: 'None (UTC days, one extra day of delay)' }),
+      h('option', { value: '', text: 'None: UTC days' }),
       state.choices.timezones.map((z) => h('option', { value: z, text: z, selected: i.timezone === z })));
     const fm = {};
     const fmFields = FIELD_NAMES.map(([k, label]) => {
@@ -321,7 +321,7 @@
     const settingsForm = h('form', { class: 'card', id: 'settings-form', 'aria-labelledby': 'settings-title' },
       h('h2', { id: 'settings-title', text: 'Settings' }),
       field('Days to sync', days, 'daysToSync'),
-      field('Timezone (IANA)', tz, 'timezone'),
+      field('Timezone (IANA)', tz, 'timezone', 'Days are local days of this zone; without one, UTC days, each synced a day later.'),
       h('fieldset', {}, h('legend', { text: 'Field mappings' }),
         h('p', { class: 'hint', text: 'Pendo fields: accountId, visitorId, metadata.agent.email, … — "-" leaves a field unmapped.' }),
         fmFields),
@@ -389,26 +389,27 @@
   /** A whole run's outcome (its progress while it runs). */
   function outcome(run) {
     if (!run) return '—';
-    if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${run.chunksTotal} chunks (no progress for an hour; the next sync continues)`;
+    if (run.state === 'interrupted') return `interrupted after ${run.chunksDone} of ${count(run.chunksTotal, 'chunk')} (no progress for an hour; the next sync continues)`;
     if (run.state === 'superseded') {
       return run.chunksDone ? `superseded by a newer Re-sync all after ${run.chunksDone} of ${count(run.chunksTotal, 'chunk')}` : 'superseded by a newer Re-sync all';
     }
     // Sync now, a rebuild and a recovery are queued: the worker plans them a moment later.
     if (!run.finished && !run.planned) return 'planning…';
-    if (!run.finished) return `running (${run.chunksDone} of ${run.chunksTotal} chunks)`;
+    const failed = run.chunksFailed ? `, ${run.chunksFailed} failed` : '';
+    if (!run.finished) return `running (${run.chunksDone} of ${count(run.chunksTotal, 'chunk')} done${failed})`;
     const what = run.kind && run.kind.type === 'resyncAll' ? ' (Re-sync all)' : '';
-    if (run.chunksFailed) return `failed: ${run.chunksFailed} of ${run.chunksTotal} chunks${what}`;
-    return `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values${what}`;
+    if (run.chunksFailed) return `failed: ${run.chunksDone} of ${count(run.chunksTotal, 'chunk')} done${failed}${what}`;
+    return `ok: ${count(run.chunksTotal, 'chunk')}, ${count(run.totals.valuesWritten, 'value')}${what}`;
   }
 
   /** A mapping's share of a run (`state.lastRun` of a mapping), in one line. */
   function mappingOutcome(r) {
     switch (r.outcome) {
-      case 'succeeded': return `ok: ${r.chunks} chunks, ${r.valuesWritten} values`;
-      case 'running': return `running (${r.chunksDone} of ${r.chunks} chunks)`;
-      case 'interrupted': return `interrupted after ${r.chunksDone} of ${r.chunks} chunks (no progress for an hour; the next sync continues)`;
+      case 'succeeded': return `ok: ${count(r.chunks, 'chunk')}, ${count(r.valuesWritten, 'value')}`;
+      case 'running': return `running (${r.chunksDone} of ${count(r.chunks, 'chunk')} done${r.chunksFailed ? `, ${r.chunksFailed} failed` : ''})`;
+      case 'interrupted': return `interrupted after ${r.chunksDone} of ${count(r.chunks, 'chunk')} (no progress for an hour; the next sync continues)`;
       case 'superseded': return 'superseded by a Re-sync all';
-      case 'failed': return r.chunks ? `failed: ${r.chunksFailed} of ${r.chunks} chunks` : 'failed: not synced';
+      case 'failed': return r.chunks ? `failed: ${r.chunksDone} of ${count(r.chunks, 'chunk')} done, ${r.chunksFailed} failed` : 'failed: not synced';
       default: return r.outcome;
     }
   }
@@ -449,7 +450,8 @@
       try { run = await api('GET', `/v1/runs/${runId}`); } catch (e) { text.textContent = e.message; return; }
       state.runs.set(runId, run);
       bar.max = Math.max(run.chunksTotal, 1);
-      bar.value = run.chunksDone + run.chunksFailed;
+      // The bar counts the chunks done; the text says how many failed.
+      bar.value = run.chunksDone;
       text.textContent = outcome(run);
       if (run.finished || run.state === 'interrupted') {
         state.polling.delete(runId);
@@ -532,6 +534,9 @@
       p.replaceChildren(h('div', { class: 'pane-head' }, h('h2', { text: 'Metric mappings' })), list);
     }
     list.replaceChildren(...(groups.length ? groups : [h('p', { class: 'muted', text: 'No mapping yet: add one below.' })]));
+    const head = p.querySelector('.pane-head');
+    const old = head.querySelector('.recover-all');
+    if (old) old.replaceWith(recoverAllSlot()); else head.append(recoverAllSlot());
     if (!state.mappingForm || state.mappingFormStale) {
       const fresh = mappingForm();
       if (state.mappingForm && p.contains(state.mappingForm)) state.mappingForm.replaceWith(fresh); else p.append(fresh);
@@ -557,10 +562,17 @@
     const st = m.state || {};
     const toggle = (key, label) => {
       const cb = h('input', { type: 'checkbox', checked: m[key], 'aria-label': `${label} for ${m.metricName}` });
-      cb.addEventListener('change', () => submit(cb, null, async () => {
-        await api('PUT', `/v1/mappings/${m.id}`, mappingInput(m, { [key]: cb.checked }));
-        await refreshMappings();
-      }).then(() => { cb.checked = (state.mappings.find((x) => x.id === m.id) || m)[key]; }));
+      cb.addEventListener('change', () => {
+        // Said before saving: an option that changes what the values mean needs a rebuild.
+        if (MEANING.includes(key) && !m.rebuildRequired && st.lastSyncedDay && !window.confirm(rebuildWarning(m))) {
+          cb.checked = m[key];
+          return;
+        }
+        submit(cb, null, async () => {
+          await api('PUT', `/v1/mappings/${m.id}`, mappingInput(m, { [key]: cb.checked }));
+          await refreshMappings();
+        }).then(() => { cb.checked = (state.mappings.find((x) => x.id === m.id) || m)[key]; });
+      });
       return h('label', { class: 'check toggle' }, cb, h('span', { text: label }));
     };
     let progress = state.progressSlots.get(m.id);
@@ -588,6 +600,17 @@
       }));
     }
     actions.push(h('button', {
+      type: 'button', class: 'secondary', text: 'Edit', 'aria-label': `Edit ${m.metricName}`,
+      onclick: () => {
+        const old = document.getElementById('edit-mapping-form');
+        if (old) old.remove();
+        const f = mappingForm(m);
+        document.querySelector('#pane-mapping .mapping-list').after(f);
+        f.scrollIntoView({ block: 'start' });
+        f.querySelector('input[name=metricName]').focus();
+      },
+    }));
+    actions.push(h('button', {
       type: 'button', class: 'secondary', text: 'Delete', 'aria-label': `Delete ${m.metricName}`,
       disabled: !isAdmin(), title: isAdmin() ? '' : 'Only an admin can delete mappings',
       onclick: (ev) => {
@@ -609,9 +632,19 @@
       h('td', { class: 'row-actions' }, h('div', { class: 'actions' }, actions), progress));
   }
 
-  /** The form to add a mapping: one source form per kind, only valid choices offered. */
-  function mappingForm() {
-    const form = h('form', { class: 'card add-mapping', id: 'mapping-form', 'aria-labelledby': 'add-mapping-title' });
+  /** What an edit changes that needs a rebuild (the server's rule: README "rebuildRequired"). */
+  const MEANING = ['source', 'target', 'metricName', 'multiApp', 'segmentId', 'passive'];
+  const changesMeaning = (m, body) => MEANING.some((k) => JSON.stringify(m[k] ?? null) !== JSON.stringify(body[k] ?? null));
+  const rebuildWarning = (m) => `This changes what "${m.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that). Save?`;
+
+  /**
+   * The form to add a mapping (or, with `editing`, to edit one, filled with it): one source form
+   * per kind, only valid choices offered.
+   */
+  function mappingForm(editing = null) {
+    const formId = editing ? 'edit-mapping-form' : 'mapping-form';
+    const titleId = editing ? 'edit-mapping-title' : 'add-mapping-title';
+    const form = h('form', { class: `card ${editing ? 'edit-mapping' : 'add-mapping'}`, id: formId, 'aria-labelledby': titleId });
     const fm = state.integration.fieldMappings;
     const kind = h('select', { name: 'kind' }, KIND_ORDER.map((k) => h('option', { value: k, text: KIND_TITLE[k] })));
     const target = h('select', { name: 'target' });
@@ -635,11 +668,11 @@
         else if (t === 'project' && fm.projectId === '-') reason = 'map the project id field first';
         return h('option', { value: t, disabled: !!reason, text: reason ? `${TARGET_TITLE[t]} — ${reason}` : TARGET_TITLE[t] });
       }));
-      target.value = 'company';
+      target.value = editing && kind.value === editing.source.kind ? editing.target : 'company';
     };
     // What a kind's form may ask of the mapping form: the target (the pipeline check needs it),
-    // and a hook run when the target changes.
-    const ctx = { target: () => target.value, onTarget: null };
+    // a hook run when the target changes, and the source being edited (for its own kind).
+    const ctx = { target: () => target.value, onTarget: null, initial: null };
     target.addEventListener('change', () => { if (ctx.onTarget) ctx.onTarget(); });
     // Each kind's form is built in a slot of its own and shown only if no other kind was
     // chosen while it loaded (a slow earlier form must not replace a later one).
@@ -651,6 +684,7 @@
       sourceSlot.replaceChildren(h('p', { class: 'muted', text: 'Loading choices from Pendo…' }));
       const slot = h('div');
       let read;
+      ctx.initial = editing && editing.source.kind === kind.value ? editing.source : null;
       try {
         read = await SOURCE_FORMS[kind.value](slot, ctx);
       } catch (e) {
@@ -676,9 +710,10 @@
     };
     form.addEventListener('input', showStored);
     form.addEventListener('change', showStored);
-    const createBtn = h('button', { type: 'submit', text: 'Add mapping' });
+    const createBtn = h('button', { type: 'submit', text: editing ? 'Save changes' : 'Add mapping' });
+    const cancel = editing ? h('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => form.remove() }) : null;
     form.append(
-      h('h3', { id: 'add-mapping-title', text: 'Add a mapping' }),
+      h('h3', { id: titleId, text: editing ? `Edit "${editing.metricName}"` : 'Add a mapping' }),
       h('div', { class: 'grid' }, field('Kind', kind, 'source.kind'), field('Target object', target, 'target'),
         field('Metric name', metricName, 'metricName'), field('Segment', segment, 'segmentId')),
       sourceSlot, storedAs,
@@ -686,16 +721,34 @@
         check('multiApp', 'Multi-app?', 'one metric per app, named with the app prefix'),
         check('autoCreateUsers', 'Auto-create users?'), check('enabled', 'Enabled')),
       h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }),
-      h('div', { class: 'actions' }, createBtn));
+      h('div', { class: 'actions' }, createBtn, cancel));
+    if (editing) {
+      kind.value = editing.source.kind;
+      metricName.value = editing.metricName;
+      segment.value = editing.segmentId || '';
+      for (const k of ['passive', 'multiApp', 'autoCreateUsers', 'enabled']) checks[k].checked = !!editing[k];
+    }
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
+      let source;
+      try { source = Object.assign({ kind: kind.value }, readSource()); } catch (e) { source = null; }
+      const body = {
+        source, target: target.value, metricName: metricName.value, passive: checks.passive.checked,
+        multiApp: checks.multiApp.checked, autoCreateUsers: checks.autoCreateUsers.checked,
+        segmentId: segment.value || null, enabled: checks.enabled.checked,
+      };
+      // Said before saving: an edit that changes what the values mean needs a rebuild.
+      if (editing && source && changesMeaning(editing, body) && !editing.rebuildRequired && editing.state && editing.state.lastSyncedDay
+        && !window.confirm(rebuildWarning(editing))) return;
       submit(createBtn, form, async () => {
-        const source = Object.assign({ kind: kind.value }, readSource());
-        const body = {
-          source, target: target.value, metricName: metricName.value, passive: checks.passive.checked,
-          multiApp: checks.multiApp.checked, autoCreateUsers: checks.autoCreateUsers.checked,
-          segmentId: segment.value || null, enabled: checks.enabled.checked,
-        };
+        if (!source) body.source = Object.assign({ kind: kind.value }, readSource());
+        if (editing) {
+          const saved = await api('PUT', `/v1/mappings/${encodeURIComponent(editing.id)}`, body);
+          toast(saved.rebuildRequired ? `"${saved.metricName}" saved: click Rebuild on it` : `"${saved.metricName}" saved`);
+          form.remove();
+          await refreshMappings();
+          return;
+        }
         const created = await api('POST', '/v1/mappings', body);
         toast(`Mapping "${created.metricName}" added`);
         state.mappingFormStale = true;
@@ -733,10 +786,11 @@
   }
 
   /** Rows of "use this column/field → metric name". */
-  function fieldMetricList(items, listName) {
+  function fieldMetricList(items, listName, initial = null) {
     const rows = items.map((it, idx) => {
-      const cb = h('input', { type: 'checkbox', id: nextId('f'), checked: idx === 0 });
-      const metric = h('input', { type: 'text', value: it.title || it.field, 'aria-label': `Metric name for ${it.field}` });
+      const was = initial ? initial.find((f) => f.field === it.field) : null;
+      const cb = h('input', { type: 'checkbox', id: nextId('f'), checked: initial ? !!was : idx === 0 });
+      const metric = h('input', { type: 'text', value: was ? was.metric : it.title || it.field, 'aria-label': `Metric name for ${it.field}` });
       return { it, cb, metric, el: h('div', { class: 'field-metric' }, cb, h('label', { for: cb.id, text: it.title && it.title !== it.field ? `${it.title} (${it.field})` : it.field }), metric) };
     });
     const el = h('fieldset', {}, h('legend', { text: listName === 'columns' ? 'Numeric columns to map' : 'Mappable output fields' }),
@@ -747,9 +801,10 @@
   }
 
   const SOURCE_FORMS = {
-    async feature(slot) { return eventForm(slot, 'features', 'featureId', 'Feature'); },
-    async page(slot) { return eventForm(slot, 'pages', 'pageId', 'Page'); },
-    async report(slot) {
+    async feature(slot, ctx) { return eventForm(slot, 'features', 'featureId', 'Feature', ctx); },
+    async page(slot, ctx) { return eventForm(slot, 'pages', 'pageId', 'Page', ctx); },
+    async report(slot, ctx) {
+      const init = ctx.initial;
       const r = await discover('reports');
       const sel = h('select', { name: 'reportId' },
         h('option', { value: '', text: r.compatible.length ? 'Choose a report' : 'No compatible report' }),
@@ -759,12 +814,13 @@
       let cols = { read: () => [] };
       sel.addEventListener('change', () => {
         const rep = r.compatible.find((x) => x.id === sel.value);
-        cols = fieldMetricList(rep ? rep.numericColumns : [], 'columns');
+        cols = fieldMetricList(rep ? rep.numericColumns : [], 'columns', init && init.reportId === sel.value ? init.columns : null);
         colSlot.replaceChildren(rep && rep.warning ? h('p', { class: 'warning', text: rep.warning }) : '', rep ? cols.el : '');
       });
       const rejected = r.rejected.length ? h('details', { class: 'rejected-list' }, h('summary', { text: `${r.rejected.length} report(s) cannot be mapped` }),
         h('ul', {}, r.rejected.map((x) => h('li', { class: 'rejected' }, h('span', { text: x.name }), ' — ', h('span', { text: x.reason }))))) : null;
       slot.replaceChildren(...[field('Report', sel, 'reportId'), colSlot, rejected].filter(Boolean));
+      if (init) { sel.value = init.reportId; sel.dispatchEvent(new Event('change')); }
       return () => ({ reportId: sel.value, columns: cols.read() });
     },
     async aggregation(slot, ctx) {
@@ -790,7 +846,7 @@
           const out = await api('POST', '/v1/discovery/aggregation-fields', { pipeline, target: ctx.target() });
           if (mine !== seq) return;
           status.textContent = `Valid: ${out.length} mappable field(s).`;
-          fields = fieldMetricList(out.map((f) => ({ field: f })), 'fields');
+          fields = fieldMetricList(out.map((f) => ({ field: f })), 'fields', ctx.initial ? ctx.initial.fields : null);
           fieldsSlot.replaceChildren(fields.el);
           fieldsSlot.dispatchEvent(new Event('change', { bubbles: true }));
         } catch (e) {
@@ -817,18 +873,20 @@
         }),
       });
       slot.replaceChildren(field('Aggregation pipeline (JSON)', ta, 'pipeline'), status, h('div', { class: 'actions' }, tryBtn), trialOut, fieldsSlot);
+      if (ctx.initial) { ta.value = JSON.stringify(ctx.initial.pipeline, null, 2); check(); }
       return () => {
         let pipeline;
         try { pipeline = JSON.parse(ta.value); } catch (e) { throw new ApiError(400, { error: { message: `not valid JSON: ${e.message}`, field: 'pipeline' } }); }
         return { pipeline, fields: fields.read() };
       };
     },
-    async pes(slot) {
+    async pes(slot, ctx) {
       // Pendo's apps by name (not only the ones typed in the apps table).
       const apps = await discover('apps');
       const sel = h('select', { name: 'appId' }, apps.map((a) => h('option', { value: String(a.id), text: `${a.name} (${a.id})` })));
+      if (ctx.initial) sel.value = String(ctx.initial.appId);
       const boxes = state.choices.pesComponents.map((c, i) => {
-        const cb = h('input', { type: 'checkbox', id: nextId('f'), value: c, checked: i === 0 });
+        const cb = h('input', { type: 'checkbox', id: nextId('f'), value: c, checked: ctx.initial ? ctx.initial.components.includes(c) : i === 0 });
         return { c, cb, el: h('span', { class: 'check' }, cb, h('label', { for: cb.id, text: c })) };
       });
       const fmOk = state.integration.fieldMappings.companyId === 'accountId' || state.integration.fieldMappings.companyId === 'row.accountId';
@@ -851,13 +909,14 @@
         h('tbody', {}, t.sample.map((row) => h('tr', {}, t.outputFields.map((f) => h('td', { text: cell(row[f]) }))))))) : null);
   }
 
-  async function eventForm(slot, what, idKey, label) {
+  async function eventForm(slot, what, idKey, label, ctx) {
     const list = await discover(what);
     state.discovery[`${what}List`] = list;
     // App names from Pendo; without them (Pendo unreachable) the ids still pick.
     const appNames = new Map((await discover('apps').catch(() => [])).map((a) => [String(a.id), a.name]));
     const sel = objectSelect(list, idKey, appNames);
     const minutes = h('input', { type: 'text', name: 'minutesMetric', autocomplete: 'off', placeholder: 'optional' });
+    if (ctx && ctx.initial) { sel.value = ctx.initial[idKey]; minutes.value = ctx.initial.minutesMetric || ''; }
     slot.replaceChildren(field(label, sel, idKey), field('Minutes metric name', minutes, 'minutesMetric', 'Also store time on the ' + label.toLowerCase() + ' as this metric.'));
     return () => ({ [idKey]: sel.value, minutesMetric: minutes.value.trim() || null });
   }

@@ -45,6 +45,30 @@
     }
   }
 
+  /**
+   * "Recover all (12 days in 2 mappings)", for the mapping tab's head when any mapping has days
+   * the directory now resolves: one recovery per such mapping (POST /v1/recover), each shown in
+   * its row's progress slot.
+   */
+  function recoverAllSlot() {
+    const slot = h('div', { class: 'recover-all' });
+    const list = [...(state.unmatched || new Map()).values()].filter((u) => u.recoverableDays > 0);
+    if (!list.length) return slot;
+    const days = list.reduce((n, u) => n + u.recoverableDays, 0);
+    const btn = h('button', {
+      type: 'button', class: 'secondary', text: `Recover all (${count(days, 'day')} in ${count(list.length, 'mapping')})`,
+      onclick: () => submit(btn, slot, async () => {
+        const r = await api('POST', '/v1/recover');
+        toast([`Recovering ${count(r.started.length, 'mapping')}.`, ...r.left].join(' '));
+        for (const s of r.started) {
+          watchRun(s.runId, state.progressSlots.get(s.mappingId), async () => { await refreshMappings(); });
+        }
+      }),
+    });
+    slot.append(btn, h('span', { class: 'err', role: 'alert', dataset: { err: '_form' } }));
+    return slot;
+  }
+
   /** "412 rows from 7 companies not in the directory — Show", for a mapping's status cell. */
   function unmatchedSummary(m) {
     const u = state.unmatched && state.unmatched.get(m.id);

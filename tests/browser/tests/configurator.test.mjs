@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { startAll, api, newPage, TOKENS, PENDO_KEY, SCREENSHOTS } from '../lib/harness.mjs';
 
 const T = { timeout: 30_000 };
+/** "1 chunk", "2 chunks": the page's plurals. */
+const n = (k, one) => `${k} ${k === 1 ? one : `${one}s`}`;
 let env;
 
 before(async () => { env = await startAll(); mkdirSync(SCREENSHOTS, { recursive: true }); });
@@ -94,13 +96,13 @@ describe('configurator page', () => {
     assert.ok(seen.length > 0, 'progress was shown');
     // The run is queued, planned by a worker, then fetched: the row shows 'planning…' until it
     // has chunks, and their progress after (a small run may finish between two polls).
-    assert.ok(seen.every((t) => /^\d+\/\d+ (queued…|planning…|running \(\d+ of \d+ chunks\)|ok: \d+ chunks, \d+ values)$/.test(t)), seen.join('; '));
+    assert.ok(seen.every((t) => /^\d+\/\d+ (queued…|planning…|running \(\d+ of \d+ chunks? done\)|ok: \d+ chunks?, \d+ values?)$/.test(t)), seen.join('; '));
     assert.ok(!seen.some((t) => t.includes('?')), seen.join('; '));
-    assert.ok(seen.some((t) => new RegExp(`^\\d+/${run.chunksTotal} running \\(\\d+ of ${run.chunksTotal} chunks\\)$`).test(t)) ||
+    assert.ok(seen.some((t) => new RegExp(`^\\d+/${run.chunksTotal} running \\(\\d+ of ${n(run.chunksTotal, 'chunk')} done\\)$`).test(t)) ||
       seen.some((t) => t.endsWith('planning…')), seen.join('; '));
     // Once finished, the bar goes and the outcome shows in the Last run column.
     assert.equal(await page.locator(`#progress-${mapping[0].id}`).innerText(), '');
-    assert.equal(await synced.locator('.outcome').innerText(), `ok: ${run.chunksTotal} chunks, ${run.totals.valuesWritten} values`);
+    assert.equal(await synced.locator('.outcome').innerText(), `ok: ${n(run.chunksTotal, 'chunk')}, ${n(run.totals.valuesWritten, 'value')}`);
     await page.screenshot({ path: join(SCREENSHOTS, 'mapping-tab.png') });
 
     // The company with the most synced days; its series as the API returns it.
@@ -244,6 +246,15 @@ describe('configurator page', () => {
 
   test('a settings change raises the re-sync-required banner; Re-sync all clears it', { timeout: 120_000 }, async () => {
     await connectByApi(TOKENS.resyncAdmin);
+    // The banner asks for a re-sync only once values exist: a mapping synced first.
+    const features = (await api(env.base, TOKENS.resyncAdmin, 'GET', '/v1/discovery/features')).body;
+    const made = await api(env.base, TOKENS.resyncAdmin, 'POST', '/v1/mappings', { source: { kind: 'feature', featureId: features[0].id }, target: 'company', metricName: 'Clicks' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const { runId } = (await api(env.base, TOKENS.resyncAdmin, 'POST', `/v1/mappings/${made.body.id}/sync`)).body;
+    for (let k = 0; k < 300 && !(await api(env.base, TOKENS.resyncAdmin, 'GET', `/v1/runs/${runId}`)).body.finished; k += 1) {
+      await new Promise((r) => { setTimeout(r, 200); });
+    }
+    assert.notEqual((await api(env.base, TOKENS.resyncAdmin, 'GET', `/v1/mappings/${made.body.id}`)).body.state.lastSyncedDay, null);
     const { page, context, problems } = await newPage(env.browser);
     await page.goto(`${env.base}/#token=${TOKENS.resyncAdmin}`);
     await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
@@ -395,6 +406,20 @@ describe('configurator page', () => {
     await page.locator('section.group[data-kind=aggregation] tbody tr').filter({ hasText: 'Custom events' }).waitFor(T);
     const created = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/mappings')).body;
     assert.deepEqual(created.map((m) => [m.source.kind, m.metricName, m.source.fields, m.metricNames]), [['aggregation', 'Custom events', [{ field: 'metric1', metric: 'Events per day' }], ['Custom events']]]);
+    // Edit it from the page (issue 32): the form opens filled with the mapping; a new name saves.
+    const aggRow = page.locator('section.group[data-kind=aggregation] tbody tr').filter({ hasText: 'Custom events' });
+    await aggRow.getByRole('button', { name: 'Edit Custom events' }).click();
+    const editForm = page.locator('#edit-mapping-form');
+    await editForm.waitFor(T);
+    assert.equal(await editForm.getByLabel('Metric name', { exact: true }).inputValue(), 'Custom events');
+    assert.deepEqual(JSON.parse(await editForm.getByLabel('Aggregation pipeline (JSON)').inputValue()), good);
+    await editForm.getByText('Valid: 1 mappable field(s).').waitFor(T);
+    assert.equal(await editForm.getByLabel('Metric name for metric1').inputValue(), 'Events per day');
+    await editForm.getByLabel('Metric name', { exact: true }).fill('Custom events, renamed');
+    await editForm.getByRole('button', { name: 'Save changes' }).click();
+    await editForm.waitFor({ state: 'detached', ...T });
+    const edited = (await api(env.base, TOKENS.formsAdmin, 'GET', '/v1/mappings')).body;
+    assert.deepEqual(edited.map((m) => [m.id, m.metricName, m.source]), [[created[0].id, 'Custom events, renamed', created[0].source]]);
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -454,7 +479,7 @@ describe('configurator page', () => {
     const st = (await api(env.base, token, 'GET', `/v1/mappings/${synced.id}`)).body.state;
     const row = page.locator(`tr[data-id="${synced.id}"]`);
     assert.equal(await row.locator('.last-synced').innerText(), st.lastSyncedDay);
-    assert.equal(await row.locator('.outcome').innerText(), `ok: ${st.lastRun.chunks} chunks, ${st.lastRun.valuesWritten} values`);
+    assert.equal(await row.locator('.outcome').innerText(), `ok: ${n(st.lastRun.chunks, 'chunk')}, ${n(st.lastRun.valuesWritten, 'value')}`);
     const numbers = `${st.lastRun.rowsRead} rows read · ${st.lastRun.valuesWritten} values written`;
     assert.equal(await row.locator('.run-numbers').innerText(), numbers);
     assert.match(await row.locator('.run-facts').innerText(), /^Sync now, \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC · finished \d{2}:\d{2} UTC$/);
@@ -486,6 +511,18 @@ describe('configurator page', () => {
     for (const text of await page.locator('td.source').allInnerTexts()) {
       assert.ok(!/rpt-|app -323232/.test(text), text);
     }
+    // An option that changes what a synced mapping's values mean says so before saving; declined,
+    // nothing changes.
+    let asked = null;
+    page.removeAllListeners('dialog'); // the harness accepts every dialog; this one is declined
+    page.once('dialog', (dlg) => { asked = dlg.message(); dlg.dismiss(); });
+    const passive = row.getByLabel(`Passive? for ${synced.metricName}`);
+    await passive.click();
+    assert.equal(asked, `This changes what "${synced.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that). Save?`);
+    assert.equal(await passive.isChecked(), false);
+    const still = (await api(env.base, token, 'GET', `/v1/mappings/${synced.id}`)).body;
+    assert.deepEqual([still.passive, still.rebuildRequired], [false, false]);
+    page.on('dialog', (d) => d.accept());
     await page.locator('.mapping-list').screenshot({ path: join(SCREENSHOTS, 'mapping-status.png') });
     assert.deepEqual(problems, []);
     await context.close();
@@ -645,6 +682,9 @@ describe('configurator page', () => {
     assert.ok(view.recoverableDays.length > 0);
     await page.reload();
     await summary.filter({ hasText: `(${view.recoverableDays.length} days recoverable)` }).waitFor(T);
+    // Recover all, in the tab's head, counts the days of every mapping (here one).
+    const recoverAll = page.locator('.recover-all button');
+    assert.equal(await recoverAll.innerText(), `Recover all (${view.recoverableDays.length} days in 1 mapping)`);
     await summary.getByRole('button', { name: /could not use/ }).click();
     const recover = panel.getByRole('button', { name: `Recover ${view.recoverableDays.length} days` });
     await recover.waitFor(T);
@@ -653,6 +693,7 @@ describe('configurator page', () => {
       && document.querySelector('#unmatched-panel table.unmatched, #unmatched-panel p.muted'), null, { timeout: 60_000 });
     const after = (await api(env.base, token, 'GET', `/v1/mappings/${id}/unmatched`)).body;
     assert.equal(after.totals.companyNotInDirectory, undefined, 'nothing left of the companies');
+    await recoverAll.waitFor({ state: 'detached', ...T });
     const series = (await api(env.base, token, 'GET', `/v1/objects/company/${left[0]}/metrics`)).body;
     assert.ok(series.some((m) => m.metric === 'Clicks'), 'the recovered company has its values');
     await page.screenshot({ path: join(SCREENSHOTS, 'unmatched.png'), fullPage: true });

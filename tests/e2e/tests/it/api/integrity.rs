@@ -416,6 +416,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             true,
         ),
         (
+            Method::POST,
+            "/v1/recover",
+            "/v1/recover".into(),
+            None,
+            true,
+        ),
+        (
             Method::GET,
             "/v1/unmatched",
             "/v1/unmatched".into(),
@@ -520,7 +527,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 25);
+    assert_eq!(refused, 26);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

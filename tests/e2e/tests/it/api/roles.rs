@@ -119,5 +119,5 @@ async fn a_member_creates_edits_syncs_rebuilds_and_recovers_mappings() {
         );
         let_through += 1;
     }
-    assert_eq!(let_through, 7);
+    assert_eq!(let_through, 8);
 }

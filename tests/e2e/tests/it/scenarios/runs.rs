@@ -99,6 +99,8 @@ async fn resync_all_leaves_exactly_days_to_sync_days() {
         )
         .await
         .unwrap();
+    // Values were made under the old setting: a re-sync is asked (before any sync it is not:
+    // api.rs).
     assert!(s.app.integration(&s.tenant).await.unwrap().resync_required);
     s.resync().await;
     assert!(!s.app.integration(&s.tenant).await.unwrap().resync_required);
