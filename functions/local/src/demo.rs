@@ -245,13 +245,10 @@ async fn create_mappings(
     inputs.push(MappingInput::new(
         MappingKind::Aggregation {
             pipeline: guide_pipeline(),
-            fields: vec![
-                field("metric1", "Daily events"),
-                field("metric2", "Daily minutes"),
-            ],
+            fields: vec![field("metric1", "Events"), field("metric2", "Minutes")],
         },
         Target::Company,
-        "Daily events",
+        "Daily usage",
     ));
     inputs.push(MappingInput::new(
         MappingKind::Pes {

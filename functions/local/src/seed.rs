@@ -47,7 +47,12 @@ pub async fn directory(
         .filter(|v| !v.anonymous)
         .step_by(pick.every_nth_visitor.max(1))
         .filter_map(|v| {
-            let acc = v.account.and_then(|i| sub.accounts.get(i))?;
+            // An end user's company must be in the directory: the left-out companies' users
+            // stay out too (their rows show as unmatched, by company).
+            let acc = v
+                .account
+                .filter(|i| *i < kept)
+                .and_then(|i| sub.accounts.get(i))?;
             let names = |s: &Option<String>| s.clone().filter(|_| pick.with_names);
             Some(EndUserInput {
                 company_id: acc.id.clone(),
