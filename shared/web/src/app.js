@@ -323,7 +323,7 @@
       field('Days to sync', days, 'daysToSync'),
       field('Timezone (IANA)', tz, 'timezone', 'Days are local days of this zone; without one, UTC days, each synced a day later.'),
       h('fieldset', {}, h('legend', { text: 'Field mappings' }),
-        h('p', { class: 'hint', text: 'Pendo fields: accountId, visitorId, metadata.agent.email, … — "-" leaves a field unmapped.' }),
+        h('p', { class: 'hint', text: 'Pendo fields, as stored: a row field (accountId, visitorId) or a record\'s metadata (visitor.metadata.agent.email, account.metadata.auto.name; metadata.… alone is the visitor\'s). "-" leaves a field unmapped.' }),
         fmFields),
       h('div', { class: 'field check' }, autoDetect, h('label', { for: autoDetect.id = nextId('f'), text: 'Auto-detect end users' }),
         h('span', { class: 'err', role: 'alert', dataset: { err: 'autoDetectEndUsers' } })),

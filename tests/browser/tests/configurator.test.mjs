@@ -523,6 +523,22 @@ describe('configurator page', () => {
     const still = (await api(env.base, token, 'GET', `/v1/mappings/${synced.id}`)).body;
     assert.deepEqual([still.passive, still.rebuildRequired], [false, false]);
     page.on('dialog', (d) => d.accept());
+    // No label is cut at 1280 px (issue 32): the chosen option's text fits its select.
+    const fits = (selector) => page.$eval(selector, (sel) => {
+      const cs = getComputedStyle(sel);
+      const ctx = document.createElement('canvas').getContext('2d');
+      ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+      const text = sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].text : '';
+      const room = sel.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20; // the arrow
+      return { text, width: Math.ceil(ctx.measureText(text).width), room: Math.floor(room) };
+    });
+    const tz = await fits('#settings-form select[name=timezone]');
+    assert.ok(tz.width <= tz.room, JSON.stringify(tz));
+    await page.getByRole('tab', { name: 'Metrics' }).click();
+    await page.waitForFunction(() => document.querySelector('#metrics-form select[name=object] option'), null, T);
+    const picker = await fits('#metrics-form select[name=object]');
+    assert.ok(picker.width <= picker.room, JSON.stringify(picker));
+    await page.getByRole('tab', { name: 'Mapping' }).click();
     await page.locator('.mapping-list').screenshot({ path: join(SCREENSHOTS, 'mapping-status.png') });
     assert.deepEqual(problems, []);
     await context.close();
