@@ -22,10 +22,7 @@ impl App {
     /// The tenant's Pendo connection; `NotConnected` when it has none active.
     async fn active_connection(&self, t: &TenantId) -> Result<Connection, AppError> {
         let i = self.integration(t).await?;
-        i.connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)
+        super::active_connection(&i).cloned()
     }
 
     /// The subscription's apps with their names, as Pendo lists them.

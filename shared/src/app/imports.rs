@@ -158,14 +158,6 @@ async fn read_page(
     Ok(sink)
 }
 
-fn connection(integration: &Integration) -> Result<&Connection, AppError> {
-    integration
-        .connection
-        .as_ref()
-        .filter(|_| integration.is_active())
-        .ok_or(AppError::NotConnected)
-}
-
 fn sample(
     out: &mut Vec<SampleRow>,
     plan: &[(String, Action)],
@@ -202,7 +194,7 @@ impl App {
     ) -> Result<ImportPreview, AppError> {
         let integration = self.integration(t).await?;
         let options = request.options(&integration)?;
-        let conn = connection(&integration)?;
+        let conn = super::active_connection(&integration)?;
         let store = &self.ports.store;
         let mut companies = store.list_objects(t, Target::Company).await?;
         let mut preview = ImportPreview {
@@ -279,7 +271,7 @@ impl App {
     ) -> Result<DirectoryImport, AppError> {
         let integration = self.integration(t).await?;
         let options = request.options(&integration)?;
-        connection(&integration)?;
+        super::active_connection(&integration)?;
         let mut job = DirectoryImport::new(t.clone(), options, self.ports.clock.now());
         job.version = self.ports.store.put_import(&job).await?;
         self.queue_next(&mut job).await?;
@@ -383,7 +375,7 @@ impl App {
         let store = &self.ports.store;
         let t = job.tenant.clone();
         let integration = self.integration(&t).await?;
-        let conn = connection(&integration)?;
+        let conn = super::active_connection(&integration)?;
         let request_id = format!("{}-{}", job.id, job.pages);
         let page = read_page(
             self,

@@ -4,10 +4,9 @@
 
 use crate::app::{App, AppError, ConnectProblem};
 use crate::domain::*;
-use crate::error::ValidationError;
 use crate::pendo::PendoError;
 use crate::store::optimistic;
-use crate::sync::references::{Catalog, Reference};
+use crate::sync::references::Reference;
 use serde::{Deserialize, Serialize};
 
 /// A settings change; absent fields stay as they are.
@@ -183,7 +182,9 @@ impl App {
             i.apps.rows().iter().any(|r| r.app_id == app_id),
             app_id.parse::<i64>(),
         ) {
-            self.refuse_unknown_to_pendo(&i, Reference::App(id), "appId")
+            // A row added must name an app Pendo lists; rows already in the table are not
+            // re-checked (one Pendo no longer lists can still be renamed or removed).
+            self.refuse_unlisted(&i, &[Reference::App(id)], |_| "appId")
                 .await?;
         }
         let synced = self.synced_anything(t).await?;
@@ -213,30 +214,6 @@ impl App {
         Ok(false)
     }
 
-    /// A row added to the apps or segments table must name an app or segment Pendo lists
-    /// (400 on `field`; Pendo unreachable: 502). Rows already in a table are not re-checked,
-    /// so one Pendo no longer lists can still be renamed or removed.
-    async fn refuse_unknown_to_pendo(
-        &self,
-        i: &Integration,
-        r: Reference,
-        field: &'static str,
-    ) -> Result<(), AppError> {
-        let conn = i
-            .connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)?;
-        let refs = [r];
-        let catalog = Catalog::load(&self.ports, &conn, &refs)
-            .await
-            .map_err(|(_, error)| AppError::PendoCheck { field, error })?;
-        match catalog.missing(&refs[0]) {
-            Some(why) => Err(ValidationError::new(field, why).into()),
-            None => Ok(()),
-        }
-    }
-
     pub async fn remove_app(&self, t: &TenantId, app_id: &str) -> Result<Integration, AppError> {
         let synced = self.synced_anything(t).await?;
         self.update_integration(t, false, |i| {
@@ -256,8 +233,8 @@ impl App {
         let seg = Segment::parse(id, name)?;
         let i = self.integration(t).await?;
         if !i.segments.iter().any(|s| s.id == seg.id) {
-            self.refuse_unknown_to_pendo(&i, Reference::Segment(seg.id.clone()), "segmentId")
-                .await?;
+            let r = [Reference::Segment(seg.id.clone())];
+            self.refuse_unlisted(&i, &r, |_| "segmentId").await?;
         }
         self.update_integration(t, false, |i| {
             match i.segments.iter_mut().find(|s| s.id == seg.id) {

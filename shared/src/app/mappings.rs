@@ -133,6 +133,31 @@ impl App {
         Ok(Some(MappingStatus::new(&state, last, ok)))
     }
 
+    /// Reads, once each, the lists of Pendo objects `refs` name and refuses the first reference
+    /// Pendo does not list (400 on `field(r)`; Pendo unreachable: 502 on the same field).
+    /// Returns the lists read.
+    pub(crate) async fn refuse_unlisted(
+        &self,
+        i: &Integration,
+        refs: &[Reference],
+        field: impl Fn(&Reference) -> &'static str,
+    ) -> Result<Catalog, AppError> {
+        let conn = super::active_connection(i)?;
+        let catalog = Catalog::load(&self.ports, conn, refs)
+            .await
+            .map_err(|(r, error)| AppError::PendoCheck {
+                field: field(&r),
+                error,
+            })?;
+        match refs
+            .iter()
+            .find_map(|r| catalog.missing(r).map(|why| (r, why)))
+        {
+            Some((r, why)) => Err(ValidationError::new(field(r), why).into()),
+            None => Ok(catalog),
+        }
+    }
+
     /// Checks the mapping's references against what Pendo lists (each list read once), and a
     /// Report mapping's report against the mapping (compatible, numeric columns, id fields).
     /// An edit checks only what it changes: a reference kept as it was is left to the sync
@@ -163,22 +188,7 @@ impl App {
         if refs.is_empty() {
             return Ok(());
         }
-        let conn = i
-            .connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)?;
-        let catalog = Catalog::load(&self.ports, &conn, &refs)
-            .await
-            .map_err(|(r, error)| AppError::PendoCheck {
-                field: r.field(),
-                error,
-            })?;
-        for r in &refs {
-            if let Some(why) = catalog.missing(r) {
-                return Err(ValidationError::new(r.field(), why).into());
-            }
-        }
+        let catalog = self.refuse_unlisted(i, &refs, Reference::field).await?;
         if let MappingKind::Report { report_id, columns } = &m.source {
             if let Some(report) = catalog.report(report_id) {
                 crate::sync::report_source::prepare(

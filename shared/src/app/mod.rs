@@ -56,6 +56,16 @@ pub struct App {
     directories: crate::sync::directory_cache::DirectoryCache,
 }
 
+/// The tenant's Pendo connection; `NotConnected` when it has none active.
+pub(crate) fn active_connection(
+    i: &crate::domain::Integration,
+) -> Result<&crate::domain::Connection, AppError> {
+    i.connection
+        .as_ref()
+        .filter(|_| i.is_active())
+        .ok_or(AppError::NotConnected)
+}
+
 impl App {
     pub fn new(ports: Ports) -> Self {
         Self {

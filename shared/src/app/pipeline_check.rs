@@ -86,12 +86,10 @@ impl App {
         run: bool,
     ) -> Result<PipelineCheck, AppError> {
         let stages = aggregation::unwrap_pipeline(pipeline)?;
-        let fields = aggregation::mappable_fields(pipeline)?;
+        let out = aggregation::output(&stages).ok_or_else(aggregation::no_output)?;
+        let fields = aggregation::numeric_fields(&out);
         let i = self.integration_or_default(t).await?;
         if let Some(target) = target {
-            let out = aggregation::output(&stages).ok_or_else(|| {
-                ValidationError::new("source.pipeline", "its output fields cannot be known")
-            })?;
             aggregation::id_fields(target, &i.settings.field_mappings, &out)?;
         }
         if !run {
@@ -100,11 +98,7 @@ impl App {
                 trial: None,
             });
         }
-        let conn = i
-            .connection
-            .clone()
-            .filter(|_| i.is_active())
-            .ok_or(AppError::NotConnected)?;
+        let conn = super::active_connection(&i)?;
         let tz = i.settings.timezone.map(|z| z.0);
         let day = crate::time::last_complete_day(self.ports.clock.now(), tz);
         let ts = custom_time_series(source_time_series(&stages), day, tz);
@@ -113,7 +107,7 @@ impl App {
         })?;
         let request = custom_request(stages, &format!("check-{day}"));
         let mut sink = Trial::default();
-        match self.ports.pendo.aggregate(&conn, &request, &mut sink).await {
+        match self.ports.pendo.aggregate(conn, &request, &mut sink).await {
             Ok(_) => {}
             Err(PendoError::BadRequest { message, .. }) => {
                 return Err(ValidationError::new(

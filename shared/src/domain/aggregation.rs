@@ -419,15 +419,20 @@ pub fn output(stages: &[Value]) -> Option<Output> {
 pub fn mappable_fields(pipeline: &Value) -> Result<Vec<String>, ValidationError> {
     let stages = unwrap_pipeline(pipeline)?;
     let out = output(&stages).ok_or_else(no_output)?;
-    Ok(out
-        .fields
-        .into_iter()
-        .filter(|f| f.numeric)
-        .map(|f| f.name)
-        .collect())
+    Ok(numeric_fields(&out))
 }
 
-fn no_output() -> ValidationError {
+/// The numeric-looking fields of an output, in order.
+pub fn numeric_fields(out: &Output) -> Vec<String> {
+    out.fields
+        .iter()
+        .filter(|f| f.numeric)
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// The refusal of a pipeline whose output fields cannot be known.
+pub fn no_output() -> ValidationError {
     ValidationError::new(
         "source.pipeline",
         "its output fields cannot be known: end it with a group or select stage",
