@@ -97,6 +97,14 @@ def table(results):
         s = figs["7_cpu_per_million_rows"]["sync_cpu_s_per_million_rows"]
         row("7 sync CPU per million Pendo rows [s]", fmt(s, digits=2), "<= 3",
             check(results, "7 sync CPU per million rows", s["median"], "<=", 3, "s"))
+    if "7b_cpu_per_million_rows_by_kind" in figs:
+        for kind, k in figs["7b_cpu_per_million_rows_by_kind"]["kinds"].items():
+            s = k["sync_cpu_s_per_million_rows"]
+            row(f"7b {kind}: sync CPU per million rows [s]", fmt(s, digits=2), "<= 3",
+                check(results, f"7b {kind} sync CPU per million rows", s["median"], "<=", 3, "s"))
+            row(f"  {kind}: rows / values / chunks, CPU per value [us]",
+                f"{k['rows_read']:,} / {k['values_written']:,} / {k['chunks']}, "
+                f"{fmt(k['sync_cpu_us_per_value'], digits=2)}")
     if "8_csv_upload" in figs:
         f = figs["8_csv_upload"]
         row(f"8 CSV upload of {f['rows']:,} rows: peak RSS [MiB]", fmt(f["peak_rss_mib"]), "<= 64",

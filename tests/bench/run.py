@@ -9,7 +9,8 @@ Figures (see issue 8):
   4 large-preset Re-sync all  `pendo-sync bench resync`, ten Feature/Page mappings, 90 days
   5 Lambda binaries           stripped sizes; cold start against a local Runtime API emulator
   6 DynamoDB WCU per value    shared/examples/dynamo_wcu.rs against moto
-  7 sync CPU per million rows figure 4's runs: sync CPU / Pendo rows read
+  7 sync CPU per million rows figure 4's runs: sync CPU / Pendo rows read; 7b: one mapping of
+                              each kind (feature, page, report, aggregation, PES), 30 days
   8 CSV upload memory         `pendo-sync serve`: peak RSS of a 100,000-row directory upload
   9 AWS faults                a Re-sync all of the medium preset through the handlers on moto,
                               fault-free and with 5 % of DynamoDB calls throttled and 2 % of
@@ -232,10 +233,10 @@ class Sim:
         self.proc.wait(timeout=10)
 
 
-def setup_tenant(sim, data, mappings, days, target, auto_create=False):
+def setup_tenant(sim, data, mappings, days, target, auto_create=False, kind="events"):
     cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "setup", "--data", data, "--pendo-base-url", sim.url,
            "--key", KEY, "--visitors", str(sim.visitors), "--mappings", str(mappings), "--days", str(days),
-           "--target", target] + (["--auto-create"] if auto_create else [])
+           "--target", target, "--kind", kind] + (["--auto-create"] if auto_create else [])
     wall, _, _, out = measure(cmd)
     log(f"setup {out.strip()} in {wall:.1f}s")
     return json.loads(out)
@@ -264,6 +265,35 @@ def resync(sim, template, runs):
         results.append(r)
         shutil.rmtree(data, ignore_errors=True)
     return results
+
+
+def cpu_by_kind(sim, work):
+    """Figure 7b: one mapping of each kind, 30 days to companies, a Re-sync all each."""
+    fig = {
+        "how": "pendo-sync bench setup --kind K --days 30 --target company (one mapping: the default "
+               "app's most popular feature / page, the simulator's 7-day visitor report (numEvents), the "
+               "setup guide's per-visitor aggregation (events, minutes), PES of the default app (score, "
+               "adoption)), then `bench resync` against pendo-sim --preset large: CPU (user + sys, wait4) "
+               "of the pendo-sync process end to end, process start and exit included, divided by the "
+               "Pendo rows read; per-day kinds make 30 chunks, event kinds 5",
+        "target": "<= 3 s per million rows, every kind",
+        "kinds": {},
+    }
+    for kind, mappings in (("feature", 1), ("page", 1), ("report", 1), ("aggregation", 1), ("pes", 1)):
+        template = os.path.join(work, f"kind-{kind}")
+        setup_tenant(sim, template, mappings, 30, "company", kind="events" if kind == "feature" else kind)
+        runs = resync(sim, template, RESYNC_RUNS)
+        r0 = runs[0]
+        fig["kinds"][kind] = {
+            "chunks": r0["chunks"],
+            "rows_read": r0["rows_read"],
+            "values_written": r0["values_written"],
+            "sync_cpu_s": summary([r["cpu_s"] for r in runs], "s"),
+            "sync_cpu_s_per_million_rows": summary([r["cpu_s"] / max(r["rows_read"], 1) * 1e6 for r in runs], "s"),
+            "sync_cpu_us_per_value": summary([r["cpu_s"] / max(r["values_written"], 1) * 1e6 for r in runs], "us"),
+        }
+        shutil.rmtree(template, ignore_errors=True)
+    return fig
 
 
 # ---------------------------------------------------------------- criterion
@@ -611,6 +641,16 @@ def run_figures(results, figs, started):
             finally:
                 sim.close()
             phase_done("figure 4", t_fig)
+
+        if "7" not in SKIP:
+            log("figure 7b: sync CPU per million rows, one mapping of each kind, 30 days")
+            t_fig = time.monotonic()
+            sim = Sim()
+            try:
+                figs["7b_cpu_per_million_rows_by_kind"] = cpu_by_kind(sim, work)
+            finally:
+                sim.close()
+            phase_done("figure 7b", t_fig)
 
         if "8" not in SKIP:
             log("figure 8: CSV directory upload, 100,000 rows")

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use pendo_sim::{SimConfig, Simulator};
 use pendo_sync::app::SettingsUpdate;
-use pendo_sync::domain::mapping::MappingInput;
+use pendo_sync::domain::mapping::{FieldMetric, MappingInput, PesComponent};
 use pendo_sync::domain::{MappingKind, Target, TenantId};
 use std::path::PathBuf;
 
@@ -23,6 +23,21 @@ pub enum BenchTarget {
     EndUser,
     /// Alternate: company, end user, company, …
     Mixed,
+}
+
+/// What the benchmark tenant's mappings read.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum BenchKind {
+    /// Features and pages alternately, most popular first (`--mappings` of them).
+    Events,
+    /// One mapping of the default app's most popular page.
+    Page,
+    /// One mapping of the simulator's 7-day visitor report (its events column).
+    Report,
+    /// One mapping of the setup guide's per-visitor aggregation (events and minutes).
+    Aggregation,
+    /// One PES mapping of the default app (score and adoption).
+    Pes,
 }
 
 #[derive(Subcommand)]
@@ -52,6 +67,9 @@ pub enum BenchCommand {
         days: i64,
         #[arg(long, value_enum, default_value_t = BenchTarget::Company)]
         target: BenchTarget,
+        /// What the mappings read; every kind but `events` makes one mapping.
+        #[arg(long, value_enum, default_value_t = BenchKind::Events)]
+        kind: BenchKind,
         /// The first end-user mapping auto-creates end users (auto-detect on): the run then
         /// defers the other mappings' chunks until that mapping's are over.
         #[arg(long)]
@@ -80,6 +98,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             mappings,
             days,
             target,
+            kind,
             auto_create,
         } => {
             let rt = Local::open(&data, Some(&pendo_base_url), None)?;
@@ -87,6 +106,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 mappings,
                 days,
                 target,
+                kind,
                 auto_create,
             };
             setup(&rt, &key, seed, visitors, users, shape).await
@@ -137,6 +157,7 @@ struct Shape {
     mappings: usize,
     days: i64,
     target: BenchTarget,
+    kind: BenchKind,
     auto_create: bool,
 }
 
@@ -152,6 +173,7 @@ async fn setup(
         mappings,
         days,
         target,
+        kind,
         auto_create,
     } = shape;
     let mut config = SimConfig::large();
@@ -190,6 +212,19 @@ async fn setup(
     )
     .await?;
     let app_id = sub.apps.first().map(|a| a.id).context("no app")?;
+    if kind != BenchKind::Events {
+        let target = match target {
+            BenchTarget::EndUser => Target::EndUser,
+            _ => Target::Company,
+        };
+        let input = MappingInput::new(one_source(kind, sub, app_id)?, target, "Bench metric");
+        app.create_mapping(&t, &input).await?;
+        println!(
+            "{}",
+            serde_json::json!({ "companies": seeded.companies.len(), "end_users": seeded.end_users, "mappings": 1, "days": days })
+        );
+        return Ok(());
+    }
     let by_popularity = |mut v: Vec<(f64, String)>| {
         v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         v.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
@@ -248,4 +283,41 @@ async fn setup(
         serde_json::json!({ "companies": seeded.companies.len(), "end_users": seeded.end_users, "mappings": mappings, "days": days })
     );
     Ok(())
+}
+
+/// The one mapping of a kind other than `events`: the default app's most popular page, the
+/// simulator's 7-day visitor report, the setup guide's aggregation, or the default app's PES.
+fn one_source(
+    kind: BenchKind,
+    sub: &pendo_sim::data::Subscription,
+    app_id: i64,
+) -> anyhow::Result<MappingKind> {
+    let field = |field: &str, metric: &str| FieldMetric {
+        field: field.into(),
+        metric: metric.into(),
+    };
+    Ok(match kind {
+        BenchKind::Page => MappingKind::Page {
+            page_id: sub
+                .pages
+                .iter()
+                .filter(|p| p.app_id == app_id)
+                .max_by(|a, b| a.popularity.total_cmp(&b.popularity).then(b.id.cmp(&a.id)))
+                .map(|p| p.id.clone())
+                .context("no page")?,
+            minutes_metric: None,
+        },
+        BenchKind::Report => MappingKind::Report {
+            report_id: "rpt-visitor-7d".into(),
+            columns: vec![field("numEvents", "Events")],
+        },
+        BenchKind::Aggregation => MappingKind::Aggregation {
+            pipeline: crate::demo::guide_pipeline(),
+            fields: vec![field("metric1", "Events"), field("metric2", "Minutes")],
+        },
+        BenchKind::Pes | BenchKind::Events => MappingKind::Pes {
+            app_id,
+            components: vec![PesComponent::Score, PesComponent::Adoption],
+        },
+    })
 }

@@ -451,7 +451,7 @@ impl Table {
 
 /// The functional spec's example pipeline: per visitor, the day's events (`metric1`) and
 /// minutes (`metric2`) of all apps, with the visitor's account.
-fn guide_pipeline() -> serde_json::Value {
+pub(crate) fn guide_pipeline() -> serde_json::Value {
     serde_json::json!([
         {"source": {"events": {"appId": "expandAppIds(\"*\")"},
             "timeSeries": {"first": "now()", "count": 1, "period": "dayRange"}}},

@@ -293,6 +293,19 @@ pub async fn the_directory_stamp_changes_with_every_directory_write(s: &dyn Stor
         .await
         .unwrap();
     changed(s.directory_stamp(&t).await.unwrap(), "a filled name");
+    assert!(s.delete_end_user(&t, &stored.id).await.unwrap());
+    changed(s.directory_stamp(&t).await.unwrap(), "a deleted end user");
+    let project = DirectoryObject {
+        external_id: "p1".into(),
+        name: None,
+        company_id: Some("acme".into()),
+    };
+    s.upsert_objects(&t, Target::Project, &[project])
+        .await
+        .unwrap();
+    changed(s.directory_stamp(&t).await.unwrap(), "a project");
+    assert!(s.delete_object(&t, Target::Project, "p1").await.unwrap());
+    changed(s.directory_stamp(&t).await.unwrap(), "a deleted project");
     // Another tenant's writes are not this one's.
     let before = s.directory_stamp(&t).await.unwrap();
     s.upsert_end_user(&tenant("c-stamp-other"), &user)

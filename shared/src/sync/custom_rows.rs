@@ -34,6 +34,84 @@ pub struct DaySpec {
     pub apps: AppsTable,
 }
 
+impl DaySpec {
+    /// Every row column the accumulator reads: the ids, the mapped fields and `appId`.
+    fn columns(&self) -> Vec<String> {
+        let ids = &self.ids;
+        let mut out: Vec<String> = [
+            &ids.end_user,
+            &ids.email,
+            &ids.object,
+            &ids.name,
+            &ids.surname,
+        ]
+        .into_iter()
+        .flatten()
+        .chain([&ids.company])
+        .chain(self.fields.iter().map(|(c, _)| c))
+        .cloned()
+        .chain(["appId".to_string()])
+        .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A row parsed into the columns named, every other one skipped without building its value (a
+/// report row carries emails, names and columns no metric reads; building them all was most of
+/// a Report mapping's CPU).
+struct Columns<'c>(&'c [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Columns<'_> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Columns<'_> {
+    type Value = Map<String, Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut row = Map::new();
+        while let Some(i) = a.next_key_seed(Column(self.0))? {
+            match i {
+                Some(i) => {
+                    let v: Value = a.next_value()?;
+                    row.insert(self.0[i].clone(), v);
+                }
+                None => {
+                    a.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(row)
+    }
+}
+
+/// A row's key: the index of the column it names, if wanted (no allocation either way).
+struct Column<'c>(&'c [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Column<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Column<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a column name")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|c| c == k))
+    }
+}
+
 /// A scalar as text (ids may be numbers in Pendo rows).
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -72,11 +150,15 @@ pub struct DayAccumulator<'d> {
     pub skipped: SkippedRows,
     /// The identities of the rows no object took, and why.
     pub unmatched: UnmatchedTally,
+    /// The row columns this mapping reads ([`DaySpec::columns`]); a row's others are skipped
+    /// unparsed.
+    columns: Vec<String>,
 }
 
 impl<'d> DayAccumulator<'d> {
     pub fn new(spec: DaySpec, dir: &'d Directory) -> Self {
         Self {
+            columns: spec.columns(),
             spec,
             dir,
             app_slots: Vec::new(),
@@ -178,8 +260,10 @@ impl<'d> DayAccumulator<'d> {
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
-        let row: Map<String, Value> =
-            serde_json::from_slice(raw).map_err(|e| format!("bad pipeline row: {e}"))?;
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let row = serde::de::DeserializeSeed::deserialize(Columns(&self.columns), &mut de)
+            .and_then(|row| de.end().map(|()| row))
+            .map_err(|e| format!("bad pipeline row: {e}"))?;
         self.add_map(&row);
         Ok(())
     }
@@ -539,7 +623,29 @@ mod tests {
         let dir = Directory::default();
         let mut acc = DayAccumulator::new(spec(Target::Company, false), &dir);
         assert!(acc.row(b"{not json").is_err());
+        assert!(acc.row(b"[1, 2]").is_err(), "a row is an object");
+        assert!(acc.row(br#"{"accountId": "a"} trailing"#).is_err());
         assert_eq!(number(Some(&serde_json::json!("NaN"))), None);
         assert_eq!(number(Some(&serde_json::json!([1]))), None);
+    }
+
+    /// A row is read for the columns the mapping names only; the others (nested, escaped, of
+    /// any type) are skipped, and an escaped key still names its column.
+    #[test]
+    fn only_the_mapped_columns_are_read() {
+        let s = spec(Target::Company, true);
+        assert_eq!(
+            s.columns(),
+            ["accountId", "appId", "m1", "m2", "visitorId"].map(String::from)
+        );
+        let raw = br#"{"visitor": {"agent": {"email": "a\"b@x.io", "list": [1, {"k": null}]}},
+            "accountId": "acme", "\u006d1": "4.5", "note": "x\\y", "m2": 2, "appId": 7, "m3": 9}"#;
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let cols = s.columns();
+        let row = serde::de::DeserializeSeed::deserialize(Columns(&cols), &mut de).unwrap();
+        assert_eq!(
+            Value::Object(row),
+            serde_json::json!({"accountId": "acme", "m1": "4.5", "m2": 2, "appId": 7})
+        );
     }
 }

@@ -100,6 +100,7 @@ pub struct WriteMeter {
     run_read_half_units: AtomicU64,
     query_pages: AtomicU64,
     query_half_units: AtomicU64,
+    updates: AtomicU64,
 }
 
 /// A reading of a [`WriteMeter`].
@@ -139,6 +140,9 @@ pub struct WriteMeterSnapshot {
     /// Read units those pages cost by DynamoDB's rules (a page: the size of its items together,
     /// in 4 KB units, half for an eventually consistent read).
     pub query_units: f64,
+    /// `UpdateItem` calls on the data table outside runs (the directory stamp), each billed
+    /// in `billed_put_units` by the size of the item it leaves.
+    pub updates: u64,
 }
 
 impl WriteMeter {
@@ -193,6 +197,11 @@ impl WriteMeter {
             Ordering::Relaxed,
         );
     }
+    /// One `UpdateItem` of `units` write units.
+    pub(super) fn update(&self, units: u64) {
+        self.updates.fetch_add(1, Ordering::Relaxed);
+        self.billed_units.fetch_add(units, Ordering::Relaxed);
+    }
     pub(super) fn delete(&self) {
         self.deletes.fetch_add(1, Ordering::Relaxed);
     }
@@ -220,6 +229,7 @@ impl WriteMeter {
             run_read_units: self.run_read_half_units.load(Ordering::Relaxed) as f64 / 2.0,
             query_pages: self.query_pages.load(Ordering::Relaxed),
             query_units: self.query_half_units.load(Ordering::Relaxed) as f64 / 2.0,
+            updates: self.updates.load(Ordering::Relaxed),
         }
     }
 }
@@ -289,12 +299,13 @@ mod tests {
         m.query_page(&[three_kb.clone(), three_kb.clone()], true);
         m.query_page(&[three_kb], false);
         m.query_page(&[], false);
+        m.update(2);
         assert_eq!(
             m.snapshot(),
             WriteMeterSnapshot {
                 puts: 3,
                 deletes: 1,
-                billed_put_units: 9,
+                billed_put_units: 11,
                 reported_units: 1.5,
                 batch_calls: 2,
                 manifest_puts: 1,
@@ -308,6 +319,7 @@ mod tests {
                 run_read_units: 0.0,
                 query_pages: 3,
                 query_units: 3.0,
+                updates: 1,
             }
         );
     }

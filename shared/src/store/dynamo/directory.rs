@@ -237,10 +237,11 @@ impl DirectoryStore for DynamoStore {
             };
             by_id.insert(&o.external_id, merged);
         }
-        futures_util::stream::iter(by_id.into_values().map(|o| self.upsert_object(t, kind, o)))
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
+        let writes =
+            futures_util::stream::iter(by_id.into_values().map(|o| self.upsert_object(t, kind, o)))
+                .buffer_unordered(16)
+                .try_collect::<Vec<()>>();
+        self.directory_write(t, writes).await?;
         Ok(())
     }
 
@@ -252,7 +253,9 @@ impl DirectoryStore for DynamoStore {
         let q = self
             .data_query()
             .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(keys::objects_pk(t, kind)));
+            .expression_attribute_values(":p", s(keys::objects_pk(t, kind)))
+            // Read with the stamp: a snapshot between two equal stamps must hold every write.
+            .consistent_read(true);
         let mut out = self
             .query_all(q, "list objects")
             .await?
@@ -286,11 +289,9 @@ impl DirectoryStore for DynamoStore {
         Ok(out)
     }
 
-    /// No stamp: the directory's items carry no common version, and keeping one would cost a
-    /// transactional write with every directory write. Each chunk reads the directory (its read
-    /// units are in `make bench`'s figure 6).
-    async fn directory_stamp(&self, _t: &TenantId) -> Result<Option<u64>, StoreError> {
-        Ok(None)
+    /// The stamp item, `None` while a directory write is under way (see `directory_stamp.rs`).
+    async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        self.read_directory_stamp(t).await
     }
 
     async fn create_end_user_if_absent(
@@ -298,14 +299,59 @@ impl DirectoryStore for DynamoStore {
         t: &TenantId,
         u: &EndUserInput,
     ) -> Result<(EndUser, bool), StoreError> {
+        // A user found costs no write (and no stamp raise).
+        if let Some(found) = self.find_user(t, u).await? {
+            return Ok((found, false));
+        }
+        self.directory_write(t, self.create_end_user(t, u)).await
+    }
+
+    async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
+        self.directory_write(t, self.upsert_user(t, u)).await
+    }
+
+    async fn delete_object(
+        &self,
+        t: &TenantId,
+        kind: Target,
+        external_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.directory_write(t, self.delete_object_item(t, kind, external_id))
+            .await
+    }
+
+    async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        self.directory_write(t, self.delete_user(t, id)).await
+    }
+
+    async fn fill_end_user(
+        &self,
+        t: &TenantId,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.directory_write(t, self.fill_user(t, id, email, name, surname))
+            .await
+    }
+}
+
+/// The directory's writes, each called inside [`DynamoStore::directory_write`].
+impl DynamoStore {
+    async fn create_end_user(
+        &self,
+        t: &TenantId,
+        u: &EndUserInput,
+    ) -> Result<(EndUser, bool), StoreError> {
         // A lost race is resolved by reading the winner's user.
         for _ in 0..3 {
-            if let Some(found) = self.find_user(t, u).await? {
-                return Ok((found, false));
-            }
             let user = new_end_user(u);
             if self.insert_user(t, &user).await? {
                 return Ok((user, true));
+            }
+            if let Some(found) = self.find_user(t, u).await? {
+                return Ok((found, false));
             }
         }
         Err(StoreError::Conflict(
@@ -313,7 +359,7 @@ impl DirectoryStore for DynamoStore {
         ))
     }
 
-    async fn upsert_end_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
+    async fn upsert_user(&self, t: &TenantId, u: &EndUserInput) -> Result<EndUser, StoreError> {
         let c = &u.company_id;
         // A lost race (another writer took a key or changed the user in between) reads again.
         for _ in 0..3 {
@@ -351,7 +397,7 @@ impl DirectoryStore for DynamoStore {
         )))
     }
 
-    async fn delete_object(
+    async fn delete_object_item(
         &self,
         t: &TenantId,
         kind: Target,
@@ -372,7 +418,7 @@ impl DirectoryStore for DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    async fn delete_end_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+    async fn delete_user(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
         // The user item and its lookups in one transaction, only while its email is the one
         // read (a concurrent change of email reads again).
         for _ in 0..3 {
@@ -417,7 +463,7 @@ impl DirectoryStore for DynamoStore {
         )))
     }
 
-    async fn fill_end_user(
+    async fn fill_user(
         &self,
         t: &TenantId,
         id: &str,

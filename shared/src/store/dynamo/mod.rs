@@ -97,6 +97,7 @@ pub mod capacity;
 mod config;
 mod data;
 mod directory;
+mod directory_stamp;
 pub mod keys;
 pub mod manifest;
 mod manifest_items;

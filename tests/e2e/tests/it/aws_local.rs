@@ -394,6 +394,52 @@ async fn concurrent_creations_of_one_end_user_leave_exactly_one() {
     assert_eq!(store.list_end_users(&t).await.unwrap().len(), 1);
 }
 
+/// DynamoDB cannot raise the directory stamp in the same write as a directory item without a
+/// transaction, so a write brackets its items with two raises; a writer that dies between them
+/// (a Lambda timeout, a kill) must not let a reader cache a directory that misses its items:
+/// readers read without caching until its lease passes, then the next reader clears it.
+#[tokio::test]
+async fn a_directory_write_that_died_half_way_stops_caching_until_its_lease_passes() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let aws = Aws::connect().await;
+    let store = aws.store().await;
+    let t = TenantId::parse("stamp").unwrap();
+    assert_eq!(store.directory_stamp(&t).await.unwrap(), Some(0));
+    let now = chrono::Utc::now().timestamp_millis();
+    let dead_writer = |busy_until: i64| {
+        aws.dynamo
+            .put_item()
+            .table_name(&store.tables().data)
+            .item("pk", A::S(keys::users_pk(&t)))
+            .item("sk", A::S("STAMP".into()))
+            .item("stamp", A::N("7".into()))
+            .item("writers", A::N("1".into()))
+            .item("busy_until", A::N(busy_until.to_string()))
+            .send()
+    };
+    dead_writer(now + 60_000).await.unwrap();
+    assert_eq!(store.directory_stamp(&t).await.unwrap(), None, "under way");
+    assert_eq!(store.directory_stamp(&t).await.unwrap(), None, "still");
+    dead_writer(now - 1).await.unwrap();
+    assert_eq!(
+        store.directory_stamp(&t).await.unwrap(),
+        None,
+        "cleared now"
+    );
+    assert_eq!(store.directory_stamp(&t).await.unwrap(), Some(8));
+    // A write after the clearing works as before: two raises, nothing left under way.
+    let company = DirectoryObject {
+        external_id: "acme".into(),
+        name: None,
+        company_id: None,
+    };
+    store
+        .upsert_objects(&t, Target::Company, &[company])
+        .await
+        .unwrap();
+    assert_eq!(store.directory_stamp(&t).await.unwrap(), Some(10));
+}
+
 #[tokio::test]
 async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
     let aws = Aws::connect().await;
