@@ -3,7 +3,7 @@
 //! live in partitions of their generation. Their reads are in `reads.rs`.
 
 use super::manifest::{Manifest, ValueKey};
-use super::manifest_items::{item_id, item_keys, Scope, MAX_MANIFEST_CONFLICTS};
+use super::manifest_items::{item_keys, Scope, MAX_MANIFEST_CONFLICTS};
 use super::{
     delete_req, f, get_bool, get_day, get_n, get_s, is_condition_failure, key, key_of, keys, n,
     put_req, s, unavailable, DynamoStore, Item,
@@ -222,11 +222,115 @@ impl DynamoStore {
     }
 }
 
+/// A chunk's items by day, with the manifests that list them (keys and fingerprints).
+struct ChunkItems {
+    manifests: BTreeMap<NaiveDate, Manifest>,
+    values: BTreeMap<(NaiveDate, ValueKey), Item>,
+    activities: BTreeMap<(NaiveDate, String), Item>,
+}
+
+impl ChunkItems {
+    /// Every day of the window has a manifest, empty when the chunk has nothing that day. Of
+    /// two records with one key, the later is written.
+    fn of(
+        t: &TenantId,
+        generation: u64,
+        mapping: &MappingId,
+        in_window: &BTreeSet<NaiveDate>,
+        values: &[MetricValue],
+        activities: &[Activity],
+    ) -> Result<ChunkItems, StoreError> {
+        let mut out = ChunkItems {
+            manifests: in_window
+                .iter()
+                .map(|d| (*d, Manifest::default()))
+                .collect(),
+            values: BTreeMap::new(),
+            activities: BTreeMap::new(),
+        };
+        for v in values {
+            let item = value_item(t, generation, mapping, v)?;
+            let k = ValueKey {
+                object: (v.object.kind, v.object.id.clone()),
+                metric: v.metric.clone(),
+                app: v.app.clone(),
+            };
+            let m = out.manifests.entry(v.day).or_default();
+            m.values.insert(k.clone());
+            m.value_fps.insert(k.clone(), item_fingerprint(&item));
+            out.values.insert((v.day, k), item);
+        }
+        for a in activities {
+            let item = activity_item(t, generation, mapping, a)?;
+            let m = out.manifests.entry(a.day).or_default();
+            m.users.insert(a.end_user_id.clone());
+            m.user_fps
+                .insert(a.end_user_id.clone(), item_fingerprint(&item));
+            out.activities.insert((a.day, a.end_user_id.clone()), item);
+        }
+        Ok(out)
+    }
+
+    /// The items the per-day manifests `which` list.
+    fn items_of(&self, which: &BTreeMap<NaiveDate, Manifest>) -> Vec<Item> {
+        let mut out = Vec::new();
+        for (day, m) in which {
+            for k in &m.values {
+                if let Some(i) = self.values.get(&(*day, k.clone())) {
+                    out.push(i.clone());
+                }
+            }
+            for u in &m.users {
+                if let Some(i) = self.activities.get(&(*day, u.clone())) {
+                    out.push(i.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The fingerprint of everything an item holds: its attributes in name order, each as its
+/// name, its type and its value.
+fn item_fingerprint(item: &Item) -> u64 {
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    let mut bytes = Vec::with_capacity(256);
+    for name in names {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        if let Some(v) = item.get(name) {
+            attribute_bytes(&mut bytes, v);
+        }
+    }
+    super::manifest::fingerprint(&bytes)
+}
+
+fn attribute_bytes(out: &mut Vec<u8>, v: &AttributeValue) {
+    let mut text = |tag: u8, b: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    match v {
+        AttributeValue::S(x) => text(b's', x.as_bytes()),
+        AttributeValue::N(x) => text(b'n', x.as_bytes()),
+        AttributeValue::B(x) => text(b'b', x.as_ref()),
+        AttributeValue::Bool(x) => text(b'o', &[u8::from(*x)]),
+        AttributeValue::Null(_) => text(b'0', &[]),
+        // The adapter writes no sets, lists or maps on value and activity items; should one
+        // appear, its debug form still tells contents apart.
+        other => text(b'?', format!("{other:?}").as_bytes()),
+    }
+}
+
 #[async_trait]
 impl DataStore for DynamoStore {
     /// Check-then-write (see the module docs): refuse a stale generation, list the new items in
-    /// the window's manifests, put them, delete the window's leftovers, write the manifests
-    /// again, and undo the puts if the generation moved meanwhile.
+    /// the window's manifests, put the items whose content the manifests do not already hold,
+    /// delete the window's leftovers, write the manifests again, and undo the puts if the
+    /// generation moved meanwhile. A day whose manifest already holds the chunk's items as
+    /// they are, and nothing more, costs its manifest's read and no write.
     async fn replace_chunk(
         &self,
         t: &TenantId,
@@ -244,46 +348,44 @@ impl DataStore for DynamoStore {
             .iter_days()
             .take_while(|d| *d <= window.to)
             .collect();
-        let mut new: BTreeMap<NaiveDate, Manifest> = in_window
-            .iter()
-            .map(|d| (*d, Manifest::default()))
-            .collect();
-        let mut new_items: BTreeMap<(String, String), Item> = BTreeMap::new();
-        for v in values {
-            let item = value_item(t, generation, mapping, v)?;
-            new.entry(v.day).or_default().values.insert(ValueKey {
-                object: (v.object.kind, v.object.id.clone()),
-                metric: v.metric.clone(),
-                app: v.app.clone(),
-            });
-            new_items.insert(item_id(&item)?, item);
-        }
-        for a in activities {
-            let item = activity_item(t, generation, mapping, a)?;
-            new.entry(a.day)
-                .or_default()
-                .users
-                .insert(a.end_user_id.clone());
-            new_items.insert(item_id(&item)?, item);
-        }
+        let chunk = ChunkItems::of(t, generation, mapping, &in_window, values, activities)?;
+        let new = &chunk.manifests;
         let days: BTreeSet<NaiveDate> = new.keys().copied().collect();
         let mut known = self.read_manifests(t, generation, mapping, &days).await?;
-        // 1. The manifests list every item before it exists.
-        let listed = futures_util::future::try_join_all(new.iter().map(|(day, add)| {
-            let current = known.get(day).cloned().unwrap_or_default();
-            async move {
-                let stored = self
-                    .add_to_manifest(t, generation, mapping, *day, current, add, false)
-                    .await?;
-                Ok::<_, StoreError>((*day, stored))
-            }
-        }))
+        // What each day's manifest does not hold as the chunk has it: the items to put.
+        let changed: BTreeMap<NaiveDate, Manifest> = new
+            .iter()
+            .map(|(day, add)| {
+                let stored = known.get(day).map(|s| &s.manifest);
+                (
+                    *day,
+                    add.changed_from(stored.unwrap_or(&Manifest::default())),
+                )
+            })
+            .collect();
+        // 1. The manifests list every item before it is put, without a fingerprint for an
+        //    item about to change.
+        let listed = futures_util::future::try_join_all(
+            new.iter()
+                .filter(|(day, _)| changed.get(*day).is_some_and(|c| !c.is_empty()))
+                .map(|(day, add)| {
+                    let current = known.get(day).cloned().unwrap_or_default();
+                    async move {
+                        let stored = self
+                            .add_to_manifest(t, generation, mapping, *day, current, add, false)
+                            .await?;
+                        Ok::<_, StoreError>((*day, stored))
+                    }
+                }),
+        )
         .await?;
         known.extend(listed);
-        // 2. Put the items, 3. delete what the window's manifests list and the chunk lacks.
-        let written: Vec<Item> = new_items.values().map(key_of).collect();
-        let mut requests = new_items
-            .into_values()
+        // 2. Put the changed items, 3. delete what the window's manifests list and the chunk
+        //    lacks.
+        let puts = chunk.items_of(&changed);
+        let written: Vec<Item> = puts.iter().map(key_of).collect();
+        let mut requests = puts
+            .into_iter()
             .map(put_req)
             .collect::<Result<Vec<_>, _>>()?;
         let mut leftovers: BTreeMap<NaiveDate, Manifest> = BTreeMap::new();
@@ -303,19 +405,22 @@ impl DataStore for DynamoStore {
         self.batch_write(&self.tables.data, requests, "replace chunk")
             .await?;
         crate::stall::point("replace-items-written").await;
-        // 4. A new version of every manifest this chunk touched: without the leftovers if no
-        //    one else wrote it meanwhile, else with this chunk's items added again.
+        // 4. A new version of every manifest this chunk changed: without the leftovers and
+        //    with the fingerprints of the items as now stored if no one else wrote it
+        //    meanwhile, else with this chunk's items added again, their contents unknown.
         futures_util::future::try_join_all(new.iter().map(|(day, add)| {
             let gone = leftovers.get(day);
             let current = known.get(day).cloned().unwrap_or_default();
+            let put = changed.get(day).is_some_and(|c| !c.is_empty());
             async move {
-                if add.is_empty() && gone.is_none() {
+                if !put && gone.is_none() {
                     return Ok(());
                 }
                 let content = match gone {
                     Some(g) => current.manifest.minus(g),
                     None => current.manifest.clone(),
-                };
+                }
+                .with_fingerprints_of(add);
                 if self
                     .write_manifest(t, generation, mapping, *day, &current, content)
                     .await?
@@ -326,7 +431,8 @@ impl DataStore for DynamoStore {
                         .await?
                         .remove(day)
                         .unwrap_or_default();
-                    self.add_to_manifest(t, generation, mapping, *day, again, add, true)
+                    let keys = add.keys_only();
+                    self.add_to_manifest(t, generation, mapping, *day, again, &keys, true)
                         .await?;
                 }
                 Ok::<_, StoreError>(())

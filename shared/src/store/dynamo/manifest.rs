@@ -8,13 +8,23 @@
 //! the prefix they share, then the rest) with the indexes of its pairs (or "the same pairs as
 //! the previous object"), then the end users, front-coded the same way. Daily chunks of
 //! thousands of companies with a handful of metrics take a few bytes per company.
+//!
+//! A manifest also carries, for the items whose content it knows, a **fingerprint** of what the
+//! item holds (64 bits of FNV-1a over the item's attributes, [`fingerprint`]): a replace puts
+//! only the items whose fingerprint differs, so re-fetched days that did not change cost a read
+//! of their manifests and no write. Format 2 adds them after the users (a byte 0, unknown, or
+//! 1 and 8 bytes, per listed item in order); format 1 manifests decode with none known.
+//!
+//! A fingerprint is a promise that the item holds exactly that: it is set only after the item's
+//! put succeeded, by the writer whose manifest version is still current, and cleared (unknown)
+//! before an item is put with different content. See `replace_chunk` in `data.rs`.
 
 use crate::domain::{ObjectRef, Target};
 use crate::store::StoreError;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Format version, the first byte of every encoding.
-const FORMAT: u8 = 1;
+/// Format version, the first byte of every encoding (1: without fingerprints, still read).
+const FORMAT: u8 = 2;
 const KINDS: [Target; 4] = [
     Target::Company,
     Target::EndUser,
@@ -45,6 +55,17 @@ pub struct Manifest {
     pub values: BTreeSet<ValueKey>,
     /// End users with an activity record.
     pub users: BTreeSet<String>,
+    /// What the listed value items hold, where known.
+    pub value_fps: BTreeMap<ValueKey, u64>,
+    /// What the listed activity items hold, where known.
+    pub user_fps: BTreeMap<String, u64>,
+}
+
+/// 64-bit FNV-1a of `bytes` (stable across builds and platforms, unlike `std`'s hashers).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Manifest {
@@ -60,18 +81,75 @@ impl Manifest {
         self.values.is_subset(&other.values) && self.users.is_subset(&other.users)
     }
 
+    /// Every key of both; a fingerprint of `self` is kept only where `other` does not list its
+    /// item or lists it with the same fingerprint (an item about to be put with other content
+    /// loses its fingerprint before the put).
     pub fn union(&self, other: &Manifest) -> Manifest {
         Manifest {
             values: self.values.union(&other.values).cloned().collect(),
             users: self.users.union(&other.users).cloned().collect(),
+            value_fps: kept(&self.value_fps, &other.values, &other.value_fps),
+            user_fps: kept(&self.user_fps, &other.users, &other.user_fps),
         }
     }
 
-    /// What `self` lists that `other` does not.
+    /// What `self` lists that `other` does not (with its fingerprints).
     pub fn minus(&self, other: &Manifest) -> Manifest {
+        let values: BTreeSet<ValueKey> = self.values.difference(&other.values).cloned().collect();
+        let users: BTreeSet<String> = self.users.difference(&other.users).cloned().collect();
         Manifest {
-            values: self.values.difference(&other.values).cloned().collect(),
-            users: self.users.difference(&other.users).cloned().collect(),
+            value_fps: only(&self.value_fps, &values),
+            user_fps: only(&self.user_fps, &users),
+            values,
+            users,
+        }
+    }
+
+    /// `self` with the fingerprints `other` knows of the items both list (after `other`'s items
+    /// were put).
+    pub fn with_fingerprints_of(mut self, other: &Manifest) -> Manifest {
+        for (k, fp) in &other.value_fps {
+            if self.values.contains(k) {
+                self.value_fps.insert(k.clone(), *fp);
+            }
+        }
+        for (k, fp) in &other.user_fps {
+            if self.users.contains(k) {
+                self.user_fps.insert(k.clone(), *fp);
+            }
+        }
+        self
+    }
+
+    /// `self` without fingerprints.
+    pub fn keys_only(&self) -> Manifest {
+        Manifest {
+            values: self.values.clone(),
+            users: self.users.clone(),
+            ..Manifest::default()
+        }
+    }
+
+    /// What of `self` (a chunk's items, with their fingerprints) `stored` does not hold as it
+    /// is: the items to put.
+    pub fn changed_from(&self, stored: &Manifest) -> Manifest {
+        let values: BTreeSet<ValueKey> = self
+            .values
+            .iter()
+            .filter(|k| !same(stored.value_fps.get(*k), self.value_fps.get(*k)))
+            .cloned()
+            .collect();
+        let users: BTreeSet<String> = self
+            .users
+            .iter()
+            .filter(|k| !same(stored.user_fps.get(*k), self.user_fps.get(*k)))
+            .cloned()
+            .collect();
+        Manifest {
+            value_fps: only(&self.value_fps, &values),
+            user_fps: only(&self.user_fps, &users),
+            values,
+            users,
         }
     }
 
@@ -118,6 +196,12 @@ impl Manifest {
             front_coded(&mut out, prev, u);
             prev = u.as_str();
         }
+        for v in &self.values {
+            fp_out(&mut out, self.value_fps.get(v));
+        }
+        for u in &self.users {
+            fp_out(&mut out, self.user_fps.get(u));
+        }
         out
     }
 
@@ -125,7 +209,8 @@ impl Manifest {
     /// `Corrupt` when `bytes` is not an encoding of this format.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, StoreError> {
         let mut r = Reader { bytes, at: 0 };
-        if r.byte()? != FORMAT {
+        let format = r.byte()?;
+        if format != 1 && format != FORMAT {
             return Err(corrupt("unknown manifest format"));
         }
         let n_pairs = r.varint()?;
@@ -172,10 +257,62 @@ impl Manifest {
             users.insert(u.clone());
             prev = u;
         }
+        let mut m = Manifest {
+            values,
+            users,
+            ..Manifest::default()
+        };
+        if format == FORMAT {
+            for v in &m.values {
+                if let Some(fp) = r.fingerprint()? {
+                    m.value_fps.insert(v.clone(), fp);
+                }
+            }
+            for u in &m.users {
+                if let Some(fp) = r.fingerprint()? {
+                    m.user_fps.insert(u.clone(), fp);
+                }
+            }
+        }
         if r.at != bytes.len() {
             return Err(corrupt("trailing bytes after a manifest"));
         }
-        Ok(Manifest { values, users })
+        Ok(m)
+    }
+}
+
+/// Two fingerprints known and equal.
+fn same(a: Option<&u64>, b: Option<&u64>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if x == y)
+}
+
+/// The fingerprints of `fps` whose item `other` does not list, or lists with the same one.
+fn kept<K: Ord + Clone>(
+    fps: &BTreeMap<K, u64>,
+    other: &BTreeSet<K>,
+    other_fps: &BTreeMap<K, u64>,
+) -> BTreeMap<K, u64> {
+    fps.iter()
+        .filter(|(k, fp)| !other.contains(*k) || other_fps.get(*k) == Some(*fp))
+        .map(|(k, fp)| (k.clone(), *fp))
+        .collect()
+}
+
+/// The fingerprints of `fps` whose key is in `keys`.
+fn only<K: Ord + Clone>(fps: &BTreeMap<K, u64>, keys: &BTreeSet<K>) -> BTreeMap<K, u64> {
+    fps.iter()
+        .filter(|(k, _)| keys.contains(*k))
+        .map(|(k, fp)| (k.clone(), *fp))
+        .collect()
+}
+
+fn fp_out(out: &mut Vec<u8>, fp: Option<&u64>) {
+    match fp {
+        None => out.push(0),
+        Some(fp) => {
+            out.push(1);
+            out.extend_from_slice(&fp.to_le_bytes());
+        }
     }
 }
 
@@ -252,6 +389,20 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    fn fingerprint(&mut self) -> Result<Option<u64>, StoreError> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => {
+                let b: [u8; 8] = self
+                    .take(8)?
+                    .try_into()
+                    .map_err(|_| corrupt("truncated manifest"))?;
+                Ok(Some(u64::from_le_bytes(b)))
+            }
+            _ => Err(corrupt("bad fingerprint flag in a manifest")),
+        }
+    }
+
     fn string(&mut self) -> Result<String, StoreError> {
         let n = self.varint()?;
         let b = self.take(n)?.to_vec();
@@ -298,8 +449,70 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
         // About 5 bytes a company: kind, shared length, rest length, the digits that changed
-        // and "the same metrics as the previous company".
-        assert_eq!(bytes.len(), 10_279);
+        // and "the same metrics as the previous company"; then a byte per item (no
+        // fingerprint known).
+        assert_eq!(bytes.len(), 10_279 + 4_002);
+        // With every fingerprint known: 8 bytes more an item.
+        for (i, v) in m.values.clone().into_iter().enumerate() {
+            m.value_fps.insert(v, fingerprint(&i.to_le_bytes()));
+        }
+        m.user_fps.insert("u#10".into(), 7);
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        assert_eq!(bytes.len(), 10_279 + 4_002 + 4_001 * 8);
+    }
+
+    /// Format 1 (before fingerprints) is still read: every item's content unknown.
+    #[test]
+    fn format_1_reads_without_fingerprints() {
+        let bytes = [1, 1, 1, b'x', 0, 1, 0, 0, 1, b'a', 1, 0, 1, 0, 1, b'u'];
+        let m = Manifest::decode(&bytes).unwrap();
+        assert_eq!(m.values, [vk(Target::Company, "a", "x", "")].into());
+        assert_eq!(m.users, ["u".to_string()].into());
+        assert!(m.value_fps.is_empty() && m.user_fps.is_empty());
+    }
+
+    /// The replace's arithmetic: what to put, what the manifest says before and after.
+    #[test]
+    fn fingerprints_follow_the_items() {
+        let (a, b, c) = (
+            vk(Target::Company, "a", "x", ""),
+            vk(Target::Company, "b", "x", ""),
+            vk(Target::Company, "c", "x", ""),
+        );
+        let stored = Manifest {
+            values: [a.clone(), b.clone(), c.clone()].into(),
+            value_fps: [(a.clone(), 1), (b.clone(), 2)].into(),
+            ..Manifest::default()
+        };
+        // The chunk: a unchanged, b changed, c (content unknown in the manifest) and d new.
+        let d = vk(Target::Company, "d", "x", "");
+        let chunk = Manifest {
+            values: [a.clone(), b.clone(), c.clone(), d.clone()].into(),
+            value_fps: [
+                (a.clone(), 1),
+                (b.clone(), 9),
+                (c.clone(), 3),
+                (d.clone(), 4),
+            ]
+            .into(),
+            ..Manifest::default()
+        };
+        let put = chunk.changed_from(&stored);
+        assert_eq!(put.values, [b.clone(), c.clone(), d.clone()].into());
+        // Before the puts: every key listed, only a's fingerprint kept.
+        let listed = stored.union(&chunk);
+        assert_eq!(listed.values.len(), 4);
+        assert_eq!(listed.value_fps, [(a.clone(), 1)].into());
+        // After them: the chunk's.
+        assert_eq!(
+            listed.with_fingerprints_of(&chunk).value_fps,
+            chunk.value_fps
+        );
+        // A chunk's items re-listed after a race carry none of its own.
+        let raced = stored.union(&chunk.keys_only());
+        assert!(raced.value_fps.is_empty());
+        assert_eq!(chunk.changed_from(&chunk).len(), 0);
     }
 
     #[test]
@@ -313,7 +526,7 @@ mod tests {
                 vk(Target::Project, "é#", "x", ""),
             ]
             .into(),
-            users: BTreeSet::new(),
+            ..Manifest::default()
         };
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
         assert_eq!(
@@ -327,10 +540,11 @@ mod tests {
         let a = Manifest {
             values: [vk(Target::Company, "a", "x", "")].into(),
             users: ["u1".to_string(), "u2".to_string()].into(),
+            ..Manifest::default()
         };
         let b = Manifest {
-            values: BTreeSet::new(),
             users: ["u2".to_string()].into(),
+            ..Manifest::default()
         };
         assert!(b.is_subset(&a));
         assert!(!a.is_subset(&b));
@@ -342,7 +556,8 @@ mod tests {
     fn bad_bytes_are_corrupt_not_a_panic() {
         for bad in [
             &[][..],
-            &[2][..],
+            &[3][..],
+            &[2, 0, 0, 1, 1, b'u', 2][..],
             &[1, 0, 1, 9][..],
             &[1, 1, 1, b'x', 0, 1, 0, 0, 1, 0][..],
             &[1, 0, 0, 1, 5, 1, b'a'][..],
@@ -361,14 +576,22 @@ mod tests {
         fn any_manifest_round_trips(
             values in proptest::collection::vec((0usize..4, ".{0,6}", "[ab#]{0,3}", "[ab]{0,2}"), 0..20),
             users in proptest::collection::btree_set(".{0,8}", 0..10),
+            known in proptest::collection::vec(any::<Option<u64>>(), 30),
         ) {
-            let m = Manifest {
-                values: values
-                    .into_iter()
-                    .map(|(k, id, metric, app)| vk(KINDS[k], &id, &metric, &app))
-                    .collect(),
-                users,
-            };
+            let values: BTreeSet<ValueKey> = values
+                .into_iter()
+                .map(|(k, id, metric, app)| vk(KINDS[k], &id, &metric, &app))
+                .collect();
+            let mut fps = known.into_iter();
+            let value_fps = values
+                .iter()
+                .filter_map(|v| fps.next().flatten().map(|fp| (v.clone(), fp)))
+                .collect();
+            let user_fps = users
+                .iter()
+                .filter_map(|u| fps.next().flatten().map(|fp| (u.clone(), fp)))
+                .collect();
+            let m = Manifest { values, users, value_fps, user_fps };
             prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
         }
 

@@ -168,13 +168,6 @@ pub(super) fn item_keys(
     values.chain(users).collect()
 }
 
-pub(super) fn item_id(item: &Item) -> Result<(String, String), StoreError> {
-    Ok((
-        get_s(item, "pk")?.to_string(),
-        get_s(item, "sk")?.to_string(),
-    ))
-}
-
 impl DynamoStore {
     pub(super) async fn read_manifests(
         &self,
@@ -317,8 +310,9 @@ impl DynamoStore {
         }))
     }
 
-    /// Makes the manifest list `new` too, retrying on concurrent writers. With `always`, writes
-    /// (a new version) even when it already does: see "Concurrent workers" in the module docs.
+    /// Makes the manifest list `new` too, without the fingerprints `new` contradicts (see
+    /// [`Manifest::union`]), retrying on concurrent writers. With `always`, writes (a new
+    /// version) even when it already does: see "Concurrent workers" in the module docs.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn add_to_manifest(
         &self,
@@ -331,10 +325,10 @@ impl DynamoStore {
         always: bool,
     ) -> Result<Stored, StoreError> {
         for _ in 0..MAX_MANIFEST_CONFLICTS {
-            if !always && new.is_subset(&current.manifest) {
+            let content = current.manifest.union(new);
+            if !always && content == current.manifest {
                 return Ok(current);
             }
-            let content = current.manifest.union(new);
             if let Some(stored) = self
                 .write_manifest(t, generation, m, day, &current, content)
                 .await?

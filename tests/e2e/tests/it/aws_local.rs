@@ -517,6 +517,128 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
 /// What the store contract cannot see: manifests that take more than one item, and replaces of
 /// one window racing each other, after which every item that exists is still listed (a last
 /// replace with nothing leaves nothing).
+/// Issue 31: a daily run re-fetches its look-back days; what did not change must cost reads of
+/// the manifests, not writes, and a changed value rewrites its own item (DynamoDB bills every
+/// put, whether or not it changes the item). Concurrent replaces of the same keys with other
+/// values must never leave a manifest that vouches for content an item does not hold: the
+/// replace after the race, with one writer's values, finds every item holding them.
+#[tokio::test]
+async fn unchanged_days_cost_no_write_and_a_changed_value_rewrites_its_item_alone() {
+    let aws = Aws::connect().await;
+    let store = aws.store().await;
+    let t = TenantId::parse("unchanged").unwrap();
+    let i = Integration::new(t.clone());
+    store.put_integration(&i).await.unwrap();
+    let g = i.generation;
+    let m = MappingId::parse("m").unwrap();
+    let d = |n: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+    let w = pendo_sync::domain::Window {
+        from: d(1),
+        to: d(3),
+    };
+    let value = |c: u32, metric: &str, day: u32, value: f64| MetricValue {
+        object: ObjectRef {
+            kind: Target::Company,
+            id: format!("c{c}"),
+        },
+        metric: metric.into(),
+        app: String::new(),
+        day: d(day),
+        value,
+    };
+    let activity = |u: u32, day: u32, events: f64| Activity {
+        end_user_id: format!("u{u}"),
+        company_id: "c0".into(),
+        mapping_id: m.clone(),
+        label: "Clicks".into(),
+        day: d(day),
+        events,
+        minutes: 0.0,
+        passive: false,
+    };
+    let mut values: Vec<MetricValue> = (1..=3)
+        .flat_map(|day| {
+            (0..100).flat_map(move |c| {
+                ["Clicks", "Minutes"].map(|metric| value(c, metric, day, f64::from(c + day)))
+            })
+        })
+        .collect();
+    let mut activities: Vec<Activity> = (1..=3)
+        .flat_map(|day| (0..10).map(move |u| activity(u, day, f64::from(u))))
+        .collect();
+    let writes = |store: &DynamoStore| {
+        let m = store.write_meter();
+        (m.puts - m.manifest_puts, m.manifest_puts, m.deletes)
+    };
+    store
+        .replace_chunk(&t, g, &m, w, &values, &activities)
+        .await
+        .unwrap();
+    assert_eq!(writes(&store), (630, 6, 0), "each day's manifest twice");
+    // The same chunk again (a look-back day re-fetched unchanged): reads only.
+    store
+        .replace_chunk(&t, g, &m, w, &values, &activities)
+        .await
+        .unwrap();
+    assert_eq!(writes(&store), (630, 6, 0), "nothing written");
+    // One value changed on day 2, one activity record on day 3, one value gone on day 1.
+    values[200 + 7].value = 99.0;
+    activities[20 + 4].events = 40.0;
+    let gone = values.remove(5);
+    store
+        .replace_chunk(&t, g, &m, w, &values, &activities)
+        .await
+        .unwrap();
+    assert_eq!(
+        writes(&store),
+        (632, 6 + 2 + 2 + 1, 1),
+        "two items put; day 2's and 3's manifests before and after, day 1's after its delete"
+    );
+    let rows = store.export(Some(&t)).await.unwrap();
+    assert_eq!(rows.len(), 629);
+    assert!(!rows
+        .iter()
+        .any(|r| r.object_id == gone.object.id && r.metric == gone.metric && r.day == gone.day));
+    let changed = rows
+        .iter()
+        .find(|r| r.object_id == "c3" && r.metric == "Minutes" && r.day == d(2))
+        .unwrap();
+    assert_eq!(changed.value, 99.0);
+    store
+        .replace_chunk(&t, g, &m, w, &values, &activities)
+        .await
+        .unwrap();
+    assert_eq!(writes(&store), (632, 11, 1), "nothing written again");
+
+    // Three replaces of the same keys with other values at once, then one writer's values.
+    let day1 = pendo_sync::domain::Window {
+        from: d(1),
+        to: d(1),
+    };
+    let with = |x: f64| -> Vec<MetricValue> { (0..50).map(|c| value(c, "Clicks", 1, x)).collect() };
+    let (a, b, c) = (with(1.0), with(2.0), with(3.0));
+    let (ra, rb, rc) = tokio::join!(
+        store.replace_chunk(&t, g, &m, day1, &a, &[]),
+        store.replace_chunk(&t, g, &m, day1, &b, &[]),
+        store.replace_chunk(&t, g, &m, day1, &c, &[]),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    for x in [1.0, 2.0, 3.0, 1.0] {
+        store
+            .replace_chunk(&t, g, &m, day1, &with(x), &[])
+            .await
+            .unwrap();
+        let day1_values: Vec<f64> = values_only(&store.export(Some(&t)).await.unwrap())
+            .into_iter()
+            .filter(|r| r.day == d(1))
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(day1_values, vec![x; 50], "after the replace with {x}");
+    }
+}
+
 #[tokio::test]
 async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
     let aws = Aws::connect().await;
