@@ -75,8 +75,23 @@ async fn main() -> anyhow::Result<()> {
     let before = store.write_meter();
     store.replace_chunk(&t, g, &m, window, &values, &[]).await?;
     let first = store.write_meter();
-    store.replace_chunk(&t, g, &m, window, &values, &[]).await?;
+    // Every value changed (a look-back day that Pendo revised throughout): each item again.
+    let changed: Vec<MetricValue> = values
+        .iter()
+        .map(|v| MetricValue {
+            value: v.value + 1.0,
+            ..v.clone()
+        })
+        .collect();
+    store
+        .replace_chunk(&t, g, &m, window, &changed, &[])
+        .await?;
     let again = store.write_meter();
+    // The same again (a look-back day re-fetched unchanged): no write.
+    store
+        .replace_chunk(&t, g, &m, window, &changed, &[])
+        .await?;
+    let unchanged = store.write_meter();
     let activities: Vec<Activity> = (0..ACTIVITIES)
         .map(|u| Activity {
             end_user_id: format!("user-{u:06}"),
@@ -145,8 +160,8 @@ async fn main() -> anyhow::Result<()> {
             "read_units_per_chunk": (after.run_read_units - before.run_read_units) / 10.0,
         }));
     }
-    // What a chunk reads of the directory (the DynamoDB store keeps no directory stamp, so each
-    // chunk reads it): the companies and the end users, here 2,000 and DIRECTORY_USERS.
+    // What a chunk reads of the directory when its stamp changed (otherwise it reads the stamp
+    // alone): the companies and the end users, here 2,000 and DIRECTORY_USERS.
     let companies: Vec<DirectoryObject> = (0..COMPANIES)
         .map(|c| DirectoryObject {
             external_id: format!("account-{c:05}"),
@@ -188,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
             "billed_units_per_value": per((first.billed_put_units - before.billed_put_units) as f64, values.len()),
             "billed_units_per_value_rewrite": per((again.billed_put_units - first.billed_put_units) as f64, values.len()),
             "deletes_on_rewrite": again.deletes - first.deletes,
+            "billed_units_unchanged_rewrite": unchanged.billed_put_units - again.billed_put_units,
             "reported_units_first_write": first.reported_units - before.reported_units,
             "batch_calls_first_write": first.batch_calls - before.batch_calls,
             "manifest_units_first_write": first.manifest_units - before.manifest_units,

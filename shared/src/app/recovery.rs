@@ -84,20 +84,30 @@ pub struct MappingUnmatched {
     pub recoverable_days: usize,
 }
 
+/// A target's directory as a recovery reads it: companies, the target's own objects (assets or
+/// projects), end users.
+type KnownLists = (
+    Vec<crate::domain::DirectoryObject>,
+    Vec<crate::domain::DirectoryObject>,
+    Vec<crate::domain::EndUser>,
+);
+
+/// The directory lists read so far by one planning, per target.
+#[derive(Default)]
+pub(crate) struct DirectoryLists(Vec<(Target, std::sync::Arc<KnownLists>)>);
+
 impl App {
-    /// What the directory knows, for a mapping's target.
+    /// What the directory knows, for a mapping's target: read once per target for all the
+    /// mappings one planning looks at (`lists`).
     async fn known_directory(
         &self,
         t: &TenantId,
         target: Target,
-    ) -> Result<
-        (
-            Vec<crate::domain::DirectoryObject>,
-            Vec<crate::domain::DirectoryObject>,
-            Vec<crate::domain::EndUser>,
-        ),
-        AppError,
-    > {
+        lists: &mut DirectoryLists,
+    ) -> Result<std::sync::Arc<KnownLists>, AppError> {
+        if let Some((_, found)) = lists.0.iter().find(|(k, _)| *k == target) {
+            return Ok(found.clone());
+        }
         let store = &self.ports.store;
         let companies = store.list_objects(t, Target::Company).await?;
         let objects = match objects_of(target) {
@@ -109,7 +119,9 @@ impl App {
         } else {
             Vec::new()
         };
-        Ok((companies, objects, users))
+        let known = std::sync::Arc::new((companies, objects, users));
+        lists.0.push((target, known.clone()));
+        Ok(known)
     }
 
     /// The windows of days before `before` (all days when `None`) whose unmatched rows the
@@ -119,6 +131,7 @@ impl App {
         i: &Integration,
         m: &Mapping,
         before: Option<NaiveDate>,
+        lists: &mut DirectoryLists,
     ) -> Result<Vec<Window>, AppError> {
         let entries = self
             .ports
@@ -128,8 +141,9 @@ impl App {
         if entries.iter().all(|e| e.identity.is_none()) {
             return Ok(Vec::new());
         }
-        let (companies, objects, users) = self.known_directory(&i.tenant, m.target).await?;
-        let known = Known::new(&companies, &objects, &users);
+        let lists = self.known_directory(&i.tenant, m.target, lists).await?;
+        let (companies, objects, users) = &*lists;
+        let known = Known::new(companies, objects, users);
         let mut days = recoverable_days(&entries, &known);
         if let Some(before) = before {
             days.retain(|d| *d < before);
@@ -170,8 +184,11 @@ impl App {
         };
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
         let entries = self.ports.store.unmatched_of(t, id, i.generation).await?;
-        let (companies, objects, users) = self.known_directory(t, m.target).await?;
-        let known = Known::new(&companies, &objects, &users);
+        let lists = self
+            .known_directory(t, m.target, &mut DirectoryLists::default())
+            .await?;
+        let (companies, objects, users) = &*lists;
+        let known = Known::new(companies, objects, users);
         let recoverable = recoverable_identities(&entries, &known)
             .into_iter()
             .map(|(r, ids)| (r, ids.into_iter().collect()))
@@ -219,19 +236,15 @@ impl App {
         let i = self.integration(t).await?;
         let store = &self.ports.store;
         let mut out = Vec::new();
-        let mut directories = BTreeMap::new();
+        let mut lists = DirectoryLists::default();
         for m in store.list_mappings(t).await? {
             let entries = store.unmatched_of(t, &m.id, i.generation).await?;
             if entries.is_empty() {
                 continue;
             }
-            if let std::collections::btree_map::Entry::Vacant(slot) = directories.entry(m.target) {
-                slot.insert(self.known_directory(t, m.target).await?);
-            }
-            let recoverable = match directories.get(&m.target) {
-                Some((c, o, u)) => recoverable_days(&entries, &Known::new(c, o, u)).len(),
-                None => 0,
-            };
+            let known = self.known_directory(t, m.target, &mut lists).await?;
+            let (c, o, u) = &*known;
+            let recoverable = recoverable_days(&entries, &Known::new(c, o, u)).len();
             let (_, totals) = summarize(entries);
             out.push(MappingUnmatched {
                 mapping_id: m.id,
@@ -257,8 +270,14 @@ impl App {
             started: Vec::new(),
             left: Vec::new(),
         };
+        let mut lists = DirectoryLists::default();
         for m in self.ports.store.list_mappings(t).await? {
-            if !m.enabled || self.recovery_windows(&i, &m, None).await?.is_empty() {
+            if !m.enabled
+                || self
+                    .recovery_windows(&i, &m, None, &mut lists)
+                    .await?
+                    .is_empty()
+            {
                 continue;
             }
             if m.rebuild_required {
@@ -290,7 +309,12 @@ impl App {
         }
         // Refused at once when nothing can be recovered (a few store reads, no Pendo call);
         // the planning is queued.
-        if self.recovery_windows(&i, &m, None).await?.is_empty() {
+        let mut lists = DirectoryLists::default();
+        if self
+            .recovery_windows(&i, &m, None, &mut lists)
+            .await?
+            .is_empty()
+        {
             return Err(AppError::Conflict(NOTHING_TO_RECOVER.into()));
         }
         self.queue_run(&i, &m, RunAction::Recover).await

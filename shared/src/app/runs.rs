@@ -183,6 +183,7 @@ impl App {
         run.planned = true;
         let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
         let mut windows = Vec::new();
+        let mut lists = crate::app::recovery::DirectoryLists::default();
         for m in mappings
             .iter()
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
@@ -217,7 +218,7 @@ impl App {
                 Planning::RecoverOnly | Planning::FromCursor { recover: true }
             ) {
                 let before = window.map(|w| w.from);
-                for w in self.recovery_windows(i, m, before).await? {
+                for w in self.recovery_windows(i, m, before, &mut lists).await? {
                     windows.push((m, w));
                 }
             }

@@ -25,6 +25,7 @@
 //! with its answer lost, as a test sets with [`IamGate::set_faults`].
 
 use crate::aws_local::{endpoint, Aws};
+use crate::bill::Bill;
 use crate::fault_proxy::{with_unprocessed, Action, Fault, Faults, Rule, Then};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use axum::body::Bytes;
@@ -150,6 +151,8 @@ struct Inner {
     calls: Mutex<Vec<Call>>,
     /// AWS's failures, injected into the functions' calls (`fault_proxy.rs`).
     faults: Mutex<Faults>,
+    /// What each function's calls would cost on AWS (`bill.rs`).
+    bills: Mutex<BTreeMap<Function, Bill>>,
 }
 
 /// The gate of one test: its tables and queues, each function's policy for them, the proxy.
@@ -237,6 +240,7 @@ impl IamGate {
             policies: Mutex::new(policies),
             calls: Mutex::new(Vec::new()),
             faults: Mutex::new(Faults::default()),
+            bills: Mutex::new(BTreeMap::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -316,6 +320,11 @@ impl IamGate {
     }
 
     /// Every call so far.
+    /// What each function's calls so far would cost on AWS.
+    pub(crate) fn bills(&self) -> BTreeMap<Function, Bill> {
+        self.inner.bills.lock().unwrap().clone()
+    }
+
     pub(crate) fn calls(&self) -> Vec<Call> {
         self.inner.calls.lock().unwrap().clone()
     }
@@ -562,6 +571,7 @@ async fn handle(
                 // connection, and with it this handler).
                 let task_state = state.clone();
                 let forwarded = tokio::spawn(async move {
+                    let sent = body.clone();
                     let (status, out, bytes) =
                         forward(&task_state, method, uri, headers, body).await;
                     if let Then::Remember(token) | Then::Cut(Some(token)) = &then {
@@ -571,9 +581,16 @@ async fn handle(
                             .unwrap()
                             .remember(token.clone(), status, &bytes);
                     }
-                    (status, out, bytes, then)
+                    (status, out, bytes, then, sent)
                 });
-                let (status, out, bytes, then) = forwarded.await.unwrap();
+                let (status, out, bytes, then, sent) = forwarded.await.unwrap();
+                state
+                    .bills
+                    .lock()
+                    .unwrap()
+                    .entry(function)
+                    .or_default()
+                    .record(&target, &sent, &bytes);
                 match then {
                     Then::Answer => (status, out, bytes).into_response(),
                     Then::Unprocessed { field, rest } => {

@@ -3,6 +3,7 @@
 //! simulator's data, converted with chrono-tz).
 
 mod api;
+mod aws_bill;
 mod aws_deadline;
 mod aws_faults;
 mod aws_handlers;
@@ -11,6 +12,7 @@ mod aws_imports;
 mod aws_local;
 mod aws_purge;
 mod aws_schedule;
+mod bill;
 mod binaries;
 mod configurator;
 mod fault_proxy;
