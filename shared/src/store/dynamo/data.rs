@@ -255,10 +255,28 @@ impl ChunkItems {
                 metric: v.metric.clone(),
                 app: v.app.clone(),
             };
-            let m = out.manifests.entry(v.day).or_default();
-            m.values.insert(k.clone());
-            m.value_fps.insert(k.clone(), item_fingerprint(&item));
+            out.manifests
+                .entry(v.day)
+                .or_default()
+                .values
+                .insert(k.clone());
             out.values.insert((v.day, k), item);
+        }
+        // Each object's fingerprint: its items' of the day, in key order.
+        let mut items = out.values.iter().peekable();
+        while let Some(((day, k), item)) = items.next() {
+            let mut fps = vec![item_fingerprint(item)];
+            while let Some(((d, next), i)) = items.peek() {
+                if d != day || next.object != k.object {
+                    break;
+                }
+                fps.push(item_fingerprint(i));
+                items.next();
+            }
+            if let Some(m) = out.manifests.get_mut(day) {
+                m.object_fps
+                    .insert(k.object.clone(), super::manifest::object_fingerprint(fps));
+            }
         }
         for a in activities {
             let item = activity_item(t, generation, mapping, a)?;

@@ -9,13 +9,16 @@
 //! the previous object"), then the end users, front-coded the same way. Daily chunks of
 //! thousands of companies with a handful of metrics take a few bytes per company.
 //!
-//! A manifest also carries, for the items whose content it knows, a **fingerprint** of what the
-//! item holds (64 bits of FNV-1a over the item's attributes, [`fingerprint`]): a replace puts
-//! only the items whose fingerprint differs, so re-fetched days that did not change cost a read
-//! of their manifests and no write. Format 2 adds them after the users (a byte 0, unknown, or
-//! 1 and 8 bytes, per listed item in order); format 1 manifests decode with none known.
+//! A manifest also carries, where it knows them, **fingerprints** of what its items hold: one
+//! per object (over all of that object's value items of the day, [`object_fingerprint`]) and
+//! one per end user's activity record, 48 bits of FNV-1a ([`fingerprint`]). A replace puts only
+//! the items of objects and users whose fingerprint differs, so re-fetched days that did not
+//! change cost a read of their manifests and no write, and a changed value rewrites its
+//! object's items of the day. Format 2 adds them after the users: a byte saying none are known
+//! (0), all are (1: 6 bytes each), or some (2: a byte 0 or 1 before each, then its 6 bytes);
+//! objects first, in the encoding's order, then users. Format 1 manifests decode with none.
 //!
-//! A fingerprint is a promise that the item holds exactly that: it is set only after the item's
+//! A fingerprint is a promise that the items hold exactly that: it is set only after the items'
 //! put succeeded, by the writer whose manifest version is still current, and cleared (unknown)
 //! before an item is put with different content. See `replace_chunk` in `data.rs`.
 
@@ -55,17 +58,28 @@ pub struct Manifest {
     pub values: BTreeSet<ValueKey>,
     /// End users with an activity record.
     pub users: BTreeSet<String>,
-    /// What the listed value items hold, where known.
-    pub value_fps: BTreeMap<ValueKey, u64>,
-    /// What the listed activity items hold, where known.
+    /// What each object's listed value items hold together, where known.
+    pub object_fps: BTreeMap<(Target, String), u64>,
+    /// What each end user's listed activity record holds, where known.
     pub user_fps: BTreeMap<String, u64>,
 }
 
-/// 64-bit FNV-1a of `bytes` (stable across builds and platforms, unlike `std`'s hashers).
+/// Bits of a fingerprint kept (6 bytes in a manifest): a false "unchanged" has odds of 2^-48
+/// per changed object.
+const FP_MASK: u64 = (1 << 48) - 1;
+
+/// 48 bits of FNV-1a of `bytes` (stable across builds and platforms, unlike `std`'s hashers).
 pub fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    });
+    (h ^ (h >> 48)) & FP_MASK
+}
+
+/// The fingerprint of an object's value items, from theirs in key order.
+pub fn object_fingerprint(items: impl IntoIterator<Item = u64>) -> u64 {
+    let bytes: Vec<u8> = items.into_iter().flat_map(u64::to_le_bytes).collect();
+    fingerprint(&bytes)
 }
 
 impl Manifest {
@@ -81,36 +95,49 @@ impl Manifest {
         self.values.is_subset(&other.values) && self.users.is_subset(&other.users)
     }
 
-    /// Every key of both; a fingerprint of `self` is kept only where `other` does not list its
-    /// item or lists it with the same fingerprint (an item about to be put with other content
-    /// loses its fingerprint before the put).
+    /// Every key of both; a fingerprint of `self` is kept only where `other` lists nothing of
+    /// its object or user, or lists it with the same fingerprint (items about to be put with
+    /// other content lose their fingerprint before the put).
     pub fn union(&self, other: &Manifest) -> Manifest {
+        let other_objects = other.objects();
         Manifest {
             values: self.values.union(&other.values).cloned().collect(),
             users: self.users.union(&other.users).cloned().collect(),
-            value_fps: kept(&self.value_fps, &other.values, &other.value_fps),
+            object_fps: kept(&self.object_fps, &other_objects, &other.object_fps),
             user_fps: kept(&self.user_fps, &other.users, &other.user_fps),
         }
     }
 
-    /// What `self` lists that `other` does not (with its fingerprints).
+    /// What `self` lists that `other` does not, with the fingerprints of the objects and users
+    /// whose items it keeps whole.
     pub fn minus(&self, other: &Manifest) -> Manifest {
         let values: BTreeSet<ValueKey> = self.values.difference(&other.values).cloned().collect();
         let users: BTreeSet<String> = self.users.difference(&other.users).cloned().collect();
+        let split: BTreeSet<(Target, String)> = self
+            .values
+            .intersection(&other.values)
+            .map(|v| v.object.clone())
+            .collect();
         Manifest {
-            value_fps: only(&self.value_fps, &values),
+            object_fps: self
+                .object_fps
+                .iter()
+                .filter(|(o, _)| !split.contains(*o) && values.iter().any(|v| &v.object == *o))
+                .map(|(o, fp)| (o.clone(), *fp))
+                .collect(),
             user_fps: only(&self.user_fps, &users),
             values,
             users,
         }
     }
 
-    /// `self` with the fingerprints `other` knows of the items both list (after `other`'s items
-    /// were put).
+    /// `self` with the fingerprints `other` knows (after `other`'s items were put; `self`
+    /// lists exactly `other`'s items of each object `other` has).
     pub fn with_fingerprints_of(mut self, other: &Manifest) -> Manifest {
-        for (k, fp) in &other.value_fps {
-            if self.values.contains(k) {
-                self.value_fps.insert(k.clone(), *fp);
+        let objects = self.objects();
+        for (o, fp) in &other.object_fps {
+            if objects.contains(o) {
+                self.object_fps.insert(o.clone(), *fp);
             }
         }
         for (k, fp) in &other.user_fps {
@@ -131,12 +158,14 @@ impl Manifest {
     }
 
     /// What of `self` (a chunk's items, with their fingerprints) `stored` does not hold as it
-    /// is: the items to put.
+    /// is: the items to put (every value item of an object whose fingerprint differs).
     pub fn changed_from(&self, stored: &Manifest) -> Manifest {
+        let changed =
+            |o: &(Target, String)| !same(stored.object_fps.get(o), self.object_fps.get(o));
         let values: BTreeSet<ValueKey> = self
             .values
             .iter()
-            .filter(|k| !same(stored.value_fps.get(*k), self.value_fps.get(*k)))
+            .filter(|v| changed(&v.object))
             .cloned()
             .collect();
         let users: BTreeSet<String> = self
@@ -145,12 +174,18 @@ impl Manifest {
             .filter(|k| !same(stored.user_fps.get(*k), self.user_fps.get(*k)))
             .cloned()
             .collect();
+        let objects: BTreeSet<(Target, String)> = values.iter().map(|v| v.object.clone()).collect();
         Manifest {
-            value_fps: only(&self.value_fps, &values),
+            object_fps: only(&self.object_fps, &objects),
             user_fps: only(&self.user_fps, &users),
             values,
             users,
         }
+    }
+
+    /// The objects with a value listed.
+    pub fn objects(&self) -> BTreeSet<(Target, String)> {
+        self.values.iter().map(|v| v.object.clone()).collect()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -196,11 +231,23 @@ impl Manifest {
             front_coded(&mut out, prev, u);
             prev = u.as_str();
         }
-        for v in &self.values {
-            fp_out(&mut out, self.value_fps.get(v));
-        }
-        for u in &self.users {
-            fp_out(&mut out, self.user_fps.get(u));
+        let fps: Vec<Option<&u64>> = objects
+            .keys()
+            .map(|o| self.object_fps.get(*o))
+            .chain(self.users.iter().map(|u| self.user_fps.get(u)))
+            .collect();
+        if fps.iter().all(Option::is_none) {
+            out.push(0);
+        } else if fps.iter().all(Option::is_some) {
+            out.push(1);
+            for fp in fps.into_iter().flatten() {
+                out.extend_from_slice(&fp.to_le_bytes()[..6]);
+            }
+        } else {
+            out.push(2);
+            for fp in fps {
+                fp_out(&mut out, fp);
+            }
         }
         out
     }
@@ -219,6 +266,7 @@ impl Manifest {
             pairs.push((r.string()?, r.string()?));
         }
         let mut values = BTreeSet::new();
+        let mut objects = Vec::new();
         let n_objects = r.varint()?;
         let mut prev_id = String::new();
         let mut prev_pairs: Vec<usize> = Vec::new();
@@ -246,6 +294,7 @@ impl Manifest {
                     app: app.clone(),
                 });
             }
+            objects.push((kind, id.clone()));
             prev_id = id;
             prev_pairs = idx;
         }
@@ -263,13 +312,20 @@ impl Manifest {
             ..Manifest::default()
         };
         if format == FORMAT {
-            for v in &m.values {
-                if let Some(fp) = r.fingerprint()? {
-                    m.value_fps.insert(v.clone(), fp);
+            let mode = r.byte()?;
+            let mut next = || match mode {
+                0 => Ok(None),
+                1 => r.fingerprint_bytes().map(Some),
+                2 => r.fingerprint(),
+                _ => Err(corrupt("bad fingerprint mode in a manifest")),
+            };
+            for o in objects {
+                if let Some(fp) = next()? {
+                    m.object_fps.insert(o, fp);
                 }
             }
             for u in &m.users {
-                if let Some(fp) = r.fingerprint()? {
+                if let Some(fp) = next()? {
                     m.user_fps.insert(u.clone(), fp);
                 }
             }
@@ -311,7 +367,7 @@ fn fp_out(out: &mut Vec<u8>, fp: Option<&u64>) {
         None => out.push(0),
         Some(fp) => {
             out.push(1);
-            out.extend_from_slice(&fp.to_le_bytes());
+            out.extend_from_slice(&fp.to_le_bytes()[..6]);
         }
     }
 }
@@ -389,18 +445,19 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// A flag byte, then a fingerprint if it is 1.
     fn fingerprint(&mut self) -> Result<Option<u64>, StoreError> {
         match self.byte()? {
             0 => Ok(None),
-            1 => {
-                let b: [u8; 8] = self
-                    .take(8)?
-                    .try_into()
-                    .map_err(|_| corrupt("truncated manifest"))?;
-                Ok(Some(u64::from_le_bytes(b)))
-            }
+            1 => self.fingerprint_bytes().map(Some),
             _ => Err(corrupt("bad fingerprint flag in a manifest")),
         }
+    }
+
+    fn fingerprint_bytes(&mut self) -> Result<u64, StoreError> {
+        let mut b = [0u8; 8];
+        b[..6].copy_from_slice(self.take(6)?);
+        Ok(u64::from_le_bytes(b))
     }
 
     fn string(&mut self) -> Result<String, StoreError> {
@@ -449,17 +506,22 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
         // About 5 bytes a company: kind, shared length, rest length, the digits that changed
-        // and "the same metrics as the previous company"; then a byte per item (no
-        // fingerprint known).
-        assert_eq!(bytes.len(), 10_279 + 4_002);
-        // With every fingerprint known: 8 bytes more an item.
-        for (i, v) in m.values.clone().into_iter().enumerate() {
-            m.value_fps.insert(v, fingerprint(&i.to_le_bytes()));
+        // and "the same metrics as the previous company"; then a byte: no fingerprint known.
+        assert_eq!(bytes.len(), 10_279 + 1);
+        // With every fingerprint known: 6 bytes more an object and a user.
+        for (i, o) in m.objects().into_iter().enumerate() {
+            m.object_fps.insert(o, fingerprint(&i.to_le_bytes()));
         }
-        m.user_fps.insert("u#10".into(), 7);
+        m.user_fps.insert("u#1".into(), 7);
+        m.user_fps.insert("u#10".into(), 8);
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
-        assert_eq!(bytes.len(), 10_279 + 4_002 + 4_001 * 8);
+        assert_eq!(bytes.len(), 10_279 + 1 + 2_002 * 6);
+        // Some known: a flag byte each.
+        m.user_fps.remove("u#1");
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        assert_eq!(bytes.len(), 10_279 + 1 + 2_002 + 2_001 * 6);
     }
 
     /// Format 1 (before fingerprints) is still read: every item's content unknown.
@@ -469,50 +531,58 @@ mod tests {
         let m = Manifest::decode(&bytes).unwrap();
         assert_eq!(m.values, [vk(Target::Company, "a", "x", "")].into());
         assert_eq!(m.users, ["u".to_string()].into());
-        assert!(m.value_fps.is_empty() && m.user_fps.is_empty());
+        assert!(m.object_fps.is_empty() && m.user_fps.is_empty());
     }
 
     /// The replace's arithmetic: what to put, what the manifest says before and after.
     #[test]
     fn fingerprints_follow_the_items() {
-        let (a, b, c) = (
+        let o = |id: &str| (Target::Company, id.to_string());
+        let (a, b, c, d) = (
             vk(Target::Company, "a", "x", ""),
             vk(Target::Company, "b", "x", ""),
             vk(Target::Company, "c", "x", ""),
+            vk(Target::Company, "d", "x", ""),
         );
+        let b2 = vk(Target::Company, "b", "y", "");
         let stored = Manifest {
-            values: [a.clone(), b.clone(), c.clone()].into(),
-            value_fps: [(a.clone(), 1), (b.clone(), 2)].into(),
+            values: [a.clone(), b.clone(), b2.clone(), c.clone()].into(),
+            object_fps: [(o("a"), 1), (o("b"), 2)].into(),
             ..Manifest::default()
         };
-        // The chunk: a unchanged, b changed, c (content unknown in the manifest) and d new.
-        let d = vk(Target::Company, "d", "x", "");
+        // The chunk: a unchanged, b changed (one of its two values), c (content unknown in
+        // the manifest) and d new.
         let chunk = Manifest {
-            values: [a.clone(), b.clone(), c.clone(), d.clone()].into(),
-            value_fps: [
-                (a.clone(), 1),
-                (b.clone(), 9),
-                (c.clone(), 3),
-                (d.clone(), 4),
-            ]
-            .into(),
+            values: [a.clone(), b.clone(), b2.clone(), c.clone(), d.clone()].into(),
+            object_fps: [(o("a"), 1), (o("b"), 9), (o("c"), 3), (o("d"), 4)].into(),
             ..Manifest::default()
         };
         let put = chunk.changed_from(&stored);
-        assert_eq!(put.values, [b.clone(), c.clone(), d.clone()].into());
+        assert_eq!(
+            put.values,
+            [b.clone(), b2.clone(), c.clone(), d.clone()].into()
+        );
         // Before the puts: every key listed, only a's fingerprint kept.
         let listed = stored.union(&chunk);
-        assert_eq!(listed.values.len(), 4);
-        assert_eq!(listed.value_fps, [(a.clone(), 1)].into());
+        assert_eq!(listed.values.len(), 5);
+        assert_eq!(listed.object_fps, [(o("a"), 1)].into());
         // After them: the chunk's.
         assert_eq!(
-            listed.with_fingerprints_of(&chunk).value_fps,
-            chunk.value_fps
+            listed.clone().with_fingerprints_of(&chunk).object_fps,
+            chunk.object_fps
         );
         // A chunk's items re-listed after a race carry none of its own.
         let raced = stored.union(&chunk.keys_only());
-        assert!(raced.value_fps.is_empty());
-        assert_eq!(chunk.changed_from(&chunk).len(), 0);
+        assert!(raced.object_fps.is_empty());
+        assert!(chunk.changed_from(&chunk).is_empty());
+        // An object losing one of its values loses its fingerprint; one left whole keeps it.
+        let without_b2 = Manifest {
+            values: [b2.clone()].into(),
+            ..Manifest::default()
+        };
+        let left = listed.with_fingerprints_of(&chunk).minus(&without_b2);
+        assert!(!left.object_fps.contains_key(&o("b")));
+        assert_eq!(left.object_fps.get(&o("a")), Some(&1));
     }
 
     #[test]
@@ -557,7 +627,8 @@ mod tests {
         for bad in [
             &[][..],
             &[3][..],
-            &[2, 0, 0, 1, 1, b'u', 2][..],
+            &[2, 0, 0, 1, 1, b'u', 3][..],
+            &[2, 0, 0, 1, 1, b'u', 2, 1, 0][..],
             &[1, 0, 1, 9][..],
             &[1, 1, 1, b'x', 0, 1, 0, 0, 1, 0][..],
             &[1, 0, 0, 1, 5, 1, b'a'][..],
@@ -582,16 +653,17 @@ mod tests {
                 .into_iter()
                 .map(|(k, id, metric, app)| vk(KINDS[k], &id, &metric, &app))
                 .collect();
-            let mut fps = known.into_iter();
-            let value_fps = values
-                .iter()
-                .filter_map(|v| fps.next().flatten().map(|fp| (v.clone(), fp)))
+            let mut fps = known.into_iter().map(|fp| fp.map(|f| f & FP_MASK));
+            let objects: BTreeSet<(Target, String)> = values.iter().map(|v| v.object.clone()).collect();
+            let object_fps = objects
+                .into_iter()
+                .filter_map(|o| fps.next().flatten().map(|fp| (o, fp)))
                 .collect();
             let user_fps = users
                 .iter()
                 .filter_map(|u| fps.next().flatten().map(|fp| (u.clone(), fp)))
                 .collect();
-            let m = Manifest { values, users, value_fps, user_fps };
+            let m = Manifest { values, users, object_fps, user_fps };
             prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
         }
 

@@ -380,18 +380,25 @@ pub(super) fn filter_days<E: Entry + WithMapping + Copy>(
     Ok(removed)
 }
 
-/// Records a [`GroupWriter`] holds before it writes what it has (about 8 MiB of values): a
-/// chunk's records are far fewer; a migration's whole store is not.
-const HELD_MAX: usize = 1 << 18;
+/// Records of a group and day from which the writer writes it as soon as the stream moves to
+/// another (big groups come whole: an event chunk's are sorted by group and day).
+const BIG_GROUP: usize = 4_096;
+/// Records of the groups held apart from the current one (about 4 MiB) before they are
+/// written.
+const HELD_MAX: usize = 1 << 16;
 
-/// Collects records as they stream in, per group and day, and writes each group and day once,
-/// at [`GroupWriter::flush`]. Records come in any order (a PES or aggregation chunk alternates
-/// its metrics object by object); writing a group and day each time the stream left it would
-/// read, merge and rewrite its rows again and again. Past [`HELD_MAX`] records it writes what
-/// it holds, and a group and day that comes again later is merged into its rows then.
+/// Collects records as they stream in, per group and day, and writes each group and day once.
+/// Records come in any order (a PES or aggregation chunk alternates its metrics object by
+/// object): writing a small group and day each time the stream left it would read, merge and
+/// rewrite its rows again and again, so small groups are held until [`GroupWriter::flush`]
+/// (or until [`HELD_MAX`] records of them are held); a big group is written when the stream
+/// moves on, so memory stays what one group needs. A group and day that comes again after it
+/// was written is merged into its rows.
 pub(super) struct GroupWriter<E> {
     table: Table,
+    current: Option<(i64, i64)>,
     groups: std::collections::BTreeMap<(i64, i64), Vec<E>>,
+    /// Records held in groups other than the current one.
     held: usize,
 }
 
@@ -399,6 +406,7 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
     pub(super) fn new(table: Table) -> Self {
         Self {
             table,
+            current: None,
             groups: Default::default(),
             held: 0,
         }
@@ -411,30 +419,58 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
         day: i64,
         e: E,
     ) -> Result<(), StoreError> {
-        self.groups.entry((group, day)).or_default().push(e);
-        self.held += 1;
-        if self.held >= HELD_MAX {
-            self.flush(c)?;
+        let at = (group, day);
+        if self.current != Some(at) {
+            if let Some(left) = self.current.replace(at) {
+                let size = self.groups.get(&left).map_or(0, Vec::len);
+                if size >= BIG_GROUP {
+                    self.write(c, left)?;
+                } else {
+                    self.held += size;
+                }
+            }
+            self.held = self
+                .held
+                .saturating_sub(self.groups.get(&at).map_or(0, Vec::len));
+            if self.held >= HELD_MAX {
+                let others: Vec<(i64, i64)> =
+                    self.groups.keys().copied().filter(|k| *k != at).collect();
+                for k in others {
+                    self.write(c, k)?;
+                }
+                self.held = 0;
+            }
         }
+        self.groups.entry(at).or_default().push(e);
         Ok(())
     }
 
-    /// Writes every group and day held: in key order, the last record of a key winning.
+    /// Writes every group and day held.
     pub(super) fn flush(&mut self, c: &Connection) -> Result<(), StoreError> {
-        for ((group, day), mut entries) in std::mem::take(&mut self.groups) {
-            entries.sort_by_key(Entry::key);
-            // Of records with one key, the later (last after the stable sort) wins.
-            let mut unique: Vec<E> = Vec::with_capacity(entries.len());
-            for e in entries {
-                match unique.last_mut() {
-                    Some(last) if last.key() == e.key() => *last = e,
-                    _ => unique.push(e),
-                }
-            }
-            write_group(c, self.table, group, day, &unique)?;
+        let all: Vec<(i64, i64)> = self.groups.keys().copied().collect();
+        for k in all {
+            self.write(c, k)?;
         }
+        self.current = None;
         self.held = 0;
         Ok(())
+    }
+
+    /// Writes one group and day: in key order, the last record of a key winning.
+    fn write(&mut self, c: &Connection, (group, day): (i64, i64)) -> Result<(), StoreError> {
+        let Some(mut entries) = self.groups.remove(&(group, day)) else {
+            return Ok(());
+        };
+        entries.sort_by_key(Entry::key);
+        // Of records with one key, the later (last after the stable sort) wins.
+        let mut unique: Vec<E> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match unique.last_mut() {
+                Some(last) if last.key() == e.key() => *last = e,
+                _ => unique.push(e),
+            }
+        }
+        write_group(c, self.table, group, day, &unique)
     }
 }
 

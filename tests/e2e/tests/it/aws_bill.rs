@@ -171,6 +171,8 @@ fn phase(
         "write_units": bill.write_units,
         "read_units": bill.read_units,
         "directory_read_units": bill.directory_read_units,
+        "write_units_by_kind": bill.write_units_by_kind,
+        "read_units_by_kind": bill.read_units_by_kind,
         "dynamodb_calls": bill.dynamodb_calls,
         "functions_sqs_requests": bill.sqs_requests,
         "event_source_sqs_requests": inv.event_source_sqs_requests,
@@ -325,6 +327,13 @@ async fn bench_a_tenants_aws_bill() {
     let mut steady_bill = bills(&s).minus(&before);
     steady_bill.write_units = per_day(steady_bill.write_units);
     steady_bill.read_units = per_day(steady_bill.read_units);
+    for u in steady_bill
+        .write_units_by_kind
+        .values_mut()
+        .chain(steady_bill.read_units_by_kind.values_mut())
+    {
+        *u = per_day(*u);
+    }
     let steady_json = phase(
         steady_bill,
         inv,
@@ -336,7 +345,7 @@ async fn bench_a_tenants_aws_bill() {
                 .into_iter()
                 .map(|(f, units)| (f, units - directory_before.get(f).copied().unwrap_or(0.0)))
                 .collect::<BTreeMap<_, _>>(),
-            "per_day": "write_units and read_units are per day; counts are of all the days",
+            "per_day": "write and read units (and by kind) are per day; counts are of all the days",
             "new_day_write_units": per_day(new_day_units),
             "new_day_values": values as f64 / steady as f64,
             "new_day_activities": activities as f64 / steady as f64,

@@ -518,12 +518,12 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
 /// one window racing each other, after which every item that exists is still listed (a last
 /// replace with nothing leaves nothing).
 /// Issue 31: a daily run re-fetches its look-back days; what did not change must cost reads of
-/// the manifests, not writes, and a changed value rewrites its own item (DynamoDB bills every
-/// put, whether or not it changes the item). Concurrent replaces of the same keys with other
+/// the manifests, not writes, and a changed value rewrites its own object's items of the day
+/// (DynamoDB bills every put, whether or not it changes the item). Concurrent replaces of the same keys with other
 /// values must never leave a manifest that vouches for content an item does not hold: the
 /// replace after the race, with one writer's values, finds every item holding them.
 #[tokio::test]
-async fn unchanged_days_cost_no_write_and_a_changed_value_rewrites_its_item_alone() {
+async fn unchanged_days_cost_no_write_and_a_changed_value_rewrites_its_objects_items_alone() {
     let aws = Aws::connect().await;
     let store = aws.store().await;
     let t = TenantId::parse("unchanged").unwrap();
@@ -591,8 +591,9 @@ async fn unchanged_days_cost_no_write_and_a_changed_value_rewrites_its_item_alon
         .unwrap();
     assert_eq!(
         writes(&store),
-        (632, 6 + 2 + 2 + 1, 1),
-        "two items put; day 2's and 3's manifests before and after, day 1's after its delete"
+        (634, 6 + 2 + 2 + 2, 1),
+        "the changed objects' items put (c3's two values on day 2, c2's remaining value on \
+         day 1, u4's record on day 3); each day's manifest before and after"
     );
     let rows = store.export(Some(&t)).await.unwrap();
     assert_eq!(rows.len(), 629);
@@ -608,7 +609,7 @@ async fn unchanged_days_cost_no_write_and_a_changed_value_rewrites_its_item_alon
         .replace_chunk(&t, g, &m, w, &values, &activities)
         .await
         .unwrap();
-    assert_eq!(writes(&store), (632, 11, 1), "nothing written again");
+    assert_eq!(writes(&store), (634, 12, 1), "nothing written again");
 
     // Three replaces of the same keys with other values at once, then one writer's values.
     let day1 = pendo_sync::domain::Window {

@@ -33,6 +33,9 @@ pub(crate) struct Bill {
     pub(crate) directory_read_units: f64,
     pub(crate) dynamodb_calls: u64,
     pub(crate) sqs_requests: u64,
+    /// Write and read units by what the items are ([`Kind`]).
+    pub(crate) write_units_by_kind: BTreeMap<&'static str, f64>,
+    pub(crate) read_units_by_kind: BTreeMap<&'static str, f64>,
     /// Calls by action, for the reader of the figure.
     pub(crate) by_action: BTreeMap<String, u64>,
 }
@@ -47,6 +50,12 @@ impl Bill {
         for (k, n) in &other.by_action {
             *self.by_action.entry(k.clone()).or_default() += n;
         }
+        for (k, u) in &other.write_units_by_kind {
+            *self.write_units_by_kind.entry(k).or_default() += u;
+        }
+        for (k, u) in &other.read_units_by_kind {
+            *self.read_units_by_kind.entry(k).or_default() += u;
+        }
     }
 
     pub(crate) fn minus(&self, before: &Bill) -> Bill {
@@ -57,7 +66,14 @@ impl Bill {
             }
         }
         by_action.retain(|_, n| *n > 0);
+        let minus = |now: &BTreeMap<&'static str, f64>, then: &BTreeMap<&'static str, f64>| {
+            now.iter()
+                .map(|(k, u)| (*k, u - then.get(k).copied().unwrap_or(0.0)))
+                .collect()
+        };
         Bill {
+            write_units_by_kind: minus(&self.write_units_by_kind, &before.write_units_by_kind),
+            read_units_by_kind: minus(&self.read_units_by_kind, &before.read_units_by_kind),
             write_units: self.write_units - before.write_units,
             read_units: self.read_units - before.read_units,
             directory_read_units: self.directory_read_units - before.directory_read_units,
@@ -88,57 +104,59 @@ impl Bill {
         }
         let table = req["TableName"].as_str().unwrap_or("");
         let consistent = req["ConsistentRead"].as_bool().unwrap_or(false);
+        let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_string);
         match action.as_str() {
-            "PutItem" => self.write_units += put_units(table, &req["Item"]),
-            "UpdateItem" | "DeleteItem" => self.write_units += key_units(table, &req["Key"]),
+            "PutItem" => {
+                let units = put_units(table, &req["Item"]);
+                self.write(kind(table, pk(&req["Item"]).as_deref()), units);
+            }
+            "UpdateItem" | "DeleteItem" => {
+                let units = key_units(table, &req["Key"]);
+                self.write(kind(table, pk(&req["Key"]).as_deref()), units);
+            }
             "BatchWriteItem" => {
-                let unprocessed = count_requests(&ans["UnprocessedItems"]);
-                let mut units = 0.0;
-                for (table, reqs) in req["RequestItems"].as_object().into_iter().flatten() {
-                    for r in reqs.as_array().into_iter().flatten() {
-                        units += match (&r["PutRequest"], &r["DeleteRequest"]) {
-                            (Value::Object(p), _) => put_units(table, &p["Item"]),
-                            (_, Value::Object(d)) => key_units(table, &d["Key"]),
-                            _ => 0.0,
-                        };
-                    }
-                }
                 // Unprocessed requests are not billed; they come back in another call.
                 let sent = count_requests(&req["RequestItems"]).max(1) as f64;
-                self.write_units += units * (sent - unprocessed as f64) / sent;
+                let applied = (sent - count_requests(&ans["UnprocessedItems"]) as f64) / sent;
+                for (table, reqs) in req["RequestItems"].as_object().into_iter().flatten() {
+                    for r in reqs.as_array().into_iter().flatten() {
+                        let (units, key) = match (&r["PutRequest"], &r["DeleteRequest"]) {
+                            (Value::Object(p), _) => (put_units(table, &p["Item"]), pk(&p["Item"])),
+                            (_, Value::Object(d)) => (key_units(table, &d["Key"]), pk(&d["Key"])),
+                            _ => (0.0, None),
+                        };
+                        self.write(kind(table, key.as_deref()), units * applied);
+                    }
+                }
             }
             "TransactWriteItems" => {
                 for i in req["TransactItems"].as_array().into_iter().flatten() {
-                    self.write_units += 2.0
-                        * match (&i["Put"], &i["Update"], &i["Delete"], &i["ConditionCheck"]) {
+                    let (units, table, key) =
+                        match (&i["Put"], &i["Update"], &i["Delete"], &i["ConditionCheck"]) {
                             (Value::Object(p), ..) => {
-                                put_units(p["TableName"].as_str().unwrap_or(""), &p["Item"])
+                                let table = p["TableName"].as_str().unwrap_or("");
+                                (put_units(table, &p["Item"]), table, pk(&p["Item"]))
                             }
-                            (_, Value::Object(u), ..) => {
-                                key_units(u["TableName"].as_str().unwrap_or(""), &u["Key"])
+                            (_, Value::Object(o), ..)
+                            | (_, _, Value::Object(o), _)
+                            | (.., Value::Object(o)) => {
+                                let table = o["TableName"].as_str().unwrap_or("");
+                                (key_units(table, &o["Key"]), table, pk(&o["Key"]))
                             }
-                            (_, _, Value::Object(d), _) => {
-                                key_units(d["TableName"].as_str().unwrap_or(""), &d["Key"])
-                            }
-                            _ => 1.0,
+                            _ => (1.0, "", None),
                         };
+                    self.write(kind(table, key.as_deref()), 2.0 * units);
                 }
             }
             "GetItem" => {
                 let units = read_units(size_of(&ans["Item"]), consistent);
-                self.read_units += units;
-                if is_directory(req["Key"]["pk"]["S"].as_str()) {
-                    self.directory_read_units += units;
-                    *self
-                        .by_action
-                        .entry("GetItem (directory)".into())
-                        .or_default() += 1;
-                }
+                self.read(kind(table, pk(&req["Key"]).as_deref()), units);
             }
             "BatchGetItem" => {
                 for (table, keys) in req["RequestItems"].as_object().into_iter().flatten() {
                     let consistent = keys["ConsistentRead"].as_bool().unwrap_or(false);
-                    let asked = keys["Keys"].as_array().map_or(0, Vec::len);
+                    let asked: Vec<&Value> =
+                        keys["Keys"].as_array().into_iter().flatten().collect();
                     let unprocessed = ans["UnprocessedKeys"][table]["Keys"]
                         .as_array()
                         .map_or(0, Vec::len);
@@ -147,11 +165,12 @@ impl Bill {
                         .into_iter()
                         .flatten()
                         .collect();
+                    let what = kind(table, asked.first().and_then(|k| pk(k)).as_deref());
                     for item in &found {
-                        self.read_units += read_units(size_of(item), consistent);
+                        self.read(what, read_units(size_of(item), consistent));
                     }
-                    let missing = asked.saturating_sub(unprocessed + found.len());
-                    self.read_units += missing as f64 * read_units(0, consistent);
+                    let missing = asked.len().saturating_sub(unprocessed + found.len());
+                    self.read(what, missing as f64 * read_units(0, consistent));
                 }
             }
             "Query" | "Scan" => {
@@ -161,18 +180,42 @@ impl Bill {
                     .flatten()
                     .map(size_of)
                     .sum();
-                let units = read_units(size, consistent);
-                self.read_units += units;
-                if is_directory(req["ExpressionAttributeValues"][":p"]["S"].as_str()) {
-                    self.directory_read_units += units;
-                    *self
-                        .by_action
-                        .entry("Query (directory)".into())
-                        .or_default() += 1;
-                }
+                let partition = req["ExpressionAttributeValues"][":p"]["S"].as_str();
+                self.read(kind(table, partition), read_units(size, consistent));
             }
             _ => {}
         }
+    }
+}
+
+impl Bill {
+    fn write(&mut self, kind: &'static str, units: f64) {
+        self.write_units += units;
+        *self.write_units_by_kind.entry(kind).or_default() += units;
+    }
+
+    fn read(&mut self, kind: &'static str, units: f64) {
+        self.read_units += units;
+        *self.read_units_by_kind.entry(kind).or_default() += units;
+        if kind == "directory" {
+            self.directory_read_units += units;
+        }
+    }
+}
+
+/// What an item is, from its table and partition key (`keys.rs`): the run's bookkeeping and
+/// configuration (the config table), a manifest (`T#t#MF`), the directory (`T#t#EU`,
+/// `T#t#D#kind`), or a value or activity record (every other partition of the data table).
+fn kind(table: &str, pk: Option<&str>) -> &'static str {
+    let pk = pk.unwrap_or("");
+    if table.ends_with("-config") {
+        "config"
+    } else if pk.ends_with("#MF") {
+        "manifests"
+    } else if is_directory(Some(pk)) {
+        "directory"
+    } else {
+        "values_and_activity"
     }
 }
 
