@@ -110,7 +110,7 @@ def measured(b):
     }
 
 
-def modelled_large(b, fig4):
+def modelled_large(b, fig4, fig6=None):
     """The large tenant's bill: the small tenant's units per item, chunk and row times the
     large tenant's counts (figure 4: 10 mappings, 90 days)."""
     small_steady = b["steady"]
@@ -121,16 +121,27 @@ def modelled_large(b, fig4):
     large_activities_day = fig4["activities_written"] / 90
     large_items_day = large_values_day + large_activities_day
     new_day_units = large_values_day + 2 * large_activities_day
-    # Writes: the new day's items, plus the small tenant's overhead per chunk (run bookkeeping,
-    # cursors, the new day's manifests) for the large tenant's 10 chunks a day.
-    overhead_per_chunk = (small_steady["write_units"] - small_steady["new_day_write_units"]) * days / small_chunks
-    writes = new_day_units + overhead_per_chunk * chunks_day
-    # Reads: the small tenant's per chunk (bookkeeping, generation checks, the directory
-    # stamp), plus the manifests of the 4 look-back days, which grow with the items (about 14
-    # bytes an item, read strongly consistent: a unit per 4 KB), plus the planning's read of the
-    # large directory (figure 6: 27.5 units eventually consistent, 55 strongly).
-    reads = small_steady["read_units"] * days / small_chunks * chunks_day \
-        + large_items_day * 4 * 14 / 4096 + 55
+    # Units by what they are: values, activity records and manifests grow with the day's
+    # items; the run's bookkeeping (the config table) with its chunks; the directory's reads
+    # with the chunks (the stamp) and, for the planning's read, with the directory (figure 6:
+    # the large directory is 27.5 units eventually consistent, 55 strongly).
+    small_items_day = small_steady["new_day_values"] + small_steady["new_day_activities"]
+    items = large_items_day / max(small_items_day, 1e-9)
+    per_chunk = chunks_day * days / small_chunks
+    w, r = small_steady["write_units_by_kind"], small_steady["read_units_by_kind"]
+    # Manifests: a small tenant's are under 1 KB, each write billed a whole unit, so they do not
+    # scale with items; the large tenant's are billed by their bytes: figure 6 measures a
+    # daily chunk's manifest units per value written (2,000 companies x 2 metrics), and a
+    # manifest is read (4 look-back days, strongly consistent) at a unit per 4 KB of it.
+    manifest_units_per_item = (fig6["manifest_units_first_write"] / fig6["values"]) if fig6 else 0.01
+    manifest_bytes_per_item = manifest_units_per_item * 1024 / 2
+    writes = w.get("values_and_activity", 0) * items + manifest_units_per_item * large_items_day \
+        + w.get("config", 0) * per_chunk + w.get("directory", 0)
+    planning = small_steady["directory_read_units_by_function"].get("resync", 0) / days
+    # The data table's other reads (unmatched identities) are per mapping and run.
+    reads = large_items_day * manifest_bytes_per_item * 4 / 4096 \
+        + (r.get("values_and_activity", 0) + r.get("config", 0)) * per_chunk \
+        + (r.get("directory", 0) - planning) * per_chunk + (55 if planning > 0 else 0)
     rows_day = fig4["rows_read"] / 90
     small_sqs = small_steady["functions_sqs_requests"] + small_steady["event_source_sqs_requests"]
     fetch_wall_per_row = small_steady["lambda"]["fetch"]["wall_s"] / max(small_steady["pendo_rows"], 1)
@@ -156,8 +167,9 @@ def modelled_large(b, fig4):
     resync_writes = b["resync_all"]["write_units"] / max(small_resync_items, 1) * large_resync_items
     return {
         "tenant": f"large preset: 2,000 companies, 46,875 end users, {LARGE_MAPPINGS} mappings, 90 days",
-        "how": "modelled: the small tenant's measured units per item, per chunk and per row, times "
-               "figure 4's counts of the large tenant",
+        "how": "modelled: the small tenant's measured units (values, activity records and manifests "
+               "per item of the day, the run's bookkeeping per chunk, Lambda time per Pendo row), "
+               "times figure 4's counts of the large tenant",
         "steady_day": {
             "write_units": writes,
             "new_day_write_units": new_day_units,

@@ -180,11 +180,11 @@ def build():
             "--example", "dynamo_wcu"]
     for f in FUNCTIONS:
         args += ["-p", f, "--bin", f]
-    # Figure 9's measurement is a test of the scenario crate (it drives the handlers through
+    # Figures 9's and 10's measurements are tests of the scenario crate (it drives the handlers through
     # the fault proxy in front of moto): its test binary, in the same invocation, so that
     # `pendo_sync` still compiles once (with the `testing` feature the test needs; the
     # functions do not reach that code, so their size does not change).
-    if "9" not in SKIP:
+    if "9" not in SKIP or "10" not in SKIP:
         args += ["-p", "e2e", "--test", "it"]
     for m in cargo_build(args):
         t = m.get("target", {})
@@ -756,7 +756,8 @@ def run_figures(results, figs, started):
             if "10" not in SKIP:
                 log("figure 10: a tenant's AWS bill")
                 t_fig = time.monotonic()
-                figs["10_aws_bill"] = aws_bill(benches["e2e_it"], env, figs.get("4_resync_all"))
+                figs["10_aws_bill"] = aws_bill(benches["e2e_it"], env, figs.get("4_resync_all"),
+                                               figs.get("6_dynamodb_wcu"))
                 phase_done("figure 10", t_fig)
         finally:
             subprocess.run(["bash", os.path.join(ROOT, "infra", "local", "aws-local.sh"), "stop"],
@@ -766,7 +767,7 @@ def run_figures(results, figs, started):
     return finish(results, started)
 
 
-def aws_bill(test_binary, env, fig4):
+def aws_bill(test_binary, env, fig4, fig6):
     """Figure 10: `aws_bill::bench_a_tenants_aws_bill` once (its units are computed from item
     sizes and counts, the same every run), priced by bill.py; the large tenant modelled from it
     and figure 4."""
@@ -784,7 +785,7 @@ def aws_bill(test_binary, env, fig4):
         "small": bill.measured(raw),
     }
     if fig4:
-        fig["large"] = bill.modelled_large(raw, fig4)
+        fig["large"] = bill.modelled_large(raw, fig4, fig6)
     return fig
 
 
