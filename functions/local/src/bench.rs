@@ -225,24 +225,8 @@ async fn setup(
         );
         return Ok(());
     }
-    let by_popularity = |mut v: Vec<(f64, String)>| {
-        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        v.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
-    };
-    let features = by_popularity(
-        sub.features
-            .iter()
-            .filter(|f| f.app_id == app_id)
-            .map(|f| (f.popularity, f.id.clone()))
-            .collect(),
-    );
-    let pages = by_popularity(
-        sub.pages
-            .iter()
-            .filter(|p| p.app_id == app_id)
-            .map(|p| (p.popularity, p.id.clone()))
-            .collect(),
-    );
+    let features = sub.popular_features(app_id);
+    let pages = sub.popular_pages(app_id);
     let mut creator_chosen = false;
     for i in 0..mappings {
         let source = if i % 2 == 0 {
@@ -299,11 +283,9 @@ fn one_source(
     Ok(match kind {
         BenchKind::Page => MappingKind::Page {
             page_id: sub
-                .pages
-                .iter()
-                .filter(|p| p.app_id == app_id)
-                .max_by(|a, b| a.popularity.total_cmp(&b.popularity).then(b.id.cmp(&a.id)))
-                .map(|p| p.id.clone())
+                .popular_pages(app_id)
+                .into_iter()
+                .next()
                 .context("no page")?,
             minutes_metric: None,
         },

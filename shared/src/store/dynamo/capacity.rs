@@ -21,7 +21,8 @@ const KB: usize = 1024;
 /// Bytes DynamoDB adds to an index entry.
 const INDEX_OVERHEAD: usize = 100;
 
-fn number_size(n: &str) -> usize {
+/// A number's size as DynamoDB counts it: about one byte per two significant digits, plus one.
+pub fn number_size(n: &str) -> usize {
     let digits: String = n
         .trim_start_matches(['-', '+'])
         .split(['e', 'E'])

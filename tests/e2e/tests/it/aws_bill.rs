@@ -234,24 +234,8 @@ async fn bench_a_tenants_aws_bill() {
         end_users += 1;
     }
     let app_id = sub.apps[0].id;
-    let by_popularity = |mut v: Vec<(f64, String)>| {
-        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        v.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
-    };
-    let features = by_popularity(
-        sub.features
-            .iter()
-            .filter(|f| f.app_id == app_id)
-            .map(|f| (f.popularity, f.id.clone()))
-            .collect(),
-    );
-    let pages = by_popularity(
-        sub.pages
-            .iter()
-            .filter(|p| p.app_id == app_id)
-            .map(|p| (p.popularity, p.id.clone()))
-            .collect(),
-    );
+    let features = sub.popular_features(app_id);
+    let pages = sub.popular_pages(app_id);
     for i in 0..mappings {
         let (source, target) = if i % 2 == 0 {
             let source = MappingKind::Feature {

@@ -18,6 +18,7 @@
 //!
 //! SQS requests are counted one per call (every message of this service is far under 64 KB).
 
+use pendo_sync::store::dynamo::capacity::number_size;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -331,19 +332,6 @@ fn value_size(v: &Value) -> usize {
         }
         _ => 0,
     }
-}
-
-fn number_size(n: &str) -> usize {
-    let digits: String = n
-        .trim_start_matches(['-', '+'])
-        .split(['e', 'E'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
-    significant.max(1).div_ceil(2) + 1
 }
 
 #[cfg(test)]

@@ -208,7 +208,34 @@ pub struct Subscription {
     pub(crate) account_index: BTreeMap<String, usize>,
 }
 
+/// Ids most popular first (ties by id).
+fn by_popularity<'a>(items: impl Iterator<Item = (f64, &'a String)>) -> Vec<String> {
+    let mut v: Vec<(f64, &String)> = items.collect();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    v.into_iter().map(|(_, id)| id.clone()).collect()
+}
+
 impl Subscription {
+    /// The ids of an app's features, most popular first (ties by id).
+    pub fn popular_features(&self, app_id: i64) -> Vec<String> {
+        by_popularity(
+            self.features
+                .iter()
+                .filter(|f| f.app_id == app_id)
+                .map(|f| (f.popularity, &f.id)),
+        )
+    }
+
+    /// The ids of an app's pages, most popular first (ties by id).
+    pub fn popular_pages(&self, app_id: i64) -> Vec<String> {
+        by_popularity(
+            self.pages
+                .iter()
+                .filter(|p| p.app_id == app_id)
+                .map(|p| (p.popularity, &p.id)),
+        )
+    }
+
     /// All app ids in subscription order.
     pub fn app_ids(&self) -> Vec<i64> {
         self.apps.iter().map(|a| a.id).collect()
