@@ -113,16 +113,19 @@ impl Manifest {
     pub fn minus(&self, other: &Manifest) -> Manifest {
         let values: BTreeSet<ValueKey> = self.values.difference(&other.values).cloned().collect();
         let users: BTreeSet<String> = self.users.difference(&other.users).cloned().collect();
-        let split: BTreeSet<(Target, String)> = self
+        let split: BTreeSet<&(Target, String)> = self
             .values
             .intersection(&other.values)
-            .map(|v| v.object.clone())
+            .map(|v| &v.object)
             .collect();
+        // Each object once (was a scan of the values per fingerprint: quadratic on a day of
+        // thousands of companies).
+        let left: BTreeSet<&(Target, String)> = values.iter().map(|v| &v.object).collect();
         Manifest {
             object_fps: self
                 .object_fps
                 .iter()
-                .filter(|(o, _)| !split.contains(*o) && values.iter().any(|v| &v.object == *o))
+                .filter(|(o, _)| !split.contains(o) && left.contains(o))
                 .map(|(o, fp)| (o.clone(), *fp))
                 .collect(),
             user_fps: only(&self.user_fps, &users),
