@@ -6,7 +6,7 @@
 //! the cache only once it committed (a rolled-back key id may be given to another key).
 
 use super::StoreError;
-use crate::domain::TenantId;
+use crate::domain::{Target, TenantId};
 use rusqlite::{Connection, OptionalExtension};
 use rustc_hash::FxHashMap;
 
@@ -67,15 +67,30 @@ fn bind_len(table: KeyTable) -> usize {
 /// One map key for the parts: each but the last prefixed with its length, so no two lists of
 /// parts give the same text whatever characters they hold.
 fn joined(buf: &mut String, table: KeyTable, parts: KeyParts<'_>) {
-    use std::fmt::Write;
     buf.clear();
     let n = bind_len(table);
     for (i, p) in parts.iter().take(n).enumerate() {
         if i + 1 < n {
-            let _ = write!(buf, "{}:", p.len());
+            push_decimal(buf, p.len());
+            buf.push(':');
         }
         buf.push_str(p);
     }
+}
+
+/// `n` in decimal digits (a key is looked up per value written: no formatting machinery).
+fn push_decimal(buf: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend(digits[at..].iter().map(|d| char::from(*d)));
 }
 
 /// Most keys kept in memory (objects of every tenant together, about 80 bytes each); past it
@@ -179,6 +194,59 @@ impl<K: Copy> SlotKeys<K> {
         }
         self.keys[i] = Some(k);
         Ok(k)
+    }
+}
+
+/// Metric keys of unslotted records kept at most by [`RecentKeys`].
+const RECENT_METRICS: usize = 16;
+
+/// The keys of unslotted records met lately: the last object, and up to [`RECENT_METRICS`]
+/// metrics. A per-day pipeline chunk (PES, aggregation, report) is sorted by object and
+/// alternates a few metrics object by object, so most of its values find both keys here
+/// without joining and hashing their parts.
+#[derive(Default)]
+pub(super) struct RecentKeys {
+    object: Option<(Target, String, i64)>,
+    metrics: Vec<(Target, String, String, i64)>,
+}
+
+impl RecentKeys {
+    pub(super) fn object(
+        &mut self,
+        kind: Target,
+        id: &str,
+        resolve: impl FnOnce() -> Result<i64, StoreError>,
+    ) -> Result<i64, StoreError> {
+        match &mut self.object {
+            Some((k, i, key)) if *k == kind && i == id => Ok(*key),
+            last => {
+                let key = resolve()?;
+                *last = Some((kind, id.to_string(), key));
+                Ok(key)
+            }
+        }
+    }
+
+    pub(super) fn metric(
+        &mut self,
+        kind: Target,
+        metric: &str,
+        app: &str,
+        resolve: impl FnOnce() -> Result<i64, StoreError>,
+    ) -> Result<i64, StoreError> {
+        let found = self
+            .metrics
+            .iter()
+            .find(|(k, m, a, _)| *k == kind && m == metric && a == app);
+        if let Some((.., key)) = found {
+            return Ok(*key);
+        }
+        let key = resolve()?;
+        if self.metrics.len() < RECENT_METRICS {
+            self.metrics
+                .push((kind, metric.to_string(), app.to_string(), key));
+        }
+        Ok(key)
     }
 }
 
@@ -390,6 +458,15 @@ mod tests {
             joined(&mut a, KeyTable::Metric, x);
             joined(&mut b, KeyTable::Metric, y);
             assert_ne!(a, b, "{x:?} {y:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0usize, 7, 10, 99, 1_234_567, usize::MAX] {
+            let mut buf = String::from("x");
+            push_decimal(&mut buf, n);
+            assert_eq!(buf, format!("x{n}"));
         }
     }
 }

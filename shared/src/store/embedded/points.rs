@@ -10,7 +10,9 @@
 //! re-sync spent most of its time reading, writing and checkpointing those pages.
 
 use super::blocks::{filter_days, ActivityEntry, GroupWriter, Table, ValueEntry};
-use super::keys::{ensure_mapping_key, mapping_key, KeyCache, KeyTable, KeyTx, SlotKeys};
+use super::keys::{
+    ensure_mapping_key, mapping_key, KeyCache, KeyTable, KeyTx, RecentKeys, SlotKeys,
+};
 use super::EmbeddedStore;
 use super::{write_tx, StoreError};
 use crate::domain::Window;
@@ -67,27 +69,30 @@ pub(super) fn replace_chunk(
     {
         let mut rows = GroupWriter::new(Table::Values);
         let mut metrics = SlotKeys::default();
+        let mut recent = RecentKeys::default();
         let mut written: Vec<i64> = Vec::new();
         records.for_each_value(Text::Unslotted, &mut |v, slots| {
             let kind = v.object.kind.as_str();
-            let metric = metrics.get(slots.metric, || {
-                keys.key(KeyTable::Metric, [kind, &v.metric, &v.app])
-            })?;
+            let resolve = || keys.key(KeyTable::Metric, [kind, &v.metric, &v.app]);
+            let metric = match slots.metric {
+                Some(_) => metrics.get(slots.metric, resolve)?,
+                None => recent.metric(v.object.kind, &v.metric, &v.app, resolve)?,
+            };
             if !written.contains(&metric) {
                 written.push(metric);
             }
-            let object = space.objects(v.object.kind).get(slots.object, || {
-                let id = match slots.object {
-                    Some(slot) => {
-                        records
-                            .slot_object(slot)
-                            .ok_or_else(|| missing("object", slot))?
-                            .id
-                    }
-                    None => v.object.id.clone(),
-                };
-                keys.key(KeyTable::Object, [kind, &id, ""])
-            })?;
+            let object = match slots.object {
+                Some(slot) => space.objects(v.object.kind).get(Some(slot), || {
+                    let id = records
+                        .slot_object(slot)
+                        .ok_or_else(|| missing("object", slot))?
+                        .id;
+                    keys.key(KeyTable::Object, [kind, &id, ""])
+                })?,
+                None => recent.object(v.object.kind, &v.object.id, || {
+                    keys.key(KeyTable::Object, [kind, &v.object.id, ""])
+                })?,
+            };
             let e = ValueEntry {
                 object,
                 value: v.value,
