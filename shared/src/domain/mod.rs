@@ -2,6 +2,7 @@
 
 pub mod aggregation;
 pub mod apps;
+pub mod budget;
 pub mod directory;
 pub mod ids;
 pub mod imports;
@@ -13,6 +14,7 @@ pub mod unmatched;
 pub mod window;
 
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
+pub use budget::{Answer, Budget, BudgetSettings, Take};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
 pub use ids::{ImportId, MappingId, RunId, TenantId};
 pub use imports::{DirectoryImport, ImportCounts, ImportOptions, ImportStage, ImportState};
