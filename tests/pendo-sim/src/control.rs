@@ -1,5 +1,6 @@
 //! Mutable simulator state behind the control API: clock, keys, faults, memory limit,
-//! objects deleted from the subscription, request log and per-path call counters.
+//! objects deleted from the subscription, request limits and latency (`crate::limits`),
+//! request log and per-path call counters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::SimKey;
 use crate::faults::{pick, FaultRule, FaultState};
+use crate::limits::{Latency, Limiter, Limits, Permit, Rejection};
 
 /// One logged `/api/` call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +72,7 @@ pub struct Control {
     deleted: RwLock<BTreeSet<(ObjectKind, String)>>,
     log: Mutex<Vec<RequestLogEntry>>,
     counters: Mutex<BTreeMap<String, u64>>,
+    limiter: Limiter,
 }
 
 impl Control {
@@ -88,6 +91,7 @@ impl Control {
             deleted: RwLock::new(BTreeSet::new()),
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(BTreeMap::new()),
+            limiter: Limiter::default(),
         }
     }
 
@@ -192,6 +196,41 @@ impl Control {
             .copied()
     }
 
+    /// Set the per-key request limits (`Limits::default()` = none); refills every bucket.
+    pub fn set_limits(&self, limits: Limits) -> Result<(), String> {
+        self.limiter.set_limits(limits)
+    }
+
+    /// The per-key request limits.
+    pub fn limits(&self) -> Limits {
+        self.limiter.limits()
+    }
+
+    /// Set the latency model (`Latency::default()` = none).
+    pub fn set_latency(&self, latency: Latency) -> Result<(), String> {
+        self.limiter.set_latency(latency)
+    }
+
+    /// The latency model.
+    pub fn latency(&self) -> Latency {
+        self.limiter.latency()
+    }
+
+    /// Admit an `/api/` call of a known key under the limits (see [`Limiter::admit`]).
+    pub fn admit(&self, key: &str) -> Result<Option<Permit>, Rejection> {
+        self.limiter.admit(key)
+    }
+
+    /// Calls of `key` admitted under a limit whose response is not fully sent yet.
+    pub fn in_flight(&self, key: &str) -> u32 {
+        self.limiter.in_flight(key)
+    }
+
+    /// Calls answered 429 by the request limits, per key (not in [`Control::counters`]).
+    pub fn rate_limited(&self) -> BTreeMap<String, u64> {
+        self.limiter.rejected()
+    }
+
     /// Record an `/api/` call.
     pub fn record(
         &self,
@@ -233,9 +272,10 @@ impl Control {
         lock(&self.counters).clone()
     }
 
-    /// Clear the request log and counters.
+    /// Clear the request log and counters (the 429 counts too; the buckets stay).
     pub fn reset_requests(&self) {
         lock(&self.log).clear();
         lock(&self.counters).clear();
+        self.limiter.clear_rejected();
     }
 }

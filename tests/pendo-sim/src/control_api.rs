@@ -1,5 +1,5 @@
 //! HTTP control API under `/_sim/` (no key needed): clock, faults, memory limit, keys,
-//! deleting objects of the subscription, request log and counters.
+//! request limits and latency, deleting objects of the subscription, request log and counters.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::control::ObjectKind;
 use crate::faults::FaultRule;
+use crate::limits::{Latency, Limits};
 use crate::stream::json_value;
 use crate::Simulator;
 
@@ -165,8 +166,46 @@ async fn reset_requests(State(sim): State<Simulator>) -> Response {
     json_value(&json!({ "reset": true }))
 }
 
+async fn get_limits(State(sim): State<Simulator>) -> Response {
+    json_value(&json!(sim.control().limits()))
+}
+
+/// Replace the limits: an absent or null field removes that limit.
+async fn set_limits(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let limits: Limits = match parse(&body) {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    match sim.control().set_limits(limits) {
+        Ok(()) => json_value(&json!(limits)),
+        Err(e) => bad(e),
+    }
+}
+
+async fn get_latency(State(sim): State<Simulator>) -> Response {
+    json_value(&json!(sim.control().latency()))
+}
+
+/// Replace the latency model: an absent field is zero.
+async fn set_latency(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let latency: Latency = match parse(&body) {
+        Ok(l) => l,
+        Err(e) => return bad(e),
+    };
+    match sim.control().set_latency(latency) {
+        Ok(()) => json_value(&json!(latency)),
+        Err(e) => bad(e),
+    }
+}
+
+/// Calls per path, plus `rateLimited` (429s of the request limits per key) once there are any.
 async fn counters(State(sim): State<Simulator>) -> Response {
-    json_value(&json!(sim.control().counters()))
+    let mut out = json!(sim.control().counters());
+    let limited = sim.control().rate_limited();
+    if let (Some(map), false) = (out.as_object_mut(), limited.is_empty()) {
+        map.insert("rateLimited".into(), json!(limited));
+    }
+    json_value(&out)
 }
 
 async fn info(State(sim): State<Simulator>) -> Response {
@@ -192,6 +231,8 @@ pub fn control_router(sim: Simulator) -> Router {
         )
         .route("/_sim/memory-limit", post(memory_limit))
         .route("/_sim/synthetic-rows", post(synthetic_rows))
+        .route("/_sim/limits", get(get_limits).put(set_limits))
+        .route("/_sim/latency", get(get_latency).put(set_latency))
         .route("/_sim/keys", post(set_key))
         .route("/_sim/keys/{key}", delete(revoke_key))
         .route("/_sim/objects/{kind}/{id}", delete(delete_object))

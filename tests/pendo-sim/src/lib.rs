@@ -1,6 +1,7 @@
 //! Pendo simulator: a deterministic, seeded stand-in for Pendo's v1 REST API
 //! (aggregations, reports, pages, features, segments, metadata schema, key checks) with a
-//! control API for the clock, keys and fault injection.
+//! control API for the clock, keys, fault injection, per-key request limits and a latency
+//! model.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -18,6 +19,7 @@ pub mod data;
 pub mod error;
 pub mod expr;
 pub mod faults;
+pub mod limits;
 pub mod pipeline;
 pub mod rng;
 pub mod server;
@@ -38,6 +40,7 @@ pub use data::{
 };
 pub use error::SimError;
 pub use faults::{FaultKind, FaultRule};
+pub use limits::{Latency, Limits};
 
 use expr::EvalCtx;
 
@@ -67,7 +70,7 @@ impl Simulator {
         &self.inner.sub
     }
 
-    /// Mutable state: clock, keys, faults, memory limit, request log.
+    /// Mutable state: clock, keys, faults, memory limit, limits and latency, request log.
     pub fn control(&self) -> &Control {
         &self.inner.control
     }

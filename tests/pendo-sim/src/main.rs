@@ -1,7 +1,7 @@
 //! `pendo-sim` binary: serve the simulated Pendo API.
 
 use clap::{Parser, ValueEnum};
-use pendo_sim::{SimConfig, SimKey, Simulator};
+use pendo_sim::{Latency, Limits, SimConfig, SimKey, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Preset {
@@ -47,6 +47,37 @@ struct Args {
     /// Benchmarks: answer grouped event queries with this many synthetic rows.
     #[arg(long)]
     synthetic_event_rows: Option<u64>,
+    /// Assumed Pendo rate limit: requests per second per integration key (token bucket,
+    /// burst = the rate); beyond it, 429 with `Retry-After`. Default: no limit.
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Requests in flight per integration key; beyond it, 429. Default: no limit.
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+    /// Latency model: fixed time per call before the response headers, in ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Latency model: time per 1,000 rows of a streamed row body, in ms.
+    #[arg(long = "latency-per-1000-rows-ms", default_value_t = 0)]
+    latency_per_1000_rows_ms: u64,
+}
+
+/// Apply the limit and latency flags to a new simulator.
+fn apply_limits(args: &Args, sim: &Simulator) -> Result<(), String> {
+    let limits = Limits {
+        requests_per_second: args.rate_limit,
+        max_in_flight: args.max_in_flight,
+    };
+    sim.control()
+        .set_limits(limits)
+        .map_err(|e| format!("invalid --rate-limit/--max-in-flight: {e}"))?;
+    let latency = Latency {
+        latency_ms: args.latency_ms,
+        per_1000_rows_ms: args.latency_per_1000_rows_ms,
+    };
+    sim.control()
+        .set_latency(latency)
+        .map_err(|e| format!("invalid --latency-ms/--latency-per-1000-rows-ms: {e}"))
 }
 
 fn config(args: &Args) -> Result<SimConfig, String> {
@@ -89,6 +120,10 @@ async fn main() {
     let sim = Simulator::new(cfg);
     sim.control()
         .set_synthetic_event_rows(args.synthetic_event_rows);
+    if let Err(e) = apply_limits(&args, &sim) {
+        eprintln!("pendo-sim: {e}");
+        std::process::exit(2);
+    }
     let running = match sim.spawn(&args.listen).await {
         Ok(r) => r,
         Err(e) => {

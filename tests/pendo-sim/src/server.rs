@@ -1,10 +1,12 @@
-//! The `/api/v1/*` surface: key checks, fault injection, request logging and the handlers.
+//! The `/api/v1/*` surface: request limits and latency, key checks, fault injection, request
+//! logging and the handlers.
 
 use std::collections::BTreeMap;
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::control::ObjectKind;
 use crate::faults::{cut_body, status_response, FaultKind, FaultRule};
+use crate::limits::{hold_until_sent, Permit, Rejection};
 use crate::pipeline::{parse::parse_plan, plan_request};
 use crate::rng::fnv1a;
 use crate::stream::{error_response, json_value, stream_plan};
@@ -20,6 +23,9 @@ use crate::{SimError, Simulator};
 
 /// Max accepted request body.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// The `fault` of a request-log entry answered 429 by the request limits.
+pub const RATE_LIMITED: &str = "rateLimited";
 
 /// Whether the calling key has write access (inserted by the guard).
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +45,38 @@ fn fault_name(kind: FaultKind) -> String {
         .unwrap_or_default()
 }
 
+fn header_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-pendo-integration-key")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The request limits: `Err` refuses a known key's call beyond its budget (answer 429); `Ok`
+/// carries the in-flight permit, if any limit is set. Unknown keys are not limited (they get
+/// their 403).
+fn admit(sim: &Simulator, headers: &HeaderMap) -> Result<Option<Permit>, Rejection> {
+    let control = sim.control();
+    match header_key(headers).filter(|k| control.key_access(k).is_some()) {
+        Some(k) => control.admit(k),
+        None => Ok(None),
+    }
+}
+
+/// The key check, then the handler.
+async fn answer(sim: &Simulator, parts: Parts, bytes: Bytes, next: Next) -> Response {
+    let key = header_key(&parts.headers).and_then(|k| sim.control().key_access(k));
+    let aggregation = parts.method == Method::POST && parts.uri.path() == "/api/v1/aggregation";
+    match key {
+        None => forbidden(),
+        Some(false) if aggregation => forbidden(),
+        Some(write) => {
+            let mut req = Request::from_parts(parts, Body::from(bytes));
+            req.extensions_mut().insert(KeyAccess { write });
+            next.run(req).await
+        }
+    }
+}
+
 async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -51,31 +89,33 @@ async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Respon
     };
     let digest = fnv1a(&bytes);
     let control = sim.control();
+    // A call beyond the limits is answered at once and counted apart: not a call to its path,
+    // not seen by fault rules, no latency.
+    let permit = match admit(&sim, &parts.headers) {
+        Ok(p) => p,
+        Err(rejection) => {
+            control.record(
+                method.as_str(),
+                &path,
+                digest,
+                429,
+                Some(RATE_LIMITED.into()),
+            );
+            return rejection.response();
+        }
+    };
     control.count_call(&path);
     let fault = control.pick_fault(&path);
+    let latency = control.latency().fixed();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Some(d) = fault.as_ref().and_then(FaultRule::delay) {
         tokio::time::sleep(d).await;
     }
     let resp = match fault.as_ref().and_then(status_response) {
         Some(r) => r,
-        None => {
-            let key = parts
-                .headers
-                .get("x-pendo-integration-key")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|k| control.key_access(k));
-            match key {
-                None => forbidden(),
-                Some(false) if path == "/api/v1/aggregation" && method == Method::POST => {
-                    forbidden()
-                }
-                Some(write) => {
-                    let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
-                    req.extensions_mut().insert(KeyAccess { write });
-                    next.run(req).await
-                }
-            }
-        }
+        None => answer(&sim, parts, bytes, next).await,
     };
     // A body fault lands on whatever answer the call gets, error answers included.
     let resp = match fault.as_ref().and_then(FaultRule::cut) {
@@ -89,7 +129,10 @@ async fn guard(State(sim): State<Simulator>, req: Request, next: Next) -> Respon
         resp.status().as_u16(),
         fault.map(|f| fault_name(f.kind)),
     );
-    resp
+    match permit {
+        Some(p) => hold_until_sent(resp, p),
+        None => resp,
+    }
 }
 
 async fn aggregation(State(sim): State<Simulator>, body: Bytes) -> Response {
