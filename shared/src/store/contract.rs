@@ -40,6 +40,10 @@ macro_rules! store_contract_tests {
             contract_reads::activity_reads_are_newest_first_per_end_user_and_company,
             contract_reads::series_and_metrics_read_every_app_of_the_current_generation,
             contract_reads::the_directory_stamp_changes_with_every_directory_write,
+            contract_budget::a_budget_grants_its_burst_then_waits_without_writing,
+            contract_budget::concurrent_takes_never_spend_one_token_twice,
+            contract_budget::a_429_stops_that_subscription_only,
+            contract_budget::a_budget_written_at_a_stale_version_is_a_conflict,
         );
     };
     (@each $make:expr; $($module:ident :: $sentence:ident),* $(,)?) => {

@@ -2,12 +2,15 @@
 //! imports), [`RunStore`] (runs and their chunks), [`DirectoryStore`] (companies, assets,
 //! projects, end users), [`DataStore`] (writes of metric values and activity), [`ReadStore`]
 //! (their reads and the export) and [`UnmatchedStore`] (what found no object); [`Store`] is all
-//! of them. Every method takes the tenant first; no read crosses tenants.
+//! of them. Every method takes the tenant first; no read crosses tenants. [`BudgetStore`] keeps
+//! the request budgets of Pendo subscriptions, which are not a tenant's.
 //! Adapters: `embedded` (SQLite file) and `dynamo` (DynamoDB), each role in its own file. The
 //! contract every adapter must pass is `contract.rs` (`store_contract_tests!`).
 
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
+#[cfg(any(test, feature = "testing"))]
+pub mod contract_budget;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract_directory;
 #[cfg(any(test, feature = "testing"))]
@@ -52,6 +55,7 @@ use crate::domain::{
     ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
     ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
+use crate::domain::{Answer, Budget, BudgetSettings, Take};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -556,9 +560,97 @@ pub trait UnmatchedStore: Send + Sync {
     async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError>;
 }
 
+/// Compare-and-set attempts of a budget change before it gives up (each conflict means another
+/// worker changed the budget in between: it is re-read and the change applied again).
+pub const BUDGET_ATTEMPTS: usize = 32;
+
+/// The request budgets of Pendo subscriptions ([`crate::domain::budget`]), shared by every
+/// worker that calls one subscription, by an opaque subscription id (never the integration key
+/// itself). The adapters read and compare-and-set a versioned budget; the rules are the
+/// provided methods, written once here.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    /// The subscription's budget and its version (`(None, 0)` when none is stored).
+    async fn read_budget(&self, subscription: &str) -> Result<(Option<Budget>, u64), StoreError>;
+
+    /// Stores `budget` as version `version + 1` if the stored version is still `version` (0:
+    /// none stored).
+    ///
+    /// # Errors
+    /// `Conflict` when another worker wrote it first (nothing written).
+    async fn write_budget(
+        &self,
+        subscription: &str,
+        budget: &Budget,
+        version: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Takes a token and a lease for a call starting at `now_ms`, or says how long to wait (a
+    /// wait writes nothing: the refill is computed again on the next take).
+    ///
+    /// # Errors
+    /// `Conflict` after [`BUDGET_ATTEMPTS`] lost races; the store's own errors.
+    async fn take_budget(
+        &self,
+        subscription: &str,
+        s: &BudgetSettings,
+        now_ms: i64,
+    ) -> Result<Take, StoreError> {
+        for _ in 0..BUDGET_ATTEMPTS {
+            let (stored, version) = self.read_budget(subscription).await?;
+            let current = stored.unwrap_or_else(|| Budget::fresh(s, now_ms));
+            let (next, take) = current.take(s, now_ms);
+            if let Take::Wait { .. } = take {
+                return Ok(take);
+            }
+            match self.write_budget(subscription, &next, version).await {
+                Err(StoreError::Conflict(_)) => continue,
+                written => return written.map(|()| take),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "the request budget changed {BUDGET_ATTEMPTS} times while a call was taking from it"
+        )))
+    }
+
+    /// Settles the call that holds the lease `lease_until_ms` with Pendo's answer.
+    ///
+    /// # Errors
+    /// As [`BudgetStore::take_budget`].
+    async fn settle_budget(
+        &self,
+        subscription: &str,
+        s: &BudgetSettings,
+        now_ms: i64,
+        lease_until_ms: i64,
+        answer: Answer,
+    ) -> Result<(), StoreError> {
+        for _ in 0..BUDGET_ATTEMPTS {
+            let (stored, version) = self.read_budget(subscription).await?;
+            let current = stored.unwrap_or_else(|| Budget::fresh(s, now_ms));
+            let next = current.settle(s, now_ms, lease_until_ms, answer);
+            match self.write_budget(subscription, &next, version).await {
+                Err(StoreError::Conflict(_)) => continue,
+                written => return written,
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "the request budget changed {BUDGET_ATTEMPTS} times while a call was settling"
+        )))
+    }
+}
+
 /// The whole store port: every role's trait. `Arc<dyn Store>` is what the ports bundle holds.
 pub trait Store:
-    ConfigStore + RunStore + DirectoryStore + DataStore + ReadStore + UnmatchedStore + Send + Sync
+    ConfigStore
+    + RunStore
+    + DirectoryStore
+    + DataStore
+    + ReadStore
+    + UnmatchedStore
+    + BudgetStore
+    + Send
+    + Sync
 {
 }
 
@@ -569,6 +661,7 @@ impl<S> Store for S where
         + DataStore
         + ReadStore
         + UnmatchedStore
+        + BudgetStore
         + Send
         + Sync
 {
@@ -577,6 +670,7 @@ impl<S> Store for S where
 /// Every role's trait, for a caller of the store's methods: `use crate::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ConfigStore, DataStore, DirectoryStore, ReadStore, RunStore, Store, UnmatchedStore,
+        BudgetStore, ConfigStore, DataStore, DirectoryStore, ReadStore, RunStore, Store,
+        UnmatchedStore,
     };
 }

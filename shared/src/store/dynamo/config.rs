@@ -38,7 +38,7 @@ impl DynamoStore {
 
     /// Puts `item` if the stored one is at `version` (0: none is stored); `what` names it in a
     /// conflict.
-    async fn put_versioned(
+    pub(super) async fn put_versioned(
         &self,
         mut item: Item,
         version: u64,

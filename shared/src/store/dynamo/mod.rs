@@ -93,6 +93,7 @@
 //! Reads: one strongly consistent BatchGetItem of the window's manifest heads per chunk (1 RCU
 //! per 4 KB of manifest and day); no read per value. Batches are `BatchWriteItem` of 25.
 
+mod budget;
 pub mod capacity;
 mod config;
 mod data;

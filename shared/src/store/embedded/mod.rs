@@ -4,6 +4,7 @@
 //! activity), `reads.rs` and `unmatched.rs`. Every statement is scoped by tenant.
 
 mod blocks;
+mod budget;
 mod config;
 mod directory;
 mod keys;

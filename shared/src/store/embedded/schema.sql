@@ -211,3 +211,11 @@ CREATE TABLE IF NOT EXISTS unmatched (
     value REAL NOT NULL,
     PRIMARY KEY (tenant, mapping, generation, day, reason, identity)
 ) WITHOUT ROWID;
+
+-- Pendo subscriptions' request budgets (domain/budget.rs), by an opaque subscription id: a JSON
+-- body written with a compare-and-set on its version (store/embedded/budget.rs).
+CREATE TABLE IF NOT EXISTS pendo_budgets (
+    subscription TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
