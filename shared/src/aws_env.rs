@@ -64,6 +64,9 @@ pub struct AwsSettings {
     pub batch: BatchConfig,
     /// Trust the system's roots (`AWS_TLS_NATIVE_ROOTS=true`) rather than Amazon's alone.
     pub native_roots: bool,
+    /// The Pendo subscriptions' shared request budget (`PENDO_REQUESTS_PER_SECOND`, …; none
+    /// when unset).
+    pub budget: Option<crate::domain::BudgetSettings>,
 }
 
 impl AwsSettings {
@@ -119,6 +122,12 @@ impl AwsSettings {
                 concurrency: number(FETCH_CONCURRENCY, defaults.concurrency as u32)? as usize,
                 ..defaults
             },
+            budget: crate::domain::BudgetSettings::from_vars(&var).map_err(|reason| {
+                EnvError::Invalid {
+                    name: crate::domain::budget::RATE_VAR,
+                    reason,
+                }
+            })?,
             native_roots: match var(AWS_TLS_NATIVE_ROOTS).as_deref().map(str::trim) {
                 None | Some("" | "false") => false,
                 Some("true") => true,
@@ -222,19 +231,25 @@ pub async fn app_from_settings(settings: &AwsSettings) -> Result<App, EnvError> 
         .http_client(aws_http_client(settings.native_roots)?)
         .load()
         .await;
-    let store = DynamoStore::new(dynamodb_client(&sdk), settings.tables.clone());
+    let store = Arc::new(DynamoStore::new(
+        dynamodb_client(&sdk),
+        settings.tables.clone(),
+    ));
     let queue = SqsQueue::new(
         sqs_client(&sdk),
         settings.fetch_queue_url.clone(),
         settings.resync_queue_url.clone(),
     );
-    let pendo = HttpPendo::new(HttpPendoConfig {
+    let mut pendo = HttpPendo::new(HttpPendoConfig {
         endpoints: settings.pendo.clone(),
         ..HttpPendoConfig::default()
     })
     .map_err(|e| EnvError::Pendo(e.to_string()))?;
+    if let Some(budget) = settings.budget {
+        pendo = pendo.with_budgets(store.clone(), budget);
+    }
     Ok(App::new(Ports {
-        store: Arc::new(store),
+        store,
         queue: Arc::new(queue),
         pendo: Arc::new(pendo),
         clock: Arc::new(SystemClock),

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use pendo_sync::clock::{Clock, SystemClock};
-use pendo_sync::domain::ExportRow;
+use pendo_sync::domain::{BudgetSettings, ExportRow};
 use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
 use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{ConsumerLock, EmbeddedQueue, QueueSettings};
@@ -52,10 +52,15 @@ impl Local {
             std::env::var("PENDO_BASE_URLS").ok().as_deref(),
         )
         .map_err(anyhow::Error::msg)?;
-        let pendo = HttpPendo::new(HttpPendoConfig {
+        let mut pendo = HttpPendo::new(HttpPendoConfig {
             endpoints,
             ..HttpPendoConfig::default()
         })?;
+        let budget =
+            BudgetSettings::from_vars(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+        if let Some(budget) = budget {
+            pendo = pendo.with_budgets(Arc::new(store.clone()), budget);
+        }
         let queue = EmbeddedQueue::new(&store, QueueSettings::LOCAL);
         let ports = Ports {
             store: Arc::new(store.clone()),

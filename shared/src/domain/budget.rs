@@ -72,6 +72,55 @@ impl BudgetSettings {
     }
 }
 
+/// The variables that set a deployment's budget (the Lambda functions' environment, and the
+/// local runner's): without a rate there is no shared budget (each process keeps only its own
+/// cap on calls in flight).
+pub const RATE_VAR: &str = "PENDO_REQUESTS_PER_SECOND";
+pub const BURST_VAR: &str = "PENDO_REQUEST_BURST";
+pub const IN_FLIGHT_VAR: &str = "PENDO_MAX_IN_FLIGHT";
+
+impl BudgetSettings {
+    /// The settings the variables give through `var`: `None` without [`RATE_VAR`]; the burst
+    /// defaults to the rate (at least 1), calls in flight to 4.
+    ///
+    /// # Errors
+    /// The variable and why its value is refused.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(rate) = get(RATE_VAR) else {
+            return Ok(None);
+        };
+        let number = |name: &str, v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{name}: '{v}' is not a number"))
+        };
+        let rate = number(RATE_VAR, &rate)?;
+        let burst = match get(BURST_VAR) {
+            Some(b) => number(BURST_VAR, &b)?,
+            None => rate.max(1.0),
+        };
+        let max_in_flight = match get(IN_FLIGHT_VAR) {
+            Some(n) => n
+                .parse::<u32>()
+                .map_err(|_| format!("{IN_FLIGHT_VAR}: '{n}' is not a whole number"))?,
+            None => Self::default().max_in_flight,
+        };
+        let s = Self {
+            rate,
+            burst,
+            max_in_flight,
+            ..Self::default()
+        };
+        s.validate()
+            .map_err(|e| format!("{RATE_VAR}, {BURST_VAR}, {IN_FLIGHT_VAR}: {e}"))?;
+        Ok(Some(s))
+    }
+}
+
 /// The stored state of one subscription's budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
@@ -366,6 +415,49 @@ mod tests {
             },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(BudgetSettings::from_vars(vars(&[])), Ok(None));
+        assert_eq!(
+            BudgetSettings::from_vars(vars(&[(RATE_VAR, " 0.5 ")])),
+            Ok(Some(BudgetSettings {
+                rate: 0.5,
+                burst: 1.0,
+                ..BudgetSettings::default()
+            }))
+        );
+        assert_eq!(
+            BudgetSettings::from_vars(vars(&[
+                (RATE_VAR, "5"),
+                (BURST_VAR, "10"),
+                (IN_FLIGHT_VAR, "2")
+            ])),
+            Ok(Some(BudgetSettings {
+                rate: 5.0,
+                burst: 10.0,
+                max_in_flight: 2,
+                ..BudgetSettings::default()
+            }))
+        );
+        for bad in [
+            &[(RATE_VAR, "fast")][..],
+            &[(RATE_VAR, "0")],
+            &[(RATE_VAR, "2"), (IN_FLIGHT_VAR, "0")],
+            &[(RATE_VAR, "2"), (BURST_VAR, "-1")],
+        ] {
+            let err = BudgetSettings::from_vars(vars(bad)).unwrap_err();
+            assert!(err.contains("PENDO_"), "{err}");
         }
     }
 

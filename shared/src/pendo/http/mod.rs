@@ -1,11 +1,15 @@
 //! `HttpPendo`: the Pendo adapter over `reqwest` (rustls). Sends the key header, applies
 //! timeouts, retries transient faults with the [`RetryPolicy`], and streams aggregation
-//! bodies through the [`RowScanner`] without buffering them.
+//! bodies through the [`RowScanner`] without buffering them. Each attempt takes its turn: a
+//! place among this process's calls to the subscription, then (when the deployment sets one)
+//! a token of the subscription's request budget shared by every process through the store
+//! ([`crate::domain::budget`]), settled with Pendo's answer.
 
 use super::retry::RetryPolicy;
 use super::rows::RowScanner;
 use super::{KeyCheck, ObjectList, PendoApi, PendoEndpoints, PendoError, RowSink};
-use crate::domain::Connection;
+use crate::domain::{Answer, BudgetSettings, Connection, Take};
+use crate::store::BudgetStore;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use rand::Rng;
@@ -46,11 +50,44 @@ impl Default for HttpPendoConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpPendo {
     client: reqwest::Client,
     config: HttpPendoConfig,
     gates: Arc<Mutex<HashMap<[u8; 32], Arc<Semaphore>>>>,
+    /// The shared request budgets and their settings, when the deployment sets them.
+    budgets: Option<(Arc<dyn BudgetStore>, BudgetSettings)>,
+}
+
+impl std::fmt::Debug for HttpPendo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPendo")
+            .field("config", &self.config)
+            .field("budget", &self.budgets.as_ref().map(|(_, s)| s))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An attempt's turn: its place among this process's calls to the subscription, and the lease
+/// of the shared budget it holds until settled.
+struct Turn {
+    _permit: Option<OwnedSemaphorePermit>,
+    lease: Option<(String, i64)>,
+}
+
+/// The budget's view of an attempt's result.
+fn answer_of<T>(result: &Result<T, PendoError>) -> Answer {
+    match result {
+        Err(PendoError::RateLimited { retry_after }) => Answer::Throttled {
+            retry_after_ms: retry_after.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+        },
+        Err(PendoError::Timeout | PendoError::Transport(_) | PendoError::Truncated) => Answer::Lost,
+        _ => Answer::Answered,
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// A reqwest client builder whose TLS uses aws-lc-rs, the crypto library the AWS SDK brings
@@ -74,20 +111,34 @@ impl HttpPendo {
             client,
             config,
             gates: Arc::default(),
+            budgets: None,
         })
     }
 
-    /// A turn to call the connection's subscription, held until the response is read.
+    /// This client, taking each call's token from the subscription's budget in `store`.
+    pub fn with_budgets(mut self, store: Arc<dyn BudgetStore>, settings: BudgetSettings) -> Self {
+        self.budgets = Some((store, settings));
+        self
+    }
+
     /// Subscriptions are told apart by a digest of host and key (the key is not kept).
-    async fn turn(&self, conn: &Connection) -> Option<OwnedSemaphorePermit> {
-        let id: [u8; 32] = Sha256::new()
+    fn subscription(&self, conn: &Connection) -> [u8; 32] {
+        Sha256::new()
             .chain_update(self.config.endpoints.base_url(conn.domain).as_bytes())
             .chain_update([0])
             .chain_update(conn.key.expose().as_bytes())
             .finalize()
-            .into();
-        let gate = {
-            let mut gates = self.gates.lock().ok()?;
+            .into()
+    }
+
+    /// A turn to call the connection's subscription, held until the response is read: a place
+    /// among this process's calls, then a token of the shared budget (waiting as it says).
+    ///
+    /// # Errors
+    /// `RateLimited` when the wait would outlast the invocation's time for Pendo calls.
+    async fn turn(&self, conn: &Connection) -> Result<Turn, PendoError> {
+        let id = self.subscription(conn);
+        let gate = self.gates.lock().ok().map(|mut gates| {
             gates
                 .entry(id)
                 .or_insert_with(|| {
@@ -96,8 +147,76 @@ impl HttpPendo {
                     ))
                 })
                 .clone()
+        });
+        let permit = match gate {
+            Some(g) => g.acquire_owned().await.ok(),
+            None => None,
         };
-        gate.acquire_owned().await.ok()
+        let lease = match &self.budgets {
+            Some((store, settings)) => self.lease(store.as_ref(), settings, &id).await?,
+            None => None,
+        };
+        Ok(Turn {
+            _permit: permit,
+            lease,
+        })
+    }
+
+    /// A token and lease of the subscription's shared budget, after the waits it asks for.
+    /// A store that cannot be reached lets the call go without one (the budget paces calls;
+    /// it must not stop them).
+    async fn lease(
+        &self,
+        store: &dyn BudgetStore,
+        settings: &BudgetSettings,
+        id: &[u8; 32],
+    ) -> Result<Option<(String, i64)>, PendoError> {
+        let sub: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        loop {
+            match store.take_budget(&sub, settings, now_ms()).await {
+                Ok(Take::Granted { lease_until_ms }) => return Ok(Some((sub, lease_until_ms))),
+                Ok(Take::Wait { ms }) => {
+                    let wait = Duration::from_millis(ms.max(1) as u64);
+                    if crate::deadline::left().is_some_and(|left| wait >= left) {
+                        return Err(PendoError::RateLimited {
+                            retry_after: Some(wait),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the request budget could not be read; calling Pendo without it");
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Settles the turn's lease with the attempt's result.
+    async fn settle<T>(&self, turn: Turn, result: &Result<T, PendoError>) {
+        let (Some((store, settings)), Some((sub, lease))) = (&self.budgets, turn.lease) else {
+            return;
+        };
+        let answer = answer_of(result);
+        if let Err(e) = store
+            .settle_budget(&sub, settings, now_ms(), lease, answer)
+            .await
+        {
+            tracing::warn!(error = %e, "the request budget could not be settled; its lease will expire");
+        }
+    }
+
+    /// One attempt of a call: its turn, the call bounded by the invocation's deadline, the
+    /// budget settled with the result (also when the deadline cut the call short).
+    async fn attempt<T>(
+        &self,
+        conn: &Connection,
+        call: impl std::future::Future<Output = Result<T, PendoError>>,
+    ) -> Result<T, PendoError> {
+        let turn = self.turn(conn).await?;
+        let result = bounded(call).await;
+        self.settle(turn, &result).await;
+        result
     }
 
     fn url(&self, conn: &Connection, path: &str) -> String {
@@ -149,21 +268,21 @@ impl HttpPendo {
     ) -> Result<serde_json::Value, PendoError> {
         let mut n = 1;
         loop {
-            let result = bounded(async {
-                let _turn = self.turn(conn).await;
-                let resp = self
-                    .send(self.client.get(self.url(conn, path)), conn.key.expose())
-                    .await?;
-                let bytes = resp.bytes().await.map_err(transport)?;
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    if e.is_eof() {
-                        PendoError::Truncated
-                    } else {
-                        PendoError::Malformed(e.to_string())
-                    }
+            let result = self
+                .attempt(conn, async {
+                    let resp = self
+                        .send(self.client.get(self.url(conn, path)), conn.key.expose())
+                        .await?;
+                    let bytes = resp.bytes().await.map_err(transport)?;
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        if e.is_eof() {
+                            PendoError::Truncated
+                        } else {
+                            PendoError::Malformed(e.to_string())
+                        }
+                    })
                 })
-            })
-            .await;
+                .await;
             match result {
                 Err(e) if self.backoff("get", n, &e).await => n += 1,
                 other => return other,
@@ -299,26 +418,26 @@ impl PendoApi for HttpPendo {
         let mut n = 1;
         loop {
             sink.reset();
-            let result = bounded(async {
-                let _turn = self.turn(conn).await;
-                let resp = self
-                    .send(
-                        self.client
-                            .post(&url)
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .body(body.clone()),
-                        conn.key.expose(),
-                    )
-                    .await?;
-                let mut scanner = RowScanner::new();
-                let mut stream = resp.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(transport)?;
-                    scanner.feed_sink(&chunk, sink)?;
-                }
-                scanner.finish()
-            })
-            .await;
+            let result = self
+                .attempt(conn, async {
+                    let resp = self
+                        .send(
+                            self.client
+                                .post(&url)
+                                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                                .body(body.clone()),
+                            conn.key.expose(),
+                        )
+                        .await?;
+                    let mut scanner = RowScanner::new();
+                    let mut stream = resp.bytes_stream();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(transport)?;
+                        scanner.feed_sink(&chunk, sink)?;
+                    }
+                    scanner.finish()
+                })
+                .await;
             match result {
                 Err(e) if self.backoff("aggregation", n, &e).await => n += 1,
                 other => return other,

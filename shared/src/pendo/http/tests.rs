@@ -338,3 +338,39 @@ fn only_a_proper_start_of_the_memory_limit_text_reads_as_cut() {
         PendoError::Timeout
     );
 }
+
+/// What the shared budget learns from an attempt: a 429 (with its Retry-After in ms) slows
+/// everyone; a call that got no answer returns its lease and changes no rate; any answer is a
+/// success for the budget, errors included (Pendo answered, the limit was not the cause).
+#[test]
+fn the_budget_learns_from_each_attempt() {
+    use crate::domain::Answer;
+    let limited = |retry_after| Err::<(), _>(PendoError::RateLimited { retry_after });
+    assert_eq!(
+        answer_of(&limited(Some(Duration::from_millis(2_500)))),
+        Answer::Throttled {
+            retry_after_ms: Some(2_500)
+        }
+    );
+    assert_eq!(
+        answer_of(&limited(None)),
+        Answer::Throttled {
+            retry_after_ms: None
+        }
+    );
+    for lost in [
+        PendoError::Timeout,
+        PendoError::Transport("reset".into()),
+        PendoError::Truncated,
+    ] {
+        assert_eq!(answer_of(&Err::<(), _>(lost)), Answer::Lost);
+    }
+    for answered in [
+        Ok(()),
+        Err(PendoError::Server { status: 503 }),
+        Err(PendoError::MemoryLimit),
+        Err(PendoError::Unauthorized { status: 401 }),
+    ] {
+        assert_eq!(answer_of(&answered), Answer::Answered);
+    }
+}

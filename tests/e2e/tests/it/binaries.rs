@@ -50,6 +50,9 @@ async fn deploy(
             ("RESYNC_QUEUE_URL", gate.resync_url.clone()),
             ("MAX_RECEIVES", "5".into()),
             ("PENDO_BASE_URL", pendo.into()),
+            // The subscription's request budget, shared through the config table by every
+            // function (generous here: the budget is counted, not waited for).
+            ("PENDO_REQUESTS_PER_SECOND", "50".into()),
             ("RUST_LOG", "info".into()),
             ("AWS_ENDPOINT_URL", gate.url().into()),
             ("AWS_ACCESS_KEY_ID", f.access_key()),
@@ -362,6 +365,28 @@ async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
         .iter()
         .all(|r| r.chunks.iter().all(|c| c.status == ChunkStatus::Done)));
     gate.assert_no_denials();
+    // Every call of every function to Pendo took its token from the one budget item of the
+    // subscription and settled it: two conditional writes per call, none lost.
+    let calls: u64 = sim.control().counters().values().sum();
+    let budgets = aws
+        .dynamo
+        .scan()
+        .table_name(&gate.tables.config)
+        .filter_expression("begins_with(pk, :b)")
+        .expression_attribute_values(
+            ":b",
+            aws_sdk_dynamodb::types::AttributeValue::S("BUDGET#".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let versions: Vec<u64> = budgets
+        .iter()
+        .map(|i| i["version"].as_n().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(versions, vec![2 * calls], "{calls} Pendo calls");
 }
 
 /// What the fault and crash scenarios run on: the simulator at today (the binaries' clocks),

@@ -9,6 +9,9 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
+use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
+use pendo_sync::pendo::retry::RetryPolicy;
+use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -39,6 +42,8 @@ pub struct StackOptions {
     pub store_dir: Option<std::path::PathBuf>,
     /// Wraps the queue the app sends to.
     pub wrap_queue: Option<QueueWrapper>,
+    /// The Pendo client takes each call's token from this shared budget, kept in the store.
+    pub budget: Option<BudgetSettings>,
 }
 
 pub struct Stack {
@@ -79,16 +84,27 @@ impl Stack {
         let now = config.now;
         let sim = Simulator::new(config);
         let running = sim.spawn("127.0.0.1:0").await.unwrap();
-        let ports = Ports::builder().pendo_with(&running.base_url(), |c| {
-            if let Some(t) = opts.request_timeout {
-                c.request_timeout = t;
-            }
-        });
         let clock = FixedClock::new(now);
         let store = match &opts.store_dir {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
             None => EmbeddedStore::in_memory().unwrap(),
         };
+        let mut config = HttpPendoConfig {
+            endpoints: PendoEndpoints {
+                all: Some(running.base_url()),
+                ..Default::default()
+            },
+            retry: RetryPolicy::fast(),
+            ..HttpPendoConfig::default()
+        };
+        if let Some(t) = opts.request_timeout {
+            config.request_timeout = t;
+        }
+        let mut pendo = HttpPendo::new(config).unwrap();
+        if let Some(budget) = opts.budget {
+            pendo = pendo.with_budgets(Arc::new(store.clone()), budget);
+        }
+        let ports = Ports::builder().pendo(Arc::new(pendo));
         let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, StdDuration::from_millis(1)));
         let sent: Arc<dyn Queue> = match opts.wrap_queue {
             Some(wrap) => wrap(queue.clone()),

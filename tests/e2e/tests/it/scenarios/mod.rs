@@ -1,3 +1,4 @@
+mod budget;
 mod directory_import;
 mod economy;
 mod faults;
