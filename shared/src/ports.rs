@@ -69,20 +69,7 @@ impl PortsBuilder {
         base_url: &str,
         edit: impl FnOnce(&mut crate::pendo::http::HttpPendoConfig),
     ) -> Self {
-        use crate::pendo::http::{HttpPendo, HttpPendoConfig};
-        use crate::pendo::retry::RetryPolicy;
-        use crate::pendo::PendoEndpoints;
-        let mut config = HttpPendoConfig {
-            endpoints: PendoEndpoints {
-                all: Some(base_url.to_string()),
-                ..Default::default()
-            },
-            retry: RetryPolicy::fast(),
-            ..HttpPendoConfig::default()
-        };
-        edit(&mut config);
-        let pendo = HttpPendo::new(config).expect("a Pendo client for the test");
-        self.pendo(Arc::new(pendo))
+        self.pendo(Arc::new(simulator_pendo(base_url, edit)))
     }
 
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -101,4 +88,30 @@ impl PortsBuilder {
             clock: self.clock.unwrap_or_else(|| missing("clock")),
         }
     }
+}
+
+/// A Pendo client of a test: one base URL for every region (the simulator), retrying at once,
+/// its configuration changed by `edit`.
+///
+/// # Panics
+/// When the HTTP client cannot be built (test setup).
+#[cfg(any(test, feature = "testing"))]
+#[allow(clippy::expect_used)]
+pub fn simulator_pendo(
+    base_url: &str,
+    edit: impl FnOnce(&mut crate::pendo::http::HttpPendoConfig),
+) -> crate::pendo::http::HttpPendo {
+    use crate::pendo::http::{HttpPendo, HttpPendoConfig};
+    use crate::pendo::retry::RetryPolicy;
+    use crate::pendo::PendoEndpoints;
+    let mut config = HttpPendoConfig {
+        endpoints: PendoEndpoints {
+            all: Some(base_url.to_string()),
+            ..Default::default()
+        },
+        retry: RetryPolicy::fast(),
+        ..HttpPendoConfig::default()
+    };
+    edit(&mut config);
+    HttpPendo::new(config).expect("a Pendo client for the test")
 }

@@ -596,21 +596,18 @@ pub trait BudgetStore: Send + Sync {
         s: &BudgetSettings,
         now_ms: i64,
     ) -> Result<Take, StoreError> {
-        for _ in 0..BUDGET_ATTEMPTS {
-            let (stored, version) = self.read_budget(subscription).await?;
-            let current = stored.unwrap_or_else(|| Budget::fresh(s, now_ms));
-            let (next, take) = current.take(s, now_ms);
-            if let Take::Wait { .. } = take {
-                return Ok(take);
-            }
-            match self.write_budget(subscription, &next, version).await {
-                Err(StoreError::Conflict(_)) => continue,
-                written => return written.map(|()| take),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "the request budget changed {BUDGET_ATTEMPTS} times while a call was taking from it"
-        )))
+        update_budget(
+            self,
+            subscription,
+            s,
+            now_ms,
+            "taking from it",
+            |b| match b.take(s, now_ms) {
+                (_, take @ Take::Wait { .. }) => (None, take),
+                (next, take) => (Some(next), take),
+            },
+        )
+        .await
     }
 
     /// Settles the call that holds the lease `lease_until_ms` with Pendo's answer.
@@ -625,19 +622,38 @@ pub trait BudgetStore: Send + Sync {
         lease_until_ms: i64,
         answer: Answer,
     ) -> Result<(), StoreError> {
-        for _ in 0..BUDGET_ATTEMPTS {
-            let (stored, version) = self.read_budget(subscription).await?;
-            let current = stored.unwrap_or_else(|| Budget::fresh(s, now_ms));
-            let next = current.settle(s, now_ms, lease_until_ms, answer);
-            match self.write_budget(subscription, &next, version).await {
-                Err(StoreError::Conflict(_)) => continue,
-                written => return written,
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "the request budget changed {BUDGET_ATTEMPTS} times while a call was settling"
-        )))
+        update_budget(self, subscription, s, now_ms, "settling a call", |b| {
+            (Some(b.settle(s, now_ms, lease_until_ms, answer)), ())
+        })
+        .await
     }
+}
+
+/// Applies `change` to the subscription's budget (a fresh one when none is stored) and writes
+/// what it returns, if anything, with a compare-and-set; again on each conflict, up to
+/// [`BUDGET_ATTEMPTS`] times (`what` names the change in the error after the last).
+async fn update_budget<S: BudgetStore + ?Sized, R>(
+    store: &S,
+    subscription: &str,
+    s: &BudgetSettings,
+    now_ms: i64,
+    what: &str,
+    change: impl Fn(Budget) -> (Option<Budget>, R) + Send + Sync,
+) -> Result<R, StoreError> {
+    for _ in 0..BUDGET_ATTEMPTS {
+        let (stored, version) = store.read_budget(subscription).await?;
+        let (next, out) = change(stored.unwrap_or_else(|| Budget::fresh(s, now_ms)));
+        let Some(next) = next else {
+            return Ok(out);
+        };
+        match store.write_budget(subscription, &next, version).await {
+            Err(StoreError::Conflict(_)) => continue,
+            written => return written.map(|()| out),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "the request budget changed {BUDGET_ATTEMPTS} times while {what}"
+    )))
 }
 
 /// The whole store port: every role's trait. `Arc<dyn Store>` is what the ports bundle holds.

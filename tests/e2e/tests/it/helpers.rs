@@ -9,9 +9,6 @@ use pendo_sync::app::SettingsUpdate;
 use pendo_sync::clock::FixedClock;
 use pendo_sync::domain::mapping::MappingInput;
 use pendo_sync::domain::*;
-use pendo_sync::pendo::http::{HttpPendo, HttpPendoConfig};
-use pendo_sync::pendo::retry::RetryPolicy;
-use pendo_sync::pendo::PendoEndpoints;
 use pendo_sync::queue::embedded::{EmbeddedQueue, QueueSettings};
 use pendo_sync::queue::Queue;
 use pendo_sync::store::embedded::EmbeddedStore;
@@ -89,18 +86,11 @@ impl Stack {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
             None => EmbeddedStore::in_memory().unwrap(),
         };
-        let mut config = HttpPendoConfig {
-            endpoints: PendoEndpoints {
-                all: Some(running.base_url()),
-                ..Default::default()
-            },
-            retry: RetryPolicy::fast(),
-            ..HttpPendoConfig::default()
-        };
-        if let Some(t) = opts.request_timeout {
-            config.request_timeout = t;
-        }
-        let mut pendo = HttpPendo::new(config).unwrap();
+        let mut pendo = pendo_sync::ports::simulator_pendo(&running.base_url(), |c| {
+            if let Some(t) = opts.request_timeout {
+                c.request_timeout = t;
+            }
+        });
         if let Some(budget) = opts.budget {
             pendo = pendo.with_budgets(Arc::new(store.clone()), budget);
         }
