@@ -69,6 +69,8 @@ pub struct Control {
     faults: Mutex<Vec<FaultState>>,
     memory_limit: Mutex<Option<u64>>,
     synthetic_rows: Mutex<Option<u64>>,
+    /// Benchmarks: whole aggregation answers by request body, when on.
+    answers: Mutex<Option<BTreeMap<Vec<u8>, bytes::Bytes>>>,
     deleted: RwLock<BTreeSet<(ObjectKind, String)>>,
     log: Mutex<Vec<RequestLogEntry>>,
     counters: Mutex<BTreeMap<String, u64>>,
@@ -88,6 +90,7 @@ impl Control {
             faults: Mutex::new(Vec::new()),
             memory_limit: Mutex::new(None),
             synthetic_rows: Mutex::new(None),
+            answers: Mutex::new(None),
             deleted: RwLock::new(BTreeSet::new()),
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(BTreeMap::new()),
@@ -150,6 +153,31 @@ impl Control {
     /// The configured synthetic row count.
     pub fn synthetic_event_rows(&self) -> Option<u64> {
         *lock(&self.synthetic_rows)
+    }
+
+    /// Benchmarks only: keep each aggregation's whole answer and give it again to the same
+    /// request body, without running the pipeline (so that a benchmark's later runs measure
+    /// the client alone, not the simulator computing beside it). Off by default; the clock,
+    /// deletions and faults are not part of the key, so leave them alone while it is on.
+    pub fn set_cache_aggregations(&self, on: bool) {
+        *lock(&self.answers) = on.then(BTreeMap::new);
+    }
+
+    /// Whether aggregation answers are kept.
+    pub fn caches_aggregations(&self) -> bool {
+        lock(&self.answers).is_some()
+    }
+
+    /// The kept answer to this aggregation request body, if any.
+    pub fn cached_answer(&self, request: &[u8]) -> Option<bytes::Bytes> {
+        lock(&self.answers).as_ref()?.get(request).cloned()
+    }
+
+    /// Keeps an aggregation's answer (when keeping is on).
+    pub fn keep_answer(&self, request: &[u8], answer: bytes::Bytes) {
+        if let Some(m) = lock(&self.answers).as_mut() {
+            m.insert(request.to_vec(), answer);
+        }
     }
 
     /// Delete an object of the subscription, as a user deleting it in Pendo would: it leaves

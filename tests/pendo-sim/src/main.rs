@@ -47,6 +47,10 @@ struct Args {
     /// Benchmarks: answer grouped event queries with this many synthetic rows.
     #[arg(long)]
     synthetic_event_rows: Option<u64>,
+    /// Benchmarks: answer a repeated aggregation (the same request body) from memory, so that
+    /// later runs measure the client alone.
+    #[arg(long)]
+    cache_aggregations: bool,
     /// Assumed Pendo rate limit: requests per second per integration key (token bucket,
     /// burst = the rate); beyond it, 429 with `Retry-After`. Default: no limit.
     #[arg(long)]
@@ -120,6 +124,8 @@ async fn main() {
     let sim = Simulator::new(cfg);
     sim.control()
         .set_synthetic_event_rows(args.synthetic_event_rows);
+    sim.control()
+        .set_cache_aggregations(args.cache_aggregations);
     if let Err(e) = apply_limits(&args, &sim) {
         eprintln!("pendo-sim: {e}");
         std::process::exit(2);

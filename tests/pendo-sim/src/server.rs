@@ -142,14 +142,36 @@ async fn aggregation(State(sim): State<Simulator>, body: Bytes) -> Response {
             return (StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")).into_response()
         }
     };
+    if let Some(answer) = sim.control().cached_answer(&body) {
+        return json_bytes(answer);
+    }
     let ctx = sim.eval_ctx();
-    match plan_request(&json, sim.subscription(), &ctx) {
+    let response = match plan_request(&json, sim.subscription(), &ctx) {
         Ok(mut plan) => {
             forget_deleted(&sim, &mut plan);
-            stream_plan(sim, plan, ctx, true).await
+            stream_plan(sim.clone(), plan, ctx, true).await
         }
         Err(e) => error_response(&e),
+    };
+    if !(sim.control().caches_aggregations() && response.status() == StatusCode::OK) {
+        return response;
     }
+    match to_bytes(response.into_body(), usize::MAX).await {
+        Ok(answer) => {
+            sim.control().keep_answer(&body, answer.clone());
+            json_bytes(answer)
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// A whole JSON answer.
+fn json_bytes(answer: Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response()
 }
 
 /// A deleted feature or page has no events any more: its source matches none.

@@ -451,3 +451,25 @@ async fn same_config_same_bytes() {
     a.1.shutdown().await;
     b.1.shutdown().await;
 }
+
+/// Benchmarks only: with aggregation answers kept, the same request body gets the first answer
+/// again without the pipeline running (the clock moved a day, so a fresh answer would differ),
+/// and each call still counts; off, the answer follows the clock.
+#[tokio::test]
+async fn kept_aggregation_answers_are_given_again() {
+    let (sim, running) = spawn(tiny_nov5()).await;
+    let base = running.base_url();
+    let body = |resp: reqwest::Response| async move { resp.bytes().await.unwrap() };
+    let request = yesterday_usage();
+    let ask = || post_agg(&base, Some(KEY), &request);
+    sim.control().set_cache_aggregations(true);
+    let first = body(ask().await).await;
+    let now = sim.control().now();
+    sim.control().set_now(now + chrono::Duration::days(1));
+    let again = body(ask().await).await;
+    assert_eq!(first, again);
+    assert_eq!(sim.control().calls("/api/v1/aggregation"), 2);
+    sim.control().set_cache_aggregations(false);
+    let fresh = body(ask().await).await;
+    assert_ne!(first, fresh, "the next day's usage, computed");
+}
