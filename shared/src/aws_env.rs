@@ -240,14 +240,12 @@ pub async fn app_from_settings(settings: &AwsSettings) -> Result<App, EnvError> 
         settings.fetch_queue_url.clone(),
         settings.resync_queue_url.clone(),
     );
-    let mut pendo = HttpPendo::new(HttpPendoConfig {
+    let pendo = HttpPendo::new(HttpPendoConfig {
         endpoints: settings.pendo.clone(),
         ..HttpPendoConfig::default()
     })
-    .map_err(|e| EnvError::Pendo(e.to_string()))?;
-    if let Some(budget) = settings.budget {
-        pendo = pendo.with_budgets(store.clone(), budget);
-    }
+    .map_err(|e| EnvError::Pendo(e.to_string()))?
+    .with_budgets(store.clone(), settings.budget);
     Ok(App::new(Ports {
         store,
         queue: Arc::new(queue),

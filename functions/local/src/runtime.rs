@@ -52,15 +52,13 @@ impl Local {
             std::env::var("PENDO_BASE_URLS").ok().as_deref(),
         )
         .map_err(anyhow::Error::msg)?;
-        let mut pendo = HttpPendo::new(HttpPendoConfig {
-            endpoints,
-            ..HttpPendoConfig::default()
-        })?;
         let budget =
             BudgetSettings::from_vars(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
-        if let Some(budget) = budget {
-            pendo = pendo.with_budgets(Arc::new(store.clone()), budget);
-        }
+        let pendo = HttpPendo::new(HttpPendoConfig {
+            endpoints,
+            ..HttpPendoConfig::default()
+        })?
+        .with_budgets(Arc::new(store.clone()), budget);
         let queue = EmbeddedQueue::new(&store, QueueSettings::LOCAL);
         let ports = Ports {
             store: Arc::new(store.clone()),

@@ -560,10 +560,6 @@ pub trait UnmatchedStore: Send + Sync {
     async fn delete_unmatched(&self, t: &TenantId, mapping: &MappingId) -> Result<(), StoreError>;
 }
 
-/// Compare-and-set attempts of a budget change before it gives up (each conflict means another
-/// worker changed the budget in between: it is re-read and the change applied again).
-pub const BUDGET_ATTEMPTS: usize = 32;
-
 /// The request budgets of Pendo subscriptions ([`crate::domain::budget`]), shared by every
 /// worker that calls one subscription, by an opaque subscription id (never the integration key
 /// itself). The adapters read and compare-and-set a versioned budget; the rules are the
@@ -589,24 +585,19 @@ pub trait BudgetStore: Send + Sync {
     /// wait writes nothing: the refill is computed again on the next take).
     ///
     /// # Errors
-    /// `Conflict` after [`BUDGET_ATTEMPTS`] lost races; the store's own errors.
+    /// `Conflict` after [`optimistic::BUDGET_ATTEMPTS`] lost races; the store's own errors.
     async fn take_budget(
         &self,
         subscription: &str,
         s: &BudgetSettings,
         now_ms: i64,
     ) -> Result<Take, StoreError> {
-        update_budget(
-            self,
-            subscription,
-            s,
-            now_ms,
-            "taking from it",
-            |b| match b.take(s, now_ms) {
-                (_, take @ Take::Wait { .. }) => (None, take),
-                (next, take) => (Some(next), take),
-            },
-        )
+        optimistic::update_budget(self, subscription, s, now_ms, "taking from it", |b| match b
+            .take(s, now_ms)
+        {
+            (_, take @ Take::Wait { .. }) => (None, take),
+            (next, take) => (Some(next), take),
+        })
         .await
     }
 
@@ -622,38 +613,11 @@ pub trait BudgetStore: Send + Sync {
         lease_until_ms: i64,
         answer: Answer,
     ) -> Result<(), StoreError> {
-        update_budget(self, subscription, s, now_ms, "settling a call", |b| {
+        optimistic::update_budget(self, subscription, s, now_ms, "settling a call", |b| {
             (Some(b.settle(s, now_ms, lease_until_ms, answer)), ())
         })
         .await
     }
-}
-
-/// Applies `change` to the subscription's budget (a fresh one when none is stored) and writes
-/// what it returns, if anything, with a compare-and-set; again on each conflict, up to
-/// [`BUDGET_ATTEMPTS`] times (`what` names the change in the error after the last).
-async fn update_budget<S: BudgetStore + ?Sized, R>(
-    store: &S,
-    subscription: &str,
-    s: &BudgetSettings,
-    now_ms: i64,
-    what: &str,
-    change: impl Fn(Budget) -> (Option<Budget>, R) + Send + Sync,
-) -> Result<R, StoreError> {
-    for _ in 0..BUDGET_ATTEMPTS {
-        let (stored, version) = store.read_budget(subscription).await?;
-        let (next, out) = change(stored.unwrap_or_else(|| Budget::fresh(s, now_ms)));
-        let Some(next) = next else {
-            return Ok(out);
-        };
-        match store.write_budget(subscription, &next, version).await {
-            Err(StoreError::Conflict(_)) => continue,
-            written => return written.map(|()| out),
-        }
-    }
-    Err(StoreError::Conflict(format!(
-        "the request budget changed {BUDGET_ATTEMPTS} times while {what}"
-    )))
 }
 
 /// The whole store port: every role's trait. `Arc<dyn Store>` is what the ports bundle holds.

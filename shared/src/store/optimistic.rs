@@ -1,9 +1,9 @@
-//! The one retry-on-conflict loop: the integration is written with a version (a write from an
-//! older read is refused as a conflict), so a change reads it, edits it and writes it, and on a
-//! conflict reads it again and retries.
+//! The retry-on-conflict loops of the items written with a version (a write from an older read
+//! is refused as a conflict): the integration, and a Pendo subscription's request budget. A
+//! change reads the item, edits it and writes it, and on a conflict reads it again and retries.
 
-use super::{Store, StoreError};
-use crate::domain::{Integration, TenantId};
+use super::{BudgetStore, Store, StoreError};
+use crate::domain::{Budget, BudgetSettings, Integration, TenantId};
 
 /// Attempts before a change that keeps meeting concurrent writes gives up.
 pub const ATTEMPTS: usize = 5;
@@ -35,4 +35,35 @@ where
         }
     }
     Ok(None)
+}
+
+/// Compare-and-set attempts of a budget change before it gives up (each conflict means another
+/// worker changed the budget in between: it is re-read and the change applied again).
+pub const BUDGET_ATTEMPTS: usize = 32;
+
+/// Applies `change` to the subscription's budget (a fresh one when none is stored) and writes
+/// what it returns, if anything, with a compare-and-set; again on each conflict, up to
+/// [`BUDGET_ATTEMPTS`] times (`what` names the change in the error after the last).
+pub(super) async fn update_budget<S: BudgetStore + ?Sized, R>(
+    store: &S,
+    subscription: &str,
+    s: &BudgetSettings,
+    now_ms: i64,
+    what: &str,
+    change: impl Fn(Budget) -> (Option<Budget>, R) + Send + Sync,
+) -> Result<R, StoreError> {
+    for _ in 0..BUDGET_ATTEMPTS {
+        let (stored, version) = store.read_budget(subscription).await?;
+        let (next, out) = change(stored.unwrap_or_else(|| Budget::fresh(s, now_ms)));
+        let Some(next) = next else {
+            return Ok(out);
+        };
+        match store.write_budget(subscription, &next, version).await {
+            Err(StoreError::Conflict(_)) => continue,
+            written => return written.map(|()| out),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "the request budget changed {BUDGET_ATTEMPTS} times while {what}"
+    )))
 }

@@ -115,9 +115,14 @@ impl HttpPendo {
         })
     }
 
-    /// This client, taking each call's token from the subscription's budget in `store`.
-    pub fn with_budgets(mut self, store: Arc<dyn BudgetStore>, settings: BudgetSettings) -> Self {
-        self.budgets = Some((store, settings));
+    /// This client, taking each call's token from the subscription's budget in `store` when
+    /// the deployment sets one (`settings`; none: only this process's cap per subscription).
+    pub fn with_budgets(
+        mut self,
+        store: Arc<dyn BudgetStore>,
+        settings: Option<BudgetSettings>,
+    ) -> Self {
+        self.budgets = settings.map(|s| (store, s));
         self
     }
 

@@ -3,7 +3,7 @@
 //! put on its version. A take that waits writes nothing; a grant or a settle is one strongly
 //! consistent read (0.5 read unit) and one put (1 write unit) per call to Pendo.
 
-use super::{from_json, get_n, get_s, key, keys, n, s, to_json, unavailable, DynamoStore};
+use super::{from_json, get_n, get_s, key, keys, n, s, to_json, DynamoStore};
 use crate::domain::Budget;
 use crate::store::{BudgetStore, StoreError};
 use async_trait::async_trait;
@@ -19,16 +19,7 @@ fn budget_key(subscription: &str) -> (String, String) {
 impl BudgetStore for DynamoStore {
     async fn read_budget(&self, subscription: &str) -> Result<(Option<Budget>, u64), StoreError> {
         let (pk, sk) = budget_key(subscription);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.config)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("get a request budget", e))?;
-        match out.item {
+        match self.get_config_item(pk, sk, "get a request budget").await? {
             None => Ok((None, 0)),
             Some(item) => {
                 let budget: Budget = from_json(get_s(&item, "body")?)?;

@@ -16,12 +16,13 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::NaiveDate;
 
 impl DynamoStore {
-    async fn get_body<T: serde::de::DeserializeOwned>(
+    /// A config item, read strongly consistent.
+    pub(super) async fn get_config_item(
         &self,
         pk: String,
         sk: String,
         what: &str,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -31,7 +32,17 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable(what, e))?;
-        out.item
+        Ok(out.item)
+    }
+
+    async fn get_body<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+        what: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get_config_item(pk, sk, what)
+            .await?
             .map(|i| get_s(&i, "body").and_then(from_json))
             .transpose()
     }

@@ -86,14 +86,12 @@ impl Stack {
             Some(dir) => EmbeddedStore::open_dir(dir).unwrap(),
             None => EmbeddedStore::in_memory().unwrap(),
         };
-        let mut pendo = pendo_sync::ports::simulator_pendo(&running.base_url(), |c| {
+        let pendo = pendo_sync::ports::simulator_pendo(&running.base_url(), |c| {
             if let Some(t) = opts.request_timeout {
                 c.request_timeout = t;
             }
-        });
-        if let Some(budget) = opts.budget {
-            pendo = pendo.with_budgets(Arc::new(store.clone()), budget);
-        }
+        })
+        .with_budgets(Arc::new(store.clone()), opts.budget);
         let ports = Ports::builder().pendo(Arc::new(pendo));
         let queue = EmbeddedQueue::new(&store, QueueSettings::with(5, StdDuration::from_millis(1)));
         let sent: Arc<dyn Queue> = match opts.wrap_queue {
