@@ -94,13 +94,23 @@ pub fn rows<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Opti
         .stages
         .iter()
         .position(|s| matches!(s, Stage::Group { .. }))?;
-    let segments: Vec<usize> = plan.stages[..at]
-        .iter()
-        .map(|s| match s {
-            Stage::Segment(i) => Some(*i),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
+    // Row filters before the group: segments, and filters that keep a set of items
+    // (`featureId == "a" || featureId == "b"`, the shared call of several mappings).
+    let mut segments: Vec<usize> = Vec::new();
+    let mut items: Option<Vec<&'a str>> = None;
+    for s in &plan.stages[..at] {
+        match s {
+            Stage::Segment(i) => segments.push(*i),
+            Stage::Filter(e) if *kind != EventSource::Events => {
+                let set = item_set(e, kind.item_field()?)?;
+                items = Some(match items {
+                    None => set,
+                    Some(had) => had.into_iter().filter(|i| set.contains(i)).collect(),
+                });
+            }
+            _ => return None,
+        }
+    }
     let Stage::Group { keys, aggs } = &plan.stages[at] else {
         return None;
     };
@@ -120,9 +130,19 @@ pub fn rows<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Opti
     let last = window.last_date.min(today);
     // One page/feature/track type (every Feature/Page mapping's query): that item's rows
     // alone, generated directly; otherwise the generic walk.
-    let raw: Box<dyn Iterator<Item = EventRow<'a>> + Send + 'a> = match item.as_deref() {
-        Some(id) if *kind != EventSource::Events => {
-            Box::new(sub.item_event_rows(*kind, apps, window.first_date, last, id))
+    let raw: Box<dyn Iterator<Item = EventRow<'a>> + Send + 'a> = match (item.as_deref(), items) {
+        (Some(id), items) if *kind != EventSource::Events => {
+            // A filter on other items than the source's one keeps nothing.
+            let keep = items.is_none_or(|set| set.contains(&id));
+            let rows = sub.item_event_rows(*kind, apps, window.first_date, last, id);
+            Box::new(rows.filter(move |_| keep))
+        }
+        (None, Some(set)) => {
+            let (first, kind) = (window.first_date, *kind);
+            Box::new(
+                set.into_iter()
+                    .flat_map(move |id| sub.item_event_rows(kind, apps, first, last, id)),
+            )
         }
         _ => Box::new(sub.event_rows(*kind, apps, window.first_date, last, item.as_deref())),
     };
@@ -147,6 +167,35 @@ pub fn rows<'a>(plan: &'a Plan, sub: &'a Subscription, ctx: &'a EvalCtx) -> Opti
     let mut out = group_keyed(keyed, keys, aggs, ctx);
     for stage in &plan.stages[at + 1..] {
         out = stages::apply(out, stage, sub, ctx);
+    }
+    Some(out)
+}
+
+/// The items a filter keeps when it is a disjunction of `<item field> == "<id>"` (either side
+/// of `==`), without repeats; `None` for any other filter.
+fn item_set<'a>(e: &'a Expr, field: &str) -> Option<Vec<&'a str>> {
+    use crate::expr::BinOp;
+    let mut out: Vec<&'a str> = Vec::new();
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        let Expr::Binary(op, a, b) = e else {
+            return None;
+        };
+        match (op, a.as_ref(), b.as_ref()) {
+            (BinOp::Or, _, _) => {
+                todo.push(b);
+                todo.push(a);
+            }
+            (BinOp::Eq, Expr::Path(p), Expr::Lit(Value::String(id)))
+            | (BinOp::Eq, Expr::Lit(Value::String(id)), Expr::Path(p))
+                if p.len() == 1 && p[0] == field =>
+            {
+                if !out.contains(&id.as_str()) {
+                    out.push(id);
+                }
+            }
+            _ => return None,
+        }
     }
     Some(out)
 }
