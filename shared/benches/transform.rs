@@ -43,7 +43,7 @@ fn input() -> Input {
     let feature = &sub.features[0];
     let request = event_request(
         EventSource::Feature,
-        &feature.id,
+        &[feature.id.as_str()],
         window,
         tz,
         None,

@@ -67,6 +67,8 @@ pub struct AwsSettings {
     /// The Pendo subscriptions' shared request budget (`PENDO_REQUESTS_PER_SECOND`, …; none
     /// when unset).
     pub budget: Option<crate::domain::BudgetSettings>,
+    /// The most chunks one Pendo call fetches (`PENDO_SHARED_CALL_MAPPINGS`; `sync::share`).
+    pub max_shared: usize,
 }
 
 impl AwsSettings {
@@ -125,6 +127,12 @@ impl AwsSettings {
             budget: crate::domain::BudgetSettings::from_vars(&var).map_err(|reason| {
                 EnvError::Invalid {
                     name: crate::domain::budget::RATE_VAR,
+                    reason,
+                }
+            })?,
+            max_shared: crate::sync::share::max_shared_from(&var).map_err(|reason| {
+                EnvError::Invalid {
+                    name: crate::sync::share::MAX_SHARED_VAR,
                     reason,
                 }
             })?,
@@ -246,12 +254,14 @@ pub async fn app_from_settings(settings: &AwsSettings) -> Result<App, EnvError> 
     })
     .map_err(|e| EnvError::Pendo(e.to_string()))?
     .with_budgets(store.clone(), settings.budget);
-    Ok(App::new(Ports {
+    let mut app = App::new(Ports {
         store,
         queue: Arc::new(queue),
         pendo: Arc::new(pendo),
         clock: Arc::new(SystemClock),
-    }))
+    });
+    app.max_shared = settings.max_shared;
+    Ok(app)
 }
 
 /// Settings from the environment and the app built on them.

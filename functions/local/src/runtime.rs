@@ -59,6 +59,8 @@ impl Local {
             ..HttpPendoConfig::default()
         })?
         .with_budgets(Arc::new(store.clone()), budget);
+        let max_shared = pendo_sync::sync::share::max_shared_from(|k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?;
         let queue = EmbeddedQueue::new(&store, QueueSettings::LOCAL);
         let ports = Ports {
             store: Arc::new(store.clone()),
@@ -66,8 +68,10 @@ impl Local {
             pendo: Arc::new(pendo),
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         };
+        let mut app = App::new(ports);
+        app.max_shared = max_shared;
         Ok(Self {
-            app: Arc::new(App::new(ports)),
+            app: Arc::new(app),
             queue,
             store,
             _lock: None,

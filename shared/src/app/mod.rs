@@ -52,6 +52,8 @@ pub enum Role {
 pub struct App {
     pub(crate) ports: Ports,
     pub lookback_days: u32,
+    /// The most chunks one shared Pendo call fetches (`sync::share`; 1: each chunk alone).
+    pub max_shared: usize,
     /// Directory snapshots shared by this process's chunks (see `sync::directory_cache`).
     directories: crate::sync::directory_cache::DirectoryCache,
 }
@@ -71,6 +73,7 @@ impl App {
         Self {
             ports,
             lookback_days: DEFAULT_LOOKBACK_DAYS,
+            max_shared: crate::sync::share::DEFAULT_MAX_SHARED,
             directories: Default::default(),
         }
     }

@@ -223,7 +223,7 @@ impl App {
                 }
             }
         }
-        let messages = plan::plan_run(&mut run, &i.settings, mappings, &windows);
+        let messages = plan::plan_run(&mut run, &i.settings, mappings, &windows, self.max_shared);
         if planning == Planning::RecoverOnly && run.chunks.is_empty() {
             return Err(AppError::Conflict(
                 crate::app::recovery::NOTHING_TO_RECOVER.into(),
@@ -393,7 +393,9 @@ impl App {
             Ok(QueueMessage::Fetch(m)) => {
                 engine::process_fetch(&self.ports, &self.directories, &m, final_attempt).await
             }
-            Ok(QueueMessage::Resync(m)) => resync::process_resync(&self.ports, &m).await,
+            Ok(QueueMessage::Resync(m)) => {
+                resync::process_resync(&self.ports, &m, self.max_shared).await
+            }
             Ok(QueueMessage::Import(m)) => self.process_import(&m, final_attempt).await,
             Ok(QueueMessage::Plan(m)) => self.process_plan(&m).await,
             Ok(QueueMessage::Run(m)) => self.process_run(&m).await,

@@ -201,6 +201,10 @@ pub struct ChunkRecord {
     /// The id of the delivery that took the lease (`leased_until`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leased_by: Option<String>,
+    /// The chunk whose Pendo call this one shares (its index in the run; see `sync::share`):
+    /// chunks with the same `share` travel in one fetch message. `None`: fetched alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<usize>,
 }
 
 impl ChunkRecord {
@@ -220,6 +224,7 @@ impl ChunkRecord {
             leased_until: None,
             delivery: None,
             leased_by: None,
+            share: None,
         }
     }
 }

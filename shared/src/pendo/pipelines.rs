@@ -19,10 +19,26 @@ pub mod col {
     pub const EMAIL: &str = "email";
     pub const NAME: &str = "name";
     pub const SURNAME: &str = "surname";
+    /// The page or feature id of a row of a shared call (see `event_request`).
+    pub const ITEM: &str = "item";
+}
+
+/// A string literal of Pendo's expression language (`"` and `\` escaped).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Which event source a Feature or Page mapping reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventSource {
     Feature,
     Page,
@@ -36,12 +52,15 @@ fn expr(f: &FieldRef) -> String {
     }
 }
 
-/// `featureEvents`/`pageEvents` for one id, all apps, the window's local days (optionally one
-/// segment), grouped by visitor, account, app and day; visitor/account metadata attached only
-/// when a mapped field needs it.
+/// `featureEvents`/`pageEvents` for the ids of one or several mappings, all apps, the
+/// window's local days (optionally one segment), grouped by visitor, account, app and day;
+/// visitor/account metadata attached only when a mapped field needs it. One id is the source's
+/// own parameter (the request of one mapping); several are a shared call: the source without an
+/// id, a filter keeping those ids (`featureId == "a" || featureId == "b"`), and the id as one
+/// more group key, in column [`col::ITEM`], so that each row can be routed to its mapping.
 pub fn event_request(
     source: EventSource,
-    object_id: &str,
+    ids: &[&str],
     window: Window,
     tz: Option<Tz>,
     segment: Option<&str>,
@@ -52,11 +71,14 @@ pub fn event_request(
         EventSource::Feature => ("featureEvents", "featureId"),
         EventSource::Page => ("pageEvents", "pageId"),
     };
+    let shared = ids.len() > 1;
+    let mut params = Map::new();
+    if let [one] = ids {
+        params.insert(id_param.into(), Value::String((*one).to_string()));
+    }
+    params.insert("appId".into(), json!("expandAppIds(\"*\")"));
     let mut src = Map::new();
-    src.insert(
-        source_name.into(),
-        json!({ id_param: object_id, "appId": "expandAppIds(\"*\")" }),
-    );
+    src.insert(source_name.into(), Value::Object(params));
     src.insert(
         "timeSeries".into(),
         json!({
@@ -66,11 +88,22 @@ pub fn event_request(
         }),
     );
     let mut pipeline = vec![json!({ "source": Value::Object(src) })];
+    if shared {
+        let kept: Vec<String> = ids
+            .iter()
+            .map(|id| format!("{id_param} == {}", quoted(id)))
+            .collect();
+        pipeline.push(json!({ "filter": kept.join(" || ") }));
+    }
     if let Some(seg) = segment {
         pipeline.push(json!({ "segment": { "id": seg } }));
     }
+    let mut keys = vec!["visitorId", "accountId", "appId", "day"];
+    if shared {
+        keys.insert(0, id_param);
+    }
     pipeline.push(json!({ "group": {
-        "group": ["visitorId", "accountId", "appId", "day"],
+        "group": keys,
         "fields": [ { col::EVENTS: { "sum": "numEvents" } }, { col::MINUTES: { "sum": "numMinutes" } } ],
     }}));
     let mapped: Vec<(&str, &FieldRef)> = [
@@ -97,6 +130,9 @@ pub fn event_request(
     }
     for (c, f) in mapped {
         select.insert(c.into(), Value::String(expr(f)));
+    }
+    if shared {
+        select.insert(col::ITEM.into(), Value::String(id_param.into()));
     }
     pipeline.push(json!({ "select": Value::Object(select) }));
     json!({
@@ -193,7 +229,15 @@ mod tests {
             from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             to: NaiveDate::from_ymd_opt(2026, 11, 7).unwrap(),
         };
-        let r = event_request(EventSource::Feature, "f1", w, None, Some("seg"), &fm, "rq");
+        let r = event_request(
+            EventSource::Feature,
+            &["f1"],
+            w,
+            None,
+            Some("seg"),
+            &fm,
+            "rq",
+        );
         let p = &r["request"]["pipeline"];
         assert_eq!(p[0]["source"]["featureEvents"]["featureId"], "f1");
         assert_eq!(
@@ -220,7 +264,7 @@ mod tests {
         };
         let r = event_request(
             EventSource::Page,
-            "p",
+            &["p"],
             w,
             None,
             None,
@@ -230,6 +274,36 @@ mod tests {
         let p = r["request"]["pipeline"].as_array().unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[0]["source"]["pageEvents"]["pageId"], "p");
+    }
+
+    #[test]
+    fn a_shared_call_filters_its_ids_and_groups_by_them() {
+        let w = Window {
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+        };
+        let r = event_request(
+            EventSource::Page,
+            &["p1", "p\"2"],
+            w,
+            None,
+            Some("seg"),
+            &FieldMappings::default(),
+            "rq",
+        );
+        let p = r["request"]["pipeline"].as_array().unwrap();
+        assert_eq!(
+            p[0]["source"]["pageEvents"],
+            json!({"appId": "expandAppIds(\"*\")"})
+        );
+        assert_eq!(p[1]["filter"], r#"pageId == "p1" || pageId == "p\"2""#);
+        assert_eq!(p[2]["segment"]["id"], "seg");
+        assert_eq!(
+            p[3]["group"]["group"],
+            json!(["pageId", "visitorId", "accountId", "appId", "day"])
+        );
+        assert_eq!(p[4]["select"]["item"], "pageId");
+        assert_eq!(p.len(), 5);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use super::Queue;
 use crate::domain::{ImportId, MappingId, RunId, TenantId};
 use crate::queue::messages::{
-    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, RunAction,
-    RunMessage, MESSAGE_VERSION,
+    FetchMessage, ImportMessage, PlanMessage, PurgeMessage, QueueMessage, ResyncMessage, Rider,
+    RunAction, RunMessage, MESSAGE_VERSION,
 };
 use chrono::NaiveDate;
 
@@ -24,6 +24,13 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
             generation: 1,
             from: day,
             to: day,
+            // Some carry the chunks that share their Pendo call.
+            also: (0..i % 3)
+                .map(|k| Rider {
+                    mapping_id: MappingId::parse(&format!("m{k}")).unwrap(),
+                    chunk_index: 100 + k,
+                })
+                .collect(),
         })
         .collect();
     q.send_fetch(&fetches).await.unwrap();

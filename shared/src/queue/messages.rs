@@ -19,6 +19,41 @@ pub struct FetchMessage {
     pub generation: u64,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The other chunks of the run fetched by the same Pendo call (a shared call: same source,
+    /// segment, window and wave; see `sync::share`). Each is recorded, leased and finished as
+    /// its own chunk; a redelivery fetches again only those not yet over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Rider>,
+}
+
+/// A chunk that rides on another chunk's fetch message (see [`FetchMessage::also`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rider {
+    pub mapping_id: MappingId,
+    pub chunk_index: usize,
+}
+
+impl FetchMessage {
+    /// The chunks of the message, each as the message of that chunk alone: its own first.
+    pub fn members(&self) -> Vec<FetchMessage> {
+        let head = FetchMessage {
+            also: Vec::new(),
+            ..self.clone()
+        };
+        let alone = |mapping_id: &MappingId, chunk_index: usize| FetchMessage {
+            mapping_id: mapping_id.clone(),
+            chunk_index,
+            ..head.clone()
+        };
+        std::iter::once(alone(&self.mapping_id, self.chunk_index))
+            .chain(
+                self.also
+                    .iter()
+                    .map(|r| alone(&r.mapping_id, r.chunk_index)),
+            )
+            .collect()
+    }
 }
 
 /// Purge and rebuild a tenant (Re-sync all), for the generation already bumped.

@@ -22,6 +22,7 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     run.planned = true;
     run.chunks = vec![ChunkRecord {
         deferred: true,
+        share: Some(0),
         ..ChunkRecord::pending(m.clone(), d("2026-11-01"), d("2026-11-07"))
     }];
     s.put_run(&run).await.unwrap();
@@ -48,6 +49,7 @@ pub async fn runs_record_chunk_outcomes(s: &dyn Store) {
     };
     let r = get().await;
     assert!(r.chunks[0].deferred, "the chunk's order is kept");
+    assert_eq!(r.chunks[0].share, Some(0), "and the call it shares");
     let g = r.generation;
     assert_eq!(r.state(at(30), g), RunState::Running);
     assert_eq!(

@@ -73,6 +73,34 @@ impl StoreError {
         matches!(self, Self::Refused { .. })
     }
 
+    /// The same error again, for another party to the same failed operation (the chunks of a
+    /// shared call): same kind and words, its causes kept as one line of text.
+    pub fn echo(&self) -> Self {
+        let causes = |cause: &Option<Cause>| {
+            cause
+                .as_ref()
+                .map(|c| Cause::from(crate::error::chain(c.as_ref())))
+        };
+        match self {
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::StaleGeneration(g) => Self::StaleGeneration(*g),
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::Unavailable { what, cause } => Self::Unavailable {
+                what: what.clone(),
+                cause: causes(cause),
+            },
+            Self::Refused { what, cause } => Self::Refused {
+                what: what.clone(),
+                cause: causes(cause),
+            },
+            Self::Corrupt { what, cause } => Self::Corrupt {
+                what: what.clone(),
+                cause: causes(cause),
+            },
+            Self::EmailTaken(e) => Self::EmailTaken(e.clone()),
+        }
+    }
+
     /// `Corrupt`: what does not decode.
     pub fn corrupt(what: impl Into<String>) -> Self {
         Self::Corrupt {

@@ -7,7 +7,7 @@ use super::identity::{Directory, IdentityRules};
 use super::persist::again;
 use super::plan;
 use super::processed::{ProcessError, Processed};
-use super::transform::{ChunkAccumulator, TransformSpec};
+use super::transform::{ChunkAccumulator, SharedSink, TransformSpec};
 use super::waves;
 use crate::domain::mapping::LastError;
 use crate::domain::Window;
@@ -33,121 +33,285 @@ pub async fn process_fetch(
 ) -> Result<Processed, ProcessError> {
     let store = &ports.store;
     let t = &msg.tenant;
-    // Count the delivery and take the chunk; a chunk already over, or held by another delivery
-    // of its message, makes this one a duplicate.
+    // Count the delivery and take each chunk of the message (one, or the chunks of a shared
+    // call); a chunk already over, or held by another delivery of its message, is a duplicate
+    // here and is left out of the work.
     let now = ports.clock.now();
     let lease = now + chrono::Duration::minutes(crate::domain::CHUNK_LEASE_MINUTES);
     let delivery = uuid::Uuid::new_v4().simple().to_string();
-    let chunk = match store
-        .begin_chunk(t, &msg.run_id, msg.chunk_index, &delivery, now, lease)
-        .await
-    {
-        Ok(start) => Some(start),
-        // A run record can be gone (purged history): the chunk still runs, unrecorded.
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(start) = chunk.as_ref().filter(|s| !s.taken) {
-        let c = &start.chunk;
-        if c.status.is_final() {
-            let progress = store.run_progress(t, &msg.run_id, &c.mapping_id).await?;
-            follow_up(ports, msg, c, &progress).await?;
-            tracing::info!(tenant = %t, run = %msg.run_id, chunk = msg.chunk_index, "duplicate delivery of a finished chunk acknowledged");
-        } else {
-            tracing::info!(tenant = %t, run = %msg.run_id, chunk = msg.chunk_index, "another delivery of this chunk is at work; this duplicate is acknowledged");
+    let mut held: Vec<Held> = Vec::new();
+    for member in msg.members() {
+        let chunk = match store
+            .begin_chunk(t, &member.run_id, member.chunk_index, &delivery, now, lease)
+            .await
+        {
+            Ok(start) => Some(start),
+            // A run record can be gone (purged history): the chunk still runs, unrecorded.
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => {
+                hand_back(ports, &held, &delivery, &e.to_string()).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(start) = chunk.as_ref().filter(|s| !s.taken) {
+            let c = &start.chunk;
+            if c.status.is_final() {
+                let progress = store.run_progress(t, &member.run_id, &c.mapping_id).await;
+                let followed = match progress {
+                    Ok(p) => follow_up(ports, &member, c, &p).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = followed {
+                    hand_back(ports, &held, &delivery, &e.message()).await;
+                    return Err(e);
+                }
+                tracing::info!(tenant = %t, run = %member.run_id, chunk = member.chunk_index, "duplicate delivery of a finished chunk acknowledged");
+            } else {
+                tracing::info!(tenant = %t, run = %member.run_id, chunk = member.chunk_index, "another delivery of this chunk is at work; this duplicate is acknowledged");
+            }
+            continue;
         }
+        held.push(Held {
+            msg: member,
+            chunk: chunk.map(|s| s.chunk),
+        });
+    }
+    if held.is_empty() {
         return Ok(Processed::Duplicate);
     }
-    let chunk = chunk.map(|s| s.chunk);
-    let result = run_chunk(ports, directories, msg, chunk.as_ref(), final_attempt).await;
-    if let Err(e @ ProcessError::Permanent(cause)) = &result {
-        if e.is_aws_refusal() {
-            // Refused outside the fetch (recording the outcome, queueing the deferred chunks):
-            // the smallest write left shows it on the mapping — the AWS message names the
-            // function's role, the action and the resource. The chunk itself stays taken and
-            // its run reads `interrupted` once the lease ends.
-            let message = crate::error::chain(cause.as_ref());
-            note_error(ports, msg, &message).await;
+    let results = match run_chunks(ports, directories, &held, final_attempt).await {
+        Ok(results) => results,
+        Err(e) => {
+            if matches!(e, ProcessError::Retryable(_)) {
+                hand_back(ports, &held, &delivery, &e.message()).await;
+            }
+            return Err(e);
+        }
+    };
+    let mut retry = Vec::new();
+    for (h, result) in held.iter().zip(&results) {
+        if let Err(e @ ProcessError::Permanent(cause)) = result {
+            if e.is_aws_refusal() {
+                // Refused outside the fetch (recording the outcome, queueing the deferred
+                // chunks): the smallest write left shows it on the mapping — the AWS message
+                // names the function's role, the action and the resource. The chunk itself
+                // stays taken and its run reads `interrupted` once the lease ends.
+                let message = crate::error::chain(cause.as_ref());
+                note_error(ports, &h.msg, &message).await;
+            }
+        }
+        if let Err(e @ ProcessError::Retryable(_)) = result {
+            retry.push((h, e.message()));
         }
     }
-    if let (Err(e @ ProcessError::Retryable(_)), Some(_)) = (&result, &chunk) {
-        // Let the redelivery take the chunk at once (and show the retry on it).
-        store
+    for (h, message) in retry {
+        hand_back(ports, std::slice::from_ref(h), &delivery, &message).await;
+    }
+    combine(results)
+}
+
+/// A chunk this delivery took (`chunk` is `None` when its run record is gone).
+struct Held {
+    msg: FetchMessage,
+    chunk: Option<ChunkRecord>,
+}
+
+/// Lets the redelivery take these chunks at once (and shows the retry on them).
+async fn hand_back(ports: &Ports, held: &[Held], delivery: &str, why: &str) {
+    for h in held {
+        if h.chunk.is_none() {
+            continue;
+        }
+        ports
+            .store
             .retry_chunk(
-                t,
-                &msg.run_id,
-                msg.chunk_index,
-                &delivery,
-                &format!("retrying: {}", e.message()),
+                &h.msg.tenant,
+                &h.msg.run_id,
+                h.msg.chunk_index,
+                delivery,
+                &format!("retrying: {why}"),
                 ports.clock.now(),
             )
             .await
             .ok();
     }
-    result
 }
 
-/// The work of a delivery that holds its chunk (or of a chunk whose run is gone).
-async fn run_chunk(
+/// How a message of several chunks ended: retried when any chunk must be (the redelivery
+/// fetches only the chunks not over), else failed when any failed, else done.
+fn combine(results: Vec<Result<Processed, ProcessError>>) -> Result<Processed, ProcessError> {
+    let mut permanent = None;
+    let mut done: Option<ChunkStats> = None;
+    let mut superseded = false;
+    for r in results {
+        match r {
+            Err(e @ ProcessError::Retryable(_)) => return Err(e),
+            Err(e) => {
+                permanent.get_or_insert(e);
+            }
+            Ok(Processed::Done(s)) => done.get_or_insert_with(ChunkStats::default).add(&s),
+            Ok(Processed::Superseded) => superseded = true,
+            Ok(Processed::Duplicate) => {}
+        }
+    }
+    match (permanent, done) {
+        (Some(e), _) => Err(e),
+        (None, Some(stats)) => Ok(Processed::Done(stats)),
+        (None, None) if superseded => Ok(Processed::Superseded),
+        (None, None) => Ok(Processed::Duplicate),
+    }
+}
+
+/// The work of a delivery on the chunks it holds: each chunk's outcome (an `Err` for the
+/// whole message only when the integration cannot be read).
+async fn run_chunks(
     ports: &Ports,
     directories: &DirectoryCache,
-    msg: &FetchMessage,
-    chunk: Option<&ChunkRecord>,
+    held: &[Held],
     final_attempt: bool,
-) -> Result<Processed, ProcessError> {
+) -> Result<Vec<Result<Processed, ProcessError>>, ProcessError> {
     let store = &ports.store;
-    let t = &msg.tenant;
+    let lead = &held[0].msg;
+    let t = &lead.tenant;
+    let all = |p: Processed| Ok(held.iter().map(|_| Ok(p.clone())).collect());
     let Some(integration) = store.get_integration(t).await? else {
-        return Ok(Processed::Superseded);
+        return all(Processed::Superseded);
     };
-    if integration.generation != msg.generation {
-        tracing::info!(tenant = %t, mapping = %msg.mapping_id, "dropping a message of an older generation");
-        finish(
-            ports,
-            msg,
-            chunk,
-            ChunkStatus::Superseded,
-            &ChunkStats::default(),
-            None,
-        )
-        .await;
-        return Ok(Processed::Superseded);
+    let superseded = ChunkStats::default();
+    if integration.generation != lead.generation {
+        tracing::info!(tenant = %t, mapping = %lead.mapping_id, "dropping a message of an older generation");
+        for h in held {
+            finish(
+                ports,
+                &h.msg,
+                h.chunk.as_ref(),
+                ChunkStatus::Superseded,
+                &superseded,
+                None,
+            )
+            .await;
+        }
+        return all(Processed::Superseded);
     }
-    let Some(mapping) = store.get_mapping(t, &msg.mapping_id).await? else {
-        finish(
-            ports,
-            msg,
-            chunk,
-            ChunkStatus::Superseded,
-            &ChunkStats::default(),
-            None,
-        )
-        .await;
-        return Ok(Processed::Superseded);
-    };
+    let mut mappings = Vec::with_capacity(held.len());
+    for h in held {
+        mappings.push(store.get_mapping(t, &h.msg.mapping_id).await?);
+    }
     let Some(conn) = integration
         .connection
         .clone()
         .filter(|_| integration.is_active())
     else {
         let m = "the Pendo integration is not connected; reconnect it, then Sync now".to_string();
-        fail(ports, msg, chunk, &m).await;
-        return Err(ProcessError::Permanent(m.into()));
+        let mut out = Vec::with_capacity(held.len());
+        for (h, mapping) in held.iter().zip(&mappings) {
+            if mapping.is_none() {
+                finish(
+                    ports,
+                    &h.msg,
+                    h.chunk.as_ref(),
+                    ChunkStatus::Superseded,
+                    &superseded,
+                    None,
+                )
+                .await;
+                out.push(Ok(Processed::Superseded));
+            } else {
+                fail(ports, &h.msg, h.chunk.as_ref(), &m).await;
+                out.push(Err(ProcessError::Permanent(m.clone().into())));
+            }
+        }
+        return Ok(out);
     };
     let window = Window {
-        from: msg.from,
-        to: msg.to,
+        from: lead.from,
+        to: lead.to,
     };
-    let job = Job {
+    let job = |mapping| Job {
         ports,
         directories,
         integration: &integration,
-        mapping: &mapping,
+        mapping,
         conn: &conn,
-        run: &msg.run_id,
+        run: &lead.run_id,
     };
-    let result = fetch_window(&job, window, 0).await;
+    // The event chunks of one request (normally all of them) share a call; any other chunk
+    // (a pipeline kind) is fetched alone.
+    let mut results: Vec<Option<Result<ChunkStats, ChunkError>>> =
+        held.iter().map(|_| None).collect();
+    let mut calls: Vec<(_, Vec<usize>)> = Vec::new();
+    for (i, mapping) in mappings.iter().enumerate() {
+        let Some(mapping) = mapping else { continue };
+        match super::share::request_key(mapping) {
+            Some(key) => match calls.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => calls.push((key, vec![i])),
+            },
+            None => results[i] = Some(fetch_window(&job(mapping), window, 0).await),
+        }
+    }
+    for (_, members) in calls {
+        let jobs: Vec<Job<'_>> = members
+            .iter()
+            .filter_map(|&i| mappings[i].as_ref().map(job))
+            .collect();
+        match fetch_events(&jobs, window, 0).await {
+            Ok(each) => {
+                for (&i, r) in members.iter().zip(each) {
+                    results[i] = Some(r);
+                }
+            }
+            Err(e) => {
+                for &i in &members {
+                    results[i] = Some(Err(e.echo()));
+                }
+            }
+        }
+    }
     crate::stall::point("chunk-replaced").await;
+    let mut out = Vec::with_capacity(held.len());
+    for ((h, mapping), result) in held.iter().zip(&mappings).zip(results) {
+        let processed = match (mapping, result) {
+            (Some(_), Some(result)) => {
+                conclude(
+                    ports,
+                    &h.msg,
+                    h.chunk.as_ref(),
+                    &integration,
+                    result,
+                    final_attempt,
+                )
+                .await
+            }
+            _ => {
+                finish(
+                    ports,
+                    &h.msg,
+                    h.chunk.as_ref(),
+                    ChunkStatus::Superseded,
+                    &superseded,
+                    None,
+                )
+                .await;
+                Ok(Processed::Superseded)
+            }
+        };
+        out.push(processed);
+    }
+    Ok(out)
+}
+
+/// What a chunk's fetch came to, recorded on the chunk (and on its mapping when it failed).
+async fn conclude(
+    ports: &Ports,
+    msg: &FetchMessage,
+    chunk: Option<&ChunkRecord>,
+    integration: &Integration,
+    result: Result<ChunkStats, ChunkError>,
+    final_attempt: bool,
+) -> Result<Processed, ProcessError> {
+    let store = &ports.store;
+    let t = &msg.tenant;
     match result {
         Ok(stats) => {
             match chunk {
@@ -182,7 +346,7 @@ async fn run_chunk(
             let message = format!(
                 "Pendo refused the integration key (HTTP {status}) — it may have been revoked or lack write access; reconnect with a valid key"
             );
-            disconnect(ports, &integration, &message).await;
+            disconnect(ports, integration, &message).await;
             fail(ports, msg, chunk, &message).await;
             Err(ProcessError::Permanent(message.into()))
         }
@@ -230,7 +394,20 @@ pub(super) enum ChunkError {
     Invalid(String),
 }
 
-/// Fetches and writes one window, halving it on "Query exceeded memory limit".
+impl ChunkError {
+    /// The same error for another chunk of a shared call (a store error's causes on one line).
+    fn echo(&self) -> ChunkError {
+        match self {
+            Self::Pendo(e) => Self::Pendo(e.clone()),
+            Self::Stale => Self::Stale,
+            Self::Invalid(m) => Self::Invalid(m.clone()),
+            Self::Store(e) => Self::Store(e.echo()),
+        }
+    }
+}
+
+/// Fetches and writes one window of a pipeline mapping, halving it on "Query exceeded memory
+/// limit".
 async fn fetch_window(job: &Job<'_>, window: Window, depth: u32) -> Result<ChunkStats, ChunkError> {
     match fetch_once(job, window).await {
         Err(ChunkError::Pendo(PendoError::MemoryLimit)) if depth < MAX_SPLIT_DEPTH => {
@@ -293,45 +470,163 @@ pub(super) async fn load_directory(
 }
 
 async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkError> {
+    super::pipeline_fetch::fetch_pipeline_day(job, window).await
+}
+
+/// The chunks of one window of Feature or Page mappings of one request (`share::request_key`)
+/// fetched by one call, each mapping's rows written as its own chunk: each chunk's outcome,
+/// or the error of the call. On "Query exceeded memory limit" the window is halved, and a
+/// single day's call is split into two calls of half the mappings each.
+async fn fetch_events(
+    jobs: &[Job<'_>],
+    window: Window,
+    depth: u32,
+) -> Result<Vec<Result<ChunkStats, ChunkError>>, ChunkError> {
+    match fetch_events_once(jobs, window).await {
+        Err(ChunkError::Pendo(PendoError::MemoryLimit)) if depth < MAX_SPLIT_DEPTH => {
+            if let Some((a, b)) = window.halves() {
+                tracing::warn!(mapping = %jobs[0].mapping.id, mappings = jobs.len(), days = window.days(), "memory limit: splitting the window");
+                let first = Box::pin(fetch_events(jobs, a, depth + 1)).await?;
+                let second = Box::pin(fetch_events(jobs, b, depth + 1)).await?;
+                Ok(first
+                    .into_iter()
+                    .zip(second)
+                    .map(|pair| match pair {
+                        (Ok(mut s), Ok(t)) => {
+                            s.add(&t);
+                            Ok(s)
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                    })
+                    .collect())
+            } else if jobs.len() > 1 {
+                tracing::warn!(mapping = %jobs[0].mapping.id, mappings = jobs.len(), "memory limit: splitting the shared call");
+                let (left, right) = jobs.split_at(jobs.len() / 2);
+                let mut out = Box::pin(fetch_events(left, window, depth + 1)).await?;
+                out.extend(Box::pin(fetch_events(right, window, depth + 1)).await?);
+                Ok(out)
+            } else {
+                Err(ChunkError::Pendo(PendoError::MemoryLimit))
+            }
+        }
+        other => other,
+    }
+}
+
+async fn fetch_events_once(
+    jobs: &[Job<'_>],
+    window: Window,
+) -> Result<Vec<Result<ChunkStats, ChunkError>>, ChunkError> {
+    let lead = &jobs[0];
     let Job {
         ports,
         integration,
-        mapping,
         conn,
         ..
-    } = *job;
-    let t = &integration.tenant;
-    let store = &ports.store;
+    } = *lead;
     let settings = &integration.settings;
     let tz = settings.timezone.map(|z| z.0);
-    let (source, id, minutes_metric) = match &mapping.source {
-        MappingKind::Feature {
-            feature_id,
-            minutes_metric,
-        } => (EventSource::Feature, feature_id, minutes_metric),
-        MappingKind::Page {
-            page_id,
-            minutes_metric,
-        } => (EventSource::Page, page_id, minutes_metric),
-        MappingKind::Aggregation { .. } | MappingKind::Report { .. } | MappingKind::Pes { .. } => {
-            return super::pipeline_fetch::fetch_pipeline_day(job, window).await
-        }
-    };
     let st = |e| ChunkError::Store(e);
-    let dir = load_directory(job, mapping.target, true)
-        .await
-        .map_err(st)?;
-    let request_id = format!("{}-{}", mapping.id, window.from);
+    let mut source = EventSource::Feature;
+    let mut ids: Vec<&str> = Vec::with_capacity(jobs.len());
+    let mut specs = Vec::with_capacity(jobs.len());
+    let mut dirs: Vec<(Target, Arc<Directory>)> = Vec::new();
+    for job in jobs {
+        let mapping = job.mapping;
+        let (kind, id, minutes_metric) = match &mapping.source {
+            MappingKind::Feature {
+                feature_id,
+                minutes_metric,
+            } => (EventSource::Feature, feature_id, minutes_metric),
+            MappingKind::Page {
+                page_id,
+                minutes_metric,
+            } => (EventSource::Page, page_id, minutes_metric),
+            MappingKind::Aggregation { .. }
+            | MappingKind::Report { .. }
+            | MappingKind::Pes { .. } => {
+                return Err(ChunkError::Invalid(format!(
+                    "mapping {} is not a Feature or Page mapping",
+                    mapping.id
+                )))
+            }
+        };
+        source = kind;
+        if !ids.contains(&id.as_str()) {
+            ids.push(id);
+        }
+        if !dirs.iter().any(|(t, _)| *t == mapping.target) {
+            let dir = load_directory(job, mapping.target, true)
+                .await
+                .map_err(st)?;
+            dirs.push((mapping.target, dir));
+        }
+        specs.push((id.as_str(), event_spec(job, window, minutes_metric)));
+    }
+    let request_id = match jobs.len() {
+        1 => format!("{}-{}", lead.mapping.id, window.from),
+        n => format!("{}+{}-{}", lead.mapping.id, n - 1, window.from),
+    };
     let request = event_request(
         source,
-        id,
+        &ids,
         window,
         tz,
-        mapping.segment_id.as_deref(),
+        lead.mapping.segment_id.as_deref(),
         &settings.field_mappings,
         &request_id,
     );
-    let spec = TransformSpec {
+    let dir_of = |t: Target| {
+        dirs.iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, d)| d.as_ref())
+            .ok_or(ChunkError::Invalid(format!("no directory for {t:?}")))
+    };
+    let mut accumulators = Vec::with_capacity(specs.len());
+    for (id, spec) in specs {
+        let dir = dir_of(spec.target)?;
+        accumulators.push((id.to_string(), ChunkAccumulator::new(spec, dir)));
+    }
+    let accumulators = if ids.len() == 1 {
+        // One id: the mapping's own request, whose rows carry no id column.
+        let mut sink = SameRows(accumulators.into_iter().map(|(_, a)| a).collect());
+        ports
+            .pendo
+            .aggregate(conn, &request, &mut sink)
+            .await
+            .map_err(ChunkError::Pendo)?;
+        sink.0
+    } else {
+        let mut sink = SharedSink::new(accumulators);
+        ports
+            .pendo
+            .aggregate(conn, &request, &mut sink)
+            .await
+            .map_err(ChunkError::Pendo)?;
+        if sink.stray > 0 {
+            tracing::warn!(mapping = %lead.mapping.id, rows = sink.stray, "rows of a shared call for none of its ids were dropped");
+        }
+        sink.into_accumulators()
+    };
+    crate::stall::point("chunk-fetched").await;
+    let mut out = Vec::with_capacity(jobs.len());
+    for (k, (job, acc)) in jobs.iter().zip(accumulators).enumerate() {
+        if k > 0 && crate::deadline::left() == Some(std::time::Duration::ZERO) {
+            // The invocation's time for calls is over: the chunks not yet written go back to
+            // the queue (their redelivery fetches only them) rather than outlive the deadline.
+            out.push(Err(ChunkError::Pendo(PendoError::Timeout)));
+            continue;
+        }
+        out.push(write_events(job, window, acc).await);
+    }
+    Ok(out)
+}
+
+/// What a Feature or Page mapping turns rows into, for one window.
+fn event_spec(job: &Job<'_>, window: Window, minutes_metric: &Option<String>) -> TransformSpec {
+    let (mapping, integration) = (job.mapping, job.integration);
+    let settings = &integration.settings;
+    TransformSpec {
         mapping_id: mapping.id.clone(),
         target: mapping.target,
         metric: mapping.metric_name.clone(),
@@ -343,21 +638,45 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
             email_mapped: settings.field_mappings.email.is_some(),
             may_create: settings.auto_detect_end_users && mapping.auto_create_users,
         },
-        tz,
+        tz: settings.timezone.map(|z| z.0),
         window,
         apps: integration.apps.clone(),
-    };
-    let mut acc = ChunkAccumulator::new(spec, &dir);
-    ports
-        .pendo
-        .aggregate(conn, &request, &mut acc)
-        .await
-        .map_err(ChunkError::Pendo)?;
-    crate::stall::point("chunk-fetched").await;
+    }
+}
+
+/// The same rows to every accumulator (several mappings of one page or feature).
+struct SameRows<'d>(Vec<ChunkAccumulator<'d>>);
+
+impl crate::pendo::RowSink for SameRows<'_> {
+    fn row(&mut self, raw: &[u8]) -> Result<(), crate::pendo::RowError> {
+        self.0.iter_mut().try_for_each(|a| a.row(raw))
+    }
+    fn row_prefix(&mut self, rest: &[u8]) -> Option<Result<usize, crate::pendo::RowError>> {
+        match self.0.as_mut_slice() {
+            [one] => one.row_prefix(rest),
+            _ => None,
+        }
+    }
+    fn reset(&mut self) {
+        self.0.iter_mut().for_each(crate::pendo::RowSink::reset);
+    }
+}
+
+/// Writes one mapping's chunk from its accumulated rows: new end users, values and activity
+/// (one atomic replace), fills, and the rows no object took.
+async fn write_events(
+    job: &Job<'_>,
+    window: Window,
+    acc: ChunkAccumulator<'_>,
+) -> Result<ChunkStats, ChunkError> {
+    let (ports, mapping) = (job.ports, job.mapping);
+    let t = &job.integration.tenant;
+    let store = &ports.store;
+    let st = |e| ChunkError::Store(e);
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
     let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
-    let gen = integration.generation;
+    let gen = job.integration.generation;
     match again("replace the chunk's values", || {
         store.replace_chunk_from(t, gen, &mapping.id, window, &prepared)
     })

@@ -3,7 +3,8 @@
 //! all worker (`resync`) and how a message ended (`processed`), the
 //! directory snapshots it shares (`directory_cache`), the rows no object took (`unmatched`);
 //! per-day pipeline mappings: `report_source`, `pes`, `custom_rows` (their transform) and
-//! `pipeline_fetch`; the Pendo objects mappings refer to (`references`).
+//! `pipeline_fetch`; the Pendo objects mappings refer to (`references`); one Pendo call for several mappings
+//! (`share`).
 
 pub mod custom_rows;
 pub mod directory_cache;
@@ -17,6 +18,7 @@ pub mod processed;
 pub mod references;
 pub mod report_source;
 pub mod resync;
+pub mod share;
 pub mod transform;
 pub mod unmatched;
 pub mod user_list;

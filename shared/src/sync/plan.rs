@@ -69,12 +69,15 @@ pub fn done_prefix_end(
 /// Plans a run (a daily or on-demand run, a recovery and a Re-sync all alike): each
 /// `(mapping, window)` cut into chunks of at most the mapping's chunk length, recorded in `run`
 /// in that order; the chunks of the mappings that must wait for the end users an auto-creating
-/// mapping of `mappings` creates are deferred (`waves`). Returns the fetch messages to send now.
+/// mapping of `mappings` creates are deferred (`waves`); the event chunks of one wave that can
+/// share a Pendo call do, at most `max_shared` to a call (`share`). Returns the fetch messages
+/// to send now.
 pub fn plan_run(
     run: &mut SyncRun,
     settings: &Settings,
     mappings: &[Mapping],
     windows: &[(&Mapping, Window)],
+    max_shared: usize,
 ) -> Vec<FetchMessage> {
     let mut messages = Vec::new();
     for (mapping, window) in windows {
@@ -89,7 +92,9 @@ pub fn plan_run(
         .filter(|m| waves::creates_users(settings, m))
         .map(|m| m.id.clone())
         .collect();
-    waves::defer_after_creators(run, &creating, messages)
+    let now = waves::defer_after_creators(run, &creating, messages);
+    super::share::assign(run, mappings, max_shared);
+    super::share::fold(run, now)
 }
 
 #[cfg(test)]

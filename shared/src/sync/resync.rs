@@ -13,7 +13,11 @@ use crate::store::StoreError;
 
 /// Re-sync all, worker side: purge every value of older generations, reset every cursor to
 /// "never synced" for this generation, plan `days_to_sync` days for every enabled mapping.
-pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Processed, ProcessError> {
+pub async fn process_resync(
+    ports: &Ports,
+    msg: &ResyncMessage,
+    max_shared: usize,
+) -> Result<Processed, ProcessError> {
     let store = &ports.store;
     let t = &msg.tenant;
     let Some(integration) = store.get_integration(t).await? else {
@@ -36,7 +40,7 @@ pub async fn process_resync(ports: &Ports, msg: &ResyncMessage) -> Result<Proces
         t,
         &run,
         claim,
-        plan_resync(ports, msg, &integration, stored),
+        plan_resync(ports, msg, &integration, stored, max_shared),
     )
     .await
 }
@@ -83,6 +87,7 @@ async fn plan_resync(
     msg: &ResyncMessage,
     integration: &Integration,
     stored: Option<SyncRun>,
+    max_shared: usize,
 ) -> Result<Processed, ProcessError> {
     let store = &ports.store;
     let t = &msg.tenant;
@@ -120,7 +125,13 @@ async fn plan_resync(
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
             .filter_map(|m| Some((m, window?)))
             .collect();
-        let messages = plan::plan_run(&mut run, &integration.settings, &mappings, &windows);
+        let messages = plan::plan_run(
+            &mut run,
+            &integration.settings,
+            &mappings,
+            &windows,
+            max_shared,
+        );
         run.sources = checked.sources;
         run.left_out = checked.left_out;
         run.planned = true;

@@ -23,7 +23,8 @@ pub fn creates_users(settings: &Settings, mapping: &Mapping) -> bool {
     settings.auto_detect_end_users && mapping.auto_create_users
 }
 
-/// The message that (re)queues chunk `index` of `run`.
+/// The message that (re)queues chunk `index` of `run` alone (`share::fold` joins the chunks
+/// that share a call).
 pub fn message_for(run: &SyncRun, index: usize, c: &ChunkRecord) -> FetchMessage {
     FetchMessage {
         v: MESSAGE_VERSION,
@@ -34,6 +35,7 @@ pub fn message_for(run: &SyncRun, index: usize, c: &ChunkRecord) -> FetchMessage
         generation: run.generation,
         from: c.from,
         to: c.to,
+        also: Vec::new(),
     }
 }
 
@@ -68,12 +70,14 @@ pub fn may_release(chunk: &ChunkRecord, p: &RunProgress) -> bool {
 
 /// The deferred chunks still pending (what a release sends).
 pub fn deferred_pending(run: &SyncRun) -> Vec<FetchMessage> {
-    run.chunks
+    let pending = run
+        .chunks
         .iter()
         .enumerate()
         .filter(|(_, c)| c.deferred && c.status == ChunkStatus::Pending)
         .map(|(i, c)| message_for(run, i, c))
-        .collect()
+        .collect();
+    super::share::fold(run, pending)
 }
 
 /// The deferred chunks to queue now: every one still pending, once no other chunk is.
@@ -92,12 +96,14 @@ pub fn pending_now(run: &SyncRun) -> Vec<FetchMessage> {
     if !ready.is_empty() {
         return ready;
     }
-    run.chunks
+    let pending = run
+        .chunks
         .iter()
         .enumerate()
         .filter(|(_, c)| !c.deferred && c.status == ChunkStatus::Pending)
         .map(|(i, c)| message_for(run, i, c))
-        .collect()
+        .collect();
+    super::share::fold(run, pending)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// A scalar read as text: strings as they are, numbers and booleans formatted.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Loose<'a>(pub Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
@@ -52,7 +52,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
 }
 
 /// The fields of an event row the transform reads; any other key is ignored.
-#[derive(Debug, Default, PartialEq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 pub(crate) struct EventRow<'a> {
     pub day: Option<i64>,
     #[serde(rename = "appId")]
@@ -75,6 +75,9 @@ pub(crate) struct EventRow<'a> {
     pub name: Option<Loose<'a>>,
     #[serde(borrow, default)]
     pub surname: Option<Loose<'a>>,
+    /// The page or feature of a shared call's row (`col::ITEM`).
+    #[serde(borrow, default)]
+    pub item: Option<Loose<'a>>,
 }
 
 impl<'a> EventRow<'a> {
@@ -118,6 +121,7 @@ enum Field {
     Email,
     Name,
     Surname,
+    Item,
     Other,
 }
 
@@ -135,6 +139,7 @@ fn field(key: &[u8]) -> Field {
         b"email" => Field::Email,
         b"name" => Field::Name,
         b"surname" => Field::Surname,
+        b"item" => Field::Item,
         _ => Field::Other,
     }
 }
@@ -164,7 +169,7 @@ struct Fields {
     app_id: Option<i64>,
     num_events: Option<f64>,
     num_minutes: Option<f64>,
-    text: [Option<Text>; 7],
+    text: [Option<Text>; 8],
 }
 
 impl Fields {
@@ -180,7 +185,7 @@ impl Fields {
                 Some(Text::Literal(l)) => Some(Loose(Cow::Borrowed(l))),
             })
         };
-        let [company, end_user, asset, project, email, name, surname] = self.text;
+        let [company, end_user, asset, project, email, name, surname, item] = self.text;
         Some(EventRow {
             day: self.day,
             app_id: self.app_id,
@@ -193,6 +198,7 @@ impl Fields {
             email: text(email)?,
             name: text(name)?,
             surname: text(surname)?,
+            item: text(item)?,
         })
     }
 }
@@ -397,6 +403,7 @@ fn object(c: &mut Cursor<'_>) -> Option<Fields> {
             Field::Email => row.text[4] = text_field(v),
             Field::Name => row.text[5] = text_field(v),
             Field::Surname => row.text[6] = text_field(v),
+            Field::Item => row.text[7] = text_field(v),
             Field::Other => {}
         }
         c.ws();

@@ -81,7 +81,7 @@ fn stop_bytes_finds_the_first_stop_in_a_word() {
     }
 }
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "day",
     "appId",
     "numEvents",
@@ -93,6 +93,7 @@ const KEYS: [&str; 14] = [
     "email",
     "name",
     "surname",
+    "item",
     "other",
     "d\\u0061y",
     "Day",

@@ -82,6 +82,9 @@ pub(super) fn chunk_item(
     if let Some(d) = &c.leased_by {
         item.insert("leasedBy".into(), s(d.clone()));
     }
+    if let Some(lead) = c.share {
+        item.insert("share".into(), n(lead as u64));
+    }
     Ok(item)
 }
 
@@ -106,6 +109,11 @@ pub(super) fn chunk_from(item: &Item) -> Result<(usize, ChunkRecord), StoreError
         leased_until: parse_time(item, "leasedUntil")?,
         delivery: opt_s(item, "delivery"),
         leased_by: opt_s(item, "leasedBy"),
+        share: if item.contains_key("share") {
+            Some(get_n::<usize>(item, "share")?)
+        } else {
+            None
+        },
     };
     Ok((index, c))
 }

@@ -5,11 +5,13 @@
 //! `prepared` the chunk they make, as a store reads it ([`PreparedChunk`]).
 
 mod prepared;
+mod shared;
 mod sums;
 #[cfg(test)]
 mod tests;
 
 pub use prepared::PreparedChunk;
+pub use shared::SharedSink;
 use sums::{MergedSums, Run, Sums};
 
 use super::identity::{Directory, IdentityRules, UserMatch};

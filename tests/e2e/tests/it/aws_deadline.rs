@@ -40,17 +40,32 @@ async fn a_batch_hands_back_on_time_what_the_time_left_cannot_cover() {
         .upsert_objects(&s.tenant, Target::Company, &companies)
         .await
         .unwrap();
-    // Three company Feature mappings: one 7-day chunk each, none waiting for another.
-    let features: Vec<String> = s.sim.subscription().features[..3]
-        .iter()
-        .map(|f| f.id.clone())
-        .collect();
-    for (i, feature) in features.iter().enumerate() {
-        let source = MappingKind::Feature {
-            feature_id: feature.clone(),
-            minutes_metric: None,
-        };
-        let input = MappingInput::new(source, Target::Company, &format!("Clicks {i}"));
+    // Three company mappings of three requests (a feature, a page, a feature on a segment):
+    // one 7-day chunk each, none waiting for another, none sharing another's call.
+    let sub = s.sim.subscription();
+    let segment = &sub.segments[0];
+    s.app
+        .upsert_segment(&s.tenant, &segment.id, &segment.name)
+        .await
+        .unwrap();
+    let feature = |i: usize| MappingKind::Feature {
+        feature_id: sub.features[i].id.clone(),
+        minutes_metric: None,
+    };
+    let page = MappingKind::Page {
+        page_id: sub.pages[0].id.clone(),
+        minutes_metric: None,
+    };
+    for (i, (source, seg)) in [
+        (feature(0), None),
+        (page, None),
+        (feature(1), Some(segment)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut input = MappingInput::new(source, Target::Company, &format!("Clicks {i}"));
+        input.segment_id = seg.map(|s| s.id.clone());
         s.app.create_mapping(&s.tenant, &input).await.unwrap();
     }
     s.app.resync_all(&s.tenant).await.unwrap();

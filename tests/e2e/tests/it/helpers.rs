@@ -23,6 +23,16 @@ use std::time::Duration as StdDuration;
 pub const KEY: &str = "scenario-key";
 pub const NY: Tz = chrono_tz::America::New_York;
 
+/// The fetch messages of a run, each one Pendo call when nothing fails: a chunk alone, or the
+/// chunks that share a call (`sync::share`).
+pub fn calls_of(run: &pendo_sync::domain::SyncRun) -> u64 {
+    run.chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c.share.is_none_or(|lead| lead == *i))
+        .count() as u64
+}
+
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
@@ -41,6 +51,8 @@ pub struct StackOptions {
     pub wrap_queue: Option<QueueWrapper>,
     /// The Pendo client takes each call's token from this shared budget, kept in the store.
     pub budget: Option<BudgetSettings>,
+    /// The most chunks one Pendo call fetches (default: the product's; 1: each chunk alone).
+    pub max_shared: Option<usize>,
 }
 
 pub struct Stack {
@@ -103,7 +115,11 @@ impl Stack {
             .queue(sent)
             .clock(Arc::new(clock.clone()))
             .build();
-        let app = Arc::new(App::new(ports));
+        let mut app = App::new(ports);
+        if let Some(n) = opts.max_shared {
+            app.max_shared = n;
+        }
+        let app = Arc::new(app);
         let tenant = TenantId::parse("acme-cs").unwrap();
         app.connect(&tenant, KEY, "app.pendo.io").await.unwrap();
         Stack {

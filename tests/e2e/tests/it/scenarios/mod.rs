@@ -8,5 +8,6 @@ mod multi_app;
 mod pipelines;
 mod reliability;
 mod runs;
+mod shared_calls;
 mod time;
 mod unmatched;

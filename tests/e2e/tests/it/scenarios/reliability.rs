@@ -149,9 +149,10 @@ async fn a_body_cut_on_every_attempt_is_never_taken_as_complete() {
     c.add_fault(every(FaultKind::TruncateMidJson, 1)).unwrap();
     s.resync().await;
     let run = last_run(&s).await;
-    let chunks = run.chunks.len() as u64;
-    // 8 attempts per delivery (the fast retry policy) × 5 deliveries, all cut short.
-    assert_eq!(c.calls(AGG), chunks * 8 * 5);
+    // 8 attempts per delivery (the fast retry policy) × 5 deliveries, all cut short, for each
+    // of the run's calls (the three mappings share one a window).
+    assert_eq!(calls_of(&run), 3);
+    assert_eq!(c.calls(AGG), calls_of(&run) * 8 * 5);
     eprintln!("cut bodies: faults injected {}", total(&fired(&s)));
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Failed));
     assert!(s.export().await.is_empty(), "a cut body wrote values");
@@ -179,9 +180,11 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
     scenario(&s).await;
     s.app.resync_all(&s.tenant).await.unwrap();
     assert!(matches!(step(&s).await, Processed::Done(_))); // the fan-out
+                                                           // Two calls, each for the chunks of one window of every mapping.
     for _ in 0..2 {
         assert!(matches!(step(&s).await, Processed::Done(_)));
     }
+    let mappings = s.sim.subscription().app_ids().len();
     let c = s.sim.control();
     let before = c.calls(AGG);
     c.revoke_key(KEY);
@@ -208,7 +211,7 @@ async fn a_key_revoked_mid_run_leaves_whole_chunks_only_and_a_sync_catches_up() 
         .iter()
         .filter(|c| c.status == ChunkStatus::Done)
         .collect();
-    assert_eq!(done.len(), 2);
+    assert_eq!(done.len(), 2 * mappings);
     assert!(run
         .chunks
         .iter()
@@ -400,15 +403,15 @@ async fn every_message_twice_and_out_of_order_reaches_the_same_state() {
     s.resync().await;
     assert_eq!(users(&s).await, want_users);
     assert_same(&export(&s).await, &want);
-    // Every message arrived twice, yet each chunk called Pendo once, was sent once (the
-    // deferred ones by one release) and counted both of its deliveries.
+    // Every message arrived twice, yet each message (a chunk, or the chunks sharing a call)
+    // called Pendo once, was sent once (the deferred ones by one release) and each chunk
+    // counted both of its deliveries.
     let run = last_run(&s).await;
-    let chunks = run.chunks.len() as u64;
     assert!(run.chunks.iter().any(|c| c.deferred), "the run defers");
-    assert_eq!(calls(&s) - before, chunks);
+    assert_eq!(calls(&s) - before, calls_of(&run));
     assert_eq!(
         extra.load(Ordering::Relaxed),
-        chunks + 1,
+        calls_of(&run) + 1,
         "one duplicate per message sent"
     );
     assert!(
@@ -423,7 +426,7 @@ async fn every_message_twice_and_out_of_order_reaches_the_same_state() {
     s.drain().await;
     let today = RunId::daily(s.app.now().date_naive());
     let daily = s.app.run(&s.tenant, &today).await.unwrap();
-    assert_eq!(calls(&s) - before, daily.chunks.len() as u64);
+    assert_eq!(calls(&s) - before, calls_of(&daily));
     assert!(daily.chunks.iter().all(|c| c.attempts == 2));
     eprintln!(
         "duplicated and shuffled: {} extra deliveries",
