@@ -15,6 +15,9 @@ Figures (see issue 8):
   10 a tenant's AWS bill      tests/e2e aws_bill: a small tenant through the handlers on moto, every
                               call billed at the IAM gate; priced (and the large tenant modelled)
                               by bill.py
+  11 Pendo economy            shared event calls vs one call per chunk under a latency model; the
+                              calls of 50 Feature + 20 Page mappings; 429s with a 2 requests/s
+                              limit and 8 workers, with and without the shared budget; two tenants
   9 AWS faults                a Re-sync all of the medium preset through the handlers on moto,
                               fault-free and with 5 % of DynamoDB calls throttled and 2 % of
                               batch writes partial (tests/e2e aws_faults, an ignored test)
@@ -55,7 +58,7 @@ RELEASE = os.path.join(TARGET, "release")
 OUT_DIR = os.path.join(ROOT, "target", "bench")
 CRITERION = os.path.join(OUT_DIR, "criterion")
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-# Figure 4 (and 7, from the same runs): three runs, about 20-30 s each (130 Pendo calls,
+# Figure 4 (and 7, from the same runs): three runs, about 20-30 s each (39 Pendo calls,
 # ~4M rows, ~3M values, ~3.6M activity records).
 RESYNC_RUNS = int(os.environ.get("BENCH_RESYNC_RUNS", "3"))
 # Figure 9: each run about 75 s (two stacks set up, two Re-sync alls of 15-20 s, and two
@@ -200,8 +203,11 @@ def build():
 class Sim:
     """`pendo-sim` in its own process."""
 
-    def __init__(self, visitors=None, synthetic_rows=None, cache=False):
-        cmd = [os.path.join(RELEASE, "pendo-sim"), "--preset", "large", "--listen", "127.0.0.1:0", "--key", KEY]
+    def __init__(self, visitors=None, synthetic_rows=None, cache=False, extra=(), keys=(KEY,)):
+        cmd = [os.path.join(RELEASE, "pendo-sim"), "--preset", "large", "--listen", "127.0.0.1:0"]
+        for k in keys:
+            cmd += ["--key", k]
+        cmd += list(extra)
         if cache:
             # A repeated aggregation answered from memory: later runs measure pendo-sync alone
             # (on a 2-vCPU machine the simulator computing beside it doubles its CPU time).
@@ -217,6 +223,11 @@ class Sim:
             raise RuntimeError(f"pendo-sim did not start: {line!r}")
         self.url = line[len("listening on "):]
 
+    def put(self, path, body):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="PUT")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+
     def post(self, path, body):
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -230,6 +241,12 @@ class Sim:
         other = sum(n for path, n in counters.items() if path.startswith("/api/")) - agg
         return agg, other
 
+    def rate_limited(self):
+        """429s the simulator's request limit has answered so far, all keys."""
+        with urllib.request.urlopen(self.url + "/_sim/counters", timeout=30) as r:
+            counters = json.load(r)
+        return sum(counters.get("rateLimited", {}).values())
+
     def cpu_s(self):
         """CPU time (user + sys) the simulator process has used so far."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -241,17 +258,19 @@ class Sim:
         self.proc.wait(timeout=10)
 
 
-def setup_tenant(sim, data, mappings, days, target, auto_create=False, kind="events"):
+def setup_tenant(sim, data, mappings, days, target, auto_create=False, kind="events", pages=None, key=KEY):
     cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "setup", "--data", data, "--pendo-base-url", sim.url,
-           "--key", KEY, "--visitors", str(sim.visitors), "--mappings", str(mappings), "--days", str(days),
-           "--target", target, "--kind", kind] + (["--auto-create"] if auto_create else [])
+           "--key", key, "--visitors", str(sim.visitors), "--mappings", str(mappings), "--days", str(days),
+           "--target", target, "--kind", kind] + (["--auto-create"] if auto_create else []) + \
+          (["--pages", str(pages)] if pages is not None else [])
     wall, _, _, out = measure(cmd)
     log(f"setup {out.strip()} in {wall:.1f}s")
     return json.loads(out)
 
 
-def resync(sim, template, runs):
-    """Copies the configured data dir and runs `bench resync` on the copy, `runs` times."""
+def resync(sim, template, runs, env=None, workers=2):
+    """Copies the configured data dir and runs `bench resync` on the copy, `runs` times (`env`:
+    variables added to the process's environment)."""
     results = []
     for i in range(runs):
         data = template + f"-run{i}"
@@ -259,14 +278,17 @@ def resync(sim, template, runs):
         shutil.copytree(template, data)
         before = sim.calls()
         sim_cpu = sim.cpu_s()
-        cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "resync", "--data", data, "--pendo-base-url", sim.url]
-        wall, cpu, rss_kib, out = measure(cmd)
+        limited = sim.rate_limited()
+        cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "resync", "--data", data, "--pendo-base-url", sim.url,
+               "--workers", str(workers)]
+        wall, cpu, rss_kib, out = measure(cmd, env={**os.environ, **(env or {})})
         sim_cpu = sim.cpu_s() - sim_cpu
         after = sim.calls()
         calls, lists = after[0] - before[0], after[1] - before[1]
         r = json.loads(out)
         r.update({"wall_s": wall, "cpu_s": cpu, "sim_cpu_s": sim_cpu, "peak_rss_mib": rss_kib / 1024,
-                  "pendo_calls": calls, "pendo_list_calls": lists})
+                  "pendo_calls": calls, "pendo_list_calls": lists,
+                  "rate_limited": sim.rate_limited() - limited})
         log(f"  run {i + 1}/{runs}: {wall:.2f}s wall, {cpu:.2f}s CPU (simulator {sim_cpu:.2f}s), "
             f"{rss_kib / 1024:.1f} MiB, {r['rows_read']} rows, {r['values_written']} values, {calls} aggregation "
             f"calls + {lists} object lists")
@@ -303,6 +325,124 @@ def cpu_by_kind(sim, work):
             "sync_cpu_us_per_value": summary([r["cpu_s"] / max(r["values_written"], 1) * 1e6 for r in runs], "us"),
         }
         shutil.rmtree(template, ignore_errors=True)
+    return fig
+
+
+def both_at_once(sims_templates, env):
+    """`bench resync` of two tenants at once (their own data dirs, keys and simulators' counters):
+    each one's wall time and 429s."""
+    procs = []
+    for sim, template in sims_templates:
+        data = template + "-both"
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(template, data)
+        cmd = [os.path.join(RELEASE, "pendo-sync"), "bench", "resync", "--data", data, "--pendo-base-url", sim.url,
+               "--workers", "8"]
+        procs.append((time.monotonic(), subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                                         stderr=subprocess.DEVNULL), data))
+    walls = []
+    for start, p, data in procs:
+        if p.wait() != 0:
+            raise RuntimeError(f"figure 11: a tenant's resync failed ({p.returncode})")
+        walls.append(time.monotonic() - start)
+        shutil.rmtree(data, ignore_errors=True)
+    return walls
+
+
+def pendo_economy(work):
+    """Figure 11 (issue 28): shared event calls and the shared request budget."""
+    fig = {
+        "how": "pendo-sync bench resync (embedded store) against pendo-sim --preset large in its own process. "
+               "(a) figure 4's tenant (10 mappings, 90 days, 50,000 visitors) under the simulator's latency "
+               "model at a tenth of issue 28's example (200 ms a call + 5 ms per 1,000 rows streamed), one "
+               "call per chunk (PENDO_SHARED_CALL_MAPPINGS=1) against shared calls (the default, 50). "
+               "(b) 50 Feature and 20 Page company mappings over every app's features and pages (a feature "
+               "may serve several mappings), 90 days, 2,000 visitors: calls of a Re-sync all; a tenant-day "
+               "(a daily run) is one window, so its calls are the Re-sync all's divided by its 13 windows. "
+               "(d) 50 Feature company mappings over every app's features, 7 days, 50,000 visitors: one "
+               "shared call, the pendo-sync process's peak RSS. "
+               "(c) figure 4's tenant on 2,000 visitors, 8 workers, the simulator limiting each key to 2 "
+               "requests/s (429 + Retry-After beyond): 429s received and wall, with the shared budget "
+               "(PENDO_REQUESTS_PER_SECOND=2) and without; then two such tenants (two keys) at once, each "
+               "with its own budget",
+        "target": "(b) shared calls <= source x segment groups per window; (c) 0 429s with the budget; "
+                  "(d) <= 64 MiB peak",
+    }
+    sim = Sim(extra=["--latency-ms", "200", "--latency-per-1000-rows-ms", "5"])
+    try:
+        template = os.path.join(work, "economy-latency")
+        setup_tenant(sim, template, 10, 90, "mixed", auto_create=True)
+        shared = resync(sim, template, 1)[0]
+        alone = resync(sim, template, 1, env={"PENDO_SHARED_CALL_MAPPINGS": "1"})[0]
+        # (d) one shared call for 50 Feature mappings over 7 days of the large preset: its memory.
+        fifty = os.path.join(work, "economy-fifty")
+        sim.put("/_sim/latency", {})  # no latency: an absent field is zero
+        setup_tenant(sim, fifty, 50, 7, "company", pages=0)
+        one_call = resync(sim, fifty, 1)[0]
+        fig["d_fifty_features_one_call"] = {k: one_call[k] for k in (
+            "pendo_calls", "chunks", "rows_read", "values_written", "activities_written", "peak_rss_mib", "wall_s",
+            "cpu_s")}
+        shutil.rmtree(fifty, ignore_errors=True)
+        if (shared["values_written"], shared["rows_read"]) != (alone["values_written"], alone["rows_read"]):
+            raise RuntimeError("figure 11: shared and per-mapping calls wrote different values")
+        fig["a_latency_resync_all"] = {
+            "chunks": shared["chunks"], "rows_read": shared["rows_read"],
+            "values_written": shared["values_written"],
+            "per_mapping": {"pendo_calls": alone["pendo_calls"], "wall_s": alone["wall_s"],
+                            "peak_rss_mib": alone["peak_rss_mib"]},
+            "shared": {"pendo_calls": shared["pendo_calls"], "wall_s": shared["wall_s"],
+                       "peak_rss_mib": shared["peak_rss_mib"]},
+        }
+        shutil.rmtree(template, ignore_errors=True)
+    finally:
+        sim.close()
+    sim = Sim(visitors=2_000)
+    try:
+        template = os.path.join(work, "economy-70")
+        setup_tenant(sim, template, 70, 90, "company", pages=20)
+        shared = resync(sim, template, 1)[0]
+        alone = resync(sim, template, 1, env={"PENDO_SHARED_CALL_MAPPINGS": "1"})[0]
+        if shared["values_written"] != alone["values_written"]:
+            raise RuntimeError("figure 11: shared and per-mapping calls wrote different values")
+        fig["b_fifty_features_twenty_pages"] = {
+            "chunks": shared["chunks"],
+            "resync_all_calls": {"per_mapping": alone["pendo_calls"], "shared": shared["pendo_calls"]},
+            "tenant_day_calls": {"per_mapping": alone["pendo_calls"] / 13, "shared": shared["pendo_calls"] / 13},
+            "groups_per_window": 2,
+            "peak_rss_mib": {"per_mapping": alone["peak_rss_mib"], "shared": shared["peak_rss_mib"]},
+        }
+        shutil.rmtree(template, ignore_errors=True)
+    finally:
+        sim.close()
+    key2 = KEY + "-2"
+    sims = [Sim(visitors=2_000, extra=["--rate-limit", "2"], keys=(KEY, key2))]
+    try:
+        sim = sims[0]
+        template = os.path.join(work, "economy-limit")
+        setup_tenant(sim, template, 10, 90, "mixed", auto_create=True)
+        budget = {"PENDO_REQUESTS_PER_SECOND": "2"}
+        with_budget = resync(sim, template, 1, env=budget, workers=8)[0]
+        without = resync(sim, template, 1, workers=8)[0]
+        alone = resync(sim, template, 1, env={**budget, "PENDO_SHARED_CALL_MAPPINGS": "1"}, workers=8)[0]
+        other = os.path.join(work, "economy-limit-2")
+        setup_tenant(sim, other, 10, 90, "mixed", auto_create=True, key=key2)
+        limited = sim.rate_limited()
+        walls = both_at_once([(sim, template), (sim, other)], budget)
+        fig["c_rate_limit_8_workers"] = {
+            "shared_with_budget": {"rate_limited": with_budget["rate_limited"], "wall_s": with_budget["wall_s"],
+                                   "pendo_calls": with_budget["pendo_calls"]},
+            "shared_without_budget": {"rate_limited": without["rate_limited"], "wall_s": without["wall_s"],
+                                      "pendo_calls": without["pendo_calls"]},
+            "per_mapping_with_budget": {"rate_limited": alone["rate_limited"], "wall_s": alone["wall_s"],
+                                        "pendo_calls": alone["pendo_calls"]},
+            "two_tenants_at_once": {"wall_s": walls, "rate_limited": sim.rate_limited() - limited,
+                                    "wall_alone_s": with_budget["wall_s"]},
+        }
+        for t in (template, other):
+            shutil.rmtree(t, ignore_errors=True)
+    finally:
+        for s in sims:
+            s.close()
     return fig
 
 
@@ -613,7 +753,7 @@ def run_figures(results, figs, started):
                            f"{setup['end_users']} end users; wall from spawn to exit of pendo-sync; sync CPU is "
                            "user+sys of the pendo-sync process alone (wait4), the simulator's CPU is read "
                            "separately from /proc; Pendo calls from the simulator's counters",
-                    "target": "<= 60 s wall, <= 20 s sync CPU, <= 64 MiB peak, 1 Pendo call per chunk",
+                    "target": "<= 60 s wall, <= 20 s sync CPU, <= 64 MiB peak, 1 Pendo call per fetch message",
                     "runs": len(runs),
                     "wall_s": summary([r["wall_s"] for r in runs], "s"),
                     "sync_cpu_s": summary([r["cpu_s"] for r in runs], "s"),
@@ -680,6 +820,12 @@ def run_figures(results, figs, started):
                 "upload_s": summary([r["upload_s"] for r in runs], "s"),
             }
             phase_done("figure 8", t_fig)
+
+        if "11" not in SKIP:
+            log("figure 11: Pendo economy: shared calls, latency, rate limit")
+            t_fig = time.monotonic()
+            figs["11_pendo_economy"] = pendo_economy(work)
+            phase_done("figure 11", t_fig)
 
         if "5" in SKIP and "6" in SKIP and "9" in SKIP and "10" in SKIP:
             return finish(results, started)

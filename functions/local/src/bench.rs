@@ -74,6 +74,11 @@ pub enum BenchCommand {
         /// defers the other mappings' chunks until that mapping's are over.
         #[arg(long)]
         auto_create: bool,
+        /// Of the `--mappings`, this many are Page mappings and the rest Feature mappings, over
+        /// every app's pages and features in turn (a feature or page may serve several
+        /// mappings, each its own metric) rather than alternating within the default app.
+        #[arg(long)]
+        pages: Option<usize>,
     },
     /// Re-sync all of the benchmark tenant, drain, print a JSON summary line.
     Resync {
@@ -100,6 +105,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             target,
             kind,
             auto_create,
+            pages,
         } => {
             let rt = Local::open(&data, Some(&pendo_base_url), None)?;
             let shape = Shape {
@@ -108,6 +114,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 target,
                 kind,
                 auto_create,
+                pages,
             };
             setup(&rt, &key, seed, visitors, users, shape).await
         }
@@ -159,6 +166,7 @@ struct Shape {
     target: BenchTarget,
     kind: BenchKind,
     auto_create: bool,
+    pages: Option<usize>,
 }
 
 async fn setup(
@@ -175,6 +183,7 @@ async fn setup(
         target,
         kind,
         auto_create,
+        pages: page_mappings,
     } = shape;
     let mut config = SimConfig::large();
     config.seed = seed;
@@ -227,6 +236,9 @@ async fn setup(
     }
     let features = sub.popular_features(app_id);
     let pages = sub.popular_pages(app_id);
+    if let Some(np) = page_mappings {
+        return many_mappings(app, &t, sub, mappings, np, seeded.companies.len(), days).await;
+    }
     let mut creator_chosen = false;
     for i in 0..mappings {
         let source = if i % 2 == 0 {
@@ -302,4 +314,44 @@ fn one_source(
             components: vec![PesComponent::Score, PesComponent::Adoption],
         },
     })
+}
+
+/// `mappings` company mappings, `pages` of them Page mappings and the others Feature mappings,
+/// over every app's features and pages in turn.
+async fn many_mappings(
+    app: &pendo_sync::App,
+    t: &TenantId,
+    sub: &pendo_sim::data::Subscription,
+    mappings: usize,
+    pages: usize,
+    companies: usize,
+    days: i64,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(pages <= mappings, "--pages is more than --mappings");
+    let all_features: Vec<String> = sub.features.iter().map(|f| f.id.clone()).collect();
+    let all_pages: Vec<String> = sub.pages.iter().map(|p| p.id.clone()).collect();
+    anyhow::ensure!(
+        !all_features.is_empty() && !all_pages.is_empty(),
+        "the subscription has no features or no pages"
+    );
+    for i in 0..mappings {
+        let source = if i < mappings - pages {
+            MappingKind::Feature {
+                feature_id: all_features[i % all_features.len()].clone(),
+                minutes_metric: None,
+            }
+        } else {
+            MappingKind::Page {
+                page_id: all_pages[i % all_pages.len()].clone(),
+                minutes_metric: None,
+            }
+        };
+        let input = MappingInput::new(source, Target::Company, &format!("Bench metric {i}"));
+        app.create_mapping(t, &input).await?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "companies": companies, "mappings": mappings, "pages": pages, "days": days })
+    );
+    Ok(())
 }

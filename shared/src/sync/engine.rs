@@ -177,19 +177,10 @@ async fn run_chunks(
     let Some(integration) = store.get_integration(t).await? else {
         return all(Processed::Superseded);
     };
-    let superseded = ChunkStats::default();
     if integration.generation != lead.generation {
         tracing::info!(tenant = %t, mapping = %lead.mapping_id, "dropping a message of an older generation");
         for h in held {
-            finish(
-                ports,
-                &h.msg,
-                h.chunk.as_ref(),
-                ChunkStatus::Superseded,
-                &superseded,
-                None,
-            )
-            .await;
+            supersede(ports, &h.msg, h.chunk.as_ref()).await;
         }
         return all(Processed::Superseded);
     }
@@ -206,15 +197,7 @@ async fn run_chunks(
         let mut out = Vec::with_capacity(held.len());
         for (h, mapping) in held.iter().zip(&mappings) {
             if mapping.is_none() {
-                finish(
-                    ports,
-                    &h.msg,
-                    h.chunk.as_ref(),
-                    ChunkStatus::Superseded,
-                    &superseded,
-                    None,
-                )
-                .await;
+                supersede(ports, &h.msg, h.chunk.as_ref()).await;
                 out.push(Ok(Processed::Superseded));
             } else {
                 fail(ports, &h.msg, h.chunk.as_ref(), &m).await;
@@ -284,15 +267,7 @@ async fn run_chunks(
                 .await
             }
             _ => {
-                finish(
-                    ports,
-                    &h.msg,
-                    h.chunk.as_ref(),
-                    ChunkStatus::Superseded,
-                    &superseded,
-                    None,
-                )
-                .await;
+                supersede(ports, &h.msg, h.chunk.as_ref()).await;
                 Ok(Processed::Superseded)
             }
         };
@@ -331,15 +306,7 @@ async fn conclude(
             Ok(Processed::Done(stats))
         }
         Err(ChunkError::Stale) => {
-            finish(
-                ports,
-                msg,
-                chunk,
-                ChunkStatus::Superseded,
-                &ChunkStats::default(),
-                None,
-            )
-            .await;
+            supersede(ports, msg, chunk).await;
             Ok(Processed::Superseded)
         }
         Err(ChunkError::Pendo(PendoError::Unauthorized { status })) => {
@@ -862,6 +829,12 @@ async fn finish(
     if let Err(e) = record(ports, msg, chunk, &over).await {
         tracing::warn!(tenant = %msg.tenant, run = %msg.run_id, error = %crate::error::Chain(&e), "could not record the chunk's outcome");
     }
+}
+
+/// Records a chunk as superseded (an older generation, a deleted mapping, a stale write).
+async fn supersede(ports: &Ports, msg: &FetchMessage, chunk: Option<&ChunkRecord>) {
+    let stats = ChunkStats::default();
+    finish(ports, msg, chunk, ChunkStatus::Superseded, &stats, None).await;
 }
 
 async fn note_error(ports: &Ports, msg: &FetchMessage, message: &str) {

@@ -283,11 +283,23 @@ fn values(rows: Vec<ExportRow>) -> Vec<ExportRow> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
-    let mut day = Day::start(&[], true).await;
+    // The functions share Pendo calls (their default); the local runner calls once per chunk:
+    // the two company Feature mappings' chunks share a call on AWS only, and the values must
+    // still be equal.
+    let mut day = Day::start(&[], true, true).await;
     let feature = day.local.feature(-323232);
+    let other = day
+        .sim
+        .subscription()
+        .features
+        .iter()
+        .map(|f| f.id.clone())
+        .find(|f| *f != feature)
+        .unwrap();
     let page = day.sim.subscription().pages[0].id.clone();
     day.set_up_with(&[
         json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Clicks"}),
+        json!({"source": {"kind": "feature", "featureId": other}, "target": "company", "metricName": "Other clicks"}),
         json!({"source": {"kind": "page", "pageId": page}, "target": "company", "metricName": "Views"}),
         json!({"source": {"kind": "feature", "featureId": feature}, "target": "endUser", "metricName": "Uses", "autoCreateUsers": true}),
         json!({"source": {"kind": "report", "reportId": "rpt-account-30d",
@@ -305,6 +317,10 @@ async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
     let d = &mut day.d;
     for run in store.list_runs(t, 10).await.unwrap() {
         assert!(run.planned && run.queued, "{run:?}");
+        // The two company Feature mappings' chunks of each window shared a call (as stored
+        // in DynamoDB's chunk items).
+        let shared = run.chunks.iter().filter(|c| c.share.is_some()).count();
+        assert_eq!(shared, 2, "{:?}", run.chunks);
     }
     let got = values(store.export(Some(t)).await.unwrap());
     eprintln!(
@@ -410,10 +426,17 @@ struct Day {
 }
 
 impl Day {
-    async fn start(stalls: &[(Function, &str)], budget: bool) -> Day {
+    /// `budget`: the functions share a request budget; `local_alone`: the local runner makes
+    /// one call per chunk (the functions share calls, `PENDO_SHARED_CALL_MAPPINGS` unset), so
+    /// that its export is the per-mapping one the shared calls must equal.
+    async fn start(stalls: &[(Function, &str)], budget: bool, local_alone: bool) -> Day {
         let mut config = sim_config();
         config.now = chrono::Utc::now();
-        let local = Stack::build(config.clone(), StackOptions::default()).await;
+        let options = StackOptions {
+            max_shared: local_alone.then_some(1),
+            ..Default::default()
+        };
+        let local = Stack::build(config.clone(), options).await;
         let sim = pendo_sim::Simulator::new(config);
         let running = sim.spawn("127.0.0.1:0").await.unwrap();
         let aws = Aws::connect().await;
@@ -584,7 +607,7 @@ impl Day {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_four_binaries_survive_aws_faults_through_a_resync_an_import_and_a_daily_run() {
     use crate::fault_proxy::{Fault, Pick, Rule, Service, BEYOND_SDK};
-    let mut day = Day::start(&[], false).await;
+    let mut day = Day::start(&[], false, false).await;
     day.set_up().await;
     // The workers' calls meet AWS's faults from now on.
     let workers = [Function::Fetch, Function::Resync, Function::Scheduler];
@@ -655,7 +678,12 @@ async fn the_functions_killed_mid_invocation_at_each_write_resume_on_redelivery(
     let fetch_points = ["replace-items-written", "chunk-replaced", "release-claimed"];
     let resync_points = ["resync-fan-out", "purge-items-deleted"];
     let (f, r) = (fetch_points.join(","), resync_points.join(","));
-    let mut day = Day::start(&[(Function::Fetch, &f), (Function::Resync, &r)], false).await;
+    let mut day = Day::start(
+        &[(Function::Fetch, &f), (Function::Resync, &r)],
+        false,
+        false,
+    )
+    .await;
     day.set_up().await;
     day.resync().await;
     day.resync().await;
