@@ -565,11 +565,13 @@ async fn fetch_events_once(
         sink.0
     } else {
         let mut sink = SharedSink::new(accumulators);
-        ports
-            .pendo
-            .aggregate(conn, &request, &mut sink)
-            .await
-            .map_err(ChunkError::Pendo)?;
+        let answer = ports.pendo.aggregate(conn, &request, &mut sink).await;
+        if sink.over_budget {
+            // More rows than this process keeps for one call: split it as Pendo's memory
+            // limit would be.
+            return Err(ChunkError::Pendo(PendoError::MemoryLimit));
+        }
+        answer.map_err(ChunkError::Pendo)?;
         if sink.stray > 0 {
             tracing::warn!(mapping = %lead.mapping.id, rows = sink.stray, "rows of a shared call for none of its ids were dropped");
         }
