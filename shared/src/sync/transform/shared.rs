@@ -108,28 +108,15 @@ impl RowSink for SharedSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppsTable, MappingId, Target, Window};
-    use crate::sync::identity::{Directory, IdentityRules};
+    use crate::domain::{MappingId, Target};
+    use crate::sync::identity::Directory;
     use crate::sync::transform::TransformSpec;
-    use chrono::NaiveDate;
 
     fn spec(id: &str) -> TransformSpec {
-        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         TransformSpec {
             mapping_id: MappingId::parse(id).unwrap(),
-            target: Target::Company,
             metric: id.into(),
-            minutes_metric: None,
-            multi_app: false,
-            passive: false,
-            auto_create: false,
-            rules: IdentityRules {
-                email_mapped: false,
-                may_create: false,
-            },
-            tz: None,
-            window: Window { from: day, to: day },
-            apps: AppsTable::default(),
+            ..super::super::tests::spec(Target::Company)
         }
     }
 

@@ -38,7 +38,7 @@ fn directory() -> Directory {
     )
 }
 
-fn spec(target: Target) -> TransformSpec {
+pub(super) fn spec(target: Target) -> TransformSpec {
     TransformSpec {
         mapping_id: MappingId::parse("m").unwrap(),
         target,

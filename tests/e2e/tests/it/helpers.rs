@@ -151,6 +151,19 @@ impl Stack {
         self.app.update_settings(&self.tenant, &u).await.unwrap();
     }
 
+    /// End users matched by email too (`metadata.agent.email`), and auto-detected.
+    pub async fn emails_and_auto_detect(&self) {
+        self.settings(SettingsUpdate {
+            field_mappings: Some(pendo_sync::domain::FieldMappingsInput {
+                email: Some("metadata.agent.email".into()),
+                ..Default::default()
+            }),
+            auto_detect_end_users: Some(true),
+            ..Default::default()
+        })
+        .await;
+    }
+
     /// Companies = every simulator account except `skip`.
     pub async fn add_companies(&self, skip: &[&str]) -> Vec<String> {
         let ids: Vec<String> = self

@@ -7,7 +7,6 @@ use super::reliability::{assert_same, export};
 use crate::helpers::*;
 use async_trait::async_trait;
 use pendo_sim::{FaultKind, FaultRule};
-use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::mapping::{FieldMetric, PesComponent};
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
@@ -40,15 +39,7 @@ fn fields(pairs: &[(&str, &str)]) -> Vec<FieldMetric> {
 /// Feature and Page mappings, a saved report, the guide's aggregation and PES.
 async fn seven_mappings(s: &Stack, days: i64) {
     s.ny_days(days).await;
-    s.settings(SettingsUpdate {
-        field_mappings: Some(FieldMappingsInput {
-            email: Some("metadata.agent.email".into()),
-            ..Default::default()
-        }),
-        auto_detect_end_users: Some(true),
-        ..Default::default()
-    })
-    .await;
+    s.emails_and_auto_detect().await;
     s.add_companies(&[]).await;
     let f = s.feature(-323232);
     let page = s

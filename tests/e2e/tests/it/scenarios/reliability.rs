@@ -8,7 +8,6 @@ use super::faults::{every, scenario};
 use crate::helpers::*;
 use async_trait::async_trait;
 use pendo_sim::{FaultKind, FaultRule};
-use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::queue::embedded::EmbeddedQueue;
 use pendo_sync::queue::messages::{
@@ -326,15 +325,7 @@ impl Queue for TwiceShuffled {
 /// directory).
 async fn scenario_with_users(s: &Stack) {
     scenario(s).await;
-    s.settings(SettingsUpdate {
-        field_mappings: Some(FieldMappingsInput {
-            email: Some("metadata.agent.email".into()),
-            ..Default::default()
-        }),
-        auto_detect_end_users: Some(true),
-        ..Default::default()
-    })
-    .await;
+    s.emails_and_auto_detect().await;
     let f = s.feature(-323232);
     s.mapping(
         MappingKind::Feature {
@@ -623,15 +614,7 @@ async fn two_chunks_creating_the_same_new_end_users_at_once_make_one_each() {
     async fn setup(s: &Stack) {
         s.ny_days(7).await;
         s.add_companies(&[]).await;
-        s.settings(SettingsUpdate {
-            field_mappings: Some(FieldMappingsInput {
-                email: Some("metadata.agent.email".into()),
-                ..Default::default()
-            }),
-            auto_detect_end_users: Some(true),
-            ..Default::default()
-        })
-        .await;
+        s.emails_and_auto_detect().await;
         let f = s.feature(-323232);
         for name in ["Clicks A", "Clicks B"] {
             s.mapping(

@@ -7,7 +7,6 @@
 use super::reliability::{assert_same, export};
 use crate::helpers::*;
 use chrono::Duration;
-use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
 use pendo_sync::store::prelude::*;
 
@@ -30,15 +29,7 @@ async fn stack(max_shared: usize) -> Stack {
 /// mappings; one account is no company, so some rows go unmatched.
 async fn eight_event_mappings(s: &Stack, days: i64) {
     s.ny_days(days).await;
-    s.settings(SettingsUpdate {
-        field_mappings: Some(FieldMappingsInput {
-            email: Some("metadata.agent.email".into()),
-            ..Default::default()
-        }),
-        auto_detect_end_users: Some(true),
-        ..Default::default()
-    })
-    .await;
+    s.emails_and_auto_detect().await;
     let sub = s.sim.subscription();
     let skip = sub.accounts[0].id.clone();
     s.add_companies(&[skip.as_str()]).await;
