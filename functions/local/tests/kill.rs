@@ -187,6 +187,62 @@ async fn a_serve_killed_at_any_step_of_a_resync_all_resumes_it_when_started_agai
     }
 }
 
+/// `serve` SIGKILLed as a Re-sync all ends: with reads switched to its generation but the purge
+/// of the old one not queued (`publish-switched`), and in that purge with the old generation
+/// deleted but the purge not yet recorded (`purge-generations-deleted`). Then `pendo-sync sync`
+/// (the daily planning queues a purge still pending; the purge message comes back): the reads
+/// are those of a re-sync never killed, and no value of the old generation is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_at_the_switch_or_in_the_purge_ends_in_the_new_generation() {
+    let (sim, running) = stack().await;
+    let url = running.base_url();
+    let template = tempfile::tempdir().unwrap();
+    configure_with(template.path(), &sim, &url, true).await;
+    // Generation 1, shown: the first sync.
+    assert!(finish(sync(template.path(), &url)).await);
+    let want = export(template.path()).await;
+    assert!(!want.is_empty());
+    for point in ["publish-switched", "purge-generations-deleted"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_folder(template.path(), &data);
+        let mut serve = Serve::start(dir.path(), &url, &[("PENDO_SYNC_STALL_AT", point)]);
+        serve.post("/v1/resync").await;
+        serve.wait_for(|l| l.starts_with(&format!("stalled at {point}")));
+        serve.kill();
+        let store = EmbeddedStore::open_dir(&data).unwrap();
+        let i = store.get_integration(&tenant()).await.unwrap().unwrap();
+        assert_eq!(
+            (i.generation, i.read_generation(), i.purge_pending),
+            (2, 2, true),
+            "{point}"
+        );
+        drop(store);
+        assert_eq!(
+            export(&data).await,
+            want,
+            "{point}: the new generation is shown"
+        );
+
+        assert!(finish(sync(&data, &url)).await, "{point}");
+        let store = EmbeddedStore::open_dir(&data).unwrap();
+        let i = store.get_integration(&tenant()).await.unwrap().unwrap();
+        assert_eq!(
+            (i.generation, i.read_generation(), i.purge_pending),
+            (2, 2, false),
+            "{point}"
+        );
+        assert_eq!(
+            store.purge_generations(&tenant(), &[2]).await.unwrap(),
+            0,
+            "{point}: a value of generation 1 is left"
+        );
+        drop(store);
+        assert_eq!(export(&data).await, want, "{point}");
+        eprintln!("killed at {point}: generation 2 shown, generation 1 purged after a restart");
+    }
+}
+
 /// `serve` SIGKILLed with a page of a directory import read from Pendo and nothing written,
 /// then started again: the import finishes by itself, the directory equals an import never
 /// killed, and only the page in flight is read twice.

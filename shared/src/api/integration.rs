@@ -56,7 +56,14 @@ pub struct IntegrationView {
     pub timezone: Option<String>,
     pub field_mappings: FieldMappingsView,
     pub auto_detect_end_users: bool,
+    /// The generation runs write.
     pub generation: u64,
+    /// The generation reads show: below `generation` while a Re-sync all builds the next one
+    /// (its values appear all at once when it is whole).
+    pub shown_generation: u64,
+    /// Whether a Re-sync all is building a generation not shown yet (running, or failed and
+    /// waiting to be run again or discarded).
+    pub resync_pending: bool,
     pub resync_required: bool,
     pub apps: Vec<AppRow>,
     pub segments: Vec<Segment>,
@@ -80,6 +87,8 @@ impl From<&Integration> for IntegrationView {
             field_mappings: (&i.settings.field_mappings).into(),
             auto_detect_end_users: i.settings.auto_detect_end_users,
             generation: i.generation,
+            shown_generation: i.read_generation(),
+            resync_pending: i.resync_pending(),
             resync_required: i.resync_required,
             apps: i.apps.rows().to_vec(),
             segments: i.segments.clone(),

@@ -208,7 +208,20 @@ pub async fn rebuild(
     ))
 }
 
-/// Re-sync all: delete every value the integration wrote and rebuild `daysToSync` days.
+/// Discard the Re-sync all in progress (or one that failed): the values shown stay, runs write
+/// them again, and the half-built generation is purged in the background.
+#[utoipa::path(delete, path = "/v1/resync", tag = "sync",
+    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn discard_resync(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    app.discard_resync(&caller.tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-sync all: rebuild `daysToSync` days of every enabled mapping from scratch. The values
+/// shown stay until every chunk of the rebuild is done, then all switch to the new ones at once.
 #[utoipa::path(post, path = "/v1/resync", tag = "sync",
     responses((status = 202, body = Accepted), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn resync_all(

@@ -83,7 +83,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(unmatched::recover))
         .routes(routes!(unmatched::recover_all))
         .routes(routes!(unmatched::overview))
-        .routes(routes!(mappings::resync_all))
+        .routes(routes!(mappings::resync_all, mappings::discard_resync))
         .routes(routes!(mappings::runs))
         .routes(routes!(mappings::run))
         .routes(routes!(directory::upsert, directory::list))

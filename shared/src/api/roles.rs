@@ -91,6 +91,7 @@ pub const RULES: &[Rule] = &[
         "import the directory from Pendo (or preview an import)",
     ),
     rule("POST", "/v1/resync", Admin, "run Re-sync all"),
+    rule("DELETE", "/v1/resync", Admin, "discard a Re-sync all"),
     rule(
         "DELETE",
         "/v1/mappings/{mappingId}",

@@ -34,7 +34,7 @@ impl App {
             let purge = crate::queue::messages::PurgeMessage {
                 v: crate::queue::messages::MESSAGE_VERSION,
                 tenant: t.clone(),
-                mapping_id: id.clone(),
+                mapping_id: Some(id.clone()),
             };
             self.ports.queue.send_purge(&purge).await?;
             Ok(())

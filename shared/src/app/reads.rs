@@ -159,7 +159,7 @@ impl App {
             self.require_object(t, object).await?;
             return Ok(Vec::new());
         }
-        let generation = store.get_integration(t).await?.map(|i| i.generation);
+        let generation = store.get_integration(t).await?.map(|i| i.read_generation());
         let mappings: Vec<_> = store
             .list_mappings(t)
             .await?

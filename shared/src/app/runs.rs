@@ -113,13 +113,18 @@ impl App {
         resync::plan_once(&self.ports, t, &msg.run_id, true, plan).await
     }
 
-    /// A deleted mapping's values, activity and unmatched entries, purged (resumably: what is
-    /// deleted stays deleted; a redelivery deletes what is left, or nothing).
+    /// A deleted mapping's values, activity and unmatched entries, or the tenant's generations
+    /// no longer written or shown, purged (resumably: what is deleted stays deleted; a
+    /// redelivery deletes what is left, or nothing).
     pub(crate) async fn process_purge(&self, m: &PurgeMessage) -> Result<Processed, ProcessError> {
         let store = &self.ports.store;
-        let items = store.delete_mapping_data(&m.tenant, &m.mapping_id).await?;
-        store.delete_unmatched(&m.tenant, &m.mapping_id).await?;
-        tracing::info!(tenant = %m.tenant, mapping = %m.mapping_id, items, "a deleted mapping's data purged");
+        let Some(mapping) = &m.mapping_id else {
+            crate::sync::publish::purge_dead(&self.ports, &m.tenant).await?;
+            return Ok(Processed::Done(ChunkStats::default()));
+        };
+        let items = store.delete_mapping_data(&m.tenant, mapping).await?;
+        store.delete_unmatched(&m.tenant, mapping).await?;
+        tracing::info!(tenant = %m.tenant, mapping = %mapping, items, "a deleted mapping's data purged");
         Ok(Processed::Done(ChunkStats::default()))
     }
 
@@ -237,13 +242,14 @@ impl App {
         Ok((run, messages))
     }
 
-    /// Re-sync all: bump the generation (older values become invisible at once), then let the
-    /// resync worker purge, reset and fan out.
+    /// Re-sync all: runs write a new generation while reads keep showing the current one
+    /// (until every chunk of the re-sync is done: `sync::publish`); the resync worker purges a
+    /// half-built generation of an earlier re-sync, resets the cursors and fans out.
     pub async fn resync_all(&self, t: &TenantId) -> Result<RunId, AppError> {
         self.active_integration(t).await?;
         let i = self
             .update_integration(t, false, |i| {
-                i.generation += 1;
+                i.begin_resync();
                 i.resync_required = false;
                 Ok(())
             })
@@ -264,6 +270,24 @@ impl App {
         };
         self.ports.queue.send_resync(&msg).await?;
         Ok(run.id)
+    }
+
+    /// Discards the Re-sync all in progress, or one that failed: runs write the shown generation
+    /// again (its values were never hidden), and the half-built generation is purged in the
+    /// background. Each mapping's next run syncs it from scratch into the shown generation (its
+    /// cursor was reset for the discarded one), replacing its values chunk by chunk.
+    ///
+    /// # Errors
+    /// `Conflict` when no Re-sync all is pending.
+    pub async fn discard_resync(&self, t: &TenantId) -> Result<(), AppError> {
+        self.integration(t).await?;
+        if !crate::sync::publish::switch(&self.ports, t, Integration::discard_resync).await? {
+            return Err(AppError::Conflict(
+                "no Re-sync all is in progress: there is nothing to discard".into(),
+            ));
+        }
+        crate::sync::publish::queue_purge(&self.ports, t).await?;
+        Ok(())
     }
 
     /// The daily schedule, fan-out side: one planning message per tenant for today's date
@@ -297,6 +321,10 @@ impl App {
         let Some(i) = store.get_integration(t).await? else {
             return Ok(Processed::Superseded);
         };
+        if i.purge_pending {
+            // A switch or a discard whose purge was not queued (a crash in between).
+            crate::sync::publish::queue_purge(&self.ports, t).await?;
+        }
         if !i.is_active() {
             tracing::info!(tenant = %t, "not planned: the integration is not connected");
             return Ok(Processed::Superseded);

@@ -392,8 +392,23 @@ pub struct Integration {
     pub settings: Settings,
     pub apps: AppsTable,
     pub segments: Vec<Segment>,
-    /// Bumped by every Re-sync all; values and messages of older generations are dead.
+    /// The generation runs write: bumped by every Re-sync all; messages of another generation
+    /// are dead.
     pub generation: u64,
+    /// The generation reads show (`None` in a record from before it existed: `generation`).
+    /// It stays on the last complete generation while a Re-sync all builds the next one, and
+    /// moves to it in one write when every chunk of the re-sync is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<u64>,
+    /// The highest generation ever given (`None`: `generation`): a discarded re-sync's number is
+    /// never given again, so none of its late messages can pass for current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<u64>,
+    /// Generations neither written nor shown may be stored: set by the publish or the discard of
+    /// a re-sync, cleared by the purge that deletes them (so a crash between the two is
+    /// purged on the next try).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub purge_pending: bool,
     pub resync_required: bool,
     /// Optimistic-concurrency version, bumped by every write.
     pub version: u64,
@@ -409,9 +424,61 @@ impl Integration {
             apps: AppsTable::default(),
             segments: Vec::new(),
             generation: 1,
+            published: None,
+            issued: None,
+            purge_pending: false,
             resync_required: false,
             version: 0,
         }
+    }
+
+    /// The generation reads show.
+    pub fn read_generation(&self) -> u64 {
+        self.published.unwrap_or(self.generation)
+    }
+
+    /// Whether a Re-sync all is building a generation that reads do not show yet.
+    pub fn resync_pending(&self) -> bool {
+        self.read_generation() != self.generation
+    }
+
+    /// Starts a Re-sync all: runs write a new generation, reads keep showing the current one.
+    pub fn begin_resync(&mut self) {
+        let shown = self.read_generation();
+        let next = self.issued.unwrap_or(self.generation).max(self.generation) + 1;
+        self.published = Some(shown);
+        self.issued = Some(next);
+        self.generation = next;
+    }
+
+    /// Ends a Re-sync all of `generation`: reads show it. False (nothing changed) when runs no
+    /// longer write it (discarded, or a later re-sync) or reads already show it.
+    pub fn publish(&mut self, generation: u64) -> bool {
+        if self.generation != generation || self.read_generation() == generation {
+            return false;
+        }
+        self.published = Some(generation);
+        self.purge_pending = true;
+        true
+    }
+
+    /// Abandons the Re-sync all in progress: runs write the shown generation again. False when
+    /// none is pending.
+    pub fn discard_resync(&mut self) -> bool {
+        if !self.resync_pending() {
+            return false;
+        }
+        self.issued = Some(self.issued.unwrap_or(self.generation).max(self.generation));
+        self.generation = self.read_generation();
+        self.purge_pending = true;
+        true
+    }
+
+    /// The generations whose values may be kept: the one shown and the one being built.
+    pub fn live_generations(&self) -> Vec<u64> {
+        let mut g = vec![self.read_generation(), self.generation];
+        g.dedup();
+        g
     }
 
     pub fn is_active(&self) -> bool {
@@ -510,5 +577,41 @@ mod tests {
             no_company.apply(&base).unwrap_err().field,
             "fieldMappings.companyId"
         );
+    }
+
+    /// A Re-sync all writes a new generation while reads keep the shown one; publishing moves
+    /// reads to it; a discard goes back to writing the shown one, and the next re-sync never
+    /// reuses the discarded number (its late messages must stay dead).
+    #[test]
+    fn generations_of_resyncs_published_and_discarded() {
+        let mut i = Integration::new(TenantId::parse("t").unwrap());
+        assert_eq!((i.generation, i.read_generation()), (1, 1));
+        assert!(!i.resync_pending());
+        i.begin_resync();
+        assert_eq!((i.generation, i.read_generation()), (2, 1));
+        assert_eq!(i.live_generations(), vec![1, 2]);
+        assert!(!i.publish(3));
+        assert!(i.publish(2));
+        assert!(!i.publish(2));
+        assert_eq!((i.generation, i.read_generation()), (2, 2));
+        assert_eq!(i.live_generations(), vec![2]);
+        i.begin_resync();
+        i.begin_resync(); // a second re-sync over a pending one
+        assert_eq!((i.generation, i.read_generation()), (4, 2));
+        assert!(i.discard_resync());
+        assert!(!i.discard_resync());
+        assert_eq!((i.generation, i.read_generation()), (2, 2));
+        assert!(!i.publish(4));
+        i.begin_resync();
+        assert_eq!((i.generation, i.read_generation()), (5, 2));
+        // A record from before `published` and `issued` reads as its one generation.
+        let old: Integration = serde_json::from_value({
+            let mut v =
+                serde_json::to_value(Integration::new(TenantId::parse("t").unwrap())).unwrap();
+            v["generation"] = 7.into();
+            v
+        })
+        .unwrap();
+        assert_eq!((old.generation, old.read_generation()), (7, 7));
     }
 }

@@ -69,7 +69,7 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
     let purge = PurgeMessage {
         v: MESSAGE_VERSION,
         tenant: TenantId::parse("t").unwrap(),
-        mapping_id: MappingId::parse("m-gone").unwrap(),
+        mapping_id: Some(MappingId::parse("m-gone").unwrap()),
     };
     q.send_purge(&purge).await.unwrap();
     let mut got: Vec<QueueMessage> = drain()

@@ -113,14 +113,17 @@ pub enum RunAction {
     Recover,
 }
 
-/// Delete the values, activity and unmatched entries a deleted mapping left (queued by the
-/// API, so that a request purges nothing).
+/// Delete what no read will show again (queued, so that neither a request nor a fetch purges):
+/// the values, activity and unmatched entries a deleted mapping left, or, without a mapping,
+/// the tenant's generations it neither writes nor shows (after a Re-sync all is published or
+/// discarded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurgeMessage {
     pub v: u32,
     pub tenant: TenantId,
-    pub mapping_id: MappingId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_id: Option<MappingId>,
 }
 
 /// Any message, as it travels on a queue.

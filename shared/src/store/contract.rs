@@ -339,6 +339,9 @@ pub async fn replace_chunk_replaces_exactly_the_window(s: &dyn Store) {
     assert_eq!(s.delete_mapping_data(&t, &m).await.unwrap(), 2);
 }
 
+/// A Re-sync all writes the next generation while reads show the last complete one: its rows
+/// are unseen until it is published, then every read shows them at once; the old generation,
+/// and a discarded one, are purged.
 pub async fn stale_generations_write_nothing_and_are_purged(s: &dyn Store) {
     let t = tenant("c-gen");
     let mut i = integration(s, &t).await;
@@ -347,46 +350,92 @@ pub async fn stale_generations_write_nothing_and_are_purged(s: &dyn Store) {
         from: d("2026-11-01"),
         to: d("2026-11-01"),
     };
-    s.replace_chunk(
-        &t,
-        1,
-        &m,
-        w,
-        &[value("acme", "Clicks", "2026-11-01", 1.0)],
-        &[],
-    )
-    .await
-    .unwrap();
-    i.generation = 2;
-    s.put_integration(&i).await.unwrap();
-    // Old values are invisible once the generation moves on, and a late old write fails.
-    assert!(s.export(Some(&t)).await.unwrap().is_empty());
-    assert!(matches!(
-        s.replace_chunk(
-            &t,
-            1,
-            &m,
-            w,
-            &[value("acme", "Clicks", "2026-11-01", 9.0)],
-            &[]
+    let obj = ObjectRef {
+        kind: Target::Company,
+        id: "acme".into(),
+    };
+    let write = |g: u64, v: f64| {
+        let m = m.clone();
+        async move {
+            s.replace_chunk(
+                &t_of("c-gen"),
+                g,
+                &m,
+                w,
+                &[value("acme", "Clicks", "2026-11-01", v)],
+                &[],
+            )
+            .await
+        }
+    };
+    let shown = || async {
+        let rows = s.export(Some(&t_of("c-gen"))).await.unwrap();
+        let series = s
+            .read_series(
+                &t_of("c-gen"),
+                &obj,
+                "Clicks",
+                d("2026-11-01"),
+                d("2026-11-01"),
+            )
+            .await
+            .unwrap();
+        let metrics = s.list_metrics(&t_of("c-gen"), &obj).await.unwrap();
+        (
+            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
+            series.iter().map(|p| p.value).collect::<Vec<_>>(),
+            metrics.len(),
         )
-        .await,
+    };
+    write(1, 1.0).await.unwrap();
+    i.begin_resync();
+    i.version = s.put_integration(&i).await.unwrap();
+    assert_eq!((i.generation, i.read_generation()), (2, 1));
+    // The shown generation stays readable and frozen: runs write the new one only.
+    assert!(matches!(
+        write(1, 9.0).await,
         Err(StoreError::StaleGeneration(1))
     ));
-    assert_eq!(s.purge_below_generation(&t, 2).await.unwrap(), 1);
-    s.replace_chunk(
-        &t,
-        2,
-        &m,
-        w,
-        &[value("acme", "Clicks", "2026-11-01", 3.0)],
-        &[],
-    )
-    .await
-    .unwrap();
-    let rows = s.export(Some(&t)).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].value, 3.0);
+    write(2, 3.0).await.unwrap();
+    assert_eq!(shown().await, (vec![1.0], vec![1.0], 1));
+    assert!(i.publish(2));
+    i.version = s.put_integration(&i).await.unwrap();
+    assert_eq!(shown().await, (vec![3.0], vec![3.0], 1));
+    assert_eq!(
+        s.purge_generations(&t, &i.live_generations())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.purge_generations(&t, &i.live_generations())
+            .await
+            .unwrap(),
+        0
+    );
+    // A discarded re-sync's rows go with the next purge; the shown values are untouched.
+    i.begin_resync();
+    i.version = s.put_integration(&i).await.unwrap();
+    write(3, 7.0).await.unwrap();
+    assert!(i.discard_resync());
+    i.version = s.put_integration(&i).await.unwrap();
+    assert!(matches!(
+        write(3, 8.0).await,
+        Err(StoreError::StaleGeneration(3))
+    ));
+    assert_eq!(
+        s.purge_generations(&t, &i.live_generations())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(shown().await, (vec![3.0], vec![3.0], 1));
+    write(2, 4.0).await.unwrap();
+    assert_eq!(shown().await, (vec![4.0], vec![4.0], 1));
+}
+
+fn t_of(name: &str) -> TenantId {
+    tenant(name)
 }
 
 pub async fn tenants_never_see_each_other(s: &dyn Store) {

@@ -485,12 +485,9 @@ pub trait DataStore: Send + Sync {
             .await
     }
 
-    /// Deletes values and activity of generations below `generation`; returns how many.
-    async fn purge_below_generation(
-        &self,
-        t: &TenantId,
-        generation: u64,
-    ) -> Result<u64, StoreError>;
+    /// Deletes the values and activity of every generation not in `keep`; returns how many.
+    /// Resumable: what is deleted stays deleted, and a call again deletes what is left.
+    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError>;
 
     /// Deletes every value and activity a mapping wrote.
     async fn delete_mapping_data(

@@ -709,7 +709,8 @@ pub(super) async fn create_users(
 /// What follows a chunk's outcome, decided from the run's counters (constant cost) and safe to
 /// repeat (a duplicate delivery repeats it, which finishes what a crash left undone): once the
 /// mapping's chunks of this run are all over, its cursor moves; once the run's last creating
-/// chunk is over, the deferred chunks are queued by whoever wins the release.
+/// chunk is over, the deferred chunks are queued by whoever wins the release; once every chunk
+/// of the run is over, a Re-sync all whose chunks are all done is published.
 async fn follow_up(
     ports: &Ports,
     msg: &FetchMessage,
@@ -721,6 +722,9 @@ async fn follow_up(
     }
     if waves::may_release(chunk, progress) {
         release_deferred(ports, msg).await?;
+    }
+    if progress.open == 0 {
+        super::publish::conclude(ports, &msg.tenant, &msg.run_id, msg.generation).await?;
     }
     Ok(())
 }

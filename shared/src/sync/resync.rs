@@ -11,8 +11,10 @@ use crate::ports::Ports;
 use crate::queue::messages::ResyncMessage;
 use crate::store::StoreError;
 
-/// Re-sync all, worker side: purge every value of older generations, reset every cursor to
-/// "never synced" for this generation, plan `days_to_sync` days for every enabled mapping.
+/// Re-sync all, worker side: purge the generations neither shown nor written (a half-built one
+/// of an earlier re-sync), reset every cursor to "never synced" for this generation, plan
+/// `days_to_sync` days for every enabled mapping. Reads keep showing the current generation
+/// until every chunk is done (`publish`).
 pub async fn process_resync(
     ports: &Ports,
     msg: &ResyncMessage,
@@ -91,7 +93,9 @@ async fn plan_resync(
 ) -> Result<Processed, ProcessError> {
     let store = &ports.store;
     let t = &msg.tenant;
-    let purged = store.purge_below_generation(t, msg.generation).await?;
+    let purged = store
+        .purge_generations(t, &integration.live_generations())
+        .await?;
     let mut run = stored.unwrap_or_else(|| {
         SyncRun::new(
             t.clone(),
@@ -142,6 +146,10 @@ async fn plan_resync(
     crate::stall::point("resync-fan-out").await;
     ports.queue.send_fetch(&messages).await?;
     store.set_run_flag(t, &msg.run_id, RunFlag::Queued).await?;
+    if run.chunks.is_empty() {
+        // Nothing to build (no enabled mapping): the empty generation is whole at once.
+        super::publish::conclude(ports, t, &msg.run_id, msg.generation).await?;
+    }
     tracing::info!(tenant = %t, generation = msg.generation, purged, chunks = messages.len(), "re-sync planned");
     Ok(Processed::Done(ChunkStats::default()))
 }

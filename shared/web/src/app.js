@@ -348,8 +348,18 @@
 
     const resync = h('div', { class: 'card' },
       h('h2', { text: 'Re-sync all' }),
-      h('p', { class: 'muted', text: `Deletes every value of this integration and rebuilds the last ${i.daysToSync} days.` }),
+      h('p', { class: 'muted', text: `Rebuilds the last ${i.daysToSync} days of every mapping from scratch. The values you see stay until the rebuild is whole, then all switch to the new ones at once.` }),
+      i.resyncPending && h('p', { class: 'warning', id: 'resync-pending', text: 'A Re-sync all is building new values; the values shown are the previous ones until it is whole. If it failed, the next daily run or Sync now completes it; or discard it to keep the values shown.' }),
       resyncButton('resync-panel'),
+      i.resyncPending && h('button', {
+        type: 'button', id: 'resync-discard', text: 'Discard the Re-sync all', disabled: !isAdmin(),
+        title: isAdmin() ? '' : 'Only an admin can discard a Re-sync all',
+        onclick: (ev) => submit(ev.currentTarget, null, async () => {
+          await api('DELETE', '/v1/resync');
+          await refreshIntegration();
+          toast('Re-sync all discarded: the values shown stay');
+        }),
+      }),
       h('div', { class: 'progress-slot', id: 'resync-progress-panel' }));
     panelEl.replaceChildren(adminOnly(connectForm, 'connect Pendo or replace its key'),
       adminOnly(settingsForm, 'change the settings'), adminOnly(resync, 'run Re-sync all'));
@@ -360,7 +370,7 @@
       type: 'button', id, class: 'danger', text: 'Re-sync all', disabled: !connected() || !isAdmin(),
       title: isAdmin() ? '' : 'Only an admin can run Re-sync all',
       onclick: (ev) => {
-        if (!window.confirm('Re-sync all deletes every synced value and rebuilds them. Continue?')) return;
+        if (!window.confirm('Re-sync all rebuilds every synced value from scratch; the current values stay shown until the rebuild is whole. Continue?')) return;
         submit(ev.currentTarget, null, async () => {
           const { runId } = await api('POST', '/v1/resync');
           await refreshIntegration();

@@ -102,6 +102,7 @@ impl ConfigStore for DynamoStore {
         item.insert("body".into(), s(to_json(&stored)?));
         item.insert("version".into(), n(stored.version));
         item.insert("generation".into(), n(stored.generation));
+        item.insert("published".into(), n(stored.read_generation()));
         item.insert("tenant".into(), s(i.tenant.as_str()));
         item.insert("gpk".into(), s(keys::TENANTS_GPK));
         item.insert("gsk".into(), s(keys::tenants_gsk(&i.tenant)));

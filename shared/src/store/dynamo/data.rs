@@ -200,7 +200,7 @@ impl DynamoStore {
     }
 
     pub(super) async fn export_tenant(&self, t: &TenantId) -> Result<Vec<ExportRow>, StoreError> {
-        let Some(g) = self.current_generation(t).await? else {
+        let Some(g) = self.shown_generation(t).await? else {
             return Ok(Vec::new());
         };
         let mut item_keys = BTreeSet::new();
@@ -457,21 +457,20 @@ impl DataStore for DynamoStore {
             }
         }))
         .await?;
-        if self.current_generation(t).await? != Some(generation) {
+        // A re-sync began meanwhile: what was written stays if reads still show its generation
+        // (a chunk of the shown values, whole and fresh); otherwise no read will ever see it.
+        let live = self.generations(t).await?;
+        if live.is_none_or(|(write, shown)| generation != write && generation != shown) {
             self.delete_keys(written, "undo a stale chunk").await?;
             return Err(StoreError::StaleGeneration(generation));
         }
         Ok(())
     }
 
-    async fn purge_below_generation(
-        &self,
-        t: &TenantId,
-        generation: u64,
-    ) -> Result<u64, StoreError> {
+    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError> {
         // The tenant's manifest partition, filtered: a purge follows a re-sync, which rewrites
         // the tenant anyway, so this read costs far less than the writes around it.
-        self.delete_by_manifests(t, Scope::Below(generation)).await
+        self.delete_by_manifests(t, Scope::Except(keep)).await
     }
 
     async fn delete_mapping_data(&self, t: &TenantId, m: &MappingId) -> Result<u64, StoreError> {

@@ -31,8 +31,8 @@ pub(super) enum Scope<'a> {
     Mapping(&'a MappingId),
     /// One generation's.
     Generation(u64),
-    /// Every generation below this one.
-    Below(u64),
+    /// Every generation but these.
+    Except(&'a [u64]),
 }
 
 /// A manifest as stored: its version (0 = none yet), the token naming its extra parts, how
@@ -407,11 +407,26 @@ impl DynamoStore {
                 .filter_expression("#g = :g")
                 .expression_attribute_names("#g", "gen")
                 .expression_attribute_values(":g", n(*g)),
-            Scope::Below(g) => q
-                .key_condition_expression("pk = :p")
-                .filter_expression("#g < :g")
-                .expression_attribute_names("#g", "gen")
-                .expression_attribute_values(":g", n(*g)),
+            Scope::Except(keep) => {
+                let q = q.key_condition_expression("pk = :p");
+                match keep {
+                    [] => q,
+                    _ => keep
+                        .iter()
+                        .enumerate()
+                        .fold(q, |q, (i, g)| {
+                            q.expression_attribute_values(format!(":k{i}"), n(*g))
+                        })
+                        .expression_attribute_names("#g", "gen")
+                        .filter_expression(format!(
+                            "NOT (#g IN ({}))",
+                            (0..keep.len())
+                                .map(|i| format!(":k{i}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                }
+            }
         };
         self.query_all(q, "list manifests").await
     }

@@ -47,13 +47,16 @@
 //! # Generations
 //! The generation is part of every value, activity and manifest key, so a late write of an old
 //! generation can never overwrite a current value; it lands in a partition no read looks at.
-//! Reads first read the integration's current generation (one strongly consistent GetItem) and
-//! query only that generation's partitions. `replace_chunk` is **check-then-write**: it refuses
-//! with `StaleGeneration` when the integration is not at the message's generation, writes, then
-//! checks again and deletes what it wrote if a re-sync bumped the generation meanwhile (so a
-//! worker racing a re-sync leaves nothing behind; its manifest stays and the next purge removes
-//! it; a worker that crashes between its puts and that check, exactly while a re-sync's purge
-//! deletes the same manifest, can leave items of the old generation that no read ever sees).
+//! Runs write the integration's `generation`; reads show its `published` one (one strongly
+//! consistent GetItem), which stays on the last complete generation while a Re-sync all writes
+//! the next, and query only that generation's partitions. `replace_chunk` is
+//! **check-then-write**: it refuses with `StaleGeneration` when the integration is not at the
+//! message's generation, writes, then checks again and deletes what it wrote if the generation
+//! is now neither written nor shown (so a worker racing a discarded re-sync leaves nothing
+//! behind; its manifest stays and the next purge removes it; a worker that crashes between its
+//! puts and that check, exactly while a purge deletes the same manifest, can leave items of a
+//! dead generation that no read ever sees). A chunk of the shown generation that raced the start
+//! of a re-sync keeps what it wrote: a whole chunk of the shown values, not a hole in them.
 //!
 //! # Replacing a window (manifests)
 //! A chunk's replace is not one transaction (a chunk can hold thousands of values, a
@@ -345,20 +348,37 @@ impl DynamoStore {
         })
     }
 
-    /// The integration's current generation (strongly consistent), if it exists.
+    /// The generation the integration's runs write (strongly consistent), if it exists.
     async fn current_generation(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        Ok(self.generations(t).await?.map(|(write, _)| write))
+    }
+
+    /// The generation the integration's reads show (strongly consistent), if it exists.
+    async fn shown_generation(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
+        Ok(self.generations(t).await?.map(|(_, shown)| shown))
+    }
+
+    /// The generations written and shown (an item without `published` shows the one written).
+    async fn generations(&self, t: &TenantId) -> Result<Option<(u64, u64)>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.config)
             .set_key(Some(key(keys::tenant_pk(t), keys::INTEGRATION_SK)))
-            .projection_expression("#g")
+            .projection_expression("#g, #p")
             .expression_attribute_names("#g", "generation")
+            .expression_attribute_names("#p", "published")
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable("read the integration's generation", e))?;
-        out.item.map(|i| get_n(&i, "generation")).transpose()
+        let Some(i) = out.item else { return Ok(None) };
+        let write = get_n(&i, "generation")?;
+        let shown = match i.contains_key("published") {
+            true => get_n(&i, "published")?,
+            false => write,
+        };
+        Ok(Some((write, shown)))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reads of metric values and activity on the data table: a series, an object's metrics, recent
 //! activity (an end user's partition, or a company's through gsi2), and the export. Every read
-//! first reads the integration's current generation and queries only its partitions.
+//! first reads the generation the integration shows and queries only its partitions.
 
 use super::data::activity_from;
 use super::{get_day, get_n, get_s, keys, s, DynamoStore};
@@ -22,7 +22,7 @@ impl ReadStore for DynamoStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
-        let Some(g) = self.current_generation(t).await? else {
+        let Some(g) = self.shown_generation(t).await? else {
             return Ok(Vec::new());
         };
         let (lo, hi) = keys::value_range(metric, from, to);
@@ -53,7 +53,7 @@ impl ReadStore for DynamoStore {
         t: &TenantId,
         o: &ObjectRef,
     ) -> Result<Vec<MetricInfo>, StoreError> {
-        let Some(g) = self.current_generation(t).await? else {
+        let Some(g) = self.shown_generation(t).await? else {
             return Ok(Vec::new());
         };
         let q = self
@@ -85,7 +85,7 @@ impl ReadStore for DynamoStore {
         from: NaiveDate,
         limit: usize,
     ) -> Result<Vec<Activity>, StoreError> {
-        let Some(g) = self.current_generation(t).await? else {
+        let Some(g) = self.shown_generation(t).await? else {
             return Ok(Vec::new());
         };
         let q = match of {

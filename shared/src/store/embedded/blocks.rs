@@ -1,7 +1,8 @@
-//! Block rows (schema version 5): the store keeps metric values and activity records [`BLOCK`]
-//! to a row. A row holds the records of one group (a metric, or a mapping for activity) and one
-//! day, sorted by their object's key, as a JSON array of arrays (`points`); it is keyed by
-//! (group, day, first key). A chunk writes a few hundred rows where it wrote tens of thousands:
+//! Block rows: the store keeps metric values and activity records [`BLOCK`] to a row. A row
+//! holds the records of one group (a metric, or a mapping for activity, in one generation) and
+//! one day, sorted by their object's key, as a JSON array of arrays (`points`); it is keyed by
+//! (group, generation, day, first key). Two generations of a group never share a row: a
+//! Re-sync all writes the next generation's rows beside the shown generation's, untouched. A chunk writes a few hundred rows where it wrote tens of thousands:
 //! the SQLite B-tree work per record (a descent, a cell, a page split now and then), which was
 //! most of a large re-sync's CPU, is divided by the block size. A read of one object seeks the
 //! one row whose range holds it (`first <= key`, the last such row).
@@ -9,9 +10,8 @@
 //! A group and day is the unit of a merge: when a write finds rows of its group and day (values
 //! of a metric another mapping also wrote, or records written out of order), it reads them,
 //! lets its records replace those of the same key, and writes the group's rows again. A row
-//! whose records share one mapping and one generation says so in its `mapping` and
-//! `generation` columns, so a chunk's replace and a purge delete whole rows by range; rows that
-//! mix them (`NULL`) are read and rewritten.
+//! of values whose records share one mapping says so in its `mapping` column, so a chunk's
+//! replace deletes whole rows by range; rows that mix mappings (`NULL`) are read and rewritten.
 
 use super::StoreError;
 use rusqlite::{params, Connection};
@@ -29,13 +29,29 @@ pub(super) enum Table {
 }
 
 impl Table {
-    /// `sql` with `{t}` replaced by the table's name and `{g}` by its group column.
+    /// `sql` with `{t}` replaced by the table's name, `{g}` by its group column and `{key}` by
+    /// the condition of one group in one generation (`?1` the group, `?2` the generation).
     pub(super) fn sql(self, sql: &str) -> String {
         let (t, g) = match self {
             Table::Values => ("metric_blocks", "metric"),
             Table::Activity => ("activity_blocks", "mapping"),
         };
-        sql.replace("{t}", t).replace("{g}", g)
+        sql.replace("{key}", "{g} = ?1 AND generation = ?2")
+            .replace("{t}", t)
+            .replace("{g}", g)
+    }
+}
+
+/// The rows of one group (a metric key, or a mapping key for activity) in one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Group {
+    pub id: i64,
+    pub generation: i64,
+}
+
+impl Group {
+    pub(super) fn new(id: i64, generation: i64) -> Self {
+        Self { id, generation }
     }
 }
 
@@ -179,13 +195,13 @@ impl Entry for ActivityEntry {
 /// The records of rows read from `table` (activity records get the group as their mapping).
 pub(super) fn parse<E: Entry + WithMapping>(
     table: Table,
-    group: i64,
+    group: Group,
     points: &str,
 ) -> Result<Vec<E>, StoreError> {
     let mut v = E::parse(points)?;
     if table == Table::Activity {
         for e in &mut v {
-            e.set_mapping(group);
+            e.set_mapping(group.id);
         }
     }
     Ok(v)
@@ -210,14 +226,14 @@ impl WithMapping for ActivityEntry {
 pub(super) fn load_group<E: Entry + WithMapping>(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     day: i64,
 ) -> Result<Vec<E>, StoreError> {
     let mut st = c.prepare_cached(
-        &table.sql("SELECT points FROM {t} WHERE {g} = ?1 AND day = ?2 ORDER BY first"),
+        &table.sql("SELECT points FROM {t} WHERE {key} AND day = ?3 ORDER BY first"),
     )?;
     let mut out = Vec::new();
-    let mut rows = st.query(params![group, day])?;
+    let mut rows = st.query(params![group.id, group.generation, day])?;
     while let Some(r) = rows.next()? {
         let points: String = r.get(0)?;
         out.extend(parse::<E>(table, group, &points)?);
@@ -229,12 +245,12 @@ pub(super) fn load_group<E: Entry + WithMapping>(
 pub(super) fn find<E: Entry + WithMapping>(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     day: i64,
     key: i64,
 ) -> Result<Option<E>, StoreError> {
     let mut st = c.prepare_cached(&table.sql(FIND))?;
-    let mut rows = st.query(params![group, day, key])?;
+    let mut rows = st.query(params![group.id, group.generation, day, key])?;
     let Some(r) = rows.next()? else {
         return Ok(None);
     };
@@ -248,20 +264,20 @@ pub(super) fn find<E: Entry + WithMapping>(
 
 /// The row whose range holds a key: the last row starting at or before it.
 pub(super) const FIND: &str =
-    "SELECT points FROM {t} WHERE {g} = ?1 AND day = ?2 AND first <= ?3 ORDER BY first DESC LIMIT 1";
+    "SELECT points FROM {t} WHERE {key} AND day = ?3 AND first <= ?4 ORDER BY first DESC LIMIT 1";
 
 /// Writes a group and day's records (in key order, one per key), merging them into the rows
 /// already stored there, if any: a stored record of a key the new ones have goes.
 pub(super) fn write_group<E: Entry + WithMapping + Copy>(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     day: i64,
     entries: &[E],
 ) -> Result<(), StoreError> {
     let exists = c
-        .prepare_cached(&table.sql("SELECT 1 FROM {t} WHERE {g} = ?1 AND day = ?2 LIMIT 1"))?
-        .exists(params![group, day])?;
+        .prepare_cached(&table.sql("SELECT 1 FROM {t} WHERE {key} AND day = ?3 LIMIT 1"))?
+        .exists(params![group.id, group.generation, day])?;
     if !exists {
         return insert_rows(c, table, group, day, entries);
     }
@@ -297,11 +313,11 @@ pub(super) fn write_group<E: Entry + WithMapping + Copy>(
 pub(super) fn delete_group(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     day: i64,
 ) -> Result<(), StoreError> {
-    c.prepare_cached(&table.sql("DELETE FROM {t} WHERE {g} = ?1 AND day = ?2"))?
-        .execute(params![group, day])?;
+    c.prepare_cached(&table.sql("DELETE FROM {t} WHERE {key} AND day = ?3"))?
+        .execute(params![group.id, group.generation, day])?;
     Ok(())
 }
 
@@ -309,19 +325,19 @@ pub(super) fn delete_group(
 fn insert_rows<E: Entry>(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     day: i64,
     entries: &[E],
 ) -> Result<(), StoreError> {
     // Activity rows are keyed by their mapping: no column of it apart.
     let mut st = c.prepare_cached(match table {
         Table::Values => {
-            "INSERT INTO metric_blocks (metric, day, first, n, mapping, generation, points)
+            "INSERT INTO metric_blocks (metric, generation, day, first, n, mapping, points)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         }
         Table::Activity => {
-            "INSERT INTO activity_blocks (mapping, day, first, n, generation, points)
-             VALUES (?1, ?2, ?3, ?4, ?6, ?7)"
+            "INSERT INTO activity_blocks (mapping, generation, day, first, n, points)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?7)"
         }
     })?;
     let mut points = String::with_capacity(BLOCK * 32);
@@ -342,14 +358,14 @@ fn insert_rows<E: Entry>(
             e.write(&mut points)?;
         }
         points.push(']');
-        st.raw_bind_parameter(1, group)?;
-        st.raw_bind_parameter(2, day)?;
-        st.raw_bind_parameter(3, first.key())?;
-        st.raw_bind_parameter(4, block.len() as i64)?;
+        st.raw_bind_parameter(1, group.id)?;
+        st.raw_bind_parameter(2, group.generation)?;
+        st.raw_bind_parameter(3, day)?;
+        st.raw_bind_parameter(4, first.key())?;
+        st.raw_bind_parameter(5, block.len() as i64)?;
         if table == Table::Values {
-            st.raw_bind_parameter(5, uniform(E::mapping))?;
+            st.raw_bind_parameter(6, uniform(E::mapping))?;
         }
-        st.raw_bind_parameter(6, uniform(E::generation))?;
         st.raw_bind_parameter(7, points.as_str())?;
         st.raw_execute()?;
     }
@@ -362,7 +378,7 @@ fn insert_rows<E: Entry>(
 pub(super) fn filter_days<E: Entry + WithMapping + Copy>(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     days: Vec<i64>,
     drop: &dyn Fn(&E) -> bool,
 ) -> Result<usize, StoreError> {
@@ -396,8 +412,8 @@ const HELD_MAX: usize = 1 << 16;
 /// was written is merged into its rows.
 pub(super) struct GroupWriter<E> {
     table: Table,
-    current: Option<(i64, i64)>,
-    groups: std::collections::BTreeMap<(i64, i64), Vec<E>>,
+    current: Option<(Group, i64)>,
+    groups: std::collections::BTreeMap<(Group, i64), Vec<E>>,
     /// Records held in groups other than the current one.
     held: usize,
 }
@@ -419,7 +435,7 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
         day: i64,
         e: E,
     ) -> Result<(), StoreError> {
-        let at = (group, day);
+        let at = (Group::new(group, e.generation()), day);
         if self.current != Some(at) {
             if let Some(left) = self.current.replace(at) {
                 let size = self.groups.get(&left).map_or(0, Vec::len);
@@ -433,7 +449,7 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
                 .held
                 .saturating_sub(self.groups.get(&at).map_or(0, Vec::len));
             if self.held >= HELD_MAX {
-                let others: Vec<(i64, i64)> =
+                let others: Vec<(Group, i64)> =
                     self.groups.keys().copied().filter(|k| *k != at).collect();
                 for k in others {
                     self.write(c, k)?;
@@ -447,7 +463,7 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
 
     /// Writes every group and day held.
     pub(super) fn flush(&mut self, c: &Connection) -> Result<(), StoreError> {
-        let all: Vec<(i64, i64)> = self.groups.keys().copied().collect();
+        let all: Vec<(Group, i64)> = self.groups.keys().copied().collect();
         for k in all {
             self.write(c, k)?;
         }
@@ -457,7 +473,7 @@ impl<E: Entry + WithMapping + Copy> GroupWriter<E> {
     }
 
     /// Writes one group and day: in key order, the last record of a key winning.
-    fn write(&mut self, c: &Connection, (group, day): (i64, i64)) -> Result<(), StoreError> {
+    fn write(&mut self, c: &Connection, (group, day): (Group, i64)) -> Result<(), StoreError> {
         let Some(mut entries) = self.groups.remove(&(group, day)) else {
             return Ok(());
         };
@@ -516,14 +532,20 @@ mod tests {
         assert!(value(1, f64::NAN, 1).write(&mut String::new()).is_err());
     }
 
+    /// Group 1 in generation 1 (the generation of `value`'s records).
+    const G1: Group = Group {
+        id: 1,
+        generation: 1,
+    };
+
     fn conn() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(include_str!("schema.sql")).unwrap();
+        c.execute_batch(crate::store::embedded::SCHEMA).unwrap();
         c
     }
 
     fn all(c: &Connection, day: i64) -> Vec<ValueEntry> {
-        load_group(c, Table::Values, 1, day).unwrap()
+        load_group(c, Table::Values, G1, day).unwrap()
     }
 
     /// Rows of [`BLOCK`], found by key; a second write of a group merges into it, its records
@@ -532,7 +554,7 @@ mod tests {
     fn groups_are_written_in_blocks_and_merged() {
         let c = conn();
         let first: Vec<ValueEntry> = (0..150).map(|i| value(i * 2, i as f64, 7)).collect();
-        write_group(&c, Table::Values, 1, 100, &first).unwrap();
+        write_group(&c, Table::Values, G1, 100, &first).unwrap();
         let rows: Vec<(i64, i64, Option<i64>)> = c
             .prepare("SELECT first, n, mapping FROM metric_blocks ORDER BY first")
             .unwrap()
@@ -551,12 +573,12 @@ mod tests {
             (131, None),
             (400, None),
         ] {
-            let got: Option<ValueEntry> = find(&c, Table::Values, 1, 100, key).unwrap();
+            let got: Option<ValueEntry> = find(&c, Table::Values, G1, 100, key).unwrap();
             assert_eq!(got.map(|e| e.value), want, "key {key}");
         }
         // Another mapping's records of some of the keys, and of new ones.
         let second = [value(3, -1.0, 8), value(4, -2.0, 8), value(1000, -3.0, 8)];
-        write_group(&c, Table::Values, 1, 100, &second).unwrap();
+        write_group(&c, Table::Values, G1, 100, &second).unwrap();
         let stored = all(&c, 100);
         assert_eq!(stored.len(), 152);
         assert_eq!(stored.iter().filter(|e| e.mapping == 8).count(), 3);
@@ -572,7 +594,7 @@ mod tests {
             .unwrap();
         assert_eq!(mixed, 2);
         // Removing mapping 8's records leaves mapping 7's, one mapping to a row again.
-        let gone = filter_days(&c, Table::Values, 1, vec![100], &|e: &ValueEntry| {
+        let gone = filter_days(&c, Table::Values, G1, vec![100], &|e: &ValueEntry| {
             e.mapping == 8
         })
         .unwrap();

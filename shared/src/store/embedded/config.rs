@@ -83,7 +83,11 @@ impl ConfigStore for EmbeddedStore {
         self.with(|c| {
             let tx = write_tx(c)?;
             let current: Option<i64> = tx
-                .query_row("SELECT version FROM integrations WHERE tenant=?1", [i.tenant.as_str()], |r| r.get(0))
+                .query_row(
+                    "SELECT version FROM integrations WHERE tenant=?1",
+                    [i.tenant.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if current.unwrap_or(0) as u64 != i.version {
                 return Err(StoreError::Conflict(format!(
@@ -93,9 +97,18 @@ impl ConfigStore for EmbeddedStore {
                 )));
             }
             tx.execute(
-                "INSERT INTO integrations (tenant, version, generation, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(tenant) DO UPDATE SET version=excluded.version, generation=excluded.generation, body=excluded.body",
-                params![i.tenant.as_str(), stored.version as i64, stored.generation as i64, body],
+                "INSERT INTO integrations (tenant, version, generation, body, published)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(tenant) DO UPDATE SET version=excluded.version,
+                    generation=excluded.generation, body=excluded.body,
+                    published=excluded.published",
+                params![
+                    i.tenant.as_str(),
+                    stored.version as i64,
+                    stored.generation as i64,
+                    body,
+                    stored.read_generation() as i64
+                ],
             )?;
             tx.commit()?;
             Ok(stored.version)

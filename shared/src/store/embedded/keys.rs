@@ -380,7 +380,7 @@ mod tests {
 
     fn conn() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(include_str!("schema.sql")).unwrap();
+        c.execute_batch(crate::store::embedded::SCHEMA).unwrap();
         c
     }
 

@@ -14,17 +14,20 @@
 //!   `metric_keys`, `label_keys`, `mapping_keys`; see `blocks.rs` and `points.rs`).
 //! - 6: `mapping_state.synced_from`, the first day of a mapping's synced range (empty until
 //!   its next sync from scratch: until then its charts show no zero days).
+//! - 7: the generation in the key of the block rows (`metric_blocks`, `activity_blocks`: a
+//!   Re-sync all writes the next generation beside the shown one) and
+//!   `integrations.published`, the generation reads show.
 //!
 //! The tables of versions 1-4 are created (`legacy_v4.sql`) while migrating, so the older steps
 //! fill them as they always did, then converted to version 5 and dropped. `metric_values` and
 //! `activities` remain as read-only views of the rows, for SQL written against them.
 
-use super::blocks::{ActivityEntry, GroupWriter, Table, ValueEntry};
+use super::blocks::{self, ActivityEntry, Group, GroupWriter, Table, ValueEntry};
 use super::{run_status, runs, write_tx, StoreError};
 use rusqlite::Connection;
 
 /// The layout `schema.sql` describes.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -78,6 +81,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     runs::migrate_runs(&tx)?;
     to_version_5(&tx)?;
     run_status::add_column(&tx, "mapping_state", "synced_from", "TEXT")?;
+    to_version_7(&tx)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit()?;
     Ok(())
@@ -164,17 +168,87 @@ fn to_version_5(tx: &Connection) -> Result<(), StoreError> {
         }
     }
     rows.flush(tx)?;
-    tx.execute_batch(VIEWS_AND_DROPS)?;
+    tx.execute_batch(DROPS)?;
+    tx.execute_batch(VIEWS)?;
     Ok(())
 }
 
-/// The old tables go; `metric_values` and `activities` become views of the block rows.
-const VIEWS_AND_DROPS: &str = "
+/// Version 7: block rows keyed by generation. Rows of versions 5 and 6 are copied as they are
+/// (a row of one generation) or split by generation (a row that mixed them); the views over
+/// the tables are made again; `integrations.published` is added, empty (= `generation`).
+fn to_version_7(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    run_status::add_column(tx, "integrations", "published", "INTEGER")?;
+    let keyed: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('metric_blocks')
+            WHERE name = 'generation' AND pk > 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    if keyed {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "DROP VIEW IF EXISTS metric_values;
+         DROP VIEW IF EXISTS activities;
+         ALTER TABLE metric_blocks RENAME TO metric_blocks_v6;
+         ALTER TABLE activity_blocks RENAME TO activity_blocks_v6;",
+    )?;
+    tx.execute_batch(include_str!("blocks.sql"))?;
+    tx.execute_batch(
+        "INSERT INTO metric_blocks (metric, generation, day, first, n, mapping, points)
+            SELECT metric, generation, day, first, n, mapping, points FROM metric_blocks_v6
+            WHERE generation IS NOT NULL;
+         INSERT INTO activity_blocks (mapping, generation, day, first, n, points)
+            SELECT mapping, generation, day, first, n, points FROM activity_blocks_v6
+            WHERE generation IS NOT NULL;",
+    )?;
+    let mut values = GroupWriter::new(Table::Values);
+    let mut activity = GroupWriter::new(Table::Activity);
+    {
+        let mut st = tx.prepare(
+            "SELECT 0, metric, day, points FROM metric_blocks_v6 WHERE generation IS NULL
+             UNION ALL
+             SELECT 1, mapping, day, points FROM activity_blocks_v6 WHERE generation IS NULL
+             ORDER BY 1, 2, 3",
+        )?;
+        let mut r = st.query([])?;
+        while let Some(r) = r.next()? {
+            let (table, group, day, points): (i64, i64, i64, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            // Each record carries its generation: the writer puts it in that generation's rows.
+            let any = Group::new(group, 0);
+            if table == 0 {
+                for e in blocks::parse::<ValueEntry>(Table::Values, any, &points)? {
+                    values.push(tx, group, day, e)?;
+                }
+            } else {
+                for e in blocks::parse::<ActivityEntry>(Table::Activity, any, &points)? {
+                    activity.push(tx, group, day, e)?;
+                }
+            }
+        }
+    }
+    values.flush(tx)?;
+    activity.flush(tx)?;
+    tx.execute_batch(
+        "DROP TABLE metric_blocks_v6;
+         DROP TABLE activity_blocks_v6;",
+    )?;
+    tx.execute_batch(VIEWS)?;
+    Ok(())
+}
+
+/// The old tables go.
+const DROPS: &str = "
     DROP VIEW legacy_values;
     DROP VIEW legacy_activity;
     DROP TABLE series_values;
     DROP TABLE series;
     DROP TABLE activity_records;
+";
+
+/// `metric_values` and `activities`, views of the block rows.
+const VIEWS: &str = "
     CREATE VIEW metric_values AS
         SELECT k.tenant, k.kind AS object_kind, o.external_id AS object_id, k.metric, k.app,
             date(b.day + 1721424.5) AS day, p.value ->> 1 AS value, m.mapping_id,
@@ -317,7 +391,7 @@ mod tests {
             .collect();
         assert_eq!(s.export(None).await.unwrap(), expected);
         // The stale generation is still stored, and purged as before.
-        assert_eq!(s.purge_below_generation(&t, 2).await.unwrap(), 1);
+        assert_eq!(s.purge_generations(&t, &[2]).await.unwrap(), 1);
         assert_eq!(s.delete_mapping_data(&t, &m1).await.unwrap(), 2);
         expected.retain(|r| r.metric != "Minutes" && r.day != d(2, 28));
         assert_eq!(s.export(None).await.unwrap(), expected);
@@ -386,5 +460,86 @@ mod tests {
         // Opening it again does not migrate twice.
         let s = super::super::EmbeddedStore::open(&path).unwrap();
         assert_eq!(s.export(None).await.unwrap(), expected);
+    }
+
+    /// A file of schema version 6 (block rows keyed without their generation, a row mixing
+    /// two generations) opens with its rows keyed by generation: the shown generation reads as
+    /// before, and the other is purged by generation.
+    #[tokio::test]
+    async fn a_file_of_schema_version_6_is_keyed_by_generation() {
+        use crate::domain::{Integration, TenantId};
+        use crate::store::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pendo-sync.sqlite");
+        let t = TenantId::parse("t1").unwrap();
+        let mut integration = Integration::new(t.clone());
+        integration.generation = 2;
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(include_str!("schema.sql")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE metric_blocks (metric INTEGER NOT NULL, day INTEGER NOT NULL,
+                    first INTEGER NOT NULL, n INTEGER NOT NULL, mapping INTEGER,
+                    generation INTEGER, points TEXT NOT NULL,
+                    PRIMARY KEY (metric, day, first)) WITHOUT ROWID;
+                 CREATE TABLE activity_blocks (mapping INTEGER NOT NULL, day INTEGER NOT NULL,
+                    first INTEGER NOT NULL, n INTEGER NOT NULL, generation INTEGER,
+                    points TEXT NOT NULL, PRIMARY KEY (mapping, day, first)) WITHOUT ROWID;
+                 INSERT INTO object_keys (id, tenant, kind, external_id) VALUES
+                    (1, 't1', 'company', 'acme'), (2, 't1', 'company', 'beta'),
+                    (3, 't1', 'endUser', 'u1');
+                 INSERT INTO metric_keys (id, tenant, kind, metric, app)
+                    VALUES (1, 't1', 'company', 'Clicks', '');
+                 INSERT INTO mapping_keys (id, tenant, mapping_id) VALUES (1, 't1', 'm1');
+                 INSERT INTO label_keys (id, tenant, label) VALUES (1, 't1', 'Clicks');
+                 -- 738000 and 738001: two days; the first row mixes generations 1 and 2.
+                 INSERT INTO metric_blocks VALUES
+                    (1, 738000, 1, 2, 1, NULL, '[[1,5.0,1,1],[2,6.0,1,2]]'),
+                    (1, 738001, 1, 1, 1, 2, '[[1,7.0,1,2]]');
+                 INSERT INTO activity_blocks VALUES
+                    (1, 738000, 3, 1, 1, '[[3,1,1,0,4.0,1.5,1]]'),
+                    (1, 738001, 3, 1, NULL, '[[3,1,1,0,8.0,0.5,2]]');
+                 PRAGMA user_version = 6;",
+            )
+            .unwrap();
+            let body = serde_json::to_string(&integration).unwrap();
+            c.execute(
+                "INSERT INTO integrations (tenant, version, generation, body) VALUES ('t1', 1, 2, ?1)",
+                [body],
+            )
+            .unwrap();
+        }
+        let s = super::super::EmbeddedStore::open(&path).unwrap();
+        let shown: Vec<(String, String, f64)> = s
+            .export(Some(&t))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.object_id, r.day.to_string(), r.value))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("u1".to_string(), "2021-07-30".to_string(), 8.0),
+                ("acme".to_string(), "2021-07-30".to_string(), 7.0),
+                ("beta".to_string(), "2021-07-29".to_string(), 6.0),
+            ]
+        );
+        assert_eq!(s.purge_generations(&t, &[2]).await.unwrap(), 2);
+        assert_eq!(s.export(Some(&t)).await.unwrap().len(), 3);
+        drop(s);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let keyed: Vec<(i64, i64, i64)> = c
+            .prepare("SELECT generation, day, n FROM metric_blocks ORDER BY generation, day")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(keyed, [(2, 738000, 1), (2, 738001, 1)]);
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, super::SCHEMA_VERSION);
     }
 }

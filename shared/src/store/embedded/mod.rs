@@ -57,6 +57,10 @@ fn parse_day(s: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(corrupt)
 }
 
+/// The layout of a new file: `schema.sql`, then the block rows of values and activity
+/// (`blocks.sql`, apart so that the migration to schema version 7 makes them again).
+pub(crate) const SCHEMA: &str = concat!(include_str!("schema.sql"), include_str!("blocks.sql"));
+
 impl EmbeddedStore {
     /// Opens (creating if needed) `DIR/pendo-sync.sqlite`.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
@@ -98,7 +102,7 @@ impl EmbeddedStore {
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute_batch(SCHEMA)?;
         migrate::migrate(&mut conn)?;
         // SQLite's default page cache (2 MiB): a 16 MiB cache was measured at +10 MiB peak
         // resident memory for a 1M-row sync (72 MiB, over the 64 MiB budget) for a small gain in

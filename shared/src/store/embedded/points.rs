@@ -9,7 +9,7 @@
 //! end user and by company took every record to a random page of a table of millions: a large
 //! re-sync spent most of its time reading, writing and checkpointing those pages.
 
-use super::blocks::{filter_days, ActivityEntry, GroupWriter, Table, ValueEntry};
+use super::blocks::{filter_days, ActivityEntry, Group, GroupWriter, Table, ValueEntry};
 use super::keys::{
     ensure_mapping_key, mapping_key, KeyCache, KeyTable, KeyTx, RecentKeys, SlotKeys,
 };
@@ -63,7 +63,8 @@ pub(super) fn replace_chunk(
     }
     let generation = generation as i64;
     let m = ensure_mapping_key(&tx, t, mapping)?;
-    delete_days(&tx, m, Some((day_num(window.from), day_num(window.to))))?;
+    let days = (day_num(window.from), day_num(window.to));
+    delete_days(&tx, m, Some(generation), Some(days))?;
     let mut space = cache.take_space(t, records.slot_space());
     let mut keys = KeyTx::new(&tx, cache, t);
     {
@@ -160,26 +161,28 @@ fn metrics_of(c: &Connection, m: i64) -> Result<Vec<i64>, StoreError> {
     rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
-/// `head` (a select list, or `DELETE`) over the rows of a group (`?1`) in the days `?2..=?3`
-/// that `filter` selects (SQL over the row's columns, `?4` its argument).
+/// `head` (a select list, or `DELETE`) over the rows of a group in one generation (`?1`, `?2`)
+/// in the days `?3..=?4` that `filter` selects (SQL over the row's columns, `?5` its argument).
 fn rows_sql(table: Table, head: &str, filter: &str) -> String {
     table.sql(&format!(
-        "{head} FROM {{t}} WHERE {{g}} = ?1 AND day BETWEEN ?2 AND ?3 AND ({filter})"
+        "{head} FROM {{t}} WHERE {{key}} AND day BETWEEN ?3 AND ?4 AND ({filter})"
     ))
 }
 
 /// The days of rows in `from..=to` of a group that `filter` selects (SQL over the row's
-/// columns, `?1` the group, `?4` its argument).
+/// columns, `?5` its argument).
 fn days_of(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     (from, to): (i64, i64),
     filter: &str,
     arg: i64,
 ) -> Result<Vec<i64>, StoreError> {
     let mut st = c.prepare_cached(&rows_sql(table, "SELECT DISTINCT day", filter))?;
-    let rows = st.query_map(params![group, from, to, arg], |r| r.get(0))?;
+    let rows = st.query_map(params![group.id, group.generation, from, to, arg], |r| {
+        r.get(0)
+    })?;
     rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
@@ -187,14 +190,16 @@ fn days_of(
 fn count(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     (from, to): (i64, i64),
     filter: &str,
     arg: i64,
 ) -> Result<usize, StoreError> {
     let n: i64 = c
         .prepare_cached(&rows_sql(table, "SELECT coalesce(sum(n), 0)", filter))?
-        .query_row(params![group, from, to, arg], |r| r.get(0))?;
+        .query_row(params![group.id, group.generation, from, to, arg], |r| {
+            r.get(0)
+        })?;
     Ok(n as usize)
 }
 
@@ -202,40 +207,65 @@ fn count(
 fn delete_rows(
     c: &Connection,
     table: Table,
-    group: i64,
+    group: Group,
     (from, to): (i64, i64),
     filter: &str,
     arg: i64,
 ) -> Result<(), StoreError> {
     c.prepare_cached(&rows_sql(table, "DELETE", filter))?
-        .execute(params![group, from, to, arg])?;
+        .execute(params![group.id, group.generation, from, to, arg])?;
     Ok(())
 }
 
-/// Deletes what the mapping `m` wrote on the days `from..=to` (every day when `None`); returns
-/// how many records went. Its values are in the metrics it ever wrote (`mapping_metrics`):
-/// rows of only its values go by range; rows it shares with another mapping's values are
-/// rewritten without its own. Its activity rows are its own.
-fn delete_days(c: &Connection, m: i64, days: Option<(i64, i64)>) -> Result<usize, StoreError> {
+/// Every generation with rows of a group.
+fn generations_of(c: &Connection, table: Table, group: i64) -> Result<Vec<i64>, StoreError> {
+    let mut st = c.prepare_cached(
+        &table.sql("SELECT DISTINCT generation FROM {t} WHERE {g} = ?1 ORDER BY generation"),
+    )?;
+    let rows = st.query_map([group], |r| r.get(0))?;
+    rows.map(|r| r.map_err(StoreError::from)).collect()
+}
+
+/// Deletes what the mapping `m` wrote in `generation` (every generation when `None`) on the
+/// days `from..=to` (every day when `None`); returns how many records went. Its values are in
+/// the metrics it ever wrote (`mapping_metrics`): rows of only its values go by range; rows it
+/// shares with another mapping's values are rewritten without its own. Its activity rows are
+/// its own.
+fn delete_days(
+    c: &Connection,
+    m: i64,
+    generation: Option<i64>,
+    days: Option<(i64, i64)>,
+) -> Result<usize, StoreError> {
     let days = days.unwrap_or((i64::MIN, i64::MAX));
+    let gens = |table: Table, group: i64| match generation {
+        Some(g) => Ok(vec![g]),
+        None => generations_of(c, table, group),
+    };
     let mut n = 0;
     for metric in metrics_of(c, m)? {
-        n += count(c, Table::Values, metric, days, "mapping = ?4", m)?;
-        delete_rows(c, Table::Values, metric, days, "mapping = ?4", m)?;
-        let mixed = days_of(
-            c,
-            Table::Values,
-            metric,
-            days,
-            "mapping IS NULL AND ?4 = ?4",
-            m,
-        )?;
-        n += filter_days(c, Table::Values, metric, mixed, &|e: &ValueEntry| {
-            e.mapping == m
-        })?;
+        for g in gens(Table::Values, metric)? {
+            let group = Group::new(metric, g);
+            n += count(c, Table::Values, group, days, "mapping = ?5", m)?;
+            delete_rows(c, Table::Values, group, days, "mapping = ?5", m)?;
+            let mixed = days_of(
+                c,
+                Table::Values,
+                group,
+                days,
+                "mapping IS NULL AND ?5 = ?5",
+                m,
+            )?;
+            n += filter_days(c, Table::Values, group, mixed, &|e: &ValueEntry| {
+                e.mapping == m
+            })?;
+        }
     }
-    n += count(c, Table::Activity, m, days, "?4 = ?4", m)?;
-    delete_rows(c, Table::Activity, m, days, "?4 = ?4", m)?;
+    for g in gens(Table::Activity, m)? {
+        let group = Group::new(m, g);
+        n += count(c, Table::Activity, group, days, "?5 = ?5", m)?;
+        delete_rows(c, Table::Activity, group, days, "?5 = ?5", m)?;
+    }
     Ok(n)
 }
 
@@ -246,7 +276,7 @@ pub(super) fn delete_values_of(
     m: &MappingId,
 ) -> Result<usize, StoreError> {
     match mapping_key(c, t, m)? {
-        Some(key) => delete_days(c, key, None),
+        Some(key) => delete_days(c, key, None, None),
         None => Ok(0),
     }
 }
@@ -277,14 +307,9 @@ impl DataStore for EmbeddedStore {
         self.with_keys(|c, keys| replace_chunk(c, keys, t, generation, mapping, window, records))
     }
 
-    async fn purge_below_generation(
-        &self,
-        t: &TenantId,
-        generation: u64,
-    ) -> Result<u64, StoreError> {
+    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
-            let g = generation as i64;
             let all = (i64::MIN, i64::MAX);
             let groups = |sql: &str| -> Result<Vec<i64>, StoreError> {
                 let mut st = tx.prepare_cached(sql)?;
@@ -302,23 +327,15 @@ impl DataStore for EmbeddedStore {
                     "SELECT id FROM mapping_keys WHERE tenant = ?1",
                 ),
             ] {
-                for group in groups(sql)? {
-                    n += count(&tx, table, group, all, "generation < ?4", g)?;
-                    delete_rows(&tx, table, group, all, "generation < ?4", g)?;
-                    let mixed =
-                        days_of(&tx, table, group, all, "generation IS NULL AND ?4 = ?4", g)?;
-                    n += match table {
-                        Table::Values => {
-                            filter_days(&tx, table, group, mixed, &|e: &ValueEntry| {
-                                e.generation < g
-                            })?
+                for id in groups(sql)? {
+                    for g in generations_of(&tx, table, id)? {
+                        if keep.contains(&(g as u64)) {
+                            continue;
                         }
-                        Table::Activity => {
-                            filter_days(&tx, table, group, mixed, &|e: &ActivityEntry| {
-                                e.generation < g
-                            })?
-                        }
-                    };
+                        let group = Group::new(id, g);
+                        n += count(&tx, table, group, all, "?5 = ?5", 0)?;
+                        delete_rows(&tx, table, group, all, "?5 = ?5", 0)?;
+                    }
                 }
             }
             tx.commit()?;
@@ -344,14 +361,14 @@ mod tests {
     #[test]
     fn a_chunks_deletes_are_ranges_of_its_own_rows() {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(include_str!("schema.sql")).unwrap();
+        c.execute_batch(crate::store::embedded::SCHEMA).unwrap();
         for table in [Table::Values, Table::Activity] {
             for head in [
                 "DELETE",
                 "SELECT coalesce(sum(n), 0)",
                 "SELECT DISTINCT day",
             ] {
-                for filter in ["mapping = ?4", "generation < ?4", "?4 = ?4"] {
+                for filter in ["mapping = ?5", "?5 = ?5"] {
                     if table == Table::Activity && filter.starts_with("mapping") {
                         continue;
                     }

@@ -1,6 +1,6 @@
-//! Reads of metric values and activity (schema version 5): an object's series and metrics, an
-//! end user's or a company's recent activity, and the export. Only the integration's current
-//! generation is visible.
+//! Reads of metric values and activity: an object's series and metrics, an end user's or a
+//! company's recent activity, and the export. Only the generation the integration shows
+//! (`integrations.published`) is visible: a Re-sync all's rows are not, until it is published.
 //!
 //! The tables are keyed for the chunk's write (see `blocks.rs`): rows of values by (metric,
 //! day, object), of activity by (mapping, day, end user). A read of one object therefore seeks
@@ -8,7 +8,7 @@
 //! can stop early: a few hundred seeks for a year of a metric. A company's activity is read from
 //! every row of its mappings' days (a company's records are spread over its users' keys).
 
-use super::blocks::{self, ActivityEntry, Entry, Table, ValueEntry};
+use super::blocks::{self, ActivityEntry, Entry, Group, Table, ValueEntry};
 use super::keys::{find, KeyTable};
 use super::points::{day_num, num_day};
 use super::EmbeddedStore;
@@ -20,19 +20,20 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 
-fn current_generation(c: &Connection, t: &TenantId) -> Result<Option<i64>, StoreError> {
-    Ok(
-        c.prepare_cached("SELECT generation FROM integrations WHERE tenant=?1")?
-            .query_row([t.as_str()], |r| r.get(0))
-            .optional()?,
-    )
+fn shown_generation(c: &Connection, t: &TenantId) -> Result<Option<i64>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT coalesce(published, generation) FROM integrations WHERE tenant=?1",
+    )?
+    .query_row([t.as_str()], |r| r.get(0))
+    .optional()?)
 }
 
-/// The first and last day stored under a metric key (or a mapping key for activity).
-fn day_span(c: &Connection, sql: &str, key: i64) -> Result<Option<(i64, i64)>, StoreError> {
+/// The first and last day stored under a metric key (or a mapping key for activity) in a
+/// generation.
+fn day_span(c: &Connection, sql: &str, group: Group) -> Result<Option<(i64, i64)>, StoreError> {
     let span: (Option<i64>, Option<i64>) = c
         .prepare_cached(sql)?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row([group.id, group.generation], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(match span {
         (Some(a), Some(b)) => Some((a, b)),
         _ => None,
@@ -40,11 +41,15 @@ fn day_span(c: &Connection, sql: &str, key: i64) -> Result<Option<(i64, i64)>, S
 }
 
 const METRIC_SPAN: &str =
-    "SELECT (SELECT day FROM metric_blocks WHERE metric = ?1 ORDER BY day LIMIT 1),
-        (SELECT day FROM metric_blocks WHERE metric = ?1 ORDER BY day DESC LIMIT 1)";
+    "SELECT (SELECT day FROM metric_blocks WHERE metric = ?1 AND generation = ?2
+            ORDER BY day LIMIT 1),
+        (SELECT day FROM metric_blocks WHERE metric = ?1 AND generation = ?2
+            ORDER BY day DESC LIMIT 1)";
 const ACTIVITY_SPAN: &str =
-    "SELECT (SELECT day FROM activity_blocks WHERE mapping = ?1 ORDER BY day LIMIT 1),
-        (SELECT day FROM activity_blocks WHERE mapping = ?1 ORDER BY day DESC LIMIT 1)";
+    "SELECT (SELECT day FROM activity_blocks WHERE mapping = ?1 AND generation = ?2
+            ORDER BY day LIMIT 1),
+        (SELECT day FROM activity_blocks WHERE mapping = ?1 AND generation = ?2
+            ORDER BY day DESC LIMIT 1)";
 
 /// The metric keys of a tenant for an object kind: (key, metric, app), by metric and app.
 fn metric_keys(
@@ -105,19 +110,19 @@ impl ReadStore for EmbeddedStore {
         to: NaiveDate,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
         self.with(|c| {
-            let (Some(object), Some(generation)) =
-                (object_key(c, t, o)?, current_generation(c, t)?)
+            let (Some(object), Some(generation)) = (object_key(c, t, o)?, shown_generation(c, t)?)
             else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for (key, _, app) in metric_keys(c, t, o.kind, Some(metric))? {
-                let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+                let group = Group::new(key, generation);
+                let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
                     continue;
                 };
                 for day in day_num(from).max(first)..=day_num(to).min(last) {
                     let point: Option<ValueEntry> =
-                        blocks::find(c, Table::Values, key, day, object)?;
+                        blocks::find(c, Table::Values, group, day, object)?;
                     if let Some(p) = point.filter(|p| p.generation == generation) {
                         out.push(SeriesPoint {
                             day: num_day(day)?,
@@ -140,19 +145,19 @@ impl ReadStore for EmbeddedStore {
         o: &ObjectRef,
     ) -> Result<Vec<MetricInfo>, StoreError> {
         self.with(|c| {
-            let (Some(object), Some(generation)) =
-                (object_key(c, t, o)?, current_generation(c, t)?)
+            let (Some(object), Some(generation)) = (object_key(c, t, o)?, shown_generation(c, t)?)
             else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for (key, metric, app) in metric_keys(c, t, o.kind, None)? {
-                let Some((first, last)) = day_span(c, METRIC_SPAN, key)? else {
+                let group = Group::new(key, generation);
+                let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
                     continue;
                 };
                 for day in (first..=last).rev() {
                     let point: Option<ValueEntry> =
-                        blocks::find(c, Table::Values, key, day, object)?;
+                        blocks::find(c, Table::Values, group, day, object)?;
                     if point.is_some_and(|p| p.generation == generation) {
                         out.push(MetricInfo { metric, app });
                         break;
@@ -176,7 +181,7 @@ impl ReadStore for EmbeddedStore {
                 ActivityOf::Company(id) => (Target::Company, id),
             };
             let owner = find(c, KeyTable::Object, t.as_str(), [kind.as_str(), id, ""])?;
-            let (Some(owner), Some(generation)) = (owner, current_generation(c, t)?) else {
+            let (Some(owner), Some(generation)) = (owner, shown_generation(c, t)?) else {
                 return Ok(Vec::new());
             };
             // The tenant's mappings with activity, and the days each holds.
@@ -188,7 +193,9 @@ impl ReadStore for EmbeddedStore {
                     .query_map([t.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
                 for (key, m) in keys {
-                    if let Some((first, last)) = day_span(c, ACTIVITY_SPAN, key)? {
+                    if let Some((first, last)) =
+                        day_span(c, ACTIVITY_SPAN, Group::new(key, generation))?
+                    {
                         let m = MappingId::parse(&m).map_err(super::corrupt)?;
                         mappings.push((key, m, first, last));
                     }
@@ -205,15 +212,16 @@ impl ReadStore for EmbeddedStore {
                     if day < *first || day > *last {
                         continue;
                     }
+                    let group = Group::new(*key, generation);
                     let records: Vec<ActivityEntry> = match of {
                         ActivityOf::EndUser(_) => {
-                            blocks::find(c, Table::Activity, *key, day, owner)?
+                            blocks::find(c, Table::Activity, group, day, owner)?
                                 .into_iter()
                                 .collect()
                         }
                         ActivityOf::Company(_) => {
                             let mut all: Vec<ActivityEntry> =
-                                blocks::load_group(c, Table::Activity, *key, day)?;
+                                blocks::load_group(c, Table::Activity, group, day)?;
                             all.retain(|e| e.company == owner);
                             all
                         }
@@ -262,9 +270,10 @@ impl ReadStore for EmbeddedStore {
             let mut out = Vec::new();
             {
                 let mut st = c.prepare_cached(
-                    "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, i.generation
+                    "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, b.generation
              FROM integrations i JOIN metric_keys k ON k.tenant = i.tenant
              JOIN metric_blocks b ON b.metric = k.id
+                AND b.generation = coalesce(i.published, i.generation)
              WHERE (?1 IS NULL OR i.tenant = ?1)",
                 )?;
                 let mut rows = st.query(params![tenant])?;
@@ -293,9 +302,10 @@ impl ReadStore for EmbeddedStore {
             }
             {
                 let mut st = c.prepare_cached(
-                    "SELECT m.tenant, m.mapping_id, b.day, b.points, i.generation
+                    "SELECT m.tenant, m.mapping_id, b.day, b.points, b.generation
              FROM integrations i JOIN mapping_keys m ON m.tenant = i.tenant
              JOIN activity_blocks b ON b.mapping = m.id
+                AND b.generation = coalesce(i.published, i.generation)
              WHERE (?1 IS NULL OR i.tenant = ?1)",
                 )?;
                 let mut rows = st.query(params![tenant])?;
@@ -350,19 +360,25 @@ mod tests {
     #[test]
     fn reads_seek_by_key_and_day() {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(include_str!("schema.sql")).unwrap();
+        c.execute_batch(crate::store::embedded::SCHEMA).unwrap();
         let find = |t: Table| t.sql(blocks::FIND);
         let cases = [
             (
                 find(Table::Values),
-                "USING PRIMARY KEY (metric=? AND day=? AND first<?)",
+                "USING PRIMARY KEY (metric=? AND generation=? AND day=? AND first<?)",
             ),
             (
                 find(Table::Activity),
-                "USING PRIMARY KEY (mapping=? AND day=? AND first<?)",
+                "USING PRIMARY KEY (mapping=? AND generation=? AND day=? AND first<?)",
             ),
-            (METRIC_SPAN.to_string(), "USING PRIMARY KEY (metric=?)"),
-            (ACTIVITY_SPAN.to_string(), "USING PRIMARY KEY (mapping=?)"),
+            (
+                METRIC_SPAN.to_string(),
+                "USING PRIMARY KEY (metric=? AND generation=?)",
+            ),
+            (
+                ACTIVITY_SPAN.to_string(),
+                "USING PRIMARY KEY (mapping=? AND generation=?)",
+            ),
         ];
         for (sql, seek) in cases {
             let plan = query_plan(&c, &sql);

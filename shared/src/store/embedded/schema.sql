@@ -8,8 +8,10 @@ PRAGMA foreign_keys = OFF;
 CREATE TABLE IF NOT EXISTS integrations (
     tenant TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
+    -- The generation runs write, and the one reads show (NULL: the same).
     generation INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    published INTEGER
 );
 CREATE TABLE IF NOT EXISTS mappings (
     tenant TEXT NOT NULL,
@@ -144,34 +146,7 @@ CREATE TABLE IF NOT EXISTS mapping_metrics (
     metric INTEGER NOT NULL,
     PRIMARY KEY (mapping, metric)
 ) WITHOUT ROWID;
--- Metric values and activity records, up to 64 to a row (`blocks.rs`): a row holds one group's
--- records of one day (values: of a metric key; activity: of a mapping key), sorted by their
--- object's key, as a JSON array of arrays in `points`:
---   values   [object, value, mapping, generation]
---   activity [end user, company, label, passive, events, minutes, generation]
--- keyed by (group, day, key of its first record). `day` is the day number of the common era
--- (chrono's `num_days_from_ce`); `n` is the number of records; `mapping` and `generation` are
--- those of every record of the row, or NULL when they differ. A chunk (a mapping's window of
--- days) deletes and writes one range of rows per group.
-CREATE TABLE IF NOT EXISTS metric_blocks (
-    metric INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    first INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    mapping INTEGER,
-    generation INTEGER,
-    points TEXT NOT NULL,
-    PRIMARY KEY (metric, day, first)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS activity_blocks (
-    mapping INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    first INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    generation INTEGER,
-    points TEXT NOT NULL,
-    PRIMARY KEY (mapping, day, first)
-) WITHOUT ROWID;
+-- Metric values and activity records: `blocks.sql`.
 -- Directory imports from Pendo (`DirectoryImport` as JSON), written with a version.
 CREATE TABLE IF NOT EXISTS imports (
     tenant TEXT NOT NULL,

@@ -1,6 +1,6 @@
-//! A Re-sync all's purge resumes where it was cut off. On AWS the resync function can be
-//! stopped mid-purge (its timeout, a crash, a deploy): its message comes back and the next
-//! delivery purges again. Deleting manifest by manifest (its items, then the manifest), what
+//! The purge of the generation a Re-sync all replaced resumes where it was cut off. On AWS the
+//! resync function can be stopped mid-purge (its timeout, a crash, a deploy): its message (the
+//! purge the switch to the new generation queued) comes back and the next delivery purges again. Deleting manifest by manifest (its items, then the manifest), what
 //! was purged stays purged, so the redelivery goes on from what is left instead of deleting
 //! every listed item again.
 
@@ -8,7 +8,7 @@ use crate::aws_local::{
     aws_stack, comparable, configure, data_generations, drain_through_handlers, sqs_event, Aws,
     AwsStack,
 };
-use pendo_sync::lambda::{handle_resync_batch, BatchConfig};
+use pendo_sync::lambda::{handle_fetch_batch, handle_resync_batch, BatchConfig};
 use pendo_sync::queue::sqs::SqsQueue;
 use std::time::Duration;
 
@@ -26,16 +26,46 @@ fn resync_data_batches(s: &AwsStack) -> usize {
         .count()
 }
 
-/// A stack with one generation written, and a second Re-sync all's message received (not yet
-/// handled).
+/// A stack with one generation written, a second Re-sync all built and shown, and the purge of
+/// the first generation its switch queued received (not yet handled).
 async fn second_resync(aws: &Aws) -> (AwsStack, SqsQueue, Vec<aws_sdk_sqs::types::Message>) {
     let (s, queue) = aws_stack(aws).await;
     configure(&s.app, s.store.as_ref(), &s.tenant, &s.sim).await;
     s.app.resync_all(&s.tenant).await.unwrap();
     drain_through_handlers(aws, &s, &queue).await;
     s.app.resync_all(&s.tenant).await.unwrap();
+    let plan = aws.receive(queue.resync_url()).await;
+    assert_eq!(plan.len(), 1);
+    let r = handle_resync_batch(&s.resync, BatchConfig::default(), sqs_event(&plan))
+        .await
+        .unwrap();
+    assert!(r.batch_item_failures.is_empty());
+    aws.delete(queue.resync_url(), &plan[0]).await;
+    loop {
+        let msgs = aws.receive(queue.fetch_url()).await;
+        if msgs.is_empty() {
+            break;
+        }
+        let r = handle_fetch_batch(&s.fetch, BatchConfig::default(), sqs_event(&msgs))
+            .await
+            .unwrap();
+        assert!(r.batch_item_failures.is_empty());
+        for m in &msgs {
+            aws.delete(queue.fetch_url(), m).await;
+        }
+    }
+    let i = s.app.integration(&s.tenant).await.unwrap();
+    assert_eq!(
+        (i.generation, i.read_generation(), i.purge_pending),
+        (3, 3, true)
+    );
     let msgs = aws.receive(queue.resync_url()).await;
     assert_eq!(msgs.len(), 1);
+    assert!(msgs[0]
+        .body
+        .as_deref()
+        .unwrap_or("")
+        .contains(r#""type":"purge""#));
     (s, queue, msgs)
 }
 
@@ -76,9 +106,8 @@ async fn a_purge_cut_off_mid_way_goes_on_from_where_it_stopped() {
         "cut after {first} of {whole}"
     );
 
-    // The message comes back after the queue's visibility timeout (90 min), when the cut
-    // delivery's hold on the planning (30 min) has ended; the next delivery purges what is
-    // left, plans and fans out.
+    // The message comes back after the queue's visibility timeout (90 min); the next delivery
+    // purges what is left.
     s.clock
         .set(s.clock.now_value() + chrono::Duration::minutes(31));
     aws.sqs
@@ -101,7 +130,9 @@ async fn a_purge_cut_off_mid_way_goes_on_from_where_it_stopped() {
     );
     // Nothing of the older generation is left, and the tenant reads what the run never cut
     // off reads.
-    let generation = s.app.integration(&s.tenant).await.unwrap().generation;
+    let i = s.app.integration(&s.tenant).await.unwrap();
+    assert!(!i.purge_pending);
+    let generation = i.generation;
     let (items, manifests) = data_generations(&aws, &s.tenant).await;
     assert!(items.iter().chain(&manifests).all(|g| *g == generation));
     assert_eq!(

@@ -351,6 +351,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
             true,
         ),
         (Method::POST, "/v1/resync", "/v1/resync".into(), None, true),
+        (
+            Method::DELETE,
+            "/v1/resync",
+            "/v1/resync".into(),
+            None,
+            true,
+        ),
         (Method::GET, "/v1/runs", "/v1/runs".into(), None, false),
         (
             Method::GET,
@@ -527,7 +534,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 26);
+    assert_eq!(refused, 27);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

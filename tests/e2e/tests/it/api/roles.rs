@@ -85,7 +85,7 @@ async fn a_member_is_refused_every_admin_route_and_changes_nothing() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
         refused += 1;
     }
-    assert_eq!(refused, 12);
+    assert_eq!(refused, 13);
     assert_eq!(everything(a).await, before);
     assert_eq!(a.sim.control().counters(), calls, "no Pendo call");
     assert!(a.queue.receive().unwrap().is_none(), "no queued message");

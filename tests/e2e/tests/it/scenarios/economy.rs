@@ -154,8 +154,9 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ca
         (1, 1),
         "the lists of features and pages the mappings refer to are read once per run"
     );
-    // The Re-sync all message, then one message per call.
-    assert_eq!(s.queue.sent() - pushed, calls_made + 1);
+    // The Re-sync all message, one message per call, and the purge of the generation it
+    // replaced.
+    assert_eq!(s.queue.sent() - pushed, calls_made + 2);
     assert!(run.chunks.iter().all(|c| (c.attempts, c.retries) == (1, 0)));
     assert_eq!(run.release, Release::Released);
     assert!(run.queued);

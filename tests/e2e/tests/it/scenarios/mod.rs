@@ -7,6 +7,7 @@ mod identity;
 mod multi_app;
 mod pipelines;
 mod reliability;
+mod resync_gapless;
 mod runs;
 mod shared_calls;
 mod time;

@@ -1,0 +1,198 @@
+//! Re-sync all without a gap (`sync::publish`): while a Re-sync all builds the next generation,
+//! every read shows the last complete one; when every chunk is done, all reads switch at once;
+//! the old generation is purged afterwards. A re-sync whose chunks fail for good is never
+//! shown, and can be discarded.
+
+use super::shared_calls::eight_event_mappings;
+use crate::helpers::*;
+use pendo_sim::{FaultKind, FaultRule};
+use pendo_sync::domain::*;
+use pendo_sync::store::prelude::*;
+use pendo_sync::store::ActivityOf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Everything a user reads of the tenant, one entry per read (each one call of the store or the
+/// app, which reads one generation): the export, and for each of two companies and two end
+/// users their metrics, each metric's series, their recent activity and system metrics.
+type Reads = Vec<String>;
+
+async fn read_all(s: &Stack, objects: &[(ObjectRef, Vec<String>)]) -> Reads {
+    let (t, app) = (&s.tenant, &s.app);
+    let last = d("2026-11-20");
+    let from = last - chrono::Duration::days(60);
+    let mut reads = vec![format!("{:?}", s.export().await)];
+    for (o, metrics) in objects {
+        reads.push(format!("{:?}", s.store.list_metrics(t, o).await.unwrap()));
+        for m in metrics {
+            let series = app.object_series(t, o, m, from, last).await.unwrap();
+            reads.push(format!("{series:?}"));
+        }
+        let of = match o.kind {
+            Target::Company => ActivityOf::Company(o.id.clone()),
+            _ => ActivityOf::EndUser(o.id.clone()),
+        };
+        let activity = s.store.recent_activity(t, &of, from, 50).await.unwrap();
+        reads.push(format!("{activity:?}"));
+        reads.push(format!("{:?}", app.system_metrics(t, o).await.unwrap()));
+    }
+    reads
+}
+
+/// The objects read (two companies and two end users with activity) and their metrics.
+async fn sample(s: &Stack) -> Vec<(ObjectRef, Vec<String>)> {
+    let rows = s.export().await;
+    let pick = |kind: Target, record: &str| -> Vec<ObjectRef> {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter(|r| r.object_type == kind.as_str() && r.record.starts_with(record))
+            .map(|r| r.object_id.clone())
+            .collect();
+        ids.dedup();
+        ids.into_iter()
+            .take(2)
+            .map(|id| ObjectRef { kind, id })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for o in pick(Target::Company, "value")
+        .into_iter()
+        .chain(pick(Target::EndUser, "activity"))
+    {
+        let metrics = s.store.list_metrics(&s.tenant, &o).await.unwrap();
+        out.push((o, metrics.into_iter().map(|m| m.metric).collect()));
+    }
+    out
+}
+
+/// A reader polling every read through a whole Re-sync all sees, at every poll, exactly the
+/// old reads or exactly the new ones, and the new ones at the end; then the old generation is
+/// purged. The new generation differs (more days), so a mix would show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_during_a_resync_all_sees_the_old_values_or_the_new_never_a_mix() {
+    let s = Arc::new(Stack::start().await);
+    eight_event_mappings(&s, 6).await;
+    s.resync().await;
+    let objects = sample(&s).await;
+    assert_eq!(objects.len(), 4);
+    let old = read_all(&s, &objects).await;
+    s.ny_days(12).await;
+    s.app.resync_all(&s.tenant).await.unwrap();
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert_eq!((i.generation, i.read_generation()), (3, 2));
+    assert_eq!(read_all(&s, &objects).await, old);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (s, stop, objects) = (s.clone(), stop.clone(), objects.clone());
+        tokio::spawn(async move {
+            let mut polls = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                polls.push(read_all(&s, &objects).await);
+                tokio::task::yield_now().await;
+            }
+            polls
+        })
+    };
+    s.drain().await;
+    stop.store(true, Ordering::SeqCst);
+    let polls = reader.await.unwrap();
+    let new = read_all(&s, &objects).await;
+    assert_ne!(new[0], old[0]);
+    let changed = (0..old.len()).filter(|&r| old[r] != new[r]).count();
+    assert!(
+        changed > old.len() / 2,
+        "{changed} of {} reads changed",
+        old.len()
+    );
+    // Each read shows the old values, then from one poll on the new ones: never anything else.
+    let mut switched = vec![false; old.len()];
+    let mut saw = (0, 0);
+    for (n, p) in polls.iter().enumerate() {
+        assert_eq!(p.len(), old.len());
+        for r in 0..p.len() {
+            if p[r] == new[r] && (old[r] != new[r] || switched[r]) {
+                switched[r] = true;
+            } else if p[r] == old[r] {
+                assert!(
+                    !switched[r],
+                    "poll {n}: read {r} shows the old values after the new"
+                );
+            } else {
+                panic!(
+                    "poll {n} of {}: read {r} is neither old nor new:\n{}\nold: {}\nnew: {}",
+                    polls.len(),
+                    p[r],
+                    old[r],
+                    new[r]
+                );
+            }
+        }
+        match (p == &old, p == &new) {
+            (true, _) => saw.0 += 1,
+            (_, true) => saw.1 += 1,
+            _ => {}
+        }
+    }
+    assert!(saw.0 >= 1, "polls of the old values: {saw:?}");
+    eprintln!(
+        "{} polls: {} wholly old, {} wholly new",
+        polls.len(),
+        saw.0,
+        saw.1
+    );
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert_eq!(
+        (i.generation, i.read_generation(), i.purge_pending),
+        (3, 3, false)
+    );
+    // The purge ran: nothing of generation 2 is left.
+    assert_eq!(s.store.purge_generations(&s.tenant, &[3]).await.unwrap(), 0);
+}
+
+/// A Re-sync all whose chunks all fail for good is never shown: the old reads stay, the run
+/// shows failed, and a discard goes back to writing the shown generation and purges the
+/// half-built one; the next daily run syncs into the shown values.
+#[tokio::test]
+async fn a_failed_resync_leaves_the_old_values_shown_and_can_be_discarded() {
+    let s = Stack::start().await;
+    eight_event_mappings(&s, 6).await;
+    s.resync().await;
+    let old = s.export().await;
+    assert!(!old.is_empty());
+    // Pendo answers every aggregation with a refusal no retry changes.
+    s.sim
+        .control()
+        .add_fault(FaultRule {
+            status: Some(400),
+            message: Some("invalid pipeline".into()),
+            ..FaultRule::times("/api/v1/aggregation", FaultKind::Status, 10_000)
+        })
+        .unwrap();
+    let id = s.app.resync_all(&s.tenant).await.unwrap();
+    s.drain().await;
+    assert_eq!(s.export().await, old);
+    let run = s.store.get_run(&s.tenant, &id).await.unwrap().unwrap();
+    assert_eq!(run.kind, RunKind::ResyncAll);
+    assert!(!run.chunks.is_empty());
+    assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Failed));
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert_eq!((i.generation, i.read_generation()), (3, 2));
+    s.sim.control().clear_faults();
+    s.app.discard_resync(&s.tenant).await.unwrap();
+    assert!(s.app.discard_resync(&s.tenant).await.is_err());
+    s.drain().await;
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert_eq!(
+        (i.generation, i.read_generation(), i.purge_pending),
+        (2, 2, false)
+    );
+    assert_eq!(s.export().await, old);
+    // The daily run writes the shown generation again; the next re-sync takes a new number.
+    s.app.run_schedule().await.unwrap();
+    s.drain().await;
+    assert_eq!(s.export().await, old);
+    s.resync().await;
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert_eq!((i.generation, i.read_generation()), (4, 4));
+    assert_eq!(s.export().await, old);
+}
