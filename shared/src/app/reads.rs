@@ -4,7 +4,7 @@
 //! answer would hide a typo in the id, and another tenant's id reads the same as a made-up one).
 
 use crate::app::{App, AppError};
-use crate::domain::{Activity, ExportRow, ObjectRef, Target, TenantId};
+use crate::domain::{Activity, ExportRow, ObjectRef, SyncedRange, Target, TenantId};
 use crate::error::ValidationError;
 use crate::store::{ActivityOf, MetricInfo, SeriesPoint};
 use chrono::{Duration, NaiveDate};
@@ -178,12 +178,17 @@ impl App {
                     let st = store.get_mapping_state(t, &m.id).await?;
                     states.insert(m.id.clone(), st);
                 }
-                if let Some(Some(st)) = states.get(&m.id) {
-                    if Some(st.generation) == generation {
-                        if let (Some(from), Some(to)) = (st.synced_from, st.last_synced_day) {
-                            range = (Some(from), Some(to.max(from)));
-                        }
-                    }
+                let shown = states
+                    .get(&m.id)
+                    .and_then(|st| st.as_ref().zip(generation))
+                    .and_then(|(st, g)| st.range_in(g));
+                if let Some(SyncedRange {
+                    from: Some(from),
+                    to: Some(to),
+                    ..
+                }) = shown
+                {
+                    range = (Some(from), Some(to.max(from)));
                 }
             }
             out.push(ObjectMetric {

@@ -194,15 +194,23 @@ impl App {
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
         {
             let state = store.get_mapping_state(&i.tenant, &m.id).await?;
+            let kept = state
+                .as_ref()
+                .and_then(|s| s.previous)
+                .filter(|p| p.generation == i.generation && p.to.is_some() && !from_scratch);
             let cursor = match state {
                 Some(s) if s.generation == i.generation && !from_scratch => s.last_synced_day,
                 Some(s) if s.generation == i.generation => None,
-                _ => {
-                    store
-                        .reset_mapping_state(&i.tenant, &m.id, i.generation)
-                        .await?;
-                    None
-                }
+                _ => match kept {
+                    // Back from a discarded Re-sync all: the shown generation's range again.
+                    Some(p) => self.restore_range(i, &m.id, p).await?,
+                    None => {
+                        store
+                            .reset_mapping_state(&i.tenant, &m.id, i.generation)
+                            .await?;
+                        None
+                    }
+                },
             };
             let window = plan::plan_window(
                 cursor,
@@ -242,6 +250,31 @@ impl App {
         Ok((run, messages))
     }
 
+    /// Sets a mapping's state to `range` (of the integration's generation, kept while a
+    /// discarded Re-sync all had reset it); returns the cursor.
+    async fn restore_range(
+        &self,
+        i: &Integration,
+        id: &MappingId,
+        range: SyncedRange,
+    ) -> Result<Option<chrono::NaiveDate>, AppError> {
+        let store = &self.ports.store;
+        store
+            .reset_mapping_state(&i.tenant, id, i.generation)
+            .await?;
+        if let Some(from) = range.from {
+            store
+                .set_synced_from(&i.tenant, id, i.generation, from)
+                .await?;
+        }
+        if let Some(to) = range.to {
+            store
+                .advance_cursor(&i.tenant, id, i.generation, to, None)
+                .await?;
+        }
+        Ok(range.to)
+    }
+
     /// Re-sync all: runs write a new generation while reads keep showing the current one
     /// (until every chunk of the re-sync is done: `sync::publish`); the resync worker purges a
     /// half-built generation of an earlier re-sync, resets the cursors and fans out.
@@ -274,8 +307,8 @@ impl App {
 
     /// Discards the Re-sync all in progress, or one that failed: runs write the shown generation
     /// again (its values were never hidden), and the half-built generation is purged in the
-    /// background. Each mapping's next run syncs it from scratch into the shown generation (its
-    /// cursor was reset for the discarded one), replacing its values chunk by chunk.
+    /// background. Each mapping's next run goes on from the cursor it had in the shown
+    /// generation (the re-sync kept it beside its own: `MappingState::previous`).
     ///
     /// # Errors
     /// `Conflict` when no Re-sync all is pending.

@@ -533,6 +533,40 @@ pub struct MappingState {
     #[schema(value_type = Option<String>)]
     pub last_successful_run: Option<RunId>,
     pub last_error: Option<LastError>,
+    /// The synced range of the generation reads show, kept while a Re-sync all builds the next
+    /// one (this state's cursor is the new generation's): what the charts show until the
+    /// switch, and the cursor a discarded re-sync goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<SyncedRange>,
+}
+
+/// A mapping's synced range in one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedRange {
+    pub generation: u64,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl MappingState {
+    /// This state's synced range.
+    pub fn range(&self) -> SyncedRange {
+        SyncedRange {
+            generation: self.generation,
+            from: self.synced_from,
+            to: self.last_synced_day,
+        }
+    }
+
+    /// The synced range in `generation`: this state's, or the one it keeps from before a
+    /// Re-sync all.
+    pub fn range_in(&self, generation: u64) -> Option<SyncedRange> {
+        [Some(self.range()), self.previous]
+            .into_iter()
+            .flatten()
+            .find(|r| r.generation == generation)
+    }
 }
 
 #[cfg(test)]

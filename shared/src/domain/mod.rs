@@ -22,7 +22,7 @@ pub use integration::{
     Connection, ConnectionStatus, DaysToSync, FieldMappings, FieldMappingsInput, FieldRecord,
     FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,
 };
-pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, Target};
+pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, SyncedRange, Target};
 pub use metric::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,
     MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SkippedRows, SyncRun,

@@ -258,11 +258,32 @@ pub async fn cursor_only_moves_forward_within_its_generation(s: &dyn Store) {
     s.set_synced_from(&t, &m, 2, d("2026-10-01")).await.unwrap();
     let st = s.get_mapping_state(&t, &m).await.unwrap();
     assert_eq!(st.and_then(|x| x.synced_from), Some(d("2026-11-01")));
+    // A Re-sync all's reset keeps the shown generation's range beside the new cursor; a plain
+    // reset forgets it.
+    let shown = s.get_mapping_state(&t, &m).await.unwrap().unwrap().range();
+    assert_eq!(
+        (shown.generation, shown.from, shown.to),
+        (1, Some(d("2026-11-01")), Some(d("2026-11-10")))
+    );
+    s.reset_mapping_state_keeping(&t, &m, 2, Some(shown))
+        .await
+        .unwrap();
+    let st = s.get_mapping_state(&t, &m).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            st.generation,
+            st.last_synced_day,
+            st.synced_from,
+            st.previous
+        ),
+        (2, None, None, Some(shown))
+    );
+    assert_eq!((st.range_in(1), st.range_in(3)), (Some(shown), None));
     s.reset_mapping_state(&t, &m, 2).await.unwrap();
     let st = s.get_mapping_state(&t, &m).await.unwrap();
     assert_eq!(
-        st.map(|x| (x.generation, x.last_synced_day, x.synced_from)),
-        Some((2, None, None))
+        st.map(|x| (x.generation, x.last_synced_day, x.synced_from, x.previous)),
+        Some((2, None, None, None))
     );
     // Nothing for a mapping without state.
     let other = MappingId::parse("m2").unwrap();

@@ -58,6 +58,7 @@ pub async fn a_mapping_records_its_last_run_and_its_last_successful_run(s: &dyn 
             last_run: Some(r2.clone()),
             last_successful_run: Some(r1.clone()),
             last_error: Some(boom),
+            previous: None,
         }
     );
     // A success that moves nothing (the cursor is ahead) still records the run and clears

@@ -46,7 +46,7 @@ pub(crate) fn newest_first(activity: &mut Vec<Activity>, limit: usize) {
     activity.truncate(limit);
 }
 
-use crate::domain::mapping::LastError;
+use crate::domain::mapping::{LastError, SyncedRange};
 #[cfg(doc)]
 use crate::domain::MappingRunCounters;
 use crate::domain::Window;
@@ -194,12 +194,26 @@ pub trait ConfigStore: Send + Sync {
         id: &MappingId,
     ) -> Result<Option<MappingState>, StoreError>;
 
-    /// Sets the cursor to "never synced" for `generation`.
+    /// Sets the cursor to "never synced" for `generation`, and forgets any range kept from
+    /// before a Re-sync all.
     async fn reset_mapping_state(
         &self,
         t: &TenantId,
         id: &MappingId,
         generation: u64,
+    ) -> Result<(), StoreError> {
+        self.reset_mapping_state_keeping(t, id, generation, None)
+            .await
+    }
+
+    /// Sets the cursor to "never synced" for `generation`, keeping `previous` (the synced range
+    /// of the generation reads show, while a Re-sync all builds `generation`).
+    async fn reset_mapping_state_keeping(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+        generation: u64,
+        previous: Option<SyncedRange>,
     ) -> Result<(), StoreError>;
 
     /// Records `day` as the first day of the mapping's synced range (a sync from scratch

@@ -115,15 +115,28 @@ async fn plan_resync(
             integration.settings.timezone.map(|z| z.0),
         );
         let checked = super::references::plan_checks(ports, integration, &mappings).await;
+        let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
+        let shown = integration.read_generation();
         for m in mappings.iter_mut().filter(|m| m.enabled) {
-            store.reset_mapping_state(t, &m.id, msg.generation).await?;
+            // The range reads show stays known until the switch (and for a discard).
+            let previous = store
+                .get_mapping_state(t, &m.id)
+                .await?
+                .and_then(|s| s.range_in(shown));
+            store
+                .reset_mapping_state_keeping(t, &m.id, msg.generation, previous)
+                .await?;
+            if let Some(w) = window.filter(|_| !checked.left_out.contains_key(&m.id)) {
+                store
+                    .set_synced_from(t, &m.id, msg.generation, w.from)
+                    .await?;
+            }
             // Rebuilt by this run from its current configuration.
             if m.rebuild_required {
                 m.rebuild_required = false;
                 store.put_mapping(m).await?;
             }
         }
-        let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
         let windows: Vec<(&Mapping, Window)> = mappings
             .iter()
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))

@@ -374,7 +374,14 @@
         submit(ev.currentTarget, null, async () => {
           const { runId } = await api('POST', '/v1/resync');
           await refreshIntegration();
-          watchRun(runId, document.getElementById('resync-progress-panel'), async () => { await refreshMappings(); });
+          watchRun(runId, document.getElementById('resync-progress-panel'), async () => {
+            await refreshMappings();
+            // Whole: the values switched and the notice goes (failed: it stays, with Discard).
+            state.integration = await api('GET', '/v1/integration');
+            if (!state.integration.resyncPending) {
+              for (const id of ['resync-pending', 'resync-discard']) document.getElementById(id)?.remove();
+            }
+          });
           toast('Re-sync all started');
         });
       },

@@ -32,11 +32,13 @@ export const TOKENS = {
   pesAdmin: 'pes-admin-token-0000001',
   directoryAdmin: 'directory-admin-token-01',
   unmatchedAdmin: 'unmatched-admin-token-01',
+  gaplessAdmin: 'gapless-admin-token-0001',
 };
 const TOKEN_SPEC = [
   `${TOKENS.flowAdmin}:flow:admin`, `${TOKENS.badKeyAdmin}:badkey:admin`, `${TOKENS.teamAdmin}:team:admin`,
   `${TOKENS.teamMember}:team:member`, `${TOKENS.resyncAdmin}:resync:admin`, `${TOKENS.formsAdmin}:forms:admin`,
   `${TOKENS.layoutAdmin}:layout:admin`, `${TOKENS.pesAdmin}:pes:admin`, `${TOKENS.directoryAdmin}:directory:admin`, `${TOKENS.unmatchedAdmin}:unmatched:admin`,
+  `${TOKENS.gaplessAdmin}:gapless:admin`,
 ].join(',');
 
 /** Spawns a binary and resolves with the first `listening on http://…` address it prints. */

@@ -296,6 +296,77 @@ describe('configurator page', () => {
     await context.close();
   });
 
+  test('a Re-sync all keeps the values shown until it is whole; a failed one says so and is discarded', { timeout: 180_000 }, async () => {
+    const token = TOKENS.gaplessAdmin;
+    const companies = await loadCompanies(token);
+    await connectByApi(token);
+    const features = (await api(env.base, token, 'GET', '/v1/discovery/features')).body;
+    const made = await api(env.base, token, 'POST', '/v1/mappings', { source: { kind: 'feature', featureId: features[0].id }, target: 'company', metricName: 'Clicks' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const waitRun = async (runId) => {
+      for (let k = 0; k < 300; k += 1) {
+        const run = (await api(env.base, token, 'GET', `/v1/runs/${runId}`)).body;
+        if (run.finished) return run;
+        await new Promise((r) => { setTimeout(r, 200); });
+      }
+      throw new Error(`run ${runId} did not finish`);
+    };
+    await waitRun((await api(env.base, token, 'POST', `/v1/mappings/${made.body.id}/sync`)).body.runId);
+    // What a user reads of a company with values: its metrics (with their synced range) and series.
+    let company = null;
+    for (const c of companies) {
+      if ((await api(env.base, token, 'GET', `/v1/objects/company/${c}/metrics`)).body.length) { company = c; break; }
+    }
+    assert.ok(company, 'a company has values');
+    const reads = async () => {
+      const metrics = (await api(env.base, token, 'GET', `/v1/objects/company/${company}/metrics`)).body;
+      const clicks = metrics.find((m) => m.metric === 'Clicks');
+      const range = `from=${clicks.syncedFrom}&to=${clicks.syncedTo}`;
+      const series = (await api(env.base, token, 'GET', `/v1/objects/company/${company}/series?metric=Clicks&${range}`)).body;
+      return { metrics, series };
+    };
+    const before = await reads();
+    assert.ok(before.series.length > 0);
+
+    const { page, context, problems } = await newPage(env.browser);
+    await page.goto(`${env.base}/#token=${token}`);
+    await page.locator('#connection-status').filter({ hasText: 'Connection is active' }).waitFor(T);
+    assert.match(await page.locator('.panel').innerText(), /The values you see stay until the rebuild is whole/);
+    // Every aggregation refused: the re-sync's chunks all fail.
+    const fault = await fetch(`${env.sim}/_sim/faults`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: '/api/v1/aggregation', kind: 'status', status: 400, message: 'invalid pipeline', times: 10000 }),
+    });
+    assert.ok(fault.ok, await fault.text());
+    await page.locator('#resync-panel').click();
+    await page.waitForFunction(() => document.querySelector('#resync-progress-panel[data-finished]'), null, { timeout: 60_000 });
+    const pending = page.locator('#resync-pending');
+    assert.match(await pending.innerText(), /the values shown are the previous ones until it is whole/);
+    let i = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    assert.equal(i.resyncPending, true);
+    assert.equal(i.shownGeneration, i.generation - 1);
+    assert.deepEqual(await reads(), before, 'the failed re-sync hid or changed no value');
+
+    await fetch(`${env.sim}/_sim/faults`, { method: 'DELETE' });
+    await page.locator('#resync-discard').click();
+    await pending.waitFor({ state: 'detached', ...T });
+    assert.equal(await page.locator('#resync-discard').count(), 0);
+    i = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    assert.deepEqual([i.resyncPending, i.shownGeneration], [false, i.generation]);
+    assert.deepEqual(await reads(), before);
+
+    // A whole re-sync: the notice shows while it runs, then goes, and the values are the new
+    // generation's (the same data, so the same values).
+    await page.locator('#resync-panel').click();
+    await page.waitForFunction(() => document.querySelector('#resync-progress-panel[data-finished]'), null, { timeout: 60_000 });
+    await pending.waitFor({ state: 'detached', ...T });
+    i = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    assert.deepEqual([i.resyncPending, i.shownGeneration], [false, i.generation]);
+    assert.deepEqual(await reads(), before);
+    assert.deepEqual(problems.filter((p) => !/status of 409|status of 400/.test(p)), []);
+    await context.close();
+  });
+
   test('apps: the two permanent rows cannot be deleted; an added app can', { timeout: 60_000 }, async () => {
     const { page, context, problems } = await newPage(env.browser);
     await page.goto(`${env.base}/#token=${TOKENS.resyncAdmin}`);

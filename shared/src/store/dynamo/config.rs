@@ -5,7 +5,7 @@ use super::{
     from_json, get_n, get_s, is_condition_failure, key, keys, n, opt_s, s, to_json, unavailable,
     DynamoStore, Item,
 };
-use crate::domain::mapping::LastError;
+use crate::domain::mapping::{LastError, SyncedRange};
 use crate::domain::{
     DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
 };
@@ -236,24 +236,36 @@ impl ConfigStore for DynamoStore {
             last_error: opt_s(&i, "last_error")
                 .map(|e| from_json::<LastError>(&e))
                 .transpose()?,
+            previous: opt_s(&i, "previous")
+                .map(|p| from_json::<SyncedRange>(&p))
+                .transpose()?,
         }))
     }
 
-    async fn reset_mapping_state(
+    async fn reset_mapping_state_keeping(
         &self,
         t: &TenantId,
         id: &MappingId,
         generation: u64,
+        previous: Option<SyncedRange>,
     ) -> Result<(), StoreError> {
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.tables.config)
             .set_key(Some(key(keys::tenant_pk(t), keys::state_sk(id))))
-            .update_expression("SET #g = :g REMOVE #ld, #sf")
             .expression_attribute_names("#g", "generation")
             .expression_attribute_names("#ld", "last_day")
             .expression_attribute_names("#sf", "synced_from")
-            .expression_attribute_values(":g", n(generation))
+            .expression_attribute_names("#pv", "previous")
+            .expression_attribute_values(":g", n(generation));
+        let update = match previous {
+            Some(p) => update
+                .update_expression("SET #g = :g, #pv = :pv REMOVE #ld, #sf")
+                .expression_attribute_values(":pv", s(to_json(&p)?)),
+            None => update.update_expression("SET #g = :g REMOVE #ld, #sf, #pv"),
+        };
+        update
             .send()
             .await
             .map_err(|e| unavailable("reset mapping state", e))?;

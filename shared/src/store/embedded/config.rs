@@ -2,7 +2,7 @@
 //! run, last error), and its directory imports; each a JSON body keyed by tenant.
 
 use super::{corrupt, from_json, parse_day, to_json, write_tx, EmbeddedStore};
-use crate::domain::mapping::LastError;
+use crate::domain::mapping::{LastError, SyncedRange};
 use crate::domain::{
     DirectoryImport, ImportId, Integration, Mapping, MappingId, MappingState, RunId, TenantId,
 };
@@ -32,7 +32,8 @@ fn read_body<T: serde::de::DeserializeOwned>(
 fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingState>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run, synced_from
+            "SELECT generation, last_synced_day, last_run, last_error, last_ok_run, synced_from,
+                previous
              FROM mapping_state WHERE tenant=?1 AND id=?2",
             params![t, id],
             |r| {
@@ -43,11 +44,12 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             },
         )
         .optional()?;
-    let Some((generation, day, run, err, ok_run, from)) = row else {
+    let Some((generation, day, run, err, ok_run, from, previous)) = row else {
         return Ok(None);
     };
     let run_id = |r: Option<String>| r.as_deref().map(RunId::parse).transpose().map_err(corrupt);
@@ -58,6 +60,10 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
         last_run: run_id(run)?,
         last_successful_run: run_id(ok_run)?,
         last_error: err.as_deref().map(from_json::<LastError>).transpose()?,
+        previous: previous
+            .as_deref()
+            .map(from_json::<SyncedRange>)
+            .transpose()?,
     }))
 }
 
@@ -182,19 +188,22 @@ impl ConfigStore for EmbeddedStore {
         self.with(|c| read_state(c, t.as_str(), id.as_str()))
     }
 
-    async fn reset_mapping_state(
+    async fn reset_mapping_state_keeping(
         &self,
         t: &TenantId,
         id: &MappingId,
         generation: u64,
+        previous: Option<SyncedRange>,
     ) -> Result<(), StoreError> {
+        let previous = previous.as_ref().map(to_json).transpose()?;
         self.with(|c| {
             c.execute(
-                "INSERT INTO mapping_state (tenant, id, generation, last_synced_day, last_run, last_error)
-                 VALUES (?1, ?2, ?3, NULL, NULL, NULL)
+                "INSERT INTO mapping_state (tenant, id, generation, last_synced_day, last_run, last_error,
+                    previous)
+                 VALUES (?1, ?2, ?3, NULL, NULL, NULL, ?4)
                  ON CONFLICT(tenant, id) DO UPDATE SET generation=excluded.generation, last_synced_day=NULL,
-                    synced_from=NULL",
-                params![t.as_str(), id.as_str(), generation as i64],
+                    synced_from=NULL, previous=excluded.previous",
+                params![t.as_str(), id.as_str(), generation as i64, previous],
             )?;
             Ok(())
         })

@@ -17,6 +17,8 @@
 //! - 7: the generation in the key of the block rows (`metric_blocks`, `activity_blocks`: a
 //!   Re-sync all writes the next generation beside the shown one) and
 //!   `integrations.published`, the generation reads show.
+//! - 8: `mapping_state.previous`, the synced range of the shown generation while a Re-sync all
+//!   builds the next.
 //!
 //! The tables of versions 1-4 are created (`legacy_v4.sql`) while migrating, so the older steps
 //! fill them as they always did, then converted to version 5 and dropped. `metric_values` and
@@ -27,7 +29,7 @@ use super::{run_status, runs, write_tx, StoreError};
 use rusqlite::Connection;
 
 /// The layout `schema.sql` describes.
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// Brings a file written by an earlier version to [`SCHEMA_VERSION`], in one transaction (a
 /// failure leaves the file as it was; another process opening it at the same time waits).
@@ -82,6 +84,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     to_version_5(&tx)?;
     run_status::add_column(&tx, "mapping_state", "synced_from", "TEXT")?;
     to_version_7(&tx)?;
+    run_status::add_column(&tx, "mapping_state", "previous", "TEXT")?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit()?;
     Ok(())

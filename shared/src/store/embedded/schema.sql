@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS mapping_state (
     last_ok_run TEXT,
     -- The first day of the synced range (schema version 6).
     synced_from TEXT,
+    -- The synced range of the generation reads show while a Re-sync all builds this state's
+    -- (JSON of `SyncedRange`; schema version 8).
+    previous TEXT,
     PRIMARY KEY (tenant, id)
 );
 -- Runs (schema version 3; earlier versions kept a run and all its chunks as one JSON `body` in

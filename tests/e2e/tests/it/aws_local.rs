@@ -97,10 +97,15 @@ impl Aws {
 
     /// Up to 10 visible messages, with their receive counts.
     pub(crate) async fn receive(&self, url: &str) -> Vec<Message> {
+        self.receive_up_to(url, 10).await
+    }
+
+    /// At most `n` messages (1 to 10) of a queue.
+    pub(crate) async fn receive_up_to(&self, url: &str, n: i32) -> Vec<Message> {
         self.sqs
             .receive_message()
             .queue_url(url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(n)
             .wait_time_seconds(0)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -169,52 +174,65 @@ pub(crate) fn sqs_event(msgs: &[Message]) -> LambdaEvent<SqsEvent> {
 /// acknowledged messages are deleted, failed ones made visible again at once. Returns every
 /// body delivered (a redelivered message once per delivery).
 pub(crate) async fn drain_through_handlers(aws: &Aws, s: &AwsStack, q: &SqsQueue) -> Vec<String> {
+    let mut handled = Vec::new();
+    for _ in 0..500 {
+        match drain_round(aws, s, q, 10).await {
+            Some(bodies) => handled.extend(bodies),
+            None => return handled,
+        }
+    }
+    panic!("the queues did not drain");
+}
+
+/// One round of [`drain_through_handlers`]: a batch of at most `batch` messages of each queue
+/// (resync, then fetch) through its handler; `None` when both were empty.
+pub(crate) async fn drain_round(
+    aws: &Aws,
+    s: &AwsStack,
+    q: &SqsQueue,
+    batch: i32,
+) -> Option<Vec<String>> {
     let config = BatchConfig {
         max_receives: 5,
         concurrency: 4,
         ..BatchConfig::default()
     };
     let mut handled = Vec::new();
-    for _ in 0..500 {
-        let mut idle = true;
-        for (url, resync) in [(q.resync_url(), true), (q.fetch_url(), false)] {
-            let msgs = aws.receive(url).await;
-            if msgs.is_empty() {
-                continue;
-            }
-            idle = false;
-            handled.extend(msgs.iter().map(|m| m.body.clone().unwrap_or_default()));
-            let r = if resync {
-                handle_resync_batch(&s.resync, config, sqs_event(&msgs)).await
-            } else {
-                handle_fetch_batch(&s.fetch, config, sqs_event(&msgs)).await
-            }
-            .unwrap();
-            let failed: HashSet<String> = r
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect();
-            for m in &msgs {
-                if failed.contains(m.message_id.as_deref().unwrap_or("")) {
-                    aws.sqs
-                        .change_message_visibility()
-                        .queue_url(url)
-                        .receipt_handle(m.receipt_handle.clone().unwrap())
-                        .visibility_timeout(0)
-                        .send()
-                        .await
-                        .unwrap();
-                } else {
-                    aws.delete(url, m).await;
-                }
-            }
+    let mut idle = true;
+    for (url, resync) in [(q.resync_url(), true), (q.fetch_url(), false)] {
+        let msgs = aws.receive_up_to(url, batch).await;
+        if msgs.is_empty() {
+            continue;
         }
-        if idle {
-            return handled;
+        idle = false;
+        handled.extend(msgs.iter().map(|m| m.body.clone().unwrap_or_default()));
+        let r = if resync {
+            handle_resync_batch(&s.resync, config, sqs_event(&msgs)).await
+        } else {
+            handle_fetch_batch(&s.fetch, config, sqs_event(&msgs)).await
+        }
+        .unwrap();
+        let failed: HashSet<String> = r
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        for m in &msgs {
+            if failed.contains(m.message_id.as_deref().unwrap_or("")) {
+                aws.sqs
+                    .change_message_visibility()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle.clone().unwrap())
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                aws.delete(url, m).await;
+            }
         }
     }
-    panic!("the queues did not drain");
+    (!idle).then_some(handled)
 }
 
 /// [`drain_through_handlers`] with every message delivered twice in one batch, the batch in

@@ -240,6 +240,12 @@ impl Stack {
         self.drain().await;
     }
 
+    /// The daily schedule, run to the end.
+    pub async fn daily(&self) {
+        self.app.run_schedule().await.unwrap();
+        self.drain().await;
+    }
+
     pub async fn export(&self) -> Vec<ExportRow> {
         self.store.export(Some(&self.tenant)).await.unwrap()
     }
@@ -343,4 +349,57 @@ pub fn every_company(sim: &Simulator) -> Vec<DirectoryObject> {
             company_id: None,
         })
         .collect()
+}
+
+/// Two companies with values and two end users with activity of an export: the objects a
+/// reader polls in the tests of a Re-sync all without a gap.
+pub fn objects_to_read(rows: &[ExportRow]) -> Vec<ObjectRef> {
+    let pick = |kind: Target, record: &str| -> Vec<ObjectRef> {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter(|r| r.object_type == kind.as_str() && r.record.starts_with(record))
+            .map(|r| r.object_id.clone())
+            .collect();
+        ids.dedup();
+        ids.into_iter()
+            .take(2)
+            .map(|id| ObjectRef { kind, id })
+            .collect()
+    };
+    let mut out = pick(Target::Company, "value");
+    out.extend(pick(Target::EndUser, "activity"));
+    out
+}
+
+/// Polls of reads (one entry per read: each reads one generation) taken while `old` became
+/// `new`: each read shows `old`, then from one poll on `new`, never anything else. Returns how
+/// many polls were wholly old and wholly new.
+pub fn assert_old_then_new(
+    polls: &[Vec<String>],
+    old: &[String],
+    new: &[String],
+) -> (usize, usize) {
+    let mut switched = vec![false; old.len()];
+    let (mut wholly_old, mut wholly_new) = (0, 0);
+    for (n, p) in polls.iter().enumerate() {
+        assert_eq!(p.len(), old.len(), "poll {n}");
+        for r in 0..p.len() {
+            if p[r] == new[r] && (old[r] != new[r] || switched[r]) {
+                switched[r] = true;
+            } else if p[r] == old[r] {
+                assert!(!switched[r], "poll {n}: read {r} is old again after new");
+            } else {
+                panic!(
+                    "poll {n} of {}: read {r} is neither old nor new:\n{}\nold: {}\nnew: {}",
+                    polls.len(),
+                    p[r],
+                    old[r],
+                    new[r]
+                );
+            }
+        }
+        wholly_old += usize::from(p == old);
+        wholly_new += usize::from(p == new);
+    }
+    (wholly_old, wholly_new)
 }

@@ -6,6 +6,7 @@ mod api;
 mod aws_bill;
 mod aws_deadline;
 mod aws_faults;
+mod aws_gapless;
 mod aws_handlers;
 mod aws_iam;
 mod aws_imports;

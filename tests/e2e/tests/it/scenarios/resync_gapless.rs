@@ -23,7 +23,8 @@ async fn read_all(s: &Stack, objects: &[(ObjectRef, Vec<String>)]) -> Reads {
     let from = last - chrono::Duration::days(60);
     let mut reads = vec![format!("{:?}", s.export().await)];
     for (o, metrics) in objects {
-        reads.push(format!("{:?}", s.store.list_metrics(t, o).await.unwrap()));
+        // An object's metrics with each one's synced range (the charts' days of zeros).
+        reads.push(format!("{:?}", app.object_metrics(t, o).await.unwrap()));
         for m in metrics {
             let series = app.object_series(t, o, m, from, last).await.unwrap();
             reads.push(format!("{series:?}"));
@@ -41,24 +42,8 @@ async fn read_all(s: &Stack, objects: &[(ObjectRef, Vec<String>)]) -> Reads {
 
 /// The objects read (two companies and two end users with activity) and their metrics.
 async fn sample(s: &Stack) -> Vec<(ObjectRef, Vec<String>)> {
-    let rows = s.export().await;
-    let pick = |kind: Target, record: &str| -> Vec<ObjectRef> {
-        let mut ids: Vec<String> = rows
-            .iter()
-            .filter(|r| r.object_type == kind.as_str() && r.record.starts_with(record))
-            .map(|r| r.object_id.clone())
-            .collect();
-        ids.dedup();
-        ids.into_iter()
-            .take(2)
-            .map(|id| ObjectRef { kind, id })
-            .collect()
-    };
     let mut out = Vec::new();
-    for o in pick(Target::Company, "value")
-        .into_iter()
-        .chain(pick(Target::EndUser, "activity"))
-    {
+    for o in objects_to_read(&s.export().await) {
         let metrics = s.store.list_metrics(&s.tenant, &o).await.unwrap();
         out.push((o, metrics.into_iter().map(|m| m.metric).collect()));
     }
@@ -104,41 +89,11 @@ async fn a_reader_during_a_resync_all_sees_the_old_values_or_the_new_never_a_mix
         "{changed} of {} reads changed",
         old.len()
     );
-    // Each read shows the old values, then from one poll on the new ones: never anything else.
-    let mut switched = vec![false; old.len()];
-    let mut saw = (0, 0);
-    for (n, p) in polls.iter().enumerate() {
-        assert_eq!(p.len(), old.len());
-        for r in 0..p.len() {
-            if p[r] == new[r] && (old[r] != new[r] || switched[r]) {
-                switched[r] = true;
-            } else if p[r] == old[r] {
-                assert!(
-                    !switched[r],
-                    "poll {n}: read {r} shows the old values after the new"
-                );
-            } else {
-                panic!(
-                    "poll {n} of {}: read {r} is neither old nor new:\n{}\nold: {}\nnew: {}",
-                    polls.len(),
-                    p[r],
-                    old[r],
-                    new[r]
-                );
-            }
-        }
-        match (p == &old, p == &new) {
-            (true, _) => saw.0 += 1,
-            (_, true) => saw.1 += 1,
-            _ => {}
-        }
-    }
-    assert!(saw.0 >= 1, "polls of the old values: {saw:?}");
+    let (wholly_old, wholly_new) = assert_old_then_new(&polls, &old, &new);
+    assert!(wholly_old >= 1, "polls of the old values: {wholly_old}");
     eprintln!(
-        "{} polls: {} wholly old, {} wholly new",
-        polls.len(),
-        saw.0,
-        saw.1
+        "{} polls: {wholly_old} wholly old, {wholly_new} wholly new",
+        polls.len()
     );
     let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
     assert_eq!(
@@ -187,10 +142,33 @@ async fn a_failed_resync_leaves_the_old_values_shown_and_can_be_discarded() {
         (2, 2, false)
     );
     assert_eq!(s.export().await, old);
-    // The daily run writes the shown generation again; the next re-sync takes a new number.
-    s.app.run_schedule().await.unwrap();
-    s.drain().await;
+    // The daily run writes the shown generation again, from each mapping's cursor as it was
+    // before the re-sync (kept through it), not from scratch; the next re-sync takes a new
+    // number.
+    s.daily().await;
     assert_eq!(s.export().await, old);
+    let runs = s.store.list_runs(&s.tenant, 10).await.unwrap();
+    let daily = runs.iter().find(|r| r.kind == RunKind::Daily).unwrap();
+    assert!(!daily.chunks.is_empty());
+    for m in s.store.list_mappings(&s.tenant).await.unwrap() {
+        let st = s
+            .store
+            .get_mapping_state(&s.tenant, &m.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let from = st.synced_from.unwrap();
+        assert_eq!(st.generation, 2);
+        assert!(
+            daily
+                .chunks
+                .iter()
+                .filter(|c| c.mapping_id == m.id)
+                .all(|c| c.from > from),
+            "{} synced from scratch again",
+            m.metric_name
+        );
+    }
     s.resync().await;
     let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
     assert_eq!((i.generation, i.read_generation()), (4, 4));

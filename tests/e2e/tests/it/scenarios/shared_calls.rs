@@ -104,11 +104,6 @@ async fn unmatched(s: &Stack) -> std::collections::BTreeMap<String, usize> {
     out
 }
 
-async fn daily(s: &Stack) {
-    s.app.run_schedule().await.unwrap();
-    s.drain().await;
-}
-
 async fn last_run(s: &Stack) -> SyncRun {
     s.store.list_runs(&s.tenant, 1).await.unwrap()[0].clone()
 }
@@ -162,8 +157,8 @@ async fn shared_calls_write_what_one_call_per_mapping_writes_in_fewer_calls() {
         s.clock.set(later);
         s.sim.control().set_now(later);
     }
-    assert_eq!(cost(&alone, daily(&alone)).await, (8, 8 + 1));
-    assert_eq!(cost(&shared, daily(&shared)).await, (4, 4 + 1));
+    assert_eq!(cost(&alone, alone.daily()).await, (8, 8 + 1));
+    assert_eq!(cost(&shared, shared.daily()).await, (4, 4 + 1));
     assert_same(&export(&shared).await, &export(&alone).await);
 
     // The run's messages delivered again (as SQS may): each chunk is over, so not one call.
