@@ -240,6 +240,12 @@ impl Stack {
         self.drain().await;
     }
 
+    /// A mapping's sync state (it must have one).
+    pub async fn state(&self, m: &MappingId) -> MappingState {
+        let st = self.store.get_mapping_state(&self.tenant, m).await.unwrap();
+        st.unwrap_or_else(|| panic!("mapping {m} has no state"))
+    }
+
     /// The daily schedule, run to the end.
     pub async fn daily(&self) {
         self.app.run_schedule().await.unwrap();

@@ -167,12 +167,7 @@ async fn a_90_day_resync_of_seven_mappings_costs_one_call_and_one_message_per_ca
     // Every mapping's cursor reached the last complete day.
     let last = d("2026-11-04");
     for m in s.store.list_mappings(&s.tenant).await.unwrap() {
-        let st = s
-            .store
-            .get_mapping_state(&s.tenant, &m.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let st = s.state(&m.id).await;
         assert_eq!(st.last_synced_day, Some(last), "{}", m.metric_name);
     }
     // The same messages delivered again (as SQS may): acknowledged without a call.

@@ -169,12 +169,7 @@ async fn a_body_cut_on_every_attempt_is_never_taken_as_complete() {
     assert!(run.chunks.iter().all(|c| c.status == ChunkStatus::Failed));
     assert!(s.export().await.is_empty(), "a cut body wrote values");
     for m in s.store.list_mappings(&s.tenant).await.unwrap() {
-        let st = s
-            .store
-            .get_mapping_state(&s.tenant, &m.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let st = s.state(&m.id).await;
         assert_eq!(st.last_synced_day, None);
         let e = st.last_error.unwrap().message;
         assert!(e.contains("cut short"), "{e}");
@@ -561,12 +556,7 @@ async fn resync_all_during_a_daily_run_and_twice_in_a_row_keeps_only_the_newest_
     let mappings = s.store.list_mappings(&s.tenant).await.unwrap();
     assert_eq!(mappings.len(), 4);
     for m in &mappings {
-        let st = s
-            .store
-            .get_mapping_state(&s.tenant, &m.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let st = s.state(&m.id).await;
         assert_eq!(
             (st.generation, st.last_synced_day),
             (g + 2, Some(d("2026-11-04"))),

@@ -151,12 +151,7 @@ async fn a_failed_resync_leaves_the_old_values_shown_and_can_be_discarded() {
     let daily = runs.iter().find(|r| r.kind == RunKind::Daily).unwrap();
     assert!(!daily.chunks.is_empty());
     for m in s.store.list_mappings(&s.tenant).await.unwrap() {
-        let st = s
-            .store
-            .get_mapping_state(&s.tenant, &m.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let st = s.state(&m.id).await;
         let from = st.synced_from.unwrap();
         assert_eq!(st.generation, 2);
         assert!(

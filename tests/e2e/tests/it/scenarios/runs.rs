@@ -5,7 +5,6 @@ use crate::helpers::*;
 use chrono::Duration;
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::{MappingKind, Target};
-use pendo_sync::store::prelude::*;
 
 async fn stack_with_mapping(days: i64) -> (Stack, pendo_sync::domain::Mapping) {
     let s = Stack::start().await;
@@ -66,12 +65,7 @@ async fn sync_now_deletes_nothing_and_adds_the_new_day() {
     }
     assert!(after.keys().any(|k| k.3 == d("2026-11-05")));
     assert!(after.len() > before.len());
-    let st = s
-        .store
-        .get_mapping_state(&s.tenant, &m.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let st = s.state(&m.id).await;
     assert_eq!(st.last_synced_day, Some(d("2026-11-05")));
 }
 
