@@ -15,11 +15,7 @@ use crate::domain::{ChunkStatus, Integration, RunId, RunKind, SyncRun, TenantId}
 use crate::ports::Ports;
 use crate::queue::messages::{PurgeMessage, MESSAGE_VERSION};
 use crate::queue::QueueError;
-use crate::store::StoreError;
-
-/// Compare-and-set attempts of the switch (each conflict: another writer changed the
-/// integration; it is read again).
-const ATTEMPTS: usize = 16;
+use crate::store::{optimistic, StoreError};
 
 /// After the last open chunk of run `run` (of `generation`) is over: when `generation` is the
 /// one a Re-sync all is building and it is whole, reads switch to it and the purge of the older
@@ -85,29 +81,39 @@ async fn whole(ports: &Ports, run: &SyncRun) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Applies `change` to the integration with a compare-and-set; false when `change` says
-/// there is nothing to do (or the integration is gone).
+/// Applies `change` to the integration with a compare-and-set (`optimistic::update_integration`,
+/// again on each conflict); false when `change` says there is nothing to do (or the integration
+/// is gone).
 pub async fn switch(
     ports: &Ports,
     t: &TenantId,
     change: impl Fn(&mut Integration) -> bool,
 ) -> Result<bool, StoreError> {
-    for _ in 0..ATTEMPTS {
-        let Some(mut i) = ports.store.get_integration(t).await? else {
-            return Ok(false);
-        };
-        if !change(&mut i) {
-            return Ok(false);
-        }
-        match ports.store.put_integration(&i).await {
-            Ok(_) => return Ok(true),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
+    /// Why the update stopped without writing.
+    enum Stop {
+        Unchanged,
+        Store(StoreError),
+    }
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Self {
+            Stop::Store(e)
         }
     }
-    Err(StoreError::unavailable(
-        "the integration kept changing while switching generations",
-    ))
+    let updated = optimistic::update_integration(
+        &*ports.store,
+        t,
+        |stored| stored.ok_or(Stop::Unchanged),
+        |i| change(i).then_some(()).ok_or(Stop::Unchanged),
+    )
+    .await;
+    match updated {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => Err(StoreError::unavailable(
+            "the integration kept changing while switching generations",
+        )),
+        Err(Stop::Unchanged) => Ok(false),
+        Err(Stop::Store(e)) => Err(e),
+    }
 }
 
 /// Queues the purge of the tenant's generations neither written nor shown.
