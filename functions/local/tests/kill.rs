@@ -233,13 +233,70 @@ async fn a_serve_killed_at_the_switch_or_in_the_purge_ends_in_the_new_generation
             "{point}"
         );
         assert_eq!(
-            store.purge_generations(&tenant(), &[2]).await.unwrap(),
+            store
+                .purge_generations(&tenant(), &Generations::single(2))
+                .await
+                .unwrap(),
             0,
             "{point}: a value of generation 1 is left"
         );
         drop(store);
         assert_eq!(export(&data).await, want, "{point}");
         eprintln!("killed at {point}: generation 2 shown, generation 1 purged after a restart");
+    }
+}
+
+/// The same for one mapping's rebuild: `serve` SIGKILLed with the mapping's reads switched to its
+/// rebuild's generation but the purge of its old values not queued, and in that purge. After
+/// `pendo-sync sync`, the reads are those of a rebuild never killed, and none of the mapping's
+/// old values is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_at_a_rebuilds_switch_or_in_its_purge_ends_in_its_new_values() {
+    let (sim, running) = stack().await;
+    let url = running.base_url();
+    let template = tempfile::tempdir().unwrap();
+    configure_with(template.path(), &sim, &url, true).await;
+    assert!(finish(sync(template.path(), &url)).await);
+    let want = export(template.path()).await;
+    let store = EmbeddedStore::open_dir(template.path()).unwrap();
+    let m = store.list_mappings(&tenant()).await.unwrap().remove(0);
+    drop(store);
+    for point in ["publish-switched", "purge-generations-deleted"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_folder(template.path(), &data);
+        let mut serve = Serve::start(dir.path(), &url, &[("PENDO_SYNC_STALL_AT", point)]);
+        serve.post(&format!("/v1/mappings/{}/rebuild", m.id)).await;
+        serve.wait_for(|l| l.starts_with(&format!("stalled at {point}")));
+        serve.kill();
+        let store = EmbeddedStore::open_dir(&data).unwrap();
+        let i = store.get_integration(&tenant()).await.unwrap().unwrap();
+        let g = i.generations();
+        assert_eq!(
+            (g.writes(&m.id), g.shows(&m.id), i.purge_pending),
+            (2, 2, true),
+            "{point}"
+        );
+        drop(store);
+        assert_eq!(export(&data).await, want, "{point}: the rebuild is shown");
+
+        assert!(finish(sync(&data, &url)).await, "{point}");
+        let store = EmbeddedStore::open_dir(&data).unwrap();
+        let i = store.get_integration(&tenant()).await.unwrap().unwrap();
+        assert!(!i.purge_pending, "{point}");
+        assert_eq!(
+            store
+                .purge_generations(&tenant(), &i.generations())
+                .await
+                .unwrap(),
+            0,
+            "{point}: an old value of the mapping is left"
+        );
+        drop(store);
+        assert_eq!(export(&data).await, want, "{point}");
+        eprintln!(
+            "killed at {point}: the rebuild shown, the mapping's old values purged after a restart"
+        );
     }
 }
 

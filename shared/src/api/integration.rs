@@ -64,6 +64,9 @@ pub struct IntegrationView {
     /// Whether a Re-sync all is building a generation not shown yet (running, or failed and
     /// waiting to be run again or discarded).
     pub resync_pending: bool,
+    /// The mappings whose rebuild is building values not shown yet: reads show their values from
+    /// before the edit until the rebuild is whole.
+    pub rebuilding: Vec<String>,
     pub resync_required: bool,
     pub apps: Vec<AppRow>,
     pub segments: Vec<Segment>,
@@ -89,6 +92,14 @@ impl From<&Integration> for IntegrationView {
             generation: i.generation,
             shown_generation: i.read_generation(),
             resync_pending: i.resync_pending(),
+            rebuilding: {
+                let g = i.generations();
+                g.own
+                    .keys()
+                    .filter(|m| g.rebuilding(m).is_some())
+                    .map(ToString::to_string)
+                    .collect()
+            },
             resync_required: i.resync_required,
             apps: i.apps.rows().to_vec(),
             segments: i.segments.clone(),

@@ -206,7 +206,7 @@ impl App {
         };
         for m in store.list_mappings(t).await? {
             if let Some(st) = store.get_mapping_state(t, &m.id).await? {
-                if st.generation == i.generation && st.last_synced_day.is_some() {
+                if st.generation == i.generations().writes(&m.id) && st.last_synced_day.is_some() {
                     return Ok(true);
                 }
             }

@@ -57,7 +57,7 @@ impl App {
         self.check_with_pendo(&i, &m, None).await?;
         self.ports
             .store
-            .reset_mapping_state(t, &m.id, i.generation)
+            .reset_mapping_state(t, &m.id, i.generations().writes(&m.id))
             .await?;
         self.ports.store.put_mapping(&m).await?;
         Ok(m)

@@ -159,7 +159,7 @@ impl App {
             self.require_object(t, object).await?;
             return Ok(Vec::new());
         }
-        let generation = store.get_integration(t).await?.map(|i| i.read_generation());
+        let gens = store.get_integration(t).await?.map(|i| i.generations());
         let mappings: Vec<_> = store
             .list_mappings(t)
             .await?
@@ -180,8 +180,8 @@ impl App {
                 }
                 let shown = states
                     .get(&m.id)
-                    .and_then(|st| st.as_ref().zip(generation))
-                    .and_then(|(st, g)| st.range_in(g));
+                    .and_then(|st| st.as_ref().zip(gens.as_ref()))
+                    .and_then(|(st, g)| st.range_in(g.shows(&m.id)));
                 if let Some(SyncedRange {
                     from: Some(from),
                     to: Some(to),

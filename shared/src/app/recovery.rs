@@ -136,7 +136,7 @@ impl App {
         let entries = self
             .ports
             .store
-            .unmatched_of(&i.tenant, &m.id, i.generation)
+            .unmatched_of(&i.tenant, &m.id, i.generations().writes(&m.id))
             .await?;
         if entries.iter().all(|e| e.identity.is_none()) {
             return Ok(Vec::new());
@@ -183,7 +183,8 @@ impl App {
             }
         };
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-        let entries = self.ports.store.unmatched_of(t, id, i.generation).await?;
+        let written = i.generations().writes(id);
+        let entries = self.ports.store.unmatched_of(t, id, written).await?;
         let lists = self
             .known_directory(t, m.target, &mut DirectoryLists::default())
             .await?;
@@ -238,7 +239,8 @@ impl App {
         let mut out = Vec::new();
         let mut lists = DirectoryLists::default();
         for m in store.list_mappings(t).await? {
-            let entries = store.unmatched_of(t, &m.id, i.generation).await?;
+            let written = i.generations().writes(&m.id);
+            let entries = store.unmatched_of(t, &m.id, written).await?;
             if entries.is_empty() {
                 continue;
             }

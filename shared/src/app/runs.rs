@@ -29,13 +29,22 @@ impl App {
         self.queue_run(&i, &m, RunAction::SyncNow).await
     }
 
-    /// Re-fetches `days_to_sync` days of one mapping from scratch (after an edit). A mapping
-    /// whose Pendo object is gone is refused (`Conflict`), its values kept: they could not be
-    /// fetched again (checked here, each Pendo call bounded by `API_PENDO_CHECK`). The purge
-    /// of its values and the planning are queued (`process_run`): a request does short work.
+    /// Re-fetches `days_to_sync` days of one mapping from scratch (after an edit) into a
+    /// generation of its own, while reads keep showing its current values until the new ones
+    /// are whole (`sync::publish`). A mapping whose Pendo object is gone is refused
+    /// (`Conflict`), its values kept: they could not be fetched again (checked here, each Pendo
+    /// call bounded by `API_PENDO_CHECK`); so is a rebuild while a Re-sync all is pending (it
+    /// rebuilds every mapping). The planning is queued (`process_run`): a request does short
+    /// work.
     pub async fn rebuild_mapping(&self, t: &TenantId, id: &MappingId) -> Result<RunId, AppError> {
         let i = self.active_integration(t).await?;
         let m = self.mapping(t, id).await?;
+        if i.resync_pending() {
+            return Err(AppError::Conflict(format!(
+                "mapping \"{}\" is rebuilt by the Re-sync all in progress; wait for it to finish, or discard it first",
+                m.metric_name
+            )));
+        }
         let end = tokio::time::Instant::now() + API_PENDO_CHECK;
         let checked = crate::deadline::within(
             end,
@@ -89,8 +98,9 @@ impl App {
 
     /// A queued run of one mapping, worker side: once (one delivery at a time holds its
     /// planning; a delivery after its chunks were sent is a duplicate; one after planning
-    /// re-sends what can run). A rebuild purges the mapping's values and resets its cursor
-    /// first; a message of an older generation (a Re-sync all since) is dropped.
+    /// re-sends what can run). A rebuild first gives the mapping a generation of its own and
+    /// resets its cursor there (its shown values and their range stay); a message of an older
+    /// generation (a Re-sync all since) is dropped.
     pub(crate) async fn process_run(&self, msg: &RunMessage) -> Result<Processed, ProcessError> {
         let store = &self.ports.store;
         let t = &msg.tenant;
@@ -122,7 +132,7 @@ impl App {
             crate::sync::publish::purge_dead(&self.ports, &m.tenant).await?;
             return Ok(Processed::Done(ChunkStats::default()));
         };
-        let items = store.delete_mapping_data(&m.tenant, mapping).await?;
+        let items = store.delete_mapping_data(&m.tenant, mapping, &[]).await?;
         store.delete_unmatched(&m.tenant, mapping).await?;
         tracing::info!(tenant = %m.tenant, mapping = %mapping, items, "a deleted mapping's data purged");
         Ok(Processed::Done(ChunkStats::default()))
@@ -140,19 +150,19 @@ impl App {
         let messages = if stored.planned {
             crate::sync::waves::pending_now(&stored)
         } else {
-            let planning = match action {
-                RunAction::SyncNow => Planning::FromCursor { recover: false },
-                RunAction::Recover => Planning::RecoverOnly,
+            let (planning, i) = match action {
+                RunAction::SyncNow => (Planning::FromCursor { recover: false }, i.clone()),
+                RunAction::Recover => (Planning::RecoverOnly, i.clone()),
                 RunAction::Rebuild => {
-                    let purged = store.delete_mapping_data(t, &m.id).await?;
-                    store.reset_mapping_state(t, &m.id, i.generation).await?;
+                    let Some(i) = self.begin_rebuild(t, &m.id).await? else {
+                        return Ok(Processed::Superseded);
+                    };
                     m.rebuild_required = false;
                     store.put_mapping(&m).await?;
-                    tracing::info!(tenant = %t, mapping = %m.id, purged, "rebuild: the mapping's values purged");
-                    Planning::FromScratch
+                    (Planning::FromScratch, i)
                 }
             };
-            self.plan_and_store(i, std::slice::from_ref(&m), stored, planning, false)
+            self.plan_and_store(&i, std::slice::from_ref(&m), stored, planning, false)
                 .await?
                 .1
         };
@@ -160,6 +170,38 @@ impl App {
         store.set_run_flag(t, &id, RunFlag::Queued).await?;
         tracing::info!(tenant = %t, run = %id, chunks = messages.len(), "run planned");
         Ok(Processed::Done(ChunkStats::default()))
+    }
+
+    /// Gives mapping `id` a fresh generation to rebuild into (`Integration::begin_rebuild`),
+    /// deletes what an earlier rebuild of it left half-built, and resets its state there keeping
+    /// the range reads show. `None` when a Re-sync all began meanwhile (it rebuilds the mapping).
+    async fn begin_rebuild(
+        &self,
+        t: &TenantId,
+        id: &MappingId,
+    ) -> Result<Option<Integration>, AppError> {
+        let store = &self.ports.store;
+        let mut written = None;
+        let i = self
+            .update_integration(t, false, |i| {
+                written = i.begin_rebuild(id);
+                Ok(())
+            })
+            .await?;
+        let Some(g) = written else {
+            return Ok(None);
+        };
+        let shown = i.generations().shows(id);
+        let purged = store.delete_mapping_data(t, id, &[shown]).await?;
+        let previous = store
+            .get_mapping_state(t, id)
+            .await?
+            .and_then(|s| s.range_in(shown));
+        store
+            .reset_mapping_state_keeping(t, id, g, previous)
+            .await?;
+        tracing::info!(tenant = %t, mapping = %id, generation = g, shown, purged, "rebuild: the mapping writes a generation of its own");
+        Ok(Some(i))
     }
 
     async fn active_integration(&self, t: &TenantId) -> Result<Integration, AppError> {
@@ -189,25 +231,28 @@ impl App {
         let checked = crate::sync::references::plan_checks(&self.ports, i, mappings).await;
         let mut windows = Vec::new();
         let mut lists = crate::app::recovery::DirectoryLists::default();
+        let gens = i.generations();
         for m in mappings
             .iter()
             .filter(|m| m.enabled && !checked.left_out.contains_key(&m.id))
         {
+            let g = gens.writes(&m.id);
+            if g != run.generation {
+                run.own.insert(m.id.clone(), g);
+            }
             let state = store.get_mapping_state(&i.tenant, &m.id).await?;
             let kept = state
                 .as_ref()
                 .and_then(|s| s.previous)
-                .filter(|p| p.generation == i.generation && p.to.is_some() && !from_scratch);
+                .filter(|p| p.generation == g && p.to.is_some() && !from_scratch);
             let cursor = match state {
-                Some(s) if s.generation == i.generation && !from_scratch => s.last_synced_day,
-                Some(s) if s.generation == i.generation => None,
+                Some(s) if s.generation == g && !from_scratch => s.last_synced_day,
+                Some(s) if s.generation == g => None,
                 _ => match kept {
                     // Back from a discarded Re-sync all: the shown generation's range again.
-                    Some(p) => self.restore_range(i, &m.id, p).await?,
+                    Some(p) => self.restore_range(&i.tenant, &m.id, p).await?,
                     None => {
-                        store
-                            .reset_mapping_state(&i.tenant, &m.id, i.generation)
-                            .await?;
+                        store.reset_mapping_state(&i.tenant, &m.id, g).await?;
                         None
                     }
                 },
@@ -221,9 +266,7 @@ impl App {
             .filter(|_| planning != Planning::RecoverOnly);
             if let (None, Some(w)) = (cursor, window) {
                 // A sync from scratch: its window is where the synced range starts.
-                store
-                    .set_synced_from(&i.tenant, &m.id, i.generation, w.from)
-                    .await?;
+                store.set_synced_from(&i.tenant, &m.id, g, w.from).await?;
             }
             windows.extend(window.map(|w| (m, w)));
             if matches!(
@@ -250,27 +293,21 @@ impl App {
         Ok((run, messages))
     }
 
-    /// Sets a mapping's state to `range` (of the integration's generation, kept while a
-    /// discarded Re-sync all had reset it); returns the cursor.
+    /// Sets a mapping's state to `range` (of the generation it writes, kept while a discarded
+    /// Re-sync all had reset it); returns the cursor.
     async fn restore_range(
         &self,
-        i: &Integration,
+        t: &TenantId,
         id: &MappingId,
         range: SyncedRange,
     ) -> Result<Option<chrono::NaiveDate>, AppError> {
-        let store = &self.ports.store;
-        store
-            .reset_mapping_state(&i.tenant, id, i.generation)
-            .await?;
+        let (store, g) = (&self.ports.store, range.generation);
+        store.reset_mapping_state(t, id, g).await?;
         if let Some(from) = range.from {
-            store
-                .set_synced_from(&i.tenant, id, i.generation, from)
-                .await?;
+            store.set_synced_from(t, id, g, from).await?;
         }
         if let Some(to) = range.to {
-            store
-                .advance_cursor(&i.tenant, id, i.generation, to, None)
-                .await?;
+            store.advance_cursor(t, id, g, to, None).await?;
         }
         Ok(range.to)
     }

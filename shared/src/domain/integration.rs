@@ -409,6 +409,10 @@ pub struct Integration {
     /// purged on the next try).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub purge_pending: bool,
+    /// The mappings whose values live in a generation of their own (a rebuild's; see
+    /// `domain::generations`), until the next Re-sync all is published.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub own: std::collections::BTreeMap<super::MappingId, super::generations::OwnGeneration>,
     pub resync_required: bool,
     /// Optimistic-concurrency version, bumped by every write.
     pub version: u64,
@@ -427,6 +431,7 @@ impl Integration {
             published: None,
             issued: None,
             purge_pending: false,
+            own: Default::default(),
             resync_required: false,
             version: 0,
         }
@@ -444,11 +449,8 @@ impl Integration {
 
     /// Starts a Re-sync all: runs write a new generation, reads keep showing the current one.
     pub fn begin_resync(&mut self) {
-        let shown = self.read_generation();
-        let next = self.issued.unwrap_or(self.generation).max(self.generation) + 1;
-        self.published = Some(shown);
-        self.issued = Some(next);
-        self.generation = next;
+        self.published = Some(self.read_generation());
+        self.generation = self.issue();
     }
 
     /// Ends a Re-sync all of `generation`: reads show it. False (nothing changed) when runs no
@@ -458,6 +460,8 @@ impl Integration {
             return false;
         }
         self.published = Some(generation);
+        // Every mapping is rebuilt in it: none keeps a generation of its own.
+        self.own.clear();
         self.purge_pending = true;
         true
     }
@@ -474,11 +478,9 @@ impl Integration {
         true
     }
 
-    /// The generations whose values may be kept: the one shown and the one being built.
+    /// The generations whose values may be kept: those shown and those being built.
     pub fn live_generations(&self) -> Vec<u64> {
-        let mut g = vec![self.read_generation(), self.generation];
-        g.dedup();
-        g
+        self.generations().live()
     }
 
     pub fn is_active(&self) -> bool {

@@ -374,9 +374,19 @@ pub struct SyncRun {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub left_out: std::collections::BTreeMap<MappingId, String>,
+    /// The mappings whose chunks write a generation other than the run's (a rebuild's: see
+    /// `domain::generations`), with that generation.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    pub own: std::collections::BTreeMap<MappingId, u64>,
 }
 
 impl SyncRun {
+    /// The generation the chunks of mapping `m` write.
+    pub fn generation_of(&self, m: &MappingId) -> u64 {
+        self.own.get(m).copied().unwrap_or(self.generation)
+    }
+
     /// A new run, not yet planned.
     pub fn new(
         tenant: TenantId,
@@ -397,6 +407,7 @@ impl SyncRun {
             chunks: Vec::new(),
             sources: Default::default(),
             left_out: Default::default(),
+            own: Default::default(),
         }
     }
     /// The counters a store keeps for this run, computed from its chunks (for `put_run` and

@@ -4,6 +4,7 @@ pub mod aggregation;
 pub mod apps;
 pub mod budget;
 pub mod directory;
+pub mod generations;
 pub mod ids;
 pub mod imports;
 pub mod integration;
@@ -16,6 +17,7 @@ pub mod window;
 pub use apps::{AppRow, AppsError, AppsTable, Segment, DEFAULT_APP, UNKNOWN_APP};
 pub use budget::{Answer, Budget, BudgetSettings, Take};
 pub use directory::{DirectoryObject, EndUser, EndUserInput};
+pub use generations::{Generations, OwnGeneration};
 pub use ids::{ImportId, MappingId, RunId, TenantId};
 pub use imports::{DirectoryImport, ImportCounts, ImportOptions, ImportStage, ImportState};
 pub use integration::{

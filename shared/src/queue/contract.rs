@@ -29,6 +29,8 @@ pub async fn sends_arrive_intact(q: &dyn Queue, drain: impl FnOnce() -> Vec<Stri
                 .map(|k| Rider {
                     mapping_id: MappingId::parse(&format!("m{k}")).unwrap(),
                     chunk_index: 100 + k,
+                    // A rebuilt mapping's chunk writes a generation of its own.
+                    generation: (k == 1).then_some(2),
                 })
                 .collect(),
         })

@@ -32,6 +32,10 @@ pub struct FetchMessage {
 pub struct Rider {
     pub mapping_id: MappingId,
     pub chunk_index: usize,
+    /// The generation the rider's chunk writes when it is not the message's (a rebuilt
+    /// mapping's: see `domain::generations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 impl FetchMessage {
@@ -41,17 +45,17 @@ impl FetchMessage {
             also: Vec::new(),
             ..self.clone()
         };
-        let alone = |mapping_id: &MappingId, chunk_index: usize| FetchMessage {
+        let alone = |mapping_id: &MappingId, chunk_index: usize, generation: u64| FetchMessage {
             mapping_id: mapping_id.clone(),
             chunk_index,
+            generation,
             ..head.clone()
         };
-        std::iter::once(alone(&self.mapping_id, self.chunk_index))
-            .chain(
-                self.also
-                    .iter()
-                    .map(|r| alone(&r.mapping_id, r.chunk_index)),
-            )
+        std::iter::once(alone(&self.mapping_id, self.chunk_index, self.generation))
+            .chain(self.also.iter().map(|r| {
+                let generation = r.generation.unwrap_or(self.generation);
+                alone(&r.mapping_id, r.chunk_index, generation)
+            }))
             .collect()
     }
 }
@@ -219,6 +223,49 @@ impl QueueMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shared call's riders write the message's generation, or their own when they carry one
+    /// (a rebuilt mapping's chunk); a rider without the field (an older message) writes the
+    /// message's.
+    #[test]
+    fn members_write_their_own_generation() {
+        let id = |s: &str| MappingId::parse(s).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let lead = FetchMessage {
+            v: MESSAGE_VERSION,
+            tenant: TenantId::parse("t").unwrap(),
+            mapping_id: id("a"),
+            run_id: RunId::parse("r").unwrap(),
+            chunk_index: 0,
+            generation: 2,
+            from: day,
+            to: day,
+            also: vec![
+                Rider {
+                    mapping_id: id("b"),
+                    chunk_index: 1,
+                    generation: Some(5),
+                },
+                Rider {
+                    mapping_id: id("c"),
+                    chunk_index: 2,
+                    generation: None,
+                },
+            ],
+        };
+        let got: Vec<_> = lead
+            .members()
+            .into_iter()
+            .map(|m| (m.mapping_id.to_string(), m.chunk_index, m.generation))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a".into(), 0, 2), ("b".into(), 1, 5), ("c".into(), 2, 2)]
+        );
+        let old = r#"{"mappingId":"c","chunkIndex":2}"#;
+        let rider: Rider = serde_json::from_str(old).unwrap();
+        assert_eq!(rider.generation, None);
+    }
 
     #[test]
     fn round_trip_and_rejects() {

@@ -23,6 +23,7 @@ macro_rules! store_contract_tests {
             contract::cursor_only_moves_forward_within_its_generation,
             contract::replace_chunk_replaces_exactly_the_window,
             contract::stale_generations_write_nothing_and_are_purged,
+            contract::a_rebuilt_mapping_writes_and_shows_a_generation_of_its_own,
             contract::tenants_never_see_each_other,
             contract::separators_in_ids_never_confuse_keys,
             contract::imports_are_written_with_a_version_and_listed_newest_first,
@@ -357,7 +358,7 @@ pub async fn replace_chunk_replaces_exactly_the_window(s: &dyn Store) {
     assert_eq!(got, vec![(d("2026-11-02"), 5.0), (d("2026-11-04"), 4.0)]);
     let metrics = s.list_metrics(&t, &obj).await.unwrap();
     assert_eq!(metrics.len(), 1);
-    assert_eq!(s.delete_mapping_data(&t, &m).await.unwrap(), 2);
+    assert_eq!(s.delete_mapping_data(&t, &m, &[]).await.unwrap(), 2);
 }
 
 /// A Re-sync all writes the next generation while reads show the last complete one: its rows
@@ -422,18 +423,8 @@ pub async fn stale_generations_write_nothing_and_are_purged(s: &dyn Store) {
     assert!(i.publish(2));
     i.version = s.put_integration(&i).await.unwrap();
     assert_eq!(shown().await, (vec![3.0], vec![3.0], 1));
-    assert_eq!(
-        s.purge_generations(&t, &i.live_generations())
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        s.purge_generations(&t, &i.live_generations())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(s.purge_generations(&t, &i.generations()).await.unwrap(), 1);
+    assert_eq!(s.purge_generations(&t, &i.generations()).await.unwrap(), 0);
     // A discarded re-sync's rows go with the next purge; the shown values are untouched.
     i.begin_resync();
     i.version = s.put_integration(&i).await.unwrap();
@@ -444,15 +435,139 @@ pub async fn stale_generations_write_nothing_and_are_purged(s: &dyn Store) {
         write(3, 8.0).await,
         Err(StoreError::StaleGeneration(3))
     ));
-    assert_eq!(
-        s.purge_generations(&t, &i.live_generations())
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(s.purge_generations(&t, &i.generations()).await.unwrap(), 1);
     assert_eq!(shown().await, (vec![3.0], vec![3.0], 1));
     write(2, 4.0).await.unwrap();
     assert_eq!(shown().await, (vec![4.0], vec![4.0], 1));
+}
+
+/// A mapping's rebuild writes a generation of its own (`Generations::writes`) while reads show
+/// its old values beside the other mappings' (`shows`); once published, reads show its new
+/// values and the other mappings' as before, and the purge deletes its old values only.
+pub async fn a_rebuilt_mapping_writes_and_shows_a_generation_of_its_own(s: &dyn Store) {
+    let t = tenant("c-own");
+    let mut i = integration(s, &t).await;
+    let (a, b) = (
+        MappingId::parse("ma").unwrap(),
+        MappingId::parse("mb").unwrap(),
+    );
+    let w = Window {
+        from: d("2026-11-01"),
+        to: d("2026-11-01"),
+    };
+    let obj = ObjectRef {
+        kind: Target::Company,
+        id: "acme".into(),
+    };
+    let write = |m: &MappingId, g: u64, metric: &'static str, v: f64| {
+        let (m, t) = (m.clone(), t.clone());
+        let act = Activity {
+            end_user_id: "u1".into(),
+            company_id: "acme".into(),
+            mapping_id: m.clone(),
+            label: metric.into(),
+            day: d("2026-11-01"),
+            events: v,
+            minutes: 0.0,
+            passive: false,
+        };
+        async move {
+            s.replace_chunk(
+                &t,
+                g,
+                &m,
+                w,
+                &[value("acme", metric, "2026-11-01", v)],
+                &[act],
+            )
+            .await
+        }
+    };
+    // What every read shows: (metric, value) of the export's values, each metric's series, the
+    // object's metrics, and the activity of the end user and of its company (events).
+    let shown = || async {
+        let rows = s.export(Some(&t)).await.unwrap();
+        let values: Vec<_> = rows
+            .iter()
+            .filter(|r| r.record == "value")
+            .map(|r| (r.metric.clone(), r.value))
+            .collect();
+        let mut series = Vec::new();
+        for metric in ["A", "A2", "B"] {
+            let day = d("2026-11-01");
+            for p in s.read_series(&t, &obj, metric, day, day).await.unwrap() {
+                series.push((metric, p.value));
+            }
+        }
+        let metrics: Vec<_> = s
+            .list_metrics(&t, &obj)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.metric)
+            .collect();
+        let mut activity = Vec::new();
+        for of in [
+            ActivityOf::EndUser("u1".into()),
+            ActivityOf::Company("acme".into()),
+        ] {
+            let mut got: Vec<_> = s
+                .recent_activity(&t, &of, d("2026-10-01"), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.label, a.events))
+                .collect();
+            got.sort_by(|x, y| x.0.cmp(&y.0));
+            activity.push(got);
+        }
+        (values, series, metrics, activity)
+    };
+    write(&a, 1, "A", 1.0).await.unwrap();
+    write(&b, 1, "B", 2.0).await.unwrap();
+    let old = shown().await;
+    assert_eq!(old.0, vec![("A".to_string(), 1.0), ("B".to_string(), 2.0)]);
+    assert_eq!(old.1, vec![("A", 1.0), ("B", 2.0)]);
+    assert_eq!(old.2, vec!["A".to_string(), "B".to_string()]);
+    let acts = vec![("A".to_string(), 1.0), ("B".to_string(), 2.0)];
+    assert_eq!(old.3, vec![acts.clone(), acts]);
+    assert_eq!(i.begin_rebuild(&a), Some(2));
+    i.version = s.put_integration(&i).await.unwrap();
+    // The rebuild (its metric renamed) writes generation 2; its generation-1 writes are stale,
+    // the other mapping's are not.
+    write(&a, 2, "A2", 5.0).await.unwrap();
+    assert!(matches!(
+        write(&a, 1, "A", 9.0).await,
+        Err(StoreError::StaleGeneration(1))
+    ));
+    assert!(matches!(
+        write(&b, 2, "B", 9.0).await,
+        Err(StoreError::StaleGeneration(2))
+    ));
+    assert_eq!(
+        shown().await,
+        old,
+        "the rebuild is not shown before it is published"
+    );
+    assert!(i.publish_rebuild(&a, 2));
+    i.version = s.put_integration(&i).await.unwrap();
+    let new = shown().await;
+    assert_eq!(new.0, vec![("A2".to_string(), 5.0), ("B".to_string(), 2.0)]);
+    assert_eq!(new.1, vec![("A2", 5.0), ("B", 2.0)]);
+    assert_eq!(new.2, vec!["A2".to_string(), "B".to_string()]);
+    let acts = vec![("A2".to_string(), 5.0), ("B".to_string(), 2.0)];
+    assert_eq!(new.3, vec![acts.clone(), acts]);
+    // The purge deletes the mapping's old value and activity record, nothing else.
+    assert_eq!(s.purge_generations(&t, &i.generations()).await.unwrap(), 2);
+    assert_eq!(s.purge_generations(&t, &i.generations()).await.unwrap(), 0);
+    assert_eq!(shown().await, new);
+    // The other mapping still writes generation 1, the rebuilt one generation 2.
+    write(&b, 1, "B", 3.0).await.unwrap();
+    write(&a, 2, "A2", 6.0).await.unwrap();
+    assert_eq!(
+        shown().await.0,
+        vec![("A2".to_string(), 6.0), ("B".to_string(), 3.0)]
+    );
 }
 
 fn t_of(name: &str) -> TenantId {
@@ -530,7 +645,7 @@ pub async fn tenants_never_see_each_other(s: &dyn Store) {
     );
     assert_eq!(s.export(Some(&a)).await.unwrap().len(), 2);
     // Deleting b's mapping of the same id leaves a's data.
-    s.delete_mapping_data(&b, &m).await.unwrap();
+    s.delete_mapping_data(&b, &m, &[]).await.unwrap();
     assert_eq!(s.export(Some(&a)).await.unwrap().len(), 2);
 }
 

@@ -120,7 +120,7 @@ pub async fn mappings_are_listed_oldest_first_and_deleted_with_their_state_and_d
         3,
         "data purged apart"
     );
-    assert_eq!(s.delete_mapping_data(&t, &late.id).await.unwrap(), 2);
+    assert_eq!(s.delete_mapping_data(&t, &late.id, &[]).await.unwrap(), 2);
     assert_eq!(s.get_mapping(&t, &late.id).await.unwrap(), None);
     assert_eq!(s.get_mapping_state(&t, &late.id).await.unwrap(), None);
     assert_eq!(

@@ -52,8 +52,8 @@ use crate::domain::MappingRunCounters;
 use crate::domain::Window;
 use crate::domain::{
     Activity, ChunkOutcome, ChunkStart, DirectoryImport, DirectoryObject, EndUser, EndUserInput,
-    ExportRow, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState, MetricValue,
-    ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
+    ExportRow, Generations, ImportId, Integration, Mapping, MappingId, MappingRun, MappingState,
+    MetricValue, ObjectRef, RunFlag, RunId, RunProgress, SyncRun, Target, TenantId, UnmatchedEntry,
 };
 use crate::domain::{Answer, Budget, BudgetSettings, Take};
 use async_trait::async_trait;
@@ -499,15 +499,19 @@ pub trait DataStore: Send + Sync {
             .await
     }
 
-    /// Deletes the values and activity of every generation not in `keep`; returns how many.
-    /// Resumable: what is deleted stays deleted, and a call again deletes what is left.
-    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError>;
+    /// Deletes the values and activity no mapping keeps (`Generations::keeps`): every
+    /// generation not live, and a rebuilt mapping's values of generations it neither writes nor
+    /// shows; returns how many. Resumable: what is deleted stays deleted, and a call again
+    /// deletes what is left.
+    async fn purge_generations(&self, t: &TenantId, live: &Generations) -> Result<u64, StoreError>;
 
-    /// Deletes every value and activity a mapping wrote.
+    /// Deletes every value and activity a mapping wrote in a generation not in `keep` (every
+    /// generation when `keep` is empty); returns how many.
     async fn delete_mapping_data(
         &self,
         t: &TenantId,
         mapping: &MappingId,
+        keep: &[u64],
     ) -> Result<u64, StoreError>;
 }
 

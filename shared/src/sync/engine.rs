@@ -177,7 +177,11 @@ async fn run_chunks(
     let Some(integration) = store.get_integration(t).await? else {
         return all(Processed::Superseded);
     };
-    if integration.generation != lead.generation {
+    // A chunk of a generation its mapping no longer writes (a Re-sync all or a rebuild since)
+    // is dropped, alone when the others of its message are current.
+    let gens = integration.generations();
+    let stale = |h: &Held| gens.writes(&h.msg.mapping_id) != h.msg.generation;
+    if held.iter().all(stale) {
         tracing::info!(tenant = %t, mapping = %lead.mapping_id, "dropping a message of an older generation");
         for h in held {
             supersede(ports, &h.msg, h.chunk.as_ref()).await;
@@ -186,7 +190,10 @@ async fn run_chunks(
     }
     let mut mappings = Vec::with_capacity(held.len());
     for h in held {
-        mappings.push(store.get_mapping(t, &h.msg.mapping_id).await?);
+        mappings.push(match stale(h) {
+            true => None,
+            false => store.get_mapping(t, &h.msg.mapping_id).await?,
+        });
     }
     let Some(conn) = integration
         .connection
@@ -645,7 +652,7 @@ async fn write_events(
     let inputs: Vec<_> = acc.pending_users().iter().map(|p| p.input()).collect();
     let (created_ids, users_created) = create_users(ports, t, &inputs).await.map_err(st)?;
     let prepared = acc.prepare(created_ids);
-    let gen = job.integration.generation;
+    let gen = job.integration.generations().writes(&mapping.id);
     match again("replace the chunk's values", || {
         store.replace_chunk_from(t, gen, &mapping.id, window, &prepared)
     })
@@ -724,7 +731,7 @@ async fn follow_up(
         release_deferred(ports, msg).await?;
     }
     if progress.open == 0 {
-        super::publish::conclude(ports, &msg.tenant, &msg.run_id, msg.generation).await?;
+        super::publish::conclude(ports, &msg.tenant, &msg.run_id).await?;
     }
     Ok(())
 }

@@ -256,7 +256,7 @@ async fn write_day(
         .await
         .map_err(st)?;
     let values = acc.finish(&created);
-    let gen = integration.generation;
+    let gen = integration.generations().writes(&mapping.id);
     match again("replace the chunk's values", || {
         store.replace_chunk(t, gen, &mapping.id, window, &values, &[])
     })

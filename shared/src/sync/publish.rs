@@ -1,7 +1,8 @@
-//! The end of a Re-sync all: reads keep showing the last complete generation while the re-sync
-//! writes the next; once the new generation is whole, reads move to it in one conditional write
-//! of the integration (`Integration::publish`), and the generations no longer written or shown
-//! are purged in the background (a purge message on the resync queue), resumably.
+//! The end of a Re-sync all, or of one mapping's rebuild: reads keep showing the last complete
+//! generation while the re-sync (or the rebuild) writes the next; once the new generation is
+//! whole, reads move to it in one conditional write of the integration (`Integration::publish`,
+//! `Integration::publish_rebuild`), and the values no longer written or shown are purged in the
+//! background (a purge message on the resync queue), resumably.
 //!
 //! The new generation is whole when a run of it is over and every enabled mapping (but those
 //! the run left out: a reference Pendo no longer lists) is synced in it to the last day that run
@@ -9,45 +10,75 @@
 //! that failed for good is not whole: the old values stay shown, and the next run of the new
 //! generation (the daily run, or Sync now, from each mapping's cursor) fills what failed and
 //! publishes it; or the user discards it.
+//!
+//! A rebuild's generation is whole when a run's chunks of that mapping are all done (a rebuild,
+//! Sync now or a daily run: each goes from the mapping's cursor to the last complete day), or
+//! its cursor in that generation reached the end of that run's chunks of it.
 
 use super::processed::ProcessError;
-use crate::domain::{ChunkStatus, Integration, RunId, RunKind, SyncRun, TenantId};
+use crate::domain::{ChunkStatus, Integration, MappingId, RunId, RunKind, SyncRun, TenantId};
 use crate::ports::Ports;
 use crate::queue::messages::{PurgeMessage, MESSAGE_VERSION};
 use crate::queue::QueueError;
 use crate::store::{optimistic, StoreError};
 
-/// After the last open chunk of run `run` (of `generation`) is over: when `generation` is the
-/// one a Re-sync all is building and it is whole, reads switch to it and the purge of the older
-/// one is queued by the delivery that switched. Safe to repeat (a duplicate delivery of a
-/// finished chunk repeats it) and cheap: once switched, one read of the integration. A crash
-/// between the switch and the send leaves `purge_pending`, which the tenant's next daily
-/// planning sees and queues the purge for (`App::process_plan`).
-pub async fn conclude(
-    ports: &Ports,
-    t: &TenantId,
-    run: &RunId,
-    generation: u64,
-) -> Result<(), ProcessError> {
+/// After the last open chunk of run `run` is over: when the run's generation is the one a
+/// Re-sync all is building and it is whole, reads switch to it; likewise for each mapping the
+/// run wrote in the generation its rebuild is building. The delivery that switched queues the
+/// purge of the older values. Safe to repeat (a duplicate delivery of a finished chunk repeats
+/// it) and cheap: with nothing pending, one read of the integration. A crash between the switch
+/// and the send leaves `purge_pending`, which the tenant's next daily planning sees and queues
+/// the purge for (`App::process_plan`).
+pub async fn conclude(ports: &Ports, t: &TenantId, run: &RunId) -> Result<(), ProcessError> {
     let store = &ports.store;
     let Some(i) = store.get_integration(t).await? else {
         return Ok(());
     };
-    if i.generation != generation || !i.resync_pending() {
+    let gens = i.generations();
+    if !i.resync_pending() && gens.own.keys().all(|m| gens.rebuilding(m).is_none()) {
         return Ok(());
     }
     let Some(stored) = store.get_run(t, run).await? else {
         return Ok(());
     };
-    if stored.generation != generation || !whole(ports, &stored).await? {
+    let generation = stored.generation;
+    let mut switched = false;
+    if i.resync_pending() && i.generation == generation && whole(ports, &stored).await? {
+        switched = switch(ports, t, |i| i.publish(generation)).await?;
+        if switched {
+            tracing::info!(tenant = %t, run = %run, generation, "re-sync complete: reads now show its generation");
+        }
+    }
+    for (m, &g) in &stored.own {
+        if gens.rebuilding(m) == Some(g)
+            && rebuilt(ports, &stored, m, g).await?
+            && switch(ports, t, |i| i.publish_rebuild(m, g)).await?
+        {
+            tracing::info!(tenant = %t, run = %run, mapping = %m, generation = g, "rebuild complete: reads of the mapping now show its generation");
+            switched = true;
+        }
+    }
+    if !switched {
         return Ok(());
     }
-    if !switch(ports, t, |i| i.publish(generation)).await? {
-        return Ok(());
-    }
-    tracing::info!(tenant = %t, run = %run, generation, "re-sync complete: reads now show its generation");
     crate::stall::point("publish-switched").await;
     Ok(queue_purge(ports, t).await?)
+}
+
+/// Whether mapping `m`'s rebuild generation `g` is whole once `run` is over: the run's chunks of
+/// `m` are all done and went from its cursor (not a recovery), or its cursor in `g` reached
+/// their end.
+async fn rebuilt(ports: &Ports, run: &SyncRun, m: &MappingId, g: u64) -> Result<bool, StoreError> {
+    let mine: Vec<_> = run.chunks.iter().filter(|c| &c.mapping_id == m).collect();
+    let Some(end) = mine.iter().map(|c| c.to).max() else {
+        return Ok(false);
+    };
+    let from_cursor = !matches!(run.kind, RunKind::Recover { .. });
+    if from_cursor && mine.iter().all(|c| c.status == ChunkStatus::Done) {
+        return Ok(true);
+    }
+    let state = ports.store.get_mapping_state(&run.tenant, m).await?;
+    Ok(state.is_some_and(|s| s.generation == g && s.last_synced_day.is_some_and(|d| d >= end)))
 }
 
 /// Whether `run`'s generation is whole once the run is over: every enabled mapping the run did
@@ -134,17 +165,17 @@ pub async fn purge_dead(ports: &Ports, t: &TenantId) -> Result<u64, ProcessError
     let Some(i) = ports.store.get_integration(t).await? else {
         return Ok(0);
     };
-    let live = i.live_generations();
+    let live = i.generations();
     let purged = ports.store.purge_generations(t, &live).await?;
     crate::stall::point("purge-generations-deleted").await;
     switch(ports, t, |i| {
-        let done = i.purge_pending && i.live_generations() == live;
+        let done = i.purge_pending && i.generations() == live;
         if done {
             i.purge_pending = false;
         }
         done
     })
     .await?;
-    tracing::info!(tenant = %t, purged, kept = ?live, "generations no longer shown purged");
+    tracing::info!(tenant = %t, purged, kept = ?live.live(), "generations no longer shown purged");
     Ok(purged)
 }

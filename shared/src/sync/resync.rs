@@ -94,7 +94,7 @@ async fn plan_resync(
     let store = &ports.store;
     let t = &msg.tenant;
     let purged = store
-        .purge_generations(t, &integration.live_generations())
+        .purge_generations(t, &integration.generations())
         .await?;
     let mut run = stored.unwrap_or_else(|| {
         SyncRun::new(
@@ -116,13 +116,13 @@ async fn plan_resync(
         );
         let checked = super::references::plan_checks(ports, integration, &mappings).await;
         let window = plan::plan_window(None, last, integration.settings.days_to_sync.get(), 0);
-        let shown = integration.read_generation();
+        let gens = integration.generations();
         for m in mappings.iter_mut().filter(|m| m.enabled) {
             // The range reads show stays known until the switch (and for a discard).
             let previous = store
                 .get_mapping_state(t, &m.id)
                 .await?
-                .and_then(|s| s.range_in(shown));
+                .and_then(|s| s.range_in(gens.shows(&m.id)));
             store
                 .reset_mapping_state_keeping(t, &m.id, msg.generation, previous)
                 .await?;
@@ -161,7 +161,7 @@ async fn plan_resync(
     store.set_run_flag(t, &msg.run_id, RunFlag::Queued).await?;
     if run.chunks.is_empty() {
         // Nothing to build (no enabled mapping): the empty generation is whole at once.
-        super::publish::conclude(ports, t, &msg.run_id, msg.generation).await?;
+        super::publish::conclude(ports, t, &msg.run_id).await?;
     }
     tracing::info!(tenant = %t, generation = msg.generation, purged, chunks = messages.len(), "re-sync planned");
     Ok(Processed::Done(ChunkStats::default()))

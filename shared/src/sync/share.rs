@@ -92,10 +92,15 @@ pub fn fold(run: &SyncRun, messages: Vec<FetchMessage>) -> Vec<FetchMessage> {
             continue;
         };
         match lead_at.get(&lead) {
-            Some(&k) => out[k].also.push(Rider {
-                mapping_id: m.mapping_id,
-                chunk_index: m.chunk_index,
-            }),
+            Some(&k) => {
+                // A rebuilt mapping's chunk writes its own generation beside the others.
+                let generation = (m.generation != out[k].generation).then_some(m.generation);
+                out[k].also.push(Rider {
+                    mapping_id: m.mapping_id,
+                    chunk_index: m.chunk_index,
+                    generation,
+                })
+            }
             None => {
                 lead_at.insert(lead, out.len());
                 out.push(m);

@@ -32,7 +32,7 @@ pub fn message_for(run: &SyncRun, index: usize, c: &ChunkRecord) -> FetchMessage
         mapping_id: c.mapping_id.clone(),
         run_id: run.id.clone(),
         chunk_index: index,
-        generation: run.generation,
+        generation: run.generation_of(&c.mapping_id),
         from: c.from,
         to: c.to,
         also: Vec::new(),

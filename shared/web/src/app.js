@@ -602,7 +602,7 @@
         const { runId } = await api('POST', `/v1/mappings/${m.id}/sync`);
         syncBtn.disabled = true;
         watchRun(runId, progress, async () => {
-          progress.replaceChildren(); await refreshMappings(); toast(`${m.metricName}: sync finished`);
+          progress.replaceChildren(); await refreshIntegration(); await refreshMappings(); toast(`${m.metricName}: sync finished`);
         });
       }),
     });
@@ -612,7 +612,7 @@
         type: 'button', class: 'secondary', text: 'Rebuild', disabled: !connected(),
         onclick: (ev) => submit(ev.currentTarget, null, async () => {
           const { runId } = await api('POST', `/v1/mappings/${m.id}/rebuild`);
-          watchRun(runId, progress, async () => { await refreshMappings(); });
+          watchRun(runId, progress, async () => { await refreshIntegration(); await refreshMappings(); });
         }),
       }));
     }
@@ -639,6 +639,10 @@
       h('th', { scope: 'row' }, h('span', { class: 'metric-name', text: m.metricName }),
         h('div', { class: 'target muted', text: `→ ${TARGET_TITLE[m.target] || m.target}` }),
         m.rebuildRequired ? h('span', { class: 'tag', text: 'rebuild required' }) : null,
+        // A rebuild building values not shown yet: the ones from before the edit stay until it is whole.
+        (state.integration.rebuilding || []).includes(m.id)
+          ? h('span', { class: 'tag rebuilding', title: 'The values shown are those from before the edit until the rebuild is whole; if it failed, the next daily run or Sync now completes it.', text: 'rebuilding: old values shown' })
+          : null,
         m.segmentId ? h('span', { class: 'tag muted', text: `segment ${m.segmentId}` }) : null),
       h('td', { class: 'source', dataset: { id: m.id }, title: sourceIds(m), text: sourceLabel(m) }),
       h('td', { class: 'toggles-cell' }, toggle('passive', 'Passive?'), toggle('multiApp', 'Multi-app?'),
@@ -652,7 +656,7 @@
   /** What an edit changes that needs a rebuild (the server's rule: README "rebuildRequired"). */
   const MEANING = ['source', 'target', 'metricName', 'multiApp', 'segmentId', 'passive'];
   const changesMeaning = (m, body) => MEANING.some((k) => JSON.stringify(m[k] ?? null) !== JSON.stringify(body[k] ?? null));
-  const rebuildWarning = (m) => `This changes what "${m.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that). Save?`;
+  const rebuildWarning = (m) => `This changes what "${m.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that), and stay shown while it rebuilds, until the new ones are whole. Save?`;
 
   /**
    * The form to add a mapping (or, with `editing`, to edit one, filled with it): one source form

@@ -363,6 +363,37 @@ describe('configurator page', () => {
     i = (await api(env.base, token, 'GET', '/v1/integration')).body;
     assert.deepEqual([i.resyncPending, i.shownGeneration], [false, i.generation]);
     assert.deepEqual(await reads(), before);
+
+    // One mapping's rebuild (after renaming its metric) whose chunks all fail: the row says the
+    // old values are shown, and they are; Sync now completes it and the new name shows.
+    const edited = await api(env.base, token, 'PUT', `/v1/mappings/${made.body.id}`, { source: made.body.source, target: 'company', metricName: 'Clicks v2' });
+    assert.equal(edited.status, 200, JSON.stringify(edited.body));
+    assert.equal(edited.body.rebuildRequired, true);
+    // (A company's metrics name their mapping as it is now: read after the edit.)
+    const edit = await reads();
+    await page.reload();
+    const row = page.locator(`tr[data-id="${made.body.id}"]`);
+    await row.getByRole('button', { name: 'Rebuild' }).waitFor(T);
+    const refused = await fetch(`${env.sim}/_sim/faults`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: '/api/v1/aggregation', kind: 'status', status: 400, message: 'invalid pipeline', times: 10000 }),
+    });
+    assert.ok(refused.ok, await refused.text());
+    await row.getByRole('button', { name: 'Rebuild' }).click();
+    const rebuilding = page.locator(`tr[data-id="${made.body.id}"] .tag.rebuilding`);
+    await rebuilding.waitFor(T);
+    assert.equal(await rebuilding.innerText(), 'rebuilding: old values shown');
+    i = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    assert.deepEqual(i.rebuilding, [made.body.id]);
+    const afterFailure = await reads();
+    await fetch(`${env.sim}/_sim/faults`, { method: 'DELETE' });
+    assert.deepEqual(afterFailure, edit, 'the failed rebuild hid or changed no value');
+    await page.locator(`tr[data-id="${made.body.id}"]`).getByRole('button', { name: 'Sync now: Clicks v2' }).click();
+    await rebuilding.waitFor({ state: 'detached', timeout: 60_000 });
+    i = (await api(env.base, token, 'GET', '/v1/integration')).body;
+    assert.deepEqual(i.rebuilding, []);
+    const renamed = (await api(env.base, token, 'GET', `/v1/objects/company/${company}/metrics`)).body.map((m) => m.metric);
+    assert.deepEqual(renamed, ['Clicks v2']);
     assert.deepEqual(problems.filter((p) => !/status of 409|status of 400/.test(p)), []);
     await context.close();
   });
@@ -589,7 +620,7 @@ describe('configurator page', () => {
     page.once('dialog', (dlg) => { asked = dlg.message(); dlg.dismiss(); });
     const passive = row.getByLabel(`Passive? for ${synced.metricName}`);
     await passive.click();
-    assert.equal(asked, `This changes what "${synced.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that). Save?`);
+    assert.equal(asked, `This changes what "${synced.metricName}" means: its values stay as they are until you click Rebuild on it (Sync now waits for that), and stay shown while it rebuilds, until the new ones are whole. Save?`);
     assert.equal(await passive.isChecked(), false);
     const still = (await api(env.base, token, 'GET', `/v1/mappings/${synced.id}`)).body;
     assert.deepEqual([still.passive, still.rebuildRequired], [false, false]);

@@ -103,6 +103,9 @@ impl ConfigStore for DynamoStore {
         item.insert("version".into(), n(stored.version));
         item.insert("generation".into(), n(stored.generation));
         item.insert("published".into(), n(stored.read_generation()));
+        if !stored.own.is_empty() {
+            item.insert("own".into(), s(to_json(&stored.own)?));
+        }
         item.insert("tenant".into(), s(i.tenant.as_str()));
         item.insert("gpk".into(), s(keys::TENANTS_GPK));
         item.insert("gsk".into(), s(keys::tenants_gsk(&i.tenant)));

@@ -9,7 +9,7 @@ use super::{
     put_req, s, unavailable, DynamoStore, Item,
 };
 use crate::domain::Window;
-use crate::domain::{Activity, ExportRow, MappingId, MetricValue, Target, TenantId};
+use crate::domain::{Activity, ExportRow, Generations, MappingId, MetricValue, Target, TenantId};
 use crate::store::DataStore;
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -200,12 +200,16 @@ impl DynamoStore {
     }
 
     pub(super) async fn export_tenant(&self, t: &TenantId) -> Result<Vec<ExportRow>, StoreError> {
-        let Some(g) = self.shown_generation(t).await? else {
+        let Some(live) = self.generations(t).await? else {
             return Ok(Vec::new());
         };
         let mut item_keys = BTreeSet::new();
-        for (h, stored) in self.list_manifests(t, Scope::Generation(g), true).await? {
-            item_keys.extend(h.item_keys_of(t, &stored.manifest)?);
+        for g in live.shown() {
+            for (h, stored) in self.list_manifests(t, Scope::Generation(g), true).await? {
+                if live.shows(&h.mapping) == g {
+                    item_keys.extend(h.item_keys_of(t, &stored.manifest)?);
+                }
+            }
         }
         let keys = item_keys
             .into_iter()
@@ -358,7 +362,8 @@ impl DataStore for DynamoStore {
         values: &[MetricValue],
         activities: &[Activity],
     ) -> Result<(), StoreError> {
-        if self.current_generation(t).await? != Some(generation) {
+        let writes = self.generations(t).await?.map(|g| g.writes(mapping));
+        if writes != Some(generation) {
             return Err(StoreError::StaleGeneration(generation));
         }
         let in_window: BTreeSet<NaiveDate> = window
@@ -460,21 +465,35 @@ impl DataStore for DynamoStore {
         // A re-sync began meanwhile: what was written stays if reads still show its generation
         // (a chunk of the shown values, whole and fresh); otherwise no read will ever see it.
         let live = self.generations(t).await?;
-        if live.is_none_or(|(write, shown)| generation != write && generation != shown) {
+        if live.is_none_or(|g| !g.keeps(mapping, generation)) {
             self.delete_keys(written, "undo a stale chunk").await?;
             return Err(StoreError::StaleGeneration(generation));
         }
         Ok(())
     }
 
-    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError> {
+    async fn purge_generations(&self, t: &TenantId, live: &Generations) -> Result<u64, StoreError> {
         // The tenant's manifest partition, filtered: a purge follows a re-sync, which rewrites
         // the tenant anyway, so this read costs far less than the writes around it.
-        self.delete_by_manifests(t, Scope::Except(keep)).await
+        let mut n = self
+            .delete_by_manifests(t, Scope::Except(&live.live()))
+            .await?;
+        // A rebuilt mapping's values of the generation it showed before: its own manifests.
+        for (m, keep) in live.own_keep() {
+            n += self
+                .delete_by_manifests(t, Scope::Mapping(&m, &keep))
+                .await?;
+        }
+        Ok(n)
     }
 
-    async fn delete_mapping_data(&self, t: &TenantId, m: &MappingId) -> Result<u64, StoreError> {
-        self.delete_by_manifests(t, Scope::Mapping(m)).await
+    async fn delete_mapping_data(
+        &self,
+        t: &TenantId,
+        m: &MappingId,
+        keep: &[u64],
+    ) -> Result<u64, StoreError> {
+        self.delete_by_manifests(t, Scope::Mapping(m, keep)).await
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::domain::{MappingId, TenantId};
 use crate::store::StoreError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
@@ -27,8 +28,8 @@ pub(super) const MAX_MANIFEST_CONFLICTS: u32 = 16;
 /// Which manifests a listing covers.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Scope<'a> {
-    /// One mapping's, every generation.
-    Mapping(&'a MappingId),
+    /// One mapping's, every generation but these (all of them when empty).
+    Mapping(&'a MappingId, &'a [u64]),
     /// One generation's.
     Generation(u64),
     /// Every generation but these.
@@ -399,35 +400,33 @@ impl DynamoStore {
             .consistent_read(true)
             .expression_attribute_values(":p", s(keys::manifests_pk(t)));
         let q = match scope {
-            Scope::Mapping(m) => q
-                .key_condition_expression("pk = :p AND begins_with(sk, :m)")
-                .expression_attribute_values(":m", s(keys::mapping_manifest_prefix(m))),
+            Scope::Mapping(m, keep) => not_in(
+                q.key_condition_expression("pk = :p AND begins_with(sk, :m)")
+                    .expression_attribute_values(":m", s(keys::mapping_manifest_prefix(m))),
+                keep,
+            ),
             Scope::Generation(g) => q
                 .key_condition_expression("pk = :p")
                 .filter_expression("#g = :g")
                 .expression_attribute_names("#g", "gen")
                 .expression_attribute_values(":g", n(*g)),
-            Scope::Except(keep) => {
-                let q = q.key_condition_expression("pk = :p");
-                match keep {
-                    [] => q,
-                    _ => keep
-                        .iter()
-                        .enumerate()
-                        .fold(q, |q, (i, g)| {
-                            q.expression_attribute_values(format!(":k{i}"), n(*g))
-                        })
-                        .expression_attribute_names("#g", "gen")
-                        .filter_expression(format!(
-                            "NOT (#g IN ({}))",
-                            (0..keep.len())
-                                .map(|i| format!(":k{i}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                }
-            }
+            Scope::Except(keep) => not_in(q.key_condition_expression("pk = :p"), keep),
         };
         self.query_all(q, "list manifests").await
     }
+}
+
+/// `q` filtered to items whose generation is not in `keep` (unfiltered when it is empty).
+fn not_in(q: QueryFluentBuilder, keep: &[u64]) -> QueryFluentBuilder {
+    if keep.is_empty() {
+        return q;
+    }
+    let names = (0..keep.len())
+        .map(|i| format!(":k{i}"))
+        .collect::<Vec<_>>();
+    keep.iter()
+        .zip(&names)
+        .fold(q, |q, (g, name)| q.expression_attribute_values(name, n(*g)))
+        .expression_attribute_names("#g", "gen")
+        .filter_expression(format!("NOT (#g IN ({}))", names.join(", ")))
 }

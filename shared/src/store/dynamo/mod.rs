@@ -113,7 +113,7 @@ pub mod tables;
 mod unmatched;
 
 use super::StoreError;
-use crate::domain::TenantId;
+use crate::domain::{Generations, TenantId};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -348,37 +348,37 @@ impl DynamoStore {
         })
     }
 
-    /// The generation the integration's runs write (strongly consistent), if it exists.
-    async fn current_generation(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
-        Ok(self.generations(t).await?.map(|(write, _)| write))
-    }
-
-    /// The generation the integration's reads show (strongly consistent), if it exists.
-    async fn shown_generation(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
-        Ok(self.generations(t).await?.map(|(_, shown)| shown))
-    }
-
-    /// The generations written and shown (an item without `published` shows the one written).
-    async fn generations(&self, t: &TenantId) -> Result<Option<(u64, u64)>, StoreError> {
+    /// The generations written and shown, by mapping (strongly consistent; an item without
+    /// `published` shows the one written, one without `own` has no mapping with its own).
+    async fn generations(&self, t: &TenantId) -> Result<Option<Generations>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.config)
             .set_key(Some(key(keys::tenant_pk(t), keys::INTEGRATION_SK)))
-            .projection_expression("#g, #p")
+            .projection_expression("#g, #p, #o")
             .expression_attribute_names("#g", "generation")
             .expression_attribute_names("#p", "published")
+            .expression_attribute_names("#o", "own")
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable("read the integration's generation", e))?;
         let Some(i) = out.item else { return Ok(None) };
-        let write = get_n(&i, "generation")?;
-        let shown = match i.contains_key("published") {
+        let written = get_n(&i, "generation")?;
+        let published = match i.contains_key("published") {
             true => get_n(&i, "published")?,
-            false => write,
+            false => written,
         };
-        Ok(Some((write, shown)))
+        let own = match i.contains_key("own") {
+            true => serde_json::from_str(get_s(&i, "own")?).map_err(data::corrupt)?,
+            false => Default::default(),
+        };
+        Ok(Some(Generations {
+            written,
+            published,
+            own,
+        }))
     }
 }
 

@@ -67,19 +67,27 @@ fn read_state(conn: &Connection, t: &str, id: &str) -> Result<Option<MappingStat
     }))
 }
 
+/// The tenant's integration, if it has one.
+pub(super) fn integration(c: &Connection, t: &TenantId) -> Result<Option<Integration>, StoreError> {
+    let body: Option<String> = c
+        .prepare_cached("SELECT body FROM integrations WHERE tenant=?1")?
+        .query_row([t.as_str()], |r| r.get(0))
+        .optional()?;
+    body.as_deref().map(from_json).transpose()
+}
+
+/// The tenant's generations (which one each mapping writes and shows), if it has an integration.
+pub(super) fn generations(
+    c: &Connection,
+    t: &TenantId,
+) -> Result<Option<crate::domain::Generations>, StoreError> {
+    Ok(integration(c, t)?.map(|i| i.generations()))
+}
+
 #[async_trait]
 impl ConfigStore for EmbeddedStore {
     async fn get_integration(&self, t: &TenantId) -> Result<Option<Integration>, StoreError> {
-        self.with(|c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM integrations WHERE tenant=?1",
-                    [t.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            body.as_deref().map(from_json).transpose()
-        })
+        self.with(|c| integration(c, t))
     }
 
     async fn put_integration(&self, i: &Integration) -> Result<u64, StoreError> {

@@ -394,8 +394,13 @@ mod tests {
             .collect();
         assert_eq!(s.export(None).await.unwrap(), expected);
         // The stale generation is still stored, and purged as before.
-        assert_eq!(s.purge_generations(&t, &[2]).await.unwrap(), 1);
-        assert_eq!(s.delete_mapping_data(&t, &m1).await.unwrap(), 2);
+        assert_eq!(
+            s.purge_generations(&t, &crate::domain::Generations::single(2))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.delete_mapping_data(&t, &m1, &[]).await.unwrap(), 2);
         expected.retain(|r| r.metric != "Minutes" && r.day != d(2, 28));
         assert_eq!(s.export(None).await.unwrap(), expected);
         drop(s);
@@ -528,7 +533,12 @@ mod tests {
                 ("beta".to_string(), "2021-07-29".to_string(), 6.0),
             ]
         );
-        assert_eq!(s.purge_generations(&t, &[2]).await.unwrap(), 2);
+        assert_eq!(
+            s.purge_generations(&t, &crate::domain::Generations::single(2))
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(s.export(Some(&t)).await.unwrap().len(), 3);
         drop(s);
         let c = rusqlite::Connection::open(&path).unwrap();

@@ -16,12 +16,12 @@ use super::keys::{
 use super::EmbeddedStore;
 use super::{write_tx, StoreError};
 use crate::domain::Window;
-use crate::domain::{Activity, MappingId, MetricValue, TenantId};
+use crate::domain::{Activity, Generations, MappingId, MetricValue, TenantId};
 use crate::store::DataStore;
 use crate::store::{ChunkRecords, Text};
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 /// The integer a day is stored as: its day number of the common era.
 pub(super) fn day_num(d: NaiveDate) -> i64 {
@@ -43,7 +43,7 @@ fn missing(what: &str, slot: u32) -> StoreError {
 }
 
 /// Replaces everything `mapping` wrote on the window's days with `records`, in one
-/// transaction, if the tenant's integration is at `generation`.
+/// transaction, if `generation` is the one the mapping writes.
 pub(super) fn replace_chunk(
     c: &mut Connection,
     cache: &mut KeyCache,
@@ -54,17 +54,14 @@ pub(super) fn replace_chunk(
     records: &dyn ChunkRecords,
 ) -> Result<(), StoreError> {
     let tx = write_tx(c)?;
-    let current: Option<i64> = tx
-        .prepare_cached("SELECT generation FROM integrations WHERE tenant=?1")?
-        .query_row([t.as_str()], |r| r.get(0))
-        .optional()?;
-    if current != Some(generation as i64) {
+    let writes = super::config::generations(&tx, t)?.map(|g| g.writes(mapping));
+    if writes != Some(generation) {
         return Err(StoreError::StaleGeneration(generation));
     }
     let generation = generation as i64;
     let m = ensure_mapping_key(&tx, t, mapping)?;
     let days = (day_num(window.from), day_num(window.to));
-    delete_days(&tx, m, Some(generation), Some(days))?;
+    delete_days(&tx, m, Gens::One(generation), Some(days))?;
     let mut space = cache.take_space(t, records.slot_space());
     let mut keys = KeyTx::new(&tx, cache, t);
     {
@@ -226,21 +223,34 @@ fn generations_of(c: &Connection, table: Table, group: i64) -> Result<Vec<i64>, 
     rows.map(|r| r.map_err(StoreError::from)).collect()
 }
 
-/// Deletes what the mapping `m` wrote in `generation` (every generation when `None`) on the
-/// days `from..=to` (every day when `None`); returns how many records went. Its values are in
+/// Which generations of a mapping's rows a delete covers.
+#[derive(Clone, Copy)]
+enum Gens<'a> {
+    One(i64),
+    /// Every generation but these (all of them when empty).
+    AllBut(&'a [u64]),
+}
+
+/// Deletes what the mapping `m` wrote in `which` generations on the days `from..=to` (every
+/// day when `None`); returns how many records went. Its values are in
 /// the metrics it ever wrote (`mapping_metrics`): rows of only its values go by range; rows it
 /// shares with another mapping's values are rewritten without its own. Its activity rows are
 /// its own.
 fn delete_days(
     c: &Connection,
     m: i64,
-    generation: Option<i64>,
+    which: Gens,
     days: Option<(i64, i64)>,
 ) -> Result<usize, StoreError> {
     let days = days.unwrap_or((i64::MIN, i64::MAX));
-    let gens = |table: Table, group: i64| match generation {
-        Some(g) => Ok(vec![g]),
-        None => generations_of(c, table, group),
+    let gens = |table: Table, group: i64| -> Result<Vec<i64>, StoreError> {
+        match which {
+            Gens::One(g) => Ok(vec![g]),
+            Gens::AllBut(keep) => Ok(generations_of(c, table, group)?
+                .into_iter()
+                .filter(|g| !keep.contains(&(*g as u64)))
+                .collect::<Vec<_>>()),
+        }
     };
     let mut n = 0;
     for metric in metrics_of(c, m)? {
@@ -269,14 +279,16 @@ fn delete_days(
     Ok(n)
 }
 
-/// Deletes the values and activity a mapping wrote; returns how many records went.
+/// Deletes the values and activity a mapping wrote in generations not in `keep` (every one
+/// when empty); returns how many records went.
 pub(super) fn delete_values_of(
     c: &Connection,
     t: &TenantId,
     m: &MappingId,
+    keep: &[u64],
 ) -> Result<usize, StoreError> {
     match mapping_key(c, t, m)? {
-        Some(key) => delete_days(c, key, None, None),
+        Some(key) => delete_days(c, key, Gens::AllBut(keep), None),
         None => Ok(0),
     }
 }
@@ -307,9 +319,10 @@ impl DataStore for EmbeddedStore {
         self.with_keys(|c, keys| replace_chunk(c, keys, t, generation, mapping, window, records))
     }
 
-    async fn purge_generations(&self, t: &TenantId, keep: &[u64]) -> Result<u64, StoreError> {
+    async fn purge_generations(&self, t: &TenantId, live: &Generations) -> Result<u64, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
+            let keep = live.live();
             let all = (i64::MIN, i64::MAX);
             let groups = |sql: &str| -> Result<Vec<i64>, StoreError> {
                 let mut st = tx.prepare_cached(sql)?;
@@ -338,15 +351,24 @@ impl DataStore for EmbeddedStore {
                     }
                 }
             }
+            // A rebuilt mapping's values of the generation it showed before.
+            for (m, keep) in live.own_keep() {
+                n += delete_values_of(&tx, t, &m, &keep)?;
+            }
             tx.commit()?;
             Ok(n as u64)
         })
     }
 
-    async fn delete_mapping_data(&self, t: &TenantId, m: &MappingId) -> Result<u64, StoreError> {
+    async fn delete_mapping_data(
+        &self,
+        t: &TenantId,
+        m: &MappingId,
+        keep: &[u64],
+    ) -> Result<u64, StoreError> {
         self.with(|c| {
             let tx = write_tx(c)?;
-            let n = delete_values_of(&tx, t, m)?;
+            let n = delete_values_of(&tx, t, m, keep)?;
             tx.commit()?;
             Ok(n as u64)
         })

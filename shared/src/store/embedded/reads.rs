@@ -1,6 +1,7 @@
 //! Reads of metric values and activity: an object's series and metrics, an end user's or a
-//! company's recent activity, and the export. Only the generation the integration shows
-//! (`integrations.published`) is visible: a Re-sync all's rows are not, until it is published.
+//! company's recent activity, and the export. Only the generation each mapping shows
+//! (`Generations::shows`) is visible: a Re-sync all's rows, or a mapping's rebuild's, are not
+//! until they are published.
 //!
 //! The tables are keyed for the chunk's write (see `blocks.rs`): rows of values by (metric,
 //! day, object), of activity by (mapping, day, end user). A read of one object therefore seeks
@@ -18,14 +19,44 @@ use crate::store::ReadStore;
 use crate::store::{newest_first, ActivityOf, MetricInfo, SeriesPoint};
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
-fn shown_generation(c: &Connection, t: &TenantId) -> Result<Option<i64>, StoreError> {
-    Ok(c.prepare_cached(
-        "SELECT coalesce(published, generation) FROM integrations WHERE tenant=?1",
-    )?
-    .query_row([t.as_str()], |r| r.get(0))
-    .optional()?)
+/// What reads of a tenant show: the integration's published generation, except for the
+/// mappings (by key) that show one of their own.
+struct Shown {
+    published: i64,
+    own: rustc_hash::FxHashMap<i64, i64>,
+    /// Every generation some mapping shows (usually one).
+    all: Vec<i64>,
+}
+
+impl Shown {
+    /// The generation the mapping of key `m` shows.
+    fn of(&self, m: i64) -> i64 {
+        self.own.get(&m).copied().unwrap_or(self.published)
+    }
+
+    /// Whether a record of mapping `m` in generation `g` is shown.
+    fn shows(&self, m: i64, g: i64) -> bool {
+        self.of(m) == g
+    }
+}
+
+fn shown(c: &Connection, t: &TenantId) -> Result<Option<Shown>, StoreError> {
+    let Some(g) = super::config::generations(c, t)? else {
+        return Ok(None);
+    };
+    let mut own = rustc_hash::FxHashMap::default();
+    for m in g.own.keys() {
+        if let Some(key) = super::keys::mapping_key(c, t, m)? {
+            own.insert(key, g.shows(m) as i64);
+        }
+    }
+    Ok(Some(Shown {
+        published: g.published as i64,
+        own,
+        all: g.shown().into_iter().map(|g| g as i64).collect(),
+    }))
 }
 
 /// The first and last day stored under a metric key (or a mapping key for activity) in a
@@ -110,25 +141,29 @@ impl ReadStore for EmbeddedStore {
         to: NaiveDate,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
         self.with(|c| {
-            let (Some(object), Some(generation)) = (object_key(c, t, o)?, shown_generation(c, t)?)
-            else {
+            let (Some(object), Some(shown)) = (object_key(c, t, o)?, shown(c, t)?) else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for (key, _, app) in metric_keys(c, t, o.kind, Some(metric))? {
-                let group = Group::new(key, generation);
-                let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
-                    continue;
-                };
-                for day in day_num(from).max(first)..=day_num(to).min(last) {
-                    let point: Option<ValueEntry> =
-                        blocks::find(c, Table::Values, group, day, object)?;
-                    if let Some(p) = point.filter(|p| p.generation == generation) {
-                        out.push(SeriesPoint {
-                            day: num_day(day)?,
-                            app: app.clone(),
-                            value: p.value,
-                        });
+                for &generation in &shown.all {
+                    let group = Group::new(key, generation);
+                    let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
+                        continue;
+                    };
+                    for day in day_num(from).max(first)..=day_num(to).min(last) {
+                        let point: Option<ValueEntry> =
+                            blocks::find(c, Table::Values, group, day, object)?;
+                        let shows = |p: &ValueEntry| {
+                            p.generation == generation && shown.shows(p.mapping, generation)
+                        };
+                        if let Some(p) = point.filter(shows) {
+                            out.push(SeriesPoint {
+                                day: num_day(day)?,
+                                app: app.clone(),
+                                value: p.value,
+                            });
+                        }
                     }
                 }
             }
@@ -145,23 +180,13 @@ impl ReadStore for EmbeddedStore {
         o: &ObjectRef,
     ) -> Result<Vec<MetricInfo>, StoreError> {
         self.with(|c| {
-            let (Some(object), Some(generation)) = (object_key(c, t, o)?, shown_generation(c, t)?)
-            else {
+            let (Some(object), Some(shown)) = (object_key(c, t, o)?, shown(c, t)?) else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for (key, metric, app) in metric_keys(c, t, o.kind, None)? {
-                let group = Group::new(key, generation);
-                let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
-                    continue;
-                };
-                for day in (first..=last).rev() {
-                    let point: Option<ValueEntry> =
-                        blocks::find(c, Table::Values, group, day, object)?;
-                    if point.is_some_and(|p| p.generation == generation) {
-                        out.push(MetricInfo { metric, app });
-                        break;
-                    }
+                if has_value(c, &shown, key, object)? {
+                    out.push(MetricInfo { metric, app });
                 }
             }
             Ok(out)
@@ -181,7 +206,7 @@ impl ReadStore for EmbeddedStore {
                 ActivityOf::Company(id) => (Target::Company, id),
             };
             let owner = find(c, KeyTable::Object, t.as_str(), [kind.as_str(), id, ""])?;
-            let (Some(owner), Some(generation)) = (owner, shown_generation(c, t)?) else {
+            let (Some(owner), Some(shown)) = (owner, shown(c, t)?) else {
                 return Ok(Vec::new());
             };
             // The tenant's mappings with activity, and the days each holds.
@@ -194,7 +219,7 @@ impl ReadStore for EmbeddedStore {
                     .collect::<Result<_, _>>()?;
                 for (key, m) in keys {
                     if let Some((first, last)) =
-                        day_span(c, ACTIVITY_SPAN, Group::new(key, generation))?
+                        day_span(c, ACTIVITY_SPAN, Group::new(key, shown.of(key)))?
                     {
                         let m = MappingId::parse(&m).map_err(super::corrupt)?;
                         mappings.push((key, m, first, last));
@@ -212,6 +237,7 @@ impl ReadStore for EmbeddedStore {
                     if day < *first || day > *last {
                         continue;
                     }
+                    let generation = shown.of(*key);
                     let group = Group::new(*key, generation);
                     let records: Vec<ActivityEntry> = match of {
                         ActivityOf::EndUser(_) => {
@@ -262,83 +288,135 @@ impl ReadStore for EmbeddedStore {
 
     async fn export(&self, t: Option<&TenantId>) -> Result<Vec<ExportRow>, StoreError> {
         self.with(|c| {
-            let tenant = t.map(|t| t.as_str().to_string());
+            let tenants = match t {
+                Some(t) => vec![t.clone()],
+                None => {
+                    let mut st = c.prepare_cached("SELECT tenant FROM integrations")?;
+                    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                    rows.map(|r| TenantId::parse(&r?).map_err(super::corrupt))
+                        .collect::<Result<Vec<_>, StoreError>>()?
+                }
+            };
             let mut names = Names {
                 c,
                 known: Default::default(),
             };
             let mut out = Vec::new();
-            {
-                let mut st = c.prepare_cached(
-                    "SELECT k.tenant, k.kind, k.metric, k.app, b.day, b.points, b.generation
-             FROM integrations i JOIN metric_keys k ON k.tenant = i.tenant
-             JOIN metric_blocks b ON b.metric = k.id
-                AND b.generation = coalesce(i.published, i.generation)
-             WHERE (?1 IS NULL OR i.tenant = ?1)",
-                )?;
-                let mut rows = st.query(params![tenant])?;
-                while let Some(r) = rows.next()? {
-                    let (tenant, kind, metric, app): (String, String, String, String) =
-                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-                    let day = num_day(r.get(4)?)?;
-                    let generation: i64 = r.get(6)?;
-                    let points: String = r.get(5)?;
-                    for e in <ValueEntry as Entry>::parse(&points)? {
-                        if e.generation != generation {
-                            continue;
-                        }
-                        out.push(ExportRow {
-                            tenant: tenant.clone(),
-                            record: "value".into(),
-                            object_type: kind.clone(),
-                            object_id: names.get(false, e.object)?,
-                            metric: metric.clone(),
-                            app: app.clone(),
-                            day,
-                            value: e.value,
-                        });
-                    }
-                }
-            }
-            {
-                let mut st = c.prepare_cached(
-                    "SELECT m.tenant, m.mapping_id, b.day, b.points, b.generation
-             FROM integrations i JOIN mapping_keys m ON m.tenant = i.tenant
-             JOIN activity_blocks b ON b.mapping = m.id
-                AND b.generation = coalesce(i.published, i.generation)
-             WHERE (?1 IS NULL OR i.tenant = ?1)",
-                )?;
-                let mut rows = st.query(params![tenant])?;
-                while let Some(r) = rows.next()? {
-                    let (tenant, mapping): (String, String) = (r.get(0)?, r.get(1)?);
-                    let day = num_day(r.get(2)?)?;
-                    let generation: i64 = r.get(4)?;
-                    let points: String = r.get(3)?;
-                    for e in <ActivityEntry as Entry>::parse(&points)? {
-                        if e.generation != generation {
-                            continue;
-                        }
-                        out.push(ExportRow {
-                            tenant: tenant.clone(),
-                            record: if e.passive {
-                                "activity:passive".into()
-                            } else {
-                                "activity".into()
-                            },
-                            object_type: Target::EndUser.as_str().into(),
-                            object_id: names.get(false, e.end_user)?,
-                            metric: mapping.clone(),
-                            app: String::new(),
-                            day,
-                            value: e.events,
-                        });
-                    }
+            for t in &tenants {
+                if let Some(shown) = shown(c, t)? {
+                    export_values(c, t, &shown, &mut names, &mut out)?;
+                    export_activity(c, t, &shown, &mut names, &mut out)?;
                 }
             }
             crate::store::sort_export(&mut out);
             Ok(out)
         })
     }
+}
+
+/// Whether the object of key `object` has a shown value under metric key `key`: its days are
+/// tried newest first until one holds one.
+fn has_value(c: &Connection, shown: &Shown, key: i64, object: i64) -> Result<bool, StoreError> {
+    for &generation in &shown.all {
+        let group = Group::new(key, generation);
+        let Some((first, last)) = day_span(c, METRIC_SPAN, group)? else {
+            continue;
+        };
+        for day in (first..=last).rev() {
+            let point: Option<ValueEntry> = blocks::find(c, Table::Values, group, day, object)?;
+            if point
+                .is_some_and(|p| p.generation == generation && shown.shows(p.mapping, generation))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The values of tenant `t` that reads show, as export rows.
+fn export_values(
+    c: &Connection,
+    t: &TenantId,
+    shown: &Shown,
+    names: &mut Names,
+    out: &mut Vec<ExportRow>,
+) -> Result<(), StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT k.kind, k.metric, k.app, b.day, b.points
+         FROM metric_keys k JOIN metric_blocks b ON b.metric = k.id AND b.generation = ?2
+         WHERE k.tenant = ?1",
+    )?;
+    for &generation in &shown.all {
+        let mut rows = st.query(params![t.as_str(), generation])?;
+        while let Some(r) = rows.next()? {
+            let (kind, metric, app): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let day = num_day(r.get(3)?)?;
+            let points: String = r.get(4)?;
+            for e in <ValueEntry as Entry>::parse(&points)? {
+                if e.generation != generation || !shown.shows(e.mapping, generation) {
+                    continue;
+                }
+                out.push(ExportRow {
+                    tenant: t.as_str().to_string(),
+                    record: "value".into(),
+                    object_type: kind.clone(),
+                    object_id: names.get(false, e.object)?,
+                    metric: metric.clone(),
+                    app: app.clone(),
+                    day,
+                    value: e.value,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The activity records of tenant `t` that reads show, as export rows.
+fn export_activity(
+    c: &Connection,
+    t: &TenantId,
+    shown: &Shown,
+    names: &mut Names,
+    out: &mut Vec<ExportRow>,
+) -> Result<(), StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT m.id, m.mapping_id, b.day, b.points
+         FROM mapping_keys m JOIN activity_blocks b ON b.mapping = m.id AND b.generation = ?2
+         WHERE m.tenant = ?1",
+    )?;
+    for &generation in &shown.all {
+        let mut rows = st.query(params![t.as_str(), generation])?;
+        while let Some(r) = rows.next()? {
+            let (key, mapping): (i64, String) = (r.get(0)?, r.get(1)?);
+            if !shown.shows(key, generation) {
+                continue;
+            }
+            let day = num_day(r.get(2)?)?;
+            let points: String = r.get(3)?;
+            for e in <ActivityEntry as Entry>::parse(&points)? {
+                if e.generation != generation {
+                    continue;
+                }
+                out.push(ExportRow {
+                    tenant: t.as_str().to_string(),
+                    record: if e.passive {
+                        "activity:passive".into()
+                    } else {
+                        "activity".into()
+                    },
+                    object_type: Target::EndUser.as_str().into(),
+                    object_id: names.get(false, e.end_user)?,
+                    metric: mapping.clone(),
+                    app: String::new(),
+                    day,
+                    value: e.events,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL (tests).

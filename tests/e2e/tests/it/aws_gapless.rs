@@ -9,6 +9,7 @@ use crate::aws_local::{aws_stack, comparable, configure, drain_round, Aws};
 use crate::helpers::{assert_old_then_new, objects_to_read};
 use pendo_sync::app::SettingsUpdate;
 use pendo_sync::domain::*;
+use pendo_sync::store::prelude::*;
 
 /// Every read, one entry per call of the app (each reads one generation).
 async fn reads(s: &crate::aws_local::AwsStack, objects: &[ObjectRef]) -> Vec<String> {
@@ -76,5 +77,76 @@ async fn reads_through_dynamo_show_the_old_values_or_the_new_through_a_resync_al
         (i.read_generation(), i.purge_pending),
         (i.generation, false)
     );
+    s.gate.assert_no_denials();
+}
+
+/// One mapping's rebuild (its metric renamed in place) through the handlers on DynamoDB and
+/// SQS: between every batch, each read shows the mapping's old values or its new ones, never a
+/// mix; reads of that mapping switch once (one conditional PutItem of the integration: its
+/// `own` attribute, which every read takes with `generation` and `published`), and its old
+/// values are purged by the purge message the switch queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_dynamo_show_a_rebuilt_mappings_old_values_or_the_new() {
+    let aws = Aws::connect().await;
+    let (s, queue) = aws_stack(&aws).await;
+    configure(&s.app, s.store.as_ref(), &s.tenant, &s.sim).await;
+    // Two chunks a mapping (seven days each): the poll between them sees a half-built rebuild.
+    let twelve = SettingsUpdate {
+        days_to_sync: Some(12),
+        ..Default::default()
+    };
+    s.app.update_settings(&s.tenant, &twelve).await.unwrap();
+    s.app.resync_all(&s.tenant).await.unwrap();
+    while drain_round(&aws, &s, &queue, 10).await.is_some() {}
+    let objects = objects_to_read(&s.app.export(Some(&s.tenant)).await.unwrap());
+    let m = s
+        .app
+        .mappings(&s.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.target == Target::Company)
+        .unwrap();
+    let name = m.metric_name.clone();
+    let renamed = format!("{name} v2");
+    crate::helpers::rename(&s.app, &s.tenant, &name, &renamed).await;
+    let old = reads(&s, &objects).await;
+    let before = comparable(&s.app, &s.tenant).await;
+    s.app.rebuild_mapping(&s.tenant, &m.id).await.unwrap();
+    let mut polls = vec![reads(&s, &objects).await];
+    while drain_round(&aws, &s, &queue, 1).await.is_some() {
+        polls.push(reads(&s, &objects).await);
+    }
+    let new = reads(&s, &objects).await;
+    let (wholly_old, wholly_new) = assert_old_then_new(&polls, &old, &new);
+    eprintln!(
+        "{} polls between handler batches: {wholly_old} wholly old, {wholly_new} wholly new",
+        polls.len()
+    );
+    assert!(
+        wholly_old >= 2 && wholly_new >= 1,
+        "{wholly_old} {wholly_new}"
+    );
+    // The same values under the new name.
+    let mut want: Vec<ExportRow> = before
+        .into_iter()
+        .map(|mut r| {
+            if r.record == "value" && r.metric == name {
+                r.metric = renamed.clone();
+            }
+            r
+        })
+        .collect();
+    want.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(comparable(&s.app, &s.tenant).await, want);
+    let i = s.app.integration(&s.tenant).await.unwrap();
+    let g = i.generations();
+    assert_eq!(
+        (g.shows(&m.id), g.writes(&m.id)),
+        (i.generation + 1, i.generation + 1)
+    );
+    assert!(!i.purge_pending);
+    // Nothing left that no mapping shows or writes.
+    assert_eq!(s.store.purge_generations(&s.tenant, &g).await.unwrap(), 0);
     s.gate.assert_no_denials();
 }

@@ -538,7 +538,7 @@ async fn ids_with_separators_and_batches_over_25_stay_apart_and_whole() {
     assert!(ax.iter().all(|p| p.value == 3.0 && p.app == "b#"));
     assert_eq!(series("a", "x#2026-11-01").await.len(), 20);
     assert_eq!(store.export(Some(&t)).await.unwrap().len(), 60);
-    assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 60);
+    assert_eq!(store.delete_mapping_data(&t, &m, &[]).await.unwrap(), 60);
     // The 60 items and the 20 manifests.
     assert_eq!(store.write_meter().deletes, 80);
     assert!(store.export(Some(&t)).await.unwrap().is_empty());
@@ -754,7 +754,7 @@ async fn manifests_list_every_item_through_large_chunks_and_racing_replaces() {
         vec![g],
         "one (empty) manifest head, no stray part"
     );
-    assert_eq!(store.delete_mapping_data(&t, &m).await.unwrap(), 0);
+    assert_eq!(store.delete_mapping_data(&t, &m, &[]).await.unwrap(), 0);
     assert_eq!(data_generations(&aws, &t).await, (vec![], vec![]));
 }
 

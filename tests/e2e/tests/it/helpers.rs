@@ -409,3 +409,27 @@ pub fn assert_old_then_new(
     }
     (wholly_old, wholly_new)
 }
+
+/// Renames mapping `name`'s metric to `to` in place (it then needs a rebuild); returns it.
+pub async fn rename(app: &pendo_sync::app::App, t: &TenantId, name: &str, to: &str) -> Mapping {
+    let m = app
+        .mappings(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.metric_name == name)
+        .unwrap();
+    let input = MappingInput {
+        source: m.source.clone(),
+        target: m.target,
+        metric_name: to.into(),
+        passive: m.passive,
+        multi_app: m.multi_app,
+        auto_create_users: m.auto_create_users,
+        segment_id: m.segment_id.clone(),
+        enabled: m.enabled,
+    };
+    let edited = app.update_mapping(t, &m.id, &input).await.unwrap();
+    assert!(edited.rebuild_required);
+    edited
+}
