@@ -134,6 +134,9 @@ impl App {
         };
         let items = store.delete_mapping_data(&m.tenant, mapping, &[]).await?;
         store.delete_unmatched(&m.tenant, mapping).await?;
+        // Its own generation, if a rebuild gave it one, names nothing any more.
+        crate::sync::publish::switch(&self.ports, &m.tenant, |i| i.own.remove(mapping).is_some())
+            .await?;
         tracing::info!(tenant = %m.tenant, mapping = %mapping, items, "a deleted mapping's data purged");
         Ok(Processed::Done(ChunkStats::default()))
     }

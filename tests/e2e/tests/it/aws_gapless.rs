@@ -34,6 +34,34 @@ async fn reads(s: &crate::aws_local::AwsStack, objects: &[ObjectRef]) -> Vec<Str
     out
 }
 
+/// Drains the queues through the handlers one message a queue at a time, reading everything
+/// before and after each batch: each read shows `old` and then the reads at the end, never
+/// anything else, with at least two polls wholly old (before the first batch, and between two
+/// batches of the work) and one wholly new. Returns the reads at the end.
+async fn polls_between_batches(
+    aws: &Aws,
+    s: &crate::aws_local::AwsStack,
+    queue: &pendo_sync::queue::sqs::SqsQueue,
+    objects: &[ObjectRef],
+    old: &[String],
+) -> Vec<String> {
+    let mut polls = vec![reads(s, objects).await];
+    while drain_round(aws, s, queue, 1).await.is_some() {
+        polls.push(reads(s, objects).await);
+    }
+    let new = reads(s, objects).await;
+    let (wholly_old, wholly_new) = assert_old_then_new(&polls, old, &new);
+    eprintln!(
+        "{} polls between handler batches: {wholly_old} wholly old, {wholly_new} wholly new",
+        polls.len()
+    );
+    assert!(
+        wholly_old >= 2 && wholly_new >= 1,
+        "{wholly_old} {wholly_new}"
+    );
+    new
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_through_dynamo_show_the_old_values_or_the_new_through_a_resync_all() {
     let aws = Aws::connect().await;
@@ -56,22 +84,8 @@ async fn reads_through_dynamo_show_the_old_values_or_the_new_through_a_resync_al
         .await
         .unwrap();
     s.app.resync_all(&s.tenant).await.unwrap();
-    let mut polls = vec![reads(&s, &objects).await];
-    // One message at a time: a poll after each.
-    while drain_round(&aws, &s, &queue, 1).await.is_some() {
-        polls.push(reads(&s, &objects).await);
-    }
-    let new = reads(&s, &objects).await;
+    let new = polls_between_batches(&aws, &s, &queue, &objects, &old).await;
     assert_ne!(new[0], old[0]);
-    let (wholly_old, wholly_new) = assert_old_then_new(&polls, &old, &new);
-    eprintln!(
-        "{} polls between handler batches: {wholly_old} wholly old, {wholly_new} wholly new",
-        polls.len()
-    );
-    assert!(
-        wholly_old >= 2 && wholly_new >= 1,
-        "{wholly_old} {wholly_new}"
-    );
     let i = s.app.integration(&s.tenant).await.unwrap();
     assert_eq!(
         (i.read_generation(), i.purge_pending),
@@ -113,20 +127,7 @@ async fn reads_through_dynamo_show_a_rebuilt_mappings_old_values_or_the_new() {
     let old = reads(&s, &objects).await;
     let before = comparable(&s.app, &s.tenant).await;
     s.app.rebuild_mapping(&s.tenant, &m.id).await.unwrap();
-    let mut polls = vec![reads(&s, &objects).await];
-    while drain_round(&aws, &s, &queue, 1).await.is_some() {
-        polls.push(reads(&s, &objects).await);
-    }
-    let new = reads(&s, &objects).await;
-    let (wholly_old, wholly_new) = assert_old_then_new(&polls, &old, &new);
-    eprintln!(
-        "{} polls between handler batches: {wholly_old} wholly old, {wholly_new} wholly new",
-        polls.len()
-    );
-    assert!(
-        wholly_old >= 2 && wholly_new >= 1,
-        "{wholly_old} {wholly_new}"
-    );
+    polls_between_batches(&aws, &s, &queue, &objects, &old).await;
     // The same values under the new name.
     let mut want: Vec<ExportRow> = before
         .into_iter()

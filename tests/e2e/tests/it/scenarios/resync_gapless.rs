@@ -50,6 +50,25 @@ async fn sample(s: &Stack) -> Vec<(ObjectRef, Vec<String>)> {
     out
 }
 
+/// Drains the queues through the workers while a reader polls every read; returns the polls.
+async fn polls_while_draining(s: &Arc<Stack>, objects: &[(ObjectRef, Vec<String>)]) -> Vec<Reads> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (s, stop, objects) = (s.clone(), stop.clone(), objects.to_vec());
+        tokio::spawn(async move {
+            let mut polls = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                polls.push(read_all(&s, &objects).await);
+                tokio::task::yield_now().await;
+            }
+            polls
+        })
+    };
+    s.drain().await;
+    stop.store(true, Ordering::SeqCst);
+    reader.await.unwrap()
+}
+
 /// A reader polling every read through a whole Re-sync all sees, at every poll, exactly the
 /// old reads or exactly the new ones, and the new ones at the end; then the old generation is
 /// purged. The new generation differs (more days), so a mix would show.
@@ -66,21 +85,7 @@ async fn a_reader_during_a_resync_all_sees_the_old_values_or_the_new_never_a_mix
     let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
     assert_eq!((i.generation, i.read_generation()), (3, 2));
     assert_eq!(read_all(&s, &objects).await, old);
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (s, stop, objects) = (s.clone(), stop.clone(), objects.clone());
-        tokio::spawn(async move {
-            let mut polls = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                polls.push(read_all(&s, &objects).await);
-                tokio::task::yield_now().await;
-            }
-            polls
-        })
-    };
-    s.drain().await;
-    stop.store(true, Ordering::SeqCst);
-    let polls = reader.await.unwrap();
+    let polls = polls_while_draining(&s, &objects).await;
     let new = read_all(&s, &objects).await;
     assert_ne!(new[0], old[0]);
     let changed = (0..old.len()).filter(|&r| old[r] != new[r]).count();
@@ -212,21 +217,7 @@ async fn a_reader_during_a_mapping_rebuild_sees_its_old_values_or_the_new_never_
     assert_eq!(read_all(&s, &objects).await, old, "queued: nothing changed");
     // The reader races the workers: how many polls fall inside the rebuild varies (the AWS
     // test, `aws_gapless.rs`, polls between its two chunks deterministically).
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (s, stop, objects) = (s.clone(), stop.clone(), objects.clone());
-        tokio::spawn(async move {
-            let mut polls = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                polls.push(read_all(&s, &objects).await);
-                tokio::task::yield_now().await;
-            }
-            polls
-        })
-    };
-    s.drain().await;
-    stop.store(true, Ordering::SeqCst);
-    let polls = reader.await.unwrap();
+    let polls = polls_while_draining(&s, &objects).await;
     let new = read_all(&s, &objects).await;
     let (wholly_old, wholly_new) = assert_old_then_new(&polls, &old, &new);
     eprintln!(
@@ -331,6 +322,23 @@ async fn a_half_built_rebuild_keeps_the_old_values_until_a_later_run_completes_i
     assert_eq!(
         (i.own.get(&m.id).and_then(|o| o.shown), i.purge_pending),
         (Some(3), false)
+    );
+    // Deleted, the mapping's values go, and so does its own generation.
+    s.app.delete_mapping(&s.tenant, &m.id).await.unwrap();
+    s.drain().await;
+    let i = s.store.get_integration(&s.tenant).await.unwrap().unwrap();
+    assert!(i.own.is_empty());
+    let left = s.export().await;
+    assert!(left
+        .iter()
+        .all(|r| r.metric != "Clicks v2" && r.metric != m.id.as_str()));
+    assert_eq!(
+        left.len(),
+        before.len()
+            - before
+                .iter()
+                .filter(|r| r.metric == "Clicks" || r.metric == m.id.as_str())
+                .count()
     );
 }
 
