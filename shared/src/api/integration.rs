@@ -92,14 +92,11 @@ impl From<&Integration> for IntegrationView {
             generation: i.generation,
             shown_generation: i.read_generation(),
             resync_pending: i.resync_pending(),
-            rebuilding: {
-                let g = i.generations();
-                g.own
-                    .keys()
-                    .filter(|m| g.rebuilding(m).is_some())
-                    .map(ToString::to_string)
-                    .collect()
-            },
+            rebuilding: i
+                .generations()
+                .rebuilds()
+                .map(ToString::to_string)
+                .collect(),
             resync_required: i.resync_required,
             apps: i.apps.rows().to_vec(),
             segments: i.segments.clone(),

@@ -77,6 +77,11 @@ impl Generations {
         (Some(o.written) != o.shown).then_some(o.written)
     }
 
+    /// The mappings whose rebuild is writing values reads do not show yet.
+    pub fn rebuilds(&self) -> impl Iterator<Item = &MappingId> {
+        self.own.keys().filter(|m| self.rebuilding(m).is_some())
+    }
+
     /// Every generation some read shows (usually one).
     pub fn shown(&self) -> BTreeSet<u64> {
         let own = self.own.values().filter_map(|o| o.shown);
@@ -173,6 +178,7 @@ mod tests {
         assert_eq!((g.writes(&b), g.shows(&b)), (1, 1));
         assert_eq!(g.rebuilding(&a), Some(2));
         assert_eq!(g.rebuilding(&b), None);
+        assert_eq!(g.rebuilds().collect::<Vec<_>>(), vec![&a]);
         assert_eq!(g.live(), vec![1, 2]);
         assert_eq!(g.shown(), BTreeSet::from([1]));
         assert!(g.keeps(&a, 1) && g.keeps(&a, 2) && !g.keeps(&b, 2));

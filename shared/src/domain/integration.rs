@@ -478,11 +478,6 @@ impl Integration {
         true
     }
 
-    /// The generations whose values may be kept: those shown and those being built.
-    pub fn live_generations(&self) -> Vec<u64> {
-        self.generations().live()
-    }
-
     pub fn is_active(&self) -> bool {
         self.connection.is_some() && self.status == ConnectionStatus::Active
     }
@@ -591,12 +586,12 @@ mod tests {
         assert!(!i.resync_pending());
         i.begin_resync();
         assert_eq!((i.generation, i.read_generation()), (2, 1));
-        assert_eq!(i.live_generations(), vec![1, 2]);
+        assert_eq!(i.generations().live(), vec![1, 2]);
         assert!(!i.publish(3));
         assert!(i.publish(2));
         assert!(!i.publish(2));
         assert_eq!((i.generation, i.read_generation()), (2, 2));
-        assert_eq!(i.live_generations(), vec![2]);
+        assert_eq!(i.generations().live(), vec![2]);
         i.begin_resync();
         i.begin_resync(); // a second re-sync over a pending one
         assert_eq!((i.generation, i.read_generation()), (4, 2));

@@ -35,7 +35,7 @@ pub async fn conclude(ports: &Ports, t: &TenantId, run: &RunId) -> Result<(), Pr
         return Ok(());
     };
     let gens = i.generations();
-    if !i.resync_pending() && gens.own.keys().all(|m| gens.rebuilding(m).is_none()) {
+    if !i.resync_pending() && gens.rebuilds().next().is_none() {
         return Ok(());
     }
     let Some(stored) = store.get_run(t, run).await? else {
