@@ -9,6 +9,10 @@ export CARGO_TERM_COLOR ?= never
 DATA ?= ./data
 AWS_LOCAL_PORT ?= 4566
 export AWS_LOCAL_PORT
+# `make test` runs a second moto beside the first: moto answers under one Python lock, so one
+# server keeps one core busy while the other core's tests wait on it (the AWS tests spread over
+# both, tests/e2e/tests/it/aws_local.rs `next_endpoint`).
+AWS_LOCAL_PORT_2 ?= $(shell echo $$(( $(AWS_LOCAL_PORT) + 100 )))
 
 # schemathesis for the API fuzz test (functions/local/tests/fuzz_api.rs), in its own venv;
 # hypothesis pinned: newer ones break this schemathesis ("'many' object has no attribute 'more'").
@@ -40,8 +44,12 @@ test:
 	  wait $$installing; irc=$$?; cat target/test-installs.log; exit $$irc
 	bash infra/lint.sh check
 	bash infra/local/aws-local.sh start
-	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) cargo test --workspace --all-targets; \
-	  rc=$$?; bash infra/local/aws-local.sh stop; exit $$rc
+	AWS_LOCAL_PORT=$(AWS_LOCAL_PORT_2) bash infra/local/aws-local.sh start || \
+	  { bash infra/local/aws-local.sh stop; exit 1; }
+	AWS_ENDPOINT_URL=http://127.0.0.1:$(AWS_LOCAL_PORT) \
+	  AWS_ENDPOINT_URLS=http://127.0.0.1:$(AWS_LOCAL_PORT),http://127.0.0.1:$(AWS_LOCAL_PORT_2) \
+	  cargo test --workspace --all-targets; \
+	  rc=$$?; bash infra/local/aws-local.sh stop; AWS_LOCAL_PORT=$(AWS_LOCAL_PORT_2) bash infra/local/aws-local.sh stop; exit $$rc
 	$(MAKE) test-browser
 
 ## The configurator page in a real browser: Debian's chromium (installed when missing; needs

@@ -2,11 +2,12 @@
 //! real SDK): the store and queue contracts, DynamoDB-specific races and encodings, and a
 //! Re-sync all through the Lambda handlers whose final export equals the embedded stack's.
 //!
-//! These tests need `AWS_ENDPOINT_URL` pointing at a local moto (`make test` starts one with
-//! `infra/local/aws-local.sh start`). Without it they FAIL, saying so: a green run never means
-//! "skipped". Each test uses its own table and queue name prefix, so they run in parallel on one
-//! server. Only loopback endpoints are accepted, with static dummy credentials (no env lookup,
-//! no instance metadata).
+//! These tests need `AWS_ENDPOINT_URL` pointing at a local moto, or `AWS_ENDPOINT_URLS` at
+//! several (`make test` starts two with `infra/local/aws-local.sh start`). Without it they FAIL,
+//! saying so: a green run never means "skipped". Each test uses its own table and queue name
+//! prefix, so they run in parallel on one server. Only loopback endpoints are accepted, with
+//! static dummy credentials (no env lookup, no instance metadata). `IT_LOG` (a tracing filter,
+//! e.g. `warn,pendo_sync=info`) prints the logs of the tests that use [`Aws`].
 
 use crate::helpers::{every_company, sim_config, Stack, KEY};
 use crate::iam_gate::{Function, IamGate};
@@ -28,16 +29,32 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The local endpoint, or a failure that says how to run these tests.
-pub(crate) fn endpoint() -> String {
-    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    if ep.trim().is_empty() {
+/// The local endpoint a new test's stack talks to, or a failure that says how to run these
+/// tests. `AWS_ENDPOINT_URL` names one moto server; `AWS_ENDPOINT_URLS` (comma-separated; `make
+/// test` starts two) spreads the tests over several, one server per [`Aws::connect`] in turn:
+/// moto serves its requests under one Python lock, so one server keeps one core busy while the
+/// tests' second thread waits on it.
+fn next_endpoint() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let many = std::env::var("AWS_ENDPOINT_URLS")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let list = many.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let list = list.unwrap_or_default();
+    let all: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if all.is_empty() {
         panic!(
             "AWS_ENDPOINT_URL is not set: the AWS-local tests need moto. Run them through \
              `make test`, or start moto with `infra/local/aws-local.sh start` and set \
              AWS_ENDPOINT_URL=http://127.0.0.1:4566"
         );
     }
+    let ep = all[NEXT.fetch_add(1, Ordering::Relaxed) % all.len()].to_string();
     let host = ep
         .trim_start_matches("http://")
         .split([':', '/'])
@@ -54,12 +71,21 @@ pub(crate) struct Aws {
     pub(crate) dynamo: aws_sdk_dynamodb::Client,
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) prefix: String,
+    /// The moto server of this test (every client of the test talks to it, the gate too).
+    pub(crate) endpoint: String,
 }
 
 impl Aws {
     pub(crate) async fn connect() -> Aws {
+        if let Ok(filter) = std::env::var("IT_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let endpoint = next_endpoint();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint())
+            .endpoint_url(&endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "static"))
             .load()
@@ -69,6 +95,7 @@ impl Aws {
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             prefix: format!("it-{}", &id[..12]),
+            endpoint,
         }
     }
 

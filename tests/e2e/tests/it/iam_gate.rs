@@ -24,7 +24,7 @@
 //! the policy allows may then be answered with a fault, passed on in part, held, or passed on
 //! with its answer lost, as a test sets with [`IamGate::set_faults`].
 
-use crate::aws_local::{endpoint, Aws};
+use crate::aws_local::Aws;
 use crate::bill::Bill;
 use crate::fault_proxy::{with_unprocessed, Action, Fault, Faults, Rule, Then};
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -187,6 +187,18 @@ impl Names {
     }
 }
 
+/// The functions' retry policy (`aws_env::aws_retry`: its attempts, its standard mode) with its
+/// waits between attempts a twentieth as long: 5 ms doubling up to 250 ms instead of 100 ms up
+/// to 5 s. What the fault tests stand for is how many attempts a call gets and what the code
+/// does when they are spent; at the deployed waits, a call throttled beyond the SDK's retries
+/// slept 1.5 s on average, and the fault tests spent minutes asleep. The binaries' tests run
+/// the deployed policy unchanged.
+fn quick_backoff() -> aws_config::retry::RetryConfig {
+    aws_env::aws_retry()
+        .with_initial_backoff(std::time::Duration::from_millis(5))
+        .with_max_backoff(std::time::Duration::from_millis(250))
+}
+
 impl IamGate {
     /// A gate for the tables and queues of `aws`'s prefix (created here: the store's tables,
     /// and the fetch and resync queues the template has), each function with the template's
@@ -223,19 +235,27 @@ impl IamGate {
                 (f, statements)
             })
             .collect();
-        Self::with_policies(policies, names.tables, fetch_url.into(), resync_url.into()).await
+        Self::with_policies(
+            policies,
+            names.tables,
+            &aws.endpoint,
+            fetch_url.into(),
+            resync_url.into(),
+        )
+        .await
     }
 
     async fn with_policies(
         policies: BTreeMap<Function, Vec<Statement>>,
         tables: DynamoTables,
+        upstream: &str,
         fetch_url: String,
         resync_url: String,
     ) -> IamGate {
         // reqwest's rustls needs a crypto provider (the one the SDK and Pendo's client use).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let inner = Arc::new(Inner {
-            upstream: endpoint().trim_end_matches('/').to_string(),
+            upstream: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             policies: Mutex::new(policies),
             calls: Mutex::new(Vec::new()),
@@ -302,12 +322,18 @@ impl IamGate {
             .await
     }
 
-    /// The store and queue a function's code gets, as `aws_env::app_from_env` builds them.
+    /// The store and queue a function's code gets, as `aws_env::app_from_env` builds them, but
+    /// for the SDK's waits between attempts (see [`quick_backoff`]).
     pub(crate) async fn adapters(&self, function: Function) -> (Arc<DynamoStore>, Arc<SqsQueue>) {
         let sdk = self.sdk(function).await;
-        let store = DynamoStore::new(aws_env::dynamodb_client(&sdk), self.tables.clone());
+        let dynamo = aws_env::dynamodb_client(&sdk).config().to_builder();
+        let sqs = aws_env::sqs_client(&sdk).config().to_builder();
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo.retry_config(quick_backoff()).build()),
+            self.tables.clone(),
+        );
         let queue = SqsQueue::new(
-            aws_env::sqs_client(&sdk),
+            aws_sdk_sqs::Client::from_conf(sqs.retry_config(quick_backoff()).build()),
             self.fetch_url.clone(),
             self.resync_url.clone(),
         );
