@@ -1,4 +1,5 @@
-//! Discovery from Pendo: pages, features, segments, and reports classified as compatible or not.
+//! Discovery from Pendo: pages, features, track types, segments, and reports classified as
+//! compatible or not.
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -11,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// A page, feature or segment as Pendo lists it.
+/// A page, feature, track type or segment as Pendo lists it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendoObject {
@@ -74,6 +75,18 @@ pub async fn features(
 ) -> Result<Json<Vec<PendoObject>>, ApiError> {
     Ok(Json(objects(
         list(&app, &caller, ObjectList::Features).await?,
+    )))
+}
+
+/// Pendo track types (server- and client-side custom events) of every app.
+#[utoipa::path(get, path = "/v1/discovery/track-types", tag = "discovery",
+    responses((status = 200, body = Vec<PendoObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn track_types(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<PendoObject>>, ApiError> {
+    Ok(Json(objects(
+        list(&app, &caller, ObjectList::TrackTypes).await?,
     )))
 }
 

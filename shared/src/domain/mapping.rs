@@ -100,6 +100,13 @@ pub enum MappingKind {
         page_id: String,
         minutes_metric: Option<String>,
     },
+    /// `trackEvents` for one track type (server- or client-side custom events), all apps.
+    /// `minutesMetric` adds `numMinutes` as a second metric.
+    #[serde(rename_all = "camelCase")]
+    Track {
+        track_type_id: String,
+        minutes_metric: Option<String>,
+    },
     #[serde(rename_all = "camelCase")]
     Report {
         report_id: String,
@@ -117,11 +124,53 @@ pub enum MappingKind {
     },
 }
 
+/// The pre-aggregated event stream an event mapping (Feature, Page, Track) reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventSource {
+    Feature,
+    Page,
+    Track,
+}
+
+/// What an event mapping reads: its stream, the id of its feature, page or track type, and
+/// its minutes metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventItem<'a> {
+    pub source: EventSource,
+    pub id: &'a str,
+    pub minutes_metric: Option<&'a str>,
+}
+
 impl MappingKind {
+    /// The event stream and item of a Feature, Page or Track mapping; `None` for the others.
+    pub fn event_item(&self) -> Option<EventItem<'_>> {
+        let (source, id, minutes) = match self {
+            Self::Feature {
+                feature_id,
+                minutes_metric,
+            } => (EventSource::Feature, feature_id, minutes_metric),
+            Self::Page {
+                page_id,
+                minutes_metric,
+            } => (EventSource::Page, page_id, minutes_metric),
+            Self::Track {
+                track_type_id,
+                minutes_metric,
+            } => (EventSource::Track, track_type_id, minutes_metric),
+            Self::Report { .. } | Self::Aggregation { .. } | Self::Pes { .. } => return None,
+        };
+        Some(EventItem {
+            source,
+            id,
+            minutes_metric: minutes.as_deref(),
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Feature { .. } => "feature",
             Self::Page { .. } => "page",
+            Self::Track { .. } => "track",
             Self::Report { .. } => "report",
             Self::Aggregation { .. } => "aggregation",
             Self::Pes { .. } => "pes",
@@ -130,7 +179,7 @@ impl MappingKind {
     /// Event kinds are fetched in chunks of up to 7 days; the others one day a call.
     pub fn max_chunk_days(&self) -> u32 {
         match self {
-            Self::Feature { .. } | Self::Page { .. } => 7,
+            Self::Feature { .. } | Self::Page { .. } | Self::Track { .. } => 7,
             _ => 1,
         }
     }
@@ -287,6 +336,13 @@ impl MappingInput {
                 page_id: crate::domain::ids::check_id("source.pageId", page_id)?,
                 minutes_metric: minutes(minutes_metric)?,
             },
+            MappingKind::Track {
+                track_type_id,
+                minutes_metric,
+            } => MappingKind::Track {
+                track_type_id: crate::domain::ids::check_id("source.trackTypeId", track_type_id)?,
+                minutes_metric: minutes(minutes_metric)?,
+            },
             MappingKind::Aggregation { pipeline, fields } => {
                 let stages = crate::domain::aggregation::validate_aggregation(
                     pipeline,
@@ -409,12 +465,7 @@ fn check_metric_names_free(
     id: &MappingId,
     existing: &[Mapping],
 ) -> Result<(), ValidationError> {
-    if let Some(minutes) = match source {
-        MappingKind::Feature { minutes_metric, .. } | MappingKind::Page { minutes_metric, .. } => {
-            minutes_metric.as_deref()
-        }
-        _ => None,
-    } {
+    if let Some(minutes) = source.event_item().and_then(|e| e.minutes_metric) {
         if minutes.to_lowercase() == metric_name.to_lowercase() {
             return Err(ValidationError::new(
                 "source.minutesMetric",
@@ -461,14 +512,13 @@ pub fn writes_metric(m: &Mapping, metric: &str, per_app: bool) -> bool {
 pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
     let mut v = vec![metric_name.to_string()];
     match kind {
-        MappingKind::Feature {
-            minutes_metric: Some(m),
-            ..
+        MappingKind::Feature { .. } | MappingKind::Page { .. } | MappingKind::Track { .. } => {
+            v.extend(
+                kind.event_item()
+                    .and_then(|e| e.minutes_metric)
+                    .map(str::to_string),
+            );
         }
-        | MappingKind::Page {
-            minutes_metric: Some(m),
-            ..
-        } => v.push(m.clone()),
         MappingKind::Report { columns: f, .. } | MappingKind::Aggregation { fields: f, .. } => {
             v = f
                 .iter()
@@ -481,7 +531,6 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
                 .map(|c| pes_metric_name(metric_name, components.len(), *c))
                 .collect()
         }
-        _ => {}
     }
     v
 }
@@ -607,6 +656,62 @@ mod tests {
         .validate(&i, MappingId::parse("m3").unwrap(), &[m], now)
         .unwrap_err();
         assert_eq!(dup.field, "metricName");
+    }
+
+    #[test]
+    fn a_track_mapping_validates_like_a_feature_mapping() {
+        let i = integration();
+        let now = Utc::now();
+        let m = input(
+            serde_json::json!({"source":{"kind":"track","trackTypeId":" t1 ",
+            "minutesMetric":"Track minutes"},"target":"endUser","metricName":"Exports",
+            "multiApp":true,"autoCreateUsers":true}),
+        )
+        .unwrap()
+        .validate(&i, MappingId::parse("m1").unwrap(), &[], now)
+        .unwrap();
+        assert_eq!(
+            m.source,
+            MappingKind::Track {
+                track_type_id: "t1".into(),
+                minutes_metric: Some("Track minutes".into())
+            }
+        );
+        assert_eq!(m.source.name(), "track");
+        assert_eq!(m.source.max_chunk_days(), 7);
+        assert_eq!(
+            m.source.event_item(),
+            Some(EventItem {
+                source: EventSource::Track,
+                id: "t1",
+                minutes_metric: Some("Track minutes"),
+            })
+        );
+        assert_eq!(
+            metric_names(&m.source, &m.metric_name),
+            vec!["Exports".to_string(), "Track minutes".to_string()]
+        );
+        let same = input(
+            serde_json::json!({"source":{"kind":"track","trackTypeId":"t1",
+            "minutesMetric":"Exports"},"target":"endUser","metricName":"Exports"}),
+        )
+        .unwrap()
+        .validate(&i, MappingId::parse("m2").unwrap(), &[], now)
+        .unwrap_err();
+        assert_eq!(same.field, "source.minutesMetric");
+        let blank = input(
+            serde_json::json!({"source":{"kind":"track","trackTypeId":" "},
+            "target":"endUser","metricName":"Other"}),
+        )
+        .unwrap()
+        .validate(&i, MappingId::parse("m3").unwrap(), &[], now)
+        .unwrap_err();
+        assert_eq!(blank.field, "source.trackTypeId");
+        assert!(input(
+            serde_json::json!({"source":{"kind":"track","featureId":"f"},
+            "target":"company","metricName":"x"})
+        )
+        .is_err());
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub use integration::{
     Connection, ConnectionStatus, DaysToSync, FieldMappings, FieldMappingsInput, FieldRecord,
     FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,
 };
-pub use mapping::{Mapping, MappingInput, MappingKind, MappingState, SyncedRange, Target};
+pub use mapping::{
+    EventItem, EventSource, Mapping, MappingInput, MappingKind, MappingState, SyncedRange, Target,
+};
 pub use metric::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,
     MetricValue, ObjectRef, Release, RunFlag, RunKind, RunProgress, RunState, SkippedRows, SyncRun,

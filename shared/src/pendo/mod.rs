@@ -104,6 +104,7 @@ pub struct KeyCheck {
 pub enum ObjectList {
     Pages,
     Features,
+    TrackTypes,
     Segments,
     Reports,
 }
@@ -113,6 +114,7 @@ impl ObjectList {
         match self {
             Self::Pages => "/api/v1/page?expand=*",
             Self::Features => "/api/v1/feature?expand=*",
+            Self::TrackTypes => "/api/v1/tracktype?expand=*",
             Self::Segments => "/api/v1/segment",
             Self::Reports => "/api/v1/report",
         }

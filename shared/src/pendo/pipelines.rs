@@ -37,12 +37,7 @@ fn quoted(s: &str) -> String {
     out
 }
 
-/// Which event source a Feature or Page mapping reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventSource {
-    Feature,
-    Page,
-}
+pub use crate::domain::EventSource;
 
 fn expr(f: &FieldRef) -> String {
     match f.record {
@@ -52,7 +47,7 @@ fn expr(f: &FieldRef) -> String {
     }
 }
 
-/// `featureEvents`/`pageEvents` for the ids of one or several mappings, all apps, the
+/// `featureEvents`/`pageEvents`/`trackEvents` for the ids of one or several mappings, all apps, the
 /// window's local days (optionally one segment), grouped by visitor, account, app and day;
 /// visitor/account metadata attached only when a mapped field needs it. One id is the source's
 /// own parameter (the request of one mapping); several are a shared call: the source without an
@@ -70,6 +65,7 @@ pub fn event_request(
     let (source_name, id_param) = match source {
         EventSource::Feature => ("featureEvents", "featureId"),
         EventSource::Page => ("pageEvents", "pageId"),
+        EventSource::Track => ("trackEvents", "trackTypeId"),
     };
     let shared = ids.len() > 1;
     let mut params = Map::new();
@@ -274,6 +270,40 @@ mod tests {
         let p = r["request"]["pipeline"].as_array().unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[0]["source"]["pageEvents"]["pageId"], "p");
+    }
+
+    #[test]
+    fn a_track_request_reads_track_events_of_its_type_and_shares_by_track_type_id() {
+        let w = Window {
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+        };
+        let one = |ids: &[&str]| {
+            event_request(
+                EventSource::Track,
+                ids,
+                w,
+                None,
+                None,
+                &FieldMappings::default(),
+                "rq",
+            )
+        };
+        let r = one(&["t1"]);
+        assert_eq!(
+            r["request"]["pipeline"][0]["source"]["trackEvents"],
+            json!({"trackTypeId": "t1", "appId": "expandAppIds(\"*\")"})
+        );
+        let r = one(&["t1", "t2"]);
+        let p = r["request"]["pipeline"].as_array().unwrap();
+        assert_eq!(
+            p[1]["filter"],
+            r#"trackTypeId == "t1" || trackTypeId == "t2""#
+        );
+        assert_eq!(
+            p[2]["group"]["group"],
+            json!(["trackTypeId", "visitorId", "accountId", "appId", "day"])
+        );
     }
 
     #[test]

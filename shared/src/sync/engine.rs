@@ -13,7 +13,7 @@ use crate::domain::mapping::LastError;
 use crate::domain::Window;
 use crate::domain::{
     ChunkOutcome, ChunkRecord, ChunkStats, ChunkStatus, ConnectionStatus, Integration, Mapping,
-    MappingKind, RunFlag, RunProgress, Target,
+    RunFlag, RunProgress, Target,
 };
 use crate::pendo::pipelines::{event_request, EventSource};
 use crate::pendo::PendoError;
@@ -447,7 +447,8 @@ async fn fetch_once(job: &Job<'_>, window: Window) -> Result<ChunkStats, ChunkEr
     super::pipeline_fetch::fetch_pipeline_day(job, window).await
 }
 
-/// The chunks of one window of Feature or Page mappings of one request (`share::request_key`)
+/// The chunks of one window of Feature, Page or Track mappings of one request
+/// (`share::request_key`)
 /// fetched by one call, each mapping's rows written as its own chunk: each chunk's outcome,
 /// or the error of the call. On "Query exceeded memory limit" the window is halved, and a
 /// single day's call is split into two calls of half the mappings each.
@@ -507,27 +508,15 @@ async fn fetch_events_once(
     let mut dirs: Vec<(Target, Arc<Directory>)> = Vec::new();
     for job in jobs {
         let mapping = job.mapping;
-        let (kind, id, minutes_metric) = match &mapping.source {
-            MappingKind::Feature {
-                feature_id,
-                minutes_metric,
-            } => (EventSource::Feature, feature_id, minutes_metric),
-            MappingKind::Page {
-                page_id,
-                minutes_metric,
-            } => (EventSource::Page, page_id, minutes_metric),
-            MappingKind::Aggregation { .. }
-            | MappingKind::Report { .. }
-            | MappingKind::Pes { .. } => {
-                return Err(ChunkError::Invalid(format!(
-                    "mapping {} is not a Feature or Page mapping",
-                    mapping.id
-                )))
-            }
+        let Some(item) = mapping.source.event_item() else {
+            return Err(ChunkError::Invalid(format!(
+                "mapping {} is not a Feature, Page or Track mapping",
+                mapping.id
+            )));
         };
-        source = kind;
-        if !ids.contains(&id.as_str()) {
-            ids.push(id);
+        source = item.source;
+        if !ids.contains(&item.id) {
+            ids.push(item.id);
         }
         if !dirs.iter().any(|(t, _)| *t == mapping.target) {
             let dir = load_directory(job, mapping.target, true)
@@ -535,7 +524,7 @@ async fn fetch_events_once(
                 .map_err(st)?;
             dirs.push((mapping.target, dir));
         }
-        specs.push((id.as_str(), event_spec(job, window, minutes_metric)));
+        specs.push((item.id, event_spec(job, window, item.minutes_metric)));
     }
     let request_id = match jobs.len() {
         1 => format!("{}-{}", lead.mapping.id, window.from),
@@ -598,15 +587,15 @@ async fn fetch_events_once(
     Ok(out)
 }
 
-/// What a Feature or Page mapping turns rows into, for one window.
-fn event_spec(job: &Job<'_>, window: Window, minutes_metric: &Option<String>) -> TransformSpec {
+/// What a Feature, Page or Track mapping turns rows into, for one window.
+fn event_spec(job: &Job<'_>, window: Window, minutes_metric: Option<&str>) -> TransformSpec {
     let (mapping, integration) = (job.mapping, job.integration);
     let settings = &integration.settings;
     TransformSpec {
         mapping_id: mapping.id.clone(),
         target: mapping.target,
         metric: mapping.metric_name.clone(),
-        minutes_metric: minutes_metric.clone(),
+        minutes_metric: minutes_metric.map(str::to_string),
         multi_app: mapping.multi_app,
         passive: mapping.passive,
         auto_create: mapping.auto_create_users,

@@ -1,4 +1,5 @@
-//! The Pendo objects a mapping refers to (its feature, page, saved report, PES app, segment),
+//! The Pendo objects a mapping refers to (its feature, page, track type, saved report, PES app,
+//! segment),
 //! checked against what Pendo lists. On create and edit, a reference Pendo does not know is
 //! refused, naming its field; at the planning of a run, a mapping whose object has disappeared
 //! since is left out of the run (syncing it would replace its values with nothing), and its
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Reference {
     Feature(String),
     Page(String),
+    TrackType(String),
     Report(String),
     /// The app a PES mapping scores.
     App(i64),
@@ -32,6 +34,7 @@ impl Reference {
         match self {
             Self::Feature(_) => "source.featureId",
             Self::Page(_) => "source.pageId",
+            Self::TrackType(_) => "source.trackTypeId",
             Self::Report(_) => "source.reportId",
             Self::App(_) => "source.appId",
             Self::Segment(_) => "segmentId",
@@ -43,6 +46,7 @@ impl Reference {
         match self {
             Self::Feature(id) => format!("feature {id}"),
             Self::Page(id) => format!("page {id}"),
+            Self::TrackType(id) => format!("track type {id}"),
             Self::Report(id) => format!("report {id}"),
             Self::App(id) => format!("app {id}"),
             Self::Segment(id) => format!("segment {id}"),
@@ -60,6 +64,9 @@ pub fn references(m: &Mapping) -> Vec<Reference> {
     let mut out = match &m.source {
         MappingKind::Feature { feature_id, .. } => vec![Reference::Feature(feature_id.clone())],
         MappingKind::Page { page_id, .. } => vec![Reference::Page(page_id.clone())],
+        MappingKind::Track { track_type_id, .. } => {
+            vec![Reference::TrackType(track_type_id.clone())]
+        }
         MappingKind::Report { report_id, .. } => vec![Reference::Report(report_id.clone())],
         MappingKind::Pes { app_id, .. } => vec![Reference::App(*app_id)],
         MappingKind::Aggregation { pipeline, .. } => {
@@ -82,6 +89,7 @@ pub fn references(m: &Mapping) -> Vec<Reference> {
 pub struct Catalog {
     features: Option<BTreeSet<String>>,
     pages: Option<BTreeSet<String>>,
+    track_types: Option<BTreeSet<String>>,
     segments: Option<BTreeSet<String>>,
     reports: Option<Vec<Value>>,
     apps: Option<BTreeSet<i64>>,
@@ -170,6 +178,7 @@ pub async fn list_apps(ports: &Ports, conn: &Connection) -> Result<Vec<PendoApp>
 enum Kind {
     Features,
     Pages,
+    TrackTypes,
     Reports,
     Apps,
     Segments,
@@ -179,6 +188,7 @@ fn kind(r: &Reference) -> Kind {
     match r {
         Reference::Feature(_) => Kind::Features,
         Reference::Page(_) => Kind::Pages,
+        Reference::TrackType(_) => Kind::TrackTypes,
         Reference::Report(_) => Kind::Reports,
         Reference::App(_) => Kind::Apps,
         Reference::Segment(_) => Kind::Segments,
@@ -235,6 +245,9 @@ impl Catalog {
                 self.features = Some(ids(&pendo.list(conn, ObjectList::Features).await?));
             }
             Kind::Pages => self.pages = Some(ids(&pendo.list(conn, ObjectList::Pages).await?)),
+            Kind::TrackTypes => {
+                self.track_types = Some(ids(&pendo.list(conn, ObjectList::TrackTypes).await?));
+            }
             Kind::Segments => {
                 self.segments = Some(ids(&pendo.list(conn, ObjectList::Segments).await?));
             }
@@ -255,6 +268,7 @@ impl Catalog {
         let known = match r {
             Reference::Feature(id) => self.features.as_ref().map(|s| s.contains(id)),
             Reference::Page(id) => self.pages.as_ref().map(|s| s.contains(id)),
+            Reference::TrackType(id) => self.track_types.as_ref().map(|s| s.contains(id)),
             Reference::Segment(id) => self.segments.as_ref().map(|s| s.contains(id)),
             Reference::Report(id) => self
                 .reports
@@ -275,6 +289,9 @@ impl Catalog {
             }
             Reference::Page(_) | Reference::InPipeline(NamedId::Page(_)) => {
                 format!("{} is not among the subscription's pages", r.what())
+            }
+            Reference::TrackType(_) => {
+                format!("{} is not among the subscription's track types", r.what())
             }
             Reference::Report(_) => {
                 format!("{} is not among the subscription's saved reports", r.what())
@@ -366,6 +383,7 @@ mod tests {
         Catalog {
             features: Some(["f1".to_string()].into()),
             pages: None,
+            track_types: Some(["t1".to_string()].into()),
             segments: Some(BTreeSet::new()),
             reports: Some(vec![json!({"id": "r1"})]),
             apps: Some([-323232, 7].into()),
@@ -382,6 +400,15 @@ mod tests {
             Some("feature f2 is not among the subscription's features")
         );
         assert_eq!(missing(Reference::Page("p9".into())), None, "not read");
+        assert_eq!(missing(Reference::TrackType("t1".into())), None);
+        assert_eq!(
+            missing(Reference::TrackType("t2".into())).as_deref(),
+            Some("track type t2 is not among the subscription's track types")
+        );
+        assert_eq!(
+            Reference::TrackType("t2".into()).field(),
+            "source.trackTypeId"
+        );
         assert_eq!(
             missing(Reference::Segment("s".into())).as_deref(),
             Some("segment s is not among the subscription's segments")

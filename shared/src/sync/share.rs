@@ -7,7 +7,7 @@
 //! its own, so its mapping's cursor, errors and retries are as if it had been fetched alone.
 //! Pure.
 
-use crate::domain::{Mapping, MappingId, MappingKind, SyncRun};
+use crate::domain::{Mapping, MappingId, SyncRun};
 use crate::pendo::pipelines::EventSource;
 use crate::queue::messages::{FetchMessage, Rider};
 use chrono::NaiveDate;
@@ -35,15 +35,10 @@ pub fn max_shared_from(var: impl Fn(&str) -> Option<String>) -> Result<usize, St
     }
 }
 
-/// What a Feature or Page mapping's request is made of but its id: `None` for other kinds.
+/// What a Feature, Page or Track mapping's request is made of but its id: `None` for other
+/// kinds.
 pub fn request_key(m: &Mapping) -> Option<(EventSource, Option<&str>)> {
-    let source = match &m.source {
-        MappingKind::Feature { .. } => EventSource::Feature,
-        MappingKind::Page { .. } => EventSource::Page,
-        MappingKind::Aggregation { .. } | MappingKind::Report { .. } | MappingKind::Pes { .. } => {
-            return None
-        }
-    };
+    let source = m.source.event_item()?.source;
     Some((source, m.segment_id.as_deref()))
 }
 
@@ -113,7 +108,7 @@ pub fn fold(run: &SyncRun, messages: Vec<FetchMessage>) -> Vec<FetchMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ChunkRecord, RunId, RunKind, TenantId};
+    use crate::domain::{ChunkRecord, MappingKind, RunId, RunKind, TenantId};
     use crate::sync::waves::message_for;
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
@@ -131,6 +126,10 @@ mod tests {
                 },
                 1 => MappingKind::Page {
                     page_id: format!("p-{id}"),
+                    minutes_metric: None,
+                },
+                2 => MappingKind::Track {
+                    track_type_id: format!("t-{id}"),
                     minutes_metric: None,
                 },
                 _ => MappingKind::Pes {
@@ -186,11 +185,14 @@ mod tests {
             mapping("b", 0, None),
             mapping("c", 0, Some("s")),
             mapping("d", 1, None),
-            mapping("e", 2, None),
+            mapping("e", 3, None),
             mapping("f", 0, None),
+            mapping("g", 2, None),
+            mapping("h", 2, None),
         ];
         // a, b, f share window 0 (f deferred: not with them); c has a segment; d is a page;
-        // e is PES; window 1 of a and b is another call.
+        // e is PES; window 1 of a and b is another call; the track events of g and h are one
+        // call of their own.
         let mut r = run(
             &[
                 (0, 0, false),
@@ -201,6 +203,8 @@ mod tests {
                 (5, 0, true),
                 (0, 1, false),
                 (1, 1, false),
+                (6, 0, false),
+                (7, 0, false),
             ],
             &ms,
         );
@@ -208,7 +212,18 @@ mod tests {
         let shares: Vec<Option<usize>> = r.chunks.iter().map(|c| c.share).collect();
         assert_eq!(
             shares,
-            vec![Some(0), Some(0), None, None, None, None, Some(6), Some(6)]
+            vec![
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None,
+                None,
+                Some(6),
+                Some(6),
+                Some(8),
+                Some(8)
+            ]
         );
         let sent = all_messages(&r);
         let shape: Vec<(usize, Vec<usize>)> = sent
@@ -228,7 +243,8 @@ mod tests {
                 (3, vec![]),
                 (4, vec![]),
                 (5, vec![]),
-                (6, vec![7])
+                (6, vec![7]),
+                (8, vec![9])
             ]
         );
         // Sharing off: every chunk alone.
@@ -257,7 +273,7 @@ mod tests {
         /// the least these rules allow.
         #[test]
         fn fold_sends_each_chunk_once_in_the_fewest_calls(
-            kinds in proptest::collection::vec((0u8..3, proptest::option::of(0u8..2)), 1..8),
+            kinds in proptest::collection::vec((0u8..4, proptest::option::of(0u8..2)), 1..8),
             chunks in proptest::collection::vec((0usize..8, 0u32..3, any::<bool>()), 0..40),
             max in 1usize..6,
         ) {

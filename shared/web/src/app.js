@@ -6,9 +6,9 @@
 /* global uPlot */
 
   const TOKEN_KEY = 'pendo-sync-token';
-  const KIND_ORDER = ['feature', 'page', 'report', 'aggregation', 'pes'];
+  const KIND_ORDER = ['feature', 'page', 'track', 'report', 'aggregation', 'pes'];
   const KIND_TITLE = {
-    feature: 'Features', page: 'Pages', report: 'Reports', aggregation: 'Aggregations', pes: 'Product Engagement Score',
+    feature: 'Features', page: 'Pages', track: 'Track events', report: 'Reports', aggregation: 'Aggregations', pes: 'Product Engagement Score',
   };
   const TARGET_TITLE = { company: 'Company', endUser: 'End user', asset: 'Asset', project: 'Project' };
   const DIRECTORY = { company: 'companies', endUser: 'end-users', asset: 'assets', project: 'projects' };
@@ -510,6 +510,7 @@
     switch (s.kind) {
       case 'feature': return `Feature ${named(d.featuresList, s.featureId)}${minutes}`;
       case 'page': return `Page ${named(d.pagesList, s.pageId)}${minutes}`;
+      case 'track': return `Track event ${named(d.trackTypesList, s.trackTypeId)}${minutes}`;
       case 'report': return `Report ${named(reports, s.reportId)}: ${s.columns.map((c) => c.field).join(', ')}${stored}`;
       case 'aggregation': return `Aggregation: ${s.fields.map((c) => c.field).join(', ')}${stored}`;
       case 'pes': return `PES of ${app(s.appId)}: ${s.components.map((c) => PES_LABEL[c] || c).join(', ')}${stored}`;
@@ -520,7 +521,7 @@
   /** The ids behind a source label, for its title. */
   function sourceIds(m) {
     const s = m.source;
-    return [s.featureId, s.pageId, s.reportId, s.appId].filter((x) => x !== undefined && x !== null).map((x) => `id ${x}`).join(', ');
+    return [s.featureId, s.pageId, s.trackTypeId, s.reportId, s.appId].filter((x) => x !== undefined && x !== null).map((x) => `id ${x}`).join(', ');
   }
 
   function mappingInput(m, patch) {
@@ -562,9 +563,9 @@
     // Pendo's names of features, pages, reports and apps, once discovered, make the source
     // column readable.
     const d = state.discovery;
-    if (connected() && (!d.featuresList || !d.pagesList || !d.reportsList || !d.appsList)) {
-      Promise.all([discover('features'), discover('pages'), discover('reports'), discover('apps')]).then(([f, pg, r, a]) => {
-        d.featuresList = f; d.pagesList = pg; d.reportsList = r; d.appsList = a;
+    if (connected() && (!d.featuresList || !d.pagesList || !d.trackTypesList || !d.reportsList || !d.appsList)) {
+      Promise.all([discover('features'), discover('pages'), discover('track-types'), discover('reports'), discover('apps')]).then(([f, pg, t, r, a]) => {
+        d.featuresList = f; d.pagesList = pg; d.trackTypesList = t; d.reportsList = r; d.appsList = a;
         if (state.mappings.length) {
           for (const cell of document.querySelectorAll('td.source')) {
             const m = state.mappings.find((x) => x.id === cell.dataset.id);
@@ -824,6 +825,7 @@
   const SOURCE_FORMS = {
     async feature(slot, ctx) { return eventForm(slot, 'features', 'featureId', 'Feature', ctx); },
     async page(slot, ctx) { return eventForm(slot, 'pages', 'pageId', 'Page', ctx); },
+    async track(slot, ctx) { return eventForm(slot, 'track-types', 'trackTypeId', 'Track event', ctx); },
     async report(slot, ctx) {
       const init = ctx.initial;
       const r = await discover('reports');
@@ -932,7 +934,7 @@
 
   async function eventForm(slot, what, idKey, label, ctx) {
     const list = await discover(what);
-    state.discovery[`${what}List`] = list;
+    state.discovery[`${what.replace(/-(\w)/g, (_, c) => c.toUpperCase())}List`] = list;
     // App names from Pendo; without them (Pendo unreachable) the ids still pick.
     const appNames = new Map((await discover('apps').catch(() => [])).map((a) => [String(a.id), a.name]));
     const sel = objectSelect(list, idKey, appNames);

@@ -68,6 +68,17 @@ describe('configurator page', () => {
     assert.equal(mapping.length, 1);
     assert.deepEqual(mapping[0].source, { kind: 'feature', featureId: feature.id, minutesMetric: null });
 
+    // The Track event form offers the subscription's track types, as Pendo lists them (issue 30).
+    const trackTypes = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/discovery/track-types')).body;
+    assert.ok(trackTypes.length > 0);
+    const kindSelect = page.locator('#mapping-form select[name=kind]');
+    assert.ok((await kindSelect.locator('option').allInnerTexts()).includes('Track events'));
+    await kindSelect.selectOption('track');
+    const trackSelect = page.locator('#mapping-form').getByLabel('Track event', { exact: true });
+    await trackSelect.waitFor(T);
+    assert.deepEqual(await trackSelect.locator('option').evaluateAll((os) => os.map((o) => o.value)), trackTypes.map((t) => t.id));
+    await kindSelect.selectOption('feature');
+
     // Sync now, with live progress until the run finishes.
     // Record the live progress the row shows while the run goes on.
     await page.evaluate((id) => {

@@ -38,6 +38,8 @@ pub enum ObjectKind {
     Feature,
     /// A page (`GET /api/v1/page`).
     Page,
+    /// A track type (`GET /api/v1/tracktype`).
+    TrackType,
     /// A saved report (`GET /api/v1/report`).
     Report,
     /// A segment (`GET /api/v1/segment`).
@@ -45,11 +47,12 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// `feature`, `page`, `report` or `segment`.
+    /// `feature`, `page`, `trackType`, `report` or `segment`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "feature" => Some(Self::Feature),
             "page" => Some(Self::Page),
+            "trackType" => Some(Self::TrackType),
             "report" => Some(Self::Report),
             "segment" => Some(Self::Segment),
             _ => None,

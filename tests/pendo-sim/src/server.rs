@@ -185,6 +185,7 @@ fn forget_deleted(sim: &Simulator, plan: &mut crate::pipeline::Plan) {
         let object = match kind {
             crate::data::EventSource::FeatureEvents => ObjectKind::Feature,
             crate::data::EventSource::PageEvents => ObjectKind::Page,
+            crate::data::EventSource::TrackEvents => ObjectKind::TrackType,
             _ => return,
         };
         if sim.control().is_deleted(object, id) {
@@ -260,6 +261,22 @@ async fn features(
     json_value(&Value::Array(out))
 }
 
+async fn track_types(
+    State(sim): State<Simulator>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let sub = sim.subscription();
+    let all = all_apps(&q);
+    let out: Vec<Value> = sub
+        .track_types
+        .iter()
+        .filter(|t| all || t.app_id == crate::data::DEFAULT_APP_ID)
+        .filter(|t| !sim.control().is_deleted(ObjectKind::TrackType, &t.id))
+        .map(|t| sub.track_type_json(t))
+        .collect();
+    json_value(&Value::Array(out))
+}
+
 async fn segments(State(sim): State<Simulator>) -> Response {
     let sub = sim.subscription();
     json_value(&Value::Array(
@@ -305,6 +322,7 @@ pub fn api_router(sim: Simulator) -> Router {
         .route("/api/v1/report/{id}/results.json", get(report_results))
         .route("/api/v1/page", get(pages))
         .route("/api/v1/feature", get(features))
+        .route("/api/v1/tracktype", get(track_types))
         .route("/api/v1/segment", get(segments))
         .route("/api/v1/segment/{id}", get(segment))
         .route("/api/v1/metadata/schema/{kind}", get(schema))

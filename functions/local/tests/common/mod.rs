@@ -292,6 +292,25 @@ impl Serve {
         }
     }
 
+    /// Any request, with its status and JSON answer (`null` when it has none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut rq = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        let r = rq.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+
     pub async fn get(&self, path: &str) -> serde_json::Value {
         let r = reqwest::Client::new()
             .get(format!("{}{path}", self.base))

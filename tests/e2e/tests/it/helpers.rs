@@ -289,6 +289,31 @@ impl Stack {
     ) -> Vec<Value> {
         feature_rows(&self.sim, feature, from, to, tz, extra)
     }
+
+    /// The most popular track type of an app (deterministic).
+    pub fn track_type(&self, app_id: i64) -> String {
+        let mut t: Vec<_> = self
+            .sim
+            .subscription()
+            .track_types
+            .iter()
+            .filter(|t| t.app_id == app_id)
+            .collect();
+        t.sort_by(|a, b| b.popularity.total_cmp(&a.popularity).then(a.id.cmp(&b.id)));
+        t[0].id.clone()
+    }
+
+    /// Raw trackEvents rows of one track type (as [`feature_rows`]).
+    pub fn track_rows(&self, track_type: &str, from: NaiveDate, to: NaiveDate) -> Vec<Value> {
+        event_rows(
+            &self.sim,
+            ("trackEvents", "trackTypeId", track_type),
+            from,
+            to,
+            NY,
+            vec![],
+        )
+    }
 }
 
 /// Raw featureEvents rows of one feature, all apps, for local days `from..=to` in `tz`, from a
@@ -301,16 +326,42 @@ pub fn feature_rows(
     tz: Tz,
     extra: Vec<Value>,
 ) -> Vec<Value> {
+    event_rows(
+        sim,
+        ("featureEvents", "featureId", feature),
+        from,
+        to,
+        tz,
+        extra,
+    )
+}
+
+/// Raw rows of an event source (`(source, id parameter, id)`), all apps, for local days
+/// `from..=to` in `tz`, from a pipeline run directly on the simulator, then `extra` stages.
+pub fn event_rows(
+    sim: &Simulator,
+    (source, param, id): (&str, &str, &str),
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+    extra: Vec<Value>,
+) -> Vec<Value> {
     let first = tz
         .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap())
         .earliest()
         .unwrap()
         .timestamp_millis();
     let count = (to - from).num_days() + 1;
-    let mut p = vec![
-        json!({"source": {"featureEvents": {"featureId": feature, "appId": "expandAppIds(\"*\")"},
-        "timeSeries": {"period": "dayRange", "first": first, "count": count}}}),
-    ];
+    let mut params = serde_json::Map::new();
+    params.insert(param.into(), json!(id));
+    params.insert("appId".into(), json!("expandAppIds(\"*\")"));
+    let mut src = serde_json::Map::new();
+    src.insert(source.into(), Value::Object(params));
+    src.insert(
+        "timeSeries".into(),
+        json!({"period": "dayRange", "first": first, "count": count}),
+    );
+    let mut p = vec![json!({ "source": src })];
     p.extend(extra);
     let body = json!({"response": {"mimeType": "application/json"}, "request": {"pipeline": p}});
     sim.run_aggregation(&body).unwrap()

@@ -264,6 +264,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
         ),
         (
             Method::GET,
+            "/v1/discovery/track-types",
+            "/v1/discovery/track-types".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
             "/v1/discovery/segments",
             "/v1/discovery/segments".into(),
             None,
@@ -534,7 +541,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 27);
+    assert_eq!(refused, 28);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

@@ -352,3 +352,121 @@ async fn pendos_apps_are_listed_with_their_names() {
             .collect()
     );
 }
+
+/// Track types (issue 30): `GET /v1/discovery/track-types` lists Pendo's track types of every
+/// app; a track mapping's `trackTypeId` is checked against that list on save (refused naming
+/// the field, nothing stored), and a track type deleted in Pendo later leaves its mapping out
+/// of the next run with the reason on its status, the list read once per run.
+#[tokio::test]
+async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_out() {
+    let a = &api().await;
+    a.connect_for_a_week(ADMIN_A).await;
+    let sub = a.sim.subscription();
+    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
+    a.companies(&ids).await;
+    let mut want: Vec<Value> = sub
+        .track_types
+        .iter()
+        .map(|t| json!({"id": t.id, "name": t.name, "appId": t.app_id, "isCoreEvent": t.is_core_event}))
+        .collect();
+    want.sort_by(|x, y| {
+        (x["name"].as_str(), x["id"].as_str()).cmp(&(y["name"].as_str(), y["id"].as_str()))
+    });
+    assert!(want.len() >= 3);
+    let (s, listed) = a
+        .call(ADMIN_A, Method::GET, "/v1/discovery/track-types", None)
+        .await;
+    assert_eq!((s, listed), (StatusCode::OK, Value::Array(want)));
+    let t = sub
+        .track_types
+        .iter()
+        .find(|t| t.app_id == -323232)
+        .unwrap()
+        .id
+        .clone();
+    let c = a.sim.control();
+    let body = |id: &str| {
+        json!({"source": {"kind": "track", "trackTypeId": id, "minutesMetric": "Export minutes"},
+            "target": "company", "metricName": "Exports"})
+    };
+    c.reset_requests();
+    let (s, e) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/mappings",
+            Some(body("no-such-track")),
+        )
+        .await;
+    assert_eq!(
+        (s, &e["error"]),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!({"code": "invalid", "field": "source.trackTypeId",
+                "message": "track type no-such-track is not among the subscription's track types"})
+        )
+    );
+    assert_eq!(mappings(a).await, json!([]), "nothing stored");
+    let (s, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body(&t)))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        (&m["source"], &m["metricNames"]),
+        (
+            &json!({"kind": "track", "trackTypeId": t, "minutesMetric": "Export minutes"}),
+            &json!(["Exports", "Export minutes"])
+        )
+    );
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/tracktype".to_string(), 2)].into_iter().collect()
+    );
+    let id = m["id"].as_str().unwrap().to_string();
+    let sync = || async {
+        let (s, r) = a
+            .call(
+                ADMIN_A,
+                Method::POST,
+                &format!("/v1/mappings/{id}/sync"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+        a.drain().await;
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .1["state"]
+            .clone()
+    };
+    let st = sync().await;
+    assert_eq!(
+        (
+            st["lastRun"]["outcome"].as_str(),
+            st["lastSyncedDay"].as_str()
+        ),
+        (Some("succeeded"), Some("2026-11-04")),
+        "{st}"
+    );
+    let before = a.export().await;
+    assert!(before.iter().any(|r| r.metric == "Export minutes"));
+
+    c.delete_object(ObjectKind::TrackType, &t);
+    c.reset_requests();
+    let st = sync().await;
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/tracktype".to_string(), 1)].into_iter().collect()
+    );
+    assert_eq!(a.export().await, before);
+    let why = format!(
+        "not synced: track type {t} is not among the subscription's track types any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
+    );
+    assert_eq!(
+        (
+            st["lastRun"]["outcome"].as_str(),
+            st["lastRun"]["error"].as_str()
+        ),
+        (Some("failed"), Some(why.as_str()))
+    );
+}

@@ -11,4 +11,5 @@ mod resync_gapless;
 mod runs;
 mod shared_calls;
 mod time;
+mod track_events;
 mod unmatched;
