@@ -7,25 +7,10 @@ mod common;
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::America::New_York as NY;
 use common::*;
-use pendo_sim::{SimConfig, SimKey, Simulator};
+use pendo_sim::Simulator;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// The simulator on an ephemeral port, "now" being now.
-async fn stack() -> (Simulator, pendo_sim::RunningSim) {
-    // reqwest's rustls needs a crypto provider (the one the product's Pendo client uses).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut config = SimConfig::small();
-    config.now = chrono::Utc::now();
-    config.keys = vec![SimKey {
-        key: KEY.into(),
-        write_access: true,
-    }];
-    let sim = Simulator::new(config);
-    let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    (sim, running)
-}
 
 /// Connected, New York days, `days` to sync, every account a company: through the API.
 async fn configured(serve: &Serve, sim: &Simulator, days: u32) -> Vec<String> {
@@ -148,7 +133,7 @@ async fn series(
 /// per company equal a direct `trackEvents` pipeline grouped here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_track_mapping_through_serve_equals_a_direct_pipeline() {
-    let (sim, running) = stack().await;
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(dir.path(), &url, &[]);

@@ -3,9 +3,8 @@
 
 mod common;
 
-use chrono::Utc;
 use common::*;
-use pendo_sim::{FaultKind, FaultRule, SimConfig, SimKey, Simulator};
+use pendo_sim::{FaultKind, FaultRule};
 use pendo_sync::domain::*;
 use pendo_sync::store::embedded::EmbeddedStore;
 use pendo_sync::store::prelude::*;
@@ -15,14 +14,7 @@ const AGG: &str = "/api/v1/aggregation";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_mid_chunk_converges_after_a_restart() {
-    let mut config = SimConfig::small();
-    config.now = Utc::now();
-    config.keys = vec![SimKey {
-        key: KEY.into(),
-        write_access: true,
-    }];
-    let sim = Simulator::new(config);
-    let running = sim.spawn("127.0.0.1:0").await.unwrap();
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
 
     let clean = tempfile::tempdir().unwrap();
@@ -87,25 +79,12 @@ fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// The simulator on an ephemeral port, "now" being now.
-async fn stack() -> (Simulator, pendo_sim::RunningSim) {
-    let mut config = SimConfig::small();
-    config.now = Utc::now();
-    config.keys = vec![SimKey {
-        key: KEY.into(),
-        write_access: true,
-    }];
-    let sim = Simulator::new(config);
-    let running = sim.spawn("127.0.0.1:0").await.unwrap();
-    (sim, running)
-}
-
 /// `pendo-sync serve` SIGKILLed at each step of a Re-sync all and started again with no user
 /// action: the run finishes by itself, the store equals that of a run never killed, and no
 /// call is made twice but the one in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_at_any_step_of_a_resync_all_resumes_it_when_started_again() {
-    let (sim, running) = stack().await;
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
     let c = sim.control();
 
@@ -194,7 +173,7 @@ async fn a_serve_killed_at_any_step_of_a_resync_all_resumes_it_when_started_agai
 /// are those of a re-sync never killed, and no value of the old generation is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_at_the_switch_or_in_the_purge_ends_in_the_new_generation() {
-    let (sim, running) = stack().await;
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
     let template = tempfile::tempdir().unwrap();
     configure_with(template.path(), &sim, &url, true).await;
@@ -252,7 +231,7 @@ async fn a_serve_killed_at_the_switch_or_in_the_purge_ends_in_the_new_generation
 /// old values is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_at_a_rebuilds_switch_or_in_its_purge_ends_in_its_new_values() {
-    let (sim, running) = stack().await;
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
     let template = tempfile::tempdir().unwrap();
     configure_with(template.path(), &sim, &url, true).await;
@@ -305,7 +284,7 @@ async fn a_serve_killed_at_a_rebuilds_switch_or_in_its_purge_ends_in_its_new_val
 /// killed, and only the page in flight is read twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_during_a_directory_import_finishes_it_when_started_again() {
-    let (sim, running) = stack().await;
+    let (sim, running) = simulator_now().await;
     let url = running.base_url();
     let c = sim.control();
     let template = tempfile::tempdir().unwrap();

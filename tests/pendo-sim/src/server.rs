@@ -229,20 +229,32 @@ fn all_apps(q: &BTreeMap<String, String>) -> bool {
     q.get("expand").is_some_and(|v| v == "*")
 }
 
+/// What an object endpoint lists: the default app's objects, or every app's with `expand=*`,
+/// less those deleted through the control API.
+fn listed<T>(
+    sim: &Simulator,
+    q: &BTreeMap<String, String>,
+    (kind, items): (ObjectKind, &[T]),
+    id_app: impl Fn(&T) -> (&str, i64),
+    json: impl Fn(&T) -> Value,
+) -> Response {
+    let all = all_apps(q);
+    let out: Vec<Value> = items
+        .iter()
+        .filter(|o| all || id_app(o).1 == crate::data::DEFAULT_APP_ID)
+        .filter(|o| !sim.control().is_deleted(kind, id_app(o).0))
+        .map(json)
+        .collect();
+    json_value(&Value::Array(out))
+}
+
 async fn pages(
     State(sim): State<Simulator>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     let sub = sim.subscription();
-    let all = all_apps(&q);
-    let out: Vec<Value> = sub
-        .pages
-        .iter()
-        .filter(|p| all || p.app_id == crate::data::DEFAULT_APP_ID)
-        .filter(|p| !sim.control().is_deleted(ObjectKind::Page, &p.id))
-        .map(|p| sub.page_json(p))
-        .collect();
-    json_value(&Value::Array(out))
+    let items = (ObjectKind::Page, sub.pages.as_slice());
+    listed(&sim, &q, items, |p| (&p.id, p.app_id), |p| sub.page_json(p))
 }
 
 async fn features(
@@ -250,15 +262,14 @@ async fn features(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     let sub = sim.subscription();
-    let all = all_apps(&q);
-    let out: Vec<Value> = sub
-        .features
-        .iter()
-        .filter(|f| all || f.app_id == crate::data::DEFAULT_APP_ID)
-        .filter(|f| !sim.control().is_deleted(ObjectKind::Feature, &f.id))
-        .map(|f| sub.feature_json(f))
-        .collect();
-    json_value(&Value::Array(out))
+    let items = (ObjectKind::Feature, sub.features.as_slice());
+    listed(
+        &sim,
+        &q,
+        items,
+        |f| (&f.id, f.app_id),
+        |f| sub.feature_json(f),
+    )
 }
 
 async fn track_types(
@@ -266,15 +277,14 @@ async fn track_types(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     let sub = sim.subscription();
-    let all = all_apps(&q);
-    let out: Vec<Value> = sub
-        .track_types
-        .iter()
-        .filter(|t| all || t.app_id == crate::data::DEFAULT_APP_ID)
-        .filter(|t| !sim.control().is_deleted(ObjectKind::TrackType, &t.id))
-        .map(|t| sub.track_type_json(t))
-        .collect();
-    json_value(&Value::Array(out))
+    let items = (ObjectKind::TrackType, sub.track_types.as_slice());
+    listed(
+        &sim,
+        &q,
+        items,
+        |t| (&t.id, t.app_id),
+        |t| sub.track_type_json(t),
+    )
 }
 
 async fn segments(State(sim): State<Simulator>) -> Response {

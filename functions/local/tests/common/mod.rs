@@ -18,6 +18,21 @@ use std::time::{Duration, Instant};
 
 pub const KEY: &str = "kill-test-key";
 
+/// The small simulator on an ephemeral port, "now" being now, knowing [`KEY`].
+pub async fn simulator_now() -> (Simulator, pendo_sim::RunningSim) {
+    // reqwest's rustls (the tests' own HTTP calls) needs a crypto provider: the product's.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut config = pendo_sim::SimConfig::small();
+    config.now = chrono::Utc::now();
+    config.keys = vec![pendo_sim::SimKey {
+        key: KEY.into(),
+        write_access: true,
+    }];
+    let sim = Simulator::new(config);
+    let running = sim.spawn("127.0.0.1:0").await.unwrap();
+    (sim, running)
+}
+
 pub fn tenant() -> TenantId {
     TenantId::parse("acme-cs").unwrap()
 }

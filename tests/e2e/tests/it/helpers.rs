@@ -240,6 +240,21 @@ impl Stack {
         self.drain().await;
     }
 
+    /// The end users mapping `m`'s chunks created in the last run.
+    pub async fn users_created(&self, m: &MappingId) -> u64 {
+        let run = self
+            .store
+            .list_runs(&self.tenant, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        run.chunks
+            .iter()
+            .filter(|c| &c.mapping_id == m)
+            .map(|c| c.stats.users_created)
+            .sum()
+    }
+
     /// A mapping's sync state (it must have one).
     pub async fn state(&self, m: &MappingId) -> MappingState {
         let st = self.store.get_mapping_state(&self.tenant, m).await.unwrap();

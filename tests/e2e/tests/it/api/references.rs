@@ -21,6 +21,21 @@ fn page(a: &Api) -> String {
         .clone()
 }
 
+/// Sync now on mapping `id`, drained to the end; the run's id.
+async fn sync_now(a: &Api, id: &str) -> String {
+    let (s, r) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            &format!("/v1/mappings/{id}/sync"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    a.drain().await;
+    r["runId"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothing_is_stored() {
     let a = api().await;
@@ -228,19 +243,7 @@ async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_o
     let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
     a.companies(&ids).await;
     let id = a.clicks_mapping().await;
-    let sync = |id: String| async move {
-        let (s, r) = a
-            .call(
-                ADMIN_A,
-                Method::POST,
-                &format!("/v1/mappings/{id}/sync"),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-        a.drain().await;
-        r["runId"].as_str().unwrap().to_string()
-    };
+    let sync = |id: String| async move { sync_now(a, &id).await };
     let first = sync(id.clone()).await;
     let state = |id: String| async move {
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
@@ -424,16 +427,7 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
     );
     let id = m["id"].as_str().unwrap().to_string();
     let sync = || async {
-        let (s, r) = a
-            .call(
-                ADMIN_A,
-                Method::POST,
-                &format!("/v1/mappings/{id}/sync"),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-        a.drain().await;
+        sync_now(a, &id).await;
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
             .await
             .1["state"]
