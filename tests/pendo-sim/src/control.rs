@@ -40,6 +40,8 @@ pub enum ObjectKind {
     Page,
     /// A track type (`GET /api/v1/tracktype`).
     TrackType,
+    /// A guide (`GET /api/v1/guide`).
+    Guide,
     /// A saved report (`GET /api/v1/report`).
     Report,
     /// A segment (`GET /api/v1/segment`).
@@ -47,12 +49,13 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// `feature`, `page`, `trackType`, `report` or `segment`.
+    /// `feature`, `page`, `trackType`, `guide`, `report` or `segment`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "feature" => Some(Self::Feature),
             "page" => Some(Self::Page),
             "trackType" => Some(Self::TrackType),
+            "guide" => Some(Self::Guide),
             "report" => Some(Self::Report),
             "segment" => Some(Self::Segment),
             _ => None,
@@ -185,7 +188,8 @@ impl Control {
 
     /// Delete an object of the subscription, as a user deleting it in Pendo would: it leaves
     /// its list (`GET /api/v1/feature`, …), a deleted report's results answer 404 and a deleted
-    /// feature or page has no events any more. Returns whether it was listed before.
+    /// feature, page, track type or guide has no events any more (a source naming it, or for a
+    /// guide one of its steps or polls, has no rows). Returns whether it was listed before.
     pub fn delete_object(&self, kind: ObjectKind, id: &str) -> bool {
         self.deleted
             .write()

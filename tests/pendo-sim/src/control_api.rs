@@ -140,7 +140,7 @@ async fn delete_object(
 ) -> Response {
     let Some(k) = ObjectKind::parse(&kind) else {
         return bad(format!(
-            "unknown object kind {kind:?}: feature, page, trackType, report or segment"
+            "unknown object kind {kind:?}: feature, page, trackType, guide, report or segment"
         ));
     };
     let sub = sim.subscription();
@@ -148,6 +148,7 @@ async fn delete_object(
         ObjectKind::Feature => sub.features.iter().any(|f| f.id == id),
         ObjectKind::Page => sub.pages.iter().any(|p| p.id == id),
         ObjectKind::TrackType => sub.track_types.iter().any(|t| t.id == id),
+        ObjectKind::Guide => sub.guide(&id).is_some(),
         ObjectKind::Report => sub.report(&id).is_some(),
         ObjectKind::Segment => sub.segment(&id).is_some(),
     };

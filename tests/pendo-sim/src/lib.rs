@@ -1,5 +1,6 @@
 //! Pendo simulator: a deterministic, seeded stand-in for Pendo's v1 REST API
-//! (aggregations, reports, pages, features, segments, metadata schema, key checks) with a
+//! (aggregations, reports, pages, features, track types, guides and their guide and poll
+//! events, segments, metadata schema, key checks) with a
 //! control API for the clock, keys, fault injection, per-key request limits and a latency
 //! model.
 //!
@@ -35,7 +36,8 @@ use serde_json::Value;
 pub use config::{SimConfig, SimKey};
 pub use control::{Control, ObjectKind, RequestLogEntry};
 pub use data::{
-    Account, App, EventRow, EventSource, Feature, Page, Segment, SegmentRule, Subscription, Tier,
+    Account, App, EventRow, EventSource, Feature, Guide, GuideEventType, GuideFilter, GuideRow,
+    GuideSource, Page, Poll, PollAnswer, PollKind, Segment, SegmentRule, Subscription, Tier,
     TrackType, Visitor, DEFAULT_APP_ID,
 };
 pub use error::SimError;

@@ -174,23 +174,46 @@ fn json_bytes(answer: Bytes) -> Response {
         .into_response()
 }
 
-/// A deleted feature or page has no events any more: its source matches none.
+/// A deleted feature, page or track type has no events any more: a source naming it matches
+/// none. Likewise a deleted guide: a guide or poll source naming it, one of its steps or one of
+/// its polls has no rows.
 fn forget_deleted(sim: &Simulator, plan: &mut crate::pipeline::Plan) {
-    if let crate::pipeline::source::Source::Events {
-        kind,
-        item: Some(id),
-        ..
-    } = &mut plan.source
-    {
-        let object = match kind {
-            crate::data::EventSource::FeatureEvents => ObjectKind::Feature,
-            crate::data::EventSource::PageEvents => ObjectKind::Page,
-            crate::data::EventSource::TrackEvents => ObjectKind::TrackType,
-            _ => return,
-        };
-        if sim.control().is_deleted(object, id) {
-            id.push_str("#deleted");
+    use crate::pipeline::source::Source;
+    let control = sim.control();
+    let sub = sim.subscription();
+    match &mut plan.source {
+        Source::Events {
+            kind,
+            item: Some(id),
+            ..
+        } => {
+            let object = match kind {
+                crate::data::EventSource::FeatureEvents => ObjectKind::Feature,
+                crate::data::EventSource::PageEvents => ObjectKind::Page,
+                crate::data::EventSource::TrackEvents => ObjectKind::TrackType,
+                _ => return,
+            };
+            if control.is_deleted(object, id) {
+                id.push_str("#deleted");
+            }
         }
+        Source::GuideEvents {
+            guide, step, poll, ..
+        } => {
+            let deleted = |g: Option<&crate::data::Guide>| {
+                g.is_some_and(|g| control.is_deleted(ObjectKind::Guide, &g.id))
+            };
+            if let Some(id) = guide.as_mut().filter(|id| deleted(sub.guide(id))) {
+                id.push_str("#deleted");
+            }
+            if let Some(id) = step.as_mut().filter(|id| deleted(sub.guide_of_step(id))) {
+                id.push_str("#deleted");
+            }
+            if let Some(id) = poll.as_mut().filter(|id| deleted(sub.guide_of_poll(id))) {
+                id.push_str("#deleted");
+            }
+        }
+        _ => {}
     }
 }
 
@@ -287,6 +310,21 @@ async fn track_types(
     )
 }
 
+async fn guides(
+    State(sim): State<Simulator>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let sub = sim.subscription();
+    let items = (ObjectKind::Guide, sub.guides.as_slice());
+    listed(
+        &sim,
+        &q,
+        items,
+        |g| (&g.id, g.app_id),
+        |g| sub.guide_json(g),
+    )
+}
+
 async fn segments(State(sim): State<Simulator>) -> Response {
     let sub = sim.subscription();
     json_value(&Value::Array(
@@ -333,6 +371,7 @@ pub fn api_router(sim: Simulator) -> Router {
         .route("/api/v1/page", get(pages))
         .route("/api/v1/feature", get(features))
         .route("/api/v1/tracktype", get(track_types))
+        .route("/api/v1/guide", get(guides))
         .route("/api/v1/segment", get(segments))
         .route("/api/v1/segment/{id}", get(segment))
         .route("/api/v1/metadata/schema/{kind}", get(schema))

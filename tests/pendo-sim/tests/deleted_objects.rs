@@ -105,6 +105,7 @@ async fn deleted_objects_leave_their_lists_and_their_events() {
         .unwrap();
     assert_eq!(again["deleted"], false);
     assert_eq!(del("feature/nope").await.unwrap().status(), 404);
-    assert_eq!(del("guide/x").await.unwrap().status(), 400);
+    assert_eq!(del("guide/x").await.unwrap().status(), 404);
+    assert_eq!(del("visitor/x").await.unwrap().status(), 400);
     running.shutdown().await;
 }

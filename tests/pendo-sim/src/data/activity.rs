@@ -87,12 +87,13 @@ pub struct EventRow<'a> {
     pub last_time: i64,
 }
 
-struct Session {
-    index: u64,
-    hour: u32,
+/// One session of a visitor in an app on a day: its index and local start hour.
+pub(super) struct Session {
+    pub(super) index: u64,
+    pub(super) hour: u32,
 }
 
-fn date_key(d: NaiveDate) -> u64 {
+pub(super) fn date_key(d: NaiveDate) -> u64 {
     d.num_days_from_ce() as u64
 }
 
@@ -127,7 +128,7 @@ fn item_use(base: u64, tag: u64, gi: usize, pop: f64, factor: f64, max_count: u6
 }
 
 /// Client IP of a visitor's session in an app.
-fn session_ip(v: &Visitor, app_id: i64, session: u64) -> String {
+pub(super) fn session_ip(v: &Visitor, app_id: i64, session: u64) -> String {
     format!(
         "10.{}.{}.{}",
         (u64::from(v.index) >> 8) % 256,
@@ -137,7 +138,7 @@ fn session_ip(v: &Visitor, app_id: i64, session: u64) -> String {
 }
 
 /// User agent of a visitor's session.
-fn session_user_agent(v: &Visitor, session: u64) -> &'static str {
+pub(super) fn session_user_agent(v: &Visitor, session: u64) -> &'static str {
     USER_AGENTS[(u64::from(v.index) + session) as usize % USER_AGENTS.len()]
 }
 
@@ -185,7 +186,7 @@ fn item_row<'a>(
 }
 
 /// First event time (ms) of a session starting at local hour `hour` (ms).
-fn session_first_time(hour: i64, base: u64) -> i64 {
+pub(super) fn session_first_time(hour: i64, base: u64) -> i64 {
     hour + ((base % 30) as i64) * 60_000
 }
 
@@ -207,7 +208,8 @@ impl Subscription {
         unit(mix(&[self.seed, 101, u64::from(v.index), date_key(date)])) < p
     }
 
-    fn sessions(&self, v: &Visitor, date: NaiveDate, app_id: i64) -> Vec<Session> {
+    /// The visitor's sessions in an app on a date (none when not active there).
+    pub(super) fn sessions(&self, v: &Visitor, date: NaiveDate, app_id: i64) -> Vec<Session> {
         if !v.apps.contains(&app_id) || !self.visitor_active_on(v, date) {
             return Vec::new();
         }
@@ -233,7 +235,7 @@ impl Subscription {
     }
 
     /// The hash every row of one session derives from.
-    fn session_base(&self, v: &Visitor, dk: u64, app_id: i64, session: u64) -> u64 {
+    pub(super) fn session_base(&self, v: &Visitor, dk: u64, app_id: i64, session: u64) -> u64 {
         mix(&[
             self.seed,
             104,

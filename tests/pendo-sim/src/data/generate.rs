@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use super::{
-    Account, App, Feature, Page, Segment, SegmentRule, Subscription, Tier, TrackType, Visitor,
-    DEFAULT_APP_ID,
+    Account, App, Feature, Guide, Page, Poll, PollKind, Segment, SegmentRule, Subscription, Tier,
+    TrackType, Visitor, DEFAULT_APP_ID,
 };
 use crate::config::SimConfig;
 use crate::rng::{mix, Rng};
@@ -84,6 +84,51 @@ const fn item(name: &'static str, core: bool, popularity: f64) -> ItemDef {
     }
 }
 
+/// A poll of a guide: id slug (`poll-<slug>`), kind and question.
+struct PollDef {
+    slug: &'static str,
+    kind: PollKind,
+    question: &'static str,
+}
+
+/// A guide: id slug (`guide-<slug>`, steps `guide-<slug>-step-<n>`), name, number of steps,
+/// polls (on its only step), the daily probability of being seen by an active visitor of its
+/// app, and the name of the page of its app it shows on (its rows' `url`).
+struct GuideDef {
+    slug: &'static str,
+    name: &'static str,
+    steps: usize,
+    polls: &'static [PollDef],
+    popularity: f64,
+    page: &'static str,
+}
+
+const fn guide(
+    slug: &'static str,
+    name: &'static str,
+    steps: usize,
+    polls: &'static [PollDef],
+    popularity: f64,
+    page: &'static str,
+) -> GuideDef {
+    GuideDef {
+        slug,
+        name,
+        steps,
+        polls,
+        popularity,
+        page,
+    }
+}
+
+const fn poll(slug: &'static str, kind: PollKind, question: &'static str) -> PollDef {
+    PollDef {
+        slug,
+        kind,
+        question,
+    }
+}
+
 struct AppDef {
     id: i64,
     name: &'static str,
@@ -91,6 +136,7 @@ struct AppDef {
     pages: &'static [ItemDef],
     features: &'static [ItemDef],
     tracks: &'static [ItemDef],
+    guides: &'static [GuideDef],
 }
 
 const APPS: &[AppDef] = &[
@@ -124,6 +170,53 @@ const APPS: &[AppDef] = &[
             item("report_exported", true, 0.15),
             item("signup_completed", false, 0.03),
         ],
+        guides: &[
+            guide("welcome-tour", "Welcome tour", 3, &[], 0.2, "Dashboard"),
+            guide("release-notes", "Release notes", 1, &[], 0.12, "Dashboard"),
+            guide(
+                "nps-survey",
+                "NPS survey",
+                1,
+                &[
+                    poll(
+                        "nps-rating",
+                        PollKind::NpsRating,
+                        "How likely are you to recommend us to a friend or colleague?",
+                    ),
+                    poll(
+                        "nps-reason",
+                        PollKind::NpsReason,
+                        "What is the main reason for your score?",
+                    ),
+                ],
+                0.04,
+                "Projects",
+            ),
+            guide(
+                "quick-feedback",
+                "Quick feedback",
+                1,
+                &[poll(
+                    "quick-feedback",
+                    PollKind::YesNo,
+                    "Did you find what you were looking for?",
+                )],
+                0.05,
+                "Reports",
+            ),
+            guide(
+                "satisfaction",
+                "Satisfaction",
+                1,
+                &[poll(
+                    "satisfaction",
+                    PollKind::NumberScale,
+                    "How satisfied are you with reporting? (1-5)",
+                )],
+                0.03,
+                "Settings",
+            ),
+        ],
     },
     AppDef {
         id: MOBILE_APP_ID,
@@ -145,6 +238,7 @@ const APPS: &[AppDef] = &[
             item("Dark Mode Toggle", false, 0.05),
         ],
         tracks: &[item("push_opened", false, 0.2)],
+        guides: &[guide("mobile-tips", "Mobile tips", 1, &[], 0.15, "Home")],
     },
     AppDef {
         id: ADMIN_APP_ID,
@@ -164,6 +258,7 @@ const APPS: &[AppDef] = &[
             item("Save SSO", false, 0.05),
         ],
         tracks: &[item("policy_changed", false, 0.05)],
+        guides: &[],
     },
 ];
 
@@ -180,6 +275,7 @@ pub fn build(config: &SimConfig) -> Subscription {
     let mut pages = Vec::new();
     let mut features = Vec::new();
     let mut track_types = Vec::new();
+    let mut guides = Vec::new();
     for (ai, def) in APPS.iter().enumerate() {
         apps.push(App {
             id: def.id,
@@ -221,6 +317,17 @@ pub fn build(config: &SimConfig) -> Subscription {
                 popularity: t.popularity,
             });
         }
+        for g in def.guides {
+            guides.push(build_guide(
+                g,
+                def.id,
+                created_base + 300 * 86_400_000,
+                &pages,
+            ));
+        }
+    }
+    for (i, g) in guides.iter_mut().enumerate() {
+        g.created_at += (i as i64) * 7 * 86_400_000;
     }
 
     let accounts = build_accounts(config, first_date, last_date);
@@ -235,6 +342,7 @@ pub fn build(config: &SimConfig) -> Subscription {
         pages,
         features,
         track_types,
+        guides,
         segments: Vec::new(),
         accounts,
         visitors,
@@ -252,6 +360,39 @@ pub fn build(config: &SimConfig) -> Subscription {
     sub.segments = build_segments(&sub);
     sub.reports = super::reports::build(&sub);
     sub
+}
+
+/// A guide from its definition: readable, seed-independent ids (`guide-<slug>`,
+/// `guide-<slug>-step-<n>`, `poll-<slug>`); `url` is the guide's page on its app's server.
+fn build_guide(def: &GuideDef, app_id: i64, created_at: i64, pages: &[Page]) -> Guide {
+    let id = format!("guide-{}", def.slug);
+    let path = pages
+        .iter()
+        .find(|p| p.app_id == app_id && p.name == def.page)
+        .map(|p| p.name.to_lowercase().replace(' ', "-"))
+        .unwrap_or_default();
+    Guide {
+        steps: (1..=def.steps.max(1))
+            .map(|n| format!("{id}-step-{n}"))
+            .collect(),
+        polls: def
+            .polls
+            .iter()
+            .map(|p| Poll {
+                id: format!("poll-{}", p.slug),
+                kind: p.kind,
+                question: p.question.to_string(),
+            })
+            .collect(),
+        id,
+        app_id,
+        name: def.name.to_string(),
+        state: "public".to_string(),
+        multi_step: def.steps > 1,
+        popularity: def.popularity,
+        url: format!("https://{}/{path}", super::activity::server_for(app_id)),
+        created_at,
+    }
 }
 
 fn build_accounts(config: &SimConfig, first: NaiveDate, last: NaiveDate) -> Vec<Account> {

@@ -3,7 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    Account, App, EventRow, EventSource, Feature, Page, Segment, Subscription, TrackType, Visitor,
+    Account, App, EventRow, EventSource, Feature, Guide, Page, Segment, Subscription, TrackType,
+    Visitor,
 };
 use crate::rng::fnv1a;
 
@@ -164,6 +165,29 @@ impl Subscription {
         json!({
             "id": t.id, "appId": t.app_id, "name": t.name, "kind": "TrackType",
             "trackTypeRules": [t.name], "isCoreEvent": t.is_core_event,
+        })
+    }
+
+    /// A guide object as in `GET /api/v1/guide` (and the `guides` source).
+    pub fn guide_json(&self, g: &Guide) -> Value {
+        let steps: Vec<Value> = g
+            .steps
+            .iter()
+            .map(|s| json!({ "id": s, "guideId": g.id, "type": "lightbox", "pageId": null }))
+            .collect();
+        let polls: Vec<Value> = g
+            .polls
+            .iter()
+            .map(|p| {
+                json!({ "id": p.id, "question": p.question,
+                        "attributes": { "type": p.kind.as_str() } })
+            })
+            .collect();
+        json!({
+            "id": g.id, "appId": g.app_id, "name": g.name, "state": g.state,
+            "launchMethod": "auto", "isMultiStep": g.multi_step,
+            "steps": steps, "polls": polls,
+            "createdAt": g.created_at, "lastUpdatedAt": g.created_at,
         })
     }
 

@@ -1,8 +1,10 @@
-//! The generated subscription: apps, pages, features, track types, segments, accounts,
-//! visitors and saved reports. Event rows are never stored; see [`activity`].
+//! The generated subscription: apps, pages, features, track types, guides (with their polls),
+//! segments, accounts, visitors and saved reports. Event rows are never stored; see
+//! [`activity`] and, for guide and poll events, [`guides`].
 
 pub mod activity;
 pub mod generate;
+pub mod guides;
 pub mod json;
 pub mod reports;
 
@@ -12,6 +14,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 pub use activity::{EventRow, EventSource};
+pub use guides::{GuideEventType, GuideFilter, GuideRow, GuideSource, PollAnswer};
 
 /// The default app id of the subscription (Pendo's classic web app id).
 pub const DEFAULT_APP_ID: i64 = -323232;
@@ -76,6 +79,67 @@ pub struct TrackType {
     pub is_core_event: bool,
     /// Per-session probability scale.
     pub popularity: f64,
+}
+
+/// The kind of a poll, as Pendo's `attributes.type` of the poll names it (**assumed** strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PollKind {
+    /// The 0–10 rating of an NPS survey (`"NPSRating"`).
+    NpsRating,
+    /// The free-text reason of an NPS survey (`"NPSReason"`).
+    NpsReason,
+    /// A yes/no question (`"PositiveNegative"`; responses `"yes"` / `"no"`).
+    YesNo,
+    /// A 1–5 number scale (`"NumberScale"`).
+    NumberScale,
+}
+
+impl PollKind {
+    /// The poll's `attributes.type` (and a poll row's `pollType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollKind::NpsRating => "NPSRating",
+            PollKind::NpsReason => "NPSReason",
+            PollKind::YesNo => "PositiveNegative",
+            PollKind::NumberScale => "NumberScale",
+        }
+    }
+}
+
+/// A poll of a guide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poll {
+    /// Poll id.
+    pub id: String,
+    /// Kind of question.
+    pub kind: PollKind,
+    /// Question text.
+    pub question: String,
+}
+
+/// A guide (in-app message, walkthrough or survey).
+#[derive(Debug, Clone)]
+pub struct Guide {
+    /// Guide id.
+    pub id: String,
+    /// Owning app.
+    pub app_id: i64,
+    /// Display name.
+    pub name: String,
+    /// `"public"` (every seeded guide is live).
+    pub state: String,
+    /// Whether the guide has several steps (a walkthrough).
+    pub multi_step: bool,
+    /// Step ids, in order.
+    pub steps: Vec<String>,
+    /// Polls of the guide (all on its only step; none for tours and announcements).
+    pub polls: Vec<Poll>,
+    /// Probability that a visitor active in the guide's app on a day sees the guide that day.
+    pub popularity: f64,
+    /// URL of the page the guide shows on (guide and poll rows' `url`).
+    pub url: String,
+    /// Creation time (ms).
+    pub created_at: i64,
 }
 
 /// How a segment's membership is decided.
@@ -196,6 +260,8 @@ pub struct Subscription {
     pub features: Vec<Feature>,
     /// Track types of all apps.
     pub track_types: Vec<TrackType>,
+    /// Guides of all apps.
+    pub guides: Vec<Guide>,
     /// Segments.
     pub segments: Vec<Segment>,
     /// Accounts.
@@ -254,6 +320,25 @@ impl Subscription {
     /// The account id of a visitor (None for anonymous visitors).
     pub fn account_id_of(&self, v: &Visitor) -> Option<&str> {
         v.account.map(|i| self.accounts[i].id.as_str())
+    }
+
+    /// Look up a guide by id.
+    pub fn guide(&self, id: &str) -> Option<&Guide> {
+        self.guides.iter().find(|g| g.id == id)
+    }
+
+    /// The guide owning a step id.
+    pub fn guide_of_step(&self, step_id: &str) -> Option<&Guide> {
+        self.guides
+            .iter()
+            .find(|g| g.steps.iter().any(|s| s == step_id))
+    }
+
+    /// The guide owning a poll id.
+    pub fn guide_of_poll(&self, poll_id: &str) -> Option<&Guide> {
+        self.guides
+            .iter()
+            .find(|g| g.polls.iter().any(|p| p.id == poll_id))
     }
 
     /// Look up a segment by id.

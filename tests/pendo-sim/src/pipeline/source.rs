@@ -1,12 +1,12 @@
-//! Row sources: event sources (lazy, windowed) and object snapshots (visitors, accounts,
-//! pages, features, track types, apps).
+//! Row sources: event sources (lazy, windowed), raw guide and poll events (lazy, windowed) and
+//! object snapshots (visitors, accounts, pages, features, track types, guides, apps).
 
 use serde_json::Value;
 
 use super::pes::PesSpec;
 use super::timeseries::{parse_window, Period, Window};
 use super::Rows;
-use crate::data::{EventSource, Subscription, DEFAULT_APP_ID};
+use crate::data::{EventSource, GuideFilter, GuideSource, Subscription, DEFAULT_APP_ID};
 use crate::expr::eval::eval;
 use crate::expr::{parse, EvalCtx};
 use crate::timeutil::local_date;
@@ -25,6 +25,21 @@ pub enum Source {
         /// Time window.
         window: Window,
     },
+    /// `guideEvents`, `pollEvents`: raw rows, one per guide event or poll response.
+    GuideEvents {
+        /// Which source.
+        kind: GuideSource,
+        /// App ids.
+        apps: Vec<i64>,
+        /// `guideId` restriction.
+        guide: Option<String>,
+        /// `guideStepId` restriction (`guideEvents`).
+        step: Option<String>,
+        /// `pollId` restriction (`pollEvents`).
+        poll: Option<String>,
+        /// Time window (rows by `browserTime`).
+        window: Window,
+    },
     /// `visitors` (optionally identified only).
     Visitors {
         /// Drop anonymous visitors.
@@ -38,6 +53,8 @@ pub enum Source {
     Features(Vec<i64>),
     /// `trackTypes` of apps.
     TrackTypes(Vec<i64>),
+    /// `guides` of apps.
+    Guides(Vec<i64>),
     /// `apps`.
     Apps,
     /// The `pes` stage used as the pipeline's source.
@@ -121,12 +138,36 @@ pub fn parse_source(v: &Value, ctx: &EvalCtx) -> Result<(Source, i64), String> {
             start,
         ))
     };
+    let guide_event = |kind: GuideSource| -> Result<(Source, i64), String> {
+        let ts = o
+            .get("timeSeries")
+            .ok_or(format!("source {name} requires a timeSeries"))?;
+        let window = parse_window(ts, ctx)?;
+        let start = window.start_ms;
+        let (step, poll) = match kind {
+            GuideSource::GuideEvents => (item_param(&params, "guideStepId")?, None),
+            GuideSource::PollEvents => (None, item_param(&params, "pollId")?),
+        };
+        Ok((
+            Source::GuideEvents {
+                kind,
+                apps: apps()?,
+                guide: item_param(&params, "guideId")?,
+                step,
+                poll,
+                window,
+            },
+            start,
+        ))
+    };
     let snap = |s: Source| Ok((s, ctx.now_ms));
     match name.as_str() {
         "events" => event(EventSource::Events, None),
         "pageEvents" => event(EventSource::PageEvents, Some("pageId")),
         "featureEvents" => event(EventSource::FeatureEvents, Some("featureId")),
         "trackEvents" => event(EventSource::TrackEvents, Some("trackTypeId")),
+        "guideEvents" => guide_event(GuideSource::GuideEvents),
+        "pollEvents" => guide_event(GuideSource::PollEvents),
         "visitors" => snap(Source::Visitors {
             identified: params
                 .get("identified")
@@ -137,6 +178,7 @@ pub fn parse_source(v: &Value, ctx: &EvalCtx) -> Result<(Source, i64), String> {
         "pages" => snap(Source::Pages(apps()?)),
         "features" => snap(Source::Features(apps()?)),
         "trackTypes" => snap(Source::TrackTypes(apps()?)),
+        "guides" => snap(Source::Guides(apps()?)),
         "apps" => snap(Source::Apps),
         other => Err(format!("unknown or unsupported source {other:?}")),
     }
@@ -160,6 +202,32 @@ pub fn rows<'a>(source: &'a Source, sub: &'a Subscription, ctx: &'a EvalCtx) -> 
                 sub.event_rows(*kind, apps, window.first_date, last, item.as_deref())
                     .filter(move |r| !hourly || (r.hour >= start && r.hour < end))
                     .map(move |r| r.to_json(hourly)),
+            )
+        }
+        Source::GuideEvents {
+            kind,
+            apps,
+            guide,
+            step,
+            poll,
+            window,
+        } => {
+            // As event sources: no dates after the local date of the simulator's current now;
+            // raw rows are also cut at now itself and at the window's bounds (hourRange).
+            let today = local_date(ctx.tz, ctx.now_ms);
+            let last = window.last_date.min(today);
+            let (start, end, now) = (window.start_ms, window.end_ms, ctx.now_ms);
+            let filter = GuideFilter {
+                guide: guide.as_deref(),
+                step: step.as_deref(),
+                poll: poll.as_deref(),
+            };
+            Box::new(
+                sub.guide_rows(*kind, apps, window.first_date, last, filter)
+                    .filter(move |r| {
+                        r.browser_time >= start && r.browser_time < end && r.browser_time <= now
+                    })
+                    .map(|r| r.to_json()),
             )
         }
         Source::Visitors { identified } => Box::new(
@@ -186,6 +254,12 @@ pub fn rows<'a>(source: &'a Source, sub: &'a Subscription, ctx: &'a EvalCtx) -> 
                 .iter()
                 .filter(move |t| apps.contains(&t.app_id))
                 .map(move |t| sub.track_type_json(t)),
+        ),
+        Source::Guides(apps) => Box::new(
+            sub.guides
+                .iter()
+                .filter(move |g| apps.contains(&g.app_id))
+                .map(move |g| sub.guide_json(g)),
         ),
         Source::Apps => Box::new(sub.apps.iter().map(move |a| sub.app_json(a))),
         Source::Pes(spec) => Box::new(super::pes::compute(spec, sub, ctx).into_iter()),
