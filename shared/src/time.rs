@@ -20,6 +20,16 @@ pub fn local_date_of_bucket(ms: i64, tz: Option<Tz>) -> Option<NaiveDate> {
     }
 }
 
+/// The local calendar date of an event's time (epoch ms, e.g. a raw event's `browserTime`): in
+/// the subscription's zone, or in UTC without one.
+pub fn local_date_of_time(ms: i64, tz: Option<Tz>) -> Option<NaiveDate> {
+    let t = DateTime::from_timestamp_millis(ms)?;
+    Some(match tz {
+        Some(tz) => t.with_timezone(&tz).date_naive(),
+        None => t.date_naive(),
+    })
+}
+
 /// The last day whose data is complete: yesterday in the zone, or two days ago in UTC.
 pub fn last_complete_day(now: DateTime<Utc>, tz: Option<Tz>) -> NaiveDate {
     match tz {

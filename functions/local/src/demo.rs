@@ -162,7 +162,7 @@ async fn configure(
     Ok(segment.clone())
 }
 
-/// The demo's seven mappings, one or more of each kind, created and printed.
+/// The demo's mappings, one or more of each kind, created and printed.
 async fn create_mappings(
     app: &App,
     t: &TenantId,
@@ -257,6 +257,41 @@ async fn create_mappings(
         },
         Target::Company,
         "Engagement",
+    ));
+    // A guide of several steps (seen and completed), and the NPS of the guide that asks it.
+    let tour = sub
+        .guides
+        .iter()
+        .find(|g| g.app_id == default_app && g.steps.len() > 1)
+        .context("the simulator has no guide of several steps")?;
+    inputs.push(MappingInput::new(
+        MappingKind::Guide {
+            guide_id: tour.id.clone(),
+            advanced_metric: None,
+            dismissed_metric: None,
+            completed_metric: Some(format!("{} completed", tour.name)),
+        },
+        Target::Company,
+        &format!("{} seen", tour.name),
+    ));
+    let (nps_guide, nps_poll) = sub
+        .guides
+        .iter()
+        .find_map(|g| {
+            let p = g.polls.iter().find(|p| p.kind.as_str() == "NPSRating")?;
+            Some((g.id.clone(), p.id.clone()))
+        })
+        .context("the simulator has no NPS poll")?;
+    inputs.push(MappingInput::new(
+        MappingKind::Poll {
+            guide_id: nps_guide,
+            poll_id: nps_poll,
+            window_days: None,
+            responses_metric: Some("NPS responses".into()),
+            mean_metric: None,
+        },
+        Target::Company,
+        "NPS",
     ));
     let mut mappings = Vec::new();
     for input in &inputs {

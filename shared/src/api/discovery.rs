@@ -1,5 +1,5 @@
-//! Discovery from Pendo: pages, features, track types, segments, and reports classified as
-//! compatible or not.
+//! Discovery from Pendo: pages, features, track types, guides (with their steps and polls),
+//! segments, and reports classified as compatible or not.
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -87,6 +87,73 @@ pub async fn track_types(
 ) -> Result<Json<Vec<PendoObject>>, ApiError> {
     Ok(Json(objects(
         list(&app, &caller, ObjectList::TrackTypes).await?,
+    )))
+}
+
+/// A guide as Pendo lists it: its app, state, number of steps and polls.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuideObject {
+    pub id: String,
+    pub name: String,
+    pub app_id: Option<i64>,
+    /// `public`, `staged`, `draft`, … as Pendo says.
+    pub state: Option<String>,
+    /// Its steps (a guide of several steps can be completed).
+    pub steps: usize,
+    pub polls: Vec<GuidePoll>,
+}
+
+/// A poll of a guide: its id and type (`NPSRating`, `NPSReason`, `PositiveNegative`,
+/// `NumberScale`, … from the poll's `attributes.type`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuidePoll {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub question: Option<String>,
+}
+
+fn guides(v: &[Value]) -> Vec<GuideObject> {
+    let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut out: Vec<GuideObject> = v
+        .iter()
+        .filter_map(|g| {
+            let polls = g.get("polls").and_then(Value::as_array);
+            Some(GuideObject {
+                id: text(g, "id")?,
+                name: text(g, "name").unwrap_or_default(),
+                app_id: g.get("appId").and_then(Value::as_i64),
+                state: text(g, "state"),
+                steps: crate::sync::guide_source::steps(g).len(),
+                polls: polls
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        Some(GuidePoll {
+                            id: text(p, "id")?,
+                            kind: p.get("attributes").and_then(|a| text(a, "type")),
+                            question: text(p, "question"),
+                        })
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Pendo guides of every app, with their steps and polls.
+#[utoipa::path(get, path = "/v1/discovery/guides", tag = "discovery",
+    responses((status = 200, body = Vec<GuideObject>), (status = 409, body = super::error::ErrorBody), (status = 502, body = super::error::ErrorBody)))]
+pub async fn guide_list(
+    State(app): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<GuideObject>>, ApiError> {
+    Ok(Json(guides(
+        &list(&app, &caller, ObjectList::Guides).await?,
     )))
 }
 

@@ -70,6 +70,7 @@ pub fn documented() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(discovery::pages))
         .routes(routes!(discovery::features))
         .routes(routes!(discovery::track_types))
+        .routes(routes!(discovery::guide_list))
         .routes(routes!(discovery::segments))
         .routes(routes!(discovery::apps))
         .routes(routes!(discovery::reports))

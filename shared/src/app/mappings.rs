@@ -179,11 +179,19 @@ impl App {
         }
         let kept = old.map(references).unwrap_or_default();
         // A report is re-checked whenever its mapping's source or target changes: its columns
-        // and id fields depend on both.
-        let report_changed = old.is_none_or(|o| o.source != m.source || o.target != m.target);
+        // and id fields depend on both; a guide whenever its source does (its completions need
+        // a guide of several steps).
+        let source_changed = old.is_none_or(|o| o.source != m.source || o.target != m.target);
         let refs: Vec<Reference> = references(m)
             .into_iter()
-            .filter(|r| !kept.contains(r) || (report_changed && matches!(r, Reference::Report(_))))
+            .filter(|r| {
+                !kept.contains(r)
+                    || (source_changed
+                        && matches!(
+                            r,
+                            Reference::Report(_) | Reference::Guide(_) | Reference::Poll(..)
+                        ))
+            })
             .collect();
         if refs.is_empty() {
             return Ok(());
@@ -199,8 +207,70 @@ impl App {
                 )?;
             }
         }
+        if let MappingKind::Guide {
+            guide_id,
+            completed_metric: Some(_),
+            ..
+        } = &m.source
+        {
+            let single = catalog
+                .guide(guide_id)
+                .is_some_and(|g| crate::sync::guide_source::completing_step(g).is_none());
+            if single {
+                return Err(ValidationError::new(
+                    "source.completedMetric",
+                    format!("guide {guide_id} has a single step: it is completed when seen, which the guide's metric counts already"),
+                )
+                .into());
+            }
+        }
+        if let MappingKind::Poll {
+            guide_id,
+            poll_id,
+            window_days,
+            mean_metric,
+            ..
+        } = &m.source
+        {
+            use crate::sync::poll_source::{poll, poll_type};
+            let found = catalog.guide(guide_id).and_then(|g| poll(g, poll_id));
+            if let Some(p) = found {
+                check_poll_options(poll_type(p), m.target, *window_days, mean_metric.is_some())?;
+            }
+        }
         Ok(())
     }
+}
+
+/// What a Poll mapping may set for its poll's type: a trailing window only for an NPS poll on
+/// companies, assets or projects; a mean only for a poll other than NPS.
+fn check_poll_options(
+    kind: Option<&str>,
+    target: crate::domain::Target,
+    window_days: Option<u32>,
+    mean: bool,
+) -> Result<(), ValidationError> {
+    use crate::sync::poll_source::NPS_RATING;
+    let nps = kind == Some(NPS_RATING);
+    let kind = kind.unwrap_or("of no type");
+    if nps && mean {
+        return Err(ValidationError::new(
+            "source.meanMetric",
+            "an NPS poll has no mean: its metric is the NPS (on end users, their rating)",
+        ));
+    }
+    if window_days.is_some() && (!nps || target == crate::domain::Target::EndUser) {
+        return Err(ValidationError::new(
+            "source.windowDays",
+            format!("only the NPS of companies, assets or projects has a trailing window (this poll is {kind}, on {})", match target {
+                crate::domain::Target::Company => "companies",
+                crate::domain::Target::EndUser => "end users",
+                crate::domain::Target::Asset => "assets",
+                crate::domain::Target::Project => "projects",
+            }),
+        ));
+    }
+    Ok(())
 }
 
 /// PES is computed per Pendo account: while PES mappings exist, the company id field must stay

@@ -107,6 +107,32 @@ pub enum MappingKind {
         track_type_id: String,
         minutes_metric: Option<String>,
     },
+    /// `guideEvents` of one guide, all apps: the times it was seen per object and day (the
+    /// metric name); optionally the counts of its other events, each under its own metric
+    /// name: steps advanced, dismissals, and completions (its last step seen, for a guide of
+    /// several steps). End users get an activity record of each day they saw it.
+    #[serde(rename_all = "camelCase")]
+    Guide {
+        guide_id: String,
+        advanced_metric: Option<String>,
+        dismissed_metric: Option<String>,
+        completed_metric: Option<String>,
+    },
+    /// `pollEvents` of one poll of a guide, all apps. An NPS poll (`NPSRating`): on end users,
+    /// the latest rating (0–10) of each day they answered; on companies, assets and projects,
+    /// the NPS of the `windowDays` days ending on each day (default 90: % promoters, 9–10,
+    /// minus % detractors, 0–6, over each end user's latest response in them; no value without
+    /// one), and `responsesMetric` the responses it counted. Another poll: the responses of
+    /// each day, and `meanMetric` the mean of its numeric answers. Respondents get an activity
+    /// record of the day they answered.
+    #[serde(rename_all = "camelCase")]
+    Poll {
+        guide_id: String,
+        poll_id: String,
+        window_days: Option<u32>,
+        responses_metric: Option<String>,
+        mean_metric: Option<String>,
+    },
     #[serde(rename_all = "camelCase")]
     Report {
         report_id: String,
@@ -130,6 +156,34 @@ pub enum EventSource {
     Feature,
     Page,
     Track,
+}
+
+/// The longest trailing window of an NPS mapping (a year).
+pub const MAX_POLL_WINDOW_DAYS: u32 = 366;
+
+/// The trailing window of an NPS mapping when it sets none.
+pub const DEFAULT_POLL_WINDOW_DAYS: u32 = 90;
+
+/// What a Guide mapping counts besides the times its guide was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuidePart {
+    /// `guideAdvanced` events (a step moved on from).
+    Advanced,
+    /// `guideDismissed` events.
+    Dismissed,
+    /// The guide's last step seen (a guide of several steps).
+    Completed,
+}
+
+impl GuidePart {
+    /// Its name in the mapping's fields (`{name}Metric`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advanced => "advanced",
+            Self::Dismissed => "dismissed",
+            Self::Completed => "completed",
+        }
+    }
 }
 
 /// What an event mapping reads: its stream, the id of its feature, page or track type, and
@@ -157,7 +211,11 @@ impl MappingKind {
                 track_type_id,
                 minutes_metric,
             } => (EventSource::Track, track_type_id, minutes_metric),
-            Self::Report { .. } | Self::Aggregation { .. } | Self::Pes { .. } => return None,
+            Self::Guide { .. }
+            | Self::Poll { .. }
+            | Self::Report { .. }
+            | Self::Aggregation { .. }
+            | Self::Pes { .. } => return None,
         };
         Some(EventItem {
             source,
@@ -166,11 +224,36 @@ impl MappingKind {
         })
     }
 
+    /// The optional metrics of a Guide mapping, in order (`None` for the other kinds).
+    pub fn guide_parts(&self) -> Option<Vec<(GuidePart, &str)>> {
+        let Self::Guide {
+            advanced_metric,
+            dismissed_metric,
+            completed_metric,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(
+            [
+                (GuidePart::Advanced, advanced_metric),
+                (GuidePart::Dismissed, dismissed_metric),
+                (GuidePart::Completed, completed_metric),
+            ]
+            .into_iter()
+            .filter_map(|(p, m)| m.as_deref().map(|m| (p, m)))
+            .collect(),
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Feature { .. } => "feature",
             Self::Page { .. } => "page",
             Self::Track { .. } => "track",
+            Self::Guide { .. } => "guide",
+            Self::Poll { .. } => "poll",
             Self::Report { .. } => "report",
             Self::Aggregation { .. } => "aggregation",
             Self::Pes { .. } => "pes",
@@ -343,6 +426,52 @@ impl MappingInput {
                 track_type_id: crate::domain::ids::check_id("source.trackTypeId", track_type_id)?,
                 minutes_metric: minutes(minutes_metric)?,
             },
+            MappingKind::Guide {
+                guide_id,
+                advanced_metric,
+                dismissed_metric,
+                completed_metric,
+            } => {
+                let metric = |field: &str, m: &Option<String>| {
+                    m.as_deref()
+                        .map(|m| check_metric_name(field, m))
+                        .transpose()
+                };
+                MappingKind::Guide {
+                    guide_id: crate::domain::ids::check_id("source.guideId", guide_id)?,
+                    advanced_metric: metric("source.advancedMetric", advanced_metric)?,
+                    dismissed_metric: metric("source.dismissedMetric", dismissed_metric)?,
+                    completed_metric: metric("source.completedMetric", completed_metric)?,
+                }
+            }
+            MappingKind::Poll {
+                guide_id,
+                poll_id,
+                window_days,
+                responses_metric,
+                mean_metric,
+            } => {
+                let metric = |field: &str, m: &Option<String>| {
+                    m.as_deref()
+                        .map(|m| check_metric_name(field, m))
+                        .transpose()
+                };
+                if let Some(w) = window_days {
+                    if !(1..=MAX_POLL_WINDOW_DAYS).contains(w) {
+                        return Err(ValidationError::new(
+                            "source.windowDays",
+                            format!("must be 1 to {MAX_POLL_WINDOW_DAYS} days"),
+                        ));
+                    }
+                }
+                MappingKind::Poll {
+                    guide_id: crate::domain::ids::check_id("source.guideId", guide_id)?,
+                    poll_id: crate::domain::ids::check_id("source.pollId", poll_id)?,
+                    window_days: *window_days,
+                    responses_metric: metric("source.responsesMetric", responses_metric)?,
+                    mean_metric: metric("source.meanMetric", mean_metric)?,
+                }
+            }
             MappingKind::Aggregation { pipeline, fields } => {
                 let stages = crate::domain::aggregation::validate_aggregation(
                     pipeline,
@@ -473,6 +602,34 @@ fn check_metric_names_free(
             ));
         }
     }
+    let parts: Vec<(&str, &str)> = match source {
+        MappingKind::Guide { .. } => source
+            .guide_parts()
+            .into_iter()
+            .flatten()
+            .map(|(p, n)| (p.as_str(), n))
+            .collect(),
+        MappingKind::Poll {
+            responses_metric,
+            mean_metric,
+            ..
+        } => [("responses", responses_metric), ("mean", mean_metric)]
+            .into_iter()
+            .filter_map(|(p, m)| m.as_deref().map(|m| (p, m)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut seen = vec![metric_name.to_lowercase()];
+    for (part, name) in parts {
+        let lower = name.to_lowercase();
+        if seen.contains(&lower) {
+            return Err(ValidationError::new(
+                format!("source.{part}Metric"),
+                "must differ from metricName and the mapping's other metrics",
+            ));
+        }
+        seen.push(lower);
+    }
     let names = metric_names(source, metric_name);
     for other in existing
         .iter()
@@ -519,6 +676,24 @@ pub fn metric_names(kind: &MappingKind, metric_name: &str) -> Vec<String> {
                     .map(str::to_string),
             );
         }
+        MappingKind::Guide { .. } => {
+            v.extend(
+                kind.guide_parts()
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, n)| n.to_string()),
+            );
+        }
+        MappingKind::Poll {
+            responses_metric,
+            mean_metric,
+            ..
+        } => v.extend(
+            [responses_metric, mean_metric]
+                .into_iter()
+                .flatten()
+                .cloned(),
+        ),
         MappingKind::Report { columns: f, .. } | MappingKind::Aggregation { fields: f, .. } => {
             v = f
                 .iter()
@@ -656,6 +831,52 @@ mod tests {
         .validate(&i, MappingId::parse("m3").unwrap(), &[m], now)
         .unwrap_err();
         assert_eq!(dup.field, "metricName");
+    }
+
+    /// A Guide mapping: its optional metrics named on their own, each distinct from the others
+    /// and from the metric name; fetched a day a call, in no shared event call.
+    #[test]
+    fn a_guide_mapping_names_its_metrics() {
+        let i = integration();
+        let now = Utc::now();
+        let guide = |source: serde_json::Value| {
+            input(serde_json::json!({"source": source, "target": "company",
+                "metricName": "Tour seen"}))
+            .unwrap()
+            .validate(&i, MappingId::parse("m1").unwrap(), &[], now)
+        };
+        let m = guide(serde_json::json!({"kind": "guide", "guideId": " g1 ",
+            "advancedMetric": " Tour steps ", "completedMetric": "Tour done"}))
+        .unwrap();
+        assert_eq!(
+            m.source,
+            MappingKind::Guide {
+                guide_id: "g1".into(),
+                advanced_metric: Some("Tour steps".into()),
+                dismissed_metric: None,
+                completed_metric: Some("Tour done".into()),
+            }
+        );
+        assert_eq!((m.source.name(), m.source.max_chunk_days()), ("guide", 1));
+        assert_eq!(m.source.event_item(), None);
+        assert_eq!(
+            metric_names(&m.source, &m.metric_name),
+            ["Tour seen", "Tour steps", "Tour done"].map(String::from)
+        );
+        let same = guide(serde_json::json!({"kind": "guide", "guideId": "g1",
+            "dismissedMetric": "tour SEEN"}))
+        .unwrap_err();
+        assert_eq!(same.field, "source.dismissedMetric");
+        let twice = guide(serde_json::json!({"kind": "guide", "guideId": "g1",
+            "advancedMetric": "x", "completedMetric": "X"}))
+        .unwrap_err();
+        assert_eq!(twice.field, "source.completedMetric");
+        let blank = guide(serde_json::json!({"kind": "guide", "guideId": "g1",
+            "advancedMetric": "  "}))
+        .unwrap_err();
+        assert_eq!(blank.field, "source.advancedMetric");
+        let no_id = guide(serde_json::json!({"kind": "guide", "guideId": ""})).unwrap_err();
+        assert_eq!(no_id.field, "source.guideId");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub use integration::{
     FieldRef, FieldRole, Integration, IntegrationKey, PendoDomain, Settings, Timezone,
 };
 pub use mapping::{
-    EventItem, EventSource, Mapping, MappingInput, MappingKind, MappingState, SyncedRange, Target,
+    EventItem, EventSource, GuidePart, Mapping, MappingInput, MappingKind, MappingState,
+    SyncedRange, Target,
 };
 pub use metric::{
     Activity, ChunkOutcome, ChunkRecord, ChunkStart, ChunkStats, ChunkStatus, ExportRow,

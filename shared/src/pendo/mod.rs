@@ -105,6 +105,7 @@ pub enum ObjectList {
     Pages,
     Features,
     TrackTypes,
+    Guides,
     Segments,
     Reports,
 }
@@ -115,6 +116,7 @@ impl ObjectList {
             Self::Pages => "/api/v1/page?expand=*",
             Self::Features => "/api/v1/feature?expand=*",
             Self::TrackTypes => "/api/v1/tracktype?expand=*",
+            Self::Guides => "/api/v1/guide?expand=*",
             Self::Segments => "/api/v1/segment",
             Self::Reports => "/api/v1/report",
         }

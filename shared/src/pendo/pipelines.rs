@@ -1,6 +1,7 @@
 //! Aggregation requests per mapping kind (pure). Every request asks only for the columns the
 //! transform reads, under fixed names, so the row shape is the same whatever the field mappings.
 
+use crate::domain::aggregation::IdFields;
 use crate::domain::Window;
 use crate::domain::{FieldMappings, FieldRecord, FieldRef};
 use chrono_tz::Tz;
@@ -102,6 +103,28 @@ pub fn event_request(
         "group": keys,
         "fields": [ { col::EVENTS: { "sum": "numEvents" } }, { col::MINUTES: { "sum": "numMinutes" } } ],
     }}));
+    let item = [(col::ITEM, id_param)];
+    let renamed: &[(&str, &str)] = if shared { &item } else { &[] };
+    pipeline.extend(mapped_projection(
+        fields,
+        &[col::DAY, col::APP, col::EVENTS, col::MINUTES],
+        renamed,
+    ));
+    json!({
+        "response": { "mimeType": "application/json" },
+        "request": { "name": "pendo-sync", "requestId": request_id, "pipeline": pipeline },
+    })
+}
+
+/// The last stages of a generated pipeline: the visitor and account records attached when a
+/// mapped field reads them, then a `select` of the columns `kept` (under their own names),
+/// `renamed` (column ← row field) and every mapped field under its fixed column name
+/// ([`col::COMPANY`], [`col::END_USER`], …).
+fn mapped_projection(
+    fields: &FieldMappings,
+    kept: &[&str],
+    renamed: &[(&str, &str)],
+) -> Vec<Value> {
     let mapped: Vec<(&str, &FieldRef)> = [
         (col::COMPANY, Some(&fields.company_id)),
         (col::END_USER, fields.end_user_id.as_ref()),
@@ -114,27 +137,130 @@ pub fn event_request(
     .into_iter()
     .filter_map(|(c, f)| f.map(|f| (c, f)))
     .collect();
+    let mut out = Vec::new();
     if mapped.iter().any(|(_, f)| f.record == FieldRecord::Visitor) {
-        pipeline.push(json!({ "bulkExpand": { "visitor": { "visitor": "visitorId" } } }));
+        out.push(json!({ "bulkExpand": { "visitor": { "visitor": "visitorId" } } }));
     }
     if mapped.iter().any(|(_, f)| f.record == FieldRecord::Account) {
-        pipeline.push(json!({ "bulkExpand": { "account": { "account": "accountId" } } }));
+        out.push(json!({ "bulkExpand": { "account": { "account": "accountId" } } }));
     }
     let mut select = Map::new();
-    for c in [col::DAY, col::APP, col::EVENTS, col::MINUTES] {
-        select.insert(c.into(), Value::String(c.into()));
+    for c in kept {
+        select.insert((*c).into(), Value::String((*c).into()));
     }
     for (c, f) in mapped {
         select.insert(c.into(), Value::String(expr(f)));
     }
-    if shared {
-        select.insert(col::ITEM.into(), Value::String(id_param.into()));
+    for (c, field) in renamed {
+        select.insert((*c).into(), Value::String((*field).into()));
     }
-    pipeline.push(json!({ "select": Value::Object(select) }));
-    json!({
-        "response": { "mimeType": "application/json" },
-        "request": { "name": "pendo-sync", "requestId": request_id, "pipeline": pipeline },
-    })
+    out.push(json!({ "select": Value::Object(select) }));
+    out
+}
+
+/// The id columns of a pipeline projected by [`mapped_projection`], for a target: each mapped
+/// field under its fixed column name.
+pub fn projected_ids(target: crate::domain::Target, fields: &FieldMappings) -> IdFields {
+    use crate::domain::Target;
+    let named = |f: Option<&FieldRef>, c: &str| f.map(|_| c.to_string());
+    IdFields {
+        company: col::COMPANY.into(),
+        end_user: named(fields.end_user_id.as_ref(), col::END_USER),
+        email: named(fields.email.as_ref(), col::EMAIL),
+        object: match target {
+            Target::Asset => named(fields.asset_id.as_ref(), col::ASSET),
+            Target::Project => named(fields.project_id.as_ref(), col::PROJECT),
+            Target::Company | Target::EndUser => None,
+        },
+        name: named(fields.name.as_ref(), col::NAME),
+        surname: named(fields.surname.as_ref(), col::SURNAME),
+    }
+}
+
+/// Output columns of a guide pipeline ([`guide_stages`]), besides the mapped ones.
+pub mod guide_col {
+    /// The event's type (`guideSeen`, `guideAdvanced`, `guideDismissed`).
+    pub const TYPE: &str = "type";
+    /// The guide step the events were on.
+    pub const STEP: &str = "guideStepId";
+    /// How many such events.
+    pub const COUNT: &str = "count";
+}
+
+/// The guide event types a Guide mapping counts.
+pub const GUIDE_EVENT_TYPES: [&str; 3] = ["guideSeen", "guideAdvanced", "guideDismissed"];
+
+/// The stages of one local day of one guide's events, all apps: `guideEvents` rows are raw
+/// events, so they are counted per visitor, account, app, event type and step
+/// (`filter` + `group` with `count`, operators Pendo documents), then projected like an event
+/// request's rows ([`mapped_projection`]). The reader turns the types into its metrics.
+pub fn guide_stages(
+    guide_id: &str,
+    day: chrono::NaiveDate,
+    tz: Option<Tz>,
+    fields: &FieldMappings,
+) -> Vec<Value> {
+    let types: Vec<String> = GUIDE_EVENT_TYPES
+        .iter()
+        .map(|t| format!("type == {}", quoted(t)))
+        .collect();
+    let mut out = vec![
+        json!({ "source": {
+            "guideEvents": { "guideId": guide_id, "appId": "expandAppIds(\"*\")" },
+            "timeSeries": day_time_series(day, tz),
+        }}),
+        json!({ "filter": types.join(" || ") }),
+        json!({ "group": {
+            "group": ["visitorId", "accountId", "appId", guide_col::TYPE, guide_col::STEP],
+            "fields": [ { guide_col::COUNT: { "count": null } } ],
+        }}),
+    ];
+    out.extend(mapped_projection(
+        fields,
+        &[col::APP, guide_col::TYPE, guide_col::STEP, guide_col::COUNT],
+        &[],
+    ));
+    out
+}
+
+/// Output columns of a poll pipeline ([`poll_stages`]), besides the mapped ones.
+pub mod poll_col {
+    /// The visitor who answered (each one's latest response counts for NPS).
+    pub const VISITOR: &str = "visitorId";
+    /// When (`browserTime`, ms).
+    pub const TIME: &str = "browserTime";
+    /// The answer (`pollResponse`).
+    pub const RESPONSE: &str = "pollResponse";
+}
+
+/// The stages of one poll's responses over `time_series`, all apps: raw `pollEvents` rows
+/// (one per response), projected like an event request's rows with the visitor, the time and
+/// the answer kept ([`mapped_projection`]).
+pub fn poll_stages(
+    guide_id: &str,
+    poll_id: &str,
+    time_series: Value,
+    fields: &FieldMappings,
+) -> Vec<Value> {
+    let mut out = vec![json!({ "source": {
+        "pollEvents": {
+            "guideId": guide_id,
+            "pollId": poll_id,
+            "appId": "expandAppIds(\"*\")",
+        },
+        "timeSeries": time_series,
+    }})];
+    out.extend(mapped_projection(
+        fields,
+        &[
+            col::APP,
+            poll_col::VISITOR,
+            poll_col::TIME,
+            poll_col::RESPONSE,
+        ],
+        &[],
+    ));
+    out
 }
 
 /// The `timeSeries` of a per-day custom aggregation: the single local day `day`.
@@ -334,6 +460,50 @@ mod tests {
         );
         assert_eq!(p[4]["select"]["item"], "pageId");
         assert_eq!(p.len(), 5);
+    }
+
+    #[test]
+    fn a_guide_day_counts_its_event_types_per_visitor_account_app_and_step() {
+        let fm = FieldMappingsInput {
+            email: Some("metadata.agent.email".into()),
+            ..Default::default()
+        }
+        .apply(&FieldMappings::default())
+        .unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let p = guide_stages("g\"1", day, None, &fm);
+        assert_eq!(
+            p[0]["source"]["guideEvents"],
+            json!({"guideId": "g\"1", "appId": "expandAppIds(\"*\")"})
+        );
+        assert_eq!(p[0]["source"]["timeSeries"], day_time_series(day, None));
+        assert_eq!(
+            p[1]["filter"],
+            r#"type == "guideSeen" || type == "guideAdvanced" || type == "guideDismissed""#
+        );
+        assert_eq!(
+            p[2]["group"],
+            json!({"group": ["visitorId", "accountId", "appId", "type", "guideStepId"],
+                   "fields": [{"count": {"count": null}}]})
+        );
+        assert_eq!(p[3]["bulkExpand"]["visitor"]["visitor"], "visitorId");
+        assert_eq!(
+            p[4]["select"],
+            json!({"appId": "appId", "type": "type", "guideStepId": "guideStepId",
+                   "count": "count", "company": "accountId", "endUser": "visitorId",
+                   "email": "visitor.agent.email"})
+        );
+        assert_eq!(p.len(), 5);
+        let ids = projected_ids(crate::domain::Target::EndUser, &fm);
+        assert_eq!(
+            (
+                ids.company.as_str(),
+                ids.end_user.as_deref(),
+                ids.email.as_deref()
+            ),
+            ("company", Some("endUser"), Some("email"))
+        );
+        assert_eq!((ids.object, ids.name), (None, None));
     }
 
     #[test]

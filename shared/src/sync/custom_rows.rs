@@ -4,7 +4,8 @@
 //! end users are resolved and, when the mapping may create them, queued for creation with the
 //! Feature/Page identity rules, and their name, surname and email are taken from the row's
 //! columns the field mappings name, only where the user's field is empty (email only on a
-//! mapping with "Auto-create users?" on). These kinds write no activity. No I/O.
+//! mapping with "Auto-create users?" on). A kind with activity (a Guide mapping) also sums one
+//! column per end user of the day, on any target, as an event mapping does. No I/O.
 
 use super::identity::{Directory, IdentityRules, NewUsers, UserMatch};
 use super::transform::Fill;
@@ -33,6 +34,72 @@ pub struct DaySpec {
     pub auto_create: bool,
     pub day: NaiveDate,
     pub apps: AppsTable,
+    /// The end users' activity records of the day, if the kind writes them.
+    pub activity: Option<DayActivity>,
+    /// Values computed from the fields' sums, written after them (a field named `""` is only
+    /// their input).
+    pub derived: Vec<Derived>,
+}
+
+/// A value computed from the sums of a day's fields, per object and app, rounded to two
+/// decimals (an NPS of 55.56, a mean of 4.33: as Pendo and people write them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Derived {
+    /// `100 × (promoters − detractors) / respondents`, where there are respondents.
+    Nps {
+        metric: String,
+        promoters: usize,
+        detractors: usize,
+        respondents: usize,
+    },
+    /// `sum / count`, where the count is above 0.
+    Mean {
+        metric: String,
+        sum: usize,
+        count: usize,
+    },
+}
+
+impl Derived {
+    fn metric(&self) -> &str {
+        match self {
+            Self::Nps { metric, .. } | Self::Mean { metric, .. } => metric,
+        }
+    }
+
+    /// The value from the field sums `field(i)`; `None` without its denominator.
+    fn value(&self, field: impl Fn(usize) -> f64) -> Option<f64> {
+        let exact = match self {
+            Self::Nps {
+                promoters,
+                detractors,
+                respondents,
+                ..
+            } => {
+                let n = field(*respondents);
+                (n > 0.0).then(|| 100.0 * (field(*promoters) - field(*detractors)) / n)
+            }
+            Self::Mean { sum, count, .. } => {
+                let n = field(*count);
+                (n > 0.0).then(|| field(*sum) / n)
+            }
+        };
+        exact.map(|v| (v * 100.0).round() / 100.0)
+    }
+}
+
+/// The activity records a per-day kind writes: per end user of the day, the sum of one of its
+/// fields (only where it is above 0), under the mapping's label.
+#[derive(Debug, Clone)]
+pub struct DayActivity {
+    pub mapping_id: crate::domain::MappingId,
+    pub label: String,
+    /// The index in [`DaySpec::fields`] of the column summed.
+    pub field: usize,
+    pub passive: bool,
+    /// A column whose text, when a row has it, is said in the label: `"{label}: {text}"` (the
+    /// end user's last such row of the day).
+    pub detail: Option<String>,
 }
 
 impl DaySpec {
@@ -63,6 +130,17 @@ impl DaySpec {
 /// report row carries emails, names and columns no metric reads; building them all was most of
 /// a Report mapping's CPU).
 struct Columns<'c>(&'c [String]);
+
+/// Parses a raw row into the `columns` named (see [`Columns`]).
+///
+/// # Errors
+/// A row that is not a JSON object.
+pub fn parse_columns(raw: &[u8], columns: &[String]) -> Result<Map<String, Value>, RowError> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    serde::de::DeserializeSeed::deserialize(Columns(columns), &mut de)
+        .and_then(|row| de.end().map(|()| row))
+        .map_err(|e| RowError(format!("bad pipeline row: {e}")))
+}
 
 impl<'de> serde::de::DeserializeSeed<'de> for Columns<'_> {
     type Value = Map<String, Value>;
@@ -159,6 +237,8 @@ pub struct DayAccumulator<'d> {
     /// The slot of each numeric app id met (0 for every row of a single-app mapping).
     app_by_id: Vec<(i64, u16)>,
     values: HashMap<(u32, u16, usize), f64>,
+    /// End-user slot → the activity column's sum and detail ([`DaySpec::activity`]).
+    activity: HashMap<u32, (f64, Option<String>)>,
     new_users: NewUsers,
     fills: HashMap<u32, Fill>,
     pub rows_read: u64,
@@ -179,6 +259,7 @@ impl<'d> DayAccumulator<'d> {
             app_slots: Vec::new(),
             app_by_id: Vec::new(),
             values: HashMap::default(),
+            activity: HashMap::default(),
             new_users: NewUsers::default(),
             fills: HashMap::default(),
             rows_read: 0,
@@ -232,36 +313,68 @@ impl<'d> DayAccumulator<'d> {
                 self.dir
                     .project(&column(&self.spec.ids.object).ok_or(Skip::NoId)?),
             ),
-            Target::EndUser => {
-                let ext = column(&self.spec.ids.end_user);
-                let email = column(&self.spec.ids.email).map(|e| e.trim().to_lowercase());
-                let name = column(&self.spec.ids.name).map(|v| v.trim().to_string());
-                let surname = column(&self.spec.ids.surname).map(|v| v.trim().to_string());
-                let rules = IdentityRules {
-                    email_mapped: self.spec.email_mapped,
-                    may_create: self.spec.may_create,
-                };
-                let found = match self.dir.match_user(
+            Target::EndUser => self.user(row),
+        }
+    }
+
+    /// The row's end user (found, or queued for creation when the mapping may create it), or
+    /// why it has none.
+    fn user<R: Row + ?Sized>(&mut self, row: &R) -> Result<u32, Skip> {
+        let company = text(row.get(&self.spec.ids.company)).filter(|c| !c.is_empty());
+        let column = |f: &Option<String>| {
+            f.as_ref()
+                .and_then(|c| text(row.get(c)))
+                .filter(|v| !v.is_empty())
+        };
+        let ext = column(&self.spec.ids.end_user);
+        let email = column(&self.spec.ids.email).map(|e| e.trim().to_lowercase());
+        let name = column(&self.spec.ids.name).map(|v| v.trim().to_string());
+        let surname = column(&self.spec.ids.surname).map(|v| v.trim().to_string());
+        let rules = IdentityRules {
+            email_mapped: self.spec.email_mapped,
+            may_create: self.spec.may_create,
+        };
+        let found =
+            match self
+                .dir
+                .match_user(rules, company.as_deref(), ext.as_deref(), email.as_deref())
+            {
+                UserMatch::Existing(i) => {
+                    self.note_fill(i, email, name, surname);
+                    Some(i)
+                }
+                UserMatch::Create => self.new_users.slot(
+                    self.dir,
                     rules,
-                    company.as_deref(),
+                    company.as_deref().unwrap_or_default(),
                     ext.as_deref(),
                     email.as_deref(),
-                ) {
-                    UserMatch::Existing(i) => {
-                        self.note_fill(i, email, name, surname);
-                        Some(i)
-                    }
-                    UserMatch::Create => self.new_users.slot(
-                        self.dir,
-                        rules,
-                        company.as_deref().unwrap_or_default(),
-                        ext.as_deref(),
-                        email.as_deref(),
-                        || (name, surname),
-                    ),
-                    UserMatch::Unresolvable => None,
-                };
-                found.ok_or(Skip::EndUser)
+                    || (name, surname),
+                ),
+                UserMatch::Unresolvable => None,
+            };
+        found.ok_or(Skip::EndUser)
+    }
+
+    /// The columns this accumulator reads from a row.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Adds the row's activity column to its end user's sum (kinds with activity only).
+    fn note_activity<R: Row + ?Sized>(&mut self, user: Option<u32>, row: &R) {
+        let (Some(a), Some(u)) = (&self.spec.activity, user) else {
+            return;
+        };
+        let Some((col, _)) = self.spec.fields.get(a.field) else {
+            return;
+        };
+        if let Some(v) = number(row.get(col)).filter(|v| *v > 0.0) {
+            let detail = a.detail.as_ref().and_then(|c| text(row.get(c)));
+            let e = self.activity.entry(u).or_insert((0.0, None));
+            e.0 += v;
+            if let Some(d) = detail {
+                e.1 = Some(d.into_owned());
             }
         }
     }
@@ -285,10 +398,7 @@ impl<'d> DayAccumulator<'d> {
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
-        let mut de = serde_json::Deserializer::from_slice(raw);
-        let row = serde::de::DeserializeSeed::deserialize(Columns(&self.columns), &mut de)
-            .and_then(|row| de.end().map(|()| row))
-            .map_err(|e| format!("bad pipeline row: {e}"))?;
+        let row = parse_columns(raw, &self.columns)?;
         self.add_parsed(&row);
         Ok(())
     }
@@ -296,9 +406,15 @@ impl<'d> DayAccumulator<'d> {
     /// Adds one already parsed row.
     pub fn add_parsed<R: Row + ?Sized>(&mut self, row: &R) {
         self.rows_read += 1;
+        // Activity belongs to the row's end user whatever the target, as an event mapping's.
+        let user = match self.spec.activity {
+            Some(_) if self.spec.target != Target::EndUser => self.user(row).ok(),
+            _ => None,
+        };
         let object = match self.object(row) {
             Ok(o) => o,
             Err(skip) => {
+                self.note_activity(user, row);
                 let k = &mut self.skipped;
                 *match skip {
                     Skip::NoId => &mut k.no_object_id,
@@ -309,6 +425,8 @@ impl<'d> DayAccumulator<'d> {
                 return;
             }
         };
+        let user = user.or((self.spec.target == Target::EndUser).then_some(object));
+        self.note_activity(user, row);
         let app = self.app_slot(row);
         for (i, (col, _)) in self.spec.fields.iter().enumerate() {
             if let Some(v) = number(row.get(col)) {
@@ -378,6 +496,66 @@ impl<'d> DayAccumulator<'d> {
         self.new_users.list()
     }
 
+    /// The derived values of each (object, app) whose inputs allow one, keyed as `finish`'s
+    /// slots: (object, field index past the fields, app).
+    fn derived_values(&self) -> Vec<((u32, usize, u16), f64)> {
+        if self.spec.derived.is_empty() {
+            return Vec::new();
+        }
+        let n = self.spec.fields.len();
+        let mut objects: Vec<(u32, u16)> = self.values.keys().map(|(o, a, _)| (*o, *a)).collect();
+        objects.sort_unstable();
+        objects.dedup();
+        let sum = |o: u32, a: u16, i: usize| self.values.get(&(o, a, i)).copied().unwrap_or(0.0);
+        let mut out = Vec::new();
+        for (o, a) in objects {
+            for (k, d) in self.spec.derived.iter().enumerate() {
+                if let Some(v) = d.value(|i| sum(o, a, i)) {
+                    out.push(((o, n + k, a), v));
+                }
+            }
+        }
+        out
+    }
+
+    /// The activity records of the day, by end user. `created[i]` is the service id of
+    /// `new_users()[i]`; a user that could not be created has none.
+    pub fn activities(&self, created: &[String]) -> Vec<crate::domain::Activity> {
+        let Some(a) = &self.spec.activity else {
+            return Vec::new();
+        };
+        let base = self.dir.user_count() as u32;
+        let mut slots: Vec<(u32, &(f64, Option<String>))> =
+            self.activity.iter().map(|(u, v)| (*u, v)).collect();
+        slots.sort_unstable_by_key(|(u, _)| *u);
+        slots
+            .into_iter()
+            .filter_map(|(slot, (events, detail))| {
+                let (user, company) = if slot < base {
+                    let u = self.dir.user(slot)?;
+                    (u.id.to_string(), u.company_id.to_string())
+                } else {
+                    let p = (slot - base) as usize;
+                    let input = self.new_users.list().get(p)?;
+                    (created.get(p)?.clone(), input.company_id.clone())
+                };
+                Some(crate::domain::Activity {
+                    end_user_id: user,
+                    company_id: company,
+                    mapping_id: a.mapping_id.clone(),
+                    label: match detail {
+                        Some(d) => format!("{}: {d}", a.label),
+                        None => a.label.clone(),
+                    },
+                    day: self.spec.day,
+                    events: *events,
+                    minutes: 0.0,
+                    passive: a.passive,
+                })
+            })
+            .collect()
+    }
+
     /// The values of the day. `created[i]` is the service id of `new_users()[i]`.
     ///
     /// In the order of the objects' directory slots, then fields, then apps: deterministic
@@ -386,17 +564,20 @@ impl<'d> DayAccumulator<'d> {
     /// The stores order what they write themselves.
     pub fn finish(self, created: &[String]) -> Vec<MetricValue> {
         let base = self.dir.user_count() as u32;
-        // The stored name of each (app slot, field) pair, computed once.
+        // The stored name of each (app slot, field or derived value) pair, computed once; a
+        // field without a metric name is only an input of a derived value.
+        let metrics: Vec<&str> = (self.spec.fields.iter().map(|(_, m)| m.as_str()))
+            .chain(self.spec.derived.iter().map(Derived::metric))
+            .collect();
         let names: Vec<Vec<String>> = self
             .app_slots
             .iter()
             .map(|(_, prefix)| {
-                self.spec
-                    .fields
+                metrics
                     .iter()
-                    .map(|(_, metric)| match self.spec.multi_app {
+                    .map(|metric| match self.spec.multi_app {
                         true => multi_app_metric_name(prefix, metric),
-                        false => metric.clone(),
+                        false => metric.to_string(),
                     })
                     .collect()
             })
@@ -404,7 +585,9 @@ impl<'d> DayAccumulator<'d> {
         let mut slots: Vec<((u32, usize, u16), f64)> = self
             .values
             .iter()
+            .filter(|(&(_, _, i), _)| !metrics[i].is_empty())
             .map(|(&(o, a, i), &v)| ((o, i, a), v))
+            .chain(self.derived_values())
             .collect();
         slots.sort_unstable_by_key(|(k, _)| *k);
         let mut keyed: Vec<(&str, &str, &str, f64)> = Vec::with_capacity(slots.len());
@@ -444,6 +627,7 @@ impl RowSink for DayAccumulator<'_> {
     }
     fn reset(&mut self) {
         self.values.clear();
+        self.activity.clear();
         self.new_users.clear();
         self.fills.clear();
         self.rows_read = 0;
@@ -485,6 +669,8 @@ mod tests {
             auto_create: false,
             day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             apps,
+            activity: None,
+            derived: Vec::new(),
         }
     }
 
@@ -592,6 +778,79 @@ mod tests {
                 ("id-2", "M1", 3.0)
             ]
         );
+    }
+
+    /// A kind with activity records each end user's sum of its activity column on any target
+    /// (above 0 only), with the user's company; a user the day creates gets its new id.
+    #[test]
+    fn activity_sums_per_end_user_on_a_company_target() {
+        let u1 = EndUser {
+            id: "u1".into(),
+            company_id: "a".into(),
+            external_id: Some("v1".into()),
+            email: None,
+            name: None,
+            surname: None,
+        };
+        let dir = Directory::new(vec![obj("a")], vec![], vec![], vec![u1]);
+        let mut sp = spec(Target::Company, false);
+        sp.may_create = true;
+        sp.activity = Some(DayActivity {
+            mapping_id: crate::domain::MappingId::parse("m").unwrap(),
+            label: "Seen".into(),
+            field: 0,
+            passive: true,
+            detail: None,
+        });
+        let mut acc = DayAccumulator::new(sp, &dir);
+        let mut more = rows();
+        more.push(serde_json::json!({"accountId": "a", "visitorId": "v1", "m1": 4}));
+        more.push(serde_json::json!({"accountId": "a", "visitorId": "v5", "m1": 0, "m2": 1}));
+        feed(&mut acc, &more);
+        let made: Vec<Option<&str>> = acc
+            .new_users()
+            .iter()
+            .map(|u| u.external_id.as_deref())
+            .collect();
+        assert_eq!(made, vec![Some("v2"), Some("v5")]);
+        let got: Vec<(String, String, f64, bool)> = acc
+            .activities(&["id-2".to_string(), "id-5".to_string()])
+            .into_iter()
+            .map(|a| (a.end_user_id, a.company_id, a.events, a.passive))
+            .collect();
+        // v1: 2 + 4; v2: 3; v5's m1 is 0 (no record); v3, v4: no known company.
+        assert_eq!(
+            got,
+            vec![
+                ("u1".into(), "a".into(), 6.0, true),
+                ("id-2".into(), "a".into(), 3.0, true)
+            ]
+        );
+        let v = acc.finish(&[]);
+        let values: Vec<(&str, f64)> = v.iter().map(|m| (m.metric.as_str(), m.value)).collect();
+        assert_eq!(values, vec![("M1", 9.0), ("M2", 2.5)]);
+    }
+
+    /// An NPS and a mean from field sums, to two decimals; none without a denominator.
+    #[test]
+    fn derived_values_are_rounded_and_need_their_denominator() {
+        let nps = Derived::Nps {
+            metric: "NPS".into(),
+            promoters: 0,
+            detractors: 1,
+            respondents: 2,
+        };
+        let sums = |v: [f64; 3]| move |i: usize| v[i];
+        assert_eq!(nps.value(sums([2.0, 0.0, 3.0])), Some(66.67));
+        assert_eq!(nps.value(sums([0.0, 1.0, 3.0])), Some(-33.33));
+        assert_eq!(nps.value(sums([0.0, 0.0, 0.0])), None);
+        let mean = Derived::Mean {
+            metric: "Mean".into(),
+            sum: 0,
+            count: 1,
+        };
+        assert_eq!(mean.value(sums([13.0, 3.0, 0.0])), Some(4.33));
+        assert_eq!(mean.value(sums([13.0, 0.0, 0.0])), None);
     }
 
     #[test]

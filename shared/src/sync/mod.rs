@@ -10,11 +10,13 @@
 pub mod custom_rows;
 pub mod directory_cache;
 pub mod engine;
+pub mod guide_source;
 pub mod identity;
 pub mod persist;
 pub mod pes;
 pub mod pipeline_fetch;
 pub mod plan;
+pub mod poll_source;
 pub mod processed;
 pub mod publish;
 pub mod references;

@@ -1,5 +1,5 @@
-//! The Pendo objects a mapping refers to (its feature, page, track type, saved report, PES app,
-//! segment),
+//! The Pendo objects a mapping refers to (its feature, page, track type, guide, saved report,
+//! PES app, segment),
 //! checked against what Pendo lists. On create and edit, a reference Pendo does not know is
 //! refused, naming its field; at the planning of a run, a mapping whose object has disappeared
 //! since is left out of the run (syncing it would replace its values with nothing), and its
@@ -20,6 +20,9 @@ pub enum Reference {
     Feature(String),
     Page(String),
     TrackType(String),
+    Guide(String),
+    /// A poll of a guide: (guide, poll).
+    Poll(String, String),
     Report(String),
     /// The app a PES mapping scores.
     App(i64),
@@ -35,6 +38,8 @@ impl Reference {
             Self::Feature(_) => "source.featureId",
             Self::Page(_) => "source.pageId",
             Self::TrackType(_) => "source.trackTypeId",
+            Self::Guide(_) => "source.guideId",
+            Self::Poll(..) => "source.pollId",
             Self::Report(_) => "source.reportId",
             Self::App(_) => "source.appId",
             Self::Segment(_) => "segmentId",
@@ -47,6 +52,8 @@ impl Reference {
             Self::Feature(id) => format!("feature {id}"),
             Self::Page(id) => format!("page {id}"),
             Self::TrackType(id) => format!("track type {id}"),
+            Self::Guide(id) => format!("guide {id}"),
+            Self::Poll(guide, poll) => format!("poll {poll} of guide {guide}"),
             Self::Report(id) => format!("report {id}"),
             Self::App(id) => format!("app {id}"),
             Self::Segment(id) => format!("segment {id}"),
@@ -67,6 +74,13 @@ pub fn references(m: &Mapping) -> Vec<Reference> {
         MappingKind::Track { track_type_id, .. } => {
             vec![Reference::TrackType(track_type_id.clone())]
         }
+        MappingKind::Guide { guide_id, .. } => vec![Reference::Guide(guide_id.clone())],
+        MappingKind::Poll {
+            guide_id, poll_id, ..
+        } => vec![
+            Reference::Guide(guide_id.clone()),
+            Reference::Poll(guide_id.clone(), poll_id.clone()),
+        ],
         MappingKind::Report { report_id, .. } => vec![Reference::Report(report_id.clone())],
         MappingKind::Pes { app_id, .. } => vec![Reference::App(*app_id)],
         MappingKind::Aggregation { pipeline, .. } => {
@@ -90,6 +104,7 @@ pub struct Catalog {
     features: Option<BTreeSet<String>>,
     pages: Option<BTreeSet<String>>,
     track_types: Option<BTreeSet<String>>,
+    guides: Option<Vec<Value>>,
     segments: Option<BTreeSet<String>>,
     reports: Option<Vec<Value>>,
     apps: Option<BTreeSet<i64>>,
@@ -179,6 +194,7 @@ enum Kind {
     Features,
     Pages,
     TrackTypes,
+    Guides,
     Reports,
     Apps,
     Segments,
@@ -189,6 +205,7 @@ fn kind(r: &Reference) -> Kind {
         Reference::Feature(_) => Kind::Features,
         Reference::Page(_) => Kind::Pages,
         Reference::TrackType(_) => Kind::TrackTypes,
+        Reference::Guide(_) | Reference::Poll(..) => Kind::Guides,
         Reference::Report(_) => Kind::Reports,
         Reference::App(_) => Kind::Apps,
         Reference::Segment(_) => Kind::Segments,
@@ -248,6 +265,7 @@ impl Catalog {
             Kind::TrackTypes => {
                 self.track_types = Some(ids(&pendo.list(conn, ObjectList::TrackTypes).await?));
             }
+            Kind::Guides => self.guides = Some(pendo.list(conn, ObjectList::Guides).await?),
             Kind::Segments => {
                 self.segments = Some(ids(&pendo.list(conn, ObjectList::Segments).await?));
             }
@@ -269,6 +287,14 @@ impl Catalog {
             Reference::Feature(id) => self.features.as_ref().map(|s| s.contains(id)),
             Reference::Page(id) => self.pages.as_ref().map(|s| s.contains(id)),
             Reference::TrackType(id) => self.track_types.as_ref().map(|s| s.contains(id)),
+            Reference::Guide(id) => self
+                .guide(id)
+                .map(|_| true)
+                .or(self.guides.as_ref().map(|_| false)),
+            // A poll of a guide Pendo does not list is the guide's absence, said once.
+            Reference::Poll(guide, poll) => self
+                .guide(guide)
+                .map(|g| super::poll_source::poll(g, poll).is_some()),
             Reference::Segment(id) => self.segments.as_ref().map(|s| s.contains(id)),
             Reference::Report(id) => self
                 .reports
@@ -293,6 +319,10 @@ impl Catalog {
             Reference::TrackType(_) => {
                 format!("{} is not among the subscription's track types", r.what())
             }
+            Reference::Guide(_) => {
+                format!("{} is not among the subscription's guides", r.what())
+            }
+            Reference::Poll(..) => format!("{} is not among the guide's polls", r.what()),
             Reference::Report(_) => {
                 format!("{} is not among the subscription's saved reports", r.what())
             }
@@ -310,6 +340,11 @@ impl Catalog {
         })
     }
 
+    /// A guide, as Pendo listed it.
+    pub fn guide(&self, id: &str) -> Option<&Value> {
+        super::guide_source::find(self.guides.as_deref()?, id).ok()
+    }
+
     /// A saved report's definition, as Pendo listed it.
     pub fn report(&self, id: &str) -> Option<&Value> {
         super::report_source::find(self.reports.as_deref()?, id).ok()
@@ -317,8 +352,9 @@ impl Catalog {
 }
 
 /// What a run's planning learned of its mappings' references: the mappings to leave out (with
-/// the reason their status shows) and, for each Report mapping, its saved report's definition
-/// (each day chunk reads it from the run instead of listing the reports again).
+/// the reason their status shows) and, for each Report and Guide mapping, its saved report's
+/// definition or its guide (each day chunk reads it from the run instead of listing them
+/// again).
 #[derive(Debug, Clone, Default)]
 pub struct Planned {
     pub left_out: BTreeMap<MappingId, String>,
@@ -366,10 +402,15 @@ pub async fn plan_checks(
             );
             continue;
         }
-        if let MappingKind::Report { report_id, .. } = &m.source {
-            if let Some(r) = catalog.report(report_id) {
-                out.sources.insert(m.id.clone(), r.clone());
+        let source = match &m.source {
+            MappingKind::Report { report_id, .. } => catalog.report(report_id),
+            MappingKind::Guide { guide_id, .. } | MappingKind::Poll { guide_id, .. } => {
+                catalog.guide(guide_id)
             }
+            _ => None,
+        };
+        if let Some(found) = source {
+            out.sources.insert(m.id.clone(), found.clone());
         }
     }
     out
@@ -384,6 +425,7 @@ mod tests {
             features: Some(["f1".to_string()].into()),
             pages: None,
             track_types: Some(["t1".to_string()].into()),
+            guides: Some(vec![json!({"id": "g1", "steps": []})]),
             segments: Some(BTreeSet::new()),
             reports: Some(vec![json!({"id": "r1"})]),
             apps: Some([-323232, 7].into()),
@@ -414,6 +456,12 @@ mod tests {
             Some("segment s is not among the subscription's segments")
         );
         assert_eq!(missing(Reference::Report("r1".into())), None);
+        assert_eq!(missing(Reference::Guide("g1".into())), None);
+        assert_eq!(
+            missing(Reference::Guide("g2".into())).as_deref(),
+            Some("guide g2 is not among the subscription's guides")
+        );
+        assert_eq!(Reference::Guide("g2".into()).field(), "source.guideId");
         assert_eq!(
             missing(Reference::App(5)).as_deref(),
             Some("app 5 is not an app of the subscription (its apps: -323232, 7)")

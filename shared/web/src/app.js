@@ -6,9 +6,9 @@
 /* global uPlot */
 
   const TOKEN_KEY = 'pendo-sync-token';
-  const KIND_ORDER = ['feature', 'page', 'track', 'report', 'aggregation', 'pes'];
+  const KIND_ORDER = ['feature', 'page', 'track', 'guide', 'poll', 'report', 'aggregation', 'pes'];
   const KIND_TITLE = {
-    feature: 'Features', page: 'Pages', track: 'Track events', report: 'Reports', aggregation: 'Aggregations', pes: 'Product Engagement Score',
+    feature: 'Features', page: 'Pages', track: 'Track events', guide: 'Guides', poll: 'NPS and polls', report: 'Reports', aggregation: 'Aggregations', pes: 'Product Engagement Score',
   };
   const TARGET_TITLE = { company: 'Company', endUser: 'End user', asset: 'Asset', project: 'Project' };
   const DIRECTORY = { company: 'companies', endUser: 'end-users', asset: 'assets', project: 'projects' };
@@ -511,6 +511,8 @@
       case 'feature': return `Feature ${named(d.featuresList, s.featureId)}${minutes}`;
       case 'page': return `Page ${named(d.pagesList, s.pageId)}${minutes}`;
       case 'track': return `Track event ${named(d.trackTypesList, s.trackTypeId)}${minutes}`;
+      case 'guide': return `Guide ${named(d.guidesList, s.guideId)}${stored}`;
+      case 'poll': return `Poll of ${named(d.guidesList, s.guideId)}${s.windowDays ? ` over ${s.windowDays} days` : ''}${stored}`;
       case 'report': return `Report ${named(reports, s.reportId)}: ${s.columns.map((c) => c.field).join(', ')}${stored}`;
       case 'aggregation': return `Aggregation: ${s.fields.map((c) => c.field).join(', ')}${stored}`;
       case 'pes': return `PES of ${app(s.appId)}: ${s.components.map((c) => PES_LABEL[c] || c).join(', ')}${stored}`;
@@ -521,7 +523,7 @@
   /** The ids behind a source label, for its title. */
   function sourceIds(m) {
     const s = m.source;
-    return [s.featureId, s.pageId, s.trackTypeId, s.reportId, s.appId].filter((x) => x !== undefined && x !== null).map((x) => `id ${x}`).join(', ');
+    return [s.featureId, s.pageId, s.trackTypeId, s.guideId, s.pollId, s.reportId, s.appId].filter((x) => x !== undefined && x !== null).map((x) => `id ${x}`).join(', ');
   }
 
   function mappingInput(m, patch) {
@@ -563,9 +565,9 @@
     // Pendo's names of features, pages, reports and apps, once discovered, make the source
     // column readable.
     const d = state.discovery;
-    if (connected() && (!d.featuresList || !d.pagesList || !d.trackTypesList || !d.reportsList || !d.appsList)) {
-      Promise.all([discover('features'), discover('pages'), discover('track-types'), discover('reports'), discover('apps')]).then(([f, pg, t, r, a]) => {
-        d.featuresList = f; d.pagesList = pg; d.trackTypesList = t; d.reportsList = r; d.appsList = a;
+    if (connected() && (!d.featuresList || !d.pagesList || !d.trackTypesList || !d.guidesList || !d.reportsList || !d.appsList)) {
+      Promise.all([discover('features'), discover('pages'), discover('track-types'), discover('guides'), discover('reports'), discover('apps')]).then(([f, pg, t, g, r, a]) => {
+        d.featuresList = f; d.pagesList = pg; d.trackTypesList = t; d.guidesList = g; d.reportsList = r; d.appsList = a;
         if (state.mappings.length) {
           for (const cell of document.querySelectorAll('td.source')) {
             const m = state.mappings.find((x) => x.id === cell.dataset.id);
@@ -793,6 +795,8 @@
     if (source.kind === 'report') return parts((source.columns || []).map((c) => c.metric.trim()));
     if (source.kind === 'aggregation') return parts((source.fields || []).map((f) => f.metric.trim()));
     if (source.kind === 'pes') return parts((source.components || []).map((c) => PES_LABEL[c] || c));
+    if (source.kind === 'guide') return [name, source.advancedMetric, source.dismissedMetric, source.completedMetric].filter(Boolean);
+    if (source.kind === 'poll') return [name, source.responsesMetric, source.meanMetric].filter(Boolean);
     return [name, source.minutesMetric].filter(Boolean);
   }
 
@@ -826,6 +830,8 @@
     async feature(slot, ctx) { return eventForm(slot, 'features', 'featureId', 'Feature', ctx); },
     async page(slot, ctx) { return eventForm(slot, 'pages', 'pageId', 'Page', ctx); },
     async track(slot, ctx) { return eventForm(slot, 'track-types', 'trackTypeId', 'Track event', ctx); },
+    async guide(slot, ctx) { return guideForm(slot, ctx); },
+    async poll(slot, ctx) { return pollForm(slot, ctx); },
     async report(slot, ctx) {
       const init = ctx.initial;
       const r = await discover('reports');
@@ -942,6 +948,100 @@
     if (ctx && ctx.initial) { sel.value = ctx.initial[idKey]; minutes.value = ctx.initial.minutesMetric || ''; }
     slot.replaceChildren(field(label, sel, idKey), field('Minutes metric name', minutes, 'minutesMetric', 'Also store time on the ' + label.toLowerCase() + ' as this metric.'));
     return () => ({ [idKey]: sel.value, minutesMetric: minutes.value.trim() || null });
+  }
+
+  /**
+   * A Guide mapping's source: the guide (its app and steps named), and the optional metrics of
+   * its other events; "completed" only for a guide of several steps.
+   */
+  async function guideForm(slot, ctx) {
+    const list = await discover('guides');
+    state.discovery.guidesList = list;
+    const appNames = new Map((await discover('apps').catch(() => [])).map((a) => [String(a.id), a.name]));
+    const sel = objectSelect(list.map((g) => Object.assign({}, g, { name: `${g.name || g.id} (${g.steps} step${g.steps === 1 ? '' : 's'})` })), 'guideId', appNames);
+    const optional = (name) => h('input', { type: 'text', name, autocomplete: 'off', placeholder: 'optional' });
+    const advanced = optional('advancedMetric');
+    const dismissed = optional('dismissedMetric');
+    const completed = optional('completedMetric');
+    const init = ctx && ctx.initial;
+    if (init) {
+      sel.value = init.guideId;
+      advanced.value = init.advancedMetric || ''; dismissed.value = init.dismissedMetric || ''; completed.value = init.completedMetric || '';
+    }
+    const completedField = field('Completions metric name', completed, 'completedMetric', 'Times its last step was seen.');
+    const onGuide = () => {
+      const g = list.find((x) => x.id === sel.value);
+      const several = !!g && g.steps > 1;
+      completed.disabled = !several;
+      if (!several) completed.value = '';
+      completedField.style.display = several ? '' : 'none';
+    };
+    sel.addEventListener('change', onGuide);
+    onGuide();
+    slot.replaceChildren(field('Guide', sel, 'guideId'),
+      h('p', { class: 'hint', text: 'The metric name counts the times the guide was seen; end users get an activity record of each day they saw it.' }),
+      field('Steps advanced metric name', advanced, 'advancedMetric', 'Times a step was moved on from.'),
+      field('Dismissals metric name', dismissed, 'dismissedMetric', 'Times the guide was dismissed.'),
+      completedField);
+    const text = (i) => i.value.trim() || null;
+    return () => ({ guideId: sel.value, advancedMetric: text(advanced), dismissedMetric: text(dismissed), completedMetric: text(completed) });
+  }
+
+  const POLL_TYPE = { NPSRating: 'NPS', NPSReason: 'NPS reason', PositiveNegative: 'yes/no', NumberScale: 'number scale', MultipleChoice: 'multiple choice', FreeForm: 'free text' };
+
+  /**
+   * A Poll mapping's source: a poll of a guide (NPS first). An NPS poll's metric is the NPS
+   * over a trailing window on companies, assets and projects (each end user's rating on end
+   * users); another poll's is its responses, with the mean of numeric answers optional.
+   */
+  async function pollForm(slot, ctx) {
+    const list = await discover('guides');
+    state.discovery.guidesList = list;
+    const polls = [];
+    for (const g of list) for (const p of g.polls) polls.push({ guide: g, poll: p });
+    polls.sort((a, b) => Number(b.poll.type === 'NPSRating') - Number(a.poll.type === 'NPSRating'));
+    const sel = h('select', { name: 'pollId' }, polls.length
+      ? polls.map((x, i) => h('option', { value: String(i), text: `${x.guide.name || x.guide.id}: ${x.poll.question || x.poll.id} (${POLL_TYPE[x.poll.type] || x.poll.type || 'poll'})` }))
+      : h('option', { value: '', text: 'No guide of the subscription has a poll' }));
+    const windowDays = h('input', { type: 'number', name: 'windowDays', min: '1', max: '366', value: '90' });
+    const responses = h('input', { type: 'text', name: 'responsesMetric', autocomplete: 'off', placeholder: 'optional' });
+    const mean = h('input', { type: 'text', name: 'meanMetric', autocomplete: 'off', placeholder: 'optional' });
+    const windowField = field('Trailing window (days)', windowDays, 'windowDays', 'The NPS of each day counts each end user\'s latest response in these days.');
+    const meanField = field('Mean metric name', mean, 'meanMetric', 'The mean of the numeric answers of each day.');
+    const about = h('p', { class: 'hint' });
+    const chosen = () => polls[Number(sel.value)];
+    const onPoll = () => {
+      const x = chosen();
+      const nps = !!x && x.poll.type === 'NPSRating';
+      const users = ctx.target() === 'endUser';
+      windowField.style.display = nps && !users ? '' : 'none';
+      meanField.style.display = nps ? 'none' : '';
+      about.textContent = nps
+        ? (users ? 'The metric is each end user\'s rating (0–10) on the day given; the response is an activity record.'
+          : 'The metric is the NPS (% promoters 9–10 minus % detractors 0–6) of each day\'s trailing window; days without a response in it have no value.')
+        : 'The metric counts the responses of each day; respondents get an activity record.';
+    };
+    sel.addEventListener('change', onPoll);
+    ctx.onTarget = onPoll;
+    const init = ctx.initial;
+    if (init) {
+      sel.value = String(polls.findIndex((x) => x.guide.id === init.guideId && x.poll.id === init.pollId));
+      windowDays.value = init.windowDays || 90; responses.value = init.responsesMetric || ''; mean.value = init.meanMetric || '';
+    }
+    onPoll();
+    slot.replaceChildren(field('Poll', sel, 'pollId'), about, windowField,
+      field('Responses metric name', responses, 'responsesMetric', 'How many responses each value counts.'), meanField);
+    return () => {
+      const x = chosen();
+      const nps = !!x && x.poll.type === 'NPSRating';
+      const trailing = nps && ctx.target() !== 'endUser';
+      return {
+        guideId: x ? x.guide.id : '', pollId: x ? x.poll.id : '',
+        windowDays: trailing ? Number(windowDays.value) || null : null,
+        responsesMetric: responses.value.trim() || null,
+        meanMetric: nps ? null : mean.value.trim() || null,
+      };
+    };
   }
 
   // ---------- apps & segments ----------

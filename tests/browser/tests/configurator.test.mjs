@@ -77,6 +77,29 @@ describe('configurator page', () => {
     const trackSelect = page.locator('#mapping-form').getByLabel('Track event', { exact: true });
     await trackSelect.waitFor(T);
     assert.deepEqual(await trackSelect.locator('option').evaluateAll((os) => os.map((o) => o.value)), trackTypes.map((t) => t.id));
+    // The Guide form offers the guides with their steps; completions only for a guide of several.
+    const guides = (await api(env.base, TOKENS.flowAdmin, 'GET', '/v1/discovery/guides')).body;
+    assert.ok(guides.some((g) => g.steps > 1) && guides.some((g) => g.steps === 1));
+    assert.ok((await kindSelect.locator('option').allInnerTexts()).includes('Guides'));
+    await kindSelect.selectOption('guide');
+    const guideSelect = page.locator('#mapping-form').getByLabel('Guide', { exact: true });
+    await guideSelect.waitFor(T);
+    assert.deepEqual(await guideSelect.locator('option').evaluateAll((os) => os.map((o) => o.value)), guides.map((g) => g.id));
+    const completions = page.locator('#mapping-form').getByLabel('Completions metric name');
+    await guideSelect.selectOption(guides.find((g) => g.steps > 1).id);
+    assert.equal(await completions.isVisible(), true);
+    await guideSelect.selectOption(guides.find((g) => g.steps === 1).id);
+    assert.equal(await completions.isVisible(), false);
+    // The poll form offers every guide's polls, NPS first; an NPS poll on companies has a
+    // trailing window and no mean.
+    await kindSelect.selectOption('poll');
+    const pollSelect = page.locator('#mapping-form').getByLabel('Poll', { exact: true });
+    await pollSelect.waitFor(T);
+    const polls = guides.flatMap((g) => g.polls);
+    assert.equal(await pollSelect.locator('option').count(), polls.length);
+    assert.match(await pollSelect.locator('option').first().innerText(), /\(NPS\)$/);
+    assert.equal(await page.locator('#mapping-form').getByLabel('Trailing window (days)').isVisible(), true);
+    assert.equal(await page.locator('#mapping-form').getByLabel('Mean metric name').isVisible(), false);
     await kindSelect.selectOption('feature');
 
     // Sync now, with live progress until the run finishes.

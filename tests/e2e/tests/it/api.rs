@@ -202,6 +202,15 @@ impl Api {
             .await;
     }
 
+    /// Sync now of mapping `id` by tenant A's admin, run to the end: its run's id.
+    async fn sync_now(&self, id: &str) -> String {
+        let path = format!("/v1/mappings/{id}/sync");
+        let (s, r) = self.call(ADMIN_A, Method::POST, &path, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+        self.drain().await;
+        r["runId"].as_str().unwrap().to_string()
+    }
+
     /// A Feature mapping to companies named "Clicks", created through the API: its id.
     async fn clicks_mapping(&self) -> String {
         let f = self.feature();
@@ -660,17 +669,7 @@ async fn mappings_sync_runs_and_metrics_end_to_end() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     let id = m["id"].as_str().unwrap().to_string();
-    let (s, run) = a
-        .call(
-            ADMIN_A,
-            Method::POST,
-            &format!("/v1/mappings/{id}/sync"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    a.drain().await;
-    let run_id = run["runId"].as_str().unwrap();
+    let run_id = &a.sync_now(&id).await;
     let (s, r) = a
         .call(ADMIN_A, Method::GET, &format!("/v1/runs/{run_id}"), None)
         .await;
@@ -906,16 +905,7 @@ async fn another_tenant_sees_and_changes_nothing() {
         .call(ADMIN_A, Method::POST, "/v1/mappings", Some(json!({"source": {"kind": "feature", "featureId": a.feature()}, "target": "company", "metricName": "Clicks"})))
         .await;
     let id = m["id"].as_str().unwrap().to_string();
-    let (_, run) = a
-        .call(
-            ADMIN_A,
-            Method::POST,
-            &format!("/v1/mappings/{id}/sync"),
-            None,
-        )
-        .await;
-    a.drain().await;
-    let run_id = run["runId"].as_str().unwrap().to_string();
+    let run_id = a.sync_now(&id).await;
     // Tenant B, not connected: its own defaults, and "connect Pendo first".
     let (_, ib) = a.call(ADMIN_B, Method::GET, "/v1/integration", None).await;
     assert_eq!(

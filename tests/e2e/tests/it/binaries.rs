@@ -297,6 +297,7 @@ async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
         .find(|f| *f != feature)
         .unwrap();
     let page = day.sim.subscription().pages[0].id.clone();
+    let track = day.local.track_type(-323232);
     day.set_up_with(&[
         json!({"source": {"kind": "feature", "featureId": feature}, "target": "company", "metricName": "Clicks"}),
         json!({"source": {"kind": "feature", "featureId": other}, "target": "company", "metricName": "Other clicks"}),
@@ -304,6 +305,15 @@ async fn the_four_binaries_run_an_operators_day_as_lambda_runs_them() {
         json!({"source": {"kind": "feature", "featureId": feature}, "target": "endUser", "metricName": "Uses", "autoCreateUsers": true}),
         json!({"source": {"kind": "report", "reportId": "rpt-account-30d",
             "columns": [{"field": "numEvents", "metric": "Events 30d"}]}, "target": "company", "metricName": "Events 30d"}),
+        // The usage signals of issue 30: a track type, a guide, an NPS poll and a number-scale
+        // poll.
+        json!({"source": {"kind": "track", "trackTypeId": track}, "target": "company", "metricName": "Exports"}),
+        json!({"source": {"kind": "guide", "guideId": "guide-welcome-tour", "completedMetric": "Tour completed"},
+            "target": "endUser", "metricName": "Tour seen", "autoCreateUsers": true}),
+        json!({"source": {"kind": "poll", "guideId": "guide-nps-survey", "pollId": "poll-nps-rating",
+            "windowDays": 30, "responsesMetric": "NPS responses"}, "target": "company", "metricName": "NPS"}),
+        json!({"source": {"kind": "poll", "guideId": "guide-satisfaction", "pollId": "poll-satisfaction",
+            "meanMetric": "Satisfaction"}, "target": "company", "metricName": "Satisfaction answers"}),
     ])
     .await;
     // Re-sync all (queued by the API, planned by resync, fetched by fetch), then the daily run

@@ -318,6 +318,32 @@ impl Stack {
         t[0].id.clone()
     }
 
+    /// A guide of an app: of several steps (`several`) or of one, the first by id.
+    pub fn guide(&self, app_id: i64, several: bool) -> pendo_sim::data::Guide {
+        let mut g: Vec<_> = self
+            .sim
+            .subscription()
+            .guides
+            .iter()
+            .filter(|g| g.app_id == app_id && (g.steps.len() > 1) == several && g.polls.is_empty())
+            .cloned()
+            .collect();
+        g.sort_by(|a, b| a.id.cmp(&b.id));
+        g.remove(0)
+    }
+
+    /// Raw guideEvents rows of one guide, all apps, local days `from..=to` in New York.
+    pub fn guide_rows(&self, guide: &str, from: NaiveDate, to: NaiveDate) -> Vec<Value> {
+        event_rows(
+            &self.sim,
+            ("guideEvents", "guideId", guide),
+            from,
+            to,
+            NY,
+            vec![],
+        )
+    }
+
     /// Raw trackEvents rows of one track type (as [`feature_rows`]).
     pub fn track_rows(&self, track_type: &str, from: NaiveDate, to: NaiveDate) -> Vec<Value> {
         event_rows(

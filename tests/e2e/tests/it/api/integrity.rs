@@ -271,6 +271,13 @@ fn connection_routes() -> Vec<(Method, &'static str, String, Option<Value>, bool
         ),
         (
             Method::GET,
+            "/v1/discovery/guides",
+            "/v1/discovery/guides".into(),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
             "/v1/discovery/segments",
             "/v1/discovery/segments".into(),
             None,
@@ -541,7 +548,7 @@ async fn before_connecting_every_route_that_needs_a_connection_answers_409() {
             assert_ne!(answer.0, StatusCode::CONFLICT, "{m} {path}: {e}");
         }
     }
-    assert_eq!(refused, 28);
+    assert_eq!(refused, 29);
     // Refused means refused: the tenant still has no integration.
     let (_, i) = a.call(ADMIN_A, Method::GET, "/v1/integration", None).await;
     assert_eq!(

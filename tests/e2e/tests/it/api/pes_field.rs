@@ -113,16 +113,7 @@ async fn a_pes_chunk_never_writes_with_another_company_id_field() {
     .apply(&i.settings.field_mappings)
     .unwrap();
     store.put_integration(&i).await.unwrap();
-    let (s, _) = a
-        .call(
-            ADMIN_A,
-            Method::POST,
-            &format!("/v1/mappings/{id}/sync"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    a.drain().await;
+    a.sync_now(&id).await;
     assert_eq!(a.export().await, vec![], "no score written");
     let st = a
         .call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)

@@ -21,21 +21,6 @@ fn page(a: &Api) -> String {
         .clone()
 }
 
-/// Sync now on mapping `id`, drained to the end; the run's id.
-async fn sync_now(a: &Api, id: &str) -> String {
-    let (s, r) = a
-        .call(
-            ADMIN_A,
-            Method::POST,
-            &format!("/v1/mappings/{id}/sync"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
-    a.drain().await;
-    r["runId"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothing_is_stored() {
     let a = api().await;
@@ -243,7 +228,7 @@ async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_o
     let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
     a.companies(&ids).await;
     let id = a.clicks_mapping().await;
-    let sync = |id: String| async move { sync_now(a, &id).await };
+    let sync = |id: String| async move { a.sync_now(&id).await };
     let first = sync(id.clone()).await;
     let state = |id: String| async move {
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
@@ -427,7 +412,7 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
     );
     let id = m["id"].as_str().unwrap().to_string();
     let sync = || async {
-        sync_now(a, &id).await;
+        a.sync_now(&id).await;
         a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
             .await
             .1["state"]
@@ -463,4 +448,218 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
         ),
         (Some("failed"), Some(why.as_str()))
     );
+}
+
+/// Guides (issue 30): `GET /v1/discovery/guides` lists Pendo's guides of every app with their
+/// steps and polls; a guide mapping's `guideId` is checked on save (refused naming the field,
+/// nothing stored), and so is a completions metric, which only a guide of several steps has;
+/// a guide deleted in Pendo leaves its mapping out of the next run, the list read once per run.
+#[tokio::test]
+async fn guides_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_out() {
+    let a = &api().await;
+    a.connect_for_a_week(ADMIN_A).await;
+    let sub = a.sim.subscription();
+    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
+    a.companies(&ids).await;
+    let mut want: Vec<Value> = sub
+        .guides
+        .iter()
+        .map(|g| {
+            let polls: Vec<Value> = g
+                .polls
+                .iter()
+                .map(|p| json!({"id": p.id, "type": p.kind.as_str(), "question": p.question}))
+                .collect();
+            json!({"id": g.id, "name": g.name, "appId": g.app_id, "state": "public",
+                "steps": g.steps.len(), "polls": polls})
+        })
+        .collect();
+    want.sort_by(|x, y| {
+        (x["name"].as_str(), x["id"].as_str()).cmp(&(y["name"].as_str(), y["id"].as_str()))
+    });
+    assert!(want.len() >= 4);
+    let (s, listed) = a
+        .call(ADMIN_A, Method::GET, "/v1/discovery/guides", None)
+        .await;
+    assert_eq!((s, listed), (StatusCode::OK, Value::Array(want)));
+    let pick = |several: bool| {
+        sub.guides
+            .iter()
+            .find(|g| g.app_id == -323232 && (g.steps.len() > 1) == several)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let (tour, single) = (pick(true), pick(false));
+    let c = a.sim.control();
+    let body = |id: &str| {
+        json!({"source": {"kind": "guide", "guideId": id, "completedMetric": "Tour completed"},
+            "target": "company", "metricName": "Tour seen"})
+    };
+    c.reset_requests();
+    for (id, field, message) in [
+        (
+            "no-such-guide",
+            "source.guideId",
+            "guide no-such-guide is not among the subscription's guides".to_string(),
+        ),
+        (
+            single.as_str(),
+            "source.completedMetric",
+            format!("guide {single} has a single step: it is completed when seen, which the guide's metric counts already"),
+        ),
+    ] {
+        let (s, e) = a
+            .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body(id)))
+            .await;
+        assert_eq!(
+            (s, &e["error"]),
+            (
+                StatusCode::BAD_REQUEST,
+                &json!({"code": "invalid", "field": field, "message": message})
+            )
+        );
+    }
+    assert_eq!(mappings(a).await, json!([]), "nothing stored");
+    let (s, m) = a
+        .call(ADMIN_A, Method::POST, "/v1/mappings", Some(body(&tour)))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        (&m["source"], &m["metricNames"]),
+        (
+            &json!({"kind": "guide", "guideId": tour, "advancedMetric": null,
+                "dismissedMetric": null, "completedMetric": "Tour completed"}),
+            &json!(["Tour seen", "Tour completed"])
+        )
+    );
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/guide".to_string(), 3)].into_iter().collect()
+    );
+    let id = m["id"].as_str().unwrap().to_string();
+    let sync = || async {
+        a.sync_now(&id).await;
+        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
+            .await
+            .1["state"]
+            .clone()
+    };
+    c.reset_requests();
+    let st = sync().await;
+    assert_eq!(
+        (
+            st["lastRun"]["outcome"].as_str(),
+            st["lastSyncedDay"].as_str()
+        ),
+        (Some("succeeded"), Some("2026-11-04")),
+        "{st}"
+    );
+    // The guide listed once at planning; one call per day of the week.
+    assert_eq!(
+        c.counters(),
+        [
+            ("/api/v1/guide".to_string(), 1),
+            ("/api/v1/aggregation".to_string(), 7)
+        ]
+        .into_iter()
+        .collect()
+    );
+    let before = a.export().await;
+    assert!(before.iter().any(|r| r.metric == "Tour completed"));
+
+    c.delete_object(ObjectKind::Guide, &tour);
+    c.reset_requests();
+    let st = sync().await;
+    assert_eq!(
+        c.counters(),
+        [("/api/v1/guide".to_string(), 1)].into_iter().collect()
+    );
+    assert_eq!(a.export().await, before);
+    let why = format!(
+        "not synced: guide {tour} is not among the subscription's guides any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
+    );
+    assert_eq!(
+        (
+            st["lastRun"]["outcome"].as_str(),
+            st["lastRun"]["error"].as_str()
+        ),
+        (Some("failed"), Some(why.as_str()))
+    );
+}
+
+/// Polls (issue 30): a poll mapping's poll is checked against its guide's polls on save, and
+/// its options against the poll's type (a trailing window only for the NPS of companies, a
+/// mean only for another poll), each refused naming its field with nothing stored.
+#[tokio::test]
+async fn a_poll_mapping_is_checked_against_its_guides_polls_and_its_polls_type() {
+    let a = &api().await;
+    a.connect_for_a_week(ADMIN_A).await;
+    let body = |target: &str, source: Value| json!({"source": source, "target": target, "metricName": "NPS"});
+    let nps = |extra: Value| {
+        let mut s =
+            json!({"kind": "poll", "guideId": "guide-nps-survey", "pollId": "poll-nps-rating"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let refused = [
+        (
+            body(
+                "company",
+                json!({"kind": "poll", "guideId": "guide-nps-survey", "pollId": "poll-x"}),
+            ),
+            "source.pollId",
+            "poll poll-x of guide guide-nps-survey is not among the guide's polls",
+        ),
+        (
+            body("company", nps(json!({"meanMetric": "Mean"}))),
+            "source.meanMetric",
+            "an NPS poll has no mean: its metric is the NPS (on end users, their rating)",
+        ),
+        (
+            body("endUser", nps(json!({"windowDays": 30}))),
+            "source.windowDays",
+            "only the NPS of companies, assets or projects has a trailing window (this poll is NPSRating, on end users)",
+        ),
+        (
+            body(
+                "company",
+                json!({"kind": "poll", "guideId": "guide-quick-feedback",
+                    "pollId": "poll-quick-feedback", "windowDays": 30}),
+            ),
+            "source.windowDays",
+            "only the NPS of companies, assets or projects has a trailing window (this poll is PositiveNegative, on companies)",
+        ),
+        (
+            body("company", nps(json!({"windowDays": 0}))),
+            "source.windowDays",
+            "must be 1 to 366 days",
+        ),
+    ];
+    for (b, field, message) in refused {
+        let (s, e) = a.call(ADMIN_A, Method::POST, "/v1/mappings", Some(b)).await;
+        assert_eq!(
+            (s, &e["error"]),
+            (
+                StatusCode::BAD_REQUEST,
+                &json!({"code": "invalid", "field": field, "message": message})
+            )
+        );
+    }
+    assert_eq!(mappings(a).await, json!([]), "nothing stored");
+    let (s, m) = a
+        .call(
+            ADMIN_A,
+            Method::POST,
+            "/v1/mappings",
+            Some(body(
+                "company",
+                nps(json!({"windowDays": 30, "responsesMetric": "NPS responses"})),
+            )),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(m["metricNames"], json!(["NPS", "NPS responses"]));
 }

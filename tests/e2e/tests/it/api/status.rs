@@ -24,16 +24,7 @@ async fn a_failed_daily_run_shows_as_the_last_run_after_the_last_successful_one(
     )
     .await;
     let id = a.clicks_mapping().await;
-    let (_, r) = a
-        .call(
-            ADMIN_A,
-            Method::POST,
-            &format!("/v1/mappings/{id}/sync"),
-            None,
-        )
-        .await;
-    let first = r["runId"].as_str().unwrap().to_string();
-    a.drain().await;
+    let first = a.sync_now(&id).await;
 
     // The rows Pendo answers the chunk with, from the same grouping run on the simulator.
     let group = json!({"group": {"group": ["visitorId", "accountId", "appId", "day"],
