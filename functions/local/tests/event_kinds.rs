@@ -326,12 +326,14 @@ async fn a_guide_mapping_through_serve_equals_the_raw_guide_events() {
             table.get_mut(&day).unwrap()[k] = v;
         }
     }
-    for (day, v) in table.iter().rev().take(5) {
+    let last5 = (0..5).map(|k| to - chrono::Duration::days(k));
+    let none = vec![0.0; 4];
+    for (day, v) in last5.map(|d| (d, table.get(&d).unwrap_or(&none))) {
         let raw = |t: &str, last_only: bool| {
             rows.iter()
                 .filter(|r| r["accountId"] == busiest.as_str() && r["type"] == t)
                 .filter(|r| !last_only || r["guideStepId"] == last.as_str())
-                .filter(|r| r["browserTime"].as_i64().map(local_day) == Some(*day))
+                .filter(|r| r["browserTime"].as_i64().map(local_day) == Some(day))
                 .count()
         };
         eprintln!(
