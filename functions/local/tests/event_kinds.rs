@@ -128,6 +128,28 @@ async fn series(
         .collect()
 }
 
+/// Every company's series of each metric, read through the API, equals `want`'s, and every
+/// series `want` has belongs to a company; more than 20 values in all.
+async fn assert_series(
+    serve: &Serve,
+    companies: &[String],
+    metrics: &[&str],
+    mut want: BTreeMap<(String, &str), BTreeMap<NaiveDate, f64>>,
+    (from, to): (NaiveDate, NaiveDate),
+) {
+    let mut compared = 0;
+    for c in companies {
+        for metric in metrics {
+            let got = series(serve, c, metric, from, to).await;
+            let expected = want.remove(&(c.clone(), *metric)).unwrap_or_default();
+            assert_eq!(got, expected, "{c} {metric}");
+            compared += got.len();
+        }
+    }
+    assert!(compared > 20, "{compared} values compared");
+    assert!(want.is_empty(), "values of no company: {want:?}");
+}
+
 /// A Track event mapping (events and minutes of one track type per company and local day),
 /// through `serve`: the track types are discovered through the API, the values read back
 /// per company equal a direct `trackEvents` pipeline grouped here.
@@ -182,17 +204,14 @@ async fn a_track_mapping_through_serve_equals_a_direct_pipeline() {
                 .or_insert(0.0) += v;
         }
     }
-    let mut compared = 0;
-    for c in &companies {
-        for metric in ["Exports", "Export minutes"] {
-            let got = series(&serve, c, metric, from, to).await;
-            let expected = want.remove(&(c.clone(), metric)).unwrap_or_default();
-            assert_eq!(got, expected, "{c} {metric}");
-            compared += got.len();
-        }
-    }
-    assert!(compared > 20, "{compared} values compared");
-    assert!(want.is_empty(), "values of no company: {want:?}");
+    assert_series(
+        &serve,
+        &companies,
+        &["Exports", "Export minutes"],
+        want,
+        (from, to),
+    )
+    .await;
     // The closing note's table: one company, five days, beside the direct pipeline.
     let busiest = companies
         .iter()
@@ -302,17 +321,7 @@ async fn a_guide_mapping_through_serve_equals_the_raw_guide_events() {
                 .or_insert(0.0) += 1.0;
         }
     }
-    let mut compared = 0;
-    for c in &companies {
-        for metric in metrics {
-            let got = series(&serve, c, metric, from, to).await;
-            let expected = want.remove(&(c.clone(), metric)).unwrap_or_default();
-            assert_eq!(got, expected, "{c} {metric}");
-            compared += got.len();
-        }
-    }
-    assert!(compared > 20, "{compared} values compared");
-    assert!(want.is_empty(), "values of no company: {want:?}");
+    assert_series(&serve, &companies, &metrics, want, (from, to)).await;
     // The closing note's table: one company, five days, beside the raw events.
     let busiest = companies
         .iter()
@@ -475,17 +484,7 @@ async fn poll_mappings_through_serve_equal_the_raw_poll_responses() {
         "Satisfaction answers",
         "Satisfaction",
     ];
-    let mut compared = 0;
-    for c in &companies {
-        for metric in metrics {
-            let got = series(&serve, c, metric, from, to).await;
-            let expected = want.remove(&(c.clone(), metric)).unwrap_or_default();
-            assert_eq!(got, expected, "{c} {metric}");
-            compared += got.len();
-        }
-    }
-    assert!(compared > 20, "{compared} values compared");
-    assert!(want.is_empty(), "values of no company: {want:?}");
+    assert_series(&serve, &companies, &metrics, want, (from, to)).await;
     // The closing note's table: the company with the most NPS responses, five days.
     let busiest = companies
         .iter()

@@ -255,6 +255,31 @@ impl Stack {
             .sum()
     }
 
+    /// The end users by (external id, company), checked to be one per pair of `pairs` and no
+    /// other, with `kept` (added by hand) never overwritten.
+    pub async fn users_by_pair(
+        &self,
+        pairs: &std::collections::BTreeSet<(String, String)>,
+        kept: &EndUser,
+    ) -> BTreeMap<(String, String), String> {
+        let users = self.store.list_end_users(&self.tenant).await.unwrap();
+        let by_pair: BTreeMap<(String, String), String> = users
+            .iter()
+            .map(|u| {
+                let ext = u.external_id.clone().unwrap_or_default();
+                ((ext, u.company_id.clone()), u.id.clone())
+            })
+            .collect();
+        let got: std::collections::BTreeSet<_> = by_pair.keys().cloned().collect();
+        assert_eq!(
+            &got, pairs,
+            "one end user per (visitor, company) met, and no other"
+        );
+        let after = users.iter().find(|u| u.id == kept.id).unwrap();
+        assert_eq!(after.name.as_deref(), Some("Keep"), "never overwritten");
+        by_pair
+    }
+
     /// A mapping's sync state (it must have one).
     pub async fn state(&self, m: &MappingId) -> MappingState {
         let st = self.store.get_mapping_state(&self.tenant, m).await.unwrap();

@@ -223,10 +223,7 @@ async fn references_pendo_does_not_list_are_refused_naming_their_field_and_nothi
 #[tokio::test]
 async fn a_feature_deleted_in_pendo_shows_on_its_mapping_and_the_run_leaves_it_out() {
     let a = &api().await;
-    a.connect_for_a_week(ADMIN_A).await;
-    let sub = a.sim.subscription();
-    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
-    a.companies(&ids).await;
+    connected_with_every_company(a).await;
     let id = a.clicks_mapping().await;
     let sync = |id: String| async move { a.sync_now(&id).await };
     let first = sync(id.clone()).await;
@@ -348,10 +345,7 @@ async fn pendos_apps_are_listed_with_their_names() {
 #[tokio::test]
 async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_out() {
     let a = &api().await;
-    a.connect_for_a_week(ADMIN_A).await;
-    let sub = a.sim.subscription();
-    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
-    a.companies(&ids).await;
+    let sub = connected_with_every_company(a).await;
     let mut want: Vec<Value> = sub
         .track_types
         .iter()
@@ -411,14 +405,39 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
         [("/api/v1/tracktype".to_string(), 2)].into_iter().collect()
     );
     let id = m["id"].as_str().unwrap().to_string();
-    let sync = || async {
-        a.sync_now(&id).await;
-        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
-            .await
-            .1["state"]
-            .clone()
-    };
-    let st = sync().await;
+    synced(a, &id).await;
+    assert!(a
+        .export()
+        .await
+        .iter()
+        .any(|r| r.metric == "Export minutes"));
+    let gone = format!("track type {t} is not among the subscription's track types");
+    deleted_leaves_it_out(
+        a,
+        &id,
+        (ObjectKind::TrackType, &t),
+        "/api/v1/tracktype",
+        &gone,
+    )
+    .await;
+}
+
+/// Tenant A connected for a week, every account of the simulator a company: the simulator's
+/// subscription.
+async fn connected_with_every_company(a: &Api) -> &pendo_sim::Subscription {
+    a.connect_for_a_week(ADMIN_A).await;
+    let sub = a.sim.subscription();
+    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
+    a.companies(&ids).await;
+    sub
+}
+
+/// Sync now of mapping `id`, run to the end: its state, checked to have succeeded up to the
+/// week's last day.
+async fn synced(a: &Api, id: &str) -> Value {
+    a.sync_now(id).await;
+    let path = format!("/v1/mappings/{id}");
+    let st = a.call(ADMIN_A, Method::GET, &path, None).await.1["state"].clone();
     assert_eq!(
         (
             st["lastRun"]["outcome"].as_str(),
@@ -427,19 +446,29 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
         (Some("succeeded"), Some("2026-11-04")),
         "{st}"
     );
-    let before = a.export().await;
-    assert!(before.iter().any(|r| r.metric == "Export minutes"));
+    st
+}
 
-    c.delete_object(ObjectKind::TrackType, &t);
+/// `object` deleted in Pendo, mapping `id` synced again: its run reads `list` once and leaves
+/// the mapping out (its values kept), and the mapping's status says that `gone`.
+async fn deleted_leaves_it_out(
+    a: &Api,
+    id: &str,
+    (kind, object): (ObjectKind, &str),
+    list: &str,
+    gone: &str,
+) {
+    let before = a.export().await;
+    let c = a.sim.control();
+    c.delete_object(kind, object);
     c.reset_requests();
-    let st = sync().await;
-    assert_eq!(
-        c.counters(),
-        [("/api/v1/tracktype".to_string(), 1)].into_iter().collect()
-    );
+    a.sync_now(id).await;
+    let path = format!("/v1/mappings/{id}");
+    let st = a.call(ADMIN_A, Method::GET, &path, None).await.1["state"].clone();
+    assert_eq!(c.counters(), [(list.to_string(), 1)].into_iter().collect());
     assert_eq!(a.export().await, before);
     let why = format!(
-        "not synced: track type {t} is not among the subscription's track types any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
+        "not synced: {gone} any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
     );
     assert_eq!(
         (
@@ -457,10 +486,7 @@ async fn track_types_are_listed_checked_on_save_and_a_deleted_one_leaves_its_map
 #[tokio::test]
 async fn guides_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_out() {
     let a = &api().await;
-    a.connect_for_a_week(ADMIN_A).await;
-    let sub = a.sim.subscription();
-    let ids: Vec<&str> = sub.accounts.iter().map(|c| c.id.as_str()).collect();
-    a.companies(&ids).await;
+    let sub = connected_with_every_company(a).await;
     let mut want: Vec<Value> = sub
         .guides
         .iter()
@@ -538,23 +564,8 @@ async fn guides_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_
         [("/api/v1/guide".to_string(), 3)].into_iter().collect()
     );
     let id = m["id"].as_str().unwrap().to_string();
-    let sync = || async {
-        a.sync_now(&id).await;
-        a.call(ADMIN_A, Method::GET, &format!("/v1/mappings/{id}"), None)
-            .await
-            .1["state"]
-            .clone()
-    };
     c.reset_requests();
-    let st = sync().await;
-    assert_eq!(
-        (
-            st["lastRun"]["outcome"].as_str(),
-            st["lastSyncedDay"].as_str()
-        ),
-        (Some("succeeded"), Some("2026-11-04")),
-        "{st}"
-    );
+    synced(a, &id).await;
     // The guide listed once at planning; one call per day of the week.
     assert_eq!(
         c.counters(),
@@ -565,27 +576,13 @@ async fn guides_are_listed_checked_on_save_and_a_deleted_one_leaves_its_mapping_
         .into_iter()
         .collect()
     );
-    let before = a.export().await;
-    assert!(before.iter().any(|r| r.metric == "Tour completed"));
-
-    c.delete_object(ObjectKind::Guide, &tour);
-    c.reset_requests();
-    let st = sync().await;
-    assert_eq!(
-        c.counters(),
-        [("/api/v1/guide".to_string(), 1)].into_iter().collect()
-    );
-    assert_eq!(a.export().await, before);
-    let why = format!(
-        "not synced: guide {tour} is not among the subscription's guides any more (deleted in Pendo?); edit the mapping to pick another one, or delete it"
-    );
-    assert_eq!(
-        (
-            st["lastRun"]["outcome"].as_str(),
-            st["lastRun"]["error"].as_str()
-        ),
-        (Some("failed"), Some(why.as_str()))
-    );
+    assert!(a
+        .export()
+        .await
+        .iter()
+        .any(|r| r.metric == "Tour completed"));
+    let gone = format!("guide {tour} is not among the subscription's guides");
+    deleted_leaves_it_out(a, &id, (ObjectKind::Guide, &tour), "/api/v1/guide", &gone).await;
 }
 
 /// Polls (issue 30): a poll mapping's poll is checked against its guide's polls on save, and

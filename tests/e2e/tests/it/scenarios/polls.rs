@@ -9,7 +9,6 @@
 use crate::helpers::*;
 use chrono::{Duration, NaiveDate};
 use pendo_sync::domain::{MappingKind, Target};
-use pendo_sync::store::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -183,21 +182,7 @@ async fn ratings_on_end_users_and_another_polls_responses_and_mean_equal_the_raw
     s.resync().await;
     assert_eq!(c.calls(AGG) - calls, 2 * 7);
 
-    let users = s.store.list_end_users(&s.tenant).await.unwrap();
-    let by_pair: BTreeMap<(String, String), String> = users
-        .iter()
-        .map(|u| {
-            let ext = u.external_id.clone().unwrap_or_default();
-            ((ext, u.company_id.clone()), u.id.clone())
-        })
-        .collect();
-    assert_eq!(
-        by_pair.keys().cloned().collect::<BTreeSet<_>>(),
-        pairs,
-        "one end user per (visitor, company) that answered, and no other"
-    );
-    let after = users.iter().find(|u| u.id == kept.id).unwrap();
-    assert_eq!(after.name.as_deref(), Some("Keep"), "never overwritten");
+    let by_pair = s.users_by_pair(&pairs, &kept).await;
     let mut want: BTreeMap<(String, String, String, NaiveDate), f64> = latest
         .iter()
         .map(|((p, day), (_, r))| {

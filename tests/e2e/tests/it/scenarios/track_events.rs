@@ -133,21 +133,7 @@ async fn a_track_mapping_creates_the_end_users_it_meets_and_never_overwrites_one
         .await;
     s.resync().await;
 
-    let users = s.store.list_end_users(&s.tenant).await.unwrap();
-    let by_pair: BTreeMap<(String, String), String> = users
-        .iter()
-        .map(|u| {
-            let ext = u.external_id.clone().unwrap_or_default();
-            ((ext, u.company_id.clone()), u.id.clone())
-        })
-        .collect();
-    assert_eq!(
-        by_pair.keys().cloned().collect::<BTreeSet<_>>(),
-        pairs,
-        "one end user per (visitor, company) met, and no other"
-    );
-    let after = users.iter().find(|u| u.id == kept.id).unwrap();
-    assert_eq!(after.name.as_deref(), Some("Keep"), "never overwritten");
+    let by_pair = s.users_by_pair(&pairs, &kept).await;
     let want: BTreeMap<(String, String, String, chrono::NaiveDate), f64> = sums
         .into_iter()
         .map(|((pair, day), v)| {
