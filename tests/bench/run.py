@@ -10,7 +10,8 @@ Figures (see issue 8):
   5 Lambda binaries           stripped sizes; cold start against a local Runtime API emulator
   6 DynamoDB WCU per value    shared/examples/dynamo_wcu.rs against moto
   7 sync CPU per million rows figure 4's runs: sync CPU / Pendo rows read; 7b: one mapping of
-                              each kind (feature, page, report, aggregation, PES), 30 days
+                              each kind (feature, page, track, guide, poll, report, aggregation,
+                              PES), 30 days
   8 CSV upload memory         `pendo-sync serve`: peak RSS of a 100,000-row directory upload
   10 a tenant's AWS bill      tests/e2e aws_bill: a small tenant through the handlers on moto, every
                               call billed at the IAM gate; priced (and the large tenant modelled)
@@ -303,7 +304,9 @@ def cpu_by_kind(sim, work):
         "how": "pendo-sync bench setup --kind K --days 30 --target company (one mapping: the default "
                "app's most popular feature / page, the simulator's 7-day visitor report (numEvents), the "
                "setup guide's per-visitor aggregation (events, minutes), PES of the default app (score, "
-               "adoption)), then `bench resync` against pendo-sim --preset large: CPU (user + sys, wait4) "
+               "adoption), the default app's most popular track type (events, minutes), the guide of "
+               "several steps (seen, advanced, dismissed, completed), the NPS poll (a 90-day NPS and its "
+               "responses)), then `bench resync` against pendo-sim --preset large: CPU (user + sys, wait4) "
                "of the pendo-sync process end to end, process start and exit included, divided by the "
                "Pendo rows read; per-day kinds make 30 chunks, event kinds 5. The simulator keeps its "
                "answers (--cache-aggregations): the first run's are computed beside pendo-sync, the "
@@ -311,7 +314,8 @@ def cpu_by_kind(sim, work):
         "target": "<= 3 s per million rows, every kind",
         "kinds": {},
     }
-    for kind, mappings in (("feature", 1), ("page", 1), ("report", 1), ("aggregation", 1), ("pes", 1)):
+    kinds = ("feature", "page", "track", "guide", "poll", "report", "aggregation", "pes")
+    for kind, mappings in ((k, 1) for k in kinds):
         template = os.path.join(work, f"kind-{kind}")
         setup_tenant(sim, template, mappings, 30, "company", kind="events" if kind == "feature" else kind)
         runs = resync(sim, template, RESYNC_RUNS)

@@ -38,6 +38,13 @@ pub enum BenchKind {
     Aggregation,
     /// One PES mapping of the default app (score and adoption).
     Pes,
+    /// One mapping of the default app's most popular track type (events and minutes).
+    Track,
+    /// One mapping of the simulator's guide of several steps (seen, advanced, dismissed,
+    /// completed).
+    Guide,
+    /// One mapping of the simulator's NPS poll (the NPS of a 90-day window, its responses).
+    Poll,
 }
 
 #[derive(Subcommand)]
@@ -309,6 +316,46 @@ fn one_source(
             pipeline: crate::demo::guide_pipeline(),
             fields: vec![field("metric1", "Events"), field("metric2", "Minutes")],
         },
+        BenchKind::Track => MappingKind::Track {
+            track_type_id: sub
+                .track_types
+                .iter()
+                .filter(|t| t.app_id == app_id)
+                .max_by(|a, b| a.popularity.total_cmp(&b.popularity))
+                .context("no track type")?
+                .id
+                .clone(),
+            minutes_metric: Some("Minutes".into()),
+        },
+        BenchKind::Guide => MappingKind::Guide {
+            guide_id: sub
+                .guides
+                .iter()
+                .find(|g| g.app_id == app_id && g.steps.len() > 1)
+                .context("no guide of several steps")?
+                .id
+                .clone(),
+            advanced_metric: Some("Advanced".into()),
+            dismissed_metric: Some("Dismissed".into()),
+            completed_metric: Some("Completed".into()),
+        },
+        BenchKind::Poll => {
+            let (guide, poll) = sub
+                .guides
+                .iter()
+                .find_map(|g| {
+                    let p = g.polls.iter().find(|p| p.kind.as_str() == "NPSRating")?;
+                    Some((g.id.clone(), p.id.clone()))
+                })
+                .context("no NPS poll")?;
+            MappingKind::Poll {
+                guide_id: guide,
+                poll_id: poll,
+                window_days: None,
+                responses_metric: Some("Responses".into()),
+                mean_metric: None,
+            }
+        }
         BenchKind::Pes | BenchKind::Events => MappingKind::Pes {
             app_id,
             components: vec![PesComponent::Score, PesComponent::Adoption],
