@@ -356,9 +356,14 @@ impl<'d> DayAccumulator<'d> {
         found.ok_or(Skip::EndUser)
     }
 
-    /// The columns this accumulator reads from a row.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
+    /// The columns this accumulator reads from a row, with `extra` ones a reader before it
+    /// needs (sorted, each once).
+    pub fn columns_with(&self, extra: &[&str]) -> Vec<String> {
+        let mut out = self.columns.clone();
+        out.extend(extra.iter().map(|c| c.to_string()));
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Adds the row's activity column to its end user's sum (kinds with activity only).

@@ -97,10 +97,7 @@ pub struct GuideSink<'a, 'd> {
 
 impl<'a, 'd> GuideSink<'a, 'd> {
     pub fn new(acc: &'a mut DayAccumulator<'d>, completing: Option<String>) -> Self {
-        let mut columns = acc.columns().to_vec();
-        columns.extend([guide_col::TYPE, guide_col::STEP, guide_col::COUNT].map(String::from));
-        columns.sort();
-        columns.dedup();
+        let columns = acc.columns_with(&[guide_col::TYPE, guide_col::STEP, guide_col::COUNT]);
         Self {
             acc,
             completing,

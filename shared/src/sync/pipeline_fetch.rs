@@ -105,7 +105,9 @@ pub(super) async fn fetch_pipeline_day(
     let day = window.from;
     let pipeline = day_pipeline(job, day).await?;
     let request = custom_request(pipeline.stages, &format!("{}-{}", mapping.id, day));
-    let dir = super::engine::load_directory(job, mapping.target, mapping.target == Target::EndUser)
+    // End users are matched for the target, and for the activity of any target (guides, polls).
+    let with_users = mapping.target == Target::EndUser || pipeline.activity.is_some();
+    let dir = super::engine::load_directory(job, mapping.target, with_users)
         .await
         .map_err(ChunkError::Store)?;
     // Guides and polls record the days their end users saw or answered them, on any target

@@ -164,10 +164,7 @@ impl<'a, 'd> PollSink<'a, 'd> {
         day: NaiveDate,
         tz: Option<Tz>,
     ) -> Self {
-        let mut columns = acc.columns().to_vec();
-        columns.extend([poll_col::VISITOR, poll_col::TIME, poll_col::RESPONSE].map(String::from));
-        columns.sort();
-        columns.dedup();
+        let columns = acc.columns_with(&[poll_col::VISITOR, poll_col::TIME, poll_col::RESPONSE]);
         Self {
             acc,
             plan,
