@@ -57,6 +57,11 @@ pub async fn end_users_are_created_once_and_never_overwritten(s: &dyn Store) {
     );
     assert_eq!(ann.and_then(|u| u.surname).as_deref(), Some("Smith"));
     assert_eq!(users.len(), 2);
+    // The list is ordered by id; the unordered one holds the same users.
+    assert!(users.windows(2).all(|w| w[0].id < w[1].id));
+    let mut unordered = s.list_end_users_unordered(&t).await.unwrap();
+    unordered.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(unordered, users);
 }
 
 pub async fn directory_upserts_match_on_external_id_and_never_take_an_email(s: &dyn Store) {

@@ -408,7 +408,14 @@ pub trait DirectoryStore: Send + Sync {
         kind: Target,
     ) -> Result<Vec<DirectoryObject>, StoreError>;
 
+    /// The end users, ordered by id.
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError>;
+
+    /// The end users in any order (the sync's directory snapshot, which does not depend on
+    /// it); a store that can list them faster unordered says so here.
+    async fn list_end_users_unordered(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
+        self.list_end_users(t).await
+    }
 
     /// A stamp of the tenant's directory (companies, assets, projects, end users): it MUST
     /// change with every write that changes any of them, in the same atomic write, so a

@@ -430,7 +430,7 @@ pub(super) async fn load_directory(
         only(Target::Asset).await?,
         only(Target::Project).await?,
         if with_users {
-            store.list_end_users(t).await?
+            store.list_end_users_unordered(t).await?
         } else {
             Vec::new()
         },

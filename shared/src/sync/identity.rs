@@ -85,6 +85,7 @@ impl Directory {
             lower_emails: HashMap::default(),
         };
         dir.by_ext.reserve(dir.users.len());
+        dir.by_email.reserve(dir.users.len());
         for i in 0..dir.users.len() as u32 {
             let Some(u) = dir.users.user(i) else { continue };
             let (company, external_id) =
@@ -103,15 +104,26 @@ impl Directory {
         dir
     }
 
-    /// Indexes user `i` under (company, id); of two users with one key, the later is found.
+    /// Indexes user `i` under (company, id); of two users with one key (emails that differ in
+    /// case only), the one of the greater id is found, in whatever order the users came.
     fn index(&mut self, email: bool, company: &str, id: &str, i: u32) {
         let h = user_hash(company, id);
         let table = if email { &self.by_email } else { &self.by_ext };
         let same_key = |j: u32| self.key_of(email, j) == Some((company, id));
+        let greater = |j: u32| {
+            let id_of = |k: u32| self.users.user(k).map(|u| u.id);
+            id_of(i) > id_of(j)
+        };
         match table.get(&h).copied() {
+            Some(j) if same_key(j) && !greater(j) => {}
             Some(j) if !same_key(j) => {
-                self.collided
-                    .insert((email, company.to_string(), id.to_string()), i);
+                let key = (email, company.to_string(), id.to_string());
+                match self.collided.get(&key).copied() {
+                    Some(k) if !greater(k) => {}
+                    _ => {
+                        self.collided.insert(key, i);
+                    }
+                }
             }
             _ => {
                 let table = if email {
@@ -373,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn emails_match_lower_cased_and_the_later_of_two_users_with_one_key_is_found() {
+    fn emails_match_lower_cased_and_the_greater_id_of_two_users_with_one_key_is_found() {
         let d = Directory::new(
             vec![obj("acme")],
             vec![],
@@ -391,6 +403,25 @@ mod tests {
             d.match_user(WITH_EMAIL, Some("acme"), Some("v1"), None),
             UserMatch::Existing(1)
         );
+        // The sync lists users in any order (`list_end_users_unordered`): emails that differ
+        // in case only, in both orders, find the user of the greater id.
+        for users in [["u0", "u1"], ["u1", "u0"]] {
+            let d = Directory::new(
+                vec![obj("acme")],
+                vec![],
+                vec![],
+                users
+                    .iter()
+                    .zip(["ann@acme.io", "ANN@acme.io"])
+                    .map(|(id, e)| user(id, "acme", None, Some(e)))
+                    .collect(),
+            );
+            let found = d.match_user(WITH_EMAIL, Some("acme"), None, Some("ann@acme.io"));
+            let UserMatch::Existing(i) = found else {
+                panic!("{found:?}")
+            };
+            assert_eq!(d.user(i).map(|u| u.id), Some("u1"), "{users:?}");
+        }
     }
 
     /// A key whose hash another key took is found in `collided`; a key whose hash points at a
