@@ -103,7 +103,8 @@ pub struct DayActivity {
 }
 
 impl DaySpec {
-    /// Every row column the accumulator reads: the ids, the mapped fields and `appId`.
+    /// Every row column the accumulator reads: the ids, the mapped fields, the activity's
+    /// detail and `appId`.
     fn columns(&self) -> Vec<String> {
         let ids = &self.ids;
         let mut out: Vec<String> = [
@@ -117,6 +118,7 @@ impl DaySpec {
         .flatten()
         .chain([&ids.company])
         .chain(self.fields.iter().map(|(c, _)| c))
+        .chain(self.activity.iter().filter_map(|a| a.detail.as_ref()))
         .cloned()
         .chain(["appId".to_string()])
         .collect();
@@ -131,37 +133,74 @@ impl DaySpec {
 /// a Report mapping's CPU).
 struct Columns<'c>(&'c [String]);
 
+/// A row's values by the position of their column in the list it was parsed with: no key is
+/// built or compared in a map (a map of the columns per row was a third of a Poll mapping's
+/// CPU). Read by name through [`Row`]; a column outside the list is absent, and setting one is
+/// a no-op (the list is every column the row's readers read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRow<'c> {
+    columns: &'c [String],
+    values: Vec<Option<Value>>,
+}
+
+impl<'c> ParsedRow<'c> {
+    /// `values` (as [`ParsedRow::into_values`] gave them) read through `columns` again.
+    pub fn with(columns: &'c [String], values: Vec<Option<Value>>) -> Self {
+        Self { columns, values }
+    }
+
+    pub fn into_values(self) -> Vec<Option<Value>> {
+        self.values
+    }
+
+    fn slot(&mut self, column: &str) -> Option<&mut Option<Value>> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.values.get_mut(i)
+    }
+
+    /// Takes a column's value out of the row.
+    pub fn take(&mut self, column: &str) -> Option<Value> {
+        self.slot(column)?.take()
+    }
+
+    /// Sets a column's value (a column outside the list: nothing).
+    pub fn set(&mut self, column: &str, v: Value) {
+        if let Some(slot) = self.slot(column) {
+            *slot = Some(v);
+        }
+    }
+}
+
 /// Parses a raw row into the `columns` named (see [`Columns`]).
 ///
 /// # Errors
 /// A row that is not a JSON object.
-pub fn parse_columns(raw: &[u8], columns: &[String]) -> Result<Map<String, Value>, RowError> {
+pub fn parse_columns<'c>(raw: &[u8], columns: &'c [String]) -> Result<ParsedRow<'c>, RowError> {
     let mut de = serde_json::Deserializer::from_slice(raw);
     serde::de::DeserializeSeed::deserialize(Columns(columns), &mut de)
         .and_then(|row| de.end().map(|()| row))
+        .map(|values| ParsedRow { columns, values })
         .map_err(|e| RowError(format!("bad pipeline row: {e}")))
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Columns<'_> {
-    type Value = Map<String, Value>;
+    type Value = Vec<Option<Value>>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for Columns<'_> {
-    type Value = Map<String, Value>;
+    type Value = Vec<Option<Value>>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a row object")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let mut row = Map::new();
+        let mut row = vec![None; self.0.len()];
         while let Some(i) = a.next_key_seed(Column(self.0))? {
-            match i {
-                Some(i) => {
-                    let v: Value = a.next_value()?;
-                    row.insert(self.0[i].clone(), v);
-                }
+            match i.and_then(|i| row.get_mut(i)) {
+                // Of a key given twice, the last value counts (as a map's insert).
+                Some(slot) => *slot = Some(a.next_value()?),
                 None => {
                     a.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -200,6 +239,13 @@ pub trait Row {
 impl Row for Map<String, Value> {
     fn get(&self, column: &str) -> Option<&Value> {
         Map::get(self, column)
+    }
+}
+
+impl Row for ParsedRow<'_> {
+    fn get(&self, column: &str) -> Option<&Value> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.values.get(i)?.as_ref()
     }
 }
 
@@ -403,9 +449,11 @@ impl<'d> DayAccumulator<'d> {
     }
 
     fn add_row(&mut self, raw: &[u8]) -> Result<(), RowError> {
-        let row = parse_columns(raw, &self.columns)?;
-        self.add_parsed(&row);
-        Ok(())
+        // The list is lent out for the row's life (the row reads through it).
+        let columns = std::mem::take(&mut self.columns);
+        let parsed = parse_columns(raw, &columns).map(|row| self.add_parsed(&row));
+        self.columns = columns;
+        parsed
     }
 
     /// Adds one already parsed row.
@@ -949,12 +997,30 @@ mod tests {
         );
         let raw = br#"{"visitor": {"agent": {"email": "a\"b@x.io", "list": [1, {"k": null}]}},
             "accountId": "acme", "\u006d1": "4.5", "note": "x\\y", "m2": 2, "appId": 7, "m3": 9}"#;
-        let mut de = serde_json::Deserializer::from_slice(raw);
         let cols = s.columns();
-        let row = serde::de::DeserializeSeed::deserialize(Columns(&cols), &mut de).unwrap();
+        let mut row = parse_columns(raw, &cols).unwrap();
+        let read: Vec<_> = cols.iter().map(|c| row.get(c).cloned()).collect();
+        let j = |v: Value| Some(v);
         assert_eq!(
-            Value::Object(row),
-            serde_json::json!({"accountId": "acme", "m1": "4.5", "m2": 2, "appId": 7})
+            read,
+            [
+                j("acme".into()),
+                j(7.into()),
+                j("4.5".into()),
+                j(2.into()),
+                None
+            ]
         );
+        assert_eq!(row.get("note"), None);
+        // Set and taken by name; a column outside the list is never set.
+        row.set("visitorId", "v1".into());
+        row.set("note", "x".into());
+        assert_eq!(row.take("visitorId"), Some("v1".into()));
+        assert_eq!(row.get("visitorId"), None);
+        assert_eq!(row.get("note"), None);
+        // Of a key given twice the last counts; a row that is not an object is an error.
+        let twice = parse_columns(br#"{"m1": 1, "m1": 2}"#, &cols).unwrap();
+        assert_eq!(twice.get("m1"), Some(&2.into()));
+        assert!(parse_columns(b"[1]", &cols).is_err());
     }
 }

@@ -3,12 +3,12 @@
 //! (counts per visitor, account, app, event type and step; `pipelines::guide_stages`) into
 //! those metrics' columns.
 
-use super::custom_rows::{parse_columns, DayAccumulator};
+use super::custom_rows::{number, parse_columns, DayAccumulator, ParsedRow};
 use crate::domain::mapping::FieldMetric;
 use crate::domain::{GuidePart, Mapping, MappingKind};
 use crate::pendo::pipelines::guide_col;
 use crate::pendo::{RowError, RowSink};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The columns the reader gives each metric of a Guide mapping.
 pub mod column {
@@ -106,28 +106,27 @@ impl<'a, 'd> GuideSink<'a, 'd> {
     }
 
     /// The row's count under the column(s) of its event type; the counted columns removed.
-    fn convert(&self, mut row: Map<String, Value>) -> Map<String, Value> {
-        let count = super::custom_rows::number(row.get(guide_col::COUNT)).unwrap_or(0.0);
-        let kind = row.remove(guide_col::TYPE);
-        let step = row.remove(guide_col::STEP);
-        row.remove(guide_col::COUNT);
+    fn convert<'c>(&self, mut row: ParsedRow<'c>) -> ParsedRow<'c> {
+        let count = number(row.take(guide_col::COUNT).as_ref()).unwrap_or(0.0);
+        let kind = row.take(guide_col::TYPE);
+        let step = row.take(guide_col::STEP);
         let n = Value::from(count);
         match kind.as_ref().and_then(Value::as_str) {
             Some("guideSeen") => {
-                row.insert(column::SEEN.into(), n.clone());
+                row.set(column::SEEN, n.clone());
                 let completes = self
                     .completing
                     .as_deref()
                     .is_some_and(|last| step.as_ref().and_then(Value::as_str) == Some(last));
                 if completes {
-                    row.insert(column::COMPLETED.into(), n);
+                    row.set(column::COMPLETED, n);
                 }
             }
             Some("guideAdvanced") => {
-                row.insert(column::ADVANCED.into(), n);
+                row.set(column::ADVANCED, n);
             }
             Some("guideDismissed") => {
-                row.insert(column::DISMISSED.into(), n);
+                row.set(column::DISMISSED, n);
             }
             _ => {}
         }

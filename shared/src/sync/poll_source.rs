@@ -3,7 +3,7 @@
 //! turns raw poll responses (`pipelines::poll_stages`) into the day's rows: each visitor's
 //! latest response of the window for an NPS poll, every response for another poll.
 
-use super::custom_rows::{number, parse_columns, DayAccumulator, Derived};
+use super::custom_rows::{number, parse_columns, DayAccumulator, Derived, ParsedRow, Row};
 use crate::domain::mapping::DEFAULT_POLL_WINDOW_DAYS;
 use crate::domain::{Mapping, MappingKind, Target};
 use crate::pendo::pipelines::poll_col;
@@ -11,7 +11,7 @@ use crate::pendo::{RowError, RowSink};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap as HashMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The `attributes.type` of an NPS rating poll (0–10).
 pub const NPS_RATING: &str = "NPSRating";
@@ -149,12 +149,20 @@ pub fn fields(mapping: &Mapping, plan: PollPlan) -> (Vec<(String, String)>, Vec<
 /// [`PollSink::finish`]; under [`PollPlan::Responses`] every response at once.
 pub struct PollSink<'a, 'd> {
     acc: &'a mut DayAccumulator<'d>,
+    how: HandOn,
+    columns: Vec<String>,
+    /// (visitor, app) → (time, row values) of its latest response.
+    latest: HashMap<(String, i64), Latest>,
+}
+
+/// A response's time and row values ([`ParsedRow::into_values`]).
+type Latest = (i64, Vec<Option<Value>>);
+
+/// What a response becomes: the plan, and the day (in `tz`) its activity is of.
+struct HandOn {
     plan: PollPlan,
     day: NaiveDate,
     tz: Option<Tz>,
-    columns: Vec<String>,
-    /// (visitor, app) → (time, row) of its latest response.
-    latest: HashMap<(String, i64), (i64, Map<String, Value>)>,
 }
 
 impl<'a, 'd> PollSink<'a, 'd> {
@@ -167,9 +175,7 @@ impl<'a, 'd> PollSink<'a, 'd> {
         let columns = acc.columns_with(&[poll_col::VISITOR, poll_col::TIME, poll_col::RESPONSE]);
         Self {
             acc,
-            plan,
-            day,
-            tz,
+            how: HandOn { plan, day, tz },
             columns,
             latest: HashMap::default(),
         }
@@ -179,44 +185,47 @@ impl<'a, 'd> PollSink<'a, 'd> {
     pub fn finish(&mut self) {
         let mut kept: Vec<_> = self.latest.drain().collect();
         kept.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, (time, row)) in kept {
-            self.hand_on(row, time);
+        for (_, (time, values)) in kept {
+            let row = ParsedRow::with(&self.columns, values);
+            self.how.hand_on(self.acc, row, time);
         }
     }
+}
 
+impl HandOn {
     /// The row with the reader's columns, to the accumulator; a response with no usable
     /// answer for its plan counts as unusable.
-    fn hand_on(&mut self, mut row: Map<String, Value>, time: i64) {
-        let response = row.remove(poll_col::RESPONSE);
-        row.remove(poll_col::TIME);
+    fn hand_on(&self, acc: &mut DayAccumulator<'_>, mut row: ParsedRow<'_>, time: i64) {
+        let response = row.take(poll_col::RESPONSE);
+        row.take(poll_col::TIME);
         let answer = number(response.as_ref());
         let today = crate::time::local_date_of_time(time, self.tz) == Some(self.day);
         let one = |b: bool| Value::from(u8::from(b));
         match self.plan {
             PollPlan::Ratings | PollPlan::Nps { .. } => {
                 let Some(r) = answer.filter(|r| (0.0..=10.0).contains(r)) else {
-                    self.acc.skipped.unusable += 1;
+                    acc.skipped.unusable += 1;
                     return;
                 };
                 if self.plan == PollPlan::Ratings {
-                    row.insert(column::RATING.into(), Value::from(r));
+                    row.set(column::RATING, Value::from(r));
                 }
-                row.insert(column::PROMOTER.into(), one(r >= 9.0));
-                row.insert(column::DETRACTOR.into(), one(r <= 6.0));
+                row.set(column::PROMOTER, one(r >= 9.0));
+                row.set(column::DETRACTOR, one(r <= 6.0));
             }
             PollPlan::Responses => {
                 if let Some(a) = answer {
-                    row.insert(column::ANSWER.into(), Value::from(a));
-                    row.insert(column::NUMERIC.into(), one(true));
+                    row.set(column::ANSWER, Value::from(a));
+                    row.set(column::NUMERIC, one(true));
                 }
             }
         }
-        row.insert(column::RESPONSES.into(), one(true));
-        row.insert(column::TODAY.into(), one(today));
+        row.set(column::RESPONSES, one(true));
+        row.set(column::TODAY, one(today));
         if let Some(text) = response.as_ref().and_then(response_text) {
-            row.insert(column::RESPONSE.into(), Value::String(text));
+            row.set(column::RESPONSE, Value::String(text));
         }
-        self.acc.add_parsed(&row);
+        acc.add_parsed(&row);
     }
 }
 
@@ -239,8 +248,8 @@ impl RowSink for PollSink<'_, '_> {
     fn row(&mut self, raw: &[u8]) -> Result<(), RowError> {
         let row = parse_columns(raw, &self.columns)?;
         let time = row.get(poll_col::TIME).and_then(Value::as_i64).unwrap_or(0);
-        if self.plan == PollPlan::Responses {
-            self.hand_on(row, time);
+        if self.how.plan == PollPlan::Responses {
+            self.how.hand_on(self.acc, row, time);
             return Ok(());
         }
         let visitor = row
@@ -253,11 +262,11 @@ impl RowSink for PollSink<'_, '_> {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 // The later response wins; of two at one time, the one Pendo gave last.
                 if time >= e.get().0 {
-                    e.insert((time, row));
+                    e.insert((time, row.into_values()));
                 }
             }
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((time, row));
+                e.insert((time, row.into_values()));
             }
         }
         Ok(())
