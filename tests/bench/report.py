@@ -108,6 +108,10 @@ def table(results):
             row(f"  {kind}: rows / values / chunks, CPU per value [us]",
                 f"{k['rows_read']:,} / {k['values_written']:,} / {k['chunks']}, "
                 f"{fmt(k['sync_cpu_us_per_value'], digits=2)}")
+            if "one_day_cpu_s" in k:
+                row(f"  {kind}: CPU of a 1-day run [s]; per million rows beyond it [s]",
+                    f"{fmt(k['one_day_cpu_s'], digits=2)}; "
+                    f"{fmt(k['cpu_s_per_million_rows_beyond_one_day'], digits=2)}")
     if "8_csv_upload" in figs:
         f = figs["8_csv_upload"]
         row(f"8 CSV upload of {f['rows']:,} rows: peak RSS [MiB]", fmt(f["peak_rss_mib"]), "<= 64",
