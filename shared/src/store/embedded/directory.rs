@@ -32,6 +32,20 @@ fn end_user(r: &Row<'_>) -> rusqlite::Result<EndUser> {
 
 const USER_COLS: &str = "id, company_id, external_id, email, name, surname";
 
+/// The end users of tenant `t` selected `from` (the query after `FROM`, binding the tenant).
+fn users(c: &Connection, t: &TenantId, from: &str) -> Result<Vec<EndUser>, StoreError> {
+    // Sized first: a directory of 50,000 users grown by doubling held half as much again.
+    let n: i64 = c
+        .prepare_cached("SELECT count(*) FROM end_users WHERE tenant=?1")?
+        .query_row([t.as_str()], |r| r.get(0))?;
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    let mut st = c.prepare_cached(&format!("SELECT {USER_COLS} FROM {from}"))?;
+    for r in st.query_map([t.as_str()], end_user)? {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
 /// The user of `company` whose `col` (`external_id` or `email`) is `value`.
 fn user_by(
     c: &Connection,
@@ -167,38 +181,16 @@ impl DirectoryStore for EmbeddedStore {
     }
 
     async fn list_end_users(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
-        self.with(|c| {
-            // Sized first: a directory of 50,000 users grown by doubling held half as much again.
-            let n: i64 = c
-                .prepare_cached("SELECT count(*) FROM end_users WHERE tenant=?1")?
-                .query_row([t.as_str()], |r| r.get(0))?;
-            let mut out = Vec::with_capacity(n as usize);
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {USER_COLS} FROM end_users WHERE tenant=?1 ORDER BY id"
-            ))?;
-            for r in st.query_map([t.as_str()], end_user)? {
-                out.push(r?);
-            }
-            Ok(out)
-        })
+        self.with(|c| users(c, t, "end_users WHERE tenant=?1 ORDER BY id"))
     }
 
     async fn list_end_users_unordered(&self, t: &TenantId) -> Result<Vec<EndUser>, StoreError> {
-        self.with(|c| {
-            // The table in its stored order: walking the (tenant, id) index, as the ordered
-            // list does, reads each user's row by a lookup of its own, and that was most of
-            // loading a directory of 46,875 users, the sync's largest fixed cost (`make bench`,
-            // CPU per million rows by kind). The scan reads other tenants' rows too: an
-            // embedded file holds one tenant or a few.
-            let mut out = Vec::new();
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {USER_COLS} FROM end_users NOT INDEXED WHERE tenant=?1"
-            ))?;
-            for r in st.query_map([t.as_str()], end_user)? {
-                out.push(r?);
-            }
-            Ok(out)
-        })
+        // The table in its stored order: walking the (tenant, id) index, as the ordered list
+        // does, reads each user's row by a lookup of its own, and that was most of loading a
+        // directory of 46,875 users, the sync's largest fixed cost (`make bench`, CPU per
+        // million rows by kind). The scan reads other tenants' rows too: an embedded file
+        // holds one tenant or a few.
+        self.with(|c| users(c, t, "end_users NOT INDEXED WHERE tenant=?1"))
     }
 
     async fn directory_stamp(&self, t: &TenantId) -> Result<Option<u64>, StoreError> {
