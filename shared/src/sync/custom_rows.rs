@@ -154,8 +154,7 @@ impl<'c> ParsedRow<'c> {
     }
 
     fn slot(&mut self, column: &str) -> Option<&mut Option<Value>> {
-        let i = self.columns.iter().position(|c| c == column)?;
-        self.values.get_mut(i)
+        self.values.get_mut(position(self.columns, column)?)
     }
 
     /// Takes a column's value out of the row.
@@ -169,6 +168,11 @@ impl<'c> ParsedRow<'c> {
             *slot = Some(v);
         }
     }
+}
+
+/// The position of `column` in a reader's list (a few columns: a scan beats hashing).
+fn position(columns: &[String], column: &str) -> Option<usize> {
+    columns.iter().position(|c| c == column)
 }
 
 /// Parses a raw row into the `columns` named (see [`Columns`]).
@@ -226,7 +230,7 @@ impl<'de> serde::de::Visitor<'de> for Column<'_> {
         f.write_str("a column name")
     }
     fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|c| c == k))
+        Ok(position(self.0, k))
     }
 }
 
@@ -244,8 +248,7 @@ impl Row for Map<String, Value> {
 
 impl Row for ParsedRow<'_> {
     fn get(&self, column: &str) -> Option<&Value> {
-        let i = self.columns.iter().position(|c| c == column)?;
-        self.values.get(i)?.as_ref()
+        self.values.get(position(self.columns, column)?)?.as_ref()
     }
 }
 

@@ -110,22 +110,15 @@ impl Directory {
         let h = user_hash(company, id);
         let table = if email { &self.by_email } else { &self.by_ext };
         let same_key = |j: u32| self.key_of(email, j) == Some((company, id));
-        let greater = |j: u32| {
-            let id_of = |k: u32| self.users.user(k).map(|u| u.id);
-            id_of(i) > id_of(j)
-        };
-        match table.get(&h).copied() {
-            Some(j) if same_key(j) && !greater(j) => {}
+        let held = table.get(&h).copied();
+        match held {
             Some(j) if !same_key(j) => {
                 let key = (email, company.to_string(), id.to_string());
-                match self.collided.get(&key).copied() {
-                    Some(k) if !greater(k) => {}
-                    _ => {
-                        self.collided.insert(key, i);
-                    }
+                if self.collided.get(&key).is_none_or(|&k| self.outranks(i, k)) {
+                    self.collided.insert(key, i);
                 }
             }
-            _ => {
+            _ if held.is_none_or(|j| self.outranks(i, j)) => {
                 let table = if email {
                     &mut self.by_email
                 } else {
@@ -133,7 +126,14 @@ impl Directory {
                 };
                 table.insert(h, i);
             }
+            _ => {}
         }
+    }
+
+    /// User `i` takes a key user `j` holds: its id is the greater.
+    fn outranks(&self, i: u32, j: u32) -> bool {
+        let id = |k: u32| self.users.user(k).map(|u| u.id);
+        id(i) > id(j)
     }
 
     /// (company, external id or lower-cased email) of user `i`.
